@@ -1,0 +1,163 @@
+//! Errors: one enum per concern, and [`Error`] for the key service, which can meet all
+//! of them.
+//!
+//! Store backends map their database errors into [`StoreError`] so callers can act on
+//! its [`ErrorKind`] (a unique violation is a [`ErrorKind::Conflict`] on every backend)
+//! without knowing which database is behind it.
+
+use crate::credentials::CredentialError;
+use crate::name::{Environment, KeyType, NameError};
+use crate::options::ConfigError;
+use crate::token::{GenerateError, TokenError};
+
+/// A boxed error from a backend, kept as the source of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The coarse class of a [`StoreError`], the same on every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A uniqueness rule was broken (duplicate user name, key hash or id).
+    Conflict,
+    /// The database could not be reached or gave no connection in time.
+    Unavailable,
+    /// Stored data that keyroute cannot read back (hand-edited rows).
+    InvalidData,
+    /// Anything else the database refused.
+    Other,
+}
+
+/// A store operation failed. "Not found" is never an error: lookups return `None`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the message says which.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// No connection could be had; carries the real cause (refused, auth failed, timed out).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The database refused the operation.
+    #[error("database error: {0}")]
+    Database(#[source] BoxError),
+    /// A stored row cannot be read back as a keyroute record.
+    #[error("stored data is invalid: {0}")]
+    InvalidData(String),
+    /// Migrations failed to apply.
+    #[error("migrations failed: {0}")]
+    Migration(#[source] BoxError),
+}
+
+impl StoreError {
+    /// The coarse class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+            StoreError::InvalidData(_) => ErrorKind::InvalidData,
+            StoreError::Database(_) | StoreError::Migration(_) => ErrorKind::Other,
+        }
+    }
+}
+
+/// The result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Why a request was not authenticated or not authorised.
+///
+/// [`http_status`](Self::http_status) gives the status a handler should answer with.
+/// No variant carries the presented secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No usable credential in the request.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The key failed an offline check (format, prefix, checksum).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A well-formed key that no store knows.
+    #[error("the API key is not recognised")]
+    UnknownKey,
+    /// The key was revoked.
+    #[error("the API key was revoked")]
+    Revoked,
+    /// The key's expiry has passed.
+    #[error("the API key has expired")]
+    Expired,
+    /// The key's environment is not accepted here.
+    #[error("keys of environment '{0}' are not accepted here")]
+    EnvironmentNotAllowed(Environment),
+    /// The key's type is not accepted here.
+    #[error("keys of type '{0}' are not accepted here")]
+    KeyTypeNotAllowed(KeyType),
+    /// The key arrived over plain HTTP while secure connections are required.
+    #[error("API keys are only accepted over HTTPS")]
+    InsecureConnection,
+    /// The key lacks the scope the operation requires.
+    #[error("the API key lacks the scope '{required}'")]
+    InsufficientScope {
+        /// The scope that was required.
+        required: String,
+    },
+    /// The operation needs a user, and the key belongs to none.
+    #[error("the API key must be associated with a user")]
+    NotAssociatedWithUser,
+    /// The store could not be asked; not the caller's fault.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// The HTTP status for this error: 400 for a malformed request, 401 for a missing
+    /// or bad credential, 403 for a valid credential without the right, 503 when the
+    /// store could not be reached.
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            AuthError::Credentials(CredentialError::Ambiguous) => StatusCode::BAD_REQUEST,
+            AuthError::InsecureConnection
+            | AuthError::InsufficientScope { .. }
+            | AuthError::NotAssociatedWithUser
+            | AuthError::EnvironmentNotAllowed(_)
+            | AuthError::KeyTypeNotAllowed(_) => StatusCode::FORBIDDEN,
+            AuthError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// Errors of the [`KeyService`](crate::KeyService).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The options are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key could not be generated.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    /// A value (name, id, scope) is invalid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The custom generator made a key that does not parse.
+    #[error("the custom key generator made a key that does not parse: {0}")]
+    GeneratedKeyInvalid(TokenError),
+    /// The creation hook changed a field it may not change.
+    #[error(
+        "the on_create_key hook changed the key's {0}; it may only change name, scopes, notes, ref id, expiry, tenant and meta"
+    )]
+    HookChangedIdentity(&'static str),
+    /// The user does not exist.
+    #[error("no user with id '{0}'")]
+    UnknownUser(crate::ids::UserId),
+    /// The environment is not one keys are issued for.
+    #[error("keys are not issued for environment '{0}'; add it to `environments`")]
+    EnvironmentNotEnabled(Environment),
+    /// The key type is not one keys are issued for.
+    #[error("keys of type '{0}' are not issued; add it to `key_types`")]
+    KeyTypeNotEnabled(KeyType),
+}

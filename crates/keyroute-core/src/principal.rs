@@ -1,0 +1,240 @@
+//! [`Principal`]: who is calling, with what rights, in which environment.
+//!
+//! Every way of authenticating (an API key, a JWT exchanged for one, a JWT issued as a
+//! scoped key, a person's session token) ends in the same `Principal`, so handlers and
+//! the connection router treat them alike. It is cheap to clone: the key and user
+//! records are shared.
+
+use std::sync::Arc;
+
+use crate::error::AuthError;
+use crate::ids::{KeyId, UserId};
+use crate::model::{ApiKey, User};
+use crate::name::{Environment, KeyType, Tenant};
+use crate::scope::Scopes;
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// An API key, looked up in the store (or the cache).
+    ApiKey,
+    /// A short-lived JWT that an API key was exchanged for.
+    KeyJwt,
+    /// A long-lived JWT issued as a scoped key.
+    ScopedJwt,
+    /// A person's session token: a user identity, not a key.
+    UserSession,
+}
+
+impl AuthMethod {
+    /// Whether this is a key of some form (and so bound by its scopes).
+    pub fn is_key(self) -> bool {
+        !matches!(self, AuthMethod::UserSession)
+    }
+}
+
+/// The resolved caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    method: AuthMethod,
+    environment: Environment,
+    key: Option<Arc<ApiKey>>,
+    key_id: Option<KeyId>,
+    key_type: Option<KeyType>,
+    user_id: Option<UserId>,
+    user: Option<Arc<User>>,
+    tenant: Option<Tenant>,
+    scopes: Scopes,
+}
+
+impl Principal {
+    /// The principal of an API key (and its owner, if loaded): environment, type,
+    /// tenant and scopes come from the key record.
+    pub fn from_api_key(key: Arc<ApiKey>, user: Option<Arc<User>>) -> Self {
+        Self {
+            method: AuthMethod::ApiKey,
+            environment: key.environment.clone(),
+            key_id: Some(key.id.clone()),
+            key_type: Some(key.key_type.clone()),
+            user_id: key.user_id.clone(),
+            tenant: key.tenant.clone(),
+            scopes: key.scopes.clone(),
+            key: Some(key),
+            user,
+        }
+    }
+
+    /// A principal built from verified claims (a JWT), with no store record behind it.
+    /// Set the rest with the `with_*` methods.
+    pub fn from_claims(method: AuthMethod, environment: Environment) -> Self {
+        Self {
+            method,
+            environment,
+            key: None,
+            key_id: None,
+            key_type: None,
+            user_id: None,
+            user: None,
+            tenant: None,
+            scopes: Scopes::none(),
+        }
+    }
+
+    /// Sets the id of the API key behind the claims.
+    pub fn with_key_id(mut self, key_id: Option<KeyId>) -> Self {
+        self.key_id = key_id;
+        self
+    }
+
+    /// Sets the key type named by the claims.
+    pub fn with_key_type(mut self, key_type: Option<KeyType>) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    /// Sets the user the claims name.
+    pub fn with_user_id(mut self, user_id: Option<UserId>) -> Self {
+        self.user_id = user_id;
+        self
+    }
+
+    /// Sets the tenant the claims name.
+    pub fn with_tenant(mut self, tenant: Option<Tenant>) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Sets the granted scopes.
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// How the caller authenticated.
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// The environment the caller's requests belong to: which database they reach.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// The stored key record, when the caller presented an API key.
+    pub fn api_key(&self) -> Option<&ApiKey> {
+        self.key.as_deref()
+    }
+
+    /// The id of the key the caller used, directly or through a JWT.
+    pub fn key_id(&self) -> Option<&KeyId> {
+        self.key_id.as_ref()
+    }
+
+    /// The type of the key the caller used.
+    pub fn key_type(&self) -> Option<&KeyType> {
+        self.key_type.as_ref()
+    }
+
+    /// The calling user's id, if the credential belongs to a user.
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.user_id.as_ref()
+    }
+
+    /// The owning user's record, when it was loaded with the key.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_deref()
+    }
+
+    /// The caller's tenant.
+    pub fn tenant(&self) -> Option<&Tenant> {
+        self.tenant.as_ref()
+    }
+
+    /// The scopes the credential grants.
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+
+    /// Whether the credential's scopes grant `required` (`orders:*` and the admin scope
+    /// included). A pure check of the scopes; see [`require_scope`](Self::require_scope)
+    /// for the rule endpoints apply.
+    pub fn has_scope(&self, required: &str) -> bool {
+        self.scopes.grants(required)
+    }
+
+    /// The rule an endpoint serving both people and keys applies: a user session passes
+    /// (people are governed by their roles, not scopes); a key must hold `required`.
+    ///
+    /// # Errors
+    /// [`AuthError::InsufficientScope`] when a key lacks the scope.
+    pub fn require_scope(&self, required: &str) -> Result<(), AuthError> {
+        if !self.method.is_key() || self.has_scope(required) {
+            Ok(())
+        } else {
+            Err(AuthError::InsufficientScope {
+                required: required.to_owned(),
+            })
+        }
+    }
+
+    /// The caller's user id however they authenticated, for endpoints that act on a
+    /// user's data.
+    ///
+    /// # Errors
+    /// [`AuthError::NotAssociatedWithUser`] for a key that belongs to no user.
+    pub fn required_user_id(&self) -> Result<&UserId, AuthError> {
+        self.user_id
+            .as_ref()
+            .ok_or(AuthError::NotAssociatedWithUser)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::KeyHash;
+
+    fn key(scopes: &[&str], user: Option<&str>) -> Arc<ApiKey> {
+        let mut k = ApiKey::new(
+            KeyId::random(),
+            KeyType::SECRET,
+            Environment::TEST,
+            KeyHash::of("k"),
+            "sk_test_…",
+            chrono::DateTime::UNIX_EPOCH,
+        );
+        k.scopes = Scopes::parse(scopes).unwrap();
+        k.user_id = user.map(|u| UserId::new(u).unwrap());
+        Arc::new(k)
+    }
+
+    /// A key's principal takes environment, scopes and user from the key record.
+    #[test]
+    fn from_api_key() {
+        let p = Principal::from_api_key(key(&["orders:*"], Some("u1")), None);
+        assert_eq!(p.environment(), &Environment::TEST);
+        assert!(p.has_scope("orders:read"));
+        assert!(p.require_scope("orders:write").is_ok());
+        assert!(matches!(
+            p.require_scope("users:read"),
+            Err(AuthError::InsufficientScope { required }) if required == "users:read"
+        ));
+        assert_eq!(p.required_user_id().unwrap().as_str(), "u1");
+    }
+
+    /// A key without a user is refused where a user is required; a session skips scope checks.
+    #[test]
+    fn user_rules() {
+        let p = Principal::from_api_key(key(&[], None), None);
+        assert!(matches!(
+            p.required_user_id(),
+            Err(AuthError::NotAssociatedWithUser)
+        ));
+        let session = Principal::from_claims(AuthMethod::UserSession, Environment::LIVE)
+            .with_user_id(Some(UserId::new("u2").unwrap()));
+        assert!(session.require_scope("orders:read").is_ok());
+        assert!(!session.has_scope("orders:read"));
+        assert_eq!(session.required_user_id().unwrap().as_str(), "u2");
+    }
+}

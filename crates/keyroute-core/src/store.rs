@@ -1,0 +1,236 @@
+//! The store traits every backend implements: the memory store and the diesel-async
+//! backends in `keyroute-store`, or a team's own.
+//!
+//! They cover ServiceStack's `IManageApiKeys` (init schema, exists, get by key, get a
+//! user's keys, store all) and what a key service needs on top: users, cancellation,
+//! atomic regeneration, backfill and batched last-used stamps. Lookups go by the key's
+//! SHA-256 hash only; "not found" is `Ok(None)`, never an error.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::StoreResult;
+use crate::ids::{KeyId, UserId};
+use crate::model::{ApiKey, User};
+use crate::name::Environment;
+use crate::secret::KeyHash;
+
+/// A key found by its hash, with its owner loaded in the same lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedKey {
+    /// The key record.
+    pub key: ApiKey,
+    /// The owning user, if the key has one.
+    pub user: Option<User>,
+}
+
+/// Which of a user's keys to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyQuery {
+    /// Only keys of this environment; `None` for all.
+    pub environment: Option<Environment>,
+    /// Only keys neither cancelled nor expired at this instant; `None` for all keys.
+    pub active_at: Option<DateTime<Utc>>,
+}
+
+impl KeyQuery {
+    /// Every key of the user.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// The keys that work at `now`.
+    pub fn active_at(now: DateTime<Utc>) -> Self {
+        Self {
+            environment: None,
+            active_at: Some(now),
+        }
+    }
+
+    /// Restricts the query to one environment.
+    pub fn in_environment(mut self, environment: Environment) -> Self {
+        self.environment = Some(environment);
+        self
+    }
+
+    /// Whether `key` matches this query. Backends that filter in memory use it; SQL
+    /// backends express the same rule in their `WHERE` clause.
+    pub fn matches(&self, key: &ApiKey) -> bool {
+        self.environment
+            .as_ref()
+            .is_none_or(|e| *e == key.environment)
+            && self.active_at.is_none_or(|now| key.is_active(now))
+    }
+}
+
+/// An atomic regeneration: cancel a user's keys in one environment and store new ones.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Regeneration {
+    /// Whose keys.
+    pub user_id: UserId,
+    /// Which environment.
+    pub environment: Environment,
+    /// The replacement keys, already generated.
+    pub new_keys: Vec<ApiKey>,
+    /// When the old keys stop working: now, or later for a grace period.
+    pub cancel_at: DateTime<Utc>,
+}
+
+impl Regeneration {
+    /// A regeneration of `user_id`'s keys in `environment`.
+    pub fn new(
+        user_id: UserId,
+        environment: Environment,
+        new_keys: Vec<ApiKey>,
+        cancel_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            user_id,
+            environment,
+            new_keys,
+            cancel_at,
+        }
+    }
+
+    /// Whether `key` is one this regeneration retires: the user's key in the
+    /// environment that would still work at `cancel_at`.
+    pub fn retires(&self, key: &ApiKey) -> bool {
+        key.user_id.as_ref() == Some(&self.user_id)
+            && key.environment == self.environment
+            && key.cancelled_at.is_none_or(|at| at > self.cancel_at)
+    }
+}
+
+/// Storage of API keys.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Creates the tables if needed (runs migrations). Idempotent.
+    async fn init_schema(&self) -> StoreResult<()>;
+
+    /// Whether a key with this hash exists (in any state).
+    async fn api_key_exists(&self, hash: &KeyHash) -> StoreResult<bool>;
+
+    /// The key with this hash and its owner, in one indexed lookup; any state.
+    async fn get_api_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ResolvedKey>>;
+
+    /// The key with this id; any state.
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>>;
+
+    /// A user's keys matching `query`, newest first.
+    async fn get_user_api_keys(
+        &self,
+        user_id: &UserId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<ApiKey>>;
+
+    /// Stores new keys, all or none.
+    ///
+    /// A duplicate id or hash is [`StoreError::Conflict`](crate::StoreError::Conflict).
+    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()>;
+
+    /// Cancels a key at `at` and returns it as now stored; `None` if there is no such
+    /// key. A key already cancelled earlier keeps its earlier cancellation time.
+    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>>;
+
+    /// Atomically cancels (at `cancel_at`) every key [`Regeneration::retires`] and
+    /// stores the new keys; returns the retired keys as now stored. On any error
+    /// nothing has changed.
+    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>>;
+
+    /// Records that the keys in `ids` were used at about `at`, in one write. Called
+    /// with batches, never per request. Returns how many keys were updated.
+    async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Storage of users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user together with its first keys, all or none.
+    ///
+    /// A duplicate id or user name is [`StoreError::Conflict`](crate::StoreError::Conflict).
+    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()>;
+
+    /// Imports existing users (no keys) in one transaction: for teams bringing an
+    /// existing user base, whose keys [`backfill`](crate::KeyService::backfill) then makes.
+    async fn import_users(&self, users: &[User]) -> StoreResult<()>;
+
+    /// The user with this id.
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>>;
+
+    /// The user with this user name.
+    async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>>;
+
+    /// Up to `limit` users who own no key at all, in id order, after `after`: the
+    /// pages of a backfill.
+    async fn users_missing_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>>;
+}
+
+/// Everything a [`KeyService`](crate::KeyService) needs: keys and users.
+pub trait Store: ApiKeyStore + UserStore {}
+
+impl<T: ApiKeyStore + UserStore + ?Sized> Store for T {}
+
+// A shared store is a store too, so a service and a resolver can hold one each.
+#[async_trait]
+impl<S: ApiKeyStore + ?Sized> ApiKeyStore for std::sync::Arc<S> {
+    async fn init_schema(&self) -> StoreResult<()> {
+        (**self).init_schema().await
+    }
+    async fn api_key_exists(&self, hash: &KeyHash) -> StoreResult<bool> {
+        (**self).api_key_exists(hash).await
+    }
+    async fn get_api_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ResolvedKey>> {
+        (**self).get_api_key_by_hash(hash).await
+    }
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+        (**self).get_api_key(id).await
+    }
+    async fn get_user_api_keys(
+        &self,
+        user_id: &UserId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<ApiKey>> {
+        (**self).get_user_api_keys(user_id, query).await
+    }
+    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
+        (**self).store_all(keys).await
+    }
+    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
+        (**self).cancel_key(id, at).await
+    }
+    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
+        (**self).regenerate(regeneration).await
+    }
+    async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
+        (**self).touch_last_used(ids, at).await
+    }
+}
+
+#[async_trait]
+impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
+    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
+        (**self).create_user(user, keys).await
+    }
+    async fn import_users(&self, users: &[User]) -> StoreResult<()> {
+        (**self).import_users(users).await
+    }
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        (**self).get_user(id).await
+    }
+    async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>> {
+        (**self).find_user_by_name(user_name).await
+    }
+    async fn users_missing_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        (**self).users_missing_keys(after, limit).await
+    }
+}

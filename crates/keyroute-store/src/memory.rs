@@ -1,0 +1,280 @@
+//! [`MemoryStore`]: users and keys in process memory.
+//!
+//! A product backend, like ServiceStack's `InMemoryAuthRepository`: for single-process
+//! services, demos and tests of the code above the store. It keeps the same rules as the
+//! SQL backends (unique ids, hashes and user names, keys owned by existing users,
+//! all-or-nothing writes) and passes the same conformance suite.
+//!
+//! One `RwLock` guards all maps. Every write checks everything it will do before
+//! changing anything, so a failed call leaves the store as it was. The lock is a std
+//! lock because it is never held across an `.await`; lookups take the read side and
+//! run concurrently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyroute_core::{
+    ApiKey, ApiKeyStore, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
+    StoreResult, User, UserId, UserStore,
+};
+
+/// Users and keys in memory. Cheap to share behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Ordered by id, for the backfill's pages.
+    users: BTreeMap<UserId, User>,
+    user_names: HashMap<String, UserId>,
+    keys: HashMap<KeyId, ApiKey>,
+    by_hash: HashMap<KeyHash, KeyId>,
+    by_user: HashMap<UserId, Vec<KeyId>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // No code panics while holding the lock, and every write validates before it
+    // mutates, so a poisoned lock still guards consistent maps.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// Checks that `keys` can all be inserted: new ids and hashes (also among
+    /// themselves), owners that exist (or are among `new_users`).
+    fn check_new_keys(&self, keys: &[ApiKey], new_users: &[&User]) -> StoreResult<()> {
+        let mut ids = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashSet::new();
+        for key in keys {
+            if self.keys.contains_key(&key.id) || !ids.insert(&key.id) {
+                return Err(StoreError::Conflict(format!(
+                    "a key with id '{}' already exists",
+                    key.id
+                )));
+            }
+            if self.by_hash.contains_key(&key.hash) || !hashes.insert(key.hash) {
+                return Err(StoreError::Conflict(
+                    "a key with the same hash already exists".into(),
+                ));
+            }
+            if let Some(owner) = &key.user_id
+                && !self.users.contains_key(owner)
+                && !new_users.iter().any(|u| &u.id == owner)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "key '{}' belongs to user '{owner}', who does not exist",
+                    key.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `users` can all be inserted: new ids and user names.
+    fn check_new_users(&self, users: &[&User]) -> StoreResult<()> {
+        let mut ids = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for user in users {
+            if self.users.contains_key(&user.id) || !ids.insert(&user.id) {
+                return Err(StoreError::Conflict(format!(
+                    "a user with id '{}' already exists",
+                    user.id
+                )));
+            }
+            if self.user_names.contains_key(&user.user_name) || !names.insert(&user.user_name) {
+                return Err(StoreError::Conflict(
+                    "a user with that user name already exists".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_user(&mut self, user: &User) {
+        self.user_names
+            .insert(user.user_name.clone(), user.id.clone());
+        self.users.insert(user.id.clone(), user.clone());
+    }
+
+    fn insert_key(&mut self, key: &ApiKey) {
+        if let Some(owner) = &key.user_id {
+            self.by_user
+                .entry(owner.clone())
+                .or_default()
+                .push(key.id.clone());
+        }
+        self.by_hash.insert(key.hash, key.id.clone());
+        self.keys.insert(key.id.clone(), key.clone());
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for MemoryStore {
+    async fn init_schema(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn api_key_exists(&self, hash: &KeyHash) -> StoreResult<bool> {
+        Ok(self.read().by_hash.contains_key(hash))
+    }
+
+    async fn get_api_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ResolvedKey>> {
+        let inner = self.read();
+        let Some(key) = inner.by_hash.get(hash).and_then(|id| inner.keys.get(id)) else {
+            return Ok(None);
+        };
+        let user = key
+            .user_id
+            .as_ref()
+            .and_then(|id| inner.users.get(id))
+            .cloned();
+        Ok(Some(ResolvedKey {
+            key: key.clone(),
+            user,
+        }))
+    }
+
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+        Ok(self.read().keys.get(id).cloned())
+    }
+
+    async fn get_user_api_keys(
+        &self,
+        user_id: &UserId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<ApiKey>> {
+        let inner = self.read();
+        let mut keys: Vec<ApiKey> = inner
+            .by_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.keys.get(id))
+            .filter(|key| query.matches(key))
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(keys)
+    }
+
+    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
+        let mut inner = self.write();
+        inner.check_new_keys(keys, &[])?;
+        for key in keys {
+            inner.insert_key(key);
+        }
+        Ok(())
+    }
+
+    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
+        let mut inner = self.write();
+        Ok(inner.keys.get_mut(id).map(|key| {
+            key.cancelled_at = Some(key.cancelled_at.map_or(at, |earlier| earlier.min(at)));
+            key.clone()
+        }))
+    }
+
+    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
+        let mut inner = self.write();
+        inner.check_new_keys(&regeneration.new_keys, &[])?;
+        let retiring: Vec<KeyId> = inner
+            .by_user
+            .get(&regeneration.user_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| inner.keys.get(*id).is_some_and(|k| regeneration.retires(k)))
+            .cloned()
+            .collect();
+        let mut retired = Vec::with_capacity(retiring.len());
+        for id in retiring {
+            if let Some(key) = inner.keys.get_mut(&id) {
+                key.cancelled_at = Some(regeneration.cancel_at);
+                retired.push(key.clone());
+            }
+        }
+        for key in &regeneration.new_keys {
+            inner.insert_key(key);
+        }
+        Ok(retired)
+    }
+
+    async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
+        let mut inner = self.write();
+        let mut touched = 0;
+        for id in ids {
+            if let Some(key) = inner.keys.get_mut(id) {
+                key.last_used_at = Some(at);
+                touched += 1;
+            }
+        }
+        Ok(touched)
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
+        let mut inner = self.write();
+        inner.check_new_users(&[user])?;
+        inner.check_new_keys(keys, &[user])?;
+        inner.insert_user(user);
+        for key in keys {
+            inner.insert_key(key);
+        }
+        Ok(())
+    }
+
+    async fn import_users(&self, users: &[User]) -> StoreResult<()> {
+        let mut inner = self.write();
+        inner.check_new_users(&users.iter().collect::<Vec<_>>())?;
+        for user in users {
+            inner.insert_user(user);
+        }
+        Ok(())
+    }
+
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        Ok(self.read().users.get(id).cloned())
+    }
+
+    async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>> {
+        let inner = self.read();
+        Ok(inner
+            .user_names
+            .get(user_name)
+            .and_then(|id| inner.users.get(id))
+            .cloned())
+    }
+
+    async fn users_missing_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        use std::ops::Bound;
+        let inner = self.read();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(inner
+            .users
+            .range::<UserId, _>((start, Bound::Unbounded))
+            .map(|(_, user)| user)
+            .filter(|user| inner.by_user.get(&user.id).is_none_or(Vec::is_empty))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}

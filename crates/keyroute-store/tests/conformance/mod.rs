@@ -1,0 +1,633 @@
+//! The store conformance suite, written once and run against every backend.
+//!
+//! Each case is a generic `async fn` over any [`Store`]. A backend's test file brings
+//! the suite in with [`conformance_suite!`], giving an expression that makes a fresh,
+//! empty store; the macro turns every case into a `#[tokio::test]` of that file, so the
+//! output names each case per backend.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use keyroute_core::{
+    ApiKey, Environment, ErrorKind, KeyHash, KeyId, KeyOptions, KeyQuery, KeyService, KeyType,
+    Meta, Regeneration, Scopes, Store, StoreError, Tenant, User, UserId,
+};
+
+/// Instantiates every conformance case as a test, each with a fresh store from `$make`
+/// (an expression evaluating to a future of the store).
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        conformance_suite!(@cases $make;
+            users_round_trip,
+            keys_by_hash_load_their_owner,
+            every_key_field_round_trips,
+            user_keys_filter_by_environment_and_state,
+            cancellation_keeps_the_earliest_time,
+            regenerate_replaces_keys,
+            regenerate_is_atomic,
+            store_all_is_all_or_nothing,
+            keys_need_an_existing_owner,
+            touch_last_used_updates_in_one_batch,
+            users_missing_keys_pages_in_id_order,
+            backfill_10_000_users,
+            concurrent_issue_and_lookup,
+            unicode_and_1kb_values_round_trip,
+            injection_shaped_strings_are_data,
+            init_schema_is_idempotent,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {$(
+        /// A conformance case (see `tests/conformance/mod.rs`).
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let store = $make.await;
+            conformance::$case(std::sync::Arc::new(store)).await;
+        }
+    )*};
+}
+
+/// A fixed instant at microsecond precision, as every backend stores.
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678901Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn user(name: &str) -> User {
+    User::new(UserId::new(format!("user-{name}")).unwrap(), name, t0())
+}
+
+fn key(owner: Option<&User>, env: Environment, created: DateTime<Utc>) -> ApiKey {
+    let secret = format!("secret-{}", KeyId::random());
+    let mut key = ApiKey::new(
+        KeyId::random(),
+        KeyType::SECRET,
+        env,
+        KeyHash::of(&secret),
+        "sk_test_…abcd",
+        created,
+    );
+    key.user_id = owner.map(|u| u.id.clone());
+    key
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(err) => assert_eq!(err.kind(), ErrorKind::Conflict, "{what}: {err}"),
+        Ok(v) => panic!("{what}: expected a conflict, got {v:?}"),
+    }
+}
+
+/// Users are created with their keys, found by id and name, and unique in both.
+pub(crate) async fn users_round_trip<S: Store>(store: Arc<S>) {
+    let mut ada = user("ada");
+    ada.email = Some("ada@example.com".into());
+    ada.tenant = Some(Tenant::new("acme").unwrap());
+    ada.meta = Meta::from([("plan".into(), "pro".into())]);
+    let k = key(Some(&ada), Environment::LIVE, t0());
+    store
+        .create_user(&ada, std::slice::from_ref(&k))
+        .await
+        .unwrap();
+
+    assert_eq!(store.get_user(&ada.id).await.unwrap(), Some(ada.clone()));
+    assert_eq!(
+        store.find_user_by_name("ada").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(
+        store.find_user_by_name("ADA").await.unwrap(),
+        None,
+        "names are case-sensitive"
+    );
+    assert_eq!(
+        store
+            .get_user(&UserId::new("nobody").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k));
+
+    let mut same_id = user("other");
+    same_id.id = ada.id.clone();
+    assert_conflict(store.create_user(&same_id, &[]).await, "duplicate user id");
+    let mut same_name = user("ada");
+    same_name.id = UserId::new("another-id").unwrap();
+    assert_conflict(
+        store.create_user(&same_name, &[]).await,
+        "duplicate user name",
+    );
+}
+
+/// A lookup by hash returns the key and its owner; unknown hashes are `None`.
+pub(crate) async fn keys_by_hash_load_their_owner<S: Store>(store: Arc<S>) {
+    let ada = user("ada");
+    let owned = key(Some(&ada), Environment::TEST, t0());
+    let orphan = key(None, Environment::LIVE, t0());
+    store
+        .create_user(&ada, std::slice::from_ref(&owned))
+        .await
+        .unwrap();
+    store
+        .store_all(std::slice::from_ref(&orphan))
+        .await
+        .unwrap();
+
+    let found = store
+        .get_api_key_by_hash(&owned.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.key, owned);
+    assert_eq!(found.user, Some(ada));
+    let found = store
+        .get_api_key_by_hash(&orphan.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.key, found.user), (orphan.clone(), None));
+
+    let unknown = KeyHash::of("never issued");
+    assert_eq!(store.get_api_key_by_hash(&unknown).await.unwrap(), None);
+    assert!(store.api_key_exists(&orphan.hash).await.unwrap());
+    assert!(!store.api_key_exists(&unknown).await.unwrap());
+    assert_eq!(store.get_api_key(&KeyId::random()).await.unwrap(), None);
+}
+
+/// Every field of a key, optional ones set, reads back exactly.
+pub(crate) async fn every_key_field_round_trips<S: Store>(store: Arc<S>) {
+    let ada = user("ada");
+    store.create_user(&ada, &[]).await.unwrap();
+    let mut k = key(Some(&ada), Environment::new("staging").unwrap(), t0());
+    k.key_type = KeyType::PUBLISHABLE;
+    k.tenant = Some(Tenant::new("tenant-42").unwrap());
+    k.name = Some("ci deploy".into());
+    k.expires_at = Some(t0() + TimeDelta::days(90));
+    k.cancelled_at = Some(t0() + TimeDelta::days(30));
+    k.last_used_at = Some(t0() + TimeDelta::seconds(1));
+    k.scopes = Scopes::parse(["orders:*", "users:read", "admin"]).unwrap();
+    k.notes = Some("rotated quarterly".into());
+    k.ref_id = Some("JIRA-123".into());
+    k.meta = Meta::from([
+        ("team".into(), "payments".into()),
+        ("cost-centre".into(), "7".into()),
+    ]);
+    store.store_all(std::slice::from_ref(&k)).await.unwrap();
+    assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k.clone()));
+    assert_eq!(
+        store
+            .get_api_key_by_hash(&k.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .key,
+        k
+    );
+}
+
+/// A user's keys filter by environment and by state at an instant, newest first.
+pub(crate) async fn user_keys_filter_by_environment_and_state<S: Store>(store: Arc<S>) {
+    let ada = user("ada");
+    let live_old = key(Some(&ada), Environment::LIVE, t0());
+    let live_new = key(Some(&ada), Environment::LIVE, t0() + TimeDelta::seconds(1));
+    let mut test_expired = key(Some(&ada), Environment::TEST, t0() + TimeDelta::seconds(2));
+    test_expired.expires_at = Some(t0() + TimeDelta::seconds(5));
+    let mut test_cancelled = key(Some(&ada), Environment::TEST, t0() + TimeDelta::seconds(3));
+    test_cancelled.cancelled_at = Some(t0() + TimeDelta::seconds(6));
+    let keys = [
+        live_old.clone(),
+        live_new.clone(),
+        test_expired.clone(),
+        test_cancelled.clone(),
+    ];
+    store.create_user(&ada, &keys).await.unwrap();
+    let bob = user("bob");
+    store
+        .create_user(&bob, &[key(Some(&bob), Environment::LIVE, t0())])
+        .await
+        .unwrap();
+
+    let ids = |keys: Vec<ApiKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    let all = store
+        .get_user_api_keys(&ada.id, &KeyQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(all),
+        [&test_cancelled, &test_expired, &live_new, &live_old].map(|k| k.id.clone()),
+        "newest first"
+    );
+    let live = KeyQuery::all().in_environment(Environment::LIVE);
+    assert_eq!(
+        ids(store.get_user_api_keys(&ada.id, &live).await.unwrap()),
+        [&live_new, &live_old].map(|k| k.id.clone())
+    );
+    let before =
+        KeyQuery::active_at(t0() + TimeDelta::seconds(4)).in_environment(Environment::TEST);
+    assert_eq!(
+        ids(store.get_user_api_keys(&ada.id, &before).await.unwrap()).len(),
+        2
+    );
+    let after_expiry =
+        KeyQuery::active_at(t0() + TimeDelta::seconds(5)).in_environment(Environment::TEST);
+    assert_eq!(
+        ids(store
+            .get_user_api_keys(&ada.id, &after_expiry)
+            .await
+            .unwrap()),
+        [test_cancelled.id.clone()]
+    );
+    let after_both = KeyQuery::active_at(t0() + TimeDelta::seconds(6));
+    assert_eq!(
+        ids(store.get_user_api_keys(&ada.id, &after_both).await.unwrap()),
+        [&live_new, &live_old].map(|k| k.id.clone())
+    );
+    let nobody = store
+        .get_user_api_keys(&UserId::new("nobody").unwrap(), &KeyQuery::all())
+        .await
+        .unwrap();
+    assert!(nobody.is_empty());
+}
+
+/// Cancelling returns the stored key; cancelling again keeps the earliest time; a
+/// scheduled cancellation can be brought forward.
+pub(crate) async fn cancellation_keeps_the_earliest_time<S: Store>(store: Arc<S>) {
+    let k = key(None, Environment::LIVE, t0());
+    store.store_all(std::slice::from_ref(&k)).await.unwrap();
+    let at = t0() + TimeDelta::seconds(10);
+    let cancelled = store.cancel_key(&k.id, at).await.unwrap().unwrap();
+    assert_eq!(cancelled.cancelled_at, Some(at));
+    let again = store
+        .cancel_key(&k.id, at + TimeDelta::seconds(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.cancelled_at,
+        Some(at),
+        "a later cancel keeps the earlier time"
+    );
+    let sooner = store
+        .cancel_key(&k.id, at - TimeDelta::seconds(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sooner.cancelled_at, Some(at - TimeDelta::seconds(5)));
+    assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(sooner));
+    assert_eq!(store.cancel_key(&KeyId::random(), at).await.unwrap(), None);
+}
+
+/// Regeneration cancels the environment's working keys, leaves the rest, stores the new.
+pub(crate) async fn regenerate_replaces_keys<S: Store>(store: Arc<S>) {
+    let ada = user("ada");
+    let live = key(Some(&ada), Environment::LIVE, t0());
+    let test = key(Some(&ada), Environment::TEST, t0());
+    let mut already = key(Some(&ada), Environment::LIVE, t0());
+    already.cancelled_at = Some(t0());
+    store
+        .create_user(&ada, &[live.clone(), test.clone(), already.clone()])
+        .await
+        .unwrap();
+
+    let fresh = key(Some(&ada), Environment::LIVE, t0() + TimeDelta::seconds(1));
+    let cancel_at = t0() + TimeDelta::hours(1);
+    let regeneration = Regeneration::new(
+        ada.id.clone(),
+        Environment::LIVE,
+        vec![fresh.clone()],
+        cancel_at,
+    );
+    let retired = store.regenerate(&regeneration).await.unwrap();
+    assert_eq!(
+        retired.iter().map(|k| &k.id).collect::<Vec<_>>(),
+        [&live.id]
+    );
+    assert_eq!(retired[0].cancelled_at, Some(cancel_at));
+    assert_eq!(
+        store
+            .get_api_key(&live.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancelled_at,
+        Some(cancel_at)
+    );
+    assert_eq!(
+        store
+            .get_api_key(&already.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancelled_at,
+        Some(t0())
+    );
+    assert_eq!(
+        store
+            .get_api_key(&test.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancelled_at,
+        None
+    );
+    assert_eq!(store.get_api_key(&fresh.id).await.unwrap(), Some(fresh));
+}
+
+/// A regeneration that fails half-way (its second new key collides with an existing
+/// hash, after the old keys were cancelled) leaves nothing changed.
+pub(crate) async fn regenerate_is_atomic<S: Store>(store: Arc<S>) {
+    let ada = user("ada");
+    let live = key(Some(&ada), Environment::LIVE, t0());
+    let other = key(None, Environment::LIVE, t0());
+    store
+        .create_user(&ada, std::slice::from_ref(&live))
+        .await
+        .unwrap();
+    store.store_all(std::slice::from_ref(&other)).await.unwrap();
+
+    let good = key(Some(&ada), Environment::LIVE, t0());
+    let mut colliding = key(Some(&ada), Environment::LIVE, t0());
+    colliding.hash = other.hash;
+    let regeneration = Regeneration::new(
+        ada.id.clone(),
+        Environment::LIVE,
+        vec![good.clone(), colliding],
+        t0(),
+    );
+    assert_conflict(
+        store.regenerate(&regeneration).await,
+        "regenerate with a colliding key",
+    );
+
+    assert_eq!(
+        store.get_api_key(&live.id).await.unwrap(),
+        Some(live),
+        "old key untouched"
+    );
+    assert_eq!(
+        store.get_api_key(&good.id).await.unwrap(),
+        None,
+        "no new key stored"
+    );
+    let keys = store
+        .get_user_api_keys(&ada.id, &KeyQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+}
+
+/// A batch with one bad key stores none of the batch.
+pub(crate) async fn store_all_is_all_or_nothing<S: Store>(store: Arc<S>) {
+    let first = key(None, Environment::LIVE, t0());
+    store.store_all(std::slice::from_ref(&first)).await.unwrap();
+    let a = key(None, Environment::LIVE, t0());
+    let b = key(None, Environment::TEST, t0());
+    let mut dup = key(None, Environment::TEST, t0());
+    dup.hash = first.hash;
+    assert_conflict(
+        store.store_all(&[a.clone(), b.clone(), dup]).await,
+        "duplicate hash",
+    );
+    let mut same_id = key(None, Environment::TEST, t0());
+    same_id.id = first.id.clone();
+    assert_conflict(store.store_all(&[a.clone(), same_id]).await, "duplicate id");
+    for k in [a, b] {
+        assert!(
+            !store.api_key_exists(&k.hash).await.unwrap(),
+            "nothing of a failed batch is kept"
+        );
+    }
+    store.store_all(&[]).await.unwrap();
+}
+
+/// A key's owner must exist.
+pub(crate) async fn keys_need_an_existing_owner<S: Store>(store: Arc<S>) {
+    let ghost = user("ghost");
+    let k = key(Some(&ghost), Environment::LIVE, t0());
+    assert_conflict(
+        store.store_all(std::slice::from_ref(&k)).await,
+        "key of a missing user",
+    );
+    assert!(!store.api_key_exists(&k.hash).await.unwrap());
+}
+
+/// `touch_last_used` stamps every known key of a batch and counts them.
+pub(crate) async fn touch_last_used_updates_in_one_batch<S: Store>(store: Arc<S>) {
+    let keys = [
+        key(None, Environment::LIVE, t0()),
+        key(None, Environment::TEST, t0()),
+    ];
+    store.store_all(&keys).await.unwrap();
+    let at = t0() + TimeDelta::minutes(3);
+    let ids = [keys[0].id.clone(), keys[1].id.clone(), KeyId::random()];
+    assert_eq!(store.touch_last_used(&ids, at).await.unwrap(), 2);
+    for k in &keys {
+        assert_eq!(
+            store
+                .get_api_key(&k.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_at,
+            Some(at)
+        );
+    }
+    assert_eq!(store.touch_last_used(&[], at).await.unwrap(), 0);
+}
+
+/// Users without keys come back in id order, page by page, each exactly once.
+pub(crate) async fn users_missing_keys_pages_in_id_order<S: Store>(store: Arc<S>) {
+    let without: Vec<User> = ["c", "a", "e", "b", "d"].iter().map(|n| user(n)).collect();
+    store.import_users(&without).await.unwrap();
+    for name in ["x", "y"] {
+        let u = user(name);
+        store
+            .create_user(&u, &[key(Some(&u), Environment::LIVE, t0())])
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<UserId> = None;
+    loop {
+        let page = store.users_missing_keys(after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.into_iter().map(|u| u.user_name));
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    assert_conflict(
+        store.import_users(&[user("f"), user("a")]).await,
+        "import with a taken name",
+    );
+    assert_eq!(
+        store.find_user_by_name("f").await.unwrap(),
+        None,
+        "a failed import keeps nobody"
+    );
+}
+
+/// The key service backfills 10 000 existing users in batches: one key per
+/// environment × type each, users who had keys untouched.
+pub(crate) async fn backfill_10_000_users<S: Store>(store: Arc<S>) {
+    let users: Vec<User> = (0..10_000)
+        .map(|i| user(&format!("imported-{i:05}")))
+        .collect();
+    for chunk in users.chunks(2_000) {
+        store.import_users(chunk).await.unwrap();
+    }
+    let keyed = user("already-keyed");
+    let existing = key(Some(&keyed), Environment::LIVE, t0());
+    store
+        .create_user(&keyed, std::slice::from_ref(&existing))
+        .await
+        .unwrap();
+
+    let service = KeyService::new(Arc::clone(&store), KeyOptions::default()).unwrap();
+    let report = service.backfill(1_000).await.unwrap();
+    assert_eq!((report.users, report.keys), (10_000, 20_000));
+    assert!(store.users_missing_keys(None, 10).await.unwrap().is_empty());
+    for u in [&users[0], &users[4_999], &users[9_999]] {
+        let keys = store
+            .get_user_api_keys(&u.id, &KeyQuery::all())
+            .await
+            .unwrap();
+        let envs: HashSet<_> = keys.iter().map(|k| k.environment.clone()).collect();
+        assert_eq!(
+            envs,
+            HashSet::from([Environment::LIVE, Environment::TEST]),
+            "{}",
+            u.user_name
+        );
+    }
+    let untouched = store
+        .get_user_api_keys(&keyed.id, &KeyQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(untouched, [existing]);
+    assert_eq!(
+        service.backfill(1_000).await.unwrap().users,
+        0,
+        "a second run finds nobody"
+    );
+}
+
+/// Many tasks register users and look keys up at once; every lookup finds its key.
+pub(crate) async fn concurrent_issue_and_lookup<S: Store + 'static>(store: Arc<S>) {
+    let service = Arc::new(KeyService::new(Arc::clone(&store), KeyOptions::default()).unwrap());
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move {
+                let registration = service
+                    .register_user(keyroute_core::NewUser::named(format!("concurrent-{i}")))
+                    .await
+                    .unwrap();
+                for issued in &registration.keys {
+                    let found = service
+                        .store()
+                        .get_api_key_by_hash(&issued.plaintext.hash())
+                        .await
+                        .unwrap();
+                    assert_eq!(found.unwrap().key.id, issued.key.id);
+                }
+                registration.user.id
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.unwrap());
+    }
+    assert_eq!(ids.len(), 64);
+}
+
+/// Unicode and 1 kB user names, key names, notes and metadata read back exactly.
+pub(crate) async fn unicode_and_1kb_values_round_trip<S: Store>(store: Arc<S>) {
+    let long_name = "ü".repeat(512); // 1024 bytes
+    assert_eq!(long_name.len(), 1024);
+    let mut u = User::new(
+        UserId::new("unicode-user").unwrap(),
+        long_name.clone(),
+        t0(),
+    );
+    u.email = Some("名前@例え.jp".into());
+    u.meta = Meta::from([("🔑".into(), "値".repeat(341))]);
+    let mut k = key(Some(&u), Environment::LIVE, t0());
+    k.name = Some("ключ 🗝️ ".repeat(64));
+    k.notes = Some("x".repeat(1024));
+    k.meta = Meta::from([("ελληνικά".into(), "🚀".repeat(256))]);
+    store
+        .create_user(&u, std::slice::from_ref(&k))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_user_by_name(&long_name).await.unwrap(),
+        Some(u.clone())
+    );
+    let found = store.get_api_key_by_hash(&k.hash).await.unwrap().unwrap();
+    assert_eq!((found.key, found.user), (k, Some(u)));
+}
+
+/// SQL-injection-shaped strings are stored and read back verbatim, and match only
+/// themselves.
+pub(crate) async fn injection_shaped_strings_are_data<S: Store>(store: Arc<S>) {
+    let hostile = [
+        "'; DROP TABLE api_keys; --",
+        "\" OR 1=1 --",
+        "admin'--",
+        "%",
+        "_",
+        "\\",
+        "' UNION SELECT * FROM users --",
+    ];
+    for (i, text) in hostile.iter().enumerate() {
+        let mut u = user(text);
+        u.id = UserId::new(format!("{text}-{i}")).unwrap();
+        let mut k = key(Some(&u), Environment::TEST, t0());
+        k.name = Some((*text).to_owned());
+        k.notes = Some((*text).to_owned());
+        k.meta = Meta::from([((*text).to_owned(), (*text).to_owned())]);
+        store
+            .create_user(&u, std::slice::from_ref(&k))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.find_user_by_name(text).await.unwrap(),
+            Some(u.clone()),
+            "{text}"
+        );
+        assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k), "{text}");
+    }
+    assert_eq!(
+        store.find_user_by_name("%%").await.unwrap(),
+        None,
+        "no wildcard matching"
+    );
+    assert_eq!(
+        store.get_user(&UserId::new("%").unwrap()).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .find_user_by_name("'; DROP TABLE api_keys; --")
+            .await
+            .unwrap()
+            .is_some(),
+        "tables intact"
+    );
+}
+
+/// Running the schema set-up again changes nothing.
+pub(crate) async fn init_schema_is_idempotent<S: Store>(store: Arc<S>) {
+    store.init_schema().await.unwrap();
+    store.init_schema().await.unwrap();
+    let k = key(None, Environment::LIVE, t0().trunc_subsecs(0));
+    store.store_all(std::slice::from_ref(&k)).await.unwrap();
+    store.init_schema().await.unwrap();
+    assert!(store.api_key_exists(&k.hash).await.unwrap());
+}
