@@ -6,10 +6,30 @@
 //! | feature | backend | for |
 //! |---|---|---|
 //! | `memory` (default) | [`MemoryStore`] | single-process services, demos, tests above the store |
+//! | `sqlite` | [`SqliteStore`] | the embedded default: a file or in-memory database, no server |
+//! | `postgres` | [`PostgresStore`] | PostgreSQL |
+//! | `mysql` | [`MysqlStore`] | MySQL and MariaDB |
+//!
+//! The SQL stores are pooled with bb8 ([`PoolSettings`]), run their embedded migrations
+//! on [`init_schema`](keyroute_core::ApiKeyStore::init_schema) or
+//! [`migrate`](SqlStore::migrate), map database errors to
+//! [`StoreError`](keyroute_core::StoreError) kinds (a unique violation is a `Conflict`,
+//! a connection failure `Unavailable` with its real cause) and never show a password.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "memory")]
 pub mod memory;
 
+#[cfg(feature = "__sql")]
+pub mod sql;
+
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
+#[cfg(feature = "mysql")]
+pub use sql::mysql::{Mysql, MysqlStore};
+#[cfg(feature = "postgres")]
+pub use sql::postgres::{Postgres, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use sql::sqlite::{Sqlite, SqliteStore};
+#[cfg(feature = "__sql")]
+pub use sql::{Backend, DatabaseUrl, PoolSettings, RecyclingCheck, SqlStore};

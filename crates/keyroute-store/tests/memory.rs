@@ -6,4 +6,4 @@ mod conformance;
 
 use keyroute_store::MemoryStore;
 
-conformance_suite!(async { MemoryStore::new() });
+conformance_suite!(async { (MemoryStore::new(), ()) });

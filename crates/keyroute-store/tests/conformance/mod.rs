@@ -2,8 +2,9 @@
 //!
 //! Each case is a generic `async fn` over any [`Store`]. A backend's test file brings
 //! the suite in with [`conformance_suite!`], giving an expression that makes a fresh,
-//! empty store; the macro turns every case into a `#[tokio::test]` of that file, so the
-//! output names each case per backend.
+//! empty store and a guard that keeps its database alive for the case; the macro turns
+//! every case into a `#[tokio::test]` of that file, so the output names each case per
+//! backend.
 
 #![allow(dead_code)]
 
@@ -17,7 +18,7 @@ use keyroute_core::{
 };
 
 /// Instantiates every conformance case as a test, each with a fresh store from `$make`
-/// (an expression evaluating to a future of the store).
+/// (an expression evaluating to a future of `(store, guard)`).
 macro_rules! conformance_suite {
     ($make:expr) => {
         conformance_suite!(@cases $make;
@@ -43,7 +44,7 @@ macro_rules! conformance_suite {
         /// A conformance case (see `tests/conformance/mod.rs`).
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
-            let store = $make.await;
+            let (store, _guard) = $make.await;
             conformance::$case(std::sync::Arc::new(store)).await;
         }
     )*};

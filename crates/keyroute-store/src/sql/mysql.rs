@@ -1,0 +1,60 @@
+//! MySQL and MariaDB, on `AsyncMysqlConnection` (mysql_async: no libmysqlclient needed).
+
+use chrono::NaiveDateTime;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use keyroute_core::BoxError;
+
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+
+use super::{Backend, DatabaseUrl, RecyclingCheck, SqlStore, sealed};
+
+/// The MySQL / MariaDB backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Mysql;
+
+/// A store on MySQL or MariaDB.
+pub type MysqlStore = SqlStore<Mysql>;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
+
+impl sealed::Sealed for Mysql {}
+
+impl Backend for Mysql {
+    type Connection = AsyncMysqlConnection;
+    type Manager = AsyncDieselConnectionManager<Self::Connection>;
+    const NAME: &'static str = "MySQL";
+
+    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
+        super::manager(url, recycling, |url| {
+            Box::pin(async move { AsyncMysqlConnection::establish(&url).await })
+        })
+    }
+
+    fn run_migrations(conn: super::OwnedConnection<Self>) -> Result<(), BoxError> {
+        AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
+        Ok(())
+    }
+}
+
+type Marker = Mysql;
+type Ts = NaiveDateTime;
+
+mod schema {
+    crate::sql::keyroute_schema!(Datetime);
+}
+
+/// One multi-row `INSERT` per chunk (used by `queries.rs`).
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        diesel::insert_into($table)
+            .values($rows)
+            .execute($conn)
+            .await?
+    };
+}
+
+// Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`).
+#[allow(clippy::duplicate_mod)]
+#[path = "queries.rs"]
+mod queries;

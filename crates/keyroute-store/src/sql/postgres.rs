@@ -1,0 +1,70 @@
+//! PostgreSQL, on `AsyncPgConnection` (tokio-postgres: no libpq needed).
+//!
+//! Connections are opened with `tokio_postgres::connect` and handed to diesel-async,
+//! rather than through `AsyncPgConnection::establish`, which keeps only the top line of
+//! a connection error ("error connecting to server") and drops its cause ("connection
+//! refused"). Without TLS, like `establish`.
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use keyroute_core::BoxError;
+
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+
+use super::{Backend, DatabaseUrl, RecyclingCheck, SqlStore, sealed};
+
+/// The PostgreSQL backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Postgres;
+
+/// A store on PostgreSQL.
+pub type PostgresStore = SqlStore<Postgres>;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+impl sealed::Sealed for Postgres {}
+
+impl Backend for Postgres {
+    type Connection = AsyncPgConnection;
+    type Manager = AsyncDieselConnectionManager<Self::Connection>;
+    const NAME: &'static str = "PostgreSQL";
+
+    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
+        super::manager(url, recycling, |url| {
+            Box::pin(async move {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| diesel::ConnectionError::BadConnection(super::describe(&e)))?;
+                AsyncPgConnection::try_from_client_and_connection(client, connection).await
+            })
+        })
+    }
+
+    fn run_migrations(conn: super::OwnedConnection<Self>) -> Result<(), BoxError> {
+        AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
+        Ok(())
+    }
+}
+
+type Marker = Postgres;
+type Ts = DateTime<Utc>;
+
+mod schema {
+    crate::sql::keyroute_schema!(Timestamptz);
+}
+
+/// One multi-row `INSERT` per chunk (used by `queries.rs`).
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        diesel::insert_into($table)
+            .values($rows)
+            .execute($conn)
+            .await?
+    };
+}
+
+// Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`).
+#[allow(clippy::duplicate_mod)]
+#[path = "queries.rs"]
+mod queries;

@@ -1,0 +1,403 @@
+//! The store implementation, written once and compiled inside each backend module,
+//! which supplies `schema`, `Ts` (its timestamp type),
+//! `Marker` (the [`Backend`](crate::sql::Backend) this implements the store for) and
+//! the `insert_rows!` macro (a multi-row `INSERT`, or a loop where the backend has none).
+//!
+//! Every write transaction begins with a write, never a read: SQLite takes its write
+//! lock at the first write and cannot upgrade a reading transaction while another
+//! connection writes, so read-then-write would fail under concurrency there.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use keyroute_core::{
+    ApiKey, ApiKeyStore, Environment, KeyHash, KeyId, KeyQuery, KeyType, Regeneration, ResolvedKey,
+    StoreError, StoreResult, Tenant, User, UserId, UserStore,
+};
+
+use super::schema::{keyroute_api_keys as keys, keyroute_users as users};
+use super::{Marker, Ts};
+use crate::sql::{
+    INSERT_CHUNK, SqlStore, Timestamp, decode, decode_meta, decode_scopes, encode_meta,
+    encode_scopes, map_error,
+};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+struct UserRow {
+    id: String,
+    user_name: String,
+    email: Option<String>,
+    tenant: Option<String>,
+    created_at: Ts,
+    meta: String,
+}
+
+impl UserRow {
+    fn from_user(user: &User) -> Self {
+        Self {
+            id: user.id.as_str().to_owned(),
+            user_name: user.user_name.clone(),
+            email: user.email.clone(),
+            tenant: user.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            created_at: Ts::from_instant(user.created_at),
+            meta: encode_meta(&user.meta),
+        }
+    }
+
+    fn into_user(self) -> StoreResult<User> {
+        let mut user = User::new(
+            decode("users.id", &self.id, UserId::new)?,
+            self.user_name,
+            self.created_at.into_instant()?,
+        );
+        user.email = self.email;
+        user.tenant = self
+            .tenant
+            .map(|t| decode("users.tenant", &t, Tenant::new))
+            .transpose()?;
+        user.meta = decode_meta("users.meta", &self.meta)?;
+        Ok(user)
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = keys, treat_none_as_null = true)]
+struct KeyRow {
+    id: String,
+    user_id: Option<String>,
+    tenant: Option<String>,
+    key_type: String,
+    environment: String,
+    hash: Vec<u8>,
+    hint: String,
+    name: Option<String>,
+    created_at: Ts,
+    expires_at: Option<Ts>,
+    cancelled_at: Option<Ts>,
+    last_used_at: Option<Ts>,
+    scopes: String,
+    notes: Option<String>,
+    ref_id: Option<String>,
+    meta: String,
+}
+
+impl KeyRow {
+    fn from_key(key: &ApiKey) -> Self {
+        Self {
+            id: key.id.as_str().to_owned(),
+            user_id: key.user_id.as_ref().map(|u| u.as_str().to_owned()),
+            tenant: key.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            key_type: key.key_type.as_str().to_owned(),
+            environment: key.environment.as_str().to_owned(),
+            hash: key.hash.as_bytes().to_vec(),
+            hint: key.hint.clone(),
+            name: key.name.clone(),
+            created_at: Ts::from_instant(key.created_at),
+            expires_at: key.expires_at.map(Ts::from_instant),
+            cancelled_at: key.cancelled_at.map(Ts::from_instant),
+            last_used_at: key.last_used_at.map(Ts::from_instant),
+            scopes: encode_scopes(&key.scopes),
+            notes: key.notes.clone(),
+            ref_id: key.ref_id.clone(),
+            meta: encode_meta(&key.meta),
+        }
+    }
+
+    fn into_key(self) -> StoreResult<ApiKey> {
+        let hash = KeyHash::from_slice(&self.hash).map_err(|len| {
+            StoreError::InvalidData(format!("api_keys.hash: {len} bytes, expected 32"))
+        })?;
+        let mut key = ApiKey::new(
+            decode("api_keys.id", &self.id, KeyId::new)?,
+            decode("api_keys.key_type", &self.key_type, KeyType::new)?,
+            decode("api_keys.environment", &self.environment, Environment::new)?,
+            hash,
+            self.hint,
+            self.created_at.into_instant()?,
+        );
+        key.user_id = self
+            .user_id
+            .map(|u| decode("api_keys.user_id", &u, UserId::new))
+            .transpose()?;
+        key.tenant = self
+            .tenant
+            .map(|t| decode("api_keys.tenant", &t, Tenant::new))
+            .transpose()?;
+        key.name = self.name;
+        key.expires_at = self.expires_at.map(Timestamp::into_instant).transpose()?;
+        key.cancelled_at = self.cancelled_at.map(Timestamp::into_instant).transpose()?;
+        key.last_used_at = self.last_used_at.map(Timestamp::into_instant).transpose()?;
+        key.scopes = decode_scopes(&self.scopes)?;
+        key.notes = self.notes;
+        key.ref_id = self.ref_id;
+        key.meta = decode_meta("api_keys.meta", &self.meta)?;
+        Ok(key)
+    }
+}
+
+type Conn = <Marker as crate::sql::Backend>::Connection;
+
+/// Inserts key rows in chunks, inside the caller's transaction.
+async fn insert_keys(conn: &mut Conn, rows: &[KeyRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        insert_rows!(conn, keys::table, chunk);
+    }
+    Ok(())
+}
+
+fn into_keys(rows: Vec<KeyRow>) -> StoreResult<Vec<ApiKey>> {
+    rows.into_iter().map(KeyRow::into_key).collect()
+}
+
+/// Keys that still work at `at` as far as cancellation goes.
+#[diesel::dsl::auto_type]
+fn not_cancelled_by(at: Ts) -> _ {
+    keys::cancelled_at.is_null().or(keys::cancelled_at.gt(at))
+}
+
+#[async_trait]
+impl ApiKeyStore for SqlStore<Marker> {
+    async fn init_schema(&self) -> StoreResult<()> {
+        self.migrate().await
+    }
+
+    async fn api_key_exists(&self, hash: &KeyHash) -> StoreResult<bool> {
+        let mut conn = self.conn().await?;
+        diesel::select(diesel::dsl::exists(
+            keys::table.filter(keys::hash.eq(hash.as_bytes().as_slice())),
+        ))
+        .get_result(&mut *conn)
+        .await
+        .map_err(map_error)
+    }
+
+    async fn get_api_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ResolvedKey>> {
+        let mut conn = self.conn().await?;
+        let row: Option<(KeyRow, Option<UserRow>)> = keys::table
+            .left_join(users::table)
+            .filter(keys::hash.eq(hash.as_bytes().as_slice()))
+            .select((KeyRow::as_select(), Option::<UserRow>::as_select()))
+            .first(&mut *conn)
+            .await
+            .optional()
+            .map_err(map_error)?;
+        row.map(|(key, user)| {
+            Ok(ResolvedKey {
+                key: key.into_key()?,
+                user: user.map(UserRow::into_user).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+        let mut conn = self.conn().await?;
+        keys::table
+            .find(id.as_str())
+            .select(KeyRow::as_select())
+            .first(&mut *conn)
+            .await
+            .optional()
+            .map_err(map_error)?
+            .map(KeyRow::into_key)
+            .transpose()
+    }
+
+    async fn get_user_api_keys(
+        &self,
+        user_id: &UserId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<ApiKey>> {
+        let mut q = keys::table
+            .filter(keys::user_id.eq(user_id.as_str()))
+            .select(KeyRow::as_select())
+            .order((keys::created_at.desc(), keys::id.desc()))
+            .into_boxed();
+        if let Some(environment) = &query.environment {
+            q = q.filter(keys::environment.eq(environment.as_str().to_owned()));
+        }
+        if let Some(now) = query.active_at {
+            let now = Ts::from_instant(now);
+            q = q
+                .filter(not_cancelled_by(now))
+                .filter(keys::expires_at.is_null().or(keys::expires_at.gt(now)));
+        }
+        let mut conn = self.conn().await?;
+        into_keys(q.load(&mut *conn).await.map_err(map_error)?)
+    }
+
+    async fn store_all(&self, new_keys: &[ApiKey]) -> StoreResult<()> {
+        if new_keys.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<KeyRow> = new_keys.iter().map(KeyRow::from_key).collect();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| insert_keys(conn, &rows).await)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
+        let at = Ts::from_instant(at);
+        let mut conn = self.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                // Sets the time only where it brings the cancellation forward.
+                diesel::update(keys::table.find(id.as_str()).filter(not_cancelled_by(at)))
+                    .set(keys::cancelled_at.eq(at))
+                    .execute(conn)
+                    .await?;
+                keys::table
+                    .find(id.as_str())
+                    .select(KeyRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()
+            })
+            .await
+            .map_err(map_error)?;
+        row.map(KeyRow::into_key).transpose()
+    }
+
+    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
+        let cancel_at = Ts::from_instant(regeneration.cancel_at);
+        let user = regeneration.user_id.as_str();
+        let environment = regeneration.environment.as_str();
+        let rows: Vec<KeyRow> = regeneration.new_keys.iter().map(KeyRow::from_key).collect();
+        let mut conn = self.conn().await?;
+        let retired = conn
+            .transaction(async |conn| {
+                diesel::update(
+                    keys::table
+                        .filter(keys::user_id.eq(user))
+                        .filter(keys::environment.eq(environment))
+                        .filter(not_cancelled_by(cancel_at)),
+                )
+                .set(keys::cancelled_at.eq(cancel_at))
+                .execute(conn)
+                .await?;
+                insert_keys(conn, &rows).await?;
+                keys::table
+                    .filter(keys::user_id.eq(user))
+                    .filter(keys::environment.eq(environment))
+                    .filter(keys::cancelled_at.eq(cancel_at))
+                    .select(KeyRow::as_select())
+                    .order((keys::created_at.desc(), keys::id.desc()))
+                    .load(conn)
+                    .await
+            })
+            .await
+            .map_err(map_error)?;
+        into_keys(retired)
+    }
+
+    async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let at = Ts::from_instant(at);
+        let ids: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            let mut touched = 0u64;
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let n = diesel::update(keys::table.filter(keys::id.eq_any(chunk)))
+                    .set(keys::last_used_at.eq(at))
+                    .execute(conn)
+                    .await?;
+                touched += n as u64;
+            }
+            Ok(touched)
+        })
+        .await
+        .map_err(map_error)
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStore<Marker> {
+    async fn create_user(&self, user: &User, new_keys: &[ApiKey]) -> StoreResult<()> {
+        let user = UserRow::from_user(user);
+        let rows: Vec<KeyRow> = new_keys.iter().map(KeyRow::from_key).collect();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            diesel::insert_into(users::table)
+                .values(&user)
+                .execute(conn)
+                .await?;
+            insert_keys(conn, &rows).await
+        })
+        .await
+        .map_err(map_error)
+    }
+
+    async fn import_users(&self, new_users: &[User]) -> StoreResult<()> {
+        if new_users.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<UserRow> = new_users.iter().map(UserRow::from_user).collect();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                insert_rows!(conn, users::table, chunk);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(map_error)
+    }
+
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let mut conn = self.conn().await?;
+        users::table
+            .find(id.as_str())
+            .select(UserRow::as_select())
+            .first(&mut *conn)
+            .await
+            .optional()
+            .map_err(map_error)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>> {
+        let mut conn = self.conn().await?;
+        users::table
+            .filter(users::user_name.eq(user_name))
+            .select(UserRow::as_select())
+            .first(&mut *conn)
+            .await
+            .optional()
+            .map_err(map_error)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn users_missing_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        let without_keys = diesel::dsl::not(diesel::dsl::exists(
+            keys::table.filter(keys::user_id.eq(users::id.nullable())),
+        ));
+        let mut q = users::table
+            .filter(without_keys)
+            .select(UserRow::as_select())
+            .order(users::id.asc())
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .into_boxed();
+        if let Some(after) = after {
+            q = q.filter(users::id.gt(after.as_str().to_owned()));
+        }
+        let mut conn = self.conn().await?;
+        q.load(&mut *conn)
+            .await
+            .map_err(map_error)?
+            .into_iter()
+            .map(UserRow::into_user)
+            .collect()
+    }
+}

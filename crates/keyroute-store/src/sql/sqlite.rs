@@ -1,0 +1,100 @@
+//! SQLite, the embedded default: a file or an in-memory database, no server.
+//!
+//! Connections are diesel's synchronous `SqliteConnection` run on blocking threads by
+//! diesel-async's `SyncConnectionWrapper`. Each connection enables foreign keys, waits
+//! up to 5 s for a busy database instead of failing, and (for files) uses WAL so readers
+//! never block the writer. An in-memory database exists only inside its one connection,
+//! so its pool holds exactly one connection and never recycles it.
+//!
+//! URLs: a path (`keys.db`), `sqlite://keys.db`, a `file:` URI, or `:memory:`.
+
+use diesel::SqliteConnection;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use keyroute_core::BoxError;
+
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+
+use super::{Backend, ConnectFuture, DatabaseUrl, PoolSettings, RecyclingCheck, SqlStore, sealed};
+
+/// The SQLite backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Sqlite;
+
+/// A store on SQLite.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+const PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                       PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+fn is_in_memory(url: &str) -> bool {
+    url == ":memory:" || url.contains("mode=memory")
+}
+
+impl sealed::Sealed for Sqlite {}
+
+impl Backend for Sqlite {
+    type Connection = SyncConnectionWrapper<SqliteConnection>;
+    type Manager = AsyncDieselConnectionManager<Self::Connection>;
+    const NAME: &'static str = "SQLite";
+
+    fn adjust(url: &DatabaseUrl, mut settings: PoolSettings) -> PoolSettings {
+        if is_in_memory(url.expose_secret()) {
+            settings.max_size = 1;
+            settings.min_idle = Some(1);
+            settings.idle_timeout = None;
+            settings.max_lifetime = None;
+        }
+        settings
+    }
+
+    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
+        super::manager(url, recycling, establish)
+    }
+
+    fn run_migrations(conn: super::OwnedConnection<Self>) -> Result<(), BoxError> {
+        AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
+        Ok(())
+    }
+}
+
+/// Opens a connection and applies [`PRAGMAS`].
+fn establish(url: String) -> ConnectFuture<<Sqlite as Backend>::Connection> {
+    Box::pin(async move {
+        let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+        let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(path).await?;
+        conn.batch_execute(PRAGMAS)
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+        Ok(conn)
+    })
+}
+
+type Marker = Sqlite;
+type Ts = i64;
+
+mod schema {
+    crate::sql::keyroute_schema!(BigInt);
+}
+
+/// One `INSERT` per row (used by `queries.rs`): diesel-async cannot send a multi-row
+/// `INSERT` to SQLite. Rows go in one transaction to one in-process database, so the
+/// loop costs microseconds per row, not round trips.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        for row in $rows {
+            diesel::insert_into($table)
+                .values(row)
+                .execute(&mut *$conn)
+                .await?;
+        }
+    };
+}
+
+// Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`).
+#[allow(clippy::duplicate_mod)]
+#[path = "queries.rs"]
+mod queries;

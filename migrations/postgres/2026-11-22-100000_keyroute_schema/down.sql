@@ -1,0 +1,2 @@
+DROP TABLE keyroute_api_keys;
+DROP TABLE keyroute_users;
