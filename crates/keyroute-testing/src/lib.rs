@@ -54,6 +54,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyroute_store::{Backend, DatabaseUrl, Mysql, PoolSettings, Postgres, SqlStore, Sqlite};
 
+pub mod bench;
 mod server;
 
 pub use server::HarnessError;

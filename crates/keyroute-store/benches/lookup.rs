@@ -1,0 +1,158 @@
+//! How a key lookup scales: `get_api_key_by_hash` on SQLite (a file) and PostgreSQL (a
+//! container) holding 1 000 and 1 000 000 keys, against a bare `SELECT 1` through the
+//! same pool. Prints each lookup's ratio to `SELECT 1` and the 1 M / 1 k ratio
+//! (flat means about 1).
+//!
+//! Run with `bash scripts/bench store` (it brings up Docker for PostgreSQL), or
+//! `cargo bench -p keyroute-store --all-features --bench lookup` where an engine runs.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
+
+use std::future::Future;
+use std::hint::black_box;
+
+use chrono::Utc;
+use criterion::Criterion;
+use diesel::IntoSql;
+use diesel::sql_types::Integer;
+use diesel_async::RunQueryDsl;
+use keyroute_core::{ApiKey, ApiKeyStore, Environment, KeyHash, KeyId, KeyType};
+use keyroute_testing::bench::{criterion_dir, ratio_line};
+use tokio::runtime::Runtime;
+
+const SIZES: [(&str, usize); 2] = [("1k", 1_000), ("1m", 1_000_000)];
+const CHUNK: usize = 10_000;
+
+/// Stores `count` keys; returns the hashes of the first 1 000 to look up.
+async fn seed(store: &impl ApiKeyStore, count: usize) -> Vec<KeyHash> {
+    let now = Utc::now();
+    let mut known = Vec::new();
+    for start in (0..count).step_by(CHUNK) {
+        let keys: Vec<ApiKey> = (start..(start + CHUNK).min(count))
+            .map(|i| {
+                let hash = KeyHash::of(&format!("bench-key-{i}"));
+                if known.len() < 1_000 {
+                    known.push(hash);
+                }
+                ApiKey::new(
+                    KeyId::random(),
+                    KeyType::SECRET,
+                    Environment::LIVE,
+                    hash,
+                    "sk_live_…",
+                    now,
+                )
+            })
+            .collect();
+        store.store_all(&keys).await.unwrap();
+    }
+    known
+}
+
+/// Benchmarks `SELECT 1` and the lookup on one store, as criterion group `group`.
+fn bench_store<S, F, Fut>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    group: &str,
+    store: &S,
+    known: &[KeyHash],
+    select_one: F,
+) where
+    S: ApiKeyStore,
+    F: Fn(&S) -> Fut,
+    Fut: Future<Output = i32>,
+{
+    let mut g = c.benchmark_group(group);
+    g.bench_function("select_1", |b| b.to_async(rt).iter(|| select_one(store)));
+    let mut next = 0usize;
+    g.bench_function("get_api_key_by_hash", |b| {
+        b.to_async(rt).iter(|| {
+            next = (next + 1) % known.len();
+            let hash = known[next];
+            async move { black_box(store.get_api_key_by_hash(&hash).await.unwrap().unwrap()) }
+        })
+    });
+    g.finish();
+}
+
+/// Seeds and benchmarks one backend at every size; `$make` is a future of a
+/// `TestDatabase`. A backend without its server is reported, not benchmarked.
+macro_rules! bench_backend {
+    ($c:expr, $rt:expr, $groups:expr, $backend:literal, $make:expr) => {
+        for (size_name, size) in SIZES {
+            let db = match $rt.block_on($make) {
+                Ok(db) => db,
+                Err(e) => {
+                    println!("{} benchmarks not run: {e}", $backend);
+                    break;
+                }
+            };
+            let store = $rt.block_on(db.store()).unwrap();
+            let known = $rt.block_on(seed(&store, size));
+            let group = format!("{}_{size_name}", $backend);
+            bench_store($c, $rt, &group, &store, &known, |s| {
+                let pool = s.pool().clone();
+                async move {
+                    let mut conn = pool.get().await.unwrap();
+                    diesel::select(1.into_sql::<Integer>())
+                        .get_result(&mut *conn)
+                        .await
+                        .unwrap()
+                }
+            });
+            $groups.push(group);
+        }
+    };
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut c = Criterion::default().configure_from_args();
+    let mut groups = Vec::new();
+    bench_backend!(&mut c, &rt, groups, "sqlite", async {
+        keyroute_testing::sqlite()
+    });
+    bench_backend!(
+        &mut c,
+        &rt,
+        groups,
+        "postgres",
+        keyroute_testing::postgres()
+    );
+
+    c.final_summary();
+    let dir = criterion_dir(env!("CARGO_TARGET_TMPDIR"));
+    println!("\nratios (criterion medians of this run):");
+    for group in &groups {
+        let label = format!("{group}: lookup vs SELECT 1");
+        println!(
+            "  {}",
+            ratio_line(
+                &dir,
+                &label,
+                (group, "get_api_key_by_hash"),
+                (group, "select_1")
+            )
+        );
+    }
+    for backend in ["sqlite", "postgres"] {
+        let (big, small) = (format!("{backend}_1m"), format!("{backend}_1k"));
+        let label = format!("{backend}: lookup at 1 M keys vs 1 k keys");
+        println!(
+            "  {}",
+            ratio_line(
+                &dir,
+                &label,
+                (&big, "get_api_key_by_hash"),
+                (&small, "get_api_key_by_hash")
+            )
+        );
+    }
+}
