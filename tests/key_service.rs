@@ -31,8 +31,9 @@ fn new_service(options: KeyOptions) -> (KeyService<Arc<MemoryStore>>, ManualCloc
 #[derive(Default)]
 struct Recorder(Mutex<Vec<ApiKey>>);
 
+#[async_trait::async_trait]
 impl KeyListener for Recorder {
-    fn keys_retired(&self, keys: &[ApiKey]) {
+    async fn keys_retired(&self, keys: &[ApiKey]) {
         self.0.lock().unwrap().extend_from_slice(keys);
     }
 }

@@ -103,9 +103,67 @@ pub enum AuthError {
     /// The operation needs a user, and the key belongs to none.
     #[error("the API key must be associated with a user")]
     NotAssociatedWithUser,
+    /// A JWT failed verification.
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    /// The credential looks like a JWT, and this service accepts none.
+    #[error("JWTs are not accepted here; send an API key")]
+    JwtNotAccepted,
     /// The store could not be asked; not the caller's fault.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a JWT was rejected. Shared by every verifier so handlers can match on it
+/// without depending on one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtError {
+    /// Not a well-formed JWT: wrong number of parts, bad base64 or JSON, cut short.
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    /// Longer than any token this service issues.
+    #[error("the token is {len} bytes long; at most {max} are accepted")]
+    TooLong {
+        /// The presented length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// `alg: none`, or an algorithm this service does not use.
+    #[error("the token's algorithm is not accepted")]
+    UnsupportedAlgorithm,
+    /// The header's algorithm differs from the one pinned to its key (an
+    /// algorithm-switch attempt, such as RS256 to HS256).
+    #[error("the token's algorithm does not match its key")]
+    AlgorithmMismatch,
+    /// No key with the header's `kid`, or no `kid` where one is required.
+    #[error("the token names a signing key this service does not have")]
+    UnknownKeyId,
+    /// The signature does not verify: the token was altered or forged.
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    /// `exp` has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` has not been reached.
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iss` is not the expected issuer.
+    #[error("the token was issued by someone else")]
+    WrongIssuer,
+    /// `aud` does not name this service.
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    /// A required claim is absent.
+    #[error("the token lacks the `{0}` claim")]
+    MissingClaim(&'static str),
+    /// A claim has a value that cannot be used (an unknown environment, a bad scope).
+    #[error("the token's `{0}` claim is invalid")]
+    InvalidClaim(&'static str),
+    /// The token, or the key it came from, was revoked.
+    #[error("the token was revoked")]
+    Revoked,
 }
 
 impl AuthError {

@@ -24,7 +24,8 @@
 //! | [`store`] | the traits backends implement: [`ApiKeyStore`], [`UserStore`] |
 //! | [`service`] | [`KeyService`]: register, issue, list, revoke, regenerate, backfill |
 //! | [`clock`] | [`Clock`], [`SystemClock`], [`ManualClock`] |
-//! | [`error`] | [`Error`], [`AuthError`], [`StoreError`] |
+//! | [`verifier`] | [`TokenVerifier`]: the seam where JWTs become principals |
+//! | [`error`] | [`Error`], [`AuthError`], [`JwtError`], [`StoreError`] |
 
 pub mod clock;
 pub mod credentials;
@@ -39,10 +40,11 @@ pub mod secret;
 pub mod service;
 pub mod store;
 pub mod token;
+pub mod verifier;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credentials::{Credential, CredentialError, CredentialExtractor, CredentialSource};
-pub use error::{AuthError, BoxError, Error, ErrorKind, StoreError, StoreResult};
+pub use error::{AuthError, BoxError, Error, ErrorKind, JwtError, StoreError, StoreResult};
 pub use ids::{KeyId, UserId};
 pub use model::{ApiKey, KeyStatus, Meta, User};
 pub use name::{Environment, KeyType, NameError, Tenant};
@@ -54,5 +56,6 @@ pub use service::{
     BackfillReport, IssuedKey, KeyListener, KeyRequest, KeyService, NewUser, Regenerated,
     Registration,
 };
-pub use store::{ApiKeyStore, KeyQuery, Regeneration, ResolvedKey, Store, UserStore};
+pub use store::{ApiKeyStore, DenyList, KeyQuery, Regeneration, ResolvedKey, Store, UserStore};
 pub use token::{GenerateError, PresentedKey, TokenError, TokenFormat};
+pub use verifier::{TokenVerifier, looks_like_jwt};

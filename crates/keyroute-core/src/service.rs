@@ -26,11 +26,13 @@ use crate::secret::PlaintextKey;
 use crate::store::{KeyQuery, Regeneration, Store};
 use crate::token::TokenFormat;
 
-/// Told when keys stop working, so caches can forget them.
+/// Told when keys stop working, so caches can forget them and revocation lists learn
+/// of them.
+#[async_trait::async_trait]
 pub trait KeyListener: Send + Sync {
     /// `keys` were revoked, or rolled by a regeneration (their `cancelled_at` says when
     /// they stop working).
-    fn keys_retired(&self, keys: &[ApiKey]);
+    async fn keys_retired(&self, keys: &[ApiKey]);
 }
 
 /// A key just created: its record and its plaintext, which is never available again.
@@ -373,7 +375,7 @@ impl<S: Store> KeyService<S> {
     pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
         let revoked = self.store.cancel_key(key_id, self.now()).await?;
         if let Some(key) = &revoked {
-            self.announce(std::slice::from_ref(key));
+            self.announce(std::slice::from_ref(key)).await;
         }
         Ok(revoked)
     }
@@ -413,7 +415,7 @@ impl<S: Store> KeyService<S> {
             cancel_at,
         );
         let retired = self.store.regenerate(&regeneration).await?;
-        self.announce(&retired);
+        self.announce(&retired).await;
         Ok(Regenerated { issued, retired })
     }
 
@@ -540,12 +542,12 @@ impl<S: Store> KeyService<S> {
             })
     }
 
-    fn announce(&self, keys: &[ApiKey]) {
+    async fn announce(&self, keys: &[ApiKey]) {
         if keys.is_empty() {
             return;
         }
         for listener in &self.listeners {
-            listener.keys_retired(keys);
+            listener.keys_retired(keys).await;
         }
     }
 }

@@ -171,10 +171,29 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<Vec<User>>;
 }
 
-/// Everything a [`KeyService`](crate::KeyService) needs: keys and users.
-pub trait Store: ApiKeyStore + UserStore {}
+/// Revoked token and key ids, for verifiers of self-contained tokens (JWTs), which
+/// no key lookup would otherwise stop.
+///
+/// An entry names a JWT's `jti` or an API key's id; a JWT is refused if either its
+/// own id or the id of the key it came from is denied. Entries carry the time after
+/// which they no longer matter (the token would have expired anyway) and are purged
+/// after it.
+#[async_trait]
+pub trait DenyList: Send + Sync {
+    /// Denies `id` until `until`. Denying an id again keeps the later time.
+    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()>;
 
-impl<T: ApiKeyStore + UserStore + ?Sized> Store for T {}
+    /// Whether any of `ids` is denied at `now`.
+    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Removes entries that ended before `now`; returns how many.
+    async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Everything a store backend provides: keys, users and the deny-list.
+pub trait Store: ApiKeyStore + UserStore + DenyList {}
+
+impl<T: ApiKeyStore + UserStore + DenyList + ?Sized> Store for T {}
 
 // A shared store is a store too, so a service and a resolver can hold one each.
 #[async_trait]
@@ -232,5 +251,18 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
         limit: usize,
     ) -> StoreResult<Vec<User>> {
         (**self).users_missing_keys(after, limit).await
+    }
+}
+
+#[async_trait]
+impl<S: DenyList + ?Sized> DenyList for std::sync::Arc<S> {
+    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        (**self).deny(id, until).await
+    }
+    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+        (**self).is_denied(ids, now).await
+    }
+    async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        (**self).purge_denied(now).await
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
+    ApiKey, ApiKeyStore, DenyList, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
     StoreResult, User, UserId, UserStore,
 };
 
@@ -34,6 +34,8 @@ struct Inner {
     keys: HashMap<KeyId, ApiKey>,
     by_hash: HashMap<KeyHash, KeyId>,
     by_user: HashMap<UserId, Vec<KeyId>>,
+    /// Denied token and key ids, with the time each entry stops mattering.
+    denied: HashMap<String, DateTime<Utc>>,
 }
 
 impl MemoryStore {
@@ -276,5 +278,29 @@ impl UserStore for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl DenyList for MemoryStore {
+    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        let mut inner = self.write();
+        let entry = inner.denied.entry(id.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+        Ok(())
+    }
+
+    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+        let inner = self.read();
+        Ok(ids
+            .iter()
+            .any(|id| inner.denied.get(*id).is_some_and(|until| *until > now)))
+    }
+
+    async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut inner = self.write();
+        let before = inner.denied.len();
+        inner.denied.retain(|_, until| *until > now);
+        Ok((before - inner.denied.len()) as u64)
     }
 }

@@ -36,7 +36,7 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-/// The two tables, for every backend: only the timestamp column type differs.
+/// The tables, for every backend: only the timestamp column type differs.
 macro_rules! keyroute_schema {
     ($timestamp:ident) => {
         diesel::table! {
@@ -68,6 +68,13 @@ macro_rules! keyroute_schema {
                 notes -> Nullable<Text>,
                 ref_id -> Nullable<Text>,
                 meta -> Text,
+            }
+        }
+
+        diesel::table! {
+            keyroute_denylist (id) {
+                id -> Text,
+                expires_at -> $timestamp,
             }
         }
 

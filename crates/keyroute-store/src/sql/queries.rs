@@ -12,11 +12,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, Environment, KeyHash, KeyId, KeyQuery, KeyType, Regeneration, ResolvedKey,
-    StoreError, StoreResult, Tenant, User, UserId, UserStore,
+    ApiKey, ApiKeyStore, DenyList, Environment, KeyHash, KeyId, KeyQuery, KeyType, Regeneration,
+    ResolvedKey, StoreError, StoreResult, Tenant, User, UserId, UserStore,
 };
 
-use super::schema::{keyroute_api_keys as keys, keyroute_users as users};
+use super::schema::{
+    keyroute_api_keys as keys, keyroute_denylist as denied, keyroute_users as users,
+};
 use super::{Marker, Ts};
 use crate::sql::{
     INSERT_CHUNK, SqlStore, Timestamp, decode, decode_meta, decode_scopes, encode_meta,
@@ -399,5 +401,57 @@ impl UserStore for SqlStore<Marker> {
             .into_iter()
             .map(UserRow::into_user)
             .collect()
+    }
+}
+
+#[async_trait]
+impl DenyList for SqlStore<Marker> {
+    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        let until = Ts::from_instant(until);
+        let mut conn = self.conn().await?;
+        // Insert; if the id is already denied, keep the later end. Two single
+        // statements rather than an upsert, whose syntax differs on every backend.
+        let inserted = diesel::insert_into(denied::table)
+            .values((denied::id.eq(id), denied::expires_at.eq(until)))
+            .execute(&mut *conn)
+            .await;
+        match inserted {
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {
+                diesel::update(denied::table.find(id).filter(denied::expires_at.lt(until)))
+                    .set(denied::expires_at.eq(until))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                Ok(())
+            }
+            other => other.map(|_| ()).map_err(map_error),
+        }
+    }
+
+    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        let mut conn = self.conn().await?;
+        diesel::select(diesel::dsl::exists(
+            denied::table
+                .filter(denied::id.eq_any(ids))
+                .filter(denied::expires_at.gt(Ts::from_instant(now))),
+        ))
+        .get_result(&mut *conn)
+        .await
+        .map_err(map_error)
+    }
+
+    async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut conn = self.conn().await?;
+        diesel::delete(denied::table.filter(denied::expires_at.le(Ts::from_instant(now))))
+            .execute(&mut *conn)
+            .await
+            .map(|n| n as u64)
+            .map_err(map_error)
     }
 }

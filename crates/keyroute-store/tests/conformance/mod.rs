@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use keyroute_core::{
-    ApiKey, Environment, ErrorKind, KeyHash, KeyId, KeyOptions, KeyQuery, KeyService, KeyType,
-    Meta, Regeneration, Scopes, Store, StoreError, Tenant, User, UserId,
+    ApiKey, DenyList, Environment, ErrorKind, KeyHash, KeyId, KeyOptions, KeyQuery, KeyService,
+    KeyType, Meta, Regeneration, Scopes, Store, StoreError, Tenant, User, UserId,
 };
 
 /// Instantiates every conformance case as a test, each with a fresh store from `$make`
@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             unicode_and_1kb_values_round_trip,
             injection_shaped_strings_are_data,
             init_schema_is_idempotent,
+            deny_list_keeps_the_latest_end_and_purges,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {$(
@@ -631,4 +632,57 @@ pub(crate) async fn init_schema_is_idempotent<S: Store>(store: Arc<S>) {
     store.store_all(std::slice::from_ref(&k)).await.unwrap();
     store.init_schema().await.unwrap();
     assert!(store.api_key_exists(&k.hash).await.unwrap());
+}
+
+/// Denied ids stay denied until their end, a later end wins, and purging removes only
+/// entries that ended.
+pub(crate) async fn deny_list_keeps_the_latest_end_and_purges<S: Store>(store: Arc<S>) {
+    let (a, b) = ("jti-0f3a", "key-9b1c");
+    assert!(!store.is_denied(&[a, b], t0()).await.unwrap());
+    store.deny(a, t0() + TimeDelta::minutes(15)).await.unwrap();
+    store.deny(a, t0() + TimeDelta::minutes(5)).await.unwrap();
+    assert!(
+        store
+            .is_denied(&[b, a], t0() + TimeDelta::minutes(10))
+            .await
+            .unwrap(),
+        "the later end is kept"
+    );
+    assert!(!store.is_denied(&[b], t0()).await.unwrap());
+    store.deny(a, t0() + TimeDelta::minutes(30)).await.unwrap();
+    store.deny(b, t0() + TimeDelta::minutes(1)).await.unwrap();
+    assert!(
+        store
+            .is_denied(&[a], t0() + TimeDelta::minutes(20))
+            .await
+            .unwrap(),
+        "a later end extends"
+    );
+    assert!(
+        !store
+            .is_denied(&[b], t0() + TimeDelta::minutes(1))
+            .await
+            .unwrap(),
+        "ended entries no longer deny"
+    );
+    assert_eq!(
+        store
+            .purge_denied(t0() + TimeDelta::minutes(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .is_denied(&[a], t0() + TimeDelta::minutes(2))
+            .await
+            .unwrap()
+    );
+    assert!(!store.is_denied(&[], t0()).await.unwrap());
+    assert!(
+        !store
+            .is_denied(&["\'; DELETE FROM keyroute_denylist; --"], t0())
+            .await
+            .unwrap()
+    );
 }
