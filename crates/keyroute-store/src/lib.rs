@@ -32,4 +32,4 @@ pub use sql::postgres::{Postgres, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sql::sqlite::{Sqlite, SqliteStore};
 #[cfg(feature = "__sql")]
-pub use sql::{Backend, DatabaseUrl, PoolSettings, RecyclingCheck, SqlStore};
+pub use sql::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore};

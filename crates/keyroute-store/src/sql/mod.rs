@@ -295,23 +295,134 @@ impl fmt::Display for Cause {
 
 impl std::error::Error for Cause {}
 
-/// A store on a SQL database: [`PostgresStore`](postgres::PostgresStore),
-/// [`MysqlStore`](mysql::MysqlStore) or [`SqliteStore`](sqlite::SqliteStore).
-pub struct SqlStore<B: Backend> {
+/// A bb8 pool of diesel-async connections to one database, with keyroute's handling of
+/// its failures: a checkout that fails says why (bb8 alone reports a bare timeout), and
+/// the URL's password never shows. [`SqlStore`] keeps its keys in one; the connection
+/// router keeps one per named connection.
+pub struct DbPool<B: Backend> {
     pool: bb8::Pool<B::Manager>,
     url: DatabaseUrl,
     settings: PoolSettings,
     last_error: LastError,
-    _backend: PhantomData<B>,
 }
 
-impl<B: Backend> Clone for SqlStore<B> {
+impl<B: Backend> Clone for DbPool<B> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
             url: self.url.clone(),
             settings: self.settings.clone(),
             last_error: self.last_error.clone(),
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for DbPool<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbPool")
+            .field("backend", &B::NAME)
+            .field("url", &self.url)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> DbPool<B> {
+    /// A pool that opens connections on first use; nothing is checked yet.
+    pub fn lazy(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> Self {
+        let url = url.into();
+        let settings = B::adjust(&url, settings);
+        let last_error = LastError::default();
+        let manager = B::manager(&url, settings.recycling_check);
+        let pool = bb8::Pool::builder()
+            .max_size(settings.max_size.max(1))
+            .min_idle(settings.min_idle)
+            .connection_timeout(settings.connection_timeout)
+            .idle_timeout(settings.idle_timeout)
+            .max_lifetime(settings.max_lifetime)
+            .error_sink(Box::new(ErrorSink {
+                last: last_error.clone(),
+                url: url.clone(),
+            }))
+            .build_unchecked(manager);
+        Self {
+            pool,
+            url,
+            settings,
+            last_error,
+        }
+    }
+
+    /// A pool whose database answered one connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] with the real cause when no connection can be made.
+    pub async fn connect(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> StoreResult<Self> {
+        let pool = Self::lazy(url, settings);
+        drop(pool.get().await?);
+        Ok(pool)
+    }
+
+    /// A pooled connection, or `Unavailable` with the real cause.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when no connection can be had within the timeout.
+    pub async fn get(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
+        self.pool.get().await.map_err(|e| self.unavailable(e))
+    }
+
+    /// A pooled connection that does not borrow the pool, so it can move between tasks.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn get_owned(&self) -> StoreResult<PooledConnection<'static, B::Manager>> {
+        self.pool.get_owned().await.map_err(|e| self.unavailable(e))
+    }
+
+    /// The bb8 pool itself.
+    pub fn pool(&self) -> &bb8::Pool<B::Manager> {
+        &self.pool
+    }
+
+    /// The database URL (redacted in `Debug`).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The pool's settings, as adjusted for the backend.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    fn unavailable(&self, error: bb8::RunError<PoolError>) -> StoreError {
+        let message = match error {
+            bb8::RunError::User(e) => self.url.redact(&describe(&e)),
+            bb8::RunError::TimedOut => {
+                let waited = self.settings.connection_timeout;
+                match self.last_error.take() {
+                    Some(cause) => format!("{cause} (no connection within {waited:?})"),
+                    None => format!(
+                        "no connection became free within {waited:?}; all {} are in use",
+                        self.settings.max_size
+                    ),
+                }
+            }
+        };
+        StoreError::Unavailable(Box::new(Cause(format!("{}: {message}", B::NAME))))
+    }
+}
+
+/// A store on a SQL database: [`PostgresStore`](postgres::PostgresStore),
+/// [`MysqlStore`](mysql::MysqlStore) or [`SqliteStore`](sqlite::SqliteStore).
+pub struct SqlStore<B: Backend> {
+    db: DbPool<B>,
+    _backend: PhantomData<B>,
+}
+
+impl<B: Backend> Clone for SqlStore<B> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
             _backend: PhantomData,
         }
     }
@@ -319,11 +430,7 @@ impl<B: Backend> Clone for SqlStore<B> {
 
 impl<B: Backend> fmt::Debug for SqlStore<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqlStore")
-            .field("backend", &B::NAME)
-            .field("url", &self.url)
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("SqlStore").field("db", &self.db).finish()
     }
 }
 
@@ -344,30 +451,15 @@ impl<B: Backend> SqlStore<B> {
         url: impl Into<DatabaseUrl>,
         settings: PoolSettings,
     ) -> StoreResult<Self> {
-        let url = url.into();
-        let settings = B::adjust(&url, settings);
-        let last_error = LastError::default();
-        let manager = B::manager(&url, settings.recycling_check);
-        let pool = bb8::Pool::builder()
-            .max_size(settings.max_size.max(1))
-            .min_idle(settings.min_idle)
-            .connection_timeout(settings.connection_timeout)
-            .idle_timeout(settings.idle_timeout)
-            .max_lifetime(settings.max_lifetime)
-            .error_sink(Box::new(ErrorSink {
-                last: last_error.clone(),
-                url: url.clone(),
-            }))
-            .build_unchecked(manager);
-        let store = Self {
-            pool,
-            url,
-            settings,
-            last_error,
+        Ok(Self::from_pool(DbPool::connect(url, settings).await?))
+    }
+
+    /// A store on an existing pool (keys in the same database as the team's data).
+    pub fn from_pool(db: DbPool<B>) -> Self {
+        Self {
+            db,
             _backend: PhantomData,
-        };
-        drop(store.conn().await?);
-        Ok(store)
+        }
     }
 
     /// Runs the embedded migrations (idempotent). Works on either Tokio runtime flavour:
@@ -377,47 +469,31 @@ impl<B: Backend> SqlStore<B> {
     /// [`StoreError::Migration`] when a migration fails, `Unavailable` when the database
     /// cannot be reached.
     pub async fn migrate(&self) -> StoreResult<()> {
-        let conn = self
-            .pool
-            .get_owned()
-            .await
-            .map_err(|e| self.unavailable(e))?;
+        let conn = self.db.get_owned().await?;
         tokio::task::spawn_blocking(move || B::run_migrations(conn))
             .await
             .map_err(|e| StoreError::Migration(Box::new(e)))?
             .map_err(StoreError::Migration)
     }
 
-    /// The connection pool, for queries of the team's own.
+    /// The store's pool.
+    pub fn db(&self) -> &DbPool<B> {
+        &self.db
+    }
+
+    /// The bb8 pool, for queries of the team's own.
     pub fn pool(&self) -> &bb8::Pool<B::Manager> {
-        &self.pool
+        self.db.pool()
     }
 
     /// The database URL (redacted in `Debug`).
     pub fn url(&self) -> &DatabaseUrl {
-        &self.url
+        self.db.url()
     }
 
     /// A pooled connection, or `Unavailable` with the real cause.
     async fn conn(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
-        self.pool.get().await.map_err(|e| self.unavailable(e))
-    }
-
-    fn unavailable(&self, error: bb8::RunError<PoolError>) -> StoreError {
-        let message = match error {
-            bb8::RunError::User(e) => self.url.redact(&describe(&e)),
-            bb8::RunError::TimedOut => {
-                let waited = self.settings.connection_timeout;
-                match self.last_error.take() {
-                    Some(cause) => format!("{cause} (no connection within {waited:?})"),
-                    None => format!(
-                        "no connection became free within {waited:?}; all {} are in use",
-                        self.settings.max_size
-                    ),
-                }
-            }
-        };
-        StoreError::Unavailable(Box::new(Cause(format!("{}: {message}", B::NAME))))
+        self.db.get().await
     }
 }
 
