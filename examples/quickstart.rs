@@ -1,116 +1,180 @@
-//! keyroute in one screen: register a user, get a live and a test key, authenticate
-//! header values, and watch bad ones fail with typed errors.
+//! keyroute in one screen, on SQLite files (no server): a user gets a live and a test
+//! key; one "create order" handler, called with each, writes to the live and the test
+//! database; then four bad keys are rejected with typed errors.
 //!
 //! Run with `cargo run --example quickstart`.
 #![allow(clippy::print_stdout)] // a demo's output is its point
 
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use http::HeaderMap;
-use keyroute::store::MemoryStore;
-use keyroute::{
-    ApiKeyStore, AuthError, CredentialExtractor, Environment, KeyOptions, KeyService, KeyType,
-    NewUser, Principal,
-};
+use keyroute::router::{ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError};
+use keyroute::store::{Sqlite, SqliteStore};
+use keyroute::{Environment, KeyOptions, KeyRequest, KeyService, KeyType, NewUser};
+
+mod schema {
+    diesel::table! {
+        orders (id) {
+            id -> Text,
+            item -> Text,
+        }
+    }
+}
+use schema::orders;
+
+type App = Gateway<SqliteStore, Sqlite>;
+
+/// What the handler can fail with: keyroute refused the request, or the query failed.
+#[derive(Debug)]
+enum HandlerError {
+    Route(RouteError),
+    Query(diesel::result::Error),
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandlerError::Route(e) => write!(f, "refused: {e}"),
+            HandlerError::Query(e) => write!(f, "query failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+/// The handler: it never looks at the environment, yet lands in the right database.
+async fn create_order(app: &App, headers: &HeaderMap, item: &str) -> Result<String, HandlerError> {
+    // Pass whether the request came over TLS; keys sent over plain HTTP are refused.
+    let request = IncomingRequest::new(headers).over_tls(true);
+    let (_principal, mut db) = app.connect(&request).await.map_err(HandlerError::Route)?;
+    let id = keyroute::KeyId::random().to_string()[..8].to_owned();
+    diesel::insert_into(orders::table)
+        .values((orders::id.eq(&id), orders::item.eq(item)))
+        .execute(&mut db)
+        .await
+        .map_err(HandlerError::Query)?;
+    Ok(id)
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let service = KeyService::new(MemoryStore::new(), KeyOptions::default())?;
-    let registration = service.register_user(NewUser::named("ada")).await?;
-    let live = registration
+    let dir = tempfile::tempdir()?;
+    let (live_db, test_db) = (dir.path().join("live.db"), dir.path().join("test.db"));
+    let (live_url, test_url) = (
+        live_db.to_string_lossy().into_owned(),
+        test_db.to_string_lossy().into_owned(),
+    );
+
+    // Keys live in the live database; keyroute's migrations create their tables.
+    let store = SqliteStore::connect(live_url.as_str()).await?;
+    let options = KeyOptions::default();
+    let service = KeyService::new(store.clone(), options.clone())?;
+    service.init().await?;
+    let router = ConnectionRouter::<Sqlite>::builder()
+        .connection("live", live_url.as_str())
+        .connection("test", test_url.as_str())
+        .build()?;
+    for name in ["live", "test"] {
+        let mut db = router.connection_named(name).await?;
+        db.batch_execute("CREATE TABLE orders (id TEXT PRIMARY KEY, item TEXT NOT NULL)")
+            .await?;
+    }
+    let resolver = KeyResolver::builder(store, options).build()?;
+    let service = service.with_listener(std::sync::Arc::new(resolver.clone()));
+    let app = Gateway::new(resolver, router);
+    println!(
+        "live and test databases (SQLite, migrated) in {}",
+        dir.path().display()
+    );
+
+    let ada = service.register_user(NewUser::named("ada")).await?;
+    let live = ada
         .key(&KeyType::SECRET, &Environment::LIVE)
         .ok_or("no live key")?;
-    let test = registration
+    let test = ada
         .key(&KeyType::SECRET, &Environment::TEST)
         .ok_or("no test key")?;
-    println!("registered user '{}'", registration.user.user_name);
-    println!(
-        "  live key: {}  (shown once; stored as SHA-256 only)",
-        live.plaintext.expose_secret()
-    );
+    println!("\nregistered user 'ada'; her keys are shown once and stored only as SHA-256:");
+    println!("  live key: {}", live.plaintext.expose_secret());
     println!("  test key: {}", test.plaintext.expose_secret());
 
-    let live_key = live.plaintext.expose_secret();
-    let test_key = test.plaintext.expose_secret();
-    let mut flipped = live_key.to_owned();
+    println!("\none handler, called with each key:");
+    let live_order = create_order(
+        &app,
+        &bearer(live.plaintext.expose_secret())?,
+        "espresso machine",
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))?;
+    println!("  create_order(live key) -> order {live_order}");
+    let test_order = create_order(
+        &app,
+        &bearer(test.plaintext.expose_secret())?,
+        "espresso machine",
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))?;
+    println!("  create_order(test key) -> order {test_order}");
+
+    println!("\neach database, queried directly:");
+    let mut isolated = true;
+    for (name, own, other) in [
+        ("live", &live_order, &test_order),
+        ("test", &test_order, &live_order),
+    ] {
+        let mut db = app.router().connection_named(name).await?;
+        let ids: Vec<String> = orders::table.select(orders::id).load(&mut db).await?;
+        println!("  {name}.db orders: {ids:?}");
+        isolated &= ids.contains(own) && !ids.contains(other);
+    }
+    if !isolated {
+        return Err("isolation broken: an order is in the wrong database".into());
+    }
+    println!("  isolation: ok - the live order is only in live.db, the test order only in test.db");
+
+    println!("\nbad keys, each rejected with its typed error:");
+    let revoked = service
+        .issue_key(
+            KeyRequest::new(KeyType::SECRET, Environment::LIVE).for_user(ada.user.id.clone()),
+        )
+        .await?;
+    service.revoke(&revoked.key.id).await?;
+    let expiring = service
+        .issue_key(
+            KeyRequest::new(KeyType::SECRET, Environment::TEST)
+                .expires_in(Duration::from_millis(50)),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let forged = service
+        .format()
+        .generate(&KeyType::SECRET, &Environment::LIVE)?;
+    let mut flipped = live.plaintext.expose_secret().to_owned();
     let last = flipped.pop().ok_or("empty key")?;
     flipped.push(if last == 'A' { 'B' } else { 'A' });
-    let extractor = CredentialExtractor::default();
-
-    println!("\nauthenticating header values:");
-    let attempts = [
-        ("Authorization", format!("Bearer {live_key}")),
-        ("X-Api-Key", test_key.to_owned()),
-        ("Authorization", format!("Basic {}", basic_user(test_key))),
-        ("Authorization", format!("Bearer {flipped}")),
-        (
-            "Authorization",
-            format!("Bearer {}", live_key.replacen("live", "prod", 1)),
-        ),
-        ("Authorization", "Digest username=ada".to_owned()),
-        ("Authorization", "Bearer".to_owned()),
-    ];
-    for (name, value) in attempts {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::HeaderName::try_from(name)?, value.parse()?);
-        let shown = redact(&value);
-        match authenticate(&service, &extractor, &headers).await {
-            Ok(p) => println!(
-                "  ok      {name}: {shown:<40} -> user {}, environment {}",
-                p.user().map_or("-", |u| u.user_name.as_str()),
-                p.environment()
-            ),
-            Err(e) => println!("  reject  {name}: {shown:<40} -> {e}  [{}]", variant(&e)),
+    for (what, key) in [
+        ("revoked key", revoked.plaintext.expose_secret()),
+        ("expired key", expiring.plaintext.expose_secret()),
+        ("forged key", forged.expose_secret()),
+        ("flipped checksum", flipped.as_str()),
+    ] {
+        match create_order(&app, &bearer(key)?, "anything").await {
+            Err(HandlerError::Route(RouteError::Auth(e))) => {
+                println!("  {what:<17} -> {:<38} AuthError::{e:?}", e.to_string());
+            }
+            other => return Err(format!("{what} was not rejected as expected: {other:?}").into()),
         }
     }
     Ok(())
 }
 
-/// Extract, parse offline, look up by hash, check the key still works.
-async fn authenticate(
-    service: &KeyService<MemoryStore>,
-    extractor: &CredentialExtractor,
-    headers: &HeaderMap,
-) -> Result<Principal, AuthError> {
-    let credential = extractor.extract(headers, None)?;
-    let presented = service.format().parse(credential.token.expose_secret())?;
-    let found = service
-        .store()
-        .get_api_key_by_hash(&presented.hash)
-        .await?
-        .ok_or(AuthError::UnknownKey)?;
-    match found
-        .key
-        .status(keyroute::Clock::now(service.clock().as_ref()))
-    {
-        keyroute::KeyStatus::Active => Ok(Principal::from_api_key(
-            found.key.into(),
-            found.user.map(Into::into),
-        )),
-        keyroute::KeyStatus::Expired => Err(AuthError::Expired),
-        _ => Err(AuthError::Revoked),
-    }
-}
-
-fn basic_user(key: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
-}
-
-/// Shows a header value with the middle of any key elided.
-fn redact(value: &str) -> String {
-    if value.len() > 24 {
-        format!("{}…{}", &value[..18], &value[value.len() - 4..])
-    } else {
-        value.to_owned()
-    }
-}
-
-/// The error's variant name, to show the rejection is typed.
-fn variant(e: &AuthError) -> String {
-    let debug = format!("{e:?}");
-    debug
-        .split(['(', ')', ' ', '{'])
-        .filter(|part| !part.is_empty())
-        .take(2)
-        .collect::<Vec<_>>()
-        .join("::")
+fn bearer(key: &str) -> Result<HeaderMap, http::header::InvalidHeaderValue> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {key}").parse()?,
+    );
+    Ok(headers)
 }

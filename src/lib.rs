@@ -10,7 +10,8 @@
 //! | module | crate | feature |
 //! |---|---|---|
 //! | the crate root | `keyroute-core`: keys, tokens, credentials, principals, store traits | always |
-//! | [`store`] | `keyroute-store`: the store backends | `memory` (default) |
+//! | [`store`] | `keyroute-store`: the store backends | `memory`, `sqlite` (default), `postgres`, `mysql` |
+//! | [`router`] | `keyroute-router`: the resolver and the connection router | always |
 //!
 //! ```
 //! use keyroute::{KeyOptions, KeyService, NewUser, store::MemoryStore};
@@ -28,4 +29,9 @@ pub use keyroute_core::*;
 /// The store backends (`keyroute-store`).
 pub mod store {
     pub use keyroute_store::*;
+}
+
+/// The resolver and the connection router (`keyroute-router`).
+pub mod router {
+    pub use keyroute_router::*;
 }

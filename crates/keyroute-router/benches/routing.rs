@@ -1,0 +1,202 @@
+//! What keyroute adds to a request, measured against what a request costs anyway.
+//!
+//! - `cached/resolve`: a cached API key resolved to a principal (target: at most 1 µs).
+//! - `<db>_<check>/connect` vs `<db>_<check>/pool_get`: authenticate (cached) + route +
+//!   take a connection, against a bare `get()` on the very same pool (target: at most
+//!   5 % more), with the default `Verified` checkout check and with `Fast`.
+//! - `postgres_uncached/resolve` vs `postgres_uncached/indexed_select`: a resolve with
+//!   no cache (one lookup) against a bare `SELECT id ... WHERE hash = $1` through the
+//!   same pool (target: at most 1.3 x).
+//!
+//! Run with `bash scripts/bench router` (brings up Docker for PostgreSQL).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::Criterion;
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use http::HeaderMap;
+use keyroute_core::{
+    ApiKeyStore, Environment, KeyOptions, KeyService, KeyType, NewUser, PlaintextKey,
+};
+use keyroute_router::{ConnectionRouter, Gateway, IncomingRequest, KeyResolver};
+use keyroute_store::{Backend, MemoryStore, PoolSettings, RecyclingCheck};
+use keyroute_testing::TestDatabase;
+use keyroute_testing::bench::{criterion_dir, ratio_line};
+use tokio::runtime::Runtime;
+
+fn options(cache: bool) -> KeyOptions {
+    let mut options = KeyOptions::default();
+    options.session_cache_duration = cache.then(|| Duration::from_secs(600));
+    options
+}
+
+fn bearer(key: &PlaintextKey) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {}", key.expose_secret()).parse().unwrap(),
+    );
+    headers
+}
+
+/// A user and their live key in `store`.
+async fn live_key<S: keyroute_core::Store + Clone>(store: S, cache: bool) -> (S, PlaintextKey) {
+    let service = KeyService::new(store, options(cache)).unwrap();
+    let ada = service.register_user(NewUser::named("ada")).await.unwrap();
+    let key = ada
+        .key(&KeyType::SECRET, &Environment::LIVE)
+        .unwrap()
+        .plaintext
+        .clone();
+    (service.store().clone(), key)
+}
+
+fn bench_cached_resolve(c: &mut Criterion, rt: &Runtime) {
+    let (store, key) = rt.block_on(live_key(Arc::new(MemoryStore::new()), true));
+    let resolver =
+        rt.block_on(async { KeyResolver::builder(store, options(true)).build().unwrap() });
+    rt.block_on(resolver.resolve(key.expose_secret())).unwrap();
+    let mut g = c.benchmark_group("cached");
+    g.bench_function("resolve", |b| {
+        b.to_async(rt)
+            .iter(|| resolver.resolve(black_box(key.expose_secret())))
+    });
+    g.finish();
+}
+
+/// `connect` (authenticate + route + checkout) against a bare checkout on the same pool.
+fn bench_connect<B: Backend>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    group: &str,
+    db: &TestDatabase<B>,
+    check: RecyclingCheck,
+) {
+    let (store, key) = rt.block_on(live_key(Arc::new(MemoryStore::new()), true));
+    let mut settings = PoolSettings::default();
+    settings.recycling_check = check;
+    let router = ConnectionRouter::<B>::builder()
+        .pool_settings(settings)
+        .connection("live", db.url().clone())
+        .build()
+        .unwrap();
+    let gateway = rt.block_on(async {
+        Gateway::new(
+            KeyResolver::builder(store, options(true)).build().unwrap(),
+            router,
+        )
+    });
+    let pool = gateway.router().pool_named("live").unwrap();
+    let headers = bearer(&key);
+    let request = IncomingRequest::new(&headers).over_tls(true);
+    rt.block_on(gateway.connect(&request)).unwrap();
+    let mut g = c.benchmark_group(group);
+    g.bench_function("pool_get", |b| {
+        b.to_async(rt)
+            .iter(|| async { black_box(pool.get_owned().await.unwrap()) })
+    });
+    g.bench_function("connect", |b| {
+        b.to_async(rt)
+            .iter(|| async { black_box(gateway.connect(&request).await.unwrap()) })
+    });
+    g.finish();
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    _id: String,
+}
+
+/// An uncached resolve on PostgreSQL against a bare indexed SELECT through the same pool.
+fn bench_uncached_postgres(
+    c: &mut Criterion,
+    rt: &Runtime,
+    db: &TestDatabase<keyroute_store::Postgres>,
+) {
+    let store = rt.block_on(db.store()).unwrap();
+    let (store, key) = rt.block_on(live_key(store, false));
+    let hash = key.hash();
+    let resolver = rt.block_on(async {
+        KeyResolver::builder(store.clone(), options(false))
+            .build()
+            .unwrap()
+    });
+    rt.block_on(resolver.resolve(key.expose_secret())).unwrap();
+    let mut g = c.benchmark_group("postgres_uncached");
+    g.bench_function("indexed_select", |b| {
+        b.to_async(rt).iter(|| async {
+            let mut conn = store.db().get().await.unwrap();
+            let row: Id =
+                diesel::sql_query("SELECT id AS _id FROM keyroute_api_keys WHERE hash = $1")
+                    .bind::<diesel::sql_types::Binary, _>(hash.as_bytes().as_slice())
+                    .get_result(&mut *conn)
+                    .await
+                    .unwrap();
+            black_box(row)
+        })
+    });
+    g.bench_function("resolve", |b| {
+        b.to_async(rt)
+            .iter(|| resolver.resolve(black_box(key.expose_secret())))
+    });
+    g.finish();
+    assert!(rt.block_on(store.api_key_exists(&hash)).unwrap());
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut c = Criterion::default().configure_from_args();
+    let mut pairs: Vec<(String, &str, &str)> = Vec::new();
+
+    bench_cached_resolve(&mut c, &rt);
+    let sqlite = keyroute_testing::sqlite().unwrap();
+    rt.block_on(sqlite.store()).unwrap();
+    for (group, check) in [
+        ("sqlite_verified", RecyclingCheck::Verified),
+        ("sqlite_fast", RecyclingCheck::Fast),
+    ] {
+        bench_connect(&mut c, &rt, group, &sqlite, check);
+        pairs.push((group.to_owned(), "connect", "pool_get"));
+    }
+    match rt.block_on(keyroute_testing::postgres()) {
+        Ok(pg) => {
+            for (group, check) in [
+                ("postgres_verified", RecyclingCheck::Verified),
+                ("postgres_fast", RecyclingCheck::Fast),
+            ] {
+                bench_connect(&mut c, &rt, group, &pg, check);
+                pairs.push((group.to_owned(), "connect", "pool_get"));
+            }
+            bench_uncached_postgres(&mut c, &rt, &pg);
+            pairs.push(("postgres_uncached".to_owned(), "resolve", "indexed_select"));
+        }
+        Err(e) => println!("PostgreSQL benchmarks not run: {e}"),
+    }
+
+    c.final_summary();
+    let dir = criterion_dir(env!("CARGO_TARGET_TMPDIR"));
+    println!("\nratios (criterion medians of this run):");
+    match keyroute_testing::bench::median(&dir, "cached", "resolve") {
+        Some(m) => println!("  cached resolve: {m:?} (target: at most 1 us)"),
+        None => println!("  cached resolve: no estimate"),
+    }
+    for (group, what, base) in &pairs {
+        println!(
+            "  {}",
+            ratio_line(&dir, group, (group, what), (group, base))
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! [`RouteError`]: every way a request can fail to get a connection.
+
+use keyroute_core::{AuthError, Environment, Principal, StoreError, Tenant};
+
+/// Why a request got no connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// The credentials were rejected.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The caller is authenticated, but no configured connection is theirs. Never
+    /// answered with a fallback connection.
+    #[error("no connection for environment '{environment}'{}: {reason}", tenant.as_ref().map(|t| format!(" and tenant '{t}'")).unwrap_or_default())]
+    NoRoute {
+        /// The caller's environment.
+        environment: Environment,
+        /// The caller's tenant.
+        tenant: Option<Tenant>,
+        /// Why there is no route.
+        reason: String,
+    },
+    /// An unauthenticated request, and no anonymous route is configured.
+    #[error(
+        "unauthenticated requests get no connection; configure an anonymous route to allow them"
+    )]
+    Anonymous,
+    /// The connection's pool could not give a connection; carries the real cause.
+    #[error("connection '{connection}' is unavailable: {source}")]
+    Unavailable {
+        /// The connection's name.
+        connection: String,
+        /// The cause.
+        source: StoreError,
+    },
+    /// The router's configuration is invalid.
+    #[error("router configuration: {0}")]
+    Config(String),
+}
+
+impl RouteError {
+    pub(crate) fn no_route(principal: &Principal, reason: impl Into<String>) -> Self {
+        Self::NoRoute {
+            environment: principal.environment().clone(),
+            tenant: principal.tenant().cloned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The HTTP status to answer with: the credential's own status for a rejection,
+    /// 403 for a caller with no route, 401 for an anonymous request, 503 when the
+    /// database is unavailable, 500 for a configuration error.
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            RouteError::Auth(e) => e.http_status(),
+            RouteError::NoRoute { .. } => StatusCode::FORBIDDEN,
+            RouteError::Anonymous => StatusCode::UNAUTHORIZED,
+            RouteError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RouteError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}

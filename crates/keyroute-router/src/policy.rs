@@ -1,0 +1,199 @@
+//! Routing policies: which named connection a [`Principal`] gets.
+//!
+//! The default, [`ByEnvironment`], names the connection after the key's environment: a
+//! `test` key gets `test`, a `live` key `live`. [`RouteTable`] maps environments to
+//! other names, [`Template`] builds names from the environment and the key's tenant
+//! (`{tenant}-{env}` gives `acme-test`), and any type implementing [`RoutingPolicy`] can
+//! decide for itself, as overriding `GetDbConnection(req)` does in ServiceStack.
+//!
+//! Every policy fails closed: a principal it cannot name a connection for is a
+//! [`RouteError::NoRoute`], never a fallback to live or to a default.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use keyroute_core::{Environment, Principal};
+
+use crate::error::RouteError;
+
+/// Decides which named connection a principal's requests use.
+pub trait RoutingPolicy: Send + Sync + fmt::Debug {
+    /// The connection name for `principal`.
+    ///
+    /// # Errors
+    /// [`RouteError::NoRoute`] when the policy has no connection for this principal.
+    fn route<'p>(&self, principal: &'p Principal) -> Result<Cow<'p, str>, RouteError>;
+}
+
+/// The connection named after the principal's environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ByEnvironment;
+
+impl RoutingPolicy for ByEnvironment {
+    fn route<'p>(&self, principal: &'p Principal) -> Result<Cow<'p, str>, RouteError> {
+        Ok(Cow::Borrowed(principal.environment().as_str()))
+    }
+}
+
+/// A fixed map from environment to connection name; unmapped environments have no route.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    by_environment: HashMap<Environment, String>,
+}
+
+impl RouteTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends `environment` to the connection `name`.
+    pub fn environment(mut self, environment: Environment, name: impl Into<String>) -> Self {
+        self.by_environment.insert(environment, name.into());
+        self
+    }
+}
+
+impl RoutingPolicy for RouteTable {
+    fn route<'p>(&self, principal: &'p Principal) -> Result<Cow<'p, str>, RouteError> {
+        self.by_environment
+            .get(principal.environment())
+            .map(|name| Cow::Owned(name.clone()))
+            .ok_or_else(|| RouteError::no_route(principal, "the route table has no entry for it"))
+    }
+}
+
+/// Connection names built from a template over `{env}`, `{tenant}` and `{key_type}`.
+///
+/// A principal without a value the template needs (no tenant for `{tenant}-{env}`) has
+/// no route.
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Environment,
+    Tenant,
+    KeyType,
+}
+
+impl Template {
+    /// Parses a template such as `{tenant}-{env}`.
+    ///
+    /// # Errors
+    /// [`RouteError::Config`] for an unknown placeholder or an unclosed brace.
+    pub fn parse(template: &str) -> Result<Self, RouteError> {
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 1..];
+            let close = after.find('}').ok_or_else(|| {
+                RouteError::Config(format!("route template {template:?} has an unclosed '{{'"))
+            })?;
+            parts.push(match &after[..close] {
+                "env" => Part::Environment,
+                "tenant" => Part::Tenant,
+                "key_type" => Part::KeyType,
+                other => {
+                    return Err(RouteError::Config(format!(
+                        "route template {template:?} has an unknown placeholder {{{other}}}; use {{env}}, {{tenant}} or {{key_type}}"
+                    )));
+                }
+            });
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        if parts.is_empty() {
+            return Err(RouteError::Config("the route template is empty".into()));
+        }
+        Ok(Self { parts })
+    }
+}
+
+impl RoutingPolicy for Template {
+    fn route<'p>(&self, principal: &'p Principal) -> Result<Cow<'p, str>, RouteError> {
+        let mut name = String::with_capacity(32);
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => name.push_str(text),
+                Part::Environment => name.push_str(principal.environment().as_str()),
+                Part::Tenant => match principal.tenant() {
+                    Some(tenant) => name.push_str(tenant.as_str()),
+                    None => {
+                        return Err(RouteError::no_route(
+                            principal,
+                            "the route template needs a tenant and it has none",
+                        ));
+                    }
+                },
+                Part::KeyType => match principal.key_type() {
+                    Some(key_type) => name.push_str(key_type.as_str()),
+                    None => {
+                        return Err(RouteError::no_route(
+                            principal,
+                            "the route template needs a key type and it has none",
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(Cow::Owned(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyroute_core::{AuthMethod, Tenant};
+
+    fn principal(env: &str, tenant: Option<&str>) -> Principal {
+        Principal::from_claims(AuthMethod::ApiKey, Environment::new(env).unwrap())
+            .with_tenant(tenant.map(|t| Tenant::new(t).unwrap()))
+    }
+
+    /// The default names the environment; a table maps it; a template builds it.
+    #[test]
+    fn policies_name_connections() {
+        let p = principal("test", Some("acme"));
+        assert_eq!(ByEnvironment.route(&p).unwrap(), "test");
+        let table = RouteTable::new().environment(Environment::TEST, "TestDb");
+        assert_eq!(table.route(&p).unwrap(), "TestDb");
+        assert!(matches!(
+            table.route(&principal("live", None)),
+            Err(RouteError::NoRoute { .. })
+        ));
+        let template = Template::parse("{tenant}-{env}").unwrap();
+        assert_eq!(template.route(&p).unwrap(), "acme-test");
+    }
+
+    /// A template that needs a tenant gives no route to a principal without one.
+    #[test]
+    fn templates_fail_closed() {
+        let template = Template::parse("{tenant}-{env}").unwrap();
+        assert!(matches!(
+            template.route(&principal("live", None)),
+            Err(RouteError::NoRoute { .. })
+        ));
+    }
+
+    /// Bad templates are configuration errors.
+    #[test]
+    fn bad_templates() {
+        for bad in ["", "{tenant", "{region}-{env}"] {
+            assert!(
+                matches!(Template::parse(bad), Err(RouteError::Config(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(Template::parse("db-{env}").is_ok());
+    }
+}

@@ -1,0 +1,529 @@
+//! [`KeyResolver`]: a presented credential in, a [`Principal`] or a typed rejection out.
+//!
+//! For an API key, in order:
+//!
+//! 1. **Offline rejection.** Format, prefix, environment and checksum are checked with
+//!    no I/O ([`TokenFormat::parse`]); so are the accepted environments and key types
+//!    and, for requests, `require_secure_connection`.
+//! 2. **Cache.** Resolved keys are kept by hash for `session_cache_duration`
+//!    (ServiceStack's `SessionCacheDuration`): a cached request makes no store call.
+//!    Concurrent misses for one key share one lookup. Age is measured with the
+//!    resolver's [`Clock`], so tests move time instead of sleeping.
+//! 3. **Negative cache.** Well-formed keys the store does not know are remembered for a
+//!    short time, so repeating a forged key does not repeat a query. (Distinct forged
+//!    keys with valid checksums each cost one indexed lookup: the checksum is not a
+//!    secret. Rate-limit unauthenticated traffic in front of keyroute.)
+//! 4. **Store lookup.** Otherwise exactly one indexed lookup by SHA-256, which also
+//!    loads the owner.
+//! 5. **Checks on every request, cached or not:** cancelled, expired (an expiry that
+//!    passes while the key is cached takes effect), environment and type.
+//!
+//! A JWT-shaped credential goes to the [`TokenVerifier`] the resolver was given, so
+//! one guard serves keys and JWTs; without one, JWTs are refused.
+//!
+//! Revoking a key through a [`KeyService`](keyroute_core::KeyService) that has this
+//! resolver as a listener evicts it from this instance's cache at once; other
+//! instances see the revocation within `session_cache_duration`.
+//!
+//! Last-used times are recorded without a write per request: each key is noted at
+//! most once per interval, and the notes are written in one batch by a background
+//! task (or by [`KeyResolver::flush_last_used`]).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use http::HeaderMap;
+use keyroute_core::{
+    ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialExtractor, Environment, KeyHash,
+    KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, Principal, StoreError, StoreResult,
+    SystemClock, TokenFormat, TokenVerifier, User, looks_like_jwt,
+};
+
+/// What the resolver needs to know about the request a credential arrived in.
+#[derive(Debug, Clone, Copy)]
+pub struct IncomingRequest<'a> {
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    tls: bool,
+}
+
+impl<'a> IncomingRequest<'a> {
+    /// A request with these headers, no query string, not over TLS.
+    pub fn new(headers: &'a HeaderMap) -> Self {
+        Self {
+            headers,
+            query: None,
+            tls: false,
+        }
+    }
+
+    /// Sets the raw query string (read only if the extractor enables a query parameter).
+    pub fn with_query(mut self, query: Option<&'a str>) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// Says whether the request arrived over TLS.
+    pub fn over_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+}
+
+/// A resolved key as the cache keeps it.
+struct CachedKey {
+    key: Arc<ApiKey>,
+    user: Option<Arc<User>>,
+    fetched_at: DateTime<Utc>,
+    /// Unix seconds when this key was last noted for a last-used write.
+    noted_at: AtomicI64,
+}
+
+/// Why a lookup found nothing to cache. Shared between the callers of one coalesced
+/// lookup, hence the `Arc`.
+enum Miss {
+    Unknown,
+    Store(Arc<StoreError>),
+}
+
+/// A store error seen by every caller of a coalesced lookup.
+#[derive(Debug)]
+struct Shared(Arc<StoreError>);
+
+impl fmt::Display for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl Miss {
+    /// The rejection for this miss, keeping a store error's kind.
+    fn to_auth_error(&self) -> AuthError {
+        match self {
+            Miss::Unknown => AuthError::UnknownKey,
+            Miss::Store(e) => AuthError::Store(match &**e {
+                StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+                StoreError::InvalidData(m) => StoreError::InvalidData(m.clone()),
+                StoreError::Unavailable(_) => {
+                    StoreError::Unavailable(Box::new(Shared(Arc::clone(e))))
+                }
+                _ => StoreError::Database(Box::new(Shared(Arc::clone(e)))),
+            }),
+        }
+    }
+}
+
+struct Inner<S> {
+    store: S,
+    format: TokenFormat,
+    extractor: CredentialExtractor,
+    clock: Arc<dyn Clock>,
+    require_secure: bool,
+    trust_forwarded_proto: bool,
+    environments: Vec<Environment>,
+    key_types: Vec<KeyType>,
+    cache: Option<(moka::future::Cache<KeyHash, Arc<CachedKey>>, TimeDelta)>,
+    negative: moka::future::Cache<KeyHash, ()>,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    last_used_every: i64,
+    last_used: Mutex<HashSet<KeyId>>,
+}
+
+/// Resolves credentials to principals. Cheap to clone: clones share one cache.
+pub struct KeyResolver<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for KeyResolver<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for KeyResolver<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("KeyResolver")
+            .field("require_secure", &i.require_secure)
+            .field("trust_forwarded_proto", &i.trust_forwarded_proto)
+            .field("environments", &i.environments)
+            .field("key_types", &i.key_types)
+            .field("cache_ttl", &i.cache.as_ref().map(|(_, ttl)| ttl))
+            .field("verifier", &i.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`KeyResolver`].
+pub struct ResolverBuilder<S> {
+    store: S,
+    options: KeyOptions,
+    extractor: CredentialExtractor,
+    clock: Arc<dyn Clock>,
+    trust_forwarded_proto: bool,
+    environments: Option<Vec<Environment>>,
+    key_types: Option<Vec<KeyType>>,
+    cache_capacity: u64,
+    negative_ttl: Duration,
+    negative_capacity: u64,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    last_used_every: Duration,
+}
+
+impl<S> fmt::Debug for ResolverBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolverBuilder")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
+    /// Resolves with `clock` instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Reads credentials with `extractor` (another API key header, a query parameter).
+    pub fn extractor(mut self, extractor: CredentialExtractor) -> Self {
+        self.extractor = extractor;
+        self
+    }
+
+    /// Counts `X-Forwarded-Proto: https` as a secure connection. Only behind a proxy
+    /// that sets the header itself; otherwise a client could claim HTTPS. Default off.
+    pub fn trust_forwarded_proto(mut self, trust: bool) -> Self {
+        self.trust_forwarded_proto = trust;
+        self
+    }
+
+    /// Accepts only keys of these environments (default: all configured).
+    pub fn accept_environments(mut self, environments: Vec<Environment>) -> Self {
+        self.environments = Some(environments);
+        self
+    }
+
+    /// Accepts only keys of these types (default: all configured).
+    pub fn accept_key_types(mut self, key_types: Vec<KeyType>) -> Self {
+        self.key_types = Some(key_types);
+        self
+    }
+
+    /// The most resolved keys cached at once. Default 100 000.
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// How long, and how many, unknown keys are remembered. Default 30 s, 100 000.
+    pub fn negative_cache(mut self, ttl: Duration, capacity: u64) -> Self {
+        self.negative_ttl = ttl;
+        self.negative_capacity = capacity;
+        self
+    }
+
+    /// Hands JWT-shaped credentials to `verifier`.
+    pub fn verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// How often a key's last-used time is written at most, and how often the batch is
+    /// flushed. Default 60 s.
+    pub fn last_used_every(mut self, every: Duration) -> Self {
+        self.last_used_every = every;
+        self
+    }
+
+    /// The resolver. Inside a Tokio runtime it also starts the task that writes
+    /// last-used times in batches; the task ends when the last clone is dropped.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the key options are invalid.
+    pub fn build(self) -> Result<KeyResolver<S>, ConfigError> {
+        let format = self.options.token_format()?;
+        let cache = match self.options.session_cache_duration {
+            Some(ttl) => {
+                let age =
+                    TimeDelta::from_std(ttl).map_err(|e| invalid("session_cache_duration", e))?;
+                let cache = moka::future::Cache::builder()
+                    .max_capacity(self.cache_capacity)
+                    .time_to_live(ttl)
+                    .build();
+                Some((cache, age))
+            }
+            None => None,
+        };
+        let negative = moka::future::Cache::builder()
+            .max_capacity(self.negative_capacity)
+            .time_to_live(self.negative_ttl)
+            .build();
+        let every = self.last_used_every.max(Duration::from_secs(1));
+        let inner = Arc::new(Inner {
+            store: self.store,
+            format,
+            extractor: self.extractor,
+            clock: self.clock,
+            require_secure: self.options.require_secure_connection,
+            trust_forwarded_proto: self.trust_forwarded_proto,
+            environments: self.environments.unwrap_or(self.options.environments),
+            key_types: self.key_types.unwrap_or(self.options.key_types),
+            cache,
+            negative,
+            verifier: self.verifier,
+            last_used_every: i64::try_from(every.as_secs()).unwrap_or(i64::MAX),
+            last_used: Mutex::new(HashSet::new()),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(flush_periodically(Arc::downgrade(&inner), every));
+        }
+        Ok(KeyResolver { inner })
+    }
+}
+
+fn invalid(option: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::InvalidOption {
+        option: option.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes noted last-used times every `every`, until the resolver is dropped.
+async fn flush_periodically<S: ApiKeyStore>(inner: Weak<Inner<S>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if let Err(error) = inner.flush_last_used().await {
+            tracing::warn!(%error, "keyroute: could not record when keys were last used");
+        }
+    }
+}
+
+impl<S: ApiKeyStore + 'static> KeyResolver<S> {
+    /// A builder over `store` with `options` (environments, key types, cache duration,
+    /// secure-connection rule).
+    pub fn builder(store: S, options: KeyOptions) -> ResolverBuilder<S> {
+        ResolverBuilder {
+            store,
+            options,
+            extractor: CredentialExtractor::default(),
+            clock: Arc::new(SystemClock),
+            trust_forwarded_proto: false,
+            environments: None,
+            key_types: None,
+            cache_capacity: 100_000,
+            negative_ttl: Duration::from_secs(30),
+            negative_capacity: 100_000,
+            verifier: None,
+            last_used_every: Duration::from_secs(60),
+        }
+    }
+
+    /// Authenticates a request: reads its one credential, checks the connection is
+    /// secure where required, and resolves the credential.
+    ///
+    /// # Errors
+    /// The [`AuthError`] naming the first check that failed.
+    pub async fn authenticate(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<Principal, AuthError> {
+        let credential = self
+            .inner
+            .extractor
+            .extract(request.headers, request.query)?;
+        self.check_transport(request)?;
+        self.resolve(credential.token.expose_secret()).await
+    }
+
+    /// Resolves a token already read from its request (an API key or a JWT). The
+    /// secure-connection rule is the caller's to apply here; [`authenticate`](Self::authenticate) applies it.
+    ///
+    /// # Errors
+    /// The [`AuthError`] naming the first check that failed.
+    pub async fn resolve(&self, token: &str) -> Result<Principal, AuthError> {
+        let inner = &self.inner;
+        if looks_like_jwt(token) {
+            let verifier = inner.verifier.as_ref().ok_or(AuthError::JwtNotAccepted)?;
+            let principal = verifier.verify(token).await?;
+            self.check_accepted(principal.environment(), principal.key_type())?;
+            return Ok(principal);
+        }
+        let presented = inner.format.parse(token)?;
+        self.check_accepted(&presented.environment, Some(&presented.key_type))?;
+        let now = inner.clock.now();
+        let entry = self.lookup(&presented.hash, now).await?;
+        let key = &entry.key;
+        if key.environment != presented.environment || key.key_type != presented.key_type {
+            // Only a hash collision or an edited row gets here; treat it as unknown.
+            return Err(AuthError::UnknownKey);
+        }
+        match key.status(now) {
+            KeyStatus::Active => {}
+            KeyStatus::Expired => return Err(AuthError::Expired),
+            _ => return Err(AuthError::Revoked),
+        }
+        inner.note_use(&entry, now);
+        Ok(Principal::from_api_key(Arc::clone(key), entry.user.clone()))
+    }
+
+    /// Forgets a key on this instance (the listener does this on revocation).
+    pub async fn evict(&self, hash: &KeyHash) {
+        if let Some((cache, _)) = &self.inner.cache {
+            cache.invalidate(hash).await;
+        }
+    }
+
+    /// Writes the noted last-used times now, in one batch. Returns how many keys were
+    /// updated.
+    ///
+    /// # Errors
+    /// The store's error; the batch is dropped (last-used times are advisory).
+    pub async fn flush_last_used(&self) -> StoreResult<u64> {
+        self.inner.flush_last_used().await
+    }
+
+    fn check_transport(&self, request: &IncomingRequest<'_>) -> Result<(), AuthError> {
+        let inner = &self.inner;
+        let forwarded_https = || {
+            request
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+        };
+        if !inner.require_secure
+            || request.tls
+            || (inner.trust_forwarded_proto && forwarded_https())
+        {
+            Ok(())
+        } else {
+            Err(AuthError::InsecureConnection)
+        }
+    }
+
+    fn check_accepted(
+        &self,
+        environment: &Environment,
+        key_type: Option<&KeyType>,
+    ) -> Result<(), AuthError> {
+        let inner = &self.inner;
+        if !inner.environments.contains(environment) {
+            return Err(AuthError::EnvironmentNotAllowed(environment.clone()));
+        }
+        match key_type {
+            Some(key_type) if !inner.key_types.contains(key_type) => {
+                Err(AuthError::KeyTypeNotAllowed(key_type.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The key with `hash`: from the cache if fresh, else from one store lookup.
+    async fn lookup(
+        &self,
+        hash: &KeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<CachedKey>, AuthError> {
+        let inner = &self.inner;
+        if let Some((cache, max_age)) = &inner.cache
+            && let Some(entry) = cache.get(hash).await
+        {
+            if now - entry.fetched_at < *max_age {
+                return Ok(entry);
+            }
+            cache.invalidate(hash).await;
+        }
+        if inner.negative.contains_key(hash) {
+            return Err(AuthError::UnknownKey);
+        }
+        match &inner.cache {
+            None => inner
+                .fetch(hash, now)
+                .await
+                .map_err(|miss| miss.to_auth_error()),
+            Some((cache, _)) => cache
+                .try_get_with(*hash, inner.fetch(hash, now))
+                .await
+                .map_err(|miss: Arc<Miss>| miss.to_auth_error()),
+        }
+    }
+}
+
+impl<S: ApiKeyStore> Inner<S> {
+    /// One indexed store lookup; an unknown key goes to the negative cache.
+    async fn fetch(&self, hash: &KeyHash, now: DateTime<Utc>) -> Result<Arc<CachedKey>, Miss> {
+        match self.store.get_api_key_by_hash(hash).await {
+            Ok(Some(found)) => Ok(Arc::new(CachedKey {
+                key: Arc::new(found.key),
+                user: found.user.map(Arc::new),
+                fetched_at: now,
+                noted_at: AtomicI64::new(i64::MIN),
+            })),
+            Ok(None) => {
+                self.negative.insert(*hash, ()).await;
+                Err(Miss::Unknown)
+            }
+            Err(e) => Err(Miss::Store(Arc::new(e))),
+        }
+    }
+
+    /// Notes a use of `entry` for the next batch, at most once per interval per key.
+    fn note_use(&self, entry: &CachedKey, now: DateTime<Utc>) {
+        let secs = now.timestamp();
+        let last = entry.noted_at.load(Ordering::Relaxed);
+        if secs.saturating_sub(last) >= self.last_used_every
+            && entry
+                .noted_at
+                .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.last_used
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(entry.key.id.clone());
+        }
+    }
+
+    async fn flush_last_used(&self) -> StoreResult<u64> {
+        let ids: Vec<KeyId> = std::mem::take(
+            &mut *self
+                .last_used
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.store.touch_last_used(&ids, self.clock.now()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ApiKeyStore + 'static> KeyListener for KeyResolver<S> {
+    async fn keys_retired(&self, keys: &[ApiKey]) {
+        for key in keys {
+            self.evict(&key.hash).await;
+        }
+    }
+}

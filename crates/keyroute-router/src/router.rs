@@ -1,0 +1,383 @@
+//! [`ConnectionRouter`]: the principal's environment picks the database.
+//!
+//! The router holds named connections (`live`, `test`, `eu-live`, `tenant-42-test`),
+//! each a bb8 pool of diesel-async connections, opened on first use. A
+//! [`RoutingPolicy`] names the connection for a principal; a name that is not
+//! configured is a [`RouteError::NoRoute`], never a fallback. Unauthenticated callers
+//! get no connection unless an anonymous route is configured.
+//!
+//! Handlers stay unaware: [`ConnectionRouter::connection`] returns a
+//! [`RoutedConnection`] that derefs to the backend's connection, so diesel-async
+//! queries run on it unchanged.
+//!
+//! Teams with hundreds of tenants would otherwise open hundreds of pools (the pool
+//! explosion known from Rails and Hibernate multitenancy): at most `max_pools` are open
+//! at once and their sizes add up to at most `connection_budget`; opening another
+//! closes the least recently used pool. Connections already handed out stay valid
+//! until returned.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bb8::PooledConnection;
+use keyroute_core::Principal;
+use keyroute_store::{Backend, DatabaseUrl, DbPool, PoolSettings};
+
+use crate::error::RouteError;
+use crate::policy::{ByEnvironment, RoutingPolicy};
+
+/// A connection taken from the pool a principal was routed to. Derefs to the
+/// backend's connection; returns to its pool when dropped.
+pub struct RoutedConnection<B: Backend> {
+    conn: PooledConnection<'static, B::Manager>,
+    name: Arc<str>,
+}
+
+impl<B: Backend> RoutedConnection<B> {
+    /// The name of the connection this came from (`live`, `test`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<B: Backend> Deref for RoutedConnection<B> {
+    type Target = B::Connection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl<B: Backend> DerefMut for RoutedConnection<B> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl<B: Backend> fmt::Debug for RoutedConnection<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoutedConnection")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configured connection: where it goes and how its pool is sized.
+#[derive(Debug, Clone)]
+struct Target {
+    url: DatabaseUrl,
+    settings: PoolSettings,
+}
+
+/// The pools open now, with when each was last used.
+struct OpenPools<B: Backend> {
+    pools: HashMap<Arc<str>, OpenPool<B>>,
+    clock: u64,
+    connections: u32,
+}
+
+struct OpenPool<B: Backend> {
+    name: Arc<str>,
+    pool: Arc<DbPool<B>>,
+    last_used: u64,
+}
+
+struct RouterInner<B: Backend> {
+    targets: HashMap<String, Target>,
+    policy: Box<dyn RoutingPolicy>,
+    anonymous: Option<String>,
+    max_pools: usize,
+    budget: u32,
+    open: Mutex<OpenPools<B>>,
+}
+
+/// Routes principals to named connections. Cheap to clone: clones share the pools.
+pub struct ConnectionRouter<B: Backend> {
+    inner: Arc<RouterInner<B>>,
+}
+
+impl<B: Backend> Clone for ConnectionRouter<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for ConnectionRouter<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let mut names: Vec<_> = i.targets.keys().collect();
+        names.sort();
+        f.debug_struct("ConnectionRouter")
+            .field("backend", &B::NAME)
+            .field("connections", &names)
+            .field("policy", &i.policy)
+            .field("anonymous", &i.anonymous)
+            .field("max_pools", &i.max_pools)
+            .field("connection_budget", &i.budget)
+            .finish()
+    }
+}
+
+/// Builds a [`ConnectionRouter`].
+pub struct RouterBuilder<B: Backend> {
+    targets: HashMap<String, Target>,
+    policy: Box<dyn RoutingPolicy>,
+    anonymous: Option<String>,
+    settings: PoolSettings,
+    max_pools: usize,
+    budget: u32,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: Backend> fmt::Debug for RouterBuilder<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouterBuilder")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> RouterBuilder<B> {
+    /// Adds a named connection with the builder's pool settings.
+    pub fn connection(mut self, name: impl Into<String>, url: impl Into<DatabaseUrl>) -> Self {
+        let settings = self.settings.clone();
+        self.targets.insert(
+            name.into(),
+            Target {
+                url: url.into(),
+                settings,
+            },
+        );
+        self
+    }
+
+    /// Adds a named connection with its own pool settings.
+    pub fn connection_with(
+        mut self,
+        name: impl Into<String>,
+        url: impl Into<DatabaseUrl>,
+        settings: PoolSettings,
+    ) -> Self {
+        self.targets.insert(
+            name.into(),
+            Target {
+                url: url.into(),
+                settings,
+            },
+        );
+        self
+    }
+
+    /// Pool settings for connections added after this call. Default: [`PoolSettings::default`].
+    pub fn pool_settings(mut self, settings: PoolSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// How principals are routed. Default [`ByEnvironment`].
+    pub fn policy(mut self, policy: impl RoutingPolicy + 'static) -> Self {
+        self.policy = Box::new(policy);
+        self
+    }
+
+    /// Lets unauthenticated requests use the connection `name`. Default: none do.
+    pub fn anonymous_route(mut self, name: impl Into<String>) -> Self {
+        self.anonymous = Some(name.into());
+        self
+    }
+
+    /// The most pools open at once. Default 64.
+    pub fn max_pools(mut self, max_pools: usize) -> Self {
+        self.max_pools = max_pools;
+        self
+    }
+
+    /// The most connections all open pools may hold together. Default 512.
+    pub fn connection_budget(mut self, budget: u32) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The router. Opens nothing yet.
+    ///
+    /// # Errors
+    /// [`RouteError::Config`] when there are no connections, the anonymous route names
+    /// none of them, or a pool is larger than the whole budget.
+    pub fn build(self) -> Result<ConnectionRouter<B>, RouteError> {
+        if self.targets.is_empty() {
+            return Err(RouteError::Config("no connections are configured".into()));
+        }
+        if let Some(anonymous) = &self.anonymous
+            && !self.targets.contains_key(anonymous)
+        {
+            return Err(RouteError::Config(format!(
+                "the anonymous route names '{anonymous}', which is not a configured connection"
+            )));
+        }
+        if self.max_pools == 0 {
+            return Err(RouteError::Config("max_pools must be at least 1".into()));
+        }
+        if let Some((name, target)) = self
+            .targets
+            .iter()
+            .find(|(_, t)| t.settings.max_size > self.budget)
+        {
+            return Err(RouteError::Config(format!(
+                "connection '{name}' wants {} connections, more than the whole budget of {}",
+                target.settings.max_size, self.budget
+            )));
+        }
+        Ok(ConnectionRouter {
+            inner: Arc::new(RouterInner {
+                targets: self.targets,
+                policy: self.policy,
+                anonymous: self.anonymous,
+                max_pools: self.max_pools,
+                budget: self.budget,
+                open: Mutex::new(OpenPools {
+                    pools: HashMap::new(),
+                    clock: 0,
+                    connections: 0,
+                }),
+            }),
+        })
+    }
+}
+
+impl<B: Backend> ConnectionRouter<B> {
+    /// A builder with no connections, routing by environment.
+    pub fn builder() -> RouterBuilder<B> {
+        RouterBuilder {
+            targets: HashMap::new(),
+            policy: Box::new(ByEnvironment),
+            anonymous: None,
+            settings: PoolSettings::default(),
+            max_pools: 64,
+            budget: 512,
+            _backend: std::marker::PhantomData,
+        }
+    }
+
+    /// A connection from the pool `principal` is routed to.
+    ///
+    /// # Errors
+    /// [`RouteError::NoRoute`] when the policy names no configured connection;
+    /// [`RouteError::Unavailable`] with the real cause when the pool gives none.
+    pub async fn connection(
+        &self,
+        principal: &Principal,
+    ) -> Result<RoutedConnection<B>, RouteError> {
+        let name = self.inner.policy.route(principal)?;
+        let (name, pool) = self.inner.pool(&name).ok_or_else(|| {
+            RouteError::no_route(
+                principal,
+                format!("no connection named '{name}' is configured"),
+            )
+        })?;
+        take(name, &pool).await
+    }
+
+    /// A connection for an unauthenticated request, from the anonymous route.
+    ///
+    /// # Errors
+    /// [`RouteError::Anonymous`] when no anonymous route is configured;
+    /// [`RouteError::Unavailable`] as for [`connection`](Self::connection).
+    pub async fn anonymous_connection(&self) -> Result<RoutedConnection<B>, RouteError> {
+        let name = self
+            .inner
+            .anonymous
+            .as_deref()
+            .ok_or(RouteError::Anonymous)?;
+        let (name, pool) = self.inner.pool(name).ok_or(RouteError::Anonymous)?;
+        take(name, &pool).await
+    }
+
+    /// A connection by name, bypassing the policy: for migrations and administration,
+    /// never for request handling.
+    ///
+    /// # Errors
+    /// [`RouteError::Config`] for an unknown name; [`RouteError::Unavailable`] as above.
+    pub async fn connection_named(&self, name: &str) -> Result<RoutedConnection<B>, RouteError> {
+        let (name, pool) = self.inner.pool(name).ok_or_else(|| {
+            RouteError::Config(format!("no connection named '{name}' is configured"))
+        })?;
+        take(name, &pool).await
+    }
+
+    /// The pool of connection `name`, opened if needed: for administration and
+    /// measurement, never for request handling. `None` for an unknown name.
+    pub fn pool_named(&self, name: &str) -> Option<Arc<DbPool<B>>> {
+        self.inner.pool(name).map(|(_, pool)| pool)
+    }
+
+    /// The names of the pools open now.
+    pub fn open_pools(&self) -> Vec<String> {
+        let open = self
+            .inner
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = open.pools.keys().map(|n| n.to_string()).collect();
+        names.sort();
+        names
+    }
+}
+
+async fn take<B: Backend>(
+    name: Arc<str>,
+    pool: &DbPool<B>,
+) -> Result<RoutedConnection<B>, RouteError> {
+    match pool.get_owned().await {
+        Ok(conn) => Ok(RoutedConnection { conn, name }),
+        Err(source) => Err(RouteError::Unavailable {
+            connection: name.to_string(),
+            source,
+        }),
+    }
+}
+
+impl<B: Backend> RouterInner<B> {
+    /// The open pool for `name`, opening it (and closing the least recently used ones
+    /// to stay within the bounds) if needed. `None` if `name` is not configured.
+    fn pool(&self, name: &str) -> Option<(Arc<str>, Arc<DbPool<B>>)> {
+        let target = self.targets.get(name)?;
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.clock += 1;
+        let now = open.clock;
+        if let Some(entry) = open.pools.get_mut(name) {
+            entry.last_used = now;
+            return Some((Arc::clone(&entry.name), Arc::clone(&entry.pool)));
+        }
+        let size = target.settings.max_size.max(1);
+        while open.pools.len() >= self.max_pools || open.connections + size > self.budget {
+            let Some(oldest) = open
+                .pools
+                .iter()
+                .min_by_key(|(_, p)| p.last_used)
+                .map(|(n, _)| Arc::clone(n))
+            else {
+                break;
+            };
+            if let Some(closed) = open.pools.remove(&oldest) {
+                open.connections -= closed.pool.settings().max_size.max(1);
+                tracing::debug!(connection = %oldest, "keyroute: closed the least recently used pool");
+            }
+        }
+        let name: Arc<str> = Arc::from(name);
+        let pool = Arc::new(DbPool::lazy(target.url.clone(), target.settings.clone()));
+        open.connections += pool.settings().max_size.max(1);
+        open.pools.insert(
+            Arc::clone(&name),
+            OpenPool {
+                name: Arc::clone(&name),
+                pool: Arc::clone(&pool),
+                last_used: now,
+            },
+        );
+        Some((name, pool))
+    }
+}
