@@ -101,28 +101,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  test key: {}", test.plaintext.expose_secret());
 
     println!("\none handler, called with each key:");
-    let live_order = create_order(
-        &app,
-        &bearer(live.plaintext.expose_secret())?,
-        "espresso machine",
-    )
-    .await
-    .map_err(|e| format!("{e:?}"))?;
-    println!("  create_order(live key) -> order {live_order}");
-    let test_order = create_order(
-        &app,
-        &bearer(test.plaintext.expose_secret())?,
-        "espresso machine",
-    )
-    .await
-    .map_err(|e| format!("{e:?}"))?;
-    println!("  create_order(test key) -> order {test_order}");
+    let mut orders = Vec::new();
+    for (name, issued) in [("live", live), ("test", test)] {
+        let order = create_order(
+            &app,
+            &bearer(issued.plaintext.expose_secret())?,
+            "espresso machine",
+        )
+        .await?;
+        println!("  create_order({name} key) -> order {order}");
+        orders.push(order);
+    }
+    let (live_order, test_order) = (&orders[0], &orders[1]);
 
     println!("\neach database, queried directly:");
     let mut isolated = true;
     for (name, own, other) in [
-        ("live", &live_order, &test_order),
-        ("test", &test_order, &live_order),
+        ("live", live_order, test_order),
+        ("test", test_order, live_order),
     ] {
         let mut db = app.router().connection_named(name).await?;
         let ids: Vec<String> = orders::table.select(orders::id).load(&mut db).await?;

@@ -143,16 +143,9 @@ impl<B: Backend> fmt::Debug for RouterBuilder<B> {
 
 impl<B: Backend> RouterBuilder<B> {
     /// Adds a named connection with the builder's pool settings.
-    pub fn connection(mut self, name: impl Into<String>, url: impl Into<DatabaseUrl>) -> Self {
+    pub fn connection(self, name: impl Into<String>, url: impl Into<DatabaseUrl>) -> Self {
         let settings = self.settings.clone();
-        self.targets.insert(
-            name.into(),
-            Target {
-                url: url.into(),
-                settings,
-            },
-        );
-        self
+        self.connection_with(name, url, settings)
     }
 
     /// Adds a named connection with its own pool settings.
