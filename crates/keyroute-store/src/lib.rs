@@ -10,6 +10,8 @@
 //! | `postgres` | [`PostgresStore`] | PostgreSQL |
 //! | `mysql` | [`MysqlStore`] | MySQL and MariaDB |
 //!
+//! [`CountingStore`] wraps any of them and counts the calls made through it.
+//!
 //! The SQL stores are pooled with bb8 ([`PoolSettings`]), run their embedded migrations
 //! on [`init_schema`](keyroute_core::ApiKeyStore::init_schema) or
 //! [`migrate`](SqlStore::migrate), map database errors to
@@ -17,12 +19,14 @@
 //! a connection failure `Unavailable` with its real cause) and never show a password.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod counting;
 #[cfg(feature = "memory")]
 pub mod memory;
 
 #[cfg(feature = "__sql")]
 pub mod sql;
 
+pub use counting::CountingStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]

@@ -1,0 +1,149 @@
+//! [`CountingStore`]: any store, with a count of the calls made through it.
+//!
+//! For tests that prove a path makes no store call (a cached resolve, a JWT request),
+//! and for a team that wants to export its store traffic as metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyroute_core::{
+    ApiKey, ApiKeyStore, DenyList, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey,
+    StoreResult, User, UserId, UserStore,
+};
+
+/// Wraps a store and counts the calls made through it.
+#[derive(Debug, Default)]
+pub struct CountingStore<S> {
+    inner: S,
+    calls: AtomicU64,
+    lookups: AtomicU64,
+    touches: AtomicU64,
+}
+
+impl<S> CountingStore<S> {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            calls: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
+            touches: AtomicU64::new(0),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Every call so far, of any kind.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Lookups of a key by hash: what resolving an uncached API key costs.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    /// Batched last-used writes.
+    pub fn touches(&self) -> u64 {
+        self.touches.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, counter: Option<&AtomicU64>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[async_trait]
+impl<S: ApiKeyStore> ApiKeyStore for CountingStore<S> {
+    async fn init_schema(&self) -> StoreResult<()> {
+        self.count(None);
+        self.inner.init_schema().await
+    }
+    async fn api_key_exists(&self, hash: &KeyHash) -> StoreResult<bool> {
+        self.count(None);
+        self.inner.api_key_exists(hash).await
+    }
+    async fn get_api_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ResolvedKey>> {
+        self.count(Some(&self.lookups));
+        self.inner.get_api_key_by_hash(hash).await
+    }
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+        self.count(None);
+        self.inner.get_api_key(id).await
+    }
+    async fn get_user_api_keys(
+        &self,
+        user_id: &UserId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<ApiKey>> {
+        self.count(None);
+        self.inner.get_user_api_keys(user_id, query).await
+    }
+    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
+        self.count(None);
+        self.inner.store_all(keys).await
+    }
+    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
+        self.count(None);
+        self.inner.cancel_key(id, at).await
+    }
+    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
+        self.count(None);
+        self.inner.regenerate(regeneration).await
+    }
+    async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
+        self.count(Some(&self.touches));
+        self.inner.touch_last_used(ids, at).await
+    }
+}
+
+#[async_trait]
+impl<S: UserStore> UserStore for CountingStore<S> {
+    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
+        self.count(None);
+        self.inner.create_user(user, keys).await
+    }
+    async fn import_users(&self, users: &[User]) -> StoreResult<()> {
+        self.count(None);
+        self.inner.import_users(users).await
+    }
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        self.count(None);
+        self.inner.get_user(id).await
+    }
+    async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>> {
+        self.count(None);
+        self.inner.find_user_by_name(user_name).await
+    }
+    async fn users_missing_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        self.count(None);
+        self.inner.users_missing_keys(after, limit).await
+    }
+}
+
+#[async_trait]
+impl<S: DenyList> DenyList for CountingStore<S> {
+    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        self.count(None);
+        self.inner.deny(id, until).await
+    }
+    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+        self.count(None);
+        self.inner.is_denied(ids, now).await
+    }
+    async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.count(None);
+        self.inner.purge_denied(now).await
+    }
+}
