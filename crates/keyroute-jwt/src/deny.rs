@@ -1,0 +1,236 @@
+//! Revocation of self-contained tokens: the deny-list check, its cache, and the
+//! [`RevocationListener`] that feeds both when keys are revoked.
+//!
+//! A JWT carries everything needed to accept it, so no lookup would notice that the
+//! key it came from was revoked. The deny-list (core's [`DenyList`], kept by the store)
+//! names revoked token ids (`jti`) and key ids; a token is refused when either its own
+//! id or its `key_id` is listed.
+//!
+//! Asking the store on every request would cost what JWTs are meant to save, so
+//! answers are cached per id in a bounded moka cache for `deny_cache_ttl`. The cache
+//! entry's validity is measured with the injected [`Clock`] (so tests move time
+//! instead of sleeping); moka's own time-to-live, on the real clock, only bounds
+//! memory. When this instance revokes a key, the listener writes the deny-list and
+//! marks the id denied in this cache at once, so the revocation is honoured here
+//! immediately and on other instances when their cached "not denied" answer ages out.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use keyroute_core::{ApiKey, Clock, DenyList, KeyListener, StoreResult};
+
+/// One cached answer: denied or not, trusted until `valid_until` (injected clock).
+#[derive(Debug, Clone, Copy)]
+struct CachedAnswer {
+    denied: bool,
+    valid_until: DateTime<Utc>,
+}
+
+/// The deny-list, its cache and the clock, shared by the service and its listener.
+pub(crate) struct DenyState {
+    list: Option<Arc<dyn DenyList>>,
+    cache: Option<moka::sync::Cache<Arc<str>, CachedAnswer>>,
+    ttl: TimeDelta,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for DenyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DenyState")
+            .field("deny_list", &self.list.as_ref().map(|_| "configured"))
+            .field("cached_ids", &self.cache.as_ref().map(|c| c.entry_count()))
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl DenyState {
+    pub(crate) fn new(
+        list: Option<Arc<dyn DenyList>>,
+        ttl: TimeDelta,
+        capacity: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let cache = (ttl > TimeDelta::zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl.to_std().unwrap_or_default())
+                .build()
+        });
+        Self {
+            list,
+            cache,
+            ttl,
+            clock,
+        }
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn has_list(&self) -> bool {
+        self.list.is_some()
+    }
+
+    fn remember(&self, id: &str, denied: bool, valid_until: DateTime<Utc>) {
+        if let Some(cache) = &self.cache {
+            cache.insert(
+                Arc::from(id),
+                CachedAnswer {
+                    denied,
+                    valid_until,
+                },
+            );
+        }
+    }
+
+    /// Whether any of `ids` is denied at `now`: from the cache where it has a fresh
+    /// answer, otherwise from the deny-list (one query for all unanswered ids).
+    pub(crate) async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut unanswered: [&str; 2] = [""; 2];
+        let mut count = 0;
+        for id in ids {
+            let cached = self
+                .cache
+                .as_ref()
+                .and_then(|c| c.get(*id))
+                .filter(|answer| answer.valid_until > now);
+            match cached {
+                Some(answer) if answer.denied => return Ok(true),
+                Some(_) => {}
+                None if count < unanswered.len() => {
+                    unanswered[count] = id;
+                    count += 1;
+                }
+                // More ids than a token carries: ask about this one alone.
+                None => {
+                    if self.ask(&[id], now).await? {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        if count == 0 {
+            return Ok(false);
+        }
+        self.ask(&unanswered[..count], now).await
+    }
+
+    /// Asks the deny-list about `ids` and caches the answer for each id.
+    async fn ask(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+        let Some(list) = &self.list else {
+            return Ok(false);
+        };
+        let valid_until = now.checked_add_signed(self.ttl).unwrap_or(now);
+        let denied = list.is_denied(ids, now).await?;
+        if !denied || ids.len() == 1 {
+            for id in ids {
+                self.remember(id, denied, valid_until);
+            }
+            return Ok(denied);
+        }
+        // Several ids and one of them denied: learn which, so each cached answer is
+        // right (a revoked key must not make its other tokens' jtis look denied).
+        if self.cache.is_some() {
+            for id in ids {
+                let one = list.is_denied(&[id], now).await?;
+                self.remember(id, one, valid_until);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Denies `id` until `until`: in this instance's cache at once, then in the
+    /// deny-list for every instance.
+    pub(crate) async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        // Known for certain, so trusted until the entry stops mattering (moka still
+        // evicts it after its real-time TTL, after which the deny-list answers).
+        self.remember(id, true, until);
+        match &self.list {
+            Some(list) => list.deny(id, until).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The far future: how long a JWT issued as a key without expiry stays denied.
+/// 9999-12-31T23:59:59Z, the latest instant every store backend can hold.
+fn far_future() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Tells the deny-list about revoked keys; attach it to the
+/// [`KeyService`](keyroute_core::KeyService) with `with_listener`.
+///
+/// For every retired key whose cancellation has taken effect, it denies the key's id
+/// until no token that names it can still be valid: the later of the key's expiry and
+/// now + the exchange lifetime (plus leeway), or the far future for a JWT issued as a
+/// key without expiry. Keys rolled with a grace period (cancelled in the future) are
+/// not denied; tokens exchanged from them live at most the exchange lifetime past the
+/// grace period.
+///
+/// It marks the ids denied in the local deny cache at once, then writes the store. A
+/// failed store write is logged (`tracing` warning): this instance still refuses the
+/// tokens while the entry is cached, other instances do not learn of it.
+#[derive(Debug, Clone)]
+pub struct RevocationListener {
+    state: Arc<DenyState>,
+    /// The exchange lifetime plus leeway: how long after now an exchanged token can
+    /// still be accepted.
+    exchange_window: TimeDelta,
+    leeway: TimeDelta,
+}
+
+impl RevocationListener {
+    pub(crate) fn new(
+        state: Arc<DenyState>,
+        exchange_window: TimeDelta,
+        leeway: TimeDelta,
+    ) -> Self {
+        Self {
+            state,
+            exchange_window,
+            leeway,
+        }
+    }
+
+    /// Until when `key`'s id must stay denied, revoked at `now`.
+    pub fn deny_until(&self, key: &ApiKey, now: DateTime<Utc>) -> DateTime<Utc> {
+        let floor = now
+            .checked_add_signed(self.exchange_window)
+            .unwrap_or_else(far_future);
+        let is_jwt = key.meta.get(crate::META_FORMAT).map(String::as_str) == Some(crate::META_JWT);
+        match key.expires_at {
+            None if is_jwt => far_future(),
+            Some(expires_at) => expires_at
+                .checked_add_signed(self.leeway)
+                .unwrap_or_else(far_future)
+                .max(floor),
+            None => floor,
+        }
+    }
+}
+
+#[async_trait]
+impl KeyListener for RevocationListener {
+    async fn keys_retired(&self, keys: &[ApiKey]) {
+        let now = self.state.clock().now();
+        for key in keys {
+            if key.cancelled_at.is_none_or(|at| at > now) {
+                // Not cancelled yet (a roll's grace period): its tokens still work.
+                continue;
+            }
+            let until = self.deny_until(key, now);
+            if let Err(error) = self.state.deny(key.id.as_str(), until).await {
+                tracing::warn!(
+                    key_id = %key.id,
+                    %error,
+                    "could not write the revoked key to the deny-list; only this instance refuses its tokens"
+                );
+            }
+        }
+    }
+}
