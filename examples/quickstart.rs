@@ -1,6 +1,7 @@
 //! keyroute in one screen, on SQLite files (no server): a user gets a live and a test
-//! key; one "create order" handler, called with each, writes to the live and the test
-//! database; then four bad keys are rejected with typed errors.
+//! key; one "create order" handler, called with each (and with a JWT the test key was
+//! exchanged for), writes to the live and the test database; then four bad keys are
+//! rejected with typed errors.
 //!
 //! Run with `cargo run --example quickstart`.
 #![allow(clippy::print_stdout)] // a demo's output is its point
@@ -10,8 +11,9 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use http::HeaderMap;
+use keyroute::jwt::{JwtConfig, JwtService, SigningKey};
 use keyroute::router::{ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError};
-use keyroute::store::{Sqlite, SqliteStore};
+use keyroute::store::{CountingStore, Sqlite, SqliteStore};
 use keyroute::{Environment, KeyOptions, KeyRequest, KeyService, KeyType, NewUser};
 
 mod schema {
@@ -24,7 +26,9 @@ mod schema {
 }
 use schema::orders;
 
-type App = Gateway<SqliteStore, Sqlite>;
+/// Keys live in SQLite; the count of store calls is for showing what a request costs.
+type KeyStore = std::sync::Arc<CountingStore<SqliteStore>>;
+type App = Gateway<KeyStore, Sqlite>;
 
 /// What the handler can fail with: keyroute refused the request, or the query failed.
 #[derive(Debug)]
@@ -68,7 +72,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Keys live in the live database; keyroute's migrations create their tables.
-    let store = SqliteStore::connect(live_url.as_str()).await?;
+    let store: KeyStore = std::sync::Arc::new(CountingStore::new(
+        SqliteStore::connect(live_url.as_str()).await?,
+    ));
     let options = KeyOptions::default();
     let service = KeyService::new(store.clone(), options.clone())?;
     service.init().await?;
@@ -81,7 +87,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         db.batch_execute("CREATE TABLE orders (id TEXT PRIMARY KEY, item TEXT NOT NULL)")
             .await?;
     }
-    let resolver = KeyResolver::builder(store, options).build()?;
+    // JWTs carry their environment, so verifying one needs no store. With the deny-list
+    // check off, as here, revoking a key cuts off its JWTs within their 15 minutes.
+    let jwt = std::sync::Arc::new(
+        JwtService::builder(JwtConfig::default().with_deny_list_check(false))
+            .signing_key(SigningKey::generate_hs256("quickstart-1")?)
+            .build()?,
+    );
+    let resolver = KeyResolver::builder(std::sync::Arc::clone(&store), options)
+        .verifier(jwt.clone())
+        .build()?;
     let service = service.with_listener(std::sync::Arc::new(resolver.clone()));
     let app = Gateway::new(resolver, router);
     println!(
@@ -112,23 +127,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  create_order({name} key) -> order {order}");
         orders.push(order);
     }
-    let (live_order, test_order) = (&orders[0], &orders[1]);
+
+    let principal = app
+        .resolver()
+        .resolve(test.plaintext.expose_secret())
+        .await?;
+    let token = jwt.exchange(&principal)?;
+    let before = store.calls();
+    let jwt_order = create_order(
+        &app,
+        &bearer(token.token.expose_secret())?,
+        "espresso machine",
+    )
+    .await?;
+    println!(
+        "  create_order(JWT exchanged for the test key) -> order {jwt_order}, {} store calls",
+        store.calls() - before
+    );
 
     println!("\neach database, queried directly:");
-    let mut isolated = true;
-    for (name, own, other) in [
-        ("live", live_order, test_order),
-        ("test", test_order, live_order),
-    ] {
+    let mut live_orders = vec![orders[0].clone()];
+    let mut test_orders = vec![orders[1].clone(), jwt_order];
+    for (name, expected) in [("live", &mut live_orders), ("test", &mut test_orders)] {
         let mut db = app.router().connection_named(name).await?;
-        let ids: Vec<String> = orders::table.select(orders::id).load(&mut db).await?;
+        let mut ids: Vec<String> = orders::table.select(orders::id).load(&mut db).await?;
+        ids.sort();
+        expected.sort();
         println!("  {name}.db orders: {ids:?}");
-        isolated &= ids.contains(own) && !ids.contains(other);
+        if ids != *expected {
+            return Err(format!(
+                "isolation broken: {name}.db holds {ids:?}, expected {expected:?}"
+            )
+            .into());
+        }
     }
-    if !isolated {
-        return Err("isolation broken: an order is in the wrong database".into());
-    }
-    println!("  isolation: ok - the live order is only in live.db, the test order only in test.db");
+    println!(
+        "  isolation: ok - the live order is only in live.db; the test and JWT orders only in test.db"
+    );
 
     println!("\nbad keys, each rejected with its typed error:");
     let revoked = service

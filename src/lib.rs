@@ -12,6 +12,7 @@
 //! | the crate root | `keyroute-core`: keys, tokens, credentials, principals, store traits | always |
 //! | [`store`] | `keyroute-store`: the store backends | `memory`, `sqlite` (default), `postgres`, `mysql` |
 //! | [`router`] | `keyroute-router`: the resolver and the connection router | always |
+//! | [`jwt`] | `keyroute-jwt`: exchanged JWTs, JWTs as keys, sessions, the verifier | `jwt` (default) |
 //!
 //! ```
 //! use keyroute::{KeyOptions, KeyService, NewUser, store::MemoryStore};
@@ -34,4 +35,10 @@ pub mod store {
 /// The resolver and the connection router (`keyroute-router`).
 pub mod router {
     pub use keyroute_router::*;
+}
+
+/// JWTs (`keyroute-jwt`).
+#[cfg(feature = "jwt")]
+pub mod jwt {
+    pub use keyroute_jwt::*;
 }
