@@ -95,7 +95,9 @@ fn bench_connect<B: Backend>(
             router,
         )
     });
-    let pool = gateway.router().pool_named("live").unwrap();
+    let pool = rt
+        .block_on(async { gateway.router().pool_named("live") })
+        .unwrap();
     let headers = bearer(&key);
     let request = IncomingRequest::new(&headers).over_tls(true);
     rt.block_on(gateway.connect(&request)).unwrap();

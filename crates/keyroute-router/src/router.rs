@@ -64,6 +64,9 @@ impl<B: Backend> fmt::Debug for RoutedConnection<B> {
     }
 }
 
+/// A connection's shared name and its pool.
+type Named<B> = (Arc<str>, Arc<DbPool<B>>);
+
 /// A configured connection: where it goes and how its pool is sized.
 #[derive(Debug, Clone)]
 struct Target {
@@ -270,7 +273,7 @@ impl<B: Backend> ConnectionRouter<B> {
                 principal,
                 format!("no connection named '{name}' is configured"),
             )
-        })?;
+        })??;
         take(name, &pool).await
     }
 
@@ -285,7 +288,7 @@ impl<B: Backend> ConnectionRouter<B> {
             .anonymous
             .as_deref()
             .ok_or(RouteError::Anonymous)?;
-        let (name, pool) = self.inner.pool(name).ok_or(RouteError::Anonymous)?;
+        let (name, pool) = self.inner.pool(name).ok_or(RouteError::Anonymous)??;
         take(name, &pool).await
     }
 
@@ -295,16 +298,25 @@ impl<B: Backend> ConnectionRouter<B> {
     /// # Errors
     /// [`RouteError::Config`] for an unknown name; [`RouteError::Unavailable`] as above.
     pub async fn connection_named(&self, name: &str) -> Result<RoutedConnection<B>, RouteError> {
-        let (name, pool) = self.inner.pool(name).ok_or_else(|| {
-            RouteError::Config(format!("no connection named '{name}' is configured"))
-        })?;
+        let (name, pool) = self.named(name)?;
         take(name, &pool).await
     }
 
     /// The pool of connection `name`, opened if needed: for administration and
-    /// measurement, never for request handling. `None` for an unknown name.
-    pub fn pool_named(&self, name: &str) -> Option<Arc<DbPool<B>>> {
-        self.inner.pool(name).map(|(_, pool)| pool)
+    /// measurement, never for request handling.
+    ///
+    /// # Errors
+    /// [`RouteError::Config`] for an unknown name; [`RouteError::Unavailable`] when the
+    /// pool cannot be opened (outside a Tokio runtime).
+    pub fn pool_named(&self, name: &str) -> Result<Arc<DbPool<B>>, RouteError> {
+        self.named(name).map(|(_, pool)| pool)
+    }
+
+    /// The pool of a connection by name, for the administrative paths.
+    fn named(&self, name: &str) -> Result<Named<B>, RouteError> {
+        self.inner.pool(name).ok_or_else(|| {
+            RouteError::Config(format!("no connection named '{name}' is configured"))
+        })?
     }
 
     /// The names of the pools open now.
@@ -336,16 +348,26 @@ async fn take<B: Backend>(
 impl<B: Backend> RouterInner<B> {
     /// The open pool for `name`, opening it (and closing the least recently used ones
     /// to stay within the bounds) if needed. `None` if `name` is not configured.
-    fn pool(&self, name: &str) -> Option<(Arc<str>, Arc<DbPool<B>>)> {
+    fn pool(&self, name: &str) -> Option<Result<Named<B>, RouteError>> {
         let target = self.targets.get(name)?;
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.clock += 1;
         let now = open.clock;
         if let Some(entry) = open.pools.get_mut(name) {
             entry.last_used = now;
-            return Some((Arc::clone(&entry.name), Arc::clone(&entry.pool)));
+            return Some(Ok((Arc::clone(&entry.name), Arc::clone(&entry.pool))));
         }
-        let size = target.settings.max_size.max(1);
+        let pool = match DbPool::lazy(target.url.clone(), target.settings.clone()) {
+            Ok(pool) => Arc::new(pool),
+            Err(source) => {
+                return Some(Err(RouteError::Unavailable {
+                    connection: name.to_owned(),
+                    source,
+                }));
+            }
+        };
+        // Sized as the backend adjusted it (an in-memory SQLite pool holds one).
+        let size = pool.settings().max_size.max(1);
         while open.pools.len() >= self.max_pools || open.connections + size > self.budget {
             let Some(oldest) = open
                 .pools
@@ -361,8 +383,7 @@ impl<B: Backend> RouterInner<B> {
             }
         }
         let name: Arc<str> = Arc::from(name);
-        let pool = Arc::new(DbPool::lazy(target.url.clone(), target.settings.clone()));
-        open.connections += pool.settings().max_size.max(1);
+        open.connections += size;
         open.pools.insert(
             Arc::clone(&name),
             OpenPool {
@@ -371,6 +392,6 @@ impl<B: Backend> RouterInner<B> {
                 last_used: now,
             },
         );
-        Some((name, pool))
+        Some(Ok((name, pool)))
     }
 }

@@ -230,3 +230,22 @@ async fn tenants_without_a_connection_have_no_route() {
         other => panic!("expected NoRoute, got {other:?}"),
     }
 }
+
+/// Outside a Tokio runtime a pool cannot be opened; that is a typed error, not a panic.
+#[test]
+fn opening_a_pool_outside_a_runtime_is_an_error() {
+    let db = keyroute_testing::sqlite().unwrap();
+    let router = RouterConfig::default()
+        .apply_env_vars([("KEYROUTE_DB_LIVE", db.url().expose_secret())])
+        .unwrap()
+        .router::<Sqlite>()
+        .unwrap();
+    assert!(matches!(
+        router.pool_named("live"),
+        Err(RouteError::Unavailable { .. })
+    ));
+    assert!(matches!(
+        router.pool_named("nope"),
+        Err(RouteError::Config(_))
+    ));
+}

@@ -329,7 +329,16 @@ impl<B: Backend> fmt::Debug for DbPool<B> {
 
 impl<B: Backend> DbPool<B> {
     /// A pool that opens connections on first use; nothing is checked yet.
-    pub fn lazy(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> Self {
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] outside a Tokio runtime: the pool's reaper (which
+    /// closes idle and old connections) is a task on the current runtime.
+    pub fn lazy(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> StoreResult<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::Unavailable(Box::new(Cause(
+                "a connection pool can only be created inside a Tokio runtime".into(),
+            ))));
+        }
         let url = url.into();
         let settings = B::adjust(&url, settings);
         let last_error = LastError::default();
@@ -345,12 +354,12 @@ impl<B: Backend> DbPool<B> {
                 url: url.clone(),
             }))
             .build_unchecked(manager);
-        Self {
+        Ok(Self {
             pool,
             url,
             settings,
             last_error,
-        }
+        })
     }
 
     /// A pool whose database answered one connection.
@@ -358,7 +367,7 @@ impl<B: Backend> DbPool<B> {
     /// # Errors
     /// [`StoreError::Unavailable`] with the real cause when no connection can be made.
     pub async fn connect(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> StoreResult<Self> {
-        let pool = Self::lazy(url, settings);
+        let pool = Self::lazy(url, settings)?;
         drop(pool.get().await?);
         Ok(pool)
     }
