@@ -130,10 +130,12 @@ async fn people_and_keys_share_one_endpoint() {
         .jwt
         .issue_key(
             &w.service,
-            JwtKeyRequest::new(Environment::LIVE)
-                .for_user(w.ada.clone())
-                .with_scopes(scopes(&["orders:read", "orders:create"]))
-                .with_scope_format(ScopeFormat::Structured),
+            JwtKeyRequest::new(
+                KeyRequest::new(KeyType::SECRET, Environment::LIVE)
+                    .for_user(w.ada.clone())
+                    .with_scopes(scopes(&["orders:read", "orders:create"])),
+            )
+            .with_scope_format(ScopeFormat::Structured),
         )
         .await
         .unwrap();

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use keyroute_core::{
     ApiKey, AuthError, AuthMethod, Clock, DenyList, Environment, JwtError, KeyHash, KeyId,
-    KeyService, KeyType, Meta, PlaintextKey, Principal, Scopes, Store, SystemClock, Tenant,
+    KeyRequest, KeyService, KeyType, PlaintextKey, Principal, Scopes, Store, SystemClock, Tenant,
     TokenVerifier, UserId,
 };
 
@@ -115,82 +115,27 @@ impl SessionRequest {
     }
 }
 
-/// A request for a JWT issued as a scoped API key.
+/// A request for a JWT issued as an API key: the key's details, as for any key, and how
+/// its scopes are written into the token. A plain [`KeyRequest`] converts into one
+/// with flat scopes.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct JwtKeyRequest {
-    /// The key's type. Default `secret`; must be enabled in the key service's options.
-    pub key_type: KeyType,
-    /// The key's environment.
-    pub environment: Environment,
-    /// The owner; `None` for a key that belongs to no user.
-    pub user_id: Option<UserId>,
-    /// The tenant; defaults to the owner's.
-    pub tenant: Option<Tenant>,
-    /// A name for the key.
-    pub name: Option<String>,
-    /// What the key may do.
-    pub scopes: Scopes,
+    /// The key: type, environment, owner, tenant, name, scopes, lifetime (`None` for a
+    /// key that does not expire, refused when the deny-list check is off, as nothing
+    /// could then revoke it), notes, ref id, meta (`format = jwt` is added).
+    pub key: KeyRequest,
     /// How the scopes are written into the token.
     pub scope_format: ScopeFormat,
-    /// Lifetime; `None` for a key that does not expire (refused when the deny-list
-    /// check is off, as nothing could then revoke it).
-    pub expires_in: Option<Duration>,
-    /// Free-form notes.
-    pub notes: Option<String>,
-    /// A reference into the team's own systems.
-    pub ref_id: Option<String>,
-    /// Team-defined metadata; `format = jwt` is added.
-    pub meta: Meta,
 }
 
 impl JwtKeyRequest {
-    /// A request for a `secret` key in `environment`, for no user, without scopes
-    /// or expiry.
-    pub fn new(environment: Environment) -> Self {
+    /// A request for the key `key` describes, with flat scopes.
+    pub fn new(key: KeyRequest) -> Self {
         Self {
-            key_type: KeyType::SECRET,
-            environment,
-            user_id: None,
-            tenant: None,
-            name: None,
-            scopes: Scopes::none(),
+            key,
             scope_format: ScopeFormat::Flat,
-            expires_in: None,
-            notes: None,
-            ref_id: None,
-            meta: Meta::new(),
         }
-    }
-
-    /// Sets the key type.
-    pub fn of_type(mut self, key_type: KeyType) -> Self {
-        self.key_type = key_type;
-        self
-    }
-
-    /// Sets the owner.
-    pub fn for_user(mut self, user_id: UserId) -> Self {
-        self.user_id = Some(user_id);
-        self
-    }
-
-    /// Sets the tenant.
-    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
-        self.tenant = Some(tenant);
-        self
-    }
-
-    /// Sets the name.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Sets the scopes.
-    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
-        self.scopes = scopes;
-        self
     }
 
     /// Sets how scopes are written.
@@ -198,11 +143,11 @@ impl JwtKeyRequest {
         self.scope_format = format;
         self
     }
+}
 
-    /// Sets the lifetime.
-    pub fn expires_in(mut self, lifetime: Duration) -> Self {
-        self.expires_in = Some(lifetime);
-        self
+impl From<KeyRequest> for JwtKeyRequest {
+    fn from(key: KeyRequest) -> Self {
+        Self::new(key)
     }
 }
 
@@ -658,8 +603,12 @@ impl JwtService {
     pub async fn issue_key<S: Store>(
         &self,
         keys: &KeyService<S>,
-        request: JwtKeyRequest,
+        request: impl Into<JwtKeyRequest>,
     ) -> Result<IssuedJwtKey, Error> {
+        let JwtKeyRequest {
+            key: request,
+            scope_format,
+        } = request.into();
         let options = keys.options();
         if !options.environments.contains(&request.environment) {
             return Err(keyroute_core::Error::EnvironmentNotEnabled(request.environment).into());
@@ -687,7 +636,7 @@ impl JwtService {
             .tenant
             .clone()
             .or_else(|| owner.as_ref().and_then(|u| u.tenant.clone()));
-        let scopes = OutgoingScopes::new(&request.scopes, request.scope_format).map_err(|s| {
+        let scopes = OutgoingScopes::new(&request.scopes, scope_format).map_err(|s| {
             Error::InvalidRequest(format!(
                 "scope '{s}' has no resource; the structured format needs resource:action"
             ))

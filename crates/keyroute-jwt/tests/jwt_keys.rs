@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use common::{Setup, part, setup, t0};
 use keyroute_core::{
-    ApiKeyStore as _, AuthError, AuthMethod, Environment, JwtError, KeyHash, KeyQuery, KeyType,
-    NewUser, Scopes, TokenVerifier, UserId,
+    ApiKeyStore as _, AuthError, AuthMethod, Environment, JwtError, KeyHash, KeyQuery, KeyRequest,
+    KeyType, NewUser, Scopes, TokenVerifier, UserId,
 };
 use keyroute_jwt::{Error, JwtConfig, JwtKeyRequest, META_FORMAT, META_JWT, ScopeFormat};
 
@@ -34,7 +34,7 @@ async fn flat_scoped_key_is_recorded_and_verifies() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST)
+            KeyRequest::new(KeyType::SECRET, Environment::TEST)
                 .for_user(user.clone())
                 .named("ci")
                 .with_scopes(scopes.clone())
@@ -95,9 +95,10 @@ async fn structured_scopes() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::LIVE)
-                .with_scopes(scopes.clone())
-                .with_scope_format(ScopeFormat::Structured),
+            JwtKeyRequest::new(
+                KeyRequest::new(KeyType::SECRET, Environment::LIVE).with_scopes(scopes.clone()),
+            )
+            .with_scope_format(ScopeFormat::Structured),
         )
         .await
         .unwrap();
@@ -126,7 +127,7 @@ async fn revoked_jwt_key_is_refused_at_once() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST).for_user(user),
+            KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(user),
         )
         .await
         .unwrap();
@@ -158,7 +159,8 @@ async fn with_the_check_off_a_revoked_key_works_until_expiry() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST).expires_in(Duration::from_secs(3600)),
+            KeyRequest::new(KeyType::SECRET, Environment::TEST)
+                .expires_in(Duration::from_secs(3600)),
         )
         .await
         .unwrap();
@@ -173,7 +175,7 @@ async fn with_the_check_off_a_revoked_key_works_until_expiry() {
 
     let forever = s
         .jwt
-        .issue_key(&s.keys, JwtKeyRequest::new(Environment::TEST))
+        .issue_key(&s.keys, KeyRequest::new(KeyType::SECRET, Environment::TEST))
         .await;
     assert!(matches!(forever, Err(Error::InvalidRequest(_))));
 }
@@ -187,7 +189,8 @@ async fn refused_requests() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST).for_user(UserId::new("ghost").unwrap()),
+            KeyRequest::new(KeyType::SECRET, Environment::TEST)
+                .for_user(UserId::new("ghost").unwrap()),
         )
         .await;
     assert!(matches!(
@@ -198,7 +201,7 @@ async fn refused_requests() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST).of_type(KeyType::RESTRICTED),
+            KeyRequest::new(KeyType::RESTRICTED, Environment::TEST),
         )
         .await;
     assert!(matches!(
@@ -209,7 +212,7 @@ async fn refused_requests() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::new("staging").unwrap()),
+            KeyRequest::new(KeyType::SECRET, Environment::new("staging").unwrap()),
         )
         .await;
     assert!(matches!(
@@ -222,9 +225,11 @@ async fn refused_requests() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST)
-                .with_scopes(Scopes::parse(["admin"]).unwrap())
-                .with_scope_format(ScopeFormat::Structured),
+            JwtKeyRequest::new(
+                KeyRequest::new(KeyType::SECRET, Environment::TEST)
+                    .with_scopes(Scopes::parse(["admin"]).unwrap()),
+            )
+            .with_scope_format(ScopeFormat::Structured),
         )
         .await;
     assert!(matches!(admin, Err(Error::InvalidRequest(_))));
@@ -239,7 +244,7 @@ async fn tokens_route_without_the_key_record() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST).expires_in(Duration::from_secs(60)),
+            KeyRequest::new(KeyType::SECRET, Environment::TEST).expires_in(Duration::from_secs(60)),
         )
         .await
         .unwrap();

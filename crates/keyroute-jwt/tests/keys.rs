@@ -9,11 +9,11 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use common::{SECRET, fixture, hs_key, now_secs, part, setup, t0};
 use keyroute_core::{
-    AuthError, AuthMethod, Environment, JwtError, ManualClock, Tenant, TokenVerifier, UserId,
+    AuthError, AuthMethod, Environment, JwtError, KeyRequest, KeyType, ManualClock, Tenant,
+    TokenVerifier, UserId,
 };
 use keyroute_jwt::{
-    Error, JwtAlgorithm, JwtConfig, JwtKeyRequest, JwtService, SessionRequest, SigningKey,
-    VerificationKey,
+    Error, JwtAlgorithm, JwtConfig, JwtService, SessionRequest, SigningKey, VerificationKey,
 };
 
 /// A service with only `key`, no deny-list, on a manual clock.
@@ -256,7 +256,8 @@ async fn secrets_never_appear_in_debug_output() {
         .jwt
         .issue_key(
             &s.keys,
-            JwtKeyRequest::new(Environment::TEST).expires_in(std::time::Duration::from_secs(60)),
+            KeyRequest::new(KeyType::SECRET, Environment::TEST)
+                .expires_in(std::time::Duration::from_secs(60)),
         )
         .await
         .unwrap();
