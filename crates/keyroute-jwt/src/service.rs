@@ -47,6 +47,19 @@ pub struct IssuedToken {
     pub kid: String,
 }
 
+impl IssuedToken {
+    /// A token signed with `kid`, expiring at `expires_at` (Unix seconds).
+    fn new(token: String, kid: String, jti: &KeyId, kind: TokenKind, expires_at: i64) -> Self {
+        Self {
+            token: PlaintextKey::new(token),
+            jti: jti.as_str().to_owned(),
+            kind,
+            expires_at: DateTime::from_timestamp(expires_at, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            kid,
+        }
+    }
+}
+
 /// A JWT issued as an API key: the stored record and the token, shown once.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -535,13 +548,7 @@ impl JwtService {
             issued_at: now,
             expires_at: Some(expires_at),
         })?;
-        Ok(IssuedToken {
-            token: PlaintextKey::new(token),
-            jti: jti.as_str().to_owned(),
-            kind,
-            expires_at: DateTime::from_timestamp(expires_at, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
-            kid,
-        })
+        Ok(IssuedToken::new(token, kid, &jti, kind, expires_at))
     }
 
     /// Issues a session token for a person (`kind: session`).
@@ -577,13 +584,13 @@ impl JwtService {
             issued_at: now,
             expires_at: Some(expires_at),
         })?;
-        Ok(IssuedToken {
-            token: PlaintextKey::new(token),
-            jti: jti.as_str().to_owned(),
-            kind: TokenKind::Session,
-            expires_at: DateTime::from_timestamp(expires_at, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
+        Ok(IssuedToken::new(
+            token,
             kid,
-        })
+            &jti,
+            TokenKind::Session,
+            expires_at,
+        ))
     }
 
     /// Issues a JWT as a long-lived scoped API key and records it in `keys`' store like
