@@ -2,9 +2,12 @@
 //! sleeping.
 
 use std::fmt;
+#[cfg(feature = "test-util")]
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, TimeDelta, Utc};
+#[cfg(feature = "test-util")]
+use chrono::TimeDelta;
+use chrono::{DateTime, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -22,11 +25,13 @@ impl Clock for SystemClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 /// A clock that moves only when told to: for tests of expiry, caches and grace periods.
 /// Clones share one time.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
 
+#[cfg(feature = "test-util")]
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
@@ -46,6 +51,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner)

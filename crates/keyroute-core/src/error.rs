@@ -5,9 +5,9 @@
 //! its [`ErrorKind`] (a unique violation is a [`ErrorKind::Conflict`] on every backend)
 //! without knowing which database is behind it.
 
+use crate::config::ConfigError;
 use crate::credentials::CredentialError;
 use crate::name::{Environment, KeyType, NameError};
-use crate::options::ConfigError;
 use crate::token::{GenerateError, TokenError};
 
 /// A boxed error from a backend, kept as the source of a [`StoreError`].
@@ -218,4 +218,11 @@ pub enum Error {
     /// The key type is not one keys are issued for.
     #[error("keys of type '{0}' are not issued; add it to `key_types`")]
     KeyTypeNotEnabled(KeyType),
+    /// The request cannot be served as made (a lifetime too long to represent, a
+    /// request a minter refuses); the message says what to change.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A [`KeyMinter`](crate::KeyMinter) could not make the key's secret.
+    #[error("the key's secret could not be made: {0}")]
+    Mint(#[source] BoxError),
 }

@@ -12,50 +12,60 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`name`] | open validated names: [`Environment`], [`KeyType`], [`Tenant`] |
-//! | [`ids`] | [`UserId`], [`KeyId`] |
-//! | [`secret`] | [`PlaintextKey`] (redacted, zeroed on drop), [`KeyHash`] |
-//! | [`token`] | [`TokenFormat`]: generate and parse `sk_live_…` keys |
-//! | [`credentials`] | [`CredentialExtractor`]: read keys from HTTP headers |
-//! | [`model`] | the stored records [`User`] and [`ApiKey`] |
-//! | [`scope`] | [`Scope`], [`Scopes`], wildcards and the admin scope |
-//! | [`principal`] | [`Principal`]: the resolved caller |
-//! | [`options`] | [`KeyOptions`] from code, TOML or `KEYROUTE_APIKEY_*` |
-//! | [`store`] | the traits backends implement: [`ApiKeyStore`], [`UserStore`] |
-//! | [`service`] | [`KeyService`]: register, issue, list, revoke, regenerate, backfill |
-//! | [`clock`] | [`Clock`], [`SystemClock`], [`ManualClock`] |
-//! | [`verifier`] | [`TokenVerifier`]: the seam where JWTs become principals |
-//! | [`error`] | [`Error`], [`AuthError`], [`JwtError`], [`StoreError`] |
+//! | `name` | open validated names: [`Environment`], [`KeyType`], [`Tenant`] |
+//! | `ids` | [`UserId`], [`KeyId`] |
+//! | `secret` | [`PlaintextKey`] (redacted, zeroed on drop), [`KeyHash`] |
+//! | `token` | [`TokenFormat`]: generate and parse `sk_live_…` keys |
+//! | `credentials` | [`CredentialExtractor`]: read keys from HTTP headers |
+//! | `model` | the stored records [`User`] and [`ApiKey`] |
+//! | `scope` | [`Scope`], [`Scopes`], wildcards and the admin scope |
+//! | `principal` | [`Principal`]: the resolved caller |
+//! | `options` | [`KeyOptions`]: the `[apikey]` section |
+//! | [`config`] | [`ConfigError`] and the one parser behind every option of every section |
+//! | `store` | the traits backends implement: [`ApiKeyStore`], [`UserStore`] |
+//! | `service` | [`KeyService`]: register, issue, list, revoke, regenerate, backfill |
+//! | `clock` | [`Clock`], [`SystemClock`], and `ManualClock` with the `test-util` feature |
+//! | `verifier` | [`TokenVerifier`]: the seam where JWTs become principals |
+//! | `error` | [`Error`], [`AuthError`], [`JwtError`], [`StoreError`] |
 
-pub mod clock;
-pub mod credentials;
-pub mod error;
-pub mod ids;
-pub mod model;
-pub mod name;
-pub mod options;
-pub mod principal;
-pub mod scope;
-pub mod secret;
-pub mod service;
-pub mod store;
-pub mod token;
-pub mod verifier;
+mod clock;
+pub mod config;
+mod credentials;
+mod error;
+mod ids;
+mod model;
+mod name;
+mod options;
+mod principal;
+mod scope;
+mod secret;
+mod service;
+mod store;
+mod token;
+mod verifier;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use credentials::{Credential, CredentialError, CredentialExtractor, CredentialSource};
+#[cfg(feature = "test-util")]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
+pub use config::{ConfigError, ConfigErrorKind};
+pub use credentials::{
+    Credential, CredentialError, CredentialExtractor, CredentialSource, MAX_CREDENTIAL_LEN,
+};
 pub use error::{AuthError, BoxError, Error, ErrorKind, JwtError, StoreError, StoreResult};
 pub use ids::{KeyId, UserId};
 pub use model::{ApiKey, KeyStatus, Meta, User};
 pub use name::{Environment, KeyType, NameError, Tenant};
-pub use options::{ConfigError, CreateKeyHook, KeyGenerator, KeyOptions};
+pub use options::{CreateKeyHook, KeyGenerator, KeyOptions};
 pub use principal::{AuthMethod, Principal};
 pub use scope::{ADMIN_SCOPE, Scope, Scopes};
 pub use secret::{KeyHash, PlaintextKey};
 pub use service::{
-    BackfillReport, IssuedKey, KeyListener, KeyRequest, KeyService, NewUser, Regenerated,
-    Registration,
+    BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService, Minted, NewUser,
+    Regenerated, Registration,
 };
 pub use store::{ApiKeyStore, DenyList, KeyQuery, Regeneration, ResolvedKey, Store, UserStore};
-pub use token::{GenerateError, PresentedKey, TokenError, TokenFormat};
+pub use token::{
+    GenerateError, MAX_KEY_BYTES, MAX_TOKEN_LEN, MIN_KEY_BYTES, PresentedKey, TokenError,
+    TokenFormat,
+};
 pub use verifier::{TokenVerifier, looks_like_jwt};

@@ -11,61 +11,44 @@
 //! | `init_schema` | `true` | run the store's migrations at start-up |
 //! | `session_cache_duration` | none | how long a resolved key is cached (`10m`) |
 //!
-//! Options load from code, from the `[apikey]` table of a TOML file, and from
-//! `KEYROUTE_APIKEY_<OPTION>` environment variables. Every source goes through one
-//! parser per option, so an invalid value is the same [`ConfigError`] naming the option
+//! Options are set in code, or by keyroute's one configuration (the facade's `Config`)
+//! from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
+//! environment variables. Every source goes through [`KeyOptions::set`], one parser
+//! per option, so an invalid value is the same [`ConfigError`] naming the option
 //! wherever it came from. Lists are comma-separated in variables
 //! (`KEYROUTE_APIKEY_KEY_TYPES=secret,publishable`) and arrays in TOML.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{
+    ConfigError, check_duration, parse_bool, parse_duration, parse_list, parse_number, split_list,
+};
 use crate::model::ApiKey;
-use crate::name::{Environment, KeyType, NameError};
+use crate::name::{Environment, KeyType};
 use crate::secret::PlaintextKey;
 use crate::token::{GenerateError, MAX_KEY_BYTES, MIN_KEY_BYTES, TokenFormat};
 
-/// The prefix of the environment variables [`KeyOptions::from_env`] reads.
-pub const ENV_PREFIX: &str = "KEYROUTE_APIKEY_";
+/// The configuration section these options are read from: `[apikey]`, and
+/// `KEYROUTE_APIKEY_<OPTION>` variables.
+pub(crate) const SECTION: &str = "apikey";
 
-/// Why a configuration was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// An option has a value it cannot take.
-    #[error("invalid value for option `{option}`: {reason}")]
-    InvalidOption {
-        /// The option's name.
-        option: String,
-        /// What is wrong and what is expected.
-        reason: String,
-    },
-    /// An option name that does not exist (a typo, usually).
-    #[error("unknown option `{0}`")]
-    UnknownOption(String),
-    /// The configuration file could not be read.
-    #[error("cannot read configuration file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The configuration file is not valid TOML.
-    #[error("configuration file is not valid TOML: {0}")]
-    Toml(String),
-}
+/// The options of the `[apikey]` section, as [`KeyOptions::set`] names them.
+pub(crate) const OPTIONS: &[&str] = &[
+    "environments",
+    "key_types",
+    "type_prefixes",
+    "key_size_bytes",
+    "expire_keys_after",
+    "require_secure_connection",
+    "init_schema",
+    "session_cache_duration",
+];
 
-impl ConfigError {
-    pub(crate) fn invalid(option: &str, reason: impl fmt::Display) -> Self {
-        Self::InvalidOption {
-            option: option.to_owned(),
-            reason: reason.to_string(),
-        }
-    }
+fn invalid(option: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::invalid(SECTION, option, reason)
 }
 
 /// Makes the plaintext of a new key. Replaces keyroute's generator, e.g. to draw
@@ -178,121 +161,45 @@ impl fmt::Debug for KeyOptions {
 }
 
 impl KeyOptions {
-    /// The defaults overridden by the `[apikey]` table of a TOML document.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the first unknown or invalid option.
-    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
-        Self::default().apply_toml_str(toml)
-    }
-
-    /// The defaults overridden by the `[apikey]` table of a TOML file.
-    ///
-    /// # Errors
-    /// [`ConfigError::Io`] when the file cannot be read, or as [`Self::from_toml_str`].
-    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml_str(&text)
-    }
-
-    /// The defaults overridden by `KEYROUTE_APIKEY_<OPTION>` environment variables.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the first unknown or invalid option.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::default().apply_env_vars(std::env::vars())
-    }
-
-    /// Overrides options with the `[apikey]` table of a TOML document; other tables
-    /// belong to other parts of keyroute and are ignored.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the first unknown or invalid option.
-    pub fn apply_toml_str(mut self, toml: &str) -> Result<Self, ConfigError> {
-        let doc: toml::Table =
-            toml::from_str(toml).map_err(|e| ConfigError::Toml(e.to_string()))?;
-        let Some(section) = doc.get("apikey") else {
-            return Ok(self);
-        };
-        let toml::Value::Table(section) = section else {
-            return Err(ConfigError::invalid(
-                "apikey",
-                "expected a table `[apikey]`",
-            ));
-        };
-        for (option, value) in section {
-            self.set(option, &toml_to_option_text(option, value)?)?;
-        }
-        self.validate()?;
-        Ok(self)
-    }
-
-    /// Overrides options with `KEYROUTE_APIKEY_<OPTION>` pairs from `vars`; other
-    /// variables are ignored.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the first unknown or invalid option.
-    pub fn apply_env_vars<I, K, V>(mut self, vars: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        for (key, value) in vars {
-            if let Some(option) = key.as_ref().strip_prefix(ENV_PREFIX) {
-                self.set(&option.to_ascii_lowercase(), value.as_ref())?;
-            }
-        }
-        self.validate()?;
-        Ok(self)
-    }
-
-    /// Sets one option from its text form, the one parser behind every source.
+    /// Sets one option of the `[apikey]` section from its text form, the one parser
+    /// behind every source (code, the TOML file, `KEYROUTE_APIKEY_*` variables).
     ///
     /// Checks the value alone; options that depend on each other (a key type and its
     /// prefix) are checked by [`validate`](Self::validate), which every loader runs once
     /// all options are set, so the order of variables does not matter.
     ///
     /// # Errors
-    /// [`ConfigError::UnknownOption`] or [`ConfigError::InvalidOption`].
+    /// [`ConfigError`] naming the option: unknown, or an invalid value.
     pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
         let value = value.trim();
         match option {
-            "environments" => self.environments = parse_list(option, value, Environment::new)?,
-            "key_types" => self.key_types = parse_list(option, value, KeyType::new)?,
+            "environments" => {
+                self.environments = parse_list(SECTION, option, value, Environment::new)?
+            }
+            "key_types" => self.key_types = parse_list(SECTION, option, value, KeyType::new)?,
             "type_prefixes" => {
                 self.type_prefixes = split_list(value)
                     .map(|pair| {
                         let (t, p) = pair.split_once('=').ok_or_else(|| {
-                            ConfigError::invalid(
-                                option,
-                                "expected type=prefix pairs, e.g. secret=sk",
-                            )
+                            invalid(option, "expected type=prefix pairs, e.g. secret=sk")
                         })?;
-                        let t =
-                            KeyType::new(t.trim()).map_err(|e| ConfigError::invalid(option, e))?;
+                        let t = KeyType::new(t.trim()).map_err(|e| invalid(option, e))?;
                         Ok((t, p.trim().to_owned()))
                     })
                     .collect::<Result<_, ConfigError>>()?;
             }
             "key_size_bytes" => {
-                self.key_size_bytes = value.parse().map_err(|_| {
-                    ConfigError::invalid(option, "expected a whole number of bytes")
-                })?;
+                self.key_size_bytes = parse_number(SECTION, option, value)?;
             }
-            "expire_keys_after" => self.expire_keys_after = parse_duration(option, value)?,
+            "expire_keys_after" => self.expire_keys_after = parse_duration(SECTION, option, value)?,
             "session_cache_duration" => {
-                self.session_cache_duration = parse_duration(option, value)?
+                self.session_cache_duration = parse_duration(SECTION, option, value)?
             }
             "require_secure_connection" => {
-                self.require_secure_connection = parse_bool(option, value)?
+                self.require_secure_connection = parse_bool(SECTION, option, value)?
             }
-            "init_schema" => self.init_schema = parse_bool(option, value)?,
-            other => return Err(ConfigError::UnknownOption(other.to_owned())),
+            "init_schema" => self.init_schema = parse_bool(SECTION, option, value)?,
+            other => return Err(ConfigError::unknown(SECTION, other, OPTIONS)),
         }
         Ok(())
     }
@@ -300,10 +207,10 @@ impl KeyOptions {
     /// Checks the options hang together.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidOption`] naming the option at fault.
+    /// [`ConfigError`] naming the option at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&self.key_size_bytes) {
-            return Err(ConfigError::invalid(
+            return Err(invalid(
                 "key_size_bytes",
                 format_args!(
                     "{} is outside {MIN_KEY_BYTES}..={MAX_KEY_BYTES}; fewer than 16 random bytes are guessable",
@@ -315,7 +222,7 @@ impl KeyOptions {
         check_unique_nonempty("key_types", &self.key_types)?;
         for key_type in &self.key_types {
             if !self.type_prefixes.contains_key(key_type) {
-                return Err(ConfigError::invalid(
+                return Err(invalid(
                     "type_prefixes",
                     format_args!("key type '{key_type}' has no prefix; add e.g. {key_type}=xk"),
                 ));
@@ -328,13 +235,13 @@ impl KeyOptions {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
             if !valid {
-                return Err(ConfigError::invalid(
+                return Err(invalid(
                     "type_prefixes",
                     format_args!("prefix {prefix:?} must be 1 to 8 characters of a-z and 0-9"),
                 ));
             }
             if !seen.insert(prefix) {
-                return Err(ConfigError::invalid(
+                return Err(invalid(
                     "type_prefixes",
                     format_args!("prefix {prefix:?} is used by two key types"),
                 ));
@@ -344,11 +251,8 @@ impl KeyOptions {
             ("expire_keys_after", self.expire_keys_after),
             ("session_cache_duration", self.session_cache_duration),
         ] {
-            if duration.is_some_and(|d| d.is_zero() || chrono::TimeDelta::from_std(d).is_err()) {
-                return Err(ConfigError::invalid(
-                    option,
-                    "must be positive and under 100 years; leave it unset for none",
-                ));
+            if let Some(duration) = duration {
+                check_duration(SECTION, option, duration)?;
             }
         }
         Ok(())
@@ -373,85 +277,18 @@ impl KeyOptions {
     }
 }
 
-fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn parse_list<T>(
-    option: &str,
-    value: &str,
-    parse: impl Fn(&str) -> Result<T, NameError>,
-) -> Result<Vec<T>, ConfigError> {
-    split_list(value)
-        .map(|item| parse(item).map_err(|e| ConfigError::invalid(option, e)))
-        .collect()
-}
-
 fn check_unique_nonempty<T: Ord + fmt::Display>(
     option: &str,
     items: &[T],
 ) -> Result<(), ConfigError> {
     if items.is_empty() {
-        return Err(ConfigError::invalid(option, "needs at least one entry"));
+        return Err(invalid(option, "needs at least one entry"));
     }
     let mut seen = std::collections::BTreeSet::new();
     match items.iter().find(|item| !seen.insert(*item)) {
-        Some(dup) => Err(ConfigError::invalid(
-            option,
-            format_args!("'{dup}' is listed twice"),
-        )),
+        Some(dup) => Err(invalid(option, format_args!("'{dup}' is listed twice"))),
         None => Ok(()),
     }
-}
-
-fn parse_bool(option: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::invalid(option, "expected true or false")),
-    }
-}
-
-fn parse_duration(option: &str, value: &str) -> Result<Option<Duration>, ConfigError> {
-    if value.is_empty() || value.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    humantime::parse_duration(value).map(Some).map_err(|e| {
-        ConfigError::invalid(
-            option,
-            format_args!("{e}; expected e.g. 10m, 12h, 90days or none"),
-        )
-    })
-}
-
-/// Renders a TOML value in the text form [`KeyOptions::set`] parses.
-fn toml_to_option_text(option: &str, value: &toml::Value) -> Result<String, ConfigError> {
-    use toml::Value;
-    let scalar = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Integer(i) => Some(i.to_string()),
-        Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    };
-    let text = match value {
-        Value::Array(items) => items
-            .iter()
-            .map(scalar)
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.join(",")),
-        Value::Table(table) => table
-            .iter()
-            .map(|(k, v)| scalar(v).map(|v| format!("{k}={v}")))
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.join(",")),
-        other => scalar(other),
-    };
-    text.ok_or_else(|| {
-        ConfigError::invalid(
-            option,
-            "expected a string, number, boolean, or an array or table of them",
-        )
-    })
 }
 
 #[cfg(test)]
@@ -468,41 +305,6 @@ mod tests {
         assert!(o.require_secure_connection && o.init_schema);
         assert!(o.expire_keys_after.is_none() && o.session_cache_duration.is_none());
         o.validate().unwrap();
-    }
-
-    /// A TOML file and environment variables set the same options the same way.
-    #[test]
-    fn toml_and_env_agree() {
-        let from_toml = KeyOptions::from_toml_str(
-            r#"
-            [apikey]
-            key_types = ["secret", "publishable"]
-            key_size_bytes = 32
-            session_cache_duration = "10m"
-            require_secure_connection = false
-            type_prefixes = { secret = "sk", publishable = "pk" }
-
-            [connections]
-            live = "ignored here"
-            "#,
-        )
-        .unwrap();
-        let from_env = KeyOptions::default()
-            .apply_env_vars([
-                ("KEYROUTE_APIKEY_KEY_TYPES", "secret, publishable"),
-                ("KEYROUTE_APIKEY_KEY_SIZE_BYTES", "32"),
-                ("KEYROUTE_APIKEY_SESSION_CACHE_DURATION", "10m"),
-                ("KEYROUTE_APIKEY_REQUIRE_SECURE_CONNECTION", "false"),
-                ("KEYROUTE_APIKEY_TYPE_PREFIXES", "secret=sk,publishable=pk"),
-                ("PATH", "/usr/bin"),
-            ])
-            .unwrap();
-        for o in [&from_toml, &from_env] {
-            assert_eq!(o.key_types, [KeyType::SECRET, KeyType::PUBLISHABLE]);
-            assert_eq!(o.key_size_bytes, 32);
-            assert_eq!(o.session_cache_duration, Some(Duration::from_secs(600)));
-            assert!(!o.require_secure_connection);
-        }
     }
 
     /// Invalid values are typed errors naming the option.
@@ -528,24 +330,37 @@ mod tests {
             ),
         ];
         for (var, value, option) in cases {
-            match KeyOptions::default().apply_env_vars([(var, value)]) {
-                Err(ConfigError::InvalidOption { option: o, .. }) => {
-                    assert_eq!(o, option, "{var}={value}")
-                }
-                other => panic!("{var}={value}: expected InvalidOption({option}), got {other:?}"),
-            }
+            let name = var
+                .trim_start_matches("KEYROUTE_APIKEY_")
+                .to_ascii_lowercase();
+            let mut options = KeyOptions::default();
+            let error = options
+                .set(&name, value)
+                .and_then(|()| options.validate())
+                .expect_err(var);
+            assert_eq!(
+                (error.section.as_str(), error.option.as_str()),
+                ("apikey", option),
+                "{var}={value}"
+            );
         }
-        assert!(matches!(
-            KeyOptions::default().apply_env_vars([("KEYROUTE_APIKEY_KEYSIZE", "32")]),
-            Err(ConfigError::UnknownOption(o)) if o == "keysize"
-        ));
-        assert!(matches!(
-            KeyOptions::from_toml_str("[apikey]\nkey_size_bytes = [1, {a = 1}]"),
-            Err(ConfigError::InvalidOption { option, .. }) if option == "key_size_bytes"
-        ));
-        assert!(matches!(
-            KeyOptions::from_toml_str("[apikey"),
-            Err(ConfigError::Toml(_))
-        ));
+        let error = KeyOptions::default().set("keysize", "32").unwrap_err();
+        assert_eq!(error.kind, crate::config::ConfigErrorKind::Unknown);
+        assert_eq!(error.option, "keysize");
+    }
+
+    /// Durations beyond 100 years are refused, not handed to a cache that would panic.
+    #[test]
+    fn durations_are_bounded() {
+        let mut options = KeyOptions::default();
+        let error = options
+            .set("session_cache_duration", "2000years")
+            .unwrap_err();
+        assert_eq!(error.option, "session_cache_duration");
+        options.session_cache_duration = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(
+            options.validate().unwrap_err().option,
+            "session_cache_duration"
+        );
     }
 }

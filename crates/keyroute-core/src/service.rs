@@ -1,4 +1,5 @@
-//! [`KeyService`]: the operations a team exposes to its users, over any [`Store`].
+//! [`KeyService`]: the operations a team exposes to its users, over any store of keys
+//! and users ([`ApiKeyStore`] + [`UserStore`]; the deny-list is not needed here).
 //!
 //! Register a user and issue one key per environment × type; issue a single key with a
 //! name, scopes and expiry; list; revoke; regenerate an environment (optionally with a
@@ -8,6 +9,13 @@
 //!
 //! Revocations and regenerations are announced to [`KeyListener`]s, which is how the
 //! resolver's cache on this instance forgets a revoked key at once.
+//!
+//! Every key is made on one path, whatever its secret looks like: the request is
+//! checked, the record built, the team's `on_create_key` hook run, and only then is the
+//! secret minted from the final record by a [`KeyMinter`] (keyroute's token format by
+//! default; a signed JWT for JWT keys, whose claims must match the record), stored and
+//! announced. A crate that makes another kind of secret plugs in a minter; it never
+//! writes keys around this service.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,17 +30,86 @@ use crate::model::{ApiKey, Meta, User};
 use crate::name::{Environment, KeyType, Tenant};
 use crate::options::KeyOptions;
 use crate::scope::Scopes;
-use crate::secret::PlaintextKey;
-use crate::store::{KeyQuery, Regeneration, Store};
+use crate::secret::{KeyHash, PlaintextKey};
+use crate::store::{ApiKeyStore, KeyQuery, Regeneration, UserStore};
 use crate::token::TokenFormat;
 
 /// Told when keys stop working, so caches can forget them and revocation lists learn
-/// of them.
+/// of them, and when keys are made.
 #[async_trait::async_trait]
 pub trait KeyListener: Send + Sync {
     /// `keys` were revoked, or rolled by a regeneration (their `cancelled_at` says when
     /// they stop working).
     async fn keys_retired(&self, keys: &[ApiKey]);
+
+    /// `keys` were just stored (issued, registered, regenerated, backfilled). Default:
+    /// nothing to do.
+    async fn keys_issued(&self, keys: &[ApiKey]) {
+        let _ = keys;
+    }
+}
+
+/// The secret of a new key and how it is shown.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Minted {
+    /// The secret, shown to its owner once.
+    pub plaintext: PlaintextKey,
+    /// What the key is shown as in lists (never enough to use it).
+    pub hint: String,
+}
+
+impl Minted {
+    /// A minted secret with its hint.
+    pub fn new(plaintext: PlaintextKey, hint: impl Into<String>) -> Self {
+        Self {
+            plaintext,
+            hint: hint.into(),
+        }
+    }
+}
+
+/// Makes the secret of a key whose record is final: the seam through which other kinds
+/// of key (JWTs issued as keys) are made by [`KeyService`], so they pass the same checks,
+/// hook, store and listeners as every other key.
+pub trait KeyMinter: Send + Sync {
+    /// The secret for `key`. The record is complete (id, type, environment, owner,
+    /// tenant, scopes, expiry, after the `on_create_key` hook) except its hash and hint,
+    /// which the service sets from what this returns.
+    ///
+    /// # Errors
+    /// Whatever stopped the secret from being made, as [`Error::Mint`] or
+    /// [`Error::InvalidRequest`].
+    fn mint(&self, key: &ApiKey) -> Result<Minted, Error>;
+}
+
+/// keyroute's own keys: `{prefix}_{env}_{secret}{checksum}`, from the team's
+/// [`KeyGenerator`](crate::KeyGenerator) when one is configured (checked to parse).
+struct TokenMinter<'a> {
+    format: &'a TokenFormat,
+    options: &'a KeyOptions,
+}
+
+impl KeyMinter for TokenMinter<'_> {
+    fn mint(&self, key: &ApiKey) -> Result<Minted, Error> {
+        let (key_type, environment) = (&key.key_type, &key.environment);
+        let plaintext = match &self.options.generate_key {
+            Some(generator) => {
+                let plaintext = generator.generate(self.format, key_type, environment)?;
+                let parsed = self
+                    .format
+                    .parse(plaintext.expose_secret())
+                    .map_err(Error::GeneratedKeyInvalid)?;
+                if (&parsed.key_type, &parsed.environment) != (key_type, environment) {
+                    return Err(Error::GeneratedKeyInvalid(crate::TokenError::Malformed));
+                }
+                plaintext
+            }
+            None => self.format.generate(key_type, environment)?,
+        };
+        let hint = TokenFormat::hint(&plaintext);
+        Ok(Minted { plaintext, hint })
+    }
 }
 
 /// A key just created: its record and its plaintext, which is never available again.
@@ -205,7 +282,7 @@ pub struct BackfillReport {
     pub keys: usize,
 }
 
-/// Key management over a [`Store`].
+/// Key management over a store of keys and users.
 pub struct KeyService<S> {
     store: S,
     options: KeyOptions,
@@ -224,7 +301,7 @@ impl<S> fmt::Debug for KeyService<S> {
     }
 }
 
-impl<S: Store> KeyService<S> {
+impl<S: ApiKeyStore + UserStore> KeyService<S> {
     /// A service over `store` with `options`.
     ///
     /// # Errors
@@ -240,7 +317,7 @@ impl<S: Store> KeyService<S> {
         })
     }
 
-    /// Uses `clock` instead of the system clock (tests move a [`ManualClock`](crate::ManualClock)).
+    /// Uses `clock` instead of the system clock (tests move a `ManualClock`).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -301,6 +378,7 @@ impl<S: Store> KeyService<S> {
         let keys = self.default_keys_for(&user)?;
         let records: Vec<ApiKey> = keys.iter().map(|k| k.key.clone()).collect();
         self.store.create_user(&user, &records).await?;
+        self.announce_issued(&records).await;
         Ok(Registration { user, keys })
     }
 
@@ -310,6 +388,20 @@ impl<S: Store> KeyService<S> {
     /// [`Error::UnknownUser`] for an owner that does not exist, the checks of the
     /// type and environment, and store errors.
     pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, Error> {
+        self.issue_key_with(request, &self.token_minter()).await
+    }
+
+    /// Issues one key whose secret `minter` makes from the final record (how JWT keys
+    /// are made): the request is checked, the `on_create_key` hook runs, the key is
+    /// stored and listeners are told, exactly as for [`issue_key`](Self::issue_key).
+    ///
+    /// # Errors
+    /// As [`issue_key`](Self::issue_key), and the minter's errors.
+    pub async fn issue_key_with(
+        &self,
+        request: KeyRequest,
+        minter: &dyn KeyMinter,
+    ) -> Result<IssuedKey, Error> {
         let owner = match &request.user_id {
             Some(id) => Some(
                 self.store
@@ -319,10 +411,11 @@ impl<S: Store> KeyService<S> {
             ),
             None => None,
         };
-        let mut issued = self.new_key(
+        let issued = self.new_key(
             &request.key_type,
             &request.environment,
             owner.as_ref(),
+            minter,
             |key| {
                 key.name = request.name.clone();
                 key.scopes = request.scopes.clone();
@@ -332,14 +425,15 @@ impl<S: Store> KeyService<S> {
                 if request.tenant.is_some() {
                     key.tenant = request.tenant.clone();
                 }
+                if let Some(lifetime) = request.expires_in {
+                    key.expires_at = Some(after(key.created_at, lifetime)?);
+                }
+                Ok(())
             },
         )?;
-        if let Some(lifetime) = request.expires_in {
-            issued.key.expires_at = Some(self.after(issued.key.created_at, lifetime)?);
-        }
-        self.store
-            .store_all(std::slice::from_ref(&issued.key))
-            .await?;
+        let stored = std::slice::from_ref(&issued.key);
+        self.store.store_all(stored).await?;
+        self.announce_issued(stored).await;
         Ok(issued)
     }
 
@@ -401,11 +495,19 @@ impl<S: Store> KeyService<S> {
             .options
             .key_types
             .iter()
-            .map(|t| self.new_key(t, environment, Some(&user), |_| {}))
+            .map(|t| {
+                self.new_key(
+                    t,
+                    environment,
+                    Some(&user),
+                    &self.token_minter(),
+                    |_| Ok(()),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let now = self.now();
         let cancel_at = match grace {
-            Some(grace) => self.after(now, grace)?,
+            Some(grace) => after(now, grace)?,
             None => now,
         };
         let regeneration = Regeneration::new(
@@ -416,6 +518,7 @@ impl<S: Store> KeyService<S> {
         );
         let retired = self.store.regenerate(&regeneration).await?;
         self.announce(&retired).await;
+        self.announce_issued(&regeneration.new_keys).await;
         Ok(Regenerated { issued, retired })
     }
 
@@ -442,6 +545,7 @@ impl<S: Store> KeyService<S> {
                 keys.extend(self.default_keys_for(user)?.into_iter().map(|k| k.key));
             }
             self.store.store_all(&keys).await?;
+            self.announce_issued(&keys).await;
             report.users += users.len();
             report.keys += keys.len();
         }
@@ -454,22 +558,31 @@ impl<S: Store> KeyService<S> {
     /// One key per environment × key type for `user`, not yet stored.
     fn default_keys_for(&self, user: &User) -> Result<Vec<IssuedKey>, Error> {
         let mut keys = Vec::with_capacity(self.keys_per_user());
+        let minter = self.token_minter();
         for environment in &self.options.environments {
             for key_type in &self.options.key_types {
-                keys.push(self.new_key(key_type, environment, Some(user), |_| {})?);
+                keys.push(self.new_key(key_type, environment, Some(user), &minter, |_| Ok(()))?);
             }
         }
         Ok(keys)
     }
 
-    /// Makes a key: checks, generation, record, default expiry, `customise`, then the
-    /// team's hook. Nothing is stored.
+    fn token_minter(&self) -> TokenMinter<'_> {
+        TokenMinter {
+            format: &self.format,
+            options: &self.options,
+        }
+    }
+
+    /// Makes a key: checks, record, default expiry, `customise`, the team's hook, then
+    /// the secret from `minter`. Nothing is stored.
     fn new_key(
         &self,
         key_type: &KeyType,
         environment: &Environment,
         owner: Option<&User>,
-        customise: impl FnOnce(&mut ApiKey),
+        minter: &dyn KeyMinter,
+        customise: impl FnOnce(&mut ApiKey) -> Result<(), Error>,
     ) -> Result<IssuedKey, Error> {
         if !self.options.environments.contains(environment) {
             return Err(Error::EnvironmentNotEnabled(environment.clone()));
@@ -477,35 +590,22 @@ impl<S: Store> KeyService<S> {
         if !self.options.key_types.contains(key_type) {
             return Err(Error::KeyTypeNotEnabled(key_type.clone()));
         }
-        let plaintext = match &self.options.generate_key {
-            Some(generator) => {
-                let plaintext = generator.generate(&self.format, key_type, environment)?;
-                let parsed = self
-                    .format
-                    .parse(plaintext.expose_secret())
-                    .map_err(Error::GeneratedKeyInvalid)?;
-                if (&parsed.key_type, &parsed.environment) != (key_type, environment) {
-                    return Err(Error::GeneratedKeyInvalid(crate::TokenError::Malformed));
-                }
-                plaintext
-            }
-            None => self.format.generate(key_type, environment)?,
-        };
         let now = self.now();
+        // The hash and hint are set from the minted secret, once the record is final.
         let mut key = ApiKey::new(
             KeyId::random(),
             key_type.clone(),
             environment.clone(),
-            plaintext.hash(),
-            TokenFormat::hint(&plaintext),
+            KeyHash::of(""),
+            String::new(),
             now,
         );
         key.user_id = owner.map(|u| u.id.clone());
         key.tenant = owner.and_then(|u| u.tenant.clone());
         if let Some(lifetime) = self.options.expire_keys_after {
-            key.expires_at = Some(self.after(now, lifetime)?);
+            key.expires_at = Some(after(now, lifetime)?);
         }
-        customise(&mut key);
+        customise(&mut key)?;
         if let Some(hook) = &self.options.on_create_key {
             let before = key.clone();
             hook(&mut key);
@@ -522,7 +622,13 @@ impl<S: Store> KeyService<S> {
                 return Err(Error::HookChangedIdentity(field));
             }
         }
-        Ok(IssuedKey { key, plaintext })
+        let minted = minter.mint(&key)?;
+        key.hash = minted.plaintext.hash();
+        key.hint = minted.hint;
+        Ok(IssuedKey {
+            key,
+            plaintext: minted.plaintext,
+        })
     }
 
     /// Now, to the microsecond: the finest precision every backend stores, so a record
@@ -530,16 +636,6 @@ impl<S: Store> KeyService<S> {
     fn now(&self) -> DateTime<Utc> {
         use chrono::SubsecRound as _;
         self.clock.now().trunc_subsecs(6)
-    }
-
-    fn after(&self, from: DateTime<Utc>, lifetime: Duration) -> Result<DateTime<Utc>, Error> {
-        TimeDelta::from_std(lifetime)
-            .ok()
-            .and_then(|d| from.checked_add_signed(d))
-            .ok_or_else(|| {
-                crate::ConfigError::invalid("expires_in", "the lifetime is too long to represent")
-                    .into()
-            })
     }
 
     async fn announce(&self, keys: &[ApiKey]) {
@@ -550,6 +646,23 @@ impl<S: Store> KeyService<S> {
             listener.keys_retired(keys).await;
         }
     }
+
+    async fn announce_issued(&self, keys: &[ApiKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        for listener in &self.listeners {
+            listener.keys_issued(keys).await;
+        }
+    }
+}
+
+/// `from` plus `lifetime`, or a typed refusal for a lifetime no timestamp can hold.
+fn after(from: DateTime<Utc>, lifetime: Duration) -> Result<DateTime<Utc>, Error> {
+    TimeDelta::from_std(lifetime)
+        .ok()
+        .and_then(|d| from.checked_add_signed(d))
+        .ok_or_else(|| Error::InvalidRequest("the lifetime is too long to represent".to_owned()))
 }
 
 /// User names are 1 to 1024 bytes without control characters: every backend can index
