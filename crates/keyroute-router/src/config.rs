@@ -1,5 +1,10 @@
-//! [`RouterConfig`]: named connections and routing from a TOML file or environment
-//! variables, as ServiceStack registers a "TestDb" named connection in app settings.
+//! The router's and the resolver's sections of keyroute's one configuration.
+//!
+//! The facade's `Config` reads `keyroute.toml` and `KEYROUTE_*` variables and hands
+//! each option, as text, to the `set` of the section that owns it: [`RouterConfig`]
+//! owns `[connections]`, `[routing]` and `[pools]`, [`ResolverConfig`] owns
+//! `[resolver]`. Both can also be filled in code and turned into the component
+//! builders (the advanced API).
 //!
 //! ```toml
 //! [connections]
@@ -14,25 +19,50 @@
 //! max_size = 10
 //! max_pools = 64
 //! connection_budget = 512
-//! ```
 //!
-//! Variables: `KEYROUTE_DB_<NAME>=<url>` adds a connection (`KEYROUTE_DB_EU_LIVE` names
-//! `eu-live`), `KEYROUTE_ROUTING_TEMPLATE`, `KEYROUTE_ROUTING_ANONYMOUS`,
-//! `KEYROUTE_POOLS_MAX_SIZE`, `KEYROUTE_POOLS_MAX_POOLS`,
-//! `KEYROUTE_POOLS_CONNECTION_BUDGET`. Other tables of the file (`[apikey]`) belong to
-//! other parts of keyroute and are ignored here.
+//! [resolver]
+//! trust_forwarded_proto = false
+//! ```
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use keyroute_core::Environment;
-use keyroute_store::{Backend, DatabaseUrl, PoolSettings};
-use serde::Deserialize;
+use keyroute_core::config::{parse_bool, parse_duration, parse_list, parse_number, split_list};
+use keyroute_core::{ApiKeyStore, ConfigError, CredentialExtractor, Environment, KeyType};
+use keyroute_store::{Backend, DatabaseUrl, PoolSettings, RecyclingCheck};
 
 use crate::error::RouteError;
 use crate::policy::{RouteTable, Template};
+use crate::resolver::ResolverBuilder;
 use crate::router::{ConnectionRouter, RouterBuilder};
 
-/// The router's configuration.
+/// The options of `[routing]`.
+pub const ROUTING_OPTIONS: &[&str] = &["template", "table", "anonymous"];
+/// The options of `[pools]`.
+pub const POOLS_OPTIONS: &[&str] = &[
+    "max_size",
+    "min_idle",
+    "connection_timeout",
+    "idle_timeout",
+    "max_lifetime",
+    "check",
+    "max_pools",
+    "connection_budget",
+];
+/// The options of `[resolver]`.
+pub const RESOLVER_OPTIONS: &[&str] = &[
+    "cache_capacity",
+    "negative_cache_ttl",
+    "negative_cache_capacity",
+    "last_used_interval",
+    "trust_forwarded_proto",
+    "api_key_header",
+    "query_parameter",
+    "accept_environments",
+    "accept_key_types",
+];
+
+/// The router's configuration: `[connections]`, `[routing]` and `[pools]`.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct RouterConfig {
@@ -44,107 +74,97 @@ pub struct RouterConfig {
     pub route_table: BTreeMap<String, String>,
     /// The connection unauthenticated requests may use.
     pub anonymous_route: Option<String>,
-    /// Connections per pool.
-    pub pool_max_size: Option<u32>,
+    /// Settings of every pool.
+    pub pool: PoolSettings,
     /// Pools open at once.
     pub max_pools: Option<usize>,
     /// Connections of all open pools together.
     pub connection_budget: Option<u32>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Routing {
-    template: Option<String>,
-    anonymous: Option<String>,
-    #[serde(default)]
-    table: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Pools {
-    max_size: Option<u32>,
-    max_pools: Option<usize>,
-    connection_budget: Option<u32>,
-}
-
-/// The tables of the file this module reads; others are left to their owners.
-#[derive(Deserialize)]
-struct File {
-    #[serde(default)]
-    connections: BTreeMap<String, String>,
-    #[serde(default)]
-    routing: Routing,
-    #[serde(default)]
-    pools: Pools,
-}
-
 impl RouterConfig {
-    /// Reads the `[connections]`, `[routing]` and `[pools]` tables of a TOML document.
+    /// Sets one option of `[connections]`, `[routing]` or `[pools]` from its text form.
+    /// In `[connections]` every option is a connection name and its value the URL.
     ///
     /// # Errors
-    /// [`RouteError::Config`] naming the invalid or unknown entry.
-    pub fn from_toml_str(toml: &str) -> Result<Self, RouteError> {
-        let file: File = toml::from_str(toml).map_err(|e| RouteError::Config(e.to_string()))?;
-        Ok(Self {
-            connections: file
-                .connections
-                .into_iter()
-                .map(|(n, u)| (n, DatabaseUrl::new(u)))
-                .collect(),
-            route_template: file.routing.template,
-            route_table: file.routing.table,
-            anonymous_route: file.routing.anonymous,
-            pool_max_size: file.pools.max_size,
-            max_pools: file.pools.max_pools,
-            connection_budget: file.pools.connection_budget,
-        })
-    }
-
-    /// The configuration in the process's `KEYROUTE_DB_*`, `KEYROUTE_ROUTING_*` and
-    /// `KEYROUTE_POOLS_*` variables.
-    ///
-    /// # Errors
-    /// As [`apply_env_vars`](Self::apply_env_vars).
-    pub fn from_env() -> Result<Self, RouteError> {
-        Self::default().apply_env_vars(std::env::vars())
-    }
-
-    /// Overrides entries with `KEYROUTE_DB_*`, `KEYROUTE_ROUTING_*` and
-    /// `KEYROUTE_POOLS_*` pairs from `vars`; other variables are ignored.
-    ///
-    /// # Errors
-    /// [`RouteError::Config`] naming an unknown or invalid variable.
-    pub fn apply_env_vars<I, K, V>(mut self, vars: I) -> Result<Self, RouteError>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        for (key, value) in vars {
-            let (key, value) = (key.as_ref(), value.as_ref().trim());
-            if let Some(name) = key.strip_prefix("KEYROUTE_DB_") {
-                self.connections.insert(
-                    name.to_ascii_lowercase().replace('_', "-"),
-                    DatabaseUrl::new(value),
-                );
-            } else if let Some(option) = key.strip_prefix("KEYROUTE_ROUTING_") {
-                match option {
-                    "TEMPLATE" => self.route_template = Some(value.to_owned()),
-                    "ANONYMOUS" => self.anonymous_route = Some(value.to_owned()),
-                    _ => return Err(RouteError::Config(format!("unknown variable {key}"))),
+    /// [`ConfigError`] naming the section and option: unknown, or an invalid value.
+    pub fn set(&mut self, section: &str, option: &str, value: &str) -> Result<(), ConfigError> {
+        let value = value.trim();
+        match (section, option) {
+            ("connections", name) => {
+                if name.is_empty() {
+                    return Err(ConfigError::invalid(
+                        section,
+                        name,
+                        "a connection needs a name",
+                    ));
                 }
-            } else if let Some(option) = key.strip_prefix("KEYROUTE_POOLS_") {
-                match option {
-                    "MAX_SIZE" => self.pool_max_size = Some(whole_number(key, value)?),
-                    "MAX_POOLS" => self.max_pools = Some(whole_number(key, value)?),
-                    "CONNECTION_BUDGET" => self.connection_budget = Some(whole_number(key, value)?),
-                    _ => return Err(RouteError::Config(format!("unknown variable {key}"))),
+                self.connections
+                    .insert(name.to_owned(), DatabaseUrl::new(value));
+            }
+            ("routing", "template") => self.route_template = Some(value.to_owned()),
+            ("routing", "anonymous") => self.anonymous_route = Some(value.to_owned()),
+            ("routing", "table") => {
+                self.route_table = split_list(value)
+                    .map(|pair| {
+                        let (env, name) = pair.split_once('=').ok_or_else(|| {
+                            ConfigError::invalid(
+                                section,
+                                option,
+                                "expected environment=connection pairs, e.g. test=TestDb",
+                            )
+                        })?;
+                        Ok((env.trim().to_owned(), name.trim().to_owned()))
+                    })
+                    .collect::<Result<_, ConfigError>>()?;
+            }
+            ("routing", other) => {
+                return Err(ConfigError::unknown(section, other, ROUTING_OPTIONS));
+            }
+            ("pools", "max_size") => self.pool.max_size = parse_number(section, option, value)?,
+            ("pools", "min_idle") => {
+                self.pool.min_idle = match value {
+                    "" | "none" => None,
+                    n => Some(parse_number(section, option, n)?),
                 }
             }
+            ("pools", "connection_timeout") => {
+                self.pool.connection_timeout =
+                    keyroute_core::config::parse_required_duration(section, option, value)?
+            }
+            ("pools", "idle_timeout") => {
+                self.pool.idle_timeout = parse_duration(section, option, value)?
+            }
+            ("pools", "max_lifetime") => {
+                self.pool.max_lifetime = parse_duration(section, option, value)?
+            }
+            ("pools", "check") => {
+                self.pool.recycling_check = match value.to_ascii_lowercase().as_str() {
+                    "verified" => RecyclingCheck::Verified,
+                    "fast" => RecyclingCheck::Fast,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            section,
+                            option,
+                            "expected verified or fast",
+                        ));
+                    }
+                }
+            }
+            ("pools", "max_pools") => self.max_pools = Some(parse_number(section, option, value)?),
+            ("pools", "connection_budget") => {
+                self.connection_budget = Some(parse_number(section, option, value)?)
+            }
+            ("pools", other) => return Err(ConfigError::unknown(section, other, POOLS_OPTIONS)),
+            (other, _) => {
+                return Err(ConfigError::unknown(
+                    other,
+                    "",
+                    &["connections", "routing", "pools"],
+                ));
+            }
         }
-        Ok(self)
+        Ok(())
     }
 
     /// A router builder for this configuration; add anything code-only before building.
@@ -153,26 +173,25 @@ impl RouterConfig {
     /// [`RouteError::Config`] for a bad template, a table entry for an invalid
     /// environment, or both a template and a table.
     pub fn builder<B: Backend>(&self) -> Result<RouterBuilder<B>, RouteError> {
-        let mut settings = PoolSettings::default();
-        if let Some(max_size) = self.pool_max_size {
-            settings.max_size = max_size;
-        }
-        let mut builder = ConnectionRouter::<B>::builder().pool_settings(settings);
+        let mut builder = ConnectionRouter::<B>::builder().pool_settings(self.pool.clone());
         for (name, url) in &self.connections {
             builder = builder.connection(name.clone(), url.clone());
         }
         builder = match (&self.route_template, self.route_table.is_empty()) {
             (Some(_), false) => {
-                return Err(RouteError::Config(
-                    "choose a route template or a route table, not both".into(),
-                ));
+                return Err(ConfigError::invalid(
+                    "routing",
+                    "table",
+                    "choose a route template or a route table, not both",
+                )
+                .into());
             }
             (Some(template), true) => builder.policy(Template::parse(template)?),
             (None, false) => {
                 let mut table = RouteTable::new();
                 for (env, name) in &self.route_table {
                     let env = Environment::new(env)
-                        .map_err(|e| RouteError::Config(format!("routing table: {e}")))?;
+                        .map_err(|e| ConfigError::invalid("routing", "table", e))?;
                     table = table.environment(env, name.clone());
                 }
                 builder.policy(table)
@@ -191,6 +210,12 @@ impl RouterConfig {
         Ok(builder)
     }
 
+    /// The environments the route table names (for cross-checks against the
+    /// environments keys are issued for).
+    pub fn table_environments(&self) -> impl Iterator<Item = &str> {
+        self.route_table.keys().map(String::as_str)
+    }
+
     /// The router this configuration describes.
     ///
     /// # Errors
@@ -200,8 +225,130 @@ impl RouterConfig {
     }
 }
 
-fn whole_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, RouteError> {
-    value
-        .parse()
-        .map_err(|_| RouteError::Config(format!("{key}: expected a whole number, got {value:?}")))
+/// The resolver's configuration: `[resolver]`. The cache duration and the
+/// secure-connection rule are in `[apikey]` (`session_cache_duration`,
+/// `require_secure_connection`), under ServiceStack's names.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ResolverConfig {
+    /// The most resolved keys cached at once. Default 100 000.
+    pub cache_capacity: u64,
+    /// How long an unknown key is remembered. Default 30 s.
+    pub negative_cache_ttl: Duration,
+    /// The most unknown keys remembered. Default 100 000.
+    pub negative_cache_capacity: u64,
+    /// How often a key's last-used time is written at most. Default 60 s.
+    pub last_used_interval: Duration,
+    /// Count `X-Forwarded-Proto: https` as a secure connection. Only behind a proxy
+    /// that sets the header itself. Default false.
+    pub trust_forwarded_proto: bool,
+    /// The header an API key may be sent in. Default `X-Api-Key`.
+    pub api_key_header: Option<String>,
+    /// A query parameter an API key may be sent in. Default none (keys in URLs end up
+    /// in logs).
+    pub query_parameter: Option<String>,
+    /// Accept only keys of these environments. Default: every environment keys are
+    /// issued for.
+    pub accept_environments: Option<Vec<Environment>>,
+    /// Accept only keys of these types. Default: every type keys are issued as.
+    pub accept_key_types: Option<Vec<KeyType>>,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 100_000,
+            negative_cache_ttl: Duration::from_secs(30),
+            negative_cache_capacity: 100_000,
+            last_used_interval: Duration::from_secs(60),
+            trust_forwarded_proto: false,
+            api_key_header: None,
+            query_parameter: None,
+            accept_environments: None,
+            accept_key_types: None,
+        }
+    }
+}
+
+impl ResolverConfig {
+    /// The section these options are read from.
+    pub const SECTION: &'static str = "resolver";
+
+    /// Sets one option of `[resolver]` from its text form.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the option: unknown, or an invalid value.
+    pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
+        let section = Self::SECTION;
+        let value = value.trim();
+        let duration =
+            |value: &str| keyroute_core::config::parse_required_duration(section, option, value);
+        match option {
+            "cache_capacity" => self.cache_capacity = parse_number(section, option, value)?,
+            "negative_cache_ttl" => self.negative_cache_ttl = duration(value)?,
+            "negative_cache_capacity" => {
+                self.negative_cache_capacity = parse_number(section, option, value)?
+            }
+            "last_used_interval" => self.last_used_interval = duration(value)?,
+            "trust_forwarded_proto" => {
+                self.trust_forwarded_proto = parse_bool(section, option, value)?
+            }
+            "api_key_header" => {
+                http::HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
+                    ConfigError::invalid(section, option, "not a valid HTTP header name")
+                })?;
+                self.api_key_header = Some(value.to_owned());
+            }
+            "query_parameter" => {
+                self.query_parameter =
+                    (!value.is_empty() && value != "none").then(|| value.to_owned())
+            }
+            "accept_environments" => {
+                self.accept_environments =
+                    Some(parse_list(section, option, value, Environment::new)?)
+            }
+            "accept_key_types" => {
+                self.accept_key_types = Some(parse_list(section, option, value, KeyType::new)?)
+            }
+            other => return Err(ConfigError::unknown(section, other, RESOLVER_OPTIONS)),
+        }
+        Ok(())
+    }
+
+    /// Applies these options to a resolver builder.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an invalid header name.
+    pub fn apply<S: ApiKeyStore + 'static>(
+        &self,
+        mut builder: ResolverBuilder<S>,
+    ) -> Result<ResolverBuilder<S>, ConfigError> {
+        let mut extractor = CredentialExtractor::default();
+        if let Some(header) = &self.api_key_header {
+            let header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                ConfigError::invalid(
+                    Self::SECTION,
+                    "api_key_header",
+                    "not a valid HTTP header name",
+                )
+            })?;
+            extractor = extractor.with_api_key_header(header);
+        }
+        if let Some(parameter) = &self.query_parameter {
+            extractor = extractor.with_query_param(parameter.clone());
+        }
+        builder = builder
+            .extractor(extractor)
+            .cache_capacity(self.cache_capacity)
+            .negative_cache(self.negative_cache_ttl, self.negative_cache_capacity)
+            .last_used_every(self.last_used_interval)
+            .trust_forwarded_proto(self.trust_forwarded_proto);
+        if let Some(environments) = &self.accept_environments {
+            builder = builder.accept_environments(environments.clone());
+        }
+        if let Some(key_types) = &self.accept_key_types {
+            builder = builder.accept_key_types(key_types.clone());
+        }
+        Ok(builder)
+    }
 }

@@ -1,6 +1,6 @@
 //! [`RouteError`]: every way a request can fail to get a connection.
 
-use keyroute_core::{AuthError, Environment, Principal, StoreError, Tenant};
+use keyroute_core::{AuthError, ConfigError, Environment, Principal, StoreError, Tenant};
 
 /// Why a request got no connection.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +33,9 @@ pub enum RouteError {
         /// The cause.
         source: StoreError,
     },
-    /// The router's configuration is invalid.
-    #[error("router configuration: {0}")]
-    Config(String),
+    /// The router's configuration is invalid; names the section and option to change.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl RouteError {

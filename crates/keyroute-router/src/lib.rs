@@ -29,7 +29,7 @@ pub mod policy;
 pub mod resolver;
 pub mod router;
 
-pub use config::RouterConfig;
+pub use config::{ResolverConfig, RouterConfig};
 pub use error::RouteError;
 pub use gateway::Gateway;
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use keyroute_core::{Environment, Principal};
+use keyroute_core::{ConfigError, Environment, Principal};
 
 use crate::error::RouteError;
 
@@ -24,6 +24,40 @@ pub trait RoutingPolicy: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`RouteError::NoRoute`] when the policy has no connection for this principal.
     fn route<'p>(&self, principal: &'p Principal) -> Result<Cow<'p, str>, RouteError>;
+
+    /// Every connection name this policy can give keys of `environment`, when that can
+    /// be known before any request (`None` when it depends on more, such as a
+    /// tenant). The router checks each is configured when it is built, so a route to a
+    /// connection that does not exist is refused at start-up, not on the first request.
+    fn targets(&self, environment: &Environment) -> Option<Vec<String>> {
+        let _ = environment;
+        None
+    }
+
+    /// The `[routing]` option this policy comes from, for error messages. Default
+    /// `policy`.
+    fn option_name(&self) -> &'static str {
+        "policy"
+    }
+}
+
+// A boxed policy is a policy, so builders can hold one chosen at run time.
+impl<P: RoutingPolicy + ?Sized> RoutingPolicy for Box<P> {
+    fn route<'p>(&self, principal: &'p Principal) -> Result<Cow<'p, str>, RouteError> {
+        (**self).route(principal)
+    }
+
+    fn targets(&self, environment: &Environment) -> Option<Vec<String>> {
+        (**self).targets(environment)
+    }
+
+    fn option_name(&self) -> &'static str {
+        (**self).option_name()
+    }
+}
+
+fn template_error(reason: impl fmt::Display) -> RouteError {
+    ConfigError::invalid("routing", "template", reason).into()
 }
 
 /// The connection named after the principal's environment.
@@ -33,6 +67,14 @@ pub struct ByEnvironment;
 impl RoutingPolicy for ByEnvironment {
     fn route<'p>(&self, principal: &'p Principal) -> Result<Cow<'p, str>, RouteError> {
         Ok(Cow::Borrowed(principal.environment().as_str()))
+    }
+
+    fn targets(&self, environment: &Environment) -> Option<Vec<String>> {
+        Some(vec![environment.as_str().to_owned()])
+    }
+
+    fn option_name(&self) -> &'static str {
+        "connections"
     }
 }
 
@@ -61,6 +103,20 @@ impl RoutingPolicy for RouteTable {
             .get(principal.environment())
             .map(|name| Cow::Owned(name.clone()))
             .ok_or_else(|| RouteError::no_route(principal, "the route table has no entry for it"))
+    }
+
+    fn targets(&self, environment: &Environment) -> Option<Vec<String>> {
+        Some(
+            self.by_environment
+                .get(environment)
+                .cloned()
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    fn option_name(&self) -> &'static str {
+        "table"
     }
 }
 
@@ -94,16 +150,16 @@ impl Template {
                 parts.push(Part::Text(rest[..open].to_owned()));
             }
             let after = &rest[open + 1..];
-            let close = after.find('}').ok_or_else(|| {
-                RouteError::Config(format!("route template {template:?} has an unclosed '{{'"))
-            })?;
+            let close = after
+                .find('}')
+                .ok_or_else(|| template_error(format_args!("{template:?} has an unclosed '{{'")))?;
             parts.push(match &after[..close] {
                 "env" => Part::Environment,
                 "tenant" => Part::Tenant,
                 "key_type" => Part::KeyType,
                 other => {
-                    return Err(RouteError::Config(format!(
-                        "route template {template:?} has an unknown placeholder {{{other}}}; use {{env}}, {{tenant}} or {{key_type}}"
+                    return Err(template_error(format_args!(
+                        "{template:?} has an unknown placeholder {{{other}}}; use {{env}}, {{tenant}} or {{key_type}}"
                     )));
                 }
             });
@@ -113,7 +169,7 @@ impl Template {
             parts.push(Part::Text(rest.to_owned()));
         }
         if parts.is_empty() {
-            return Err(RouteError::Config("the route template is empty".into()));
+            return Err(template_error("the route template is empty"));
         }
         Ok(Self { parts })
     }
@@ -147,6 +203,22 @@ impl RoutingPolicy for Template {
             }
         }
         Ok(Cow::Owned(name))
+    }
+
+    fn targets(&self, environment: &Environment) -> Option<Vec<String>> {
+        let mut name = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => name.push_str(text),
+                Part::Environment => name.push_str(environment.as_str()),
+                Part::Tenant | Part::KeyType => return None,
+            }
+        }
+        Some(vec![name])
+    }
+
+    fn option_name(&self) -> &'static str {
+        "template"
     }
 }
 
@@ -190,7 +262,7 @@ mod tests {
     fn bad_templates() {
         for bad in ["", "{tenant", "{region}-{env}"] {
             assert!(
-                matches!(Template::parse(bad), Err(RouteError::Config(_))),
+                matches!(Template::parse(bad), Err(RouteError::Config(e)) if e.option == "template"),
                 "{bad:?}"
             );
         }

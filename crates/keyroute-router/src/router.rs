@@ -22,7 +22,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bb8::PooledConnection;
-use keyroute_core::Principal;
+use keyroute_core::{ConfigError, Environment, Principal};
 use keyroute_store::{Backend, DatabaseUrl, DbPool, PoolSettings};
 
 use crate::error::RouteError;
@@ -133,6 +133,7 @@ pub struct RouterBuilder<B: Backend> {
     settings: PoolSettings,
     max_pools: usize,
     budget: u32,
+    environments: Vec<Environment>,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -198,34 +199,97 @@ impl<B: Backend> RouterBuilder<B> {
         self
     }
 
+    /// Checks at build time that keys of each of `environments` have a route to a
+    /// configured connection, as far as the policy can tell before a request (see
+    /// [`RoutingPolicy::targets`]). The front door passes the environments keys are
+    /// accepted for.
+    pub fn check_routes_for(mut self, environments: Vec<Environment>) -> Self {
+        self.environments = environments;
+        self
+    }
+
     /// The router. Opens nothing yet.
     ///
     /// # Errors
-    /// [`RouteError::Config`] when there are no connections, the anonymous route names
-    /// none of them, or a pool is larger than the whole budget.
+    /// [`RouteError::Config`] naming the setting when there are no connections, the
+    /// anonymous route names none of them, a pool is larger than the whole budget, or
+    /// an environment given to [`check_routes_for`](Self::check_routes_for) routes to a
+    /// connection that does not exist.
     pub fn build(self) -> Result<ConnectionRouter<B>, RouteError> {
         if self.targets.is_empty() {
-            return Err(RouteError::Config("no connections are configured".into()));
+            return Err(ConfigError::missing(
+                "connections",
+                "",
+                "no connections are configured; add e.g. live = \"...\" and test = \"...\"",
+            )
+            .into());
         }
         if let Some(anonymous) = &self.anonymous
             && !self.targets.contains_key(anonymous)
         {
-            return Err(RouteError::Config(format!(
-                "the anonymous route names '{anonymous}', which is not a configured connection"
-            )));
+            return Err(ConfigError::invalid(
+                "routing",
+                "anonymous",
+                format_args!("names '{anonymous}', which is not a configured connection"),
+            )
+            .into());
         }
         if self.max_pools == 0 {
-            return Err(RouteError::Config("max_pools must be at least 1".into()));
+            return Err(ConfigError::invalid("pools", "max_pools", "must be at least 1").into());
         }
         if let Some((name, target)) = self
             .targets
             .iter()
             .find(|(_, t)| t.settings.max_size > self.budget)
         {
-            return Err(RouteError::Config(format!(
-                "connection '{name}' wants {} connections, more than the whole budget of {}",
-                target.settings.max_size, self.budget
-            )));
+            return Err(ConfigError::invalid(
+                "pools",
+                "connection_budget",
+                format_args!(
+                    "connection '{name}' wants {} connections, more than the whole budget of {}",
+                    target.settings.max_size, self.budget
+                ),
+            )
+            .into());
+        }
+        for environment in &self.environments {
+            let Some(names) = self.policy.targets(environment) else {
+                continue;
+            };
+            let option = self.policy.option_name();
+            if names.is_empty() {
+                return Err(ConfigError::invalid(
+                    "routing",
+                    option,
+                    format_args!(
+                        "keys of environment '{environment}' are accepted but routed nowhere; add a route for it"
+                    ),
+                )
+                .into());
+            }
+            if let Some(name) = names.iter().find(|n| !self.targets.contains_key(*n)) {
+                if option == "connections" {
+                    return Err(ConfigError::missing(
+                        "connections",
+                        name,
+                        format_args!(
+                            "keys of environment '{environment}' are routed by environment to a connection named '{name}'; add it under [connections] or configure [routing]"
+                        ),
+                    )
+                    .into());
+                }
+                let mut known: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                return Err(ConfigError::invalid(
+                    "routing",
+                    option,
+                    format_args!(
+                        "keys of environment '{environment}' route to '{name}', which is not a configured connection (configured: {}); add it under [connections] or change the route",
+                        known.join(", ")
+                    ),
+                )
+                .into());
+            }
         }
         Ok(ConnectionRouter {
             inner: Arc::new(RouterInner {
@@ -254,6 +318,7 @@ impl<B: Backend> ConnectionRouter<B> {
             settings: PoolSettings::default(),
             max_pools: 64,
             budget: 512,
+            environments: Vec::new(),
             _backend: std::marker::PhantomData,
         }
     }
@@ -315,7 +380,11 @@ impl<B: Backend> ConnectionRouter<B> {
     /// The pool of a connection by name, for the administrative paths.
     fn named(&self, name: &str) -> Result<Named<B>, RouteError> {
         self.inner.pool(name).ok_or_else(|| {
-            RouteError::Config(format!("no connection named '{name}' is configured"))
+            RouteError::Config(ConfigError::invalid(
+                "connections",
+                name,
+                "no connection of this name is configured",
+            ))
         })?
     }
 

@@ -10,7 +10,8 @@
 //! | `postgres` | [`PostgresStore`] | PostgreSQL |
 //! | `mysql` | [`MysqlStore`] | MySQL and MariaDB |
 //!
-//! [`CountingStore`] wraps any of them and counts the calls made through it.
+//! With the `test-util` feature, `CountingStore` wraps any of them and counts the calls
+//! made through it.
 //!
 //! The SQL stores are pooled with bb8 ([`PoolSettings`]), run their embedded migrations
 //! on [`init_schema`](keyroute_core::ApiKeyStore::init_schema) or
@@ -19,6 +20,7 @@
 //! a connection failure `Unavailable` with its real cause) and never show a password.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "test-util")]
 pub mod counting;
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -26,6 +28,7 @@ pub mod memory;
 #[cfg(feature = "__sql")]
 pub mod sql;
 
+#[cfg(feature = "test-util")]
 pub use counting::CountingStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;

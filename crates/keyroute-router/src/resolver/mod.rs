@@ -29,50 +29,23 @@
 //! most once per interval, and the notes are written in one batch by a background
 //! task (or by [`KeyResolver::flush_last_used`]).
 
+mod last_used;
+mod request;
+
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use http::HeaderMap;
 use keyroute_core::{
     ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialExtractor, Environment, KeyHash,
     KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, Principal, StoreError, StoreResult,
     SystemClock, TokenFormat, TokenVerifier, User, looks_like_jwt,
 };
 
-/// What the resolver needs to know about the request a credential arrived in.
-#[derive(Debug, Clone, Copy)]
-pub struct IncomingRequest<'a> {
-    headers: &'a HeaderMap,
-    query: Option<&'a str>,
-    tls: bool,
-}
-
-impl<'a> IncomingRequest<'a> {
-    /// A request with these headers, no query string, not over TLS.
-    pub fn new(headers: &'a HeaderMap) -> Self {
-        Self {
-            headers,
-            query: None,
-            tls: false,
-        }
-    }
-
-    /// Sets the raw query string (read only if the extractor enables a query parameter).
-    pub fn with_query(mut self, query: Option<&'a str>) -> Self {
-        self.query = query;
-        self
-    }
-
-    /// Says whether the request arrived over TLS.
-    pub fn over_tls(mut self, tls: bool) -> Self {
-        self.tls = tls;
-        self
-    }
-}
+pub use request::IncomingRequest;
 
 /// A resolved key as the cache keeps it.
 struct CachedKey {
@@ -257,8 +230,8 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
         let format = self.options.token_format()?;
         let cache = match self.options.session_cache_duration {
             Some(ttl) => {
-                let age =
-                    TimeDelta::from_std(ttl).map_err(|e| invalid("session_cache_duration", e))?;
+                let age = TimeDelta::from_std(ttl)
+                    .map_err(|e| ConfigError::invalid("apikey", "session_cache_duration", e))?;
                 let cache = moka::future::Cache::builder()
                     .max_capacity(self.cache_capacity)
                     .time_to_live(ttl)
@@ -287,32 +260,7 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             last_used_every: i64::try_from(every.as_secs()).unwrap_or(i64::MAX),
             last_used: Mutex::new(HashSet::new()),
         });
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(flush_periodically(Arc::downgrade(&inner), every));
-        }
         Ok(KeyResolver { inner })
-    }
-}
-
-fn invalid(option: &str, reason: impl fmt::Display) -> ConfigError {
-    ConfigError::InvalidOption {
-        option: option.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-/// Writes noted last-used times every `every`, until the resolver is dropped.
-async fn flush_periodically<S: ApiKeyStore>(inner: Weak<Inner<S>>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        if let Err(error) = inner.flush_last_used().await {
-            tracing::warn!(%error, "keyroute: could not record when keys were last used");
-        }
     }
 }
 
@@ -348,8 +296,8 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         let credential = self
             .inner
             .extractor
-            .extract(request.headers, request.query)?;
-        self.check_transport(request)?;
+            .extract(request.headers(), request.query())?;
+        request.check_transport(self.inner.require_secure, self.inner.trust_forwarded_proto)?;
         self.resolve(credential.token.expose_secret()).await
     }
 
@@ -398,26 +346,6 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
     /// The store's error; the batch is dropped (last-used times are advisory).
     pub async fn flush_last_used(&self) -> StoreResult<u64> {
         self.inner.flush_last_used().await
-    }
-
-    fn check_transport(&self, request: &IncomingRequest<'_>) -> Result<(), AuthError> {
-        let inner = &self.inner;
-        let forwarded_https = || {
-            request
-                .headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
-        };
-        if !inner.require_secure
-            || request.tls
-            || (inner.trust_forwarded_proto && forwarded_https())
-        {
-            Ok(())
-        } else {
-            Err(AuthError::InsecureConnection)
-        }
     }
 
     fn check_accepted(
@@ -485,38 +413,6 @@ impl<S: ApiKeyStore> Inner<S> {
             Err(e) => Err(Miss::Store(Arc::new(e))),
         }
     }
-
-    /// Notes a use of `entry` for the next batch, at most once per interval per key.
-    fn note_use(&self, entry: &CachedKey, now: DateTime<Utc>) {
-        let secs = now.timestamp();
-        let last = entry.noted_at.load(Ordering::Relaxed);
-        if secs.saturating_sub(last) >= self.last_used_every
-            && entry
-                .noted_at
-                .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.last_used
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(entry.key.id.clone());
-        }
-    }
-
-    async fn flush_last_used(&self) -> StoreResult<u64> {
-        let ids: Vec<KeyId> = std::mem::take(
-            &mut *self
-                .last_used
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-        .into_iter()
-        .collect();
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        self.store.touch_last_used(&ids, self.clock.now()).await
-    }
 }
 
 #[async_trait::async_trait]
@@ -524,6 +420,14 @@ impl<S: ApiKeyStore + 'static> KeyListener for KeyResolver<S> {
     async fn keys_retired(&self, keys: &[ApiKey]) {
         for key in keys {
             self.evict(&key.hash).await;
+        }
+    }
+
+    /// A key just made may have been presented (and remembered as unknown) before it
+    /// existed, as a regenerated key can be when a client retries early.
+    async fn keys_issued(&self, keys: &[ApiKey]) {
+        for key in keys {
+            self.inner.negative.invalidate(&key.hash).await;
         }
     }
 }
