@@ -5,40 +5,109 @@
 //! mistyped or forged and validated in microseconds when genuine; and whose
 //! environment picks the database a request reaches.
 //!
-//! This crate is the facade: it re-exports the workspace's crates behind features.
+//! Start with the front door, [`Keyroute`]: one builder (or one [`Config`] from
+//! `keyroute.toml` and `KEYROUTE_*` variables) joins the store, the key options, the
+//! clock, the router's connections and JWTs, registers every listener itself, checks
+//! every cross-reference, and gives one cheap-to-clone handle.
 //!
-//! | module | crate | feature |
+//! ```
+//! use keyroute::store::{MemoryStore, Sqlite};
+//! use keyroute::{Environment, IncomingRequest, KeyType, Keyroute, NewUser};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let keyroute = Keyroute::<Sqlite>::builder()
+//!     .connection("live", dir.path().join("live.db").to_string_lossy().as_ref())
+//!     .connection("test", dir.path().join("test.db").to_string_lossy().as_ref())
+//!     .store(MemoryStore::new())
+//!     .build()
+//!     .await?;
+//!
+//! let ada = keyroute.keys().register_user(NewUser::named("ada")).await?;
+//! let test_key = ada.key(&KeyType::SECRET, &Environment::TEST).ok_or("no test key")?;
+//!
+//! let mut headers = http::HeaderMap::new();
+//! headers.insert("x-api-key", test_key.plaintext.expose_secret().parse()?);
+//! let request = IncomingRequest::new(&headers).over_tls(true);
+//! let (caller, db) = keyroute.connect(&request).await?;
+//! assert_eq!(caller.environment(), &Environment::TEST);
+//! assert_eq!(db.name(), "test"); // a test key always lands on the TestDb
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! | where | what | feature |
 //! |---|---|---|
-//! | the crate root | `keyroute-core`: keys, tokens, credentials, principals, store traits | always |
-//! | [`store`] | `keyroute-store`: the store backends | `memory`, `sqlite` (default), `postgres`, `mysql` |
-//! | [`router`] | `keyroute-router`: the resolver and the connection router | always |
-//! | [`jwt`] | `keyroute-jwt`: exchanged JWTs, JWTs as keys, sessions, the verifier | `jwt` (default) |
+//! | the crate root | the front door, keys, principals, the resolver and router | always |
+//! | [`store`] | the store backends and the connection pools | `memory`, `sqlite` (default), `postgres`, `mysql` |
+//! | [`jwt`] | exchanged JWTs, JWTs as keys, sessions, the verifier | `jwt` (default) |
+//! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
 //!
-//! ```
-//! use keyroute::{KeyOptions, KeyService, NewUser, store::MemoryStore};
-//!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let service = KeyService::new(MemoryStore::new(), KeyOptions::default())?;
-//! let registration = service.register_user(NewUser::named("ada")).await?;
-//! assert_eq!(registration.keys.len(), 2); // a live and a test secret key
-//! # Ok::<_, keyroute::Error>(())
-//! # }).unwrap();
-//! ```
+//! The component builders ([`KeyService`], [`KeyResolver::builder`],
+//! [`ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the advanced
+//! API, for wiring of your own.
 
-pub use keyroute_core::*;
+mod builder;
+mod config;
+mod error;
+mod handle;
+#[cfg(feature = "jwt")]
+mod jwt_config;
 
-/// The store backends (`keyroute-store`).
+pub use builder::KeyrouteBuilder;
+pub use config::{Config, SECTIONS, StoreConfig};
+pub use error::BuildError;
+pub use handle::{KeyStore, Keyroute};
+#[cfg(feature = "jwt")]
+pub use jwt_config::JwtSection;
+
+pub use keyroute_core::{
+    ADMIN_SCOPE, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport, Clock, ConfigError,
+    ConfigErrorKind, CreateKeyHook, Credential, CredentialError, CredentialExtractor,
+    CredentialSource, DenyList, Environment, Error, ErrorKind, GenerateError, IssuedKey, JwtError,
+    KeyGenerator, KeyHash, KeyId, KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyRequest,
+    KeyService, KeyStatus, KeyType, Meta, Minted, NameError, NewUser, PlaintextKey, PresentedKey,
+    Principal, Regenerated, Regeneration, Registration, ResolvedKey, Scope, Scopes, Store,
+    StoreError, StoreResult, SystemClock, Tenant, TokenError, TokenFormat, TokenVerifier, User,
+    UserId, UserStore,
+};
+pub use keyroute_router::{
+    ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, ResolverBuilder,
+    ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder, RouterConfig,
+    RoutingPolicy, Template,
+};
+
+/// The store backends and the pooled connections the router uses.
 pub mod store {
-    pub use keyroute_store::*;
+    #[cfg(feature = "memory")]
+    pub use keyroute_store::MemoryStore;
+    pub use keyroute_store::{
+        Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
+    };
+    #[cfg(feature = "mysql")]
+    pub use keyroute_store::{Mysql, MysqlStore};
+    #[cfg(feature = "postgres")]
+    pub use keyroute_store::{Postgres, PostgresStore};
+    #[cfg(feature = "sqlite")]
+    pub use keyroute_store::{Sqlite, SqliteStore};
 }
 
-/// The resolver and the connection router (`keyroute-router`).
-pub mod router {
-    pub use keyroute_router::*;
-}
-
-/// JWTs (`keyroute-jwt`).
+/// JWTs (`keyroute-jwt`): API keys exchanged for short-lived tokens, JWTs issued as
+/// scoped keys, session tokens, and the verifier.
 #[cfg(feature = "jwt")]
 pub mod jwt {
-    pub use keyroute_jwt::*;
+    pub use keyroute_jwt::{
+        Error, IssuedJwtKey, IssuedToken, JwtAlgorithm, JwtConfig, JwtKeyRequest, JwtService,
+        JwtServiceBuilder, RevocationListener, ScopeFormat, SessionRequest, SigningKey, TokenKind,
+        VerificationKey, VerifiedToken,
+    };
+}
+
+/// Helpers for tests: a clock that moves only when told, and a store that counts the
+/// calls made through it.
+#[cfg(feature = "test-util")]
+pub mod test_util {
+    pub use keyroute_core::ManualClock;
+    pub use keyroute_store::CountingStore;
 }

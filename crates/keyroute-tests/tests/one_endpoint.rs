@@ -10,11 +10,12 @@ use http::HeaderMap;
 use keyroute::jwt::{
     JwtConfig, JwtKeyRequest, JwtService, ScopeFormat, SessionRequest, SigningKey,
 };
-use keyroute::router::{ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError};
-use keyroute::store::{CountingStore, MemoryStore, Sqlite};
+use keyroute::store::{MemoryStore, Sqlite};
+use keyroute::test_util::CountingStore;
 use keyroute::{
     AuthError, Environment, KeyOptions, KeyRequest, KeyService, KeyType, NewUser, Scopes, UserId,
 };
+use keyroute::{ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError};
 
 type Store = Arc<CountingStore<MemoryStore>>;
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use keyroute::store::MemoryStore;
+use keyroute::test_util::ManualClock;
 use keyroute::{
     ApiKey, ApiKeyStore, Environment, Error, GenerateError, KeyListener, KeyOptions, KeyQuery,
-    KeyRequest, KeyService, KeyStatus, KeyType, ManualClock, NewUser, PlaintextKey, Scopes, Tenant,
-    TokenFormat, UserId, UserStore,
+    KeyRequest, KeyService, KeyStatus, KeyType, NewUser, PlaintextKey, Scopes, Tenant, TokenFormat,
+    UserId, UserStore,
 };
 
 fn start() -> DateTime<Utc> {

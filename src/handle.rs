@@ -1,0 +1,171 @@
+//! [`Keyroute`]: the one handle an app keeps, and what it gives handlers.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyroute_core::{AuthError, KeyService, Principal, Store};
+use keyroute_router::{
+    ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError, RoutedConnection,
+};
+use keyroute_store::Backend;
+
+use crate::builder::KeyrouteBuilder;
+use crate::error::BuildError;
+
+/// The store behind a [`Keyroute`] handle, whatever backend it is: one type for app
+/// state to name. A call through it costs one pointer hop on top of the boxed future
+/// every store call already makes.
+pub type KeyStore = Arc<dyn Store>;
+
+/// How often the background work purges deny-list entries that no longer matter.
+pub(crate) const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+pub(crate) struct Inner<B: Backend> {
+    pub(crate) keys: KeyService<KeyStore>,
+    pub(crate) gateway: Gateway<KeyStore, B>,
+    #[cfg(feature = "jwt")]
+    pub(crate) jwt: Option<Arc<keyroute_jwt::JwtService>>,
+}
+
+/// keyroute, wired: the key service, the gateway (authenticate, then a connection to
+/// the database the key's environment selects) and, when enabled, JWTs. Build it once
+/// with [`Keyroute::builder`] or [`Keyroute::from_config`] and keep it in app state;
+/// clones are cheap and share everything.
+///
+/// `B` is the database backend of the routed connections ([`Sqlite`](crate::store::Sqlite),
+/// [`Postgres`](crate::store::Postgres), [`Mysql`](crate::store::Mysql)), which decides
+/// the connection type handlers get.
+pub struct Keyroute<B: Backend> {
+    pub(crate) inner: Arc<Inner<B>>,
+}
+
+impl<B: Backend> Clone for Keyroute<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for Keyroute<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Keyroute");
+        s.field("keys", &self.inner.keys)
+            .field("gateway", &self.inner.gateway);
+        #[cfg(feature = "jwt")]
+        s.field("jwt", &self.inner.jwt);
+        s.finish()
+    }
+}
+
+impl<B: Backend> Keyroute<B>
+where
+    keyroute_store::SqlStore<B>: Store,
+{
+    /// A builder: give it a [`Config`](crate::Config) or set the parts in code.
+    pub fn builder() -> KeyrouteBuilder<B> {
+        KeyrouteBuilder::new()
+    }
+
+    /// The handle `config` describes: opens the key store, applies keyroute's
+    /// migrations when `init_schema` is on, and checks every cross-reference.
+    ///
+    /// # Errors
+    /// As [`KeyrouteBuilder::build`].
+    pub async fn from_config(config: crate::Config) -> Result<Self, BuildError> {
+        Self::builder().config(config).build().await
+    }
+}
+
+impl<B: Backend> Keyroute<B> {
+    /// The key service: register users, issue, list, revoke, regenerate, backfill.
+    /// Its revocations reach this handle's caches at once.
+    pub fn keys(&self) -> &KeyService<KeyStore> {
+        &self.inner.keys
+    }
+
+    /// The gateway handlers call: the caller and their routed connection.
+    pub fn gateway(&self) -> &Gateway<KeyStore, B> {
+        &self.inner.gateway
+    }
+
+    /// The resolver (credentials to principals).
+    pub fn resolver(&self) -> &KeyResolver<KeyStore> {
+        self.inner.gateway.resolver()
+    }
+
+    /// The router (principals to connections).
+    pub fn router(&self) -> &ConnectionRouter<B> {
+        self.inner.gateway.router()
+    }
+
+    /// The store keys and users live in.
+    pub fn store(&self) -> &KeyStore {
+        self.inner.keys.store()
+    }
+
+    /// The JWT service, when JWTs are enabled.
+    #[cfg(feature = "jwt")]
+    pub fn jwt(&self) -> Option<&keyroute_jwt::JwtService> {
+        self.inner.jwt.as_deref()
+    }
+
+    /// Authenticates a request: its one credential, resolved to the caller.
+    ///
+    /// # Errors
+    /// The [`AuthError`] of the first check that failed.
+    pub async fn authenticate(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<Principal, AuthError> {
+        self.resolver().authenticate(request).await
+    }
+
+    /// Authenticates a request and returns the caller with a connection to the
+    /// database their environment selects ([`Gateway::connect`]).
+    ///
+    /// # Errors
+    /// As [`Gateway::connect`].
+    pub async fn connect(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<(Principal, RoutedConnection<B>), RouteError> {
+        self.inner.gateway.connect(request).await
+    }
+
+    /// The background work keyroute needs, as one future for the app to spawn (or
+    /// use [`spawn_background`](Self::spawn_background)): writes last-used times in
+    /// batches and purges deny-list entries that can no longer matter. It ends when
+    /// the last clone of this handle is dropped. Nothing is started behind your back.
+    pub fn background(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let last_used = self.resolver().last_used_task();
+        let handle = Arc::downgrade(&self.inner);
+        async move {
+            let purge = async move {
+                let mut ticks = tokio::time::interval(PURGE_EVERY);
+                loop {
+                    ticks.tick().await;
+                    // Ends with the last clone of the handle, whoever else holds the store.
+                    let Some(inner) = handle.upgrade() else {
+                        return;
+                    };
+                    let now = inner.keys.clock().now();
+                    if let Err(error) = inner.keys.store().purge_denied(now).await {
+                        tracing::warn!(%error, "keyroute: could not purge expired deny-list entries");
+                    }
+                }
+            };
+            tokio::join!(last_used, purge);
+        }
+    }
+
+    /// Spawns [`background`](Self::background) on the current Tokio runtime.
+    ///
+    /// # Errors
+    /// [`BuildError::NoRuntime`] when called outside a Tokio runtime.
+    pub fn spawn_background(&self) -> Result<tokio::task::JoinHandle<()>, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        Ok(runtime.spawn(self.background()))
+    }
+}
