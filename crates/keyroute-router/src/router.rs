@@ -1,6 +1,6 @@
 //! [`ConnectionRouter`]: the principal's environment picks the database.
 //!
-//! The router holds named connections (`live`, `test`, `eu-live`, `tenant-42-test`),
+//! The router holds named connections (`live`, `test`, `eu-live`, `tenant-42_test`),
 //! each a bb8 pool of diesel-async connections, opened on first use. A
 //! [`RoutingPolicy`] names the connection for a principal; a name that is not
 //! configured is a [`RouteError::NoRoute`], never a fallback. Unauthenticated callers
