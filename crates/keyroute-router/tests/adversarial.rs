@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use keyroute_core::{AuthMethod, Environment, KeyType, Principal, Tenant};
-use keyroute_router::{RouteError, RoutingPolicy, Template};
+use keyroute_router::{ConnectionRouter, RouteError, RoutingPolicy, Template};
+use keyroute_store::{PoolSettings, Sqlite};
 use proptest::prelude::*;
 
 fn principal(tenant: &str, env: &str) -> Principal {
@@ -104,6 +105,66 @@ proptest! {
         prop_assert!(template.contains("{env}"), "accepted without {{env}}: {template}");
         if differs {
             prop_assert_ne!(na, nb, "template {} maps {:?} and {:?} to one name", template, a, b);
+        }
+    }
+}
+
+/// Two pools near u32::MAX connections each overflowed the budget sum (a panic in debug).
+#[tokio::test]
+async fn pool_budget_sum_overflows_u32() {
+    let (live, test) = (
+        keyroute_testing::sqlite().unwrap(),
+        keyroute_testing::sqlite().unwrap(),
+    );
+    let mut settings = PoolSettings::default();
+    settings.max_size = u32::MAX - 1;
+    let router = ConnectionRouter::<Sqlite>::builder()
+        .pool_settings(settings)
+        .connection_budget(u32::MAX)
+        .connection("live", live.url().clone())
+        .connection("test", test.url().clone())
+        .build()
+        .unwrap();
+    let live_key = Principal::from_claims(AuthMethod::ApiKey, Environment::LIVE);
+    let test_key = Principal::from_claims(AuthMethod::ApiKey, Environment::TEST);
+    assert_eq!(router.connection(&live_key).await.unwrap().name(), "live");
+    assert_eq!(router.connection(&test_key).await.unwrap().name(), "test");
+    assert_eq!(
+        router.open_pools(),
+        ["test"],
+        "the two pools together exceed the budget, so the first one closed"
+    );
+}
+
+/// Pool bounds the router cannot honour are typed errors naming the option at build time.
+#[test]
+fn pool_bounds_are_refused_at_build_time() {
+    let build = |settings: PoolSettings, budget: u32| {
+        ConnectionRouter::<Sqlite>::builder()
+            .pool_settings(settings)
+            .connection_budget(budget)
+            .connection("live", "sqlite://unused.db")
+            .build()
+            .map(drop)
+    };
+    let mut zero = PoolSettings::default();
+    zero.max_size = 0;
+    let mut huge = PoolSettings::default();
+    huge.max_size = u32::MAX;
+    let mut idle = PoolSettings::default();
+    idle.min_idle = Some(11);
+    let mut timeout = PoolSettings::default();
+    timeout.connection_timeout = std::time::Duration::ZERO;
+    for (settings, budget, option) in [
+        (PoolSettings::default(), 0, "connection_budget"),
+        (zero, 512, "max_size"),
+        (huge, 512, "connection_budget"),
+        (idle, 512, "min_idle"),
+        (timeout, 512, "connection_timeout"),
+    ] {
+        match build(settings, budget) {
+            Err(RouteError::Config(reason)) => assert!(reason.contains(option), "{reason}"),
+            other => panic!("expected a Config error naming {option}, got {other:?}"),
         }
     }
 }
