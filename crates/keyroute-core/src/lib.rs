@@ -48,7 +48,7 @@ pub use error::{AuthError, BoxError, Error, ErrorKind, JwtError, StoreError, Sto
 pub use ids::{KeyId, UserId};
 pub use model::{ApiKey, KeyStatus, Meta, User};
 pub use name::{Environment, KeyType, NameError, Tenant};
-pub use options::{ConfigError, CreateKeyHook, KeyGenerator, KeyOptions};
+pub use options::{ConfigError, CreateKeyHook, KeyGenerator, KeyOptions, check_duration};
 pub use principal::{AuthMethod, Principal};
 pub use scope::{ADMIN_SCOPE, Scope, Scopes};
 pub use secret::{KeyHash, PlaintextKey};

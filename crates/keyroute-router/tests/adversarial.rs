@@ -168,3 +168,36 @@ fn pool_bounds_are_refused_at_build_time() {
         }
     }
 }
+
+/// A session cache or negative-cache TTL over 1 000 years panicked inside moka at build time.
+#[test]
+fn cache_durations_over_1000_years_panic_in_moka() {
+    use keyroute_core::{ConfigError, KeyOptions};
+    use keyroute_router::KeyResolver;
+    use keyroute_store::MemoryStore;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let two_thousand_years = Duration::from_secs(2_000 * 31_557_600);
+    let mut options = KeyOptions::default();
+    options.session_cache_duration = Some(two_thousand_years);
+    match KeyResolver::builder(Arc::new(MemoryStore::new()), options).build() {
+        Err(ConfigError::InvalidOption { option, .. }) => {
+            assert_eq!(option, "session_cache_duration");
+        }
+        other => panic!(
+            "expected an invalid session_cache_duration, got {:?}",
+            other.err()
+        ),
+    }
+    let built = KeyResolver::builder(Arc::new(MemoryStore::new()), KeyOptions::default())
+        .negative_cache(two_thousand_years, 10)
+        .build();
+    match built {
+        Err(ConfigError::InvalidOption { option, .. }) => assert_eq!(option, "negative_cache_ttl"),
+        other => panic!(
+            "expected an invalid negative_cache_ttl, got {:?}",
+            other.err()
+        ),
+    }
+}
