@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::hs_key;
-use keyroute_jwt::{Error, JwtConfig, JwtService};
+use keyroute_core::{JwtError, ManualClock};
+use keyroute_jwt::{Error, JwtAlgorithm, JwtConfig, JwtService, SigningKey};
 use keyroute_store::MemoryStore;
 
 /// A deny-cache TTL of 2 000 years passed validation and then panicked inside moka.
@@ -26,4 +27,67 @@ fn deny_cache_ttl_over_1000_years_panics_in_moka() {
             other.err()
         ),
     }
+}
+
+/// RFC 7515 Appendix A.1: an HS256 JWS with no `kid`, verbatim.
+const RFC7515_A1_TOKEN: &str = concat!(
+    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9",
+    ".",
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ",
+    ".",
+    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+);
+
+/// The `k` of RFC 7515 Appendix A.1's JWK: the HMAC secret, base64url.
+const RFC7515_A1_K: &str =
+    "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+
+/// A service whose only key is RFC 7515 A.1's (plus `extra`), on a clock at `now`.
+fn rfc_service(now: chrono::DateTime<chrono::Utc>, extra: Option<SigningKey>) -> JwtService {
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(RFC7515_A1_K)
+        .unwrap();
+    let mut builder = JwtService::builder(JwtConfig::default().with_deny_list_check(false))
+        .signing_key(
+            SigningKey::from_hmac_secret("rfc7515-a1", JwtAlgorithm::Hs256, &secret).unwrap(),
+        )
+        .clock(Arc::new(ManualClock::new(now)));
+    if let Some(key) = extra {
+        builder = builder.verification_key(key.verification_key().clone());
+    }
+    builder.build().unwrap()
+}
+
+/// The RFC 7515 A.1 token names no `kid`; it was refused as UnknownKeyId instead of Expired.
+#[test]
+fn standard_jwt_without_kid_is_unknown_key_id() {
+    let now = common::t0();
+    assert_eq!(
+        rfc_service(now, None).decode(RFC7515_A1_TOKEN).unwrap_err(),
+        JwtError::Expired,
+        "the signature checks out with the one HS256 key, and exp (2011) has passed"
+    );
+    // Before its exp the signature and times pass, and keyroute's own claims are missing.
+    let before = chrono::DateTime::from_timestamp(1_300_819_000, 0).unwrap();
+    assert_eq!(
+        rfc_service(before, None)
+            .decode(RFC7515_A1_TOKEN)
+            .unwrap_err(),
+        JwtError::MissingClaim("kind")
+    );
+    // A tampered signature is still caught first.
+    let tampered = format!("{}A", &RFC7515_A1_TOKEN[..RFC7515_A1_TOKEN.len() - 1]);
+    assert_eq!(
+        rfc_service(before, None).decode(&tampered).unwrap_err(),
+        JwtError::BadSignature
+    );
+    // With two HS256 keys the token cannot say which: MissingKeyId, not UnknownKeyId.
+    let second = SigningKey::generate_hs256("second").unwrap();
+    assert_eq!(
+        rfc_service(now, Some(second))
+            .decode(RFC7515_A1_TOKEN)
+            .unwrap_err(),
+        JwtError::MissingKeyId
+    );
 }

@@ -102,11 +102,14 @@ impl JwtService {
             }
             _ => return Err(JwtError::UnsupportedAlgorithm),
         };
-        let Some(Scalar::Str(kid)) = &header.kid else {
-            return Err(JwtError::UnknownKeyId);
-        };
         let ring = self.ring();
-        let key = ring.find(kid).ok_or(JwtError::UnknownKeyId)?;
+        let key = match &header.kid {
+            Some(Scalar::Str(kid)) => ring.find(kid).ok_or(JwtError::UnknownKeyId)?,
+            // No `kid` (RFC 7515 makes it optional): the key is known only when exactly
+            // one key of the header's algorithm is configured.
+            None => ring.sole_key_for(algorithm).ok_or(JwtError::MissingKeyId)?,
+            Some(_) => return Err(JwtError::UnknownKeyId),
+        };
         // The pin: the key decides the algorithm; the header may only agree with it.
         if key.algorithm() != algorithm {
             return Err(JwtError::AlgorithmMismatch);
@@ -134,20 +137,15 @@ impl JwtService {
     fn check_claims(&self, claims: &IncomingClaims<'_>) -> Result<VerifiedToken, JwtError> {
         use JwtError::{InvalidClaim, MissingClaim};
 
-        let kind = TokenKind::from_claim(required_string(&claims.kind, "kind")?)
-            .ok_or(InvalidClaim("kind"))?;
-        let jti = required_string(&claims.jti, "jti")?;
-        let jti = KeyId::new(jti).map_err(|_| InvalidClaim("jti"))?;
-
+        // The registered claims first (RFC 7519 §4.1), so any standard JWT gets the
+        // standard answer (an expired one is Expired), and then keyroute's own.
         // Times, against the injected clock, in whole seconds with the leeway.
         let now = self.now_secs();
         let expires_at = date_claim(&claims.exp, "exp")?;
-        match expires_at {
-            Some(exp) if now >= exp.saturating_add(self.leeway_secs) => {
-                return Err(JwtError::Expired);
-            }
-            None if kind != TokenKind::Key => return Err(MissingClaim("exp")),
-            _ => {}
+        if let Some(exp) = expires_at
+            && now >= exp.saturating_add(self.leeway_secs)
+        {
+            return Err(JwtError::Expired);
         }
         if let Some(nbf) = date_claim(&claims.nbf, "nbf")?
             && now.saturating_add(self.leeway_secs) < nbf
@@ -174,6 +172,15 @@ impl JwtService {
             // RFC 7519 §4.1.3: a token for an audience we are not is refused.
             (None, Some(_)) => return Err(JwtError::WrongAudience),
             (None, None) => {}
+        }
+
+        let kind = TokenKind::from_claim(required_string(&claims.kind, "kind")?)
+            .ok_or(InvalidClaim("kind"))?;
+        let jti = required_string(&claims.jti, "jti")?;
+        let jti = KeyId::new(jti).map_err(|_| InvalidClaim("jti"))?;
+        if expires_at.is_none() && kind != TokenKind::Key {
+            // Only a JWT issued as a key may live without expiry.
+            return Err(MissingClaim("exp"));
         }
 
         let environment = Environment::new(required_string(&claims.env, "env")?)
