@@ -91,3 +91,65 @@ fn standard_jwt_without_kid_is_unknown_key_id() {
         JwtError::MissingKeyId
     );
 }
+
+/// A principal from an exchanged JWT carried no key record, so re-exchange dropped the key's expiry cap.
+#[tokio::test]
+async fn re_exchange_outlives_the_key() {
+    use keyroute_core::{Environment, KeyRequest, KeyType, Principal, TokenVerifier};
+
+    let s = common::setup(JwtConfig::default());
+    let issued = s
+        .keys
+        .issue_key(
+            KeyRequest::new(KeyType::SECRET, Environment::TEST).expires_in(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let first = s
+        .jwt
+        .exchange(&Principal::from_api_key(Arc::new(issued.key.clone()), None))
+        .unwrap();
+    assert_eq!(
+        first.expires_at,
+        common::t0() + chrono::TimeDelta::seconds(60)
+    );
+
+    s.clock.advance(chrono::TimeDelta::seconds(50));
+    let caller = s.jwt.verify(first.token.expose_secret()).await.unwrap();
+    let second = s.jwt.exchange(&caller).unwrap();
+    assert!(
+        second.expires_at <= first.expires_at,
+        "re-exchange extended the token to {}",
+        second.expires_at
+    );
+
+    s.clock.advance(chrono::TimeDelta::seconds(600));
+    assert!(
+        s.jwt.verify(second.token.expose_secret()).await.is_err(),
+        "a token derived from a key that expired ten minutes ago still works"
+    );
+    assert!(
+        s.jwt.exchange(&caller).is_err(),
+        "an expired chain cannot be re-exchanged"
+    );
+    assert_eq!(
+        common::part(first.token.expose_secret(), 1)["key_exp"],
+        first.expires_at.timestamp(),
+        "the key's expiry travels in the token"
+    );
+
+    // A key without expiry: re-exchange is capped by the presented token's own exp.
+    let forever = s
+        .keys
+        .issue_key(KeyRequest::new(KeyType::SECRET, Environment::TEST))
+        .await
+        .unwrap();
+    let first = s
+        .jwt
+        .exchange(&Principal::from_api_key(Arc::new(forever.key), None))
+        .unwrap();
+    s.clock.advance(chrono::TimeDelta::minutes(10));
+    let caller = s.jwt.verify(first.token.expose_secret()).await.unwrap();
+    let second = s.jwt.exchange(&caller).unwrap();
+    assert_eq!(second.expires_at, first.expires_at);
+}

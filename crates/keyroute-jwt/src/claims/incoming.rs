@@ -51,6 +51,8 @@ pub(crate) struct IncomingClaims<'a> {
     #[serde(borrow, default)]
     pub(crate) tenant: Option<Scalar<'a>>,
     #[serde(borrow, default)]
+    pub(crate) key_exp: Option<Scalar<'a>>,
+    #[serde(borrow, default)]
     pub(crate) scopes: Option<IncomingScopes<'a>>,
 }
 

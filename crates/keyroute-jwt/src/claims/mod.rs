@@ -10,6 +10,7 @@
 //! | `iss`, `aud` | issuer and audience | when configured |
 //! | `sub` | the user id | for sessions |
 //! | `key_type`, `key_id`, `tenant` | the key's type, the key a token came from or stands for, the tenant | no |
+//! | `key_exp` | in exchanged tokens: the latest time anything derived from the key may live (its expiry or cancellation, and the exp of a token it was re-exchanged from) | no |
 //! | `scopes` | `["users:read"]` or `{"users": {"actions": ["read"]}}` | no |
 //!
 //! Incoming claims are read leniently: a claim of the wrong JSON type does not fail
@@ -109,6 +110,8 @@ pub(crate) struct OutgoingClaims<'a> {
     pub(crate) key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tenant: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) key_exp: Option<i64>,
     pub(crate) scopes: OutgoingScopes<'a>,
 }
 

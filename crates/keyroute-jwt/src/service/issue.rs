@@ -43,6 +43,7 @@ struct Draft<'a> {
     jti: &'a str,
     issued_at: i64,
     expires_at: Option<i64>,
+    key_exp: Option<i64>,
 }
 
 impl JwtService {
@@ -62,6 +63,7 @@ impl JwtService {
             key_type: draft.key_type.map(KeyType::as_str),
             key_id: draft.key_id,
             tenant: draft.tenant.map(Tenant::as_str),
+            key_exp: draft.key_exp,
             scopes: draft.scopes,
         };
         Ok((sign(key, &claims)?, key.kid().to_owned()))
@@ -71,6 +73,12 @@ impl JwtService {
     /// capped at the key's own expiry or pending cancellation) carrying its
     /// environment, key type, key id, user, tenant and scopes, so routing it needs no
     /// I/O. A caller holding a session gets a session token instead.
+    ///
+    /// The cap travels with the token as its `key_exp` claim. A caller who presents a
+    /// token (a re-exchange) is capped by that token's `exp` and `key_exp` too
+    /// ([`Principal::expires_at`]), so re-exchanging never extends anything: a chain of
+    /// re-exchanges ends no later than the first exchange, and never after the key's
+    /// expiry or cancellation. For a fresh token, exchange the API key itself again.
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] for an environment this service does not accept, a
@@ -87,13 +95,15 @@ impl JwtService {
         self.check_environment(principal.environment())?;
         let now = self.now_secs();
         let mut expires_at = Self::seconds_after(now, self.exchange_lifetime)?;
-        if let Some(key) = principal.api_key() {
-            for limit in [key.expires_at, key.cancelled_at].into_iter().flatten() {
-                expires_at = expires_at.min(limit.timestamp());
-            }
+        // The key's expiry or cancellation, or for a re-exchange the presented token's
+        // exp (itself capped by its key's): the new token never outlives it.
+        let limit = principal.expires_at().map(|at| at.timestamp());
+        if let Some(limit) = limit {
+            expires_at = expires_at.min(limit);
             if expires_at <= now {
                 return Err(Error::InvalidRequest(
-                    "the key has expired or was revoked".to_owned(),
+                    "the key has expired or was revoked, or the token presented has expired"
+                        .to_owned(),
                 ));
             }
         }
@@ -109,6 +119,7 @@ impl JwtService {
             jti: jti.as_str(),
             issued_at: now,
             expires_at: Some(expires_at),
+            key_exp: limit.filter(|_| kind == TokenKind::Exchange),
         })?;
         Ok(IssuedToken::new(token, kid, &jti, kind, expires_at))
     }
@@ -145,6 +156,7 @@ impl JwtService {
             jti: jti.as_str(),
             issued_at: now,
             expires_at: Some(expires_at),
+            key_exp: None,
         })?;
         Ok(IssuedToken::new(
             token,
@@ -232,6 +244,7 @@ impl JwtService {
             jti: id.as_str(),
             issued_at: now,
             expires_at,
+            key_exp: None,
         })?;
         let created_at = DateTime::from_timestamp(now, 0).unwrap_or_else(|| self.clock.now());
         let mut key = ApiKey::new(

@@ -147,6 +147,13 @@ impl JwtService {
         {
             return Err(JwtError::Expired);
         }
+        // The limit an exchanged token inherited from its key; its exp is never later.
+        let key_exp = date_claim(&claims.key_exp, "key_exp")?;
+        if let Some(limit) = key_exp
+            && now >= limit.saturating_add(self.leeway_secs)
+        {
+            return Err(JwtError::Expired);
+        }
         if let Some(nbf) = date_claim(&claims.nbf, "nbf")?
             && now.saturating_add(self.leeway_secs) < nbf
         {
@@ -209,7 +216,14 @@ impl JwtService {
             .with_key_type(key_type)
             .with_user_id(user_id)
             .with_tenant(tenant)
-            .with_scopes(scopes);
+            .with_scopes(scopes)
+            .with_expires_at(
+                [expires_at, key_exp]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .and_then(|at| DateTime::from_timestamp(at, 0)),
+            );
         Ok(VerifiedToken {
             principal,
             kind,
