@@ -135,21 +135,22 @@ impl ConfigError {
     }
 }
 
-/// The most a duration option may be: 100 years. Caches panic on far longer ones, and
-/// no key, token or cache should outlive its service by centuries.
-pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+/// The bound on every duration option: 100 years (36 525 days). Caches panic on far
+/// longer ones (moka beyond 1 000 years), and no key, token or cache needs more.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 24 * 60 * 60);
 
-/// Checks a duration option: over zero and at most [`MAX_DURATION`].
+/// Checks a duration option: over zero and under [`MAX_DURATION`]. Options where
+/// zero means "off" call this only for a non-zero value.
 ///
 /// # Errors
 /// [`ConfigError`] naming `section` and `option`.
 pub fn check_duration(section: &str, option: &str, value: Duration) -> Result<(), ConfigError> {
-    if value.is_zero() || value > MAX_DURATION {
+    if value.is_zero() || value >= MAX_DURATION {
         return Err(ConfigError::invalid(
             section,
             option,
             format_args!(
-                "{} is out of range; use a duration over zero and at most 100 years",
+                "{} is out of range: use a duration over zero and under 100 years (e.g. 10m, 12h, 90days)",
                 humantime::format_duration(value)
             ),
         ));

@@ -137,9 +137,16 @@ pub enum JwtError {
     /// algorithm-switch attempt, such as RS256 to HS256).
     #[error("the token's algorithm does not match its key")]
     AlgorithmMismatch,
-    /// No key with the header's `kid`, or no `kid` where one is required.
+    /// No key with the header's `kid` (or a `kid` that is not a string).
     #[error("the token names a signing key this service does not have")]
     UnknownKeyId,
+    /// The header has no `kid`, and no single key could be chosen for it: a token
+    /// without `kid` is accepted only when exactly one key of its algorithm is
+    /// configured. Add a `kid` to the token, or keep one key per algorithm.
+    #[error(
+        "the token names no signing key (no `kid`), and this service has no single key of its algorithm to check it with"
+    )]
+    MissingKeyId,
     /// The signature does not verify: the token was altered or forged.
     #[error("the token's signature is invalid")]
     BadSignature,

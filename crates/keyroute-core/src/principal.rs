@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::AuthError;
 use crate::ids::{KeyId, UserId};
 use crate::model::{ApiKey, User};
@@ -46,6 +48,15 @@ pub struct Principal {
     user: Option<Arc<User>>,
     tenant: Option<Tenant>,
     scopes: Scopes,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// The earlier of two optional instants; `None` means "no limit".
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl Principal {
@@ -60,6 +71,7 @@ impl Principal {
             user_id: key.user_id.clone(),
             tenant: key.tenant.clone(),
             scopes: key.scopes.clone(),
+            expires_at: earliest(key.expires_at, key.cancelled_at),
             key: Some(key),
             user,
         }
@@ -78,7 +90,15 @@ impl Principal {
             user: None,
             tenant: None,
             scopes: Scopes::none(),
+            expires_at: None,
         }
+    }
+
+    /// Sets when the credential stops working (for a JWT: its `exp`, or its key's
+    /// expiry when that is earlier). Nothing derived from the principal may outlive it.
+    pub fn with_expires_at(mut self, expires_at: Option<DateTime<Utc>>) -> Self {
+        self.expires_at = expires_at;
+        self
     }
 
     /// Sets the id of the API key behind the claims.
@@ -124,6 +144,14 @@ impl Principal {
     /// The stored key record, when the caller presented an API key.
     pub fn api_key(&self) -> Option<&ApiKey> {
         self.key.as_deref()
+    }
+
+    /// When the credential stops working, if it ever does: an API key's expiry or
+    /// pending cancellation, whichever is first; a JWT's `exp`, or the expiry of the
+    /// key it came from when earlier. A token exchanged for this principal never
+    /// outlives it.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
     }
 
     /// The id of the key the caller used, directly or through a JWT.

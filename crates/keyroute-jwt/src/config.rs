@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use keyroute_core::Environment;
+use keyroute_core::config::check_duration;
 
 use crate::error::Error;
 
@@ -132,22 +133,28 @@ impl JwtConfig {
     /// Checks the options.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the option: no environments, a zero or unrepresentable
-    /// lifetime, a leeway over five minutes, a token cap under 512 bytes, an empty
+    /// [`Error::Config`] naming the option: no environments, a lifetime of zero or of
+    /// 100 years or more, a non-zero leeway or deny-cache TTL of 100 years or more
+    /// (see [`check_duration`]), a leeway over five minutes, a token cap under 512 bytes, an empty
     /// issuer or audience, or a cache with a TTL and no capacity.
     pub fn validate(&self) -> Result<(), Error> {
         let fail = |msg: &str| Err(Error::Config(msg.to_owned()));
         if self.environments.is_empty() {
             return fail("environments: list at least one environment");
         }
-        for (name, lifetime) in [
-            ("exchange_lifetime", self.exchange_lifetime),
-            ("session_lifetime", self.session_lifetime),
+        let check = |name: &str, value: Duration| {
+            check_duration("jwt", name, value)
+                .map_err(|e| Error::Config(format!("{name}: {}", e.reason)))
+        };
+        check("exchange_lifetime", self.exchange_lifetime)?;
+        check("session_lifetime", self.session_lifetime)?;
+        // Zero is legal for these two: no leeway, no deny cache.
+        for (name, value) in [
+            ("leeway", self.leeway),
+            ("deny_cache_ttl", self.deny_cache_ttl),
         ] {
-            if lifetime.is_zero() || delta(lifetime).is_none() {
-                return Err(Error::Config(format!(
-                    "{name}: use a lifetime over zero that fits in a date"
-                )));
+            if !value.is_zero() {
+                check(name, value)?;
             }
         }
         if self.leeway > Duration::from_secs(300) {
@@ -161,9 +168,6 @@ impl JwtConfig {
         }
         if !self.deny_cache_ttl.is_zero() && self.deny_cache_capacity == 0 {
             return fail("deny_cache_capacity: over zero, or set deny_cache_ttl to zero");
-        }
-        if delta(self.deny_cache_ttl).is_none() {
-            return fail("deny_cache_ttl: too long to represent");
         }
         Ok(())
     }
@@ -195,6 +199,7 @@ mod tests {
             JwtConfig::default().with_max_token_bytes(10),
             JwtConfig::default().with_issuer(""),
             JwtConfig::default().with_deny_cache(Duration::from_secs(1), 0),
+            JwtConfig::default().with_deny_cache(Duration::from_secs(3_155_760_000), 10),
         ];
         for config in bad {
             assert!(

@@ -426,6 +426,19 @@ impl KeyRing {
         self.verification.iter().find(|k| &*k.kid == kid)
     }
 
+    /// The one key of `algorithm`, for a token that names no `kid`; `None` when there
+    /// is none or more than one (the token could not say which).
+    pub(crate) fn sole_key_for(&self, algorithm: JwtAlgorithm) -> Option<&VerificationKey> {
+        let mut of_algorithm = self
+            .verification
+            .iter()
+            .filter(|k| k.algorithm() == algorithm);
+        match (of_algorithm.next(), of_algorithm.next()) {
+            (Some(key), None) => Some(key),
+            _ => None,
+        }
+    }
+
     pub(crate) fn signing(&self) -> Option<&SigningKey> {
         self.signing.as_ref()
     }

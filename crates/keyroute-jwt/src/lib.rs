@@ -26,15 +26,21 @@
 //! 2. Header: `alg` must be one of [`JwtAlgorithm`] (`none` is `UnsupportedAlgorithm`);
 //!    `kid` must name a known key (`UnknownKeyId`); and `alg` must be *that key's*
 //!    algorithm (`AlgorithmMismatch`). The key, not the token, decides the
-//!    algorithm, so an RS256 public key can never be used as an HS256 secret.
+//!    algorithm, so an RS256 public key can never be used as an HS256 secret. A token
+//!    without `kid` (RFC 7515 makes it optional) is checked with the one configured
+//!    key of its `alg`; with none or several such keys it is `MissingKeyId`.
 //! 3. Signature, by `jsonwebtoken`; a signature of the wrong length is `Malformed`
 //!    (cut short), a wrong one `BadSignature`.
-//! 4. Claims, read by keyroute rather than `jsonwebtoken`'s validator: `exp` and `nbf`
-//!    against the injected [`Clock`](keyroute_core::Clock) (never the wall clock
-//!    directly, so tests move a `ManualClock`), with `leeway` (default 5 s) for clock
-//!    differences between instances; `iss` and `aud` when configured; `env` among the
-//!    configured environments; ids, names and scopes validated as core validates them.
-//! 5. Revocation: the deny-list, through a cache (below).
+//! 4. Registered claims, read by keyroute rather than `jsonwebtoken`'s validator:
+//!    `exp` and `nbf` against the injected [`Clock`](keyroute_core::Clock) (never the
+//!    wall clock directly, so tests move a `ManualClock`), with `leeway` (default 5 s)
+//!    for clock differences between instances; `iss` and `aud` when configured. Any
+//!    standard JWT thus gets the standard answer (an expired one is `Expired`) before
+//!    keyroute's own claims are asked for.
+//! 5. keyroute's claims: `kind` and `jti` (and `exp`, required but for keys), `env`
+//!    among the configured environments; ids, names and scopes validated as core
+//!    validates them.
+//! 6. Revocation: the deny-list, through a cache (below).
 //!
 //! Every failure is a typed [`AuthError::Jwt`](keyroute_core::AuthError::Jwt); no input
 //! panics.

@@ -12,7 +12,7 @@
 //! test = "postgres://app:secret@db/test"
 //!
 //! [routing]
-//! template = "{tenant}-{env}"      # or: table = { test = "TestDb" }; default: by environment
+//! template = "{tenant}_{env}"      # or: table = { test = "TestDb" }; default: by environment
 //! anonymous = "public"             # default: unauthenticated requests get no connection
 //!
 //! [pools]
@@ -68,7 +68,7 @@ pub const RESOLVER_OPTIONS: &[&str] = &[
 pub struct RouterConfig {
     /// Connection name to database URL.
     pub connections: BTreeMap<String, DatabaseUrl>,
-    /// A route template such as `{tenant}-{env}`.
+    /// A route template such as `{tenant}_{env}`.
     pub route_template: Option<String>,
     /// Environment to connection name, when not routing by environment or template.
     pub route_table: BTreeMap<String, String>,

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | [`resolver`] | [`KeyResolver`]: offline rejection, cache, negative cache, checks, last-used batching |
 //! | [`router`] | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
-//! | [`policy`] | [`RoutingPolicy`]: by environment, a table, a `{tenant}-{env}` template, or your own |
+//! | [`policy`] | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
 //! | [`config`] | [`RouterConfig`] from TOML or `KEYROUTE_DB_*` variables |
 //! | [`gateway`] | [`Gateway`]: both in one call, for handlers |
 //!

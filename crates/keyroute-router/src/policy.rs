@@ -3,7 +3,7 @@
 //! The default, [`ByEnvironment`], names the connection after the key's environment: a
 //! `test` key gets `test`, a `live` key `live`. [`RouteTable`] maps environments to
 //! other names, [`Template`] builds names from the environment and the key's tenant
-//! (`{tenant}-{env}` gives `acme-test`), and any type implementing [`RoutingPolicy`] can
+//! (`{tenant}_{env}` gives `acme_test`), and any type implementing [`RoutingPolicy`] can
 //! decide for itself, as overriding `GetDbConnection(req)` does in ServiceStack.
 //!
 //! Every policy fails closed: a principal it cannot name a connection for is a
@@ -122,8 +122,23 @@ impl RoutingPolicy for RouteTable {
 
 /// Connection names built from a template over `{env}`, `{tenant}` and `{key_type}`.
 ///
-/// A principal without a value the template needs (no tenant for `{tenant}-{env}`) has
+/// A principal without a value the template needs (no tenant for `{tenant}_{env}`) has
 /// no route.
+///
+/// # Names are unambiguous
+///
+/// Environments, tenants and key types may hold `a-z`, `0-9` and `-`, so `{tenant}-{env}`
+/// would give tenant `acme-eu` in `live` and tenant `acme` in `eu-live` the same
+/// connection, `acme-eu-live`. A template is therefore accepted only when
+///
+/// - it holds `{env}`, so a test key and a live key never share a connection, and
+/// - between any two placeholders stands a character no name may hold (anything but
+///   `a-z`, `0-9` and `-`): `{tenant}_{env}`, `{tenant}.{env}`, `{env}/{tenant}`.
+///
+/// Then two principals that differ in any value the template uses always get
+/// different connection names: the first such character after a placeholder marks
+/// where its value ends. `_` is the natural separator: it is a bare TOML key character
+/// and no name may contain it.
 #[derive(Debug, Clone)]
 pub struct Template {
     parts: Vec<Part>,
@@ -138,10 +153,12 @@ enum Part {
 }
 
 impl Template {
-    /// Parses a template such as `{tenant}-{env}`.
+    /// Parses a template such as `{tenant}_{env}`.
     ///
     /// # Errors
-    /// [`RouteError::Config`] for an unknown placeholder or an unclosed brace.
+    /// [`RouteError::Config`] naming the `template` option for an unknown placeholder,
+    /// an unclosed brace, a template without `{env}`, or two placeholders separated
+    /// only by characters names may hold (`{tenant}-{env}`, `{tenant}{env}`).
     pub fn parse(template: &str) -> Result<Self, RouteError> {
         let mut parts = Vec::new();
         let mut rest = template;
@@ -169,10 +186,57 @@ impl Template {
             parts.push(Part::Text(rest.to_owned()));
         }
         if parts.is_empty() {
-            return Err(template_error("the route template is empty"));
+            return Err(template_error("it is empty; use e.g. \"{tenant}_{env}\""));
         }
+        check_unambiguous(template, &parts)?;
         Ok(Self { parts })
     }
+}
+
+/// Whether `c` may appear in an environment, tenant or key type (core's name rules).
+fn may_appear_in_names(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+impl Part {
+    fn placeholder(&self) -> Option<&'static str> {
+        match self {
+            Part::Text(_) => None,
+            Part::Environment => Some("{env}"),
+            Part::Tenant => Some("{tenant}"),
+            Part::KeyType => Some("{key_type}"),
+        }
+    }
+}
+
+/// Refuses templates that could give two different principals one connection name.
+fn check_unambiguous(template: &str, parts: &[Part]) -> Result<(), RouteError> {
+    if !parts.contains(&Part::Environment) {
+        return Err(template_error(format_args!(
+            "{template:?} has no {{env}}, so test and live keys would share a connection; include {{env}}, e.g. \"{{tenant}}_{{env}}\""
+        )));
+    }
+    // The previous placeholder, and whether a character no name holds has followed it.
+    let mut previous: Option<(&str, bool)> = None;
+    for part in parts {
+        match (part, part.placeholder()) {
+            (Part::Text(text), _) => {
+                if let Some((_, separated)) = previous.as_mut() {
+                    *separated |= !text.chars().all(may_appear_in_names);
+                }
+            }
+            (_, Some(current)) => {
+                if let Some((earlier, false)) = previous {
+                    return Err(template_error(format_args!(
+                        "{template:?}: {earlier} and {current} are separated only by characters names may contain (a-z, 0-9, '-'), so different tenants or environments could share a connection (tenant acme-eu in live and acme in eu-live both give acme-eu-live); put a character names cannot contain between them, e.g. \"{{tenant}}_{{env}}\""
+                    )));
+                }
+                previous = Some((current, false));
+            }
+            (_, None) => {}
+        }
+    }
+    Ok(())
 }
 
 impl RoutingPolicy for Template {
@@ -243,14 +307,14 @@ mod tests {
             table.route(&principal("live", None)),
             Err(RouteError::NoRoute { .. })
         ));
-        let template = Template::parse("{tenant}-{env}").unwrap();
-        assert_eq!(template.route(&p).unwrap(), "acme-test");
+        let template = Template::parse("{tenant}_{env}").unwrap();
+        assert_eq!(template.route(&p).unwrap(), "acme_test");
     }
 
     /// A template that needs a tenant gives no route to a principal without one.
     #[test]
     fn templates_fail_closed() {
-        let template = Template::parse("{tenant}-{env}").unwrap();
+        let template = Template::parse("{tenant}_{env}").unwrap();
         assert!(matches!(
             template.route(&principal("live", None)),
             Err(RouteError::NoRoute { .. })
@@ -260,12 +324,27 @@ mod tests {
     /// Bad templates are configuration errors.
     #[test]
     fn bad_templates() {
-        for bad in ["", "{tenant", "{region}-{env}"] {
+        for bad in [
+            "",
+            "{tenant",
+            "{region}_{env}",
+            "{tenant}",
+            "{tenant}-{env}",
+            "{env}{tenant}",
+            "{tenant}-x-{env}",
+        ] {
             assert!(
                 matches!(Template::parse(bad), Err(RouteError::Config(e)) if e.option == "template"),
                 "{bad:?}"
             );
         }
-        assert!(Template::parse("db-{env}").is_ok());
+        for good in [
+            "db-{env}",
+            "{tenant}_{env}",
+            "{env}.{tenant}-db",
+            "{tenant}/x-{env}",
+        ] {
+            assert!(Template::parse(good).is_ok(), "{good:?}");
+        }
     }
 }

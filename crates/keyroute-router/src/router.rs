@@ -1,6 +1,6 @@
 //! [`ConnectionRouter`]: the principal's environment picks the database.
 //!
-//! The router holds named connections (`live`, `test`, `eu-live`, `tenant-42-test`),
+//! The router holds named connections (`live`, `test`, `eu-live`, `tenant-42_test`),
 //! each a bb8 pool of diesel-async connections, opened on first use. A
 //! [`RoutingPolicy`] names the connection for a principal; a name that is not
 //! configured is a [`RouteError::NoRoute`], never a fallback. Unauthenticated callers
@@ -212,9 +212,12 @@ impl<B: Backend> RouterBuilder<B> {
     ///
     /// # Errors
     /// [`RouteError::Config`] naming the setting when there are no connections, the
-    /// anonymous route names none of them, a pool is larger than the whole budget, or
-    /// an environment given to [`check_routes_for`](Self::check_routes_for) routes to a
-    /// connection that does not exist.
+    /// anonymous route names none of them, `max_pools` or `connection_budget` is zero,
+    /// a pool's settings are out of bounds (`max_size` of zero or larger than the whole
+    /// `connection_budget`, `min_idle` above `max_size`, a zero `connection_timeout`,
+    /// `idle_timeout` or `max_lifetime`), or an environment given to
+    /// [`check_routes_for`](Self::check_routes_for) routes to a connection that does
+    /// not exist.
     pub fn build(self) -> Result<ConnectionRouter<B>, RouteError> {
         if self.targets.is_empty() {
             return Err(ConfigError::missing(
@@ -237,20 +240,16 @@ impl<B: Backend> RouterBuilder<B> {
         if self.max_pools == 0 {
             return Err(ConfigError::invalid("pools", "max_pools", "must be at least 1").into());
         }
-        if let Some((name, target)) = self
-            .targets
-            .iter()
-            .find(|(_, t)| t.settings.max_size > self.budget)
-        {
+        if self.budget == 0 {
             return Err(ConfigError::invalid(
                 "pools",
                 "connection_budget",
-                format_args!(
-                    "connection '{name}' wants {} connections, more than the whole budget of {}",
-                    target.settings.max_size, self.budget
-                ),
+                "must be at least 1 (it bounds the connections of all open pools together)",
             )
             .into());
+        }
+        for (name, target) in &self.targets {
+            check_pool_settings(name, &target.settings, self.budget)?;
         }
         for environment in &self.environments {
             let Some(names) = self.policy.targets(environment) else {
@@ -437,7 +436,13 @@ impl<B: Backend> RouterInner<B> {
         };
         // Sized as the backend adjusted it (an in-memory SQLite pool holds one).
         let size = pool.settings().max_size.max(1);
-        while open.pools.len() >= self.max_pools || open.connections + size > self.budget {
+        // Checked: with a budget near u32::MAX the sum may not fit, which means "over".
+        let over_budget = |open: &OpenPools<B>| {
+            open.connections
+                .checked_add(size)
+                .is_none_or(|total| total > self.budget)
+        };
+        while open.pools.len() >= self.max_pools || over_budget(&open) {
             let Some(oldest) = open
                 .pools
                 .iter()
@@ -447,12 +452,14 @@ impl<B: Backend> RouterInner<B> {
                 break;
             };
             if let Some(closed) = open.pools.remove(&oldest) {
-                open.connections -= closed.pool.settings().max_size.max(1);
+                let freed = closed.pool.settings().max_size.max(1);
+                open.connections = open.connections.saturating_sub(freed);
                 tracing::debug!(connection = %oldest, "keyroute: closed the least recently used pool");
             }
         }
         let name: Arc<str> = Arc::from(name);
-        open.connections += size;
+        // Within the budget after the loop (build() keeps every pool within it).
+        open.connections = open.connections.saturating_add(size);
         open.pools.insert(
             Arc::clone(&name),
             OpenPool {
@@ -463,4 +470,64 @@ impl<B: Backend> RouterInner<B> {
         );
         Some(Ok((name, pool)))
     }
+}
+
+/// Checks one connection's pool settings against the bounds the router and its pools
+/// need, so a bad value is a typed error at build time rather than an overflow or a
+/// panic inside the pool on first use.
+///
+/// # Errors
+/// [`RouteError::Config`] naming the option: `max_size` zero or over
+/// `connection_budget`, `min_idle` over `max_size`, a zero `connection_timeout`,
+/// `idle_timeout` or `max_lifetime`.
+fn check_pool_settings(
+    name: &str,
+    settings: &PoolSettings,
+    connection_budget: u32,
+) -> Result<(), RouteError> {
+    let fail = |option: &str, reason: String| {
+        Err(ConfigError::invalid(
+            "pools",
+            option,
+            format_args!("connection '{name}': {reason}"),
+        )
+        .into())
+    };
+    if settings.max_size == 0 {
+        return fail("max_size", "max_size must be at least 1".into());
+    }
+    if settings.max_size > connection_budget {
+        return fail(
+            "max_size",
+            format!(
+                "max_size {} is more than the whole connection_budget of {connection_budget}; lower max_size or raise connection_budget",
+                settings.max_size
+            ),
+        );
+    }
+    if settings
+        .min_idle
+        .is_some_and(|idle| idle > settings.max_size)
+    {
+        return fail("min_idle", "min_idle must be at most max_size".into());
+    }
+    if settings.connection_timeout.is_zero() {
+        return fail(
+            "connection_timeout",
+            "connection_timeout must be over zero".into(),
+        );
+    }
+    if settings.idle_timeout.is_some_and(|t| t.is_zero()) {
+        return fail(
+            "idle_timeout",
+            "idle_timeout must be over zero, or none".into(),
+        );
+    }
+    if settings.max_lifetime.is_some_and(|t| t.is_zero()) {
+        return fail(
+            "max_lifetime",
+            "max_lifetime must be over zero, or none".into(),
+        );
+    }
+    Ok(())
 }

@@ -122,12 +122,12 @@ async fn world() -> World {
         keyroute_testing::sqlite().unwrap(),
     );
     let router = ConnectionRouter::<Sqlite>::builder()
-        .connection("acme-live", live.url().clone())
-        .connection("acme-test", test.url().clone())
-        .policy(Template::parse("{tenant}-{env}").unwrap())
+        .connection("acme_live", live.url().clone())
+        .connection("acme_test", test.url().clone())
+        .policy(Template::parse("{tenant}_{env}").unwrap())
         .build()
         .unwrap();
-    for name in ["acme-live", "acme-test"] {
+    for name in ["acme_live", "acme_test"] {
         let mut conn = router.connection_named(name).await.unwrap();
         conn.batch_execute(
             "CREATE TABLE events (id INTEGER PRIMARY KEY, placed_with TEXT NOT NULL)",
@@ -175,8 +175,8 @@ impl World {
     /// Sends `callers` in order; checks each outcome and, at the end, both databases.
     async fn check(&self, callers: &[usize]) -> Result<(), TestCaseError> {
         let (live_before, test_before) = (
-            tags(&self.gateway, "acme-live").await.len(),
-            tags(&self.gateway, "acme-test").await.len(),
+            tags(&self.gateway, "acme_live").await.len(),
+            tags(&self.gateway, "acme_test").await.len(),
         );
         let (mut live, mut test) = (0, 0);
         for &index in callers {
@@ -208,8 +208,8 @@ impl World {
             };
             prop_assert!(expected, "{caller:?} got {outcome:?}");
         }
-        let live_tags = tags(&self.gateway, "acme-live").await;
-        let test_tags = tags(&self.gateway, "acme-test").await;
+        let live_tags = tags(&self.gateway, "acme_live").await;
+        let test_tags = tags(&self.gateway, "acme_test").await;
         prop_assert!(
             live_tags.iter().all(|t| t == "live"),
             "a non-live row in the live database: {live_tags:?}"

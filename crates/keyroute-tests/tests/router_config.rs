@@ -182,11 +182,11 @@ async fn open_pools_stay_within_their_bound() {
         .map(|_| keyroute_testing::sqlite().unwrap())
         .collect();
     let mut config =
-        from_toml("[routing]\ntemplate = \"{tenant}-{env}\"\n[pools]\nmax_pools = 2").unwrap();
+        from_toml("[routing]\ntemplate = \"{tenant}_{env}\"\n[pools]\nmax_pools = 2").unwrap();
     for (tenant, db) in ["a", "b", "c"].iter().zip(&dbs) {
         config
             .connections
-            .insert(format!("{tenant}-live"), db.url().clone());
+            .insert(format!("{tenant}_live"), db.url().clone());
     }
     let router = config.router::<Sqlite>().unwrap();
     for tenant in ["a", "b", "a", "c"] {
@@ -194,11 +194,11 @@ async fn open_pools_stay_within_their_bound() {
             .connection(&principal(Environment::LIVE, Some(tenant)))
             .await
             .unwrap();
-        assert_eq!(conn.name(), format!("{tenant}-live"));
+        assert_eq!(conn.name(), format!("{tenant}_live"));
     }
     assert_eq!(
         router.open_pools(),
-        ["a-live", "c-live"],
+        ["a_live", "c_live"],
         "b was the least recently used"
     );
     let err = router
@@ -224,7 +224,7 @@ async fn tenants_without_a_connection_have_no_route() {
         .await
         .unwrap();
     let config = from_toml(&format!(
-        "[connections]\nacme-live = \"{}\"\n[routing]\ntemplate = \"{{tenant}}-{{env}}\"",
+        "[connections]\nacme_live = \"{}\"\n[routing]\ntemplate = \"{{tenant}}_{{env}}\"",
         acme.url().expose_secret()
     ))
     .unwrap();

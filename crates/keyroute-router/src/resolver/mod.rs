@@ -225,7 +225,8 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
     /// last-used times in batches; the task ends when the last clone is dropped.
     ///
     /// # Errors
-    /// [`ConfigError`] when the key options are invalid.
+    /// [`ConfigError`] when the key options are invalid, or naming
+    /// `negative_cache_ttl` when that is 100 years or more.
     pub fn build(self) -> Result<KeyResolver<S>, ConfigError> {
         let format = self.options.token_format()?;
         let cache = match self.options.session_cache_duration {
@@ -240,6 +241,13 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             }
             None => None,
         };
+        if !self.negative_ttl.is_zero() {
+            keyroute_core::config::check_duration(
+                "resolver",
+                "negative_cache_ttl",
+                self.negative_ttl,
+            )?;
+        }
         let negative = moka::future::Cache::builder()
             .max_capacity(self.negative_capacity)
             .time_to_live(self.negative_ttl)

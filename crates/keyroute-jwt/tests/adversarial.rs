@@ -1,0 +1,155 @@
+//! Defect tests: each is named after a defect found in review and failed before its fix.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::hs_key;
+use keyroute_core::{JwtError, ManualClock};
+use keyroute_jwt::{Error, JwtAlgorithm, JwtConfig, JwtService, SigningKey};
+use keyroute_store::MemoryStore;
+
+/// A deny-cache TTL of 2 000 years passed validation and then panicked inside moka.
+#[test]
+fn deny_cache_ttl_over_1000_years_panics_in_moka() {
+    let two_thousand_years = Duration::from_secs(2_000 * 31_557_600);
+    let built =
+        JwtService::builder(JwtConfig::default().with_deny_cache(two_thousand_years, 1_000))
+            .signing_key(hs_key())
+            .deny_list(Arc::new(MemoryStore::new()))
+            .build();
+    match built {
+        Err(Error::Config(reason)) => assert!(reason.contains("deny_cache_ttl"), "{reason}"),
+        other => panic!(
+            "expected a Config error naming deny_cache_ttl, got {:?}",
+            other.err()
+        ),
+    }
+}
+
+/// RFC 7515 Appendix A.1: an HS256 JWS with no `kid`, verbatim.
+const RFC7515_A1_TOKEN: &str = concat!(
+    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9",
+    ".",
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ",
+    ".",
+    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+);
+
+/// The `k` of RFC 7515 Appendix A.1's JWK: the HMAC secret, base64url.
+const RFC7515_A1_K: &str =
+    "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+
+/// A service whose only key is RFC 7515 A.1's (plus `extra`), on a clock at `now`.
+fn rfc_service(now: chrono::DateTime<chrono::Utc>, extra: Option<SigningKey>) -> JwtService {
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(RFC7515_A1_K)
+        .unwrap();
+    let mut builder = JwtService::builder(JwtConfig::default().with_deny_list_check(false))
+        .signing_key(
+            SigningKey::from_hmac_secret("rfc7515-a1", JwtAlgorithm::Hs256, &secret).unwrap(),
+        )
+        .clock(Arc::new(ManualClock::new(now)));
+    if let Some(key) = extra {
+        builder = builder.verification_key(key.verification_key().clone());
+    }
+    builder.build().unwrap()
+}
+
+/// The RFC 7515 A.1 token names no `kid`; it was refused as UnknownKeyId instead of Expired.
+#[test]
+fn standard_jwt_without_kid_is_unknown_key_id() {
+    let now = common::t0();
+    assert_eq!(
+        rfc_service(now, None).decode(RFC7515_A1_TOKEN).unwrap_err(),
+        JwtError::Expired,
+        "the signature checks out with the one HS256 key, and exp (2011) has passed"
+    );
+    // Before its exp the signature and times pass, and keyroute's own claims are missing.
+    let before = chrono::DateTime::from_timestamp(1_300_819_000, 0).unwrap();
+    assert_eq!(
+        rfc_service(before, None)
+            .decode(RFC7515_A1_TOKEN)
+            .unwrap_err(),
+        JwtError::MissingClaim("kind")
+    );
+    // A tampered signature is still caught first.
+    let tampered = format!("{}A", &RFC7515_A1_TOKEN[..RFC7515_A1_TOKEN.len() - 1]);
+    assert_eq!(
+        rfc_service(before, None).decode(&tampered).unwrap_err(),
+        JwtError::BadSignature
+    );
+    // With two HS256 keys the token cannot say which: MissingKeyId, not UnknownKeyId.
+    let second = SigningKey::generate_hs256("second").unwrap();
+    assert_eq!(
+        rfc_service(now, Some(second))
+            .decode(RFC7515_A1_TOKEN)
+            .unwrap_err(),
+        JwtError::MissingKeyId
+    );
+}
+
+/// A principal from an exchanged JWT carried no key record, so re-exchange dropped the key's expiry cap.
+#[tokio::test]
+async fn re_exchange_outlives_the_key() {
+    use keyroute_core::{Environment, KeyRequest, KeyType, Principal, TokenVerifier};
+
+    let s = common::setup(JwtConfig::default());
+    let issued = s
+        .keys
+        .issue_key(
+            KeyRequest::new(KeyType::SECRET, Environment::TEST).expires_in(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let first = s
+        .jwt
+        .exchange(&Principal::from_api_key(Arc::new(issued.key.clone()), None))
+        .unwrap();
+    assert_eq!(
+        first.expires_at,
+        common::t0() + chrono::TimeDelta::seconds(60)
+    );
+
+    s.clock.advance(chrono::TimeDelta::seconds(50));
+    let caller = s.jwt.verify(first.token.expose_secret()).await.unwrap();
+    let second = s.jwt.exchange(&caller).unwrap();
+    assert!(
+        second.expires_at <= first.expires_at,
+        "re-exchange extended the token to {}",
+        second.expires_at
+    );
+
+    s.clock.advance(chrono::TimeDelta::seconds(600));
+    assert!(
+        s.jwt.verify(second.token.expose_secret()).await.is_err(),
+        "a token derived from a key that expired ten minutes ago still works"
+    );
+    assert!(
+        s.jwt.exchange(&caller).is_err(),
+        "an expired chain cannot be re-exchanged"
+    );
+    assert_eq!(
+        common::part(first.token.expose_secret(), 1)["key_exp"],
+        first.expires_at.timestamp(),
+        "the key's expiry travels in the token"
+    );
+
+    // A key without expiry: re-exchange is capped by the presented token's own exp.
+    let forever = s
+        .keys
+        .issue_key(KeyRequest::new(KeyType::SECRET, Environment::TEST))
+        .await
+        .unwrap();
+    let first = s
+        .jwt
+        .exchange(&Principal::from_api_key(Arc::new(forever.key), None))
+        .unwrap();
+    s.clock.advance(chrono::TimeDelta::minutes(10));
+    let caller = s.jwt.verify(first.token.expose_secret()).await.unwrap();
+    let second = s.jwt.exchange(&caller).unwrap();
+    assert_eq!(second.expires_at, first.expires_at);
+}
