@@ -1,6 +1,6 @@
 //! The store implementation, written once and compiled inside each backend module,
 //! which supplies `schema`, `Ts` (its timestamp type),
-//! `Marker` (the [`Backend`](crate::sql::Backend) this implements the store for) and
+//! `Marker` (the [`Backend`](crate::pool::Backend) this implements the store for) and
 //! the `insert_rows!` macro (a multi-row `INSERT`, or a loop where the backend has none).
 //!
 //! Every write transaction begins with a write, never a read: SQLite takes its write
@@ -139,7 +139,7 @@ impl KeyRow {
     }
 }
 
-type Conn = <Marker as crate::sql::Backend>::Connection;
+type Conn = <Marker as crate::pool::Backend>::Connection;
 
 /// Inserts key rows in chunks, inside the caller's transaction.
 async fn insert_keys(conn: &mut Conn, rows: &[KeyRow]) -> QueryResult<()> {

@@ -16,7 +16,10 @@ use keyroute_core::BoxError;
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
-use super::{Backend, ConnectFuture, DatabaseUrl, PoolSettings, RecyclingCheck, SqlStore, sealed};
+use super::SqlStore;
+use crate::pool::{
+    Backend, ConnectFuture, DatabaseUrl, OwnedConnection, PoolSettings, RecyclingCheck, sealed,
+};
 
 /// The SQLite backend.
 #[derive(Debug, Clone, Copy)]
@@ -52,10 +55,10 @@ impl Backend for Sqlite {
     }
 
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        super::manager(url, recycling, establish)
+        crate::pool::manager(url, recycling, establish)
     }
 
-    fn run_migrations(conn: super::OwnedConnection<Self>) -> Result<(), BoxError> {
+    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {
         AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
         Ok(())
     }
