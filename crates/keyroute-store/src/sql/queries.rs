@@ -3,6 +3,11 @@
 //! `Marker` (the [`Backend`](crate::pool::Backend) this implements the store for) and
 //! the `insert_rows!` macro (a multi-row `INSERT`, or a loop where the backend has none).
 //!
+//! Lookups by a unique column (key hash, key id, user id, user name) use
+//! `get_result`, never `.first()`: `.first()` adds a bound `LIMIT ?`, and SQLite
+//! treats a bound `LIMIT` as part of the query plan, so it silently re-prepares the
+//! statement on every call (5-7x the cost of the lookup itself).
+//!
 //! Every write transaction begins with a write, never a read: SQLite takes its write
 //! lock at the first write and cannot upgrade a reading transaction while another
 //! connection writes, so read-then-write would fail under concurrency there.
@@ -181,7 +186,7 @@ impl ApiKeyStore for SqlStore<Marker> {
             .left_join(users::table)
             .filter(keys::hash.eq(hash.as_bytes().as_slice()))
             .select((KeyRow::as_select(), Option::<UserRow>::as_select()))
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?;
@@ -199,7 +204,7 @@ impl ApiKeyStore for SqlStore<Marker> {
         keys::table
             .find(id.as_str())
             .select(KeyRow::as_select())
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?
@@ -254,7 +259,7 @@ impl ApiKeyStore for SqlStore<Marker> {
                 keys::table
                     .find(id.as_str())
                     .select(KeyRow::as_select())
-                    .first(conn)
+                    .get_result(conn)
                     .await
                     .optional()
             })
@@ -356,7 +361,7 @@ impl UserStore for SqlStore<Marker> {
         users::table
             .find(id.as_str())
             .select(UserRow::as_select())
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?
@@ -369,7 +374,7 @@ impl UserStore for SqlStore<Marker> {
         users::table
             .filter(users::user_name.eq(user_name))
             .select(UserRow::as_select())
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?
