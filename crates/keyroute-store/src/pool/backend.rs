@@ -38,6 +38,10 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// The backend's name, for messages.
     const NAME: &'static str;
 
+    /// The checkout check [`RecyclingCheck::Auto`] stands for on this backend:
+    /// `Verified` where a server can drop connections, `Fast` for SQLite.
+    const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Verified;
+
     /// Adjusts settings the backend cannot honour (an in-memory SQLite database lives
     /// in one connection, so its pool holds exactly one).
     fn adjust(_url: &DatabaseUrl, settings: PoolSettings) -> PoolSettings {
@@ -63,7 +67,9 @@ pub(crate) fn manager<C: AsyncConnection + 'static>(
     config.custom_setup = Box::new(move |url| establish(url.to_owned()));
     config.recycling_method = match recycling {
         RecyclingCheck::Fast => RecyclingMethod::Fast,
-        RecyclingCheck::Verified => RecyclingMethod::Verified,
+        // `Auto` is resolved by the pool before it builds a manager; if it ever
+        // arrives here, the safe choice is the check that verifies.
+        RecyclingCheck::Verified | RecyclingCheck::Auto => RecyclingMethod::Verified,
     };
     AsyncDieselConnectionManager::new_with_config(url.expose_secret(), config)
 }

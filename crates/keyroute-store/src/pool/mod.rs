@@ -110,7 +110,8 @@ impl<B: Backend> DbPool<B> {
             ))));
         }
         let url = url.into();
-        let settings = B::adjust(&url, settings);
+        let mut settings = B::adjust(&url, settings);
+        settings.recycling_check = settings.recycling_check.or_default(B::DEFAULT_CHECK);
         let last_error = LastError::default();
         let manager = B::manager(&url, settings.recycling_check);
         let pool = bb8::Pool::builder()

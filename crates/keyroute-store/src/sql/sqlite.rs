@@ -6,6 +6,11 @@
 //! never block the writer. An in-memory database exists only inside its one connection,
 //! so its pool holds exactly one connection and never recycles it.
 //!
+//! Checkouts use [`RecyclingCheck::Fast`] unless told otherwise: the database is a
+//! file opened in this process, so the `SELECT 1` of `Verified` can find nothing
+//! wrong with a connection and only costs a hop to a blocking thread (24-45 us per
+//! checkout against 0.25 us).
+//!
 //! URLs: a path (`keys.db`), `sqlite://keys.db`, a `file:` URI, or `:memory:`.
 
 use diesel::SqliteConnection;
@@ -43,6 +48,7 @@ impl Backend for Sqlite {
     type Connection = SyncConnectionWrapper<SqliteConnection>;
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "SQLite";
+    const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Fast;
 
     fn adjust(url: &DatabaseUrl, mut settings: PoolSettings) -> PoolSettings {
         if is_in_memory(url.expose_secret()) {
