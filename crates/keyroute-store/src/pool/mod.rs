@@ -23,6 +23,7 @@ use diesel_async::pooled_connection::PoolError;
 use keyroute_core::{StoreError, StoreResult};
 
 mod backend;
+mod secrets;
 mod settings;
 mod sink;
 mod url;

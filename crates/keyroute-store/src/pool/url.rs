@@ -2,8 +2,13 @@
 
 use std::fmt;
 
-/// A database connection URL. Its `Debug` hides the password, and errors that quote
-/// the URL are scrubbed of it.
+use super::secrets::Secrets;
+
+/// A database connection string: a URL (`postgres://user:password@host/db`,
+/// `mysql://...`, `sqlite://keys.db`), a path, or a libpq key-value string
+/// (`host=db user=app password='...'`). Its `Debug` hides every password in it (URL
+/// user-info, even unencoded; `password=` query parameters; key-value pairs, quoted or
+/// not), and errors that quote it are scrubbed with [`redact`](Self::redact).
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(String);
 
@@ -18,38 +23,16 @@ impl DatabaseUrl {
         &self.0
     }
 
-    /// The password in the URL, if any (`scheme://user:password@host`, or a
-    /// `password=` query parameter).
-    fn password(&self) -> Option<&str> {
-        let after_scheme = self
-            .0
-            .split_once("://")
-            .map_or(self.0.as_str(), |(_, rest)| rest);
-        let from_userinfo = after_scheme
-            .split_once('@')
-            .and_then(|(userinfo, _)| userinfo.split_once(':'))
-            .map(|(_, password)| password);
-        let from_query = self
-            .0
-            .split_once('?')
-            .into_iter()
-            .flat_map(|(_, query)| query.split('&'))
-            .find_map(|pair| pair.strip_prefix("password="));
-        from_userinfo.or(from_query).filter(|p| !p.is_empty())
-    }
-
-    /// `text` with the password replaced by `***`.
+    /// `text` with every spelling of the connection string's passwords replaced by
+    /// `***`: for error messages that may quote the string or a password from it.
     pub fn redact(&self, text: &str) -> String {
-        match self.password() {
-            Some(password) => text.replace(password, "***"),
-            None => text.to_owned(),
-        }
+        Secrets::find(&self.0).scrub(text)
     }
 }
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({:?})", self.redact(&self.0))
+        write!(f, "DatabaseUrl({:?})", Secrets::find(&self.0).mask(&self.0))
     }
 }
 
