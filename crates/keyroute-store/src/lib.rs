@@ -9,6 +9,7 @@
 //! | `sqlite` | [`SqliteStore`] | the embedded default: a file or in-memory database, no server |
 //! | `postgres` | [`PostgresStore`] | PostgreSQL |
 //! | `mysql` | [`MysqlStore`] | MySQL and MariaDB |
+//! | `pool` | the [`pool`] module | pooled diesel-async connections, used by the router (every SQL backend turns it on) |
 //!
 //! With the `test-util` feature, `CountingStore` wraps any of them and counts the calls
 //! made through it.
@@ -25,18 +26,22 @@ pub mod counting;
 #[cfg(feature = "memory")]
 pub mod memory;
 
-#[cfg(feature = "__sql")]
+#[cfg(feature = "pool")]
+pub mod pool;
+#[cfg(feature = "pool")]
 pub mod sql;
 
 #[cfg(feature = "test-util")]
 pub use counting::CountingStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
+#[cfg(feature = "pool")]
+pub use pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
+#[cfg(feature = "pool")]
+pub use sql::SqlStore;
 #[cfg(feature = "mysql")]
 pub use sql::mysql::{Mysql, MysqlStore};
 #[cfg(feature = "postgres")]
 pub use sql::postgres::{Postgres, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sql::sqlite::{Sqlite, SqliteStore};
-#[cfg(feature = "__sql")]
-pub use sql::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore};

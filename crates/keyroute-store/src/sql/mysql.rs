@@ -7,7 +7,8 @@ use keyroute_core::BoxError;
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
-use super::{Backend, DatabaseUrl, RecyclingCheck, SqlStore, sealed};
+use super::SqlStore;
+use crate::pool::{Backend, DatabaseUrl, OwnedConnection, RecyclingCheck, sealed};
 
 /// The MySQL / MariaDB backend.
 #[derive(Debug, Clone, Copy)]
@@ -26,12 +27,12 @@ impl Backend for Mysql {
     const NAME: &'static str = "MySQL";
 
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        super::manager(url, recycling, |url| {
+        crate::pool::manager(url, recycling, |url| {
             Box::pin(async move { AsyncMysqlConnection::establish(&url).await })
         })
     }
 
-    fn run_migrations(conn: super::OwnedConnection<Self>) -> Result<(), BoxError> {
+    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {
         AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
         Ok(())
     }

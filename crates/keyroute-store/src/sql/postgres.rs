@@ -12,7 +12,8 @@ use keyroute_core::BoxError;
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
-use super::{Backend, DatabaseUrl, RecyclingCheck, SqlStore, sealed};
+use super::SqlStore;
+use crate::pool::{Backend, DatabaseUrl, OwnedConnection, RecyclingCheck, sealed};
 
 /// The PostgreSQL backend.
 #[derive(Debug, Clone, Copy)]
@@ -31,17 +32,19 @@ impl Backend for Postgres {
     const NAME: &'static str = "PostgreSQL";
 
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        super::manager(url, recycling, |url| {
+        crate::pool::manager(url, recycling, |url| {
             Box::pin(async move {
                 let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| diesel::ConnectionError::BadConnection(super::describe(&e)))?;
+                    .map_err(|e| {
+                        diesel::ConnectionError::BadConnection(crate::pool::describe(&e))
+                    })?;
                 AsyncPgConnection::try_from_client_and_connection(client, connection).await
             })
         })
     }
 
-    fn run_migrations(conn: super::OwnedConnection<Self>) -> Result<(), BoxError> {
+    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {
         AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
         Ok(())
     }

@@ -1,7 +1,12 @@
 //! The store implementation, written once and compiled inside each backend module,
 //! which supplies `schema`, `Ts` (its timestamp type),
-//! `Marker` (the [`Backend`](crate::sql::Backend) this implements the store for) and
+//! `Marker` (the [`Backend`](crate::pool::Backend) this implements the store for) and
 //! the `insert_rows!` macro (a multi-row `INSERT`, or a loop where the backend has none).
+//!
+//! Lookups by a unique column (key hash, key id, user id, user name) use
+//! `get_result`, never `.first()`: `.first()` adds a bound `LIMIT ?`, and SQLite
+//! treats a bound `LIMIT` as part of the query plan, so it silently re-prepares the
+//! statement on every call (5-7x the cost of the lookup itself).
 //!
 //! Every write transaction begins with a write, never a read: SQLite takes its write
 //! lock at the first write and cannot upgrade a reading transaction while another
@@ -139,7 +144,7 @@ impl KeyRow {
     }
 }
 
-type Conn = <Marker as crate::sql::Backend>::Connection;
+type Conn = <Marker as crate::pool::Backend>::Connection;
 
 /// Inserts key rows in chunks, inside the caller's transaction.
 async fn insert_keys(conn: &mut Conn, rows: &[KeyRow]) -> QueryResult<()> {
@@ -181,7 +186,7 @@ impl ApiKeyStore for SqlStore<Marker> {
             .left_join(users::table)
             .filter(keys::hash.eq(hash.as_bytes().as_slice()))
             .select((KeyRow::as_select(), Option::<UserRow>::as_select()))
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?;
@@ -199,7 +204,7 @@ impl ApiKeyStore for SqlStore<Marker> {
         keys::table
             .find(id.as_str())
             .select(KeyRow::as_select())
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?
@@ -254,7 +259,7 @@ impl ApiKeyStore for SqlStore<Marker> {
                 keys::table
                     .find(id.as_str())
                     .select(KeyRow::as_select())
-                    .first(conn)
+                    .get_result(conn)
                     .await
                     .optional()
             })
@@ -356,7 +361,7 @@ impl UserStore for SqlStore<Marker> {
         users::table
             .find(id.as_str())
             .select(UserRow::as_select())
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?
@@ -369,7 +374,7 @@ impl UserStore for SqlStore<Marker> {
         users::table
             .filter(users::user_name.eq(user_name))
             .select(UserRow::as_select())
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .await
             .optional()
             .map_err(map_error)?

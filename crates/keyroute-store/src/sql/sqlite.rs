@@ -6,6 +6,11 @@
 //! never block the writer. An in-memory database exists only inside its one connection,
 //! so its pool holds exactly one connection and never recycles it.
 //!
+//! Checkouts use [`RecyclingCheck::Fast`] unless told otherwise: the database is a
+//! file opened in this process, so the `SELECT 1` of `Verified` can find nothing
+//! wrong with a connection and only costs a hop to a blocking thread (24-45 us per
+//! checkout against 0.25 us).
+//!
 //! URLs: a path (`keys.db`), `sqlite://keys.db`, a `file:` URI, or `:memory:`.
 
 use diesel::SqliteConnection;
@@ -16,7 +21,10 @@ use keyroute_core::BoxError;
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
-use super::{Backend, ConnectFuture, DatabaseUrl, PoolSettings, RecyclingCheck, SqlStore, sealed};
+use super::SqlStore;
+use crate::pool::{
+    Backend, ConnectFuture, DatabaseUrl, OwnedConnection, PoolSettings, RecyclingCheck, sealed,
+};
 
 /// The SQLite backend.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +48,7 @@ impl Backend for Sqlite {
     type Connection = SyncConnectionWrapper<SqliteConnection>;
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "SQLite";
+    const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Fast;
 
     fn adjust(url: &DatabaseUrl, mut settings: PoolSettings) -> PoolSettings {
         if is_in_memory(url.expose_secret()) {
@@ -52,10 +61,10 @@ impl Backend for Sqlite {
     }
 
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        super::manager(url, recycling, establish)
+        crate::pool::manager(url, recycling, establish)
     }
 
-    fn run_migrations(conn: super::OwnedConnection<Self>) -> Result<(), BoxError> {
+    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {
         AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
         Ok(())
     }

@@ -1,0 +1,191 @@
+//! Pooled diesel-async connections, shared by the SQL stores and the connection router.
+//!
+//! Enabled by the `pool` feature (each SQL backend feature turns it on too):
+//!
+//! - [`DatabaseUrl`]: a connection string whose password never shows in `Debug` or in
+//!   error messages, in any of its forms (URL user-info, `password=` query parameter,
+//!   key-value `password=...`).
+//! - [`PoolSettings`] and [`RecyclingCheck`]: the bb8 pool's sizes, timeouts and the
+//!   check run on checkout.
+//! - [`Backend`]: the sealed trait naming a database backend
+//!   ([`Postgres`](crate::sql::postgres::Postgres), [`Mysql`](crate::sql::mysql::Mysql),
+//!   [`Sqlite`](crate::sql::sqlite::Sqlite)), its connection and its manager.
+//! - [`DbPool`]: a bb8 pool of one backend's connections, whose failed checkouts report
+//!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout.
+//!
+//! [`SqlStore`](crate::SqlStore) keeps its keys in one [`DbPool`]; the router keeps one
+//! per named connection.
+
+use std::fmt;
+
+use bb8::PooledConnection;
+use diesel_async::pooled_connection::PoolError;
+use keyroute_core::{StoreError, StoreResult};
+
+mod backend;
+mod secrets;
+mod settings;
+mod sink;
+mod url;
+
+pub use backend::Backend;
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(unused_imports)
+)]
+pub(crate) use backend::{ConnectFuture, OwnedConnection, manager, sealed};
+pub use settings::{PoolSettings, RecyclingCheck};
+pub use url::DatabaseUrl;
+
+use sink::{ErrorSink, LastError};
+
+/// An error whose message was scrubbed of secrets; the source of `Unavailable` errors.
+#[derive(Debug)]
+pub(crate) struct Cause(pub(crate) String);
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cause {}
+
+/// An error and its causes on one line: "error connecting to server: Connection refused".
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A bb8 pool of diesel-async connections to one database, with keyroute's handling of
+/// its failures: a checkout that fails says why (bb8 alone reports a bare timeout), and
+/// the URL's password never shows. [`SqlStore`](crate::SqlStore) keeps its keys in one;
+/// the connection router keeps one per named connection.
+pub struct DbPool<B: Backend> {
+    pool: bb8::Pool<B::Manager>,
+    url: DatabaseUrl,
+    settings: PoolSettings,
+    last_error: LastError,
+}
+
+impl<B: Backend> Clone for DbPool<B> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            url: self.url.clone(),
+            settings: self.settings.clone(),
+            last_error: self.last_error.clone(),
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for DbPool<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbPool")
+            .field("backend", &B::NAME)
+            .field("url", &self.url)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> DbPool<B> {
+    /// A pool that opens connections on first use; nothing is checked yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] outside a Tokio runtime: the pool's reaper (which
+    /// closes idle and old connections) is a task on the current runtime.
+    pub fn lazy(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> StoreResult<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::Unavailable(Box::new(Cause(
+                "a connection pool can only be created inside a Tokio runtime".into(),
+            ))));
+        }
+        let url = url.into();
+        let mut settings = B::adjust(&url, settings);
+        settings.recycling_check = settings.recycling_check.or_default(B::DEFAULT_CHECK);
+        let last_error = LastError::default();
+        let manager = B::manager(&url, settings.recycling_check);
+        let pool = bb8::Pool::builder()
+            .max_size(settings.max_size.max(1))
+            .min_idle(settings.min_idle)
+            .connection_timeout(settings.connection_timeout)
+            .idle_timeout(settings.idle_timeout)
+            .max_lifetime(settings.max_lifetime)
+            .error_sink(Box::new(ErrorSink::new(last_error.clone(), url.clone())))
+            .build_unchecked(manager);
+        Ok(Self {
+            pool,
+            url,
+            settings,
+            last_error,
+        })
+    }
+
+    /// A pool whose database answered one connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] with the real cause when no connection can be made.
+    pub async fn connect(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> StoreResult<Self> {
+        let pool = Self::lazy(url, settings)?;
+        drop(pool.get().await?);
+        Ok(pool)
+    }
+
+    /// A pooled connection, or `Unavailable` with the real cause.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when no connection can be had within the timeout.
+    pub async fn get(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
+        self.pool.get().await.map_err(|e| self.unavailable(e))
+    }
+
+    /// A pooled connection that does not borrow the pool, so it can move between tasks.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn get_owned(&self) -> StoreResult<PooledConnection<'static, B::Manager>> {
+        self.pool.get_owned().await.map_err(|e| self.unavailable(e))
+    }
+
+    /// The bb8 pool itself.
+    pub fn pool(&self) -> &bb8::Pool<B::Manager> {
+        &self.pool
+    }
+
+    /// The database URL (redacted in `Debug`).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The pool's settings, as adjusted for the backend.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    fn unavailable(&self, error: bb8::RunError<PoolError>) -> StoreError {
+        let message = match error {
+            bb8::RunError::User(e) => self.url.redact(&describe(&e)),
+            bb8::RunError::TimedOut => {
+                let waited = self.settings.connection_timeout;
+                match self.last_error.take() {
+                    Some(cause) => format!("{cause} (no connection within {waited:?})"),
+                    None => format!(
+                        "no connection became free within {waited:?}; all {} are in use",
+                        self.settings.max_size
+                    ),
+                }
+            }
+        };
+        StoreError::Unavailable(Box::new(Cause(format!("{}: {message}", B::NAME))))
+    }
+}

@@ -1,0 +1,68 @@
+//! How big the pool is, how long it waits, and what it checks on checkout.
+
+use std::time::Duration;
+
+/// How pooled connections are checked when taken from the pool.
+///
+/// The default, [`Auto`](Self::Auto), lets the backend choose: PostgreSQL and MySQL
+/// use [`Verified`](Self::Verified), since a server can drop a connection (restart,
+/// idle timeout, failover) and a `SELECT 1` finds out before a request does. SQLite
+/// uses [`Fast`](Self::Fast): its database is a file opened in-process, so a
+/// `SELECT 1` can find nothing wrong and only costs a hop to a blocking thread
+/// (24-45 us against 0.25 us per checkout, measured on the lookup benchmark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecyclingCheck {
+    /// The backend's choice: `Verified` for PostgreSQL and MySQL, `Fast` for SQLite.
+    /// A pool's [`settings`](crate::DbPool::settings) show the check it resolved to.
+    #[default]
+    Auto,
+    /// Only check the connection is not mid-transaction. Fastest; a connection the
+    /// server dropped fails its first query and is then discarded.
+    Fast,
+    /// Also run `SELECT 1` on every checkout: one more round trip, no stale connections.
+    Verified,
+}
+
+impl RecyclingCheck {
+    /// This check, with [`Auto`](Self::Auto) replaced by `backend_default`.
+    pub(crate) fn or_default(self, backend_default: RecyclingCheck) -> RecyclingCheck {
+        match self {
+            RecyclingCheck::Auto => backend_default,
+            chosen => chosen,
+        }
+    }
+}
+
+/// Pool settings. Build them from [`PoolSettings::default`] and change fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolSettings {
+    /// Most connections open at once. Default 10.
+    pub max_size: u32,
+    /// Connections kept open while idle. Default none.
+    pub min_idle: Option<u32>,
+    /// How long to wait for a connection before giving up. Default 5 s: a request
+    /// should fail fast, with the cause, rather than hang.
+    pub connection_timeout: Duration,
+    /// Idle connections are closed after this long. Default 10 minutes.
+    pub idle_timeout: Option<Duration>,
+    /// Connections are replaced after this long. Default 30 minutes.
+    pub max_lifetime: Option<Duration>,
+    /// The check run on checkout. Default [`RecyclingCheck::Auto`]: `Verified` for
+    /// PostgreSQL and MySQL, `Fast` for SQLite (see [`RecyclingCheck`] for why).
+    pub recycling_check: RecyclingCheck,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            min_idle: None,
+            connection_timeout: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            recycling_check: RecyclingCheck::Auto,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! How values are stored: timestamps per backend, validated types, scopes and metadata.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use keyroute_core::{StoreError, StoreResult};
+
+/// Timestamps as each backend stores them: `TIMESTAMPTZ` (PostgreSQL), `DATETIME(6)`
+/// in UTC (MySQL), microseconds since the epoch (SQLite, where text timestamps would
+/// compare as strings).
+pub(crate) trait Timestamp: Sized {
+    /// The stored form of `at`.
+    fn from_instant(at: DateTime<Utc>) -> Self;
+    /// The instant back, or `InvalidData` when the stored value is out of range.
+    fn into_instant(self) -> StoreResult<DateTime<Utc>>;
+}
+
+impl Timestamp for DateTime<Utc> {
+    fn from_instant(at: DateTime<Utc>) -> Self {
+        at
+    }
+    fn into_instant(self) -> StoreResult<DateTime<Utc>> {
+        Ok(self)
+    }
+}
+
+impl Timestamp for chrono::NaiveDateTime {
+    fn from_instant(at: DateTime<Utc>) -> Self {
+        at.naive_utc()
+    }
+    fn into_instant(self) -> StoreResult<DateTime<Utc>> {
+        Ok(self.and_utc())
+    }
+}
+
+impl Timestamp for i64 {
+    fn from_instant(at: DateTime<Utc>) -> Self {
+        at.timestamp_micros()
+    }
+    fn into_instant(self) -> StoreResult<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(self)
+            .ok_or_else(|| StoreError::InvalidData(format!("timestamp {self} is out of range")))
+    }
+}
+
+/// Reads a stored value of a validated type back, or says which column is wrong.
+pub(crate) fn decode<'a, T, E: fmt::Display>(
+    column: &str,
+    value: &'a str,
+    parse: impl FnOnce(&'a str) -> Result<T, E>,
+) -> StoreResult<T> {
+    parse(value).map_err(|e| StoreError::InvalidData(format!("{column}: {e}")))
+}
+
+/// Metadata as a JSON object.
+pub(crate) fn encode_meta(meta: &keyroute_core::Meta) -> String {
+    // A map of strings always serialises.
+    serde_json::to_string(meta).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Metadata back from its JSON object, or which column is wrong.
+pub(crate) fn decode_meta(column: &str, json: &str) -> StoreResult<keyroute_core::Meta> {
+    decode(column, json, serde_json::from_str)
+}
+
+/// Scopes as one space-separated string.
+pub(crate) fn encode_scopes(scopes: &keyroute_core::Scopes) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Scopes back from their space-separated string.
+pub(crate) fn decode_scopes(text: &str) -> StoreResult<keyroute_core::Scopes> {
+    decode("scopes", text, |t| {
+        keyroute_core::Scopes::parse(t.split_whitespace())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's microsecond timestamps round-trip.
+    #[test]
+    fn micros_round_trip() {
+        let at = DateTime::from_timestamp_micros(1_767_323_045_678_901).unwrap();
+        assert_eq!(
+            <i64 as Timestamp>::from_instant(at).into_instant().unwrap(),
+            at
+        );
+        assert!(i64::MAX.into_instant().is_err());
+    }
+}

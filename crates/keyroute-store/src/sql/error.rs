@@ -1,0 +1,64 @@
+//! Database errors as backend-independent [`StoreError`] kinds.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use keyroute_core::StoreError;
+
+/// Maps a diesel error to the backend-independent [`StoreError`].
+pub(crate) fn map_error(error: DieselError) -> StoreError {
+    match &error {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            let what = info.constraint_name().unwrap_or_else(|| info.message());
+            StoreError::Conflict(conflict_message(what))
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            StoreError::Conflict("the key's owner does not exist".into())
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+            StoreError::Unavailable(Box::new(error))
+        }
+        DieselError::DeserializationError(e) => StoreError::InvalidData(e.to_string()),
+        _ => StoreError::Database(Box::new(error)),
+    }
+}
+
+/// A message naming what was duplicated, from the constraint (or the database's
+/// message, which names it): never the duplicated value, which may be a key hash.
+fn conflict_message(what: &str) -> String {
+    let what = what.to_ascii_lowercase();
+    let subject = if what.contains("hash") {
+        "a key with the same hash"
+    } else if what.contains("user_name") {
+        "a user with that user name"
+    } else if what.contains("api_keys") {
+        "a key with that id"
+    } else if what.contains("users") {
+        "a user with that id"
+    } else if what.contains("primary") {
+        "a record with that id"
+    } else {
+        "a record with a unique value"
+    };
+    format!("{subject} already exists")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Conflict messages name the rule, never the value.
+    #[test]
+    fn conflicts_name_the_rule() {
+        assert_eq!(
+            conflict_message("keyroute_api_keys_hash_key"),
+            "a key with the same hash already exists"
+        );
+        assert_eq!(
+            conflict_message("UNIQUE constraint failed: keyroute_users.user_name"),
+            "a user with that user name already exists"
+        );
+        assert_eq!(
+            conflict_message("keyroute_api_keys_pkey"),
+            "a key with that id already exists"
+        );
+    }
+}
