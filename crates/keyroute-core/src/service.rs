@@ -523,7 +523,8 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     }
 
     /// Gives every user without keys one key per environment × key type, `batch_size`
-    /// users per transaction. Safe to re-run: users who got keys are skipped.
+    /// users per transaction. Safe to re-run, and to run on several instances at once:
+    /// users who got keys, even meanwhile, are skipped, so nobody gets two sets.
     ///
     /// # Errors
     /// Store errors; batches already stored stay stored.
@@ -544,9 +545,17 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
             for user in &users {
                 keys.extend(self.default_keys_for(user)?.into_iter().map(|k| k.key));
             }
-            self.store.store_all(&keys).await?;
+            // Only users still keyless get keys: a backfill running at the same
+            // time may have keyed some of this page since it was read.
+            let stored: std::collections::HashSet<UserId> = self
+                .store
+                .store_backfill(&keys)
+                .await?
+                .into_iter()
+                .collect();
+            keys.retain(|k| k.user_id.as_ref().is_some_and(|u| stored.contains(u)));
             self.announce_issued(&keys).await;
-            report.users += users.len();
+            report.users += stored.len();
             report.keys += keys.len();
         }
     }

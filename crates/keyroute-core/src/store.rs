@@ -169,6 +169,18 @@ pub trait UserStore: Send + Sync {
         after: Option<&UserId>,
         limit: usize,
     ) -> StoreResult<Vec<User>>;
+
+    /// Stores a backfill batch: `keys` (each with a `user_id`) for the users who still
+    /// own no key at all; the keys of a user who got one meanwhile (from another
+    /// backfill running at the same time, or any other path) are skipped. Returns the
+    /// users whose keys were stored. Atomic: all of them or, on error, none.
+    ///
+    /// Checking and inserting must be one step that a concurrent backfill cannot
+    /// interleave with (a row lock on the users, a write lock, a mutex): checking with
+    /// [`users_missing_keys`](Self::users_missing_keys) and then calling
+    /// [`store_all`](ApiKeyStore::store_all) gives users two key sets when two
+    /// backfills run at once, so there is no default.
+    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>>;
 }
 
 /// Revoked token and key ids, for verifiers of self-contained tokens (JWTs), which
@@ -251,6 +263,9 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
         limit: usize,
     ) -> StoreResult<Vec<User>> {
         (**self).users_missing_keys(after, limit).await
+    }
+    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
+        (**self).store_backfill(keys).await
     }
 }
 

@@ -130,6 +130,10 @@ impl<S: UserStore> UserStore for CountingStore<S> {
         self.count(None);
         self.inner.users_missing_keys(after, limit).await
     }
+    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
+        self.count(None);
+        self.inner.store_backfill(keys).await
+    }
 }
 
 #[async_trait]

@@ -279,6 +279,32 @@ impl UserStore for MemoryStore {
             .cloned()
             .collect())
     }
+
+    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
+        // One write lock for the check and the insert: a concurrent backfill waits.
+        let mut inner = self.write();
+        let fresh: Vec<ApiKey> = keys
+            .iter()
+            .filter(|k| {
+                k.user_id
+                    .as_ref()
+                    .is_some_and(|u| inner.by_user.get(u).is_none_or(Vec::is_empty))
+            })
+            .cloned()
+            .collect();
+        inner.check_new_keys(&fresh, &[])?;
+        let mut seen = std::collections::HashSet::new();
+        let mut stored = Vec::new();
+        for key in &fresh {
+            inner.insert_key(key);
+            if let Some(owner) = &key.user_id
+                && seen.insert(owner)
+            {
+                stored.push(owner.clone());
+            }
+        }
+        Ok(stored)
+    }
 }
 
 #[async_trait]

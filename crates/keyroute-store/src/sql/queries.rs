@@ -407,6 +407,63 @@ impl UserStore for SqlStore<Marker> {
             .map(UserRow::into_user)
             .collect()
     }
+
+    async fn store_backfill(&self, new_keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
+        let mut owners: Vec<&str> = new_keys
+            .iter()
+            .filter_map(|k| k.user_id.as_ref().map(UserId::as_str))
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        if owners.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let stored: Vec<String> = conn
+            .transaction(async |conn| {
+                // Claim the users first, with a write: PostgreSQL and MySQL lock their
+                // rows until commit (in id order, so two backfills cannot deadlock),
+                // SQLite takes its write lock. A concurrent backfill of the same users
+                // waits here, then sees the keys this one stored and skips them.
+                for chunk in owners.chunks(INSERT_CHUNK) {
+                    diesel::update(users::table.filter(users::id.eq_any(chunk)))
+                        .set(users::meta.eq(users::meta))
+                        .execute(conn)
+                        .await?;
+                }
+                let mut keyed = std::collections::HashSet::new();
+                for chunk in owners.chunks(INSERT_CHUNK) {
+                    let have: Vec<Option<String>> = keys::table
+                        .filter(keys::user_id.eq_any(chunk))
+                        .select(keys::user_id)
+                        .distinct()
+                        .load(conn)
+                        .await?;
+                    keyed.extend(have.into_iter().flatten());
+                }
+                let fresh: Vec<KeyRow> = new_keys
+                    .iter()
+                    .filter(|k| {
+                        k.user_id
+                            .as_ref()
+                            .is_some_and(|u| !keyed.contains(u.as_str()))
+                    })
+                    .map(KeyRow::from_key)
+                    .collect();
+                insert_keys(conn, &fresh).await?;
+                Ok(owners
+                    .iter()
+                    .filter(|u| !keyed.contains(**u))
+                    .map(|u| (*u).to_owned())
+                    .collect())
+            })
+            .await
+            .map_err(map_error)?;
+        stored
+            .iter()
+            .map(|u| decode("users.id", u, UserId::new))
+            .collect()
+    }
 }
 
 #[async_trait]

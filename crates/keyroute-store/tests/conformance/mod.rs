@@ -34,6 +34,7 @@ macro_rules! conformance_suite {
             touch_last_used_updates_in_one_batch,
             users_missing_keys_pages_in_id_order,
             backfill_10_000_users,
+            concurrent_backfills_key_each_user_once,
             concurrent_issue_and_lookup,
             unicode_and_1kb_values_round_trip,
             injection_shaped_strings_are_data,
@@ -516,6 +517,50 @@ pub(crate) async fn backfill_10_000_users<S: Store>(store: Arc<S>) {
         0,
         "a second run finds nobody"
     );
+}
+
+/// Two backfills of the same 400 users run at once: every user ends with exactly one
+/// key per environment × type, never two sets, and the reports add up to one set each.
+pub(crate) async fn concurrent_backfills_key_each_user_once<S: Store + 'static>(store: Arc<S>) {
+    let users: Vec<User> = (0..400).map(|i| user(&format!("racing-{i:03}"))).collect();
+    store.import_users(&users).await.unwrap();
+    let options = KeyOptions::default();
+    let per_user = options.environments.len() * options.key_types.len();
+    let service = Arc::new(KeyService::new(Arc::clone(&store), options).unwrap());
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move { service.backfill(25).await })
+        })
+        .collect();
+    let mut keyed_users = 0;
+    let mut made_keys = 0;
+    for run in runs {
+        let report = run.await.unwrap().unwrap();
+        keyed_users += report.users;
+        made_keys += report.keys;
+    }
+    let mut wrong = Vec::new();
+    for u in &users {
+        let keys = store
+            .get_user_api_keys(&u.id, &KeyQuery::all())
+            .await
+            .unwrap();
+        let kinds: HashSet<_> = keys
+            .iter()
+            .map(|k| (k.environment.clone(), k.key_type.clone()))
+            .collect();
+        if keys.len() != per_user || kinds.len() != per_user {
+            wrong.push(format!("{}: {} keys", u.user_name, keys.len()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of 400 users lack exactly one key per environment × type: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!((keyed_users, made_keys), (400, 400 * per_user));
 }
 
 /// Many tasks register users and look keys up at once; every lookup finds its key.
