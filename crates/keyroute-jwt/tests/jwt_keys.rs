@@ -261,3 +261,39 @@ async fn tokens_route_without_the_key_record() {
         .unwrap();
     assert_eq!(p.environment(), &Environment::TEST);
 }
+
+/// JWT keys are minted through the key service: its `on_create_key` hook runs first,
+/// and the scopes and expiry it sets are the ones signed into the token.
+#[tokio::test]
+async fn the_creation_hook_shapes_the_signed_token() {
+    use std::sync::Arc;
+
+    let mut options = keyroute_core::KeyOptions::default();
+    options.on_create_key = Some(Arc::new(|key: &mut keyroute_core::ApiKey| {
+        key.name = Some("hooked".to_owned());
+        key.scopes = Scopes::parse(["reports:read"]).unwrap();
+        key.expires_at = Some(key.created_at + TimeDelta::days(7));
+    }));
+    let s = setup(JwtConfig::default());
+    let keys = keyroute_core::KeyService::new(s.store.clone(), options)
+        .unwrap()
+        .with_clock(Arc::new(s.clock.clone()));
+    let issued = s
+        .jwt
+        .issue_key(&keys, KeyRequest::new(KeyType::SECRET, Environment::TEST))
+        .await
+        .unwrap();
+    assert_eq!(issued.key.name.as_deref(), Some("hooked"));
+    let claims = part(issued.plaintext.expose_secret(), 1);
+    assert_eq!(claims["scopes"], serde_json::json!(["reports:read"]));
+    assert_eq!(
+        claims["exp"].as_i64(),
+        issued.key.expires_at.map(|at| at.timestamp())
+    );
+    let caller = s
+        .jwt
+        .verify(issued.plaintext.expose_secret())
+        .await
+        .unwrap();
+    assert!(caller.has_scope("reports:read"));
+}

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, AuthMethod, Environment, KeyHash, KeyId, KeyService, KeyType, PlaintextKey, Principal,
-    Store, Tenant, UserId,
+    ApiKey, ApiKeyStore, AuthMethod, Environment, Error as CoreError, KeyId, KeyMinter, KeyService,
+    KeyType, Minted, PlaintextKey, Principal, Tenant, UserId, UserStore,
 };
 
 use super::{IssuedJwtKey, IssuedToken, JwtKeyRequest, JwtService, SessionRequest, VerifiedToken};
@@ -29,6 +29,52 @@ fn hint(token: &str) -> String {
         token.get(..8).unwrap_or_default(),
         token.get(tail..).unwrap_or_default()
     )
+}
+
+/// Signs a JWT key from its final record, for [`KeyService::issue_key_with`].
+struct JwtMinter<'a> {
+    service: &'a JwtService,
+    scope_format: crate::claims::ScopeFormat,
+}
+
+impl KeyMinter for JwtMinter<'_> {
+    fn mint(&self, key: &ApiKey) -> Result<Minted, CoreError> {
+        // After the key service's own checks: its errors come first.
+        self.service
+            .check_environment(&key.environment)
+            .map_err(|e| CoreError::Mint(Box::new(e)))?;
+        let scopes = OutgoingScopes::new(&key.scopes, self.scope_format).map_err(|s| {
+            CoreError::InvalidRequest(format!(
+                "scope '{s}' has no resource; the structured format needs resource:action"
+            ))
+        })?;
+        // Checked on the final record: the creation hook may have set an expiry.
+        if key.expires_at.is_none() && !self.service.config.check_deny_list {
+            return Err(CoreError::InvalidRequest(
+                "a JWT key without expiry could never be revoked while the deny-list check is off; set expires_in"
+                    .to_owned(),
+            ));
+        }
+        let (token, _kid) = self
+            .service
+            .issue(Draft {
+                kind: TokenKind::Key,
+                environment: &key.environment,
+                user_id: key.user_id.as_ref(),
+                key_type: Some(&key.key_type),
+                key_id: Some(key.id.as_str()),
+                tenant: key.tenant.as_ref(),
+                scopes,
+                jti: key.id.as_str(),
+                issued_at: key.created_at.timestamp(),
+                // Whole seconds, rounded down: the token never outlives its record.
+                expires_at: key.expires_at.map(|at| at.timestamp()),
+                key_exp: None,
+            })
+            .map_err(|e| CoreError::Mint(Box::new(e)))?;
+        let shown = hint(&token);
+        Ok(Minted::new(PlaintextKey::new(token), shown))
+    }
 }
 
 /// The parts of a token being issued that differ between kinds.
@@ -167,106 +213,51 @@ impl JwtService {
         ))
     }
 
-    /// Issues a JWT as a long-lived scoped API key and records it in `keys`' store like
-    /// any key: id = `jti`, hash = SHA-256 of the token, hint = first 8 and last 4
-    /// characters, `meta.format = jwt`. It then appears in the owner's key list and is
-    /// revoked with [`KeyService::revoke`]. The token is returned once.
-    ///
-    /// The key service's environment and key type rules apply; its `on_create_key` hook
-    /// does not (it could change scopes or expiry the signed token already holds). Use
-    /// the same clock for both services.
+    /// Issues a JWT as a long-lived scoped API key, minted through `keys` like any
+    /// key: the key service checks the request (owner, environment, key type), builds
+    /// the record, runs its `on_create_key` hook, then this service signs a token from
+    /// the final record (id = `jti`, scopes, expiry, tenant), and the service stores it
+    /// (hash = SHA-256 of the token, hint = first 8 and last 4 characters,
+    /// `meta.format = jwt`) and tells its listeners. It appears in the owner's key list
+    /// and is revoked with [`KeyService::revoke`]. The token is returned once.
     ///
     /// # Errors
     /// [`Error::Service`] for an unknown owner, or an environment or key type the key
     /// service does not issue; [`Error::InvalidRequest`] for an environment this
     /// service does not accept, a structured scope without a resource, or no expiry
     /// while the deny-list check is off; [`Error::Store`]; [`Error::NoSigningKey`].
-    pub async fn issue_key<S: Store>(
+    pub async fn issue_key<S: ApiKeyStore + UserStore>(
         &self,
         keys: &KeyService<S>,
         request: impl Into<JwtKeyRequest>,
     ) -> Result<IssuedJwtKey, Error> {
         let JwtKeyRequest {
-            key: request,
+            key: mut request,
             scope_format,
         } = request.into();
-        let options = keys.options();
-        if !options.environments.contains(&request.environment) {
-            return Err(keyroute_core::Error::EnvironmentNotEnabled(request.environment).into());
-        }
-        if !options.key_types.contains(&request.key_type) {
-            return Err(keyroute_core::Error::KeyTypeNotEnabled(request.key_type).into());
-        }
-        self.check_environment(&request.environment)?;
-        if request.expires_in.is_none() && !self.config.check_deny_list {
-            return Err(Error::InvalidRequest(
-                "a JWT key without expiry could never be revoked while the deny-list check is off; set expires_in"
-                    .to_owned(),
-            ));
-        }
-        let owner = match &request.user_id {
-            Some(id) => Some(
-                keys.store()
-                    .get_user(id)
-                    .await?
-                    .ok_or_else(|| keyroute_core::Error::UnknownUser(id.clone()))?,
-            ),
-            None => None,
+        request
+            .meta
+            .insert(META_FORMAT.to_owned(), META_JWT.to_owned());
+        let minter = JwtMinter {
+            service: self,
+            scope_format,
         };
-        let tenant = request
-            .tenant
-            .clone()
-            .or_else(|| owner.as_ref().and_then(|u| u.tenant.clone()));
-        let scopes = OutgoingScopes::new(&request.scopes, scope_format).map_err(|s| {
-            Error::InvalidRequest(format!(
-                "scope '{s}' has no resource; the structured format needs resource:action"
-            ))
-        })?;
-        let now = self.now_secs();
-        let expires_at = match request.expires_in {
-            Some(lifetime) => Some(Self::seconds_after(
-                now,
-                delta(lifetime).ok_or_else(|| {
-                    Error::InvalidRequest("the lifetime is too long to represent".to_owned())
-                })?,
-            )?),
-            None => None,
-        };
-        let id = KeyId::random();
-        let (token, _kid) = self.issue(Draft {
-            kind: TokenKind::Key,
-            environment: &request.environment,
-            user_id: request.user_id.as_ref(),
-            key_type: Some(&request.key_type),
-            key_id: Some(id.as_str()),
-            tenant: tenant.as_ref(),
-            scopes,
-            jti: id.as_str(),
-            issued_at: now,
-            expires_at,
-            key_exp: None,
-        })?;
-        let created_at = DateTime::from_timestamp(now, 0).unwrap_or_else(|| self.clock.now());
-        let mut key = ApiKey::new(
-            id,
-            request.key_type,
-            request.environment,
-            KeyHash::of(&token),
-            hint(&token),
-            created_at,
-        );
-        key.user_id = request.user_id;
-        key.tenant = tenant;
-        key.name = request.name;
-        key.expires_at = expires_at.and_then(|at| DateTime::from_timestamp(at, 0));
-        key.scopes = request.scopes;
-        key.notes = request.notes;
-        key.ref_id = request.ref_id;
-        key.meta = request.meta;
-        key.meta.insert(META_FORMAT.to_owned(), META_JWT.to_owned());
-        let plaintext = PlaintextKey::new(token);
-        keys.store().store_all(std::slice::from_ref(&key)).await?;
-        Ok(IssuedJwtKey { key, plaintext })
+        let issued = keys
+            .issue_key_with(request, &minter)
+            .await
+            .map_err(|e| match e {
+                CoreError::InvalidRequest(message) => Error::InvalidRequest(message),
+                CoreError::Store(e) => Error::Store(e),
+                CoreError::Mint(cause) => match cause.downcast::<Error>() {
+                    Ok(error) => *error,
+                    Err(cause) => Error::Signing(cause),
+                },
+                other => Error::Service(other),
+            })?;
+        Ok(IssuedJwtKey {
+            key: issued.key,
+            plaintext: issued.plaintext,
+        })
     }
 
     /// Revokes one verified token (a logout): denies its `jti` until it expires, here
