@@ -18,7 +18,7 @@ pub enum BuildError {
     /// The JWT service could not be built from the configured keys.
     #[cfg(feature = "jwt")]
     #[error(transparent)]
-    Jwt(#[from] keyroute_jwt::Error),
+    Jwt(#[from] keyroute_jwt::JwtServiceError),
     /// Called outside a Tokio runtime, which keyroute's pools and tasks need.
     #[error("no Tokio runtime is running; build and use keyroute inside one (e.g. #[tokio::main])")]
     NoRuntime,

@@ -158,8 +158,9 @@ impl JwtSection {
     /// [`ConfigError`] naming `secret` or `private_key_file` when the key is refused or
     /// the file cannot be read; never with key material in it.
     pub fn signing_key(&self) -> Result<Option<SigningKey>, ConfigError> {
-        let refused =
-            |option: &str, e: keyroute_jwt::Error| ConfigError::invalid(SECTION, option, e);
+        let refused = |option: &str, e: keyroute_jwt::JwtServiceError| {
+            ConfigError::invalid(SECTION, option, e)
+        };
         if let Some(secret) = &self.secret {
             return SigningKey::from_hmac_secret(
                 &self.kid,

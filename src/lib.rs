@@ -98,9 +98,9 @@ pub mod store {
 #[cfg(feature = "jwt")]
 pub mod jwt {
     pub use keyroute_jwt::{
-        Error, IssuedJwtKey, IssuedToken, JwtAlgorithm, JwtConfig, JwtKeyRequest, JwtService,
-        JwtServiceBuilder, RevocationListener, ScopeFormat, SessionRequest, SigningKey, TokenKind,
-        VerificationKey, VerifiedToken,
+        IssuedJwtKey, IssuedToken, JwtAlgorithm, JwtConfig, JwtKeyRequest, JwtService,
+        JwtServiceBuilder, JwtServiceError, RevocationListener, ScopeFormat, SessionRequest,
+        SigningKey, TokenKind, VerificationKey, VerifiedToken,
     };
 }
 

@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use keyroute_core::Environment;
 use keyroute_core::config::check_duration;
 
-use crate::error::Error;
+use crate::error::JwtServiceError;
 
 /// The longest token accepted by default: 8 KiB, far above any token keyroute issues
 /// (a few hundred bytes), low enough that oversized input costs nothing to refuse.
@@ -133,18 +133,18 @@ impl JwtConfig {
     /// Checks the options.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the option: no environments, a lifetime of zero or of
+    /// [`JwtServiceError::Config`] naming the option: no environments, a lifetime of zero or of
     /// 100 years or more, a non-zero leeway or deny-cache TTL of 100 years or more
     /// (see [`check_duration`]), a leeway over five minutes, a token cap under 512 bytes, an empty
     /// issuer or audience, or a cache with a TTL and no capacity.
-    pub fn validate(&self) -> Result<(), Error> {
-        let fail = |msg: &str| Err(Error::Config(msg.to_owned()));
+    pub fn validate(&self) -> Result<(), JwtServiceError> {
+        let fail = |msg: &str| Err(JwtServiceError::Config(msg.to_owned()));
         if self.environments.is_empty() {
             return fail("environments: list at least one environment");
         }
         let check = |name: &str, value: Duration| {
             check_duration("jwt", name, value)
-                .map_err(|e| Error::Config(format!("{name}: {}", e.reason)))
+                .map_err(|e| JwtServiceError::Config(format!("{name}: {}", e.reason)))
         };
         check("exchange_lifetime", self.exchange_lifetime)?;
         check("session_lifetime", self.session_lifetime)?;
@@ -203,7 +203,7 @@ mod tests {
         ];
         for config in bad {
             assert!(
-                matches!(config.validate(), Err(Error::Config(_))),
+                matches!(config.validate(), Err(JwtServiceError::Config(_))),
                 "{config:?}"
             );
         }

@@ -1,4 +1,4 @@
-//! [`Error`]: why a key could not be loaded, a service built, or a token issued.
+//! [`JwtServiceError`]: why a key could not be loaded, a service built, or a token issued.
 //!
 //! Verification does not use this type: a rejected token is a core
 //! [`AuthError::Jwt`](keyroute_core::AuthError::Jwt) naming the failed check, shared with
@@ -11,7 +11,7 @@ use keyroute_core::{BoxError, StoreError};
 /// No variant carries key material or a token.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum JwtServiceError {
     /// Key material was refused: bad PEM, a key of another family, an HMAC secret
     /// shorter than its hash, an RSA modulus under 2048 bits, a bad `kid`.
     #[error("key '{kid}' is invalid: {reason}")]
@@ -49,9 +49,9 @@ pub enum Error {
     Store(#[from] StoreError),
 }
 
-impl Error {
+impl JwtServiceError {
     pub(crate) fn invalid_key(kid: &str, reason: &'static str) -> Self {
-        Error::InvalidKey {
+        JwtServiceError::InvalidKey {
             kid: kid.chars().take(64).collect(),
             reason,
         }

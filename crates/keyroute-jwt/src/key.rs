@@ -22,7 +22,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::TryRng as _;
 
-use crate::error::Error;
+use crate::error::JwtServiceError;
 
 /// The algorithms keyroute signs and verifies with. Each key is pinned to one.
 ///
@@ -118,9 +118,9 @@ impl fmt::Display for JwtAlgorithm {
 const MIN_RSA_MODULUS_BYTES: usize = 256;
 
 /// A `kid`: 1 to 128 visible ASCII characters. It is copied into every token header.
-fn check_kid(kid: &str) -> Result<Arc<str>, Error> {
+fn check_kid(kid: &str) -> Result<Arc<str>, JwtServiceError> {
     if kid.is_empty() || kid.len() > 128 || !kid.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::invalid_key(
+        return Err(JwtServiceError::invalid_key(
             kid,
             "a kid is 1 to 128 visible ASCII characters",
         ));
@@ -143,12 +143,16 @@ impl VerificationKey {
     /// RS256), to verify tokens signed elsewhere with the matching private key.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] for an HMAC algorithm (use
+    /// [`JwtServiceError::InvalidKey`] for an HMAC algorithm (use
     /// [`SigningKey::from_hmac_secret`]), a PEM that does not parse or holds a key of
     /// another family, or an RSA modulus under 2048 bits.
-    pub fn from_pem(kid: &str, algorithm: JwtAlgorithm, pem: &[u8]) -> Result<Self, Error> {
+    pub fn from_pem(
+        kid: &str,
+        algorithm: JwtAlgorithm,
+        pem: &[u8],
+    ) -> Result<Self, JwtServiceError> {
         let kid = check_kid(kid)?;
-        let refused = |reason| Error::invalid_key(&kid, reason);
+        let refused = |reason| JwtServiceError::invalid_key(&kid, reason);
         let (decoding, signature_len) = match algorithm {
             JwtAlgorithm::Hs256 | JwtAlgorithm::Hs384 | JwtAlgorithm::Hs512 => {
                 return Err(refused(
@@ -203,8 +207,8 @@ impl VerificationKey {
 
     /// Refuses keys the backend cannot use, so a bad key fails at load and never on
     /// a request (and never reaches backend code that assumes a well-formed key).
-    fn check_usable(&self) -> Result<(), Error> {
-        let refused = |reason| Error::invalid_key(&self.kid, reason);
+    fn check_usable(&self) -> Result<(), JwtServiceError> {
+        let refused = |reason| JwtServiceError::invalid_key(&self.kid, reason);
         if self.algorithm == JwtAlgorithm::Rs256 && self.signature_len < MIN_RSA_MODULUS_BYTES {
             return Err(refused("RSA keys must have at least 2048 bits"));
         }
@@ -260,9 +264,9 @@ impl SigningKey {
     /// A new HS256 key with a 32-byte secret from the operating system's random source.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] for a bad `kid`; [`Error::Entropy`] when the random source
+    /// [`JwtServiceError::InvalidKey`] for a bad `kid`; [`JwtServiceError::Entropy`] when the random source
     /// fails.
-    pub fn generate_hs256(kid: &str) -> Result<Self, Error> {
+    pub fn generate_hs256(kid: &str) -> Result<Self, JwtServiceError> {
         Self::generate_hmac(kid, JwtAlgorithm::Hs256)
     }
 
@@ -272,17 +276,22 @@ impl SigningKey {
     /// generated key cannot be read back.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] for a bad `kid` or a non-HMAC algorithm;
-    /// [`Error::Entropy`] when the random source fails.
-    pub fn generate_hmac(kid: &str, algorithm: JwtAlgorithm) -> Result<Self, Error> {
+    /// [`JwtServiceError::InvalidKey`] for a bad `kid` or a non-HMAC algorithm;
+    /// [`JwtServiceError::Entropy`] when the random source fails.
+    pub fn generate_hmac(kid: &str, algorithm: JwtAlgorithm) -> Result<Self, JwtServiceError> {
         let len = match algorithm.fixed_len() {
             Some(len) if algorithm.is_hmac() => len,
-            _ => return Err(Error::invalid_key(kid, "only HMAC keys can be generated")),
+            _ => {
+                return Err(JwtServiceError::invalid_key(
+                    kid,
+                    "only HMAC keys can be generated",
+                ));
+            }
         };
         let mut secret = vec![0u8; len];
         let filled = rand::rngs::SysRng
             .try_fill_bytes(&mut secret)
-            .map_err(|e| Error::Entropy(e.to_string()));
+            .map_err(|e| JwtServiceError::Entropy(e.to_string()));
         let key = filled.and_then(|()| Self::from_hmac_secret(kid, algorithm, &secret));
         secret.fill(0);
         key
@@ -292,24 +301,24 @@ impl SigningKey {
     /// (32 bytes for HS256, 48 for HS384, 64 for HS512; RFC 7518 §3.2).
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] for a bad `kid`, a non-HMAC algorithm or a short secret.
+    /// [`JwtServiceError::InvalidKey`] for a bad `kid`, a non-HMAC algorithm or a short secret.
     pub fn from_hmac_secret(
         kid: &str,
         algorithm: JwtAlgorithm,
         secret: &[u8],
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, JwtServiceError> {
         let kid = check_kid(kid)?;
         let min = match algorithm.fixed_len() {
             Some(len) if algorithm.is_hmac() => len,
             _ => {
-                return Err(Error::invalid_key(
+                return Err(JwtServiceError::invalid_key(
                     &kid,
                     "use from_pem for RS256, ES256 and EdDSA keys",
                 ));
             }
         };
         if secret.len() < min {
-            return Err(Error::invalid_key(
+            return Err(JwtServiceError::invalid_key(
                 &kid,
                 "an HMAC secret must be at least as long as its hash (32, 48 or 64 bytes)",
             ));
@@ -327,11 +336,15 @@ impl SigningKey {
     /// `RSA PRIVATE KEY` for RS256). The public half is derived from it.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] for an HMAC algorithm, a PEM that does not parse or holds
+    /// [`JwtServiceError::InvalidKey`] for an HMAC algorithm, a PEM that does not parse or holds
     /// a key of another family, or an RSA modulus under 2048 bits.
-    pub fn from_pem(kid: &str, algorithm: JwtAlgorithm, pem: &[u8]) -> Result<Self, Error> {
+    pub fn from_pem(
+        kid: &str,
+        algorithm: JwtAlgorithm,
+        pem: &[u8],
+    ) -> Result<Self, JwtServiceError> {
         let kid = check_kid(kid)?;
-        let refused = |reason| Error::invalid_key(&kid, reason);
+        let refused = |reason| JwtServiceError::invalid_key(&kid, reason);
         let encoding = match algorithm {
             JwtAlgorithm::Hs256 | JwtAlgorithm::Hs384 | JwtAlgorithm::Hs512 => {
                 return Err(refused("use from_hmac_secret for HMAC keys"));
@@ -360,10 +373,11 @@ impl SigningKey {
     }
 
     /// Checks the halves belong together by signing and verifying a probe.
-    fn pair(encoding: EncodingKey, verification: VerificationKey) -> Result<Self, Error> {
+    fn pair(encoding: EncodingKey, verification: VerificationKey) -> Result<Self, JwtServiceError> {
         verification.check_usable()?;
         let probe = b"keyroute key check";
-        let refused = || Error::invalid_key(&verification.kid, "the key cannot sign and verify");
+        let refused =
+            || JwtServiceError::invalid_key(&verification.kid, "the key cannot sign and verify");
         let signature = jsonwebtoken::crypto::sign(probe, &encoding, verification.algorithm.jwt())
             .map_err(|_| refused())?;
         let verified = jsonwebtoken::crypto::verify(
@@ -448,25 +462,25 @@ impl KeyRing {
     }
 
     /// Adds a key to verify with.
-    pub(crate) fn add_verification(&mut self, key: VerificationKey) -> Result<(), Error> {
+    pub(crate) fn add_verification(&mut self, key: VerificationKey) -> Result<(), JwtServiceError> {
         if self.find(key.kid()).is_some() {
-            return Err(Error::DuplicateKeyId(key.kid().to_owned()));
+            return Err(JwtServiceError::DuplicateKeyId(key.kid().to_owned()));
         }
         self.verification.push(key);
         Ok(())
     }
 
     /// Makes `key` the signing key; the previous one stays as a verification key.
-    pub(crate) fn rotate(&mut self, key: SigningKey) -> Result<(), Error> {
+    pub(crate) fn rotate(&mut self, key: SigningKey) -> Result<(), JwtServiceError> {
         self.add_verification(key.verification_key().clone())?;
         self.signing = Some(key);
         Ok(())
     }
 
     /// Removes a verification key; the signing key cannot be removed.
-    pub(crate) fn remove(&mut self, kid: &str) -> Result<bool, Error> {
+    pub(crate) fn remove(&mut self, kid: &str) -> Result<bool, JwtServiceError> {
         if self.signing.as_ref().is_some_and(|k| k.kid() == kid) {
-            return Err(Error::Config(format!(
+            return Err(JwtServiceError::Config(format!(
                 "key '{kid}' signs new tokens; rotate to another key before removing it"
             )));
         }

@@ -9,7 +9,7 @@
 //! | [`config`] | [`JwtConfig`]: lifetimes, issuer, audience, environments, leeway, deny cache |
 //! | [`service`] | [`JwtService`]: issue (exchange, key, session), verify, rotate keys |
 //! | [`deny`] | the deny-list check and its cache, [`RevocationListener`] |
-//! | [`error`] | [`Error`] for loading keys and issuing; rejections are core's [`JwtError`](keyroute_core::JwtError) |
+//! | [`error`] | [`JwtServiceError`] for loading keys and issuing; rejections are core's [`JwtError`](keyroute_core::JwtError) |
 //!
 //! # Why JWTs next to API keys
 //!
@@ -132,7 +132,7 @@ pub mod service;
 pub use claims::{ScopeFormat, TokenKind};
 pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
 pub use deny::RevocationListener;
-pub use error::Error;
+pub use error::JwtServiceError;
 pub use key::{JwtAlgorithm, SigningKey, VerificationKey};
 pub use service::{
     IssuedJwtKey, IssuedToken, JwtKeyRequest, JwtService, JwtServiceBuilder, SessionRequest,

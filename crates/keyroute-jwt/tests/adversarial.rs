@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::hs_key;
 use keyroute_core::{JwtError, ManualClock};
-use keyroute_jwt::{Error, JwtAlgorithm, JwtConfig, JwtService, SigningKey};
+use keyroute_jwt::{JwtAlgorithm, JwtConfig, JwtService, JwtServiceError, SigningKey};
 use keyroute_store::MemoryStore;
 
 /// A deny-cache TTL of 2 000 years passed validation and then panicked inside moka.
@@ -21,7 +21,9 @@ fn deny_cache_ttl_over_1000_years_panics_in_moka() {
             .deny_list(Arc::new(MemoryStore::new()))
             .build();
     match built {
-        Err(Error::Config(reason)) => assert!(reason.contains("deny_cache_ttl"), "{reason}"),
+        Err(JwtServiceError::Config(reason)) => {
+            assert!(reason.contains("deny_cache_ttl"), "{reason}")
+        }
         other => panic!(
             "expected a Config error naming deny_cache_ttl, got {:?}",
             other.err()

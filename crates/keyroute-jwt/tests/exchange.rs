@@ -12,7 +12,7 @@ use keyroute_core::{
     AuthError, AuthMethod, Environment, IssuedKey, JwtError, KeyRequest, KeyType, NewUser,
     Principal, Scopes, Tenant, TokenVerifier, UserId,
 };
-use keyroute_jwt::{Error, JwtConfig, TokenKind};
+use keyroute_jwt::{JwtConfig, JwtServiceError, TokenKind};
 
 /// Registers user `u1` (tenant `acme`) and issues them a scoped test key.
 async fn user_key(s: &Setup, expires_in: Option<Duration>) -> IssuedKey {
@@ -82,7 +82,7 @@ async fn exchange_lifetime_and_key_expiry() {
     ));
     assert!(matches!(
         s.jwt.exchange(&principal_of(&short)),
-        Err(Error::InvalidRequest(_))
+        Err(JwtServiceError::InvalidRequest(_))
     ));
 }
 
@@ -201,7 +201,7 @@ async fn exchanging_sessions_and_refused_environments() {
     let staging = Principal::from_claims(AuthMethod::ApiKey, Environment::new("staging").unwrap());
     assert!(matches!(
         s.jwt.exchange(&staging),
-        Err(Error::InvalidRequest(_))
+        Err(JwtServiceError::InvalidRequest(_))
     ));
 }
 

@@ -12,7 +12,7 @@ use keyroute_core::{
     ApiKeyStore as _, AuthError, AuthMethod, Environment, JwtError, KeyHash, KeyQuery, KeyRequest,
     KeyType, NewUser, Scopes, TokenVerifier, UserId,
 };
-use keyroute_jwt::{Error, JwtConfig, JwtKeyRequest, META_FORMAT, META_JWT, ScopeFormat};
+use keyroute_jwt::{JwtConfig, JwtKeyRequest, JwtServiceError, META_FORMAT, META_JWT, ScopeFormat};
 
 async fn register(s: &Setup) -> UserId {
     let user = UserId::new("u1").unwrap();
@@ -177,7 +177,7 @@ async fn with_the_check_off_a_revoked_key_works_until_expiry() {
         .jwt
         .issue_key(&s.keys, KeyRequest::new(KeyType::SECRET, Environment::TEST))
         .await;
-    assert!(matches!(forever, Err(Error::InvalidRequest(_))));
+    assert!(matches!(forever, Err(JwtServiceError::InvalidRequest(_))));
 }
 
 /// The key service's rules apply: unknown owners, disabled types and environments, and
@@ -195,7 +195,9 @@ async fn refused_requests() {
         .await;
     assert!(matches!(
         unknown,
-        Err(Error::Service(keyroute_core::Error::UnknownUser(_)))
+        Err(JwtServiceError::Service(keyroute_core::Error::UnknownUser(
+            _
+        )))
     ));
     let restricted = s
         .jwt
@@ -206,7 +208,9 @@ async fn refused_requests() {
         .await;
     assert!(matches!(
         restricted,
-        Err(Error::Service(keyroute_core::Error::KeyTypeNotEnabled(_)))
+        Err(JwtServiceError::Service(
+            keyroute_core::Error::KeyTypeNotEnabled(_)
+        ))
     ));
     let staging = s
         .jwt
@@ -217,9 +221,9 @@ async fn refused_requests() {
         .await;
     assert!(matches!(
         staging,
-        Err(Error::Service(keyroute_core::Error::EnvironmentNotEnabled(
-            _
-        )))
+        Err(JwtServiceError::Service(
+            keyroute_core::Error::EnvironmentNotEnabled(_)
+        ))
     ));
     let admin = s
         .jwt
@@ -232,7 +236,7 @@ async fn refused_requests() {
             .with_scope_format(ScopeFormat::Structured),
         )
         .await;
-    assert!(matches!(admin, Err(Error::InvalidRequest(_))));
+    assert!(matches!(admin, Err(JwtServiceError::InvalidRequest(_))));
 }
 
 /// A JWT key verifies with no store lookup when the deny-list check is off: the

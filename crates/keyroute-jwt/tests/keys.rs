@@ -13,7 +13,8 @@ use keyroute_core::{
     TokenVerifier, UserId,
 };
 use keyroute_jwt::{
-    Error, JwtAlgorithm, JwtConfig, JwtService, SessionRequest, SigningKey, VerificationKey,
+    JwtAlgorithm, JwtConfig, JwtService, JwtServiceError, SessionRequest, SigningKey,
+    VerificationKey,
 };
 
 /// A service with only `key`, no deny-list, on a manual clock.
@@ -91,7 +92,7 @@ async fn public_keys_verify_what_private_keys_sign() {
         assert_eq!(principal.environment(), &Environment::LIVE, "{algorithm}");
         assert!(matches!(
             verifier.issue_session(SessionRequest::new(UserId::new("u").unwrap())),
-            Err(Error::NoSigningKey)
+            Err(JwtServiceError::NoSigningKey)
         ));
     }
 }
@@ -123,10 +124,13 @@ async fn rotation() {
         Err(AuthError::Jwt(JwtError::UnknownKeyId))
     ));
     assert!(s.jwt.verify(new.token.expose_secret()).await.is_ok());
-    assert!(matches!(s.jwt.remove_key("hs-2"), Err(Error::Config(_))));
+    assert!(matches!(
+        s.jwt.remove_key("hs-2"),
+        Err(JwtServiceError::Config(_))
+    ));
     assert!(matches!(
         s.jwt.rotate(SigningKey::generate_hs256("hs-2").unwrap()),
-        Err(Error::DuplicateKeyId(kid)) if kid == "hs-2"
+        Err(JwtServiceError::DuplicateKeyId(kid)) if kid == "hs-2"
     ));
 }
 
@@ -156,7 +160,9 @@ async fn the_newest_signing_key_signs() {
 /// when the key is loaded or the service built.
 #[test]
 fn bad_key_material_is_refused() {
-    let invalid = |r: Result<SigningKey, Error>| matches!(r, Err(Error::InvalidKey { .. }));
+    let invalid = |r: Result<SigningKey, JwtServiceError>| {
+        matches!(r, Err(JwtServiceError::InvalidKey { .. }))
+    };
     assert!(invalid(SigningKey::from_hmac_secret(
         "k",
         JwtAlgorithm::Hs256,
@@ -213,7 +219,7 @@ fn bad_key_material_is_refused() {
         assert!(
             matches!(
                 VerificationKey::from_pem("k", algorithm, &fixture(pem)),
-                Err(Error::InvalidKey { .. })
+                Err(JwtServiceError::InvalidKey { .. })
             ),
             "{algorithm} {pem}"
         );
@@ -223,13 +229,13 @@ fn bad_key_material_is_refused() {
         .signing_key(hs_key())
         .signing_key(SigningKey::generate_hs256("hs-1").unwrap())
         .build();
-    assert!(matches!(duplicate, Err(Error::DuplicateKeyId(_))));
+    assert!(matches!(duplicate, Err(JwtServiceError::DuplicateKeyId(_))));
     let no_deny_list = JwtService::builder(JwtConfig::default())
         .signing_key(hs_key())
         .build();
-    assert!(matches!(no_deny_list, Err(Error::Config(_))));
+    assert!(matches!(no_deny_list, Err(JwtServiceError::Config(_))));
     let no_keys = JwtService::builder(JwtConfig::default().with_deny_list_check(false)).build();
-    assert!(matches!(no_keys, Err(Error::Config(_))));
+    assert!(matches!(no_keys, Err(JwtServiceError::Config(_))));
 }
 
 /// Neither signing keys, the service, issued tokens nor key errors show secret material

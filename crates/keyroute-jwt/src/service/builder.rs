@@ -10,7 +10,7 @@ use keyroute_core::{Clock, DenyList, SystemClock};
 use super::JwtService;
 use crate::config::{JwtConfig, delta};
 use crate::deny::DenyState;
-use crate::error::Error;
+use crate::error::JwtServiceError;
 use crate::key::{KeyRing, SigningKey, VerificationKey};
 
 /// Builds a [`JwtService`]: configuration, keys, deny-list, clock.
@@ -65,12 +65,12 @@ impl JwtServiceBuilder {
     /// Builds the service.
     ///
     /// # Errors
-    /// [`Error::Config`] for invalid options, no keys at all, or the deny-list check
-    /// on with no deny-list; [`Error::DuplicateKeyId`] when two keys share a `kid`.
-    pub fn build(self) -> Result<JwtService, Error> {
+    /// [`JwtServiceError::Config`] for invalid options, no keys at all, or the deny-list check
+    /// on with no deny-list; [`JwtServiceError::DuplicateKeyId`] when two keys share a `kid`.
+    pub fn build(self) -> Result<JwtService, JwtServiceError> {
         self.config.validate()?;
         if self.config.check_deny_list && self.deny_list.is_none() {
-            return Err(Error::Config(
+            return Err(JwtServiceError::Config(
                 "check_deny_list is on: give the service a deny-list (the store), or turn the check off"
                     .to_owned(),
             ));
@@ -83,7 +83,7 @@ impl JwtServiceBuilder {
             ring.rotate(key)?;
         }
         if ring.is_empty() {
-            return Err(Error::Config(
+            return Err(JwtServiceError::Config(
                 "no keys: add a signing or a verification key".to_owned(),
             ));
         }

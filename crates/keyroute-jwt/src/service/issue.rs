@@ -10,15 +10,16 @@ use keyroute_core::{
 use super::{IssuedJwtKey, IssuedToken, JwtKeyRequest, JwtService, SessionRequest, VerifiedToken};
 use crate::claims::{OutgoingClaims, OutgoingScopes, TokenKind};
 use crate::config::delta;
-use crate::error::Error;
+use crate::error::JwtServiceError;
 use crate::key::SigningKey;
 use crate::{META_FORMAT, META_JWT};
 
 /// Signs with `key`. Algorithm and `kid` come from the key, never from the caller.
-fn sign(key: &SigningKey, claims: &OutgoingClaims<'_>) -> Result<String, Error> {
+fn sign(key: &SigningKey, claims: &OutgoingClaims<'_>) -> Result<String, JwtServiceError> {
     let mut header = jsonwebtoken::Header::new(key.algorithm().jwt());
     header.kid = Some(key.kid().to_owned());
-    jsonwebtoken::encode(&header, claims, key.encoding()).map_err(|e| Error::Signing(Box::new(e)))
+    jsonwebtoken::encode(&header, claims, key.encoding())
+        .map_err(|e| JwtServiceError::Signing(Box::new(e)))
 }
 
 /// What a JWT key is shown as: its first 8 and last 4 characters.
@@ -93,9 +94,9 @@ struct Draft<'a> {
 }
 
 impl JwtService {
-    fn issue(&self, draft: Draft<'_>) -> Result<(String, String), Error> {
+    fn issue(&self, draft: Draft<'_>) -> Result<(String, String), JwtServiceError> {
         let ring = self.ring();
-        let key = ring.signing().ok_or(Error::NoSigningKey)?;
+        let key = ring.signing().ok_or(JwtServiceError::NoSigningKey)?;
         let claims = OutgoingClaims {
             iss: self.config.issuer.as_deref(),
             sub: draft.user_id.map(UserId::as_str),
@@ -127,12 +128,14 @@ impl JwtService {
     /// expiry or cancellation. For a fresh token, exchange the API key itself again.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] for an environment this service does not accept, a
-    /// key that no longer works, or a session without a user; [`Error::NoSigningKey`].
-    pub fn exchange(&self, principal: &Principal) -> Result<IssuedToken, Error> {
+    /// [`JwtServiceError::InvalidRequest`] for an environment this service does not accept, a
+    /// key that no longer works, or a session without a user; [`JwtServiceError::NoSigningKey`].
+    pub fn exchange(&self, principal: &Principal) -> Result<IssuedToken, JwtServiceError> {
         let kind = if principal.method() == AuthMethod::UserSession {
             if principal.user_id().is_none() {
-                return Err(Error::InvalidRequest("a session needs a user".to_owned()));
+                return Err(JwtServiceError::InvalidRequest(
+                    "a session needs a user".to_owned(),
+                ));
             }
             TokenKind::Session
         } else {
@@ -147,7 +150,7 @@ impl JwtService {
         if let Some(limit) = limit {
             expires_at = expires_at.min(limit);
             if expires_at <= now {
-                return Err(Error::InvalidRequest(
+                return Err(JwtServiceError::InvalidRequest(
                     "the key has expired or was revoked, or the token presented has expired"
                         .to_owned(),
                 ));
@@ -173,18 +176,18 @@ impl JwtService {
     /// Issues a session token for a person (`kind: session`).
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] for an environment this service does not accept or an
-    /// unrepresentable lifetime; [`Error::NoSigningKey`].
-    pub fn issue_session(&self, request: SessionRequest) -> Result<IssuedToken, Error> {
+    /// [`JwtServiceError::InvalidRequest`] for an environment this service does not accept or an
+    /// unrepresentable lifetime; [`JwtServiceError::NoSigningKey`].
+    pub fn issue_session(&self, request: SessionRequest) -> Result<IssuedToken, JwtServiceError> {
         self.check_environment(&request.environment)?;
         let lifetime = match request.lifetime {
             Some(lifetime) if lifetime.is_zero() => {
-                return Err(Error::InvalidRequest(
+                return Err(JwtServiceError::InvalidRequest(
                     "a session lifetime must be over zero".to_owned(),
                 ));
             }
             Some(lifetime) => delta(lifetime).ok_or_else(|| {
-                Error::InvalidRequest("the lifetime is too long to represent".to_owned())
+                JwtServiceError::InvalidRequest("the lifetime is too long to represent".to_owned())
             })?,
             None => self.session_lifetime,
         };
@@ -222,15 +225,15 @@ impl JwtService {
     /// and is revoked with [`KeyService::revoke`]. The token is returned once.
     ///
     /// # Errors
-    /// [`Error::Service`] for an unknown owner, or an environment or key type the key
-    /// service does not issue; [`Error::InvalidRequest`] for an environment this
+    /// [`JwtServiceError::Service`] for an unknown owner, or an environment or key type the key
+    /// service does not issue; [`JwtServiceError::InvalidRequest`] for an environment this
     /// service does not accept, a structured scope without a resource, or no expiry
-    /// while the deny-list check is off; [`Error::Store`]; [`Error::NoSigningKey`].
+    /// while the deny-list check is off; [`JwtServiceError::Store`]; [`JwtServiceError::NoSigningKey`].
     pub async fn issue_key<S: ApiKeyStore + UserStore>(
         &self,
         keys: &KeyService<S>,
         request: impl Into<JwtKeyRequest>,
-    ) -> Result<IssuedJwtKey, Error> {
+    ) -> Result<IssuedJwtKey, JwtServiceError> {
         let JwtKeyRequest {
             key: mut request,
             scope_format,
@@ -246,13 +249,13 @@ impl JwtService {
             .issue_key_with(request, &minter)
             .await
             .map_err(|e| match e {
-                CoreError::InvalidRequest(message) => Error::InvalidRequest(message),
-                CoreError::Store(e) => Error::Store(e),
-                CoreError::Mint(cause) => match cause.downcast::<Error>() {
+                CoreError::InvalidRequest(message) => JwtServiceError::InvalidRequest(message),
+                CoreError::Store(e) => JwtServiceError::Store(e),
+                CoreError::Mint(cause) => match cause.downcast::<JwtServiceError>() {
                     Ok(error) => *error,
-                    Err(cause) => Error::Signing(cause),
+                    Err(cause) => JwtServiceError::Signing(cause),
                 },
-                other => Error::Service(other),
+                other => JwtServiceError::Service(other),
             })?;
         Ok(IssuedJwtKey {
             key: issued.key,
@@ -264,10 +267,12 @@ impl JwtService {
     /// at once and through the deny-list everywhere.
     ///
     /// # Errors
-    /// [`Error::Config`] when the service has no deny-list; [`Error::Store`].
-    pub async fn revoke_token(&self, token: &VerifiedToken) -> Result<(), Error> {
+    /// [`JwtServiceError::Config`] when the service has no deny-list; [`JwtServiceError::Store`].
+    pub async fn revoke_token(&self, token: &VerifiedToken) -> Result<(), JwtServiceError> {
         if !self.deny.has_list() {
-            return Err(Error::Config("no deny-list is configured".to_owned()));
+            return Err(JwtServiceError::Config(
+                "no deny-list is configured".to_owned(),
+            ));
         }
         let until = token
             .expires_at

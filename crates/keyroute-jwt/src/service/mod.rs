@@ -28,7 +28,7 @@ use keyroute_core::{AuthError, Clock, Environment, Principal, TokenVerifier};
 
 use crate::config::JwtConfig;
 use crate::deny::{DenyState, RevocationListener};
-use crate::error::Error;
+use crate::error::JwtServiceError;
 use crate::key::{KeyRing, SigningKey, VerificationKey};
 
 pub use builder::JwtServiceBuilder;
@@ -95,8 +95,8 @@ impl JwtService {
 
     fn update_ring(
         &self,
-        change: impl FnOnce(&mut KeyRing) -> Result<bool, Error>,
-    ) -> Result<bool, Error> {
+        change: impl FnOnce(&mut KeyRing) -> Result<bool, JwtServiceError>,
+    ) -> Result<bool, JwtServiceError> {
         let mut guard = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         let mut ring = KeyRing::clone(&guard);
         let changed = change(&mut ring)?;
@@ -108,8 +108,8 @@ impl JwtService {
     /// it is removed with [`remove_key`](Self::remove_key).
     ///
     /// # Errors
-    /// [`Error::DuplicateKeyId`] when a key with this `kid` is already known.
-    pub fn rotate(&self, key: SigningKey) -> Result<(), Error> {
+    /// [`JwtServiceError::DuplicateKeyId`] when a key with this `kid` is already known.
+    pub fn rotate(&self, key: SigningKey) -> Result<(), JwtServiceError> {
         self.update_ring(|ring| ring.rotate(key).map(|()| true))
             .map(drop)
     }
@@ -117,8 +117,8 @@ impl JwtService {
     /// Adds a key that only verifies.
     ///
     /// # Errors
-    /// [`Error::DuplicateKeyId`] when a key with this `kid` is already known.
-    pub fn add_verification_key(&self, key: VerificationKey) -> Result<(), Error> {
+    /// [`JwtServiceError::DuplicateKeyId`] when a key with this `kid` is already known.
+    pub fn add_verification_key(&self, key: VerificationKey) -> Result<(), JwtServiceError> {
         self.update_ring(|ring| ring.add_verification(key).map(|()| true))
             .map(drop)
     }
@@ -126,8 +126,8 @@ impl JwtService {
     /// Stops accepting tokens signed by the key `kid`. Returns whether it was known.
     ///
     /// # Errors
-    /// [`Error::Config`] when `kid` is the current signing key.
-    pub fn remove_key(&self, kid: &str) -> Result<bool, Error> {
+    /// [`JwtServiceError::Config`] when `kid` is the current signing key.
+    pub fn remove_key(&self, kid: &str) -> Result<bool, JwtServiceError> {
         self.update_ring(|ring| ring.remove(kid))
     }
 
@@ -146,21 +146,21 @@ impl JwtService {
         self.clock.now().timestamp()
     }
 
-    fn check_environment(&self, environment: &Environment) -> Result<(), Error> {
+    fn check_environment(&self, environment: &Environment) -> Result<(), JwtServiceError> {
         if self.config.environments.contains(environment) {
             Ok(())
         } else {
-            Err(Error::InvalidRequest(format!(
+            Err(JwtServiceError::InvalidRequest(format!(
                 "environment '{environment}' is not in this service's `environments`; its tokens would be refused"
             )))
         }
     }
 
-    fn seconds_after(from: i64, lifetime: TimeDelta) -> Result<i64, Error> {
+    fn seconds_after(from: i64, lifetime: TimeDelta) -> Result<i64, JwtServiceError> {
         from.checked_add(lifetime.num_seconds())
             .filter(|at| DateTime::from_timestamp(*at, 0).is_some())
             .ok_or_else(|| {
-                Error::InvalidRequest("the lifetime is too long to represent".to_owned())
+                JwtServiceError::InvalidRequest("the lifetime is too long to represent".to_owned())
             })
     }
 }
