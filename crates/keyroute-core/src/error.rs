@@ -10,8 +10,12 @@ use crate::credentials::CredentialError;
 use crate::name::{Environment, KeyType, NameError};
 use crate::token::{GenerateError, TokenError};
 
-/// A boxed error from a backend, kept as the source of a [`StoreError`].
+/// A boxed error from a backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A backend's error shared between the clones of a [`StoreError`] (a lookup several
+/// requests waited on fails for all of them with the same cause).
+pub type SharedError = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The coarse class of a [`StoreError`], the same on every backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,10 +29,14 @@ pub enum ErrorKind {
     InvalidData,
     /// Anything else the database refused.
     Other,
+    /// keyroute was used in a way it cannot work (outside a Tokio runtime): a bug to
+    /// fix, not an outage to retry.
+    Misuse,
 }
 
 /// A store operation failed. "Not found" is never an error: lookups return `None`.
-#[derive(Debug, thiserror::Error)]
+/// Cheap to clone: causes are shared.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A uniqueness rule was broken; the message says which.
@@ -36,16 +44,19 @@ pub enum StoreError {
     Conflict(String),
     /// No connection could be had; carries the real cause (refused, auth failed, timed out).
     #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] BoxError),
+    Unavailable(#[source] SharedError),
     /// The database refused the operation.
     #[error("database error: {0}")]
-    Database(#[source] BoxError),
+    Database(#[source] SharedError),
     /// A stored row cannot be read back as a keyroute record.
     #[error("stored data is invalid: {0}")]
     InvalidData(String),
     /// Migrations failed to apply.
     #[error("migrations failed: {0}")]
-    Migration(#[source] BoxError),
+    Migration(#[source] SharedError),
+    /// keyroute was used in a way it cannot work; the message says what to change.
+    #[error("keyroute was used wrongly: {0}")]
+    Misuse(String),
 }
 
 impl StoreError {
@@ -56,7 +67,23 @@ impl StoreError {
             StoreError::Unavailable(_) => ErrorKind::Unavailable,
             StoreError::InvalidData(_) => ErrorKind::InvalidData,
             StoreError::Database(_) | StoreError::Migration(_) => ErrorKind::Other,
+            StoreError::Misuse(_) => ErrorKind::Misuse,
         }
+    }
+
+    /// An unavailable database, with its cause.
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable(SharedError::from(cause.into()))
+    }
+
+    /// A refused operation, with its cause.
+    pub fn database(cause: impl Into<BoxError>) -> Self {
+        StoreError::Database(SharedError::from(cause.into()))
+    }
+
+    /// Failed migrations, with their cause.
+    pub fn migration(cause: impl Into<BoxError>) -> Self {
+        StoreError::Migration(SharedError::from(cause.into()))
     }
 }
 
@@ -186,7 +213,11 @@ impl AuthError {
             | AuthError::NotAssociatedWithUser
             | AuthError::EnvironmentNotAllowed(_)
             | AuthError::KeyTypeNotAllowed(_) => StatusCode::FORBIDDEN,
-            AuthError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // Only an outage is "try again later"; anything else is the service's fault.
+            AuthError::Store(e) if e.kind() == ErrorKind::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AuthError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNAUTHORIZED,
         }
     }

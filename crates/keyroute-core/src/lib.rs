@@ -51,7 +51,9 @@ pub use config::{ConfigError, ConfigErrorKind};
 pub use credentials::{
     Credential, CredentialError, CredentialExtractor, CredentialSource, MAX_CREDENTIAL_LEN,
 };
-pub use error::{AuthError, BoxError, Error, ErrorKind, JwtError, StoreError, StoreResult};
+pub use error::{
+    AuthError, BoxError, Error, ErrorKind, JwtError, SharedError, StoreError, StoreResult,
+};
 pub use ids::{KeyId, UserId};
 pub use model::{ApiKey, KeyStatus, Meta, User};
 pub use name::{Environment, KeyType, NameError, Tenant};

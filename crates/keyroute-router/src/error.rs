@@ -33,6 +33,10 @@ pub enum RouteError {
         /// The cause.
         source: StoreError,
     },
+    /// keyroute was used in a way it cannot work (a pool opened outside a Tokio
+    /// runtime): a bug to fix, never "try again later".
+    #[error("keyroute was used wrongly: {0}")]
+    Misuse(String),
     /// The router's configuration is invalid; names the section and option to change.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -56,8 +60,13 @@ impl RouteError {
             RouteError::Auth(e) => e.http_status(),
             RouteError::NoRoute { .. } => StatusCode::FORBIDDEN,
             RouteError::Anonymous => StatusCode::UNAUTHORIZED,
-            RouteError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            RouteError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RouteError::Unavailable { source, .. }
+                if source.kind() == keyroute_core::ErrorKind::Unavailable =>
+            {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RouteError::Unavailable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            RouteError::Config(_) | RouteError::Misuse(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

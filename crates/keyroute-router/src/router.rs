@@ -22,7 +22,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bb8::PooledConnection;
-use keyroute_core::{ConfigError, Environment, Principal};
+use keyroute_core::{ConfigError, Environment, Principal, StoreError};
 use keyroute_store::{Backend, DatabaseUrl, DbPool, PoolSettings};
 
 use crate::error::RouteError;
@@ -427,6 +427,7 @@ impl<B: Backend> RouterInner<B> {
         }
         let pool = match DbPool::lazy(target.url.clone(), target.settings.clone()) {
             Ok(pool) => Arc::new(pool),
+            Err(StoreError::Misuse(reason)) => return Some(Err(RouteError::Misuse(reason))),
             Err(source) => {
                 return Some(Err(RouteError::Unavailable {
                     connection: name.to_owned(),

@@ -242,7 +242,8 @@ async fn tenants_without_a_connection_have_no_route() {
     }
 }
 
-/// Outside a Tokio runtime a pool cannot be opened; that is a typed error, not a panic.
+/// Outside a Tokio runtime a pool cannot be opened; that is a typed misuse error (500,
+/// never a 503 "try again later"), not a panic.
 #[test]
 fn opening_a_pool_outside_a_runtime_is_an_error() {
     let db = keyroute_testing::sqlite().unwrap();
@@ -250,10 +251,12 @@ fn opening_a_pool_outside_a_runtime_is_an_error() {
         .unwrap()
         .router::<Sqlite>()
         .unwrap();
-    assert!(matches!(
-        router.pool_named("live"),
-        Err(RouteError::Unavailable { .. })
-    ));
+    let misuse = router.pool_named("live").unwrap_err();
+    assert!(matches!(misuse, RouteError::Misuse(_)), "{misuse:?}");
+    assert_eq!(
+        misuse.http_status(),
+        http::StatusCode::INTERNAL_SERVER_ERROR
+    );
     assert!(matches!(
         router.pool_named("nope"),
         Err(RouteError::Config(_))

@@ -57,41 +57,19 @@ struct CachedKey {
 }
 
 /// Why a lookup found nothing to cache. Shared between the callers of one coalesced
-/// lookup, hence the `Arc`.
+/// lookup: a store error is cheap to clone.
+#[derive(Clone)]
 enum Miss {
     Unknown,
-    Store(Arc<StoreError>),
-}
-
-/// A store error seen by every caller of a coalesced lookup.
-#[derive(Debug)]
-struct Shared(Arc<StoreError>);
-
-impl fmt::Display for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Shared {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
+    Store(StoreError),
 }
 
 impl Miss {
-    /// The rejection for this miss, keeping a store error's kind.
+    /// The rejection for this miss.
     fn to_auth_error(&self) -> AuthError {
         match self {
             Miss::Unknown => AuthError::UnknownKey,
-            Miss::Store(e) => AuthError::Store(match &**e {
-                StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
-                StoreError::InvalidData(m) => StoreError::InvalidData(m.clone()),
-                StoreError::Unavailable(_) => {
-                    StoreError::Unavailable(Box::new(Shared(Arc::clone(e))))
-                }
-                _ => StoreError::Database(Box::new(Shared(Arc::clone(e)))),
-            }),
+            Miss::Store(e) => AuthError::Store(e.clone()),
         }
     }
 }
@@ -418,7 +396,7 @@ impl<S: ApiKeyStore> Inner<S> {
                 self.negative.insert(*hash, ()).await;
                 Err(Miss::Unknown)
             }
-            Err(e) => Err(Miss::Store(Arc::new(e))),
+            Err(e) => Err(Miss::Store(e)),
         }
     }
 }

@@ -102,13 +102,13 @@ impl<B: Backend> DbPool<B> {
     /// A pool that opens connections on first use; nothing is checked yet.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] outside a Tokio runtime: the pool's reaper (which
+    /// [`StoreError::Misuse`] outside a Tokio runtime: the pool's reaper (which
     /// closes idle and old connections) is a task on the current runtime.
     pub fn lazy(url: impl Into<DatabaseUrl>, settings: PoolSettings) -> StoreResult<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::Unavailable(Box::new(Cause(
-                "a connection pool can only be created inside a Tokio runtime".into(),
-            ))));
+            return Err(StoreError::Misuse(
+                "a connection pool can only be created inside a Tokio runtime; build keyroute inside one (e.g. #[tokio::main])".into(),
+            ));
         }
         let url = url.into();
         let mut settings = B::adjust(&url, settings);
@@ -186,6 +186,6 @@ impl<B: Backend> DbPool<B> {
                 }
             }
         };
-        StoreError::Unavailable(Box::new(Cause(format!("{}: {message}", B::NAME))))
+        StoreError::unavailable(Cause(format!("{}: {message}", B::NAME)))
     }
 }

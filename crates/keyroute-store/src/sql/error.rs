@@ -14,10 +14,10 @@ pub(crate) fn map_error(error: DieselError) -> StoreError {
             StoreError::Conflict("the key's owner does not exist".into())
         }
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-            StoreError::Unavailable(Box::new(error))
+            StoreError::unavailable(error)
         }
         DieselError::DeserializationError(e) => StoreError::InvalidData(e.to_string()),
-        _ => StoreError::Database(Box::new(error)),
+        _ => StoreError::database(error),
     }
 }
 

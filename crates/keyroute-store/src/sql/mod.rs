@@ -156,8 +156,8 @@ impl<B: Backend> SqlStore<B> {
         let conn = self.db.get_owned().await?;
         tokio::task::spawn_blocking(move || B::run_migrations(conn))
             .await
-            .map_err(|e| StoreError::Migration(Box::new(e)))?
-            .map_err(StoreError::Migration)
+            .map_err(StoreError::migration)?
+            .map_err(StoreError::migration)
     }
 
     /// The store's pool.
