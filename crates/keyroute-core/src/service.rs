@@ -38,6 +38,14 @@ use crate::token::TokenFormat;
 /// of them, and when keys are made.
 #[async_trait::async_trait]
 pub trait KeyListener: Send + Sync {
+    /// `keys` are about to be revoked (or rolled): told *before* the store is written,
+    /// so a revoke whose caller stops waiting after the write still takes effect here
+    /// (caches stop serving the keys; revocation lists may deny them early, which
+    /// fails closed). Default: nothing to do.
+    async fn keys_revoking(&self, keys: &[ApiKey]) {
+        let _ = keys;
+    }
+
     /// `keys` were revoked, or rolled by a regeneration (their `cancelled_at` says when
     /// they stop working).
     async fn keys_retired(&self, keys: &[ApiKey]);
@@ -466,8 +474,18 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     ///
     /// # Errors
     /// Store errors.
+    ///
+    /// Listeners hear of the revoke before the store is written and again after, so a
+    /// caller that stops waiting (a dropped future: client gone, request timed out)
+    /// cannot leave a revoked key in this instance's caches or off the deny-list.
     pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
-        let revoked = self.store.cancel_key(key_id, self.now()).await?;
+        let now = self.now();
+        let Some(mut key) = self.store.get_api_key(key_id).await? else {
+            return Ok(None);
+        };
+        key.cancelled_at = Some(key.cancelled_at.map_or(now, |at| at.min(now)));
+        self.announce_revoking(std::slice::from_ref(&key)).await;
+        let revoked = self.store.cancel_key(key_id, now).await?;
         if let Some(key) = &revoked {
             self.announce(std::slice::from_ref(key)).await;
         }
@@ -516,6 +534,19 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
             issued.iter().map(|k| k.key.clone()).collect(),
             cancel_at,
         );
+        // Told first, as for revoke: the keys this will retire, as they will be.
+        let mut retiring = self
+            .store
+            .get_user_api_keys(
+                user_id,
+                &KeyQuery::all().in_environment(environment.clone()),
+            )
+            .await?;
+        retiring.retain(|key| regeneration.retires(key));
+        for key in &mut retiring {
+            key.cancelled_at = Some(cancel_at);
+        }
+        self.announce_revoking(&retiring).await;
         let retired = self.store.regenerate(&regeneration).await?;
         self.announce(&retired).await;
         self.announce_issued(&regeneration.new_keys).await;
@@ -653,6 +684,15 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         }
         for listener in &self.listeners {
             listener.keys_retired(keys).await;
+        }
+    }
+
+    async fn announce_revoking(&self, keys: &[ApiKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        for listener in &self.listeners {
+            listener.keys_revoking(keys).await;
         }
     }
 

@@ -75,16 +75,26 @@ impl DenyState {
         self.list.is_some()
     }
 
+    /// Caches an answer. A "not denied" never replaces a "denied" that is still
+    /// valid: the store read behind it may have started before this instance denied
+    /// the id, and must not undo that denial (one atomic step per id, so no
+    /// interleaving can).
     fn remember(&self, id: &str, denied: bool, valid_until: DateTime<Utc>) {
-        if let Some(cache) = &self.cache {
-            cache.insert(
-                Arc::from(id),
-                CachedAnswer {
-                    denied,
-                    valid_until,
-                },
-            );
-        }
+        use moka::ops::compute::Op;
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let now = self.clock.now();
+        let answer = CachedAnswer {
+            denied,
+            valid_until,
+        };
+        cache.entry(Arc::from(id)).and_compute_with(|existing| {
+            match existing.map(|e| e.into_value()) {
+                Some(held) if held.denied && !denied && held.valid_until > now => Op::Nop,
+                _ => Op::Put(answer),
+            }
+        });
     }
 
     /// Whether any of `ids` is denied at `now`: from the cache where it has a fresh
@@ -216,6 +226,13 @@ impl RevocationListener {
 
 #[async_trait]
 impl KeyListener for RevocationListener {
+    /// Denies before the key service writes the revoke, so a revoke whose caller
+    /// stops waiting cannot leave the key's tokens working; if the write then fails,
+    /// the tokens stay refused (fail closed) until the revoke is retried.
+    async fn keys_revoking(&self, keys: &[ApiKey]) {
+        self.keys_retired(keys).await;
+    }
+
     async fn keys_retired(&self, keys: &[ApiKey]) {
         let now = self.state.clock().now();
         for key in keys {

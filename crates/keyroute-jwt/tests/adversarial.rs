@@ -155,3 +155,93 @@ async fn re_exchange_outlives_the_key() {
     let second = s.jwt.exchange(&caller).unwrap();
     assert_eq!(second.expires_at, first.expires_at);
 }
+
+/// A deny-list whose next read, once armed, answers and then waits to be released:
+/// how a revocation lands while a "not denied" answer is on its way to the cache.
+struct GatedDenyList {
+    inner: Arc<MemoryStore>,
+    armed: std::sync::atomic::AtomicBool,
+    read: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl keyroute_core::DenyList for GatedDenyList {
+    async fn deny(
+        &self,
+        id: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> keyroute_core::StoreResult<()> {
+        self.inner.deny(id, until).await
+    }
+    async fn is_denied(
+        &self,
+        ids: &[&str],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> keyroute_core::StoreResult<bool> {
+        let answer = self.inner.is_denied(ids, now).await;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.read.notify_one();
+            self.release.notified().await;
+        }
+        answer
+    }
+    async fn purge_denied(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> keyroute_core::StoreResult<u64> {
+        self.inner.purge_denied(now).await
+    }
+}
+
+/// An in-flight "not denied" answer overwrote the listener's "denied" in the deny
+/// cache, so the revoking instance accepted the revoked key's JWT for the cache TTL.
+#[tokio::test]
+async fn revocation_racing_a_deny_cache_fill_is_not_undone() {
+    use keyroute_core::{
+        AuthError, Environment, KeyOptions, KeyRequest, KeyService, KeyType, Principal,
+        TokenVerifier,
+    };
+
+    let store = Arc::new(MemoryStore::new());
+    let gated = Arc::new(GatedDenyList {
+        inner: Arc::clone(&store),
+        armed: std::sync::atomic::AtomicBool::new(false),
+        read: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let clock = ManualClock::new(common::t0());
+    let jwt = Arc::new(
+        JwtService::builder(JwtConfig::default().with_deny_cache(Duration::from_secs(600), 100))
+            .signing_key(hs_key())
+            .deny_list(gated.clone())
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap(),
+    );
+    let keys = KeyService::new(Arc::clone(&store), KeyOptions::default())
+        .unwrap()
+        .with_clock(Arc::new(clock))
+        .with_listener(jwt.revocation_listener());
+    let issued = keys
+        .issue_key(KeyRequest::new(KeyType::SECRET, Environment::TEST))
+        .await
+        .unwrap();
+    let principal = Principal::from_api_key(Arc::new(issued.key.clone()), None);
+    let token = jwt.exchange(&principal).unwrap();
+
+    gated.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let in_flight = {
+        let jwt = Arc::clone(&jwt);
+        let token = token.token.expose_secret().to_owned();
+        tokio::spawn(async move { jwt.verify(&token).await.map(|_| ()) })
+    };
+    gated.read.notified().await; // "not denied" has been read, not yet cached
+    keys.revoke(&issued.key.id).await.unwrap();
+    gated.release.notify_one();
+    let _ = in_flight.await.unwrap();
+    assert!(matches!(
+        jwt.verify(token.token.expose_secret()).await,
+        Err(AuthError::Jwt(JwtError::Revoked))
+    ));
+}

@@ -1,8 +1,11 @@
 //! Defect tests: each is named after a defect found in review and failed before its fix.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-use keyroute_core::{AuthMethod, Environment, KeyType, Principal, Tenant};
-use keyroute_router::{ConnectionRouter, RouteError, RoutingPolicy, Template};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyroute_core::{AuthMethod, Environment, KeyOptions, KeyType, Principal, Tenant};
+use keyroute_router::{ConnectionRouter, KeyResolver, RouteError, RoutingPolicy, Template};
 use keyroute_store::{PoolSettings, Sqlite};
 use proptest::prelude::*;
 
@@ -174,11 +177,8 @@ fn pool_bounds_are_refused_at_build_time() {
 /// A session cache or negative-cache TTL over 1 000 years panicked inside moka at build time.
 #[test]
 fn cache_durations_over_1000_years_panic_in_moka() {
-    use keyroute_core::{ConfigError, KeyOptions};
-    use keyroute_router::KeyResolver;
+    use keyroute_core::ConfigError;
     use keyroute_store::MemoryStore;
-    use std::sync::Arc;
-    use std::time::Duration;
 
     let two_thousand_years = Duration::from_secs(2_000 * 31_557_600);
     let mut options = KeyOptions::default();
@@ -202,4 +202,117 @@ fn cache_durations_over_1000_years_panic_in_moka() {
             other.err()
         ),
     }
+}
+
+/// A store whose next key lookup, once armed, reads the record and then waits to be
+/// released before returning it: how a revoke lands in the middle of a cache fill.
+struct GatedLookups {
+    inner: Arc<keyroute_store::MemoryStore>,
+    armed: std::sync::atomic::AtomicBool,
+    read: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl keyroute_core::ApiKeyStore for GatedLookups {
+    async fn init_schema(&self) -> keyroute_core::StoreResult<()> {
+        self.inner.init_schema().await
+    }
+    async fn api_key_exists(
+        &self,
+        hash: &keyroute_core::KeyHash,
+    ) -> keyroute_core::StoreResult<bool> {
+        self.inner.api_key_exists(hash).await
+    }
+    async fn get_api_key_by_hash(
+        &self,
+        hash: &keyroute_core::KeyHash,
+    ) -> keyroute_core::StoreResult<Option<keyroute_core::ResolvedKey>> {
+        let found = self.inner.get_api_key_by_hash(hash).await;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.read.notify_one();
+            self.release.notified().await;
+        }
+        found
+    }
+    async fn get_api_key(
+        &self,
+        id: &keyroute_core::KeyId,
+    ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
+        self.inner.get_api_key(id).await
+    }
+    async fn get_user_api_keys(
+        &self,
+        user_id: &keyroute_core::UserId,
+        query: &keyroute_core::KeyQuery,
+    ) -> keyroute_core::StoreResult<Vec<keyroute_core::ApiKey>> {
+        self.inner.get_user_api_keys(user_id, query).await
+    }
+    async fn store_all(&self, keys: &[keyroute_core::ApiKey]) -> keyroute_core::StoreResult<()> {
+        self.inner.store_all(keys).await
+    }
+    async fn cancel_key(
+        &self,
+        id: &keyroute_core::KeyId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
+        self.inner.cancel_key(id, at).await
+    }
+    async fn regenerate(
+        &self,
+        regeneration: &keyroute_core::Regeneration,
+    ) -> keyroute_core::StoreResult<Vec<keyroute_core::ApiKey>> {
+        self.inner.regenerate(regeneration).await
+    }
+    async fn touch_last_used(
+        &self,
+        ids: &[keyroute_core::KeyId],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> keyroute_core::StoreResult<u64> {
+        self.inner.touch_last_used(ids, at).await
+    }
+}
+
+/// A revoke that ran while a cache fill for the same key was in flight was undone by
+/// the fill, which then cached the pre-revocation record for the whole cache TTL.
+#[tokio::test]
+async fn revoke_racing_a_cache_fill_is_not_undone() {
+    use keyroute_core::{AuthError, KeyService, NewUser};
+
+    let memory = Arc::new(keyroute_store::MemoryStore::new());
+    let gated = Arc::new(GatedLookups {
+        inner: Arc::clone(&memory),
+        armed: std::sync::atomic::AtomicBool::new(false),
+        read: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let mut options = KeyOptions::default();
+    options.session_cache_duration = Some(Duration::from_secs(3600));
+    let resolver = KeyResolver::builder(Arc::clone(&gated), options.clone())
+        .build()
+        .unwrap();
+    let service = KeyService::new(Arc::clone(&memory), options)
+        .unwrap()
+        .with_listener(Arc::new(resolver.clone()));
+    let ada = service.register_user(NewUser::named("ada")).await.unwrap();
+    let key = ada
+        .key(&KeyType::SECRET, &Environment::LIVE)
+        .unwrap()
+        .clone();
+
+    gated.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let fill = {
+        let resolver = resolver.clone();
+        let token = key.plaintext.expose_secret().to_owned();
+        tokio::spawn(async move { resolver.resolve(&token).await.map(|_| ()) })
+    };
+    gated.read.notified().await; // the fill has read the still-active record
+    service.revoke(&key.key.id).await.unwrap();
+    gated.release.notify_one();
+    // The request that was in flight may finish either way; what follows may not.
+    let _ = fill.await.unwrap();
+    assert!(matches!(
+        resolver.resolve(key.plaintext.expose_secret()).await,
+        Err(AuthError::Revoked)
+    ));
 }

@@ -30,6 +30,7 @@
 //! task (or by [`KeyResolver::flush_last_used`]).
 
 mod last_used;
+mod marks;
 mod request;
 
 use std::collections::HashSet;
@@ -52,6 +53,8 @@ struct CachedKey {
     key: Arc<ApiKey>,
     user: Option<Arc<User>>,
     fetched_at: DateTime<Utc>,
+    /// The revocation epoch when the fill began (see [`marks`]).
+    epoch: u64,
     /// Unix seconds when this key was last noted for a last-used write.
     noted_at: AtomicI64,
 }
@@ -84,6 +87,7 @@ struct Inner<S> {
     environments: Vec<Environment>,
     key_types: Vec<KeyType>,
     cache: Option<(moka::future::Cache<KeyHash, Arc<CachedKey>>, TimeDelta)>,
+    marks: marks::Marks,
     negative: moka::future::Cache<KeyHash, ()>,
     verifier: Option<Arc<dyn TokenVerifier>>,
     last_used_every: i64,
@@ -219,6 +223,10 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             }
             None => None,
         };
+        let marks = marks::Marks::new(
+            self.cache_capacity,
+            self.options.session_cache_duration.unwrap_or_default(),
+        );
         if !self.negative_ttl.is_zero() {
             keyroute_core::config::check_duration(
                 "resolver",
@@ -241,6 +249,7 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             environments: self.environments.unwrap_or(self.options.environments),
             key_types: self.key_types.unwrap_or(self.options.key_types),
             cache,
+            marks,
             negative,
             verifier: self.verifier,
             last_used_every: i64::try_from(every.as_secs()).unwrap_or(i64::MAX),
@@ -320,7 +329,13 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
 
     /// Forgets a key on this instance (the listener does this on revocation).
     pub async fn evict(&self, hash: &KeyHash) {
+        self.forget(hash, false).await;
+    }
+
+    /// Marks `hash` (pending: a revoke is about to be written) and drops its entry.
+    async fn forget(&self, hash: &KeyHash, pending: bool) {
         if let Some((cache, _)) = &self.inner.cache {
+            self.inner.marks.mark(hash, pending);
             cache.invalidate(hash).await;
         }
     }
@@ -361,7 +376,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         if let Some((cache, max_age)) = &inner.cache
             && let Some(entry) = cache.get(hash).await
         {
-            if now - entry.fetched_at < *max_age {
+            if now - entry.fetched_at < *max_age && inner.marks.is_current(hash, entry.epoch) {
                 return Ok(entry);
             }
             cache.invalidate(hash).await;
@@ -374,10 +389,22 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
                 .fetch(hash, now)
                 .await
                 .map_err(|miss| miss.to_auth_error()),
-            Some((cache, _)) => cache
-                .try_get_with(*hash, inner.fetch(hash, now))
-                .await
-                .map_err(|miss: Arc<Miss>| miss.to_auth_error()),
+            Some((cache, _)) => {
+                let entry = cache
+                    .try_get_with(*hash, inner.fetch(hash, now))
+                    .await
+                    .map_err(|miss: Arc<Miss>| miss.to_auth_error())?;
+                if inner.marks.is_current(hash, entry.epoch) {
+                    return Ok(entry);
+                }
+                // A revoke ran during the fill, or is being written: read the store
+                // again and keep the answer out of the cache.
+                cache.invalidate(hash).await;
+                inner
+                    .fetch(hash, now)
+                    .await
+                    .map_err(|miss| miss.to_auth_error())
+            }
         }
     }
 }
@@ -385,11 +412,13 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
 impl<S: ApiKeyStore> Inner<S> {
     /// One indexed store lookup; an unknown key goes to the negative cache.
     async fn fetch(&self, hash: &KeyHash, now: DateTime<Utc>) -> Result<Arc<CachedKey>, Miss> {
+        let epoch = self.marks.now();
         match self.store.get_api_key_by_hash(hash).await {
             Ok(Some(found)) => Ok(Arc::new(CachedKey {
                 key: Arc::new(found.key),
                 user: found.user.map(Arc::new),
                 fetched_at: now,
+                epoch,
                 noted_at: AtomicI64::new(i64::MIN),
             })),
             Ok(None) => {
@@ -403,9 +432,15 @@ impl<S: ApiKeyStore> Inner<S> {
 
 #[async_trait::async_trait]
 impl<S: ApiKeyStore + 'static> KeyListener for KeyResolver<S> {
+    async fn keys_revoking(&self, keys: &[ApiKey]) {
+        for key in keys {
+            self.forget(&key.hash, true).await;
+        }
+    }
+
     async fn keys_retired(&self, keys: &[ApiKey]) {
         for key in keys {
-            self.evict(&key.hash).await;
+            self.forget(&key.hash, false).await;
         }
     }
 

@@ -1,0 +1,130 @@
+//! Defect tests across crates: each is named after a defect found in review and failed
+//! before its fix.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use keyroute::jwt::JwtKeyRequest;
+use keyroute::store::Sqlite;
+use keyroute::{
+    ApiKeyStore, AuthError, Config, Environment, IncomingRequest, JwtError, KeyRequest, KeyType,
+    Keyroute, NewUser, TokenVerifier,
+};
+
+/// A handle on SQLite files in `dir`: keys cached for an hour, JWTs on with the
+/// deny-list check.
+async fn handle(dir: &std::path::Path) -> Keyroute<Sqlite> {
+    let config = Config::from_toml_str(&format!(
+        "[apikey]\nsession_cache_duration = \"1h\"\nrequire_secure_connection = false\n\
+         [connections]\nlive = {:?}\ntest = {:?}\n\
+         [jwt]\nenabled = true\ndeny_cache_ttl = \"10m\"",
+        dir.join("live.db"),
+        dir.join("test.db")
+    ))
+    .unwrap();
+    Keyroute::<Sqlite>::from_config(config).await.unwrap()
+}
+
+fn bearer(token: &str) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    headers
+}
+
+/// A revoke whose future was dropped after the store write (client gone, request timed
+/// out) left the key in the revoking instance's cache and a JWT issued as a key with no
+/// expiry off the deny-list, so both kept working. Dropped at every point in turn.
+/// (Multi-threaded: diesel-async's SQLite wrapper finishes a dropped query with
+/// `block_in_place`, which a current-thread runtime refuses.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_dropped_after_the_store_write_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = handle(dir.path()).await;
+    let jwt = app.jwt().unwrap();
+    let ada = app
+        .keys()
+        .register_user(NewUser::named("ada"))
+        .await
+        .unwrap();
+    let (mut committed, mut dropped) = (0, 0);
+    for step in 0..160u64 {
+        // An API key, cached by a first request, and a JWT exchanged for it.
+        let key = app
+            .keys()
+            .issue_key(
+                KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(ada.user.id.clone()),
+            )
+            .await
+            .unwrap();
+        let headers = bearer(key.plaintext.expose_secret());
+        let caller = app
+            .authenticate(&IncomingRequest::new(&headers))
+            .await
+            .unwrap();
+        let exchanged = jwt.exchange(&caller).unwrap();
+        // A JWT issued as a key, with no expiry: only the deny-list can stop it.
+        let jwt_key = jwt
+            .issue_key(
+                app.keys(),
+                JwtKeyRequest::new(
+                    KeyRequest::new(KeyType::SECRET, Environment::TEST)
+                        .for_user(ada.user.id.clone()),
+                ),
+            )
+            .await
+            .unwrap();
+        jwt.verify(jwt_key.plaintext.expose_secret()).await.unwrap();
+
+        // Revoke both, each future given a growing budget and dropped when it runs out.
+        let budget = Duration::from_micros(25 * step);
+        for id in [&key.key.id, &jwt_key.key.id] {
+            if tokio::time::timeout(budget, app.keys().revoke(id))
+                .await
+                .is_err()
+            {
+                dropped += 1;
+            }
+        }
+
+        let stored = app.store().get_api_key(&key.key.id).await.unwrap().unwrap();
+        if stored.cancelled_at.is_some() {
+            committed += 1;
+            assert!(
+                matches!(
+                    app.authenticate(&IncomingRequest::new(&headers)).await,
+                    Err(AuthError::Revoked)
+                ),
+                "step {step}: the revoked key was still accepted"
+            );
+            assert!(
+                matches!(
+                    jwt.verify(exchanged.token.expose_secret()).await,
+                    Err(AuthError::Jwt(JwtError::Revoked))
+                ),
+                "step {step}: a JWT exchanged for the revoked key was still accepted"
+            );
+        }
+        let stored = app
+            .store()
+            .get_api_key(&jwt_key.key.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if stored.cancelled_at.is_some() {
+            assert!(
+                matches!(
+                    jwt.verify(jwt_key.plaintext.expose_secret()).await,
+                    Err(AuthError::Jwt(JwtError::Revoked))
+                ),
+                "step {step}: the revoked JWT key was still accepted"
+            );
+        }
+    }
+    assert!(
+        dropped > 0 && committed > 0,
+        "dropped {dropped}, committed {committed}"
+    );
+}
