@@ -189,11 +189,18 @@ pub trait UserStore: Send + Sync {
 /// An entry names a JWT's `jti` or an API key's id; a JWT is refused if either its
 /// own id or the id of the key it came from is denied. Entries carry the time after
 /// which they no longer matter (the token would have expired anyway) and are purged
-/// after it.
+/// after it, and may start later than now (a key rolled with a grace period is denied
+/// from the end of its grace).
 #[async_trait]
 pub trait DenyList: Send + Sync {
-    /// Denies `id` until `until`. Denying an id again keeps the later time.
-    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()>;
+    /// Denies `id` from `from` (`None`: at once) until `until`. Denying an id again
+    /// keeps the earlier start and the later end.
+    async fn deny(
+        &self,
+        id: &str,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// Whether any of `ids` is denied at `now`.
     async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool>;
@@ -271,8 +278,13 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
 
 #[async_trait]
 impl<S: DenyList + ?Sized> DenyList for std::sync::Arc<S> {
-    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
-        (**self).deny(id, until).await
+    async fn deny(
+        &self,
+        id: &str,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        (**self).deny(id, from, until).await
     }
     async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
         (**self).is_denied(ids, now).await

@@ -21,11 +21,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use keyroute_core::{ApiKey, Clock, DenyList, KeyListener, StoreResult};
 
-/// One cached answer: denied or not, trusted until `valid_until` (injected clock).
+/// One cached answer: denied from `denied_from` (`None`: not denied), trusted until
+/// `valid_until` (injected clock).
 #[derive(Debug, Clone, Copy)]
 struct CachedAnswer {
-    denied: bool,
+    denied_from: Option<DateTime<Utc>>,
     valid_until: DateTime<Utc>,
+}
+
+impl CachedAnswer {
+    fn denied_at(&self, now: DateTime<Utc>) -> bool {
+        self.denied_from.is_some_and(|from| from <= now)
+    }
 }
 
 /// The deny-list, its cache and the clock, shared by the service and its listener.
@@ -79,20 +86,30 @@ impl DenyState {
     /// valid: the store read behind it may have started before this instance denied
     /// the id, and must not undo that denial (one atomic step per id, so no
     /// interleaving can).
-    fn remember(&self, id: &str, denied: bool, valid_until: DateTime<Utc>) {
+    fn remember(&self, id: &str, denied_from: Option<DateTime<Utc>>, valid_until: DateTime<Utc>) {
         use moka::ops::compute::Op;
         let Some(cache) = &self.cache else {
             return;
         };
         let now = self.clock.now();
-        let answer = CachedAnswer {
-            denied,
-            valid_until,
-        };
         cache.entry(Arc::from(id)).and_compute_with(|existing| {
             match existing.map(|e| e.into_value()) {
-                Some(held) if held.denied && !denied && held.valid_until > now => Op::Nop,
-                _ => Op::Put(answer),
+                // A denial still valid is only ever moved earlier, never forgotten.
+                Some(held) if held.valid_until > now && held.denied_from.is_some() => {
+                    match denied_from {
+                        Some(from) if held.denied_from.is_some_and(|h| from < h) => {
+                            Op::Put(CachedAnswer {
+                                denied_from: Some(from),
+                                valid_until: valid_until.max(held.valid_until),
+                            })
+                        }
+                        _ => Op::Nop,
+                    }
+                }
+                _ => Op::Put(CachedAnswer {
+                    denied_from,
+                    valid_until,
+                }),
             }
         });
     }
@@ -109,7 +126,7 @@ impl DenyState {
                 .and_then(|c| c.get(*id))
                 .filter(|answer| answer.valid_until > now);
             match cached {
-                Some(answer) if answer.denied => return Ok(true),
+                Some(answer) if answer.denied_at(now) => return Ok(true),
                 Some(_) => {}
                 None if count < unanswered.len() => {
                     unanswered[count] = id;
@@ -136,9 +153,10 @@ impl DenyState {
         };
         let valid_until = now.checked_add_signed(self.ttl).unwrap_or(now);
         let denied = list.is_denied(ids, now).await?;
+        let answer = |denied: bool| denied.then_some(DateTime::<Utc>::MIN_UTC);
         if !denied || ids.len() == 1 {
             for id in ids {
-                self.remember(id, denied, valid_until);
+                self.remember(id, answer(denied), valid_until);
             }
             return Ok(denied);
         }
@@ -147,20 +165,25 @@ impl DenyState {
         if self.cache.is_some() {
             for id in ids {
                 let one = list.is_denied(&[id], now).await?;
-                self.remember(id, one, valid_until);
+                self.remember(id, answer(one), valid_until);
             }
         }
         Ok(true)
     }
 
-    /// Denies `id` until `until`: in this instance's cache at once, then in the
-    /// deny-list for every instance.
-    pub(crate) async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+    /// Denies `id` from `from` (`None`: at once) until `until`: in this instance's
+    /// cache at once, then in the deny-list for every instance.
+    pub(crate) async fn deny(
+        &self,
+        id: &str,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
         // Known for certain, so trusted until the entry stops mattering (moka still
         // evicts it after its real-time TTL, after which the deny-list answers).
-        self.remember(id, true, until);
+        self.remember(id, Some(from.unwrap_or(DateTime::<Utc>::MIN_UTC)), until);
         match &self.list {
-            Some(list) => list.deny(id, until).await,
+            Some(list) => list.deny(id, from, until).await,
             None => Ok(()),
         }
     }
@@ -175,12 +198,12 @@ fn far_future() -> DateTime<Utc> {
 /// Tells the deny-list about revoked keys; attach it to the
 /// [`KeyService`](keyroute_core::KeyService) with `with_listener`.
 ///
-/// For every retired key whose cancellation has taken effect, it denies the key's id
-/// until no token that names it can still be valid: the later of the key's expiry and
-/// now + the exchange lifetime (plus leeway), or the far future for a JWT issued as a
-/// key without expiry. Keys rolled with a grace period (cancelled in the future) are
-/// not denied; tokens exchanged from them live at most the exchange lifetime past the
-/// grace period.
+/// For every retired key it denies the key's id from its cancellation (now, or the end
+/// of a roll's grace period) until no token that names it can still be valid: the
+/// later of the key's expiry and the cancellation + the exchange lifetime (plus
+/// leeway), or the far future for a JWT issued as a key without expiry. So when a
+/// grace period ends, the key's exchanged tokens and a JWT key stop working on every
+/// instance that consults the deny-list.
 ///
 /// It marks the ids denied in the local deny cache at once, then writes the store. A
 /// failed store write is logged (`tracing` warning): this instance still refuses the
@@ -236,12 +259,13 @@ impl KeyListener for RevocationListener {
     async fn keys_retired(&self, keys: &[ApiKey]) {
         let now = self.state.clock().now();
         for key in keys {
-            if key.cancelled_at.is_none_or(|at| at > now) {
-                // Not cancelled yet (a roll's grace period): its tokens still work.
+            let Some(cancelled_at) = key.cancelled_at else {
                 continue;
-            }
-            let until = self.deny_until(key, now);
-            if let Err(error) = self.state.deny(key.id.as_str(), until).await {
+            };
+            // A roll's grace period: denied from its end, not before.
+            let from = (cancelled_at > now).then_some(cancelled_at);
+            let until = self.deny_until(key, cancelled_at.max(now));
+            if let Err(error) = self.state.deny(key.id.as_str(), from, until).await {
                 tracing::warn!(
                     key_id = %key.id,
                     %error,

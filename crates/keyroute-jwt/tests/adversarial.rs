@@ -170,9 +170,10 @@ impl keyroute_core::DenyList for GatedDenyList {
     async fn deny(
         &self,
         id: &str,
+        from: Option<chrono::DateTime<chrono::Utc>>,
         until: chrono::DateTime<chrono::Utc>,
     ) -> keyroute_core::StoreResult<()> {
-        self.inner.deny(id, until).await
+        self.inner.deny(id, from, until).await
     }
     async fn is_denied(
         &self,
@@ -244,4 +245,77 @@ async fn revocation_racing_a_deny_cache_fill_is_not_undone() {
         jwt.verify(token.token.expose_secret()).await,
         Err(AuthError::Jwt(JwtError::Revoked))
     ));
+}
+
+/// Keys rolled with a grace period were skipped by the revocation listener and nothing
+/// denied them when the grace ended, so a JWT exchanged for one, and a JWT issued as a
+/// key, outlived the grace period, here and on other instances.
+#[tokio::test]
+async fn rolled_keys_stop_their_jwts_when_the_grace_ends() {
+    use chrono::TimeDelta;
+    use keyroute_core::{
+        AuthError, Environment, KeyOptions, KeyRequest, KeyService, KeyType, NewUser, Principal,
+        TokenVerifier,
+    };
+
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(common::t0());
+    let instance = |store: &Arc<MemoryStore>| {
+        Arc::new(
+            JwtService::builder(JwtConfig::default())
+                .signing_key(hs_key())
+                .deny_list(store.clone())
+                .clock(Arc::new(clock.clone()))
+                .build()
+                .unwrap(),
+        )
+    };
+    let (here, elsewhere) = (instance(&store), instance(&store));
+    let keys = KeyService::new(Arc::clone(&store), KeyOptions::default())
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()))
+        .with_listener(here.revocation_listener());
+    let ada = keys.register_user(NewUser::named("ada")).await.unwrap();
+    let api_key = ada.key(&KeyType::SECRET, &Environment::TEST).unwrap();
+    let principal = Principal::from_api_key(Arc::new(api_key.key.clone()), None);
+    let exchanged = here.exchange(&principal).unwrap();
+    let jwt_key = here
+        .issue_key(
+            &keys,
+            KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(ada.user.id.clone()),
+        )
+        .await
+        .unwrap();
+    let tokens = [
+        exchanged.token.expose_secret(),
+        jwt_key.plaintext.expose_secret(),
+    ];
+
+    keys.regenerate(
+        &ada.user.id,
+        &Environment::TEST,
+        Some(Duration::from_secs(300)),
+    )
+    .await
+    .unwrap();
+    clock.advance(TimeDelta::minutes(4));
+    for jwt in [&here, &elsewhere] {
+        for token in tokens {
+            jwt.verify(token)
+                .await
+                .expect("still within the grace period");
+        }
+    }
+    clock.advance(TimeDelta::minutes(2));
+    for jwt in [&here, &elsewhere] {
+        for token in tokens {
+            assert!(
+                matches!(
+                    jwt.verify(token).await,
+                    Err(AuthError::Jwt(JwtError::Revoked))
+                ),
+                "a token of a rolled key outlived the grace period"
+            );
+        }
+    }
 }

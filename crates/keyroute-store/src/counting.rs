@@ -138,9 +138,14 @@ impl<S: UserStore> UserStore for CountingStore<S> {
 
 #[async_trait]
 impl<S: DenyList> DenyList for CountingStore<S> {
-    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+    async fn deny(
+        &self,
+        id: &str,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.count(None);
-        self.inner.deny(id, until).await
+        self.inner.deny(id, from, until).await
     }
     async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
         self.count(None);

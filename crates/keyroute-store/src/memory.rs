@@ -35,7 +35,8 @@ struct Inner {
     by_hash: HashMap<KeyHash, KeyId>,
     by_user: HashMap<UserId, Vec<KeyId>>,
     /// Denied token and key ids, with the time each entry stops mattering.
-    denied: HashMap<String, DateTime<Utc>>,
+    /// Denied id to (from, until); `None` from: at once.
+    denied: HashMap<String, (Option<DateTime<Utc>>, DateTime<Utc>)>,
 }
 
 impl MemoryStore {
@@ -309,24 +310,37 @@ impl UserStore for MemoryStore {
 
 #[async_trait]
 impl DenyList for MemoryStore {
-    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+    async fn deny(
+        &self,
+        id: &str,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let mut inner = self.write();
-        let entry = inner.denied.entry(id.to_owned()).or_insert(until);
-        *entry = (*entry).max(until);
+        let entry = inner.denied.entry(id.to_owned()).or_insert((from, until));
+        // The earlier start (None, at once, is earliest) and the later end.
+        entry.0 = match (entry.0, from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        entry.1 = entry.1.max(until);
         Ok(())
     }
 
     async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
         let inner = self.read();
-        Ok(ids
-            .iter()
-            .any(|id| inner.denied.get(*id).is_some_and(|until| *until > now)))
+        Ok(ids.iter().any(|id| {
+            inner
+                .denied
+                .get(*id)
+                .is_some_and(|(from, until)| from.is_none_or(|from| from <= now) && *until > now)
+        }))
     }
 
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut inner = self.write();
         let before = inner.denied.len();
-        inner.denied.retain(|_, until| *until > now);
+        inner.denied.retain(|_, (_, until)| *until > now);
         Ok((before - inner.denied.len()) as u64)
     }
 }

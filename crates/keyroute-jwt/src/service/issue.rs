@@ -280,7 +280,7 @@ impl JwtService {
             .unwrap_or_else(|| {
                 DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
             });
-        Ok(self.deny.deny(&token.jti, until).await?)
+        Ok(self.deny.deny(&token.jti, None, until).await?)
     }
 }
 

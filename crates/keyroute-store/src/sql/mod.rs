@@ -83,6 +83,7 @@ macro_rules! keyroute_schema {
             keyroute_denylist (id) {
                 id -> Text,
                 expires_at -> $timestamp,
+                denied_from -> Nullable<$timestamp>,
             }
         }
 

@@ -468,13 +468,24 @@ impl UserStore for SqlStore<Marker> {
 
 #[async_trait]
 impl DenyList for SqlStore<Marker> {
-    async fn deny(&self, id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+    async fn deny(
+        &self,
+        id: &str,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let until = Ts::from_instant(until);
+        let from = from.map(Ts::from_instant);
         let mut conn = self.conn().await?;
-        // Insert; if the id is already denied, keep the later end. Two single
-        // statements rather than an upsert, whose syntax differs on every backend.
+        // Insert; if the id is already denied, keep the later end and the earlier
+        // start (NULL, at once, is earliest). Single statements rather than an upsert,
+        // whose syntax differs on every backend.
         let inserted = diesel::insert_into(denied::table)
-            .values((denied::id.eq(id), denied::expires_at.eq(until)))
+            .values((
+                denied::id.eq(id),
+                denied::expires_at.eq(until),
+                denied::denied_from.eq(from),
+            ))
             .execute(&mut *conn)
             .await;
         match inserted {
@@ -487,7 +498,24 @@ impl DenyList for SqlStore<Marker> {
                     .execute(&mut *conn)
                     .await
                     .map_err(map_error)?;
-                Ok(())
+                let earlier = denied::table
+                    .find(id)
+                    .filter(denied::denied_from.is_not_null());
+                let moved = match from {
+                    None => {
+                        diesel::update(earlier)
+                            .set(denied::denied_from.eq(None::<Ts>))
+                            .execute(&mut *conn)
+                            .await
+                    }
+                    Some(from) => {
+                        diesel::update(earlier.filter(denied::denied_from.gt(from)))
+                            .set(denied::denied_from.eq(Some(from)))
+                            .execute(&mut *conn)
+                            .await
+                    }
+                };
+                moved.map(drop).map_err(map_error)
             }
             other => other.map(|_| ()).map_err(map_error),
         }
@@ -501,7 +529,12 @@ impl DenyList for SqlStore<Marker> {
         diesel::select(diesel::dsl::exists(
             denied::table
                 .filter(denied::id.eq_any(ids))
-                .filter(denied::expires_at.gt(Ts::from_instant(now))),
+                .filter(denied::expires_at.gt(Ts::from_instant(now)))
+                .filter(
+                    denied::denied_from
+                        .is_null()
+                        .or(denied::denied_from.le(Ts::from_instant(now))),
+                ),
         ))
         .get_result(&mut *conn)
         .await

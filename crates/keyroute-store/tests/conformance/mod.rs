@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
             injection_shaped_strings_are_data,
             init_schema_is_idempotent,
             deny_list_keeps_the_latest_end_and_purges,
+            deny_list_entries_can_start_later,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {$(
@@ -684,8 +685,14 @@ pub(crate) async fn init_schema_is_idempotent<S: Store>(store: Arc<S>) {
 pub(crate) async fn deny_list_keeps_the_latest_end_and_purges<S: Store>(store: Arc<S>) {
     let (a, b) = ("jti-0f3a", "key-9b1c");
     assert!(!store.is_denied(&[a, b], t0()).await.unwrap());
-    store.deny(a, t0() + TimeDelta::minutes(15)).await.unwrap();
-    store.deny(a, t0() + TimeDelta::minutes(5)).await.unwrap();
+    store
+        .deny(a, None, t0() + TimeDelta::minutes(15))
+        .await
+        .unwrap();
+    store
+        .deny(a, None, t0() + TimeDelta::minutes(5))
+        .await
+        .unwrap();
     assert!(
         store
             .is_denied(&[b, a], t0() + TimeDelta::minutes(10))
@@ -694,8 +701,14 @@ pub(crate) async fn deny_list_keeps_the_latest_end_and_purges<S: Store>(store: A
         "the later end is kept"
     );
     assert!(!store.is_denied(&[b], t0()).await.unwrap());
-    store.deny(a, t0() + TimeDelta::minutes(30)).await.unwrap();
-    store.deny(b, t0() + TimeDelta::minutes(1)).await.unwrap();
+    store
+        .deny(a, None, t0() + TimeDelta::minutes(30))
+        .await
+        .unwrap();
+    store
+        .deny(b, None, t0() + TimeDelta::minutes(1))
+        .await
+        .unwrap();
     assert!(
         store
             .is_denied(&[a], t0() + TimeDelta::minutes(20))
@@ -730,4 +743,34 @@ pub(crate) async fn deny_list_keeps_the_latest_end_and_purges<S: Store>(store: A
             .await
             .unwrap()
     );
+}
+
+/// A denial can start later (a roll's grace period): not denied before its start,
+/// denied from it; denying again keeps the earlier start, and "at once" is earliest.
+pub(crate) async fn deny_list_entries_can_start_later<S: Store>(store: Arc<S>) {
+    let id = "key-7d20";
+    let (start, end) = (t0() + TimeDelta::hours(1), t0() + TimeDelta::hours(3));
+    store.deny(id, Some(start), end).await.unwrap();
+    assert!(
+        !store.is_denied(&[id], t0()).await.unwrap(),
+        "not before its start"
+    );
+    assert!(
+        store.is_denied(&[id], start).await.unwrap(),
+        "from its start"
+    );
+    store
+        .deny(id, Some(t0() + TimeDelta::hours(2)), end)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .is_denied(&[id], t0() + TimeDelta::minutes(90))
+            .await
+            .unwrap(),
+        "a later start does not postpone an earlier one"
+    );
+    store.deny(id, None, end).await.unwrap();
+    assert!(store.is_denied(&[id], t0()).await.unwrap(), "at once wins");
+    assert_eq!(store.purge_denied(end).await.unwrap(), 1);
 }

@@ -1,0 +1,1 @@
+ALTER TABLE keyroute_denylist DROP COLUMN denied_from;
