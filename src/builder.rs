@@ -298,7 +298,9 @@ fn build_jwt(
         .config
         .clone()
         .with_environments(options.environments.clone());
-    let mut builder = JwtService::builder(jwt_config).clock(Arc::clone(clock));
+    let mut builder = JwtService::builder(jwt_config)
+        .clock(Arc::clone(clock))
+        .key_store(Arc::clone(store) as Arc<dyn keyroute_core::ApiKeyStore>);
     if section.config.check_deny_list {
         builder = builder.deny_list(Arc::clone(store) as Arc<dyn keyroute_core::DenyList>);
     }

@@ -319,3 +319,43 @@ async fn rolled_keys_stop_their_jwts_when_the_grace_ends() {
         }
     }
 }
+
+/// A token whose `env` differs from the environment of the key it names (a forged
+/// `env: live` on a test key) is refused when the service knows the key store.
+#[tokio::test]
+async fn a_token_must_carry_the_environment_of_its_key() {
+    use keyroute_core::{
+        AuthError, Environment, KeyOptions, KeyRequest, KeyService, KeyType, TokenVerifier,
+    };
+
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(common::t0());
+    let jwt = JwtService::builder(JwtConfig::default())
+        .signing_key(hs_key())
+        .deny_list(store.clone())
+        .key_store(store.clone())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let keys = KeyService::new(Arc::clone(&store), KeyOptions::default())
+        .unwrap()
+        .with_clock(Arc::new(clock));
+    let test_key = keys
+        .issue_key(KeyRequest::new(KeyType::SECRET, Environment::TEST))
+        .await
+        .unwrap();
+    let now = common::t0().timestamp();
+    let claims = |env: &str| {
+        serde_json::json!({
+            "kind": "exchange", "env": env, "key_id": test_key.key.id.as_str(),
+            "key_type": "secret", "jti": "0a1b2c3d", "iat": now, "nbf": now, "exp": now + 600,
+        })
+    };
+    let honest = common::sign_json(&common::hs_header(), &claims("test"));
+    jwt.verify(&honest).await.unwrap();
+    let forged = common::sign_json(&common::hs_header(), &claims("live"));
+    assert!(matches!(
+        jwt.verify(&forged).await,
+        Err(AuthError::Jwt(JwtError::InvalidClaim("env")))
+    ));
+}

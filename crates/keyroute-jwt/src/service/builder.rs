@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use keyroute_core::{Clock, DenyList, SystemClock};
+use keyroute_core::{ApiKeyStore, Clock, DenyList, SystemClock};
 
 use super::JwtService;
 use crate::config::{JwtConfig, delta};
@@ -19,6 +19,7 @@ pub struct JwtServiceBuilder {
     signing: Vec<SigningKey>,
     verification: Vec<VerificationKey>,
     deny_list: Option<Arc<dyn DenyList>>,
+    key_store: Option<Arc<dyn ApiKeyStore>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -53,6 +54,14 @@ impl JwtServiceBuilder {
     /// `check_deny_list` is on.
     pub fn deny_list(mut self, deny_list: Arc<dyn DenyList>) -> Self {
         self.deny_list = Some(deny_list);
+        self
+    }
+
+    /// The store keys live in: every token that names a key (`key_id`) is then checked
+    /// to carry that key's environment (one cached lookup per key). Defence in depth
+    /// against a forged `env`; the `Keyroute` front door always sets it.
+    pub fn key_store(mut self, store: Arc<dyn ApiKeyStore>) -> Self {
+        self.key_store = Some(store);
         self
     }
 
@@ -96,7 +105,11 @@ impl JwtServiceBuilder {
             self.config.deny_cache_capacity,
             self.clock.clone(),
         ));
+        let key_environments = self.key_store.map(|store| {
+            super::key_env::KeyEnvironments::new(store, self.config.deny_cache_capacity)
+        });
         Ok(JwtService {
+            key_environments,
             exchange_lifetime: to_delta(self.config.exchange_lifetime),
             session_lifetime: to_delta(self.config.session_lifetime),
             leeway,
@@ -117,6 +130,7 @@ impl JwtService {
             signing: Vec::new(),
             verification: Vec::new(),
             deny_list: None,
+            key_store: None,
             clock: Arc::new(SystemClock),
         }
     }

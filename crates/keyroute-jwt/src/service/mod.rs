@@ -16,6 +16,7 @@
 
 mod builder;
 mod issue;
+mod key_env;
 mod types;
 mod verify;
 
@@ -42,6 +43,8 @@ pub struct JwtService {
     /// for longer than that clone.
     keys: RwLock<Arc<KeyRing>>,
     deny: Arc<DenyState>,
+    /// The stored keys' environments, when the service was given the key store.
+    key_environments: Option<key_env::KeyEnvironments>,
     clock: Arc<dyn Clock>,
     exchange_lifetime: TimeDelta,
     session_lifetime: TimeDelta,

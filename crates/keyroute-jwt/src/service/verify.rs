@@ -255,6 +255,11 @@ impl JwtService {
                 return Err(JwtError::Revoked.into());
             }
         }
+        if let (Some(known), Some(key_id)) = (&self.key_environments, verified.principal.key_id()) {
+            known
+                .check(key_id, verified.principal.environment())
+                .await?;
+        }
         Ok(verified)
     }
 }
