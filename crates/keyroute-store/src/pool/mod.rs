@@ -17,6 +17,7 @@
 //! per named connection.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bb8::PooledConnection;
 use diesel_async::pooled_connection::PoolError;
@@ -27,6 +28,7 @@ mod secrets;
 mod settings;
 mod sink;
 mod url;
+mod watch;
 
 pub use backend::Backend;
 #[cfg_attr(
@@ -38,6 +40,7 @@ pub use settings::{PoolSettings, RecyclingCheck};
 pub use url::DatabaseUrl;
 
 use sink::{ErrorSink, LastError};
+use watch::FileWatch;
 
 /// An error whose message was scrubbed of secrets; the source of `Unavailable` errors.
 #[derive(Debug)]
@@ -75,6 +78,8 @@ pub struct DbPool<B: Backend> {
     url: DatabaseUrl,
     settings: PoolSettings,
     last_error: LastError,
+    /// The database file, for embedded databases: checked on every checkout.
+    file: Option<Arc<FileWatch>>,
 }
 
 impl<B: Backend> Clone for DbPool<B> {
@@ -84,6 +89,7 @@ impl<B: Backend> Clone for DbPool<B> {
             url: self.url.clone(),
             settings: self.settings.clone(),
             last_error: self.last_error.clone(),
+            file: self.file.clone(),
         }
     }
 }
@@ -123,11 +129,13 @@ impl<B: Backend> DbPool<B> {
             .max_lifetime(settings.max_lifetime)
             .error_sink(Box::new(ErrorSink::new(last_error.clone(), url.clone())))
             .build_unchecked(manager);
+        let file = B::database_file(&url).map(|path| Arc::new(FileWatch::new(path)));
         Ok(Self {
             pool,
             url,
             settings,
             last_error,
+            file,
         })
     }
 
@@ -144,9 +152,12 @@ impl<B: Backend> DbPool<B> {
     /// A pooled connection, or `Unavailable` with the real cause.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when no connection can be had within the timeout.
+    /// [`StoreError::Unavailable`] when no connection can be had within the timeout,
+    /// or (SQLite) when the database file was removed or replaced under the pool.
     pub async fn get(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
-        self.pool.get().await.map_err(|e| self.unavailable(e))
+        let conn = self.pool.get().await.map_err(|e| self.unavailable(e))?;
+        self.check_file()?;
+        Ok(conn)
     }
 
     /// A pooled connection that does not borrow the pool, so it can move between tasks.
@@ -154,7 +165,25 @@ impl<B: Backend> DbPool<B> {
     /// # Errors
     /// As [`get`](Self::get).
     pub async fn get_owned(&self) -> StoreResult<PooledConnection<'static, B::Manager>> {
-        self.pool.get_owned().await.map_err(|e| self.unavailable(e))
+        let conn = self
+            .pool
+            .get_owned()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        self.check_file()?;
+        Ok(conn)
+    }
+
+    /// `Unavailable` when the database file is no longer the one the pool opened.
+    fn check_file(&self) -> StoreResult<()> {
+        match self.file.as_deref().map(FileWatch::check) {
+            Some(Err(message)) => Err(StoreError::Unavailable(Box::new(Cause(format!(
+                "{}: {}",
+                B::NAME,
+                self.url.redact(&message)
+            ))))),
+            _ => Ok(()),
+        }
     }
 
     /// The bb8 pool itself.
