@@ -11,7 +11,9 @@
 //!   ([`Postgres`](crate::sql::postgres::Postgres), [`Mysql`](crate::sql::mysql::Mysql),
 //!   [`Sqlite`](crate::sql::sqlite::Sqlite)), its connection and its manager.
 //! - [`DbPool`]: a bb8 pool of one backend's connections, whose failed checkouts report
-//!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout.
+//!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout. For a
+//!   SQLite file it also checks, on every checkout, that the file is still the one
+//!   first opened (one `stat`): a removed or replaced file is `Unavailable`.
 //!
 //! [`SqlStore`](crate::SqlStore) keeps its keys in one [`DbPool`]; the router keeps one
 //! per named connection.
