@@ -1,7 +1,8 @@
 //! How a key lookup scales: `get_api_key_by_hash` on SQLite (a file) and PostgreSQL (a
 //! container) holding 1 000 and 1 000 000 keys, against a bare `SELECT 1` through the
 //! same pool. Prints each lookup's ratio to `SELECT 1` and the 1 M / 1 k ratio
-//! (flat means about 1).
+//! (flat means about 1), and the cost of keyroute's checkout (SQLite's file check)
+//! over a bare bb8 checkout.
 //!
 //! Run with `bash scripts/bench store` (it brings up Docker for PostgreSQL), or
 //! `cargo bench -p keyroute-store --all-features --bench lookup` where an engine runs.
@@ -21,6 +22,7 @@ use diesel::IntoSql;
 use diesel::sql_types::Integer;
 use diesel_async::RunQueryDsl;
 use keyroute_core::{ApiKey, ApiKeyStore, Environment, KeyHash, KeyId, KeyType};
+use keyroute_store::{Backend, DbPool};
 use keyroute_testing::bench::{criterion_dir, ratio_line};
 use tokio::runtime::Runtime;
 
@@ -105,8 +107,26 @@ macro_rules! bench_backend {
                 }
             });
             $groups.push(group);
+            if size == SIZES[0].1 {
+                bench_checkout($c, $rt, $backend, store.db());
+            }
         }
     };
+}
+
+/// A checkout through keyroute's pool (with SQLite's file check) against a bare bb8
+/// checkout of the same pool, as criterion group `<backend>_checkout`.
+fn bench_checkout<B: Backend>(c: &mut Criterion, rt: &Runtime, backend: &str, db: &DbPool<B>) {
+    let mut g = c.benchmark_group(format!("{backend}_checkout"));
+    g.bench_function("bb8_get", |b| {
+        b.to_async(rt)
+            .iter(|| async { drop(black_box(db.pool().get().await.unwrap())) })
+    });
+    g.bench_function("db_get", |b| {
+        b.to_async(rt)
+            .iter(|| async { drop(black_box(db.get().await.unwrap())) })
+    });
+    g.finish();
 }
 
 fn main() {
@@ -143,6 +163,12 @@ fn main() {
         );
     }
     for backend in ["sqlite", "postgres"] {
+        let group = format!("{backend}_checkout");
+        let label = format!("{backend}: checkout with keyroute's checks vs bare bb8");
+        println!(
+            "  {}",
+            ratio_line(&dir, &label, (&group, "db_get"), (&group, "bb8_get"))
+        );
         let (big, small) = (format!("{backend}_1m"), format!("{backend}_1k"));
         let label = format!("{backend}: lookup at 1 M keys vs 1 k keys");
         println!(

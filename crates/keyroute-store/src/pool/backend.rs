@@ -48,6 +48,14 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
         settings
     }
 
+    /// The file an embedded database at `url` lives in, which the pool checks on every
+    /// checkout (a removed or replaced file is `Unavailable`, not lost writes); `None`
+    /// for servers and in-memory databases.
+    #[doc(hidden)]
+    fn database_file(_url: &DatabaseUrl) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// The connection manager for `url`.
     #[doc(hidden)]
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager;

@@ -11,12 +11,15 @@
 //!   ([`Postgres`](crate::sql::postgres::Postgres), [`Mysql`](crate::sql::mysql::Mysql),
 //!   [`Sqlite`](crate::sql::sqlite::Sqlite)), its connection and its manager.
 //! - [`DbPool`]: a bb8 pool of one backend's connections, whose failed checkouts report
-//!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout.
+//!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout. For a
+//!   SQLite file it also checks, on every checkout, that the file is still the one
+//!   first opened (one `stat`): a removed or replaced file is `Unavailable`.
 //!
 //! [`SqlStore`](crate::SqlStore) keeps its keys in one [`DbPool`]; the router keeps one
 //! per named connection.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bb8::PooledConnection;
 use diesel_async::pooled_connection::PoolError;
@@ -27,17 +30,22 @@ mod secrets;
 mod settings;
 mod sink;
 mod url;
+mod watch;
 
 pub use backend::Backend;
 #[cfg_attr(
     not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
     allow(unused_imports)
 )]
-pub(crate) use backend::{ConnectFuture, OwnedConnection, manager, sealed};
+// Only the SQLite backend opens its connections itself.
+#[cfg(feature = "sqlite")]
+pub(crate) use backend::ConnectFuture;
+pub(crate) use backend::{OwnedConnection, manager, sealed};
 pub use settings::{PoolSettings, RecyclingCheck};
 pub use url::DatabaseUrl;
 
 use sink::{ErrorSink, LastError};
+use watch::FileWatch;
 
 /// An error whose message was scrubbed of secrets; the source of `Unavailable` errors.
 #[derive(Debug)]
@@ -75,6 +83,8 @@ pub struct DbPool<B: Backend> {
     url: DatabaseUrl,
     settings: PoolSettings,
     last_error: LastError,
+    /// The database file, for embedded databases: checked on every checkout.
+    file: Option<Arc<FileWatch>>,
 }
 
 impl<B: Backend> Clone for DbPool<B> {
@@ -84,6 +94,7 @@ impl<B: Backend> Clone for DbPool<B> {
             url: self.url.clone(),
             settings: self.settings.clone(),
             last_error: self.last_error.clone(),
+            file: self.file.clone(),
         }
     }
 }
@@ -123,11 +134,13 @@ impl<B: Backend> DbPool<B> {
             .max_lifetime(settings.max_lifetime)
             .error_sink(Box::new(ErrorSink::new(last_error.clone(), url.clone())))
             .build_unchecked(manager);
+        let file = B::database_file(&url).map(|path| Arc::new(FileWatch::new(path)));
         Ok(Self {
             pool,
             url,
             settings,
             last_error,
+            file,
         })
     }
 
@@ -144,9 +157,12 @@ impl<B: Backend> DbPool<B> {
     /// A pooled connection, or `Unavailable` with the real cause.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when no connection can be had within the timeout.
+    /// [`StoreError::Unavailable`] when no connection can be had within the timeout,
+    /// or (SQLite) when the database file was removed or replaced under the pool.
     pub async fn get(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
-        self.pool.get().await.map_err(|e| self.unavailable(e))
+        let conn = self.pool.get().await.map_err(|e| self.unavailable(e))?;
+        self.check_file()?;
+        Ok(conn)
     }
 
     /// A pooled connection that does not borrow the pool, so it can move between tasks.
@@ -154,7 +170,25 @@ impl<B: Backend> DbPool<B> {
     /// # Errors
     /// As [`get`](Self::get).
     pub async fn get_owned(&self) -> StoreResult<PooledConnection<'static, B::Manager>> {
-        self.pool.get_owned().await.map_err(|e| self.unavailable(e))
+        let conn = self
+            .pool
+            .get_owned()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        self.check_file()?;
+        Ok(conn)
+    }
+
+    /// `Unavailable` when the database file is no longer the one the pool opened.
+    fn check_file(&self) -> StoreResult<()> {
+        match self.file.as_deref().map(FileWatch::check) {
+            Some(Err(message)) => Err(StoreError::unavailable(Cause(format!(
+                "{}: {}",
+                B::NAME,
+                self.url.redact(&message)
+            )))),
+            _ => Ok(()),
+        }
     }
 
     /// The bb8 pool itself.

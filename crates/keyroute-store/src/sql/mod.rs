@@ -4,10 +4,10 @@
 //! the pool it keeps its keys in ([`DbPool`], [`PoolSettings`], the redacted
 //! [`DatabaseUrl`], the sealed [`Backend`] trait) is the public [`crate::pool`] module,
 //! which the connection router uses too. `error.rs` maps database errors to
-//! [`StoreError`] kinds, `codec.rs` says how values are
-//! stored. `queries.rs` holds the store implementation, written once and compiled
-//! inside each backend module (`postgres.rs`, `mysql.rs`, `sqlite.rs`), which supplies
-//! its own `schema`, its timestamp type and its migrations. Writing the queries once
+//! [`StoreError`] kinds, `codec.rs` says how values are stored. `queries.rs` holds the
+//! store implementation and `rows.rs` the table rows it reads and writes, both written
+//! once and compiled inside each backend module (`postgres.rs`, `mysql.rs`,
+//! `sqlite.rs`), which supplies its own `schema`, its timestamp type and its migrations. Writing the queries once
 //! keeps the backends from drifting apart; compiling them per backend keeps diesel's
 //! types concrete, where a generic implementation would drown in trait bounds.
 //!

@@ -59,3 +59,6 @@ macro_rules! insert_rows {
 #[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
+#[allow(clippy::duplicate_mod)]
+#[path = "rows.rs"]
+mod rows;

@@ -12,6 +12,13 @@
 //! checkout against 0.25 us).
 //!
 //! URLs: a path (`keys.db`), `sqlite://keys.db`, a `file:` URI, or `:memory:`.
+//!
+//! A file database is watched: every checkout compares the file's identity (device
+//! and inode; one `stat` call) with the one first seen, and a file that was removed or
+//! replaced while the pool had it open is [`StoreError::Unavailable`](keyroute_core::StoreError::Unavailable),
+//! where its connections would otherwise go on writing to the old, unreachable file
+//! and report success. Restoring the file brings the store back; a new file needs a
+//! new store.
 
 use diesel::SqliteConnection;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -39,7 +46,8 @@ const PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
                        PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
 fn is_in_memory(url: &str) -> bool {
-    url == ":memory:" || url.contains("mode=memory")
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    path == ":memory:" || path.contains("mode=memory")
 }
 
 impl sealed::Sealed for Sqlite {}
@@ -58,6 +66,21 @@ impl Backend for Sqlite {
             settings.max_lifetime = None;
         }
         settings
+    }
+
+    fn database_file(url: &DatabaseUrl) -> Option<std::path::PathBuf> {
+        let url = url.expose_secret();
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if is_in_memory(path) {
+            return None;
+        }
+        // A `file:` URI names its file before any `?` parameters.
+        let path = match path.strip_prefix("file:") {
+            Some(uri) => uri.split(['?', '#']).next().unwrap_or_default(),
+            None => path,
+        };
+        // An empty name is a private temporary database, like `:memory:`.
+        (!path.is_empty()).then(|| std::path::PathBuf::from(path))
     }
 
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
@@ -107,3 +130,6 @@ macro_rules! insert_rows {
 #[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
+#[allow(clippy::duplicate_mod)]
+#[path = "rows.rs"]
+mod rows;

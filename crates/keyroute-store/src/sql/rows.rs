@@ -1,0 +1,128 @@
+//! The rows of keyroute's tables and their conversions to and from the domain types,
+//! compiled inside each backend module like `queries.rs` (see `sql/mod.rs`): the
+//! backend supplies `schema` and `Ts`, its timestamp type.
+
+use diesel::prelude::*;
+use keyroute_core::{
+    ApiKey, Environment, KeyHash, KeyId, KeyType, StoreError, StoreResult, Tenant, User, UserId,
+};
+
+use super::Ts;
+use super::schema::{keyroute_api_keys as keys, keyroute_users as users};
+use crate::sql::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
+
+/// A `keyroute_users` row.
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+pub(super) struct UserRow {
+    id: String,
+    user_name: String,
+    email: Option<String>,
+    tenant: Option<String>,
+    created_at: Ts,
+    meta: String,
+}
+
+impl UserRow {
+    pub(super) fn from_user(user: &User) -> Self {
+        Self {
+            id: user.id.as_str().to_owned(),
+            user_name: user.user_name.clone(),
+            email: user.email.clone(),
+            tenant: user.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            created_at: Ts::from_instant(user.created_at),
+            meta: encode_meta(&user.meta),
+        }
+    }
+
+    pub(super) fn into_user(self) -> StoreResult<User> {
+        let mut user = User::new(
+            decode("users.id", &self.id, UserId::new)?,
+            self.user_name,
+            self.created_at.into_instant()?,
+        );
+        user.email = self.email;
+        user.tenant = self
+            .tenant
+            .map(|t| decode("users.tenant", &t, Tenant::new))
+            .transpose()?;
+        user.meta = decode_meta("users.meta", &self.meta)?;
+        Ok(user)
+    }
+}
+
+/// A `keyroute_api_keys` row.
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = keys, treat_none_as_null = true)]
+pub(super) struct KeyRow {
+    id: String,
+    user_id: Option<String>,
+    tenant: Option<String>,
+    key_type: String,
+    environment: String,
+    hash: Vec<u8>,
+    hint: String,
+    name: Option<String>,
+    created_at: Ts,
+    expires_at: Option<Ts>,
+    cancelled_at: Option<Ts>,
+    last_used_at: Option<Ts>,
+    scopes: String,
+    notes: Option<String>,
+    ref_id: Option<String>,
+    meta: String,
+}
+
+impl KeyRow {
+    pub(super) fn from_key(key: &ApiKey) -> Self {
+        Self {
+            id: key.id.as_str().to_owned(),
+            user_id: key.user_id.as_ref().map(|u| u.as_str().to_owned()),
+            tenant: key.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            key_type: key.key_type.as_str().to_owned(),
+            environment: key.environment.as_str().to_owned(),
+            hash: key.hash.as_bytes().to_vec(),
+            hint: key.hint.clone(),
+            name: key.name.clone(),
+            created_at: Ts::from_instant(key.created_at),
+            expires_at: key.expires_at.map(Ts::from_instant),
+            cancelled_at: key.cancelled_at.map(Ts::from_instant),
+            last_used_at: key.last_used_at.map(Ts::from_instant),
+            scopes: encode_scopes(&key.scopes),
+            notes: key.notes.clone(),
+            ref_id: key.ref_id.clone(),
+            meta: encode_meta(&key.meta),
+        }
+    }
+
+    pub(super) fn into_key(self) -> StoreResult<ApiKey> {
+        let hash = KeyHash::from_slice(&self.hash).map_err(|len| {
+            StoreError::InvalidData(format!("api_keys.hash: {len} bytes, expected 32"))
+        })?;
+        let mut key = ApiKey::new(
+            decode("api_keys.id", &self.id, KeyId::new)?,
+            decode("api_keys.key_type", &self.key_type, KeyType::new)?,
+            decode("api_keys.environment", &self.environment, Environment::new)?,
+            hash,
+            self.hint,
+            self.created_at.into_instant()?,
+        );
+        key.user_id = self
+            .user_id
+            .map(|u| decode("api_keys.user_id", &u, UserId::new))
+            .transpose()?;
+        key.tenant = self
+            .tenant
+            .map(|t| decode("api_keys.tenant", &t, Tenant::new))
+            .transpose()?;
+        key.name = self.name;
+        key.expires_at = self.expires_at.map(Timestamp::into_instant).transpose()?;
+        key.cancelled_at = self.cancelled_at.map(Timestamp::into_instant).transpose()?;
+        key.last_used_at = self.last_used_at.map(Timestamp::into_instant).transpose()?;
+        key.scopes = decode_scopes(&self.scopes)?;
+        key.notes = self.notes;
+        key.ref_id = self.ref_id;
+        key.meta = decode_meta("api_keys.meta", &self.meta)?;
+        Ok(key)
+    }
+}
