@@ -40,6 +40,8 @@ pub use backend::Backend;
 // Only the SQLite backend opens its connections itself.
 #[cfg(feature = "sqlite")]
 pub(crate) use backend::ConnectFuture;
+// What the backends build on; with the pool feature alone there is no backend yet.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) use backend::{OwnedConnection, manager, sealed};
 pub use settings::{PoolSettings, RecyclingCheck};
 pub use url::DatabaseUrl;
