@@ -8,17 +8,25 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use keyroute_core::{
-    ApiKey, DenyList, Environment, ErrorKind, KeyHash, KeyId, KeyOptions, KeyQuery, KeyService,
-    KeyType, Meta, Regeneration, Scopes, Store, StoreError, Tenant, User, UserId,
+    ApiKey, Environment, ErrorKind, KeyHash, KeyId, KeyQuery, KeyType, Meta, Regeneration, Scopes,
+    Store, StoreError, Tenant, User, UserId,
 };
 
 mod backfill;
+mod deny;
+mod robustness;
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
+pub(crate) use deny::{
+    deny_list_entries_can_start_later, deny_list_keeps_the_latest_end_and_purges,
+};
+pub(crate) use robustness::{
+    concurrent_issue_and_lookup, injection_shaped_strings_are_data,
+    unicode_and_1kb_values_round_trip,
+};
 
 /// Instantiates every conformance case as a test, each with a fresh store from `$make`
 /// (an expression evaluating to a future of `(store, guard)`).
@@ -478,112 +486,6 @@ pub(crate) async fn users_missing_keys_pages_in_id_order<S: Store>(store: Arc<S>
     );
 }
 
-/// Many tasks register users and look keys up at once; every lookup finds its key.
-pub(crate) async fn concurrent_issue_and_lookup<S: Store + 'static>(store: Arc<S>) {
-    let service = Arc::new(KeyService::new(Arc::clone(&store), KeyOptions::default()).unwrap());
-    let tasks: Vec<_> = (0..64)
-        .map(|i| {
-            let service = Arc::clone(&service);
-            tokio::spawn(async move {
-                let registration = service
-                    .register_user(keyroute_core::NewUser::named(format!("concurrent-{i}")))
-                    .await
-                    .unwrap();
-                for issued in &registration.keys {
-                    let found = service
-                        .store()
-                        .get_api_key_by_hash(&issued.plaintext.hash())
-                        .await
-                        .unwrap();
-                    assert_eq!(found.unwrap().key.id, issued.key.id);
-                }
-                registration.user.id
-            })
-        })
-        .collect();
-    let mut ids = HashSet::new();
-    for task in tasks {
-        ids.insert(task.await.unwrap());
-    }
-    assert_eq!(ids.len(), 64);
-}
-
-/// Unicode and 1 kB user names, key names, notes and metadata read back exactly.
-pub(crate) async fn unicode_and_1kb_values_round_trip<S: Store>(store: Arc<S>) {
-    let long_name = "ü".repeat(512); // 1024 bytes
-    assert_eq!(long_name.len(), 1024);
-    let mut u = User::new(
-        UserId::new("unicode-user").unwrap(),
-        long_name.clone(),
-        t0(),
-    );
-    u.email = Some("名前@例え.jp".into());
-    u.meta = Meta::from([("🔑".into(), "値".repeat(341))]);
-    let mut k = key(Some(&u), Environment::LIVE, t0());
-    k.name = Some("ключ 🗝️ ".repeat(64));
-    k.notes = Some("x".repeat(1024));
-    k.meta = Meta::from([("ελληνικά".into(), "🚀".repeat(256))]);
-    store
-        .create_user(&u, std::slice::from_ref(&k))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.find_user_by_name(&long_name).await.unwrap(),
-        Some(u.clone())
-    );
-    let found = store.get_api_key_by_hash(&k.hash).await.unwrap().unwrap();
-    assert_eq!((found.key, found.user), (k, Some(u)));
-}
-
-/// SQL-injection-shaped strings are stored and read back verbatim, and match only
-/// themselves.
-pub(crate) async fn injection_shaped_strings_are_data<S: Store>(store: Arc<S>) {
-    let hostile = [
-        "'; DROP TABLE api_keys; --",
-        "\" OR 1=1 --",
-        "admin'--",
-        "%",
-        "_",
-        "\\",
-        "' UNION SELECT * FROM users --",
-    ];
-    for (i, text) in hostile.iter().enumerate() {
-        let mut u = user(text);
-        u.id = UserId::new(format!("{text}-{i}")).unwrap();
-        let mut k = key(Some(&u), Environment::TEST, t0());
-        k.name = Some((*text).to_owned());
-        k.notes = Some((*text).to_owned());
-        k.meta = Meta::from([((*text).to_owned(), (*text).to_owned())]);
-        store
-            .create_user(&u, std::slice::from_ref(&k))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.find_user_by_name(text).await.unwrap(),
-            Some(u.clone()),
-            "{text}"
-        );
-        assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k), "{text}");
-    }
-    assert_eq!(
-        store.find_user_by_name("%%").await.unwrap(),
-        None,
-        "no wildcard matching"
-    );
-    assert_eq!(
-        store.get_user(&UserId::new("%").unwrap()).await.unwrap(),
-        None
-    );
-    assert!(
-        store
-            .find_user_by_name("'; DROP TABLE api_keys; --")
-            .await
-            .unwrap()
-            .is_some(),
-        "tables intact"
-    );
-}
-
 /// Running the schema set-up again changes nothing.
 pub(crate) async fn init_schema_is_idempotent<S: Store>(store: Arc<S>) {
     store.init_schema().await.unwrap();
@@ -592,99 +494,4 @@ pub(crate) async fn init_schema_is_idempotent<S: Store>(store: Arc<S>) {
     store.store_all(std::slice::from_ref(&k)).await.unwrap();
     store.init_schema().await.unwrap();
     assert!(store.api_key_exists(&k.hash).await.unwrap());
-}
-
-/// Denied ids stay denied until their end, a later end wins, and purging removes only
-/// entries that ended.
-pub(crate) async fn deny_list_keeps_the_latest_end_and_purges<S: Store>(store: Arc<S>) {
-    let (a, b) = ("jti-0f3a", "key-9b1c");
-    assert!(!store.is_denied(&[a, b], t0()).await.unwrap());
-    store
-        .deny(a, None, t0() + TimeDelta::minutes(15))
-        .await
-        .unwrap();
-    store
-        .deny(a, None, t0() + TimeDelta::minutes(5))
-        .await
-        .unwrap();
-    assert!(
-        store
-            .is_denied(&[b, a], t0() + TimeDelta::minutes(10))
-            .await
-            .unwrap(),
-        "the later end is kept"
-    );
-    assert!(!store.is_denied(&[b], t0()).await.unwrap());
-    store
-        .deny(a, None, t0() + TimeDelta::minutes(30))
-        .await
-        .unwrap();
-    store
-        .deny(b, None, t0() + TimeDelta::minutes(1))
-        .await
-        .unwrap();
-    assert!(
-        store
-            .is_denied(&[a], t0() + TimeDelta::minutes(20))
-            .await
-            .unwrap(),
-        "a later end extends"
-    );
-    assert!(
-        !store
-            .is_denied(&[b], t0() + TimeDelta::minutes(1))
-            .await
-            .unwrap(),
-        "ended entries no longer deny"
-    );
-    assert_eq!(
-        store
-            .purge_denied(t0() + TimeDelta::minutes(2))
-            .await
-            .unwrap(),
-        1
-    );
-    assert!(
-        store
-            .is_denied(&[a], t0() + TimeDelta::minutes(2))
-            .await
-            .unwrap()
-    );
-    assert!(!store.is_denied(&[], t0()).await.unwrap());
-    assert!(
-        !store
-            .is_denied(&["\'; DELETE FROM keyroute_denylist; --"], t0())
-            .await
-            .unwrap()
-    );
-}
-
-/// A denial can start later (a roll's grace period): not denied before its start,
-/// denied from it; denying again keeps the earlier start, and "at once" is earliest.
-pub(crate) async fn deny_list_entries_can_start_later<S: Store>(store: Arc<S>) {
-    let id = "key-7d20";
-    let (start, end) = (t0() + TimeDelta::hours(1), t0() + TimeDelta::hours(3));
-    store.deny(id, Some(start), end).await.unwrap();
-    assert!(
-        !store.is_denied(&[id], t0()).await.unwrap(),
-        "not before its start"
-    );
-    assert!(
-        store.is_denied(&[id], start).await.unwrap(),
-        "from its start"
-    );
-    store
-        .deny(id, Some(t0() + TimeDelta::hours(2)), end)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .is_denied(&[id], t0() + TimeDelta::minutes(90))
-            .await
-            .unwrap(),
-        "a later start does not postpone an earlier one"
-    );
-    store.deny(id, None, end).await.unwrap();
-    assert!(store.is_denied(&[id], t0()).await.unwrap(), "at once wins");
-    assert_eq!(store.purge_denied(end).await.unwrap(), 1);
 }

@@ -1,0 +1,93 @@
+//! The seams a key is made and announced through: [`KeyListener`] and [`KeyMinter`].
+
+use crate::error::Error;
+use crate::model::ApiKey;
+use crate::options::KeyOptions;
+use crate::secret::PlaintextKey;
+use crate::token::TokenFormat;
+
+/// Told when keys stop working, so caches can forget them and revocation lists learn
+/// of them, and when keys are made.
+#[async_trait::async_trait]
+pub trait KeyListener: Send + Sync {
+    /// `keys` are about to be revoked (or rolled): told *before* the store is written,
+    /// so a revoke whose caller stops waiting after the write still takes effect here
+    /// (caches stop serving the keys; revocation lists may deny them early, which
+    /// fails closed). Default: nothing to do.
+    async fn keys_revoking(&self, keys: &[ApiKey]) {
+        let _ = keys;
+    }
+
+    /// `keys` were revoked, or rolled by a regeneration (their `cancelled_at` says when
+    /// they stop working).
+    async fn keys_retired(&self, keys: &[ApiKey]);
+
+    /// `keys` were just stored (issued, registered, regenerated, backfilled). Default:
+    /// nothing to do.
+    async fn keys_issued(&self, keys: &[ApiKey]) {
+        let _ = keys;
+    }
+}
+
+/// The secret of a new key and how it is shown.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Minted {
+    /// The secret, shown to its owner once.
+    pub plaintext: PlaintextKey,
+    /// What the key is shown as in lists (never enough to use it).
+    pub hint: String,
+}
+
+impl Minted {
+    /// A minted secret with its hint.
+    pub fn new(plaintext: PlaintextKey, hint: impl Into<String>) -> Self {
+        Self {
+            plaintext,
+            hint: hint.into(),
+        }
+    }
+}
+
+/// Makes the secret of a key whose record is final: the seam through which other kinds
+/// of key (JWTs issued as keys) are made by [`KeyService`], so they pass the same checks,
+/// hook, store and listeners as every other key.
+pub trait KeyMinter: Send + Sync {
+    /// The secret for `key`. The record is complete (id, type, environment, owner,
+    /// tenant, scopes, expiry, after the `on_create_key` hook) except its hash and hint,
+    /// which the service sets from what this returns.
+    ///
+    /// # Errors
+    /// Whatever stopped the secret from being made, as [`Error::Mint`] or
+    /// [`Error::InvalidRequest`].
+    fn mint(&self, key: &ApiKey) -> Result<Minted, Error>;
+}
+
+/// keyroute's own keys: `{prefix}_{env}_{secret}{checksum}`, from the team's
+/// [`KeyGenerator`](crate::KeyGenerator) when one is configured (checked to parse).
+pub(super) struct TokenMinter<'a> {
+    pub(super) format: &'a TokenFormat,
+    pub(super) options: &'a KeyOptions,
+}
+
+impl KeyMinter for TokenMinter<'_> {
+    fn mint(&self, key: &ApiKey) -> Result<Minted, Error> {
+        let (key_type, environment) = (&key.key_type, &key.environment);
+        let plaintext = match &self.options.generate_key {
+            Some(generator) => {
+                let plaintext = generator.generate(self.format, key_type, environment)?;
+                let parsed = self
+                    .format
+                    .parse(plaintext.expose_secret())
+                    .map_err(Error::GeneratedKeyInvalid)?;
+                if (&parsed.key_type, &parsed.environment) != (key_type, environment) {
+                    return Err(Error::GeneratedKeyInvalid(crate::TokenError::Malformed));
+                }
+                plaintext
+            }
+            None => self.format.generate(key_type, environment)?,
+        };
+        let hint = TokenFormat::hint(&plaintext);
+        Ok(Minted { plaintext, hint })
+    }
+}

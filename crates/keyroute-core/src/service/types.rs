@@ -1,0 +1,179 @@
+//! What the key service takes and gives: requests, new users, issued keys, reports.
+
+use std::time::Duration;
+
+use crate::ids::UserId;
+use crate::model::{ApiKey, Meta, User};
+use crate::name::{Environment, KeyType, Tenant};
+use crate::scope::Scopes;
+use crate::secret::PlaintextKey;
+
+/// A key just created: its record and its plaintext, which is never available again.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IssuedKey {
+    /// The stored record.
+    pub key: ApiKey,
+    /// The plaintext key. Show it to its owner once; it is not stored.
+    pub plaintext: PlaintextKey,
+}
+
+/// A new user to register.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewUser {
+    /// The user's id; a random one when `None`.
+    pub id: Option<UserId>,
+    /// The unique user name.
+    pub user_name: String,
+    /// Contact address.
+    pub email: Option<String>,
+    /// The tenant; the user's keys inherit it.
+    pub tenant: Option<Tenant>,
+    /// Team-defined metadata.
+    pub meta: Meta,
+}
+
+impl NewUser {
+    /// A user with this user name and nothing else.
+    pub fn named(user_name: impl Into<String>) -> Self {
+        Self {
+            id: None,
+            user_name: user_name.into(),
+            email: None,
+            tenant: None,
+            meta: Meta::new(),
+        }
+    }
+
+    /// Sets the user's id.
+    pub fn with_id(mut self, id: UserId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Sets the email.
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+}
+
+/// A registered user and the keys made for them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Registration {
+    /// The stored user.
+    pub user: User,
+    /// One key per environment × key type.
+    pub keys: Vec<IssuedKey>,
+}
+
+impl Registration {
+    /// The key of `key_type` for `environment`, if one was made.
+    pub fn key(&self, key_type: &KeyType, environment: &Environment) -> Option<&IssuedKey> {
+        self.keys
+            .iter()
+            .find(|k| &k.key.key_type == key_type && &k.key.environment == environment)
+    }
+}
+
+/// A request for one key.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KeyRequest {
+    /// The key's type.
+    pub key_type: KeyType,
+    /// The key's environment.
+    pub environment: Environment,
+    /// The owner; `None` for a key that belongs to no user.
+    pub user_id: Option<UserId>,
+    /// The tenant; defaults to the owner's.
+    pub tenant: Option<Tenant>,
+    /// A name for the key.
+    pub name: Option<String>,
+    /// What the key may do.
+    pub scopes: Scopes,
+    /// Lifetime; defaults to `expire_keys_after`.
+    pub expires_in: Option<Duration>,
+    /// Free-form notes.
+    pub notes: Option<String>,
+    /// A reference into the team's own systems.
+    pub ref_id: Option<String>,
+    /// Team-defined metadata.
+    pub meta: Meta,
+}
+
+impl KeyRequest {
+    /// A request for a key of `key_type` in `environment`, for no user.
+    pub fn new(key_type: KeyType, environment: Environment) -> Self {
+        Self {
+            key_type,
+            environment,
+            user_id: None,
+            tenant: None,
+            name: None,
+            scopes: Scopes::none(),
+            expires_in: None,
+            notes: None,
+            ref_id: None,
+            meta: Meta::new(),
+        }
+    }
+
+    /// Sets the owner.
+    pub fn for_user(mut self, user_id: UserId) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// Sets the name.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the scopes.
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Sets the lifetime.
+    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+        self.expires_in = Some(lifetime);
+        self
+    }
+}
+
+/// The outcome of a regeneration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Regenerated {
+    /// The new keys, one per key type.
+    pub issued: Vec<IssuedKey>,
+    /// The old keys, cancelled now or at the end of the grace period.
+    pub retired: Vec<ApiKey>,
+}
+
+/// What a backfill did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackfillReport {
+    /// Users who got keys.
+    pub users: usize,
+    /// Keys made.
+    pub keys: usize,
+}
