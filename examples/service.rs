@@ -106,11 +106,17 @@ pub struct DemoKeys {
     pub admin: PlaintextKey,
 }
 
-/// The app: keyroute from `config`, the orders tables, users and their keys.
-pub async fn app(
-    dir: &Path,
-) -> Result<(Router, Keyroute<Sqlite>, DemoKeys), Box<dyn std::error::Error>> {
-    let keyroute = Keyroute::<Sqlite>::from_config(Config::from_toml_str(&config(dir))?).await?;
+/// What [`app`] returns: the router, the handle, and the keys made at start-up.
+pub type App = (Router, Keyroute<Sqlite>, DemoKeys);
+
+/// The app: keyroute from [`config`], the orders tables, users and their keys.
+pub async fn app(dir: &Path) -> Result<App, Box<dyn std::error::Error>> {
+    app_from(&config(dir)).await
+}
+
+/// The app, configured by the TOML document `config`.
+pub async fn app_from(config: &str) -> Result<App, Box<dyn std::error::Error>> {
+    let keyroute = Keyroute::<Sqlite>::from_config(Config::from_toml_str(config)?).await?;
     keyroute.spawn_background()?;
     for name in ["live", "test"] {
         let mut db = keyroute.router().connection_named(name).await?;
