@@ -16,14 +16,14 @@
 //!
 //! async fn create_order(
 //!     _guard: Scoped<OrdersWrite>,           // keys need orders:write; sessions pass
-//!     Connected { caller, mut db }: Connected<Sqlite>,
+//!     Connected { caller, mut db }: Connected<Sqlite>, // who, and their database
 //! ) -> Result<String, keyroute::axum::Problem> {
 //!     diesel::sql_query("INSERT INTO orders (id) VALUES (lower(hex(randomblob(4))))")
 //!         .execute(&mut *db)
 //!         .await
 //!         .map_err(|e| keyroute::axum::Problem::internal(&e))?;
-//!     Ok(format!("order placed in {}\n", db.name())) // live or test: not the handler's business
-//! #   ; let _ = caller;
+//!     // live or test: not the handler's business
+//!     Ok(format!("order for {:?} placed in {}\n", caller.user_id(), db.name()))
 //! }
 //!
 //! #[tokio::main]

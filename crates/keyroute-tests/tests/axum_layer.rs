@@ -1,0 +1,74 @@
+//! The tower layer and the optional-caller extractor, over real HTTP: the layer puts
+//! the `Principal` into the extensions and rejects exactly as the extractors do; a
+//! request with no credential gets the anonymous route, a bad one never does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod axum_support;
+
+use axum::Router;
+use axum::routing::get;
+use axum_support::{Client, start_with};
+use http::{Method, StatusCode};
+use keyroute::Principal;
+use keyroute::axum::{AuthLayer, MaybeConnected};
+use keyroute::store::Sqlite;
+
+async fn whoami(axum::Extension(caller): axum::Extension<Principal>) -> String {
+    format!("{}", caller.environment())
+}
+
+async fn maybe(MaybeConnected { caller, db }: MaybeConnected<Sqlite>) -> String {
+    format!("{} {}", caller.is_some(), db.name())
+}
+
+/// Serves `router` on a port of its own and returns a client for it.
+async fn serve(router: Router) -> Client {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum_support::service::serve(listener, router));
+    Client::new(addr)
+}
+
+/// Behind `AuthLayer`, a handler with no keyroute extractor sees the caller; a
+/// request without a key gets the same 401 problem an extractor gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_authenticates_for_any_service() {
+    let s = start_with(false, "").await;
+    let router = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(AuthLayer::new(s.keyroute.axum_state()));
+    let client = serve(router).await;
+    let reply = client.get("/whoami", s.keys.test.expose_secret()).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "test")
+    );
+    let refused = client.send(Method::GET, "/whoami", &[], "").await;
+    let by_extractor = s.client.send(Method::GET, "/orders", &[], "").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.code(), "no_credentials");
+    assert_eq!(refused.body, by_extractor.body);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        by_extractor.header("www-authenticate")
+    );
+}
+
+/// With an anonymous route, no credential gets its connection and no caller; a
+/// forged key is still 401, never anonymous; a key gets its own database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credential_gets_the_anonymous_route_a_bad_one_never() {
+    let s = start_with(false, "[routing]\nanonymous = \"test\"\n").await;
+    let router = Router::new()
+        .route("/maybe", get(maybe))
+        .with_state(s.keyroute.clone());
+    let client = serve(router).await;
+    let anonymous = client.send(Method::GET, "/maybe", &[], "").await;
+    assert_eq!(anonymous.body, "false test");
+    let keyed = client.get("/maybe", s.keys.live.expose_secret()).await;
+    assert_eq!(keyed.body, "true live");
+    let forged = client
+        .get("/maybe", "sk_live_forgedforgedforgedforgedforged")
+        .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+}
