@@ -8,8 +8,8 @@ use axum_core::extract::{FromRequest, Request};
 use chrono::{DateTime, Utc};
 use http::{StatusCode, header};
 use keyroute_core::config::MAX_DURATION;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::problem::Problem;
 
@@ -121,7 +121,8 @@ pub(crate) fn invalid(code: &'static str, detail: impl Into<String>) -> Problem 
 }
 
 /// The answer to `POST /token`.
-#[derive(Debug, Serialize)]
+#[cfg(feature = "jwt")]
+#[derive(Debug, serde::Serialize)]
 pub(crate) struct TokenResponse {
     pub(crate) access_token: String,
     pub(crate) token_type: &'static str,
