@@ -393,3 +393,22 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     );
     assert!(!check(&[("forwarded", "for=198.51.100.7;proto=https")], stranger).await);
 }
+
+/// `[resolver] trusted_proxies` takes address ranges; anything else is refused
+/// naming the option.
+#[test]
+fn trusted_proxies_are_address_ranges() {
+    let mut config = keyroute_router::ResolverConfig::default();
+    config
+        .set("trusted_proxies", "127.0.0.1/32, \"10.0.0.0/8\", ::1")
+        .unwrap();
+    assert_eq!(config.trusted_proxies.len(), 3);
+    for bad in ["10.0.0.0/33", "proxy.internal", "::1/129"] {
+        let e = config.set("trusted_proxies", bad).unwrap_err();
+        assert_eq!(
+            (e.section.as_str(), e.option.as_str()),
+            ("resolver", "trusted_proxies"),
+            "{bad}"
+        );
+    }
+}

@@ -72,3 +72,37 @@ async fn no_credential_gets_the_anonymous_route_a_bad_one_never() {
         .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 }
+
+async fn caller_env(keyroute::axum::Caller(caller): keyroute::axum::Caller) -> String {
+    format!("{}", caller.environment())
+}
+
+/// With `require_secure_connection` on, the server's word decides: a request its TLS
+/// acceptor marked with `TlsConnection` is accepted, the same request unmarked is
+/// 403 `insecure_connection`, naming the setting to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_says_whether_the_socket_was_tls() {
+    let s = start_with(true, "").await;
+    let plain = Router::new()
+        .route("/env", get(caller_env))
+        .with_state(s.keyroute.clone());
+    let tls = plain
+        .clone()
+        .layer(axum::Extension(keyroute::axum::TlsConnection));
+    let (plain, tls) = (serve(plain).await, serve(tls).await);
+    let key = s.keys.live.expose_secret();
+    let refused = plain.get("/env", key).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.code(), "insecure_connection");
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("trusted_proxies")
+    );
+    let accepted = tls.get("/env", key).await;
+    assert_eq!(
+        (accepted.status, accepted.body.as_str()),
+        (StatusCode::OK, "live")
+    );
+}
