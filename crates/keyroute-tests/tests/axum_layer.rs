@@ -106,3 +106,56 @@ async fn the_server_says_whether_the_socket_was_tls() {
         (StatusCode::OK, "live")
     );
 }
+
+async fn connected(
+    keyroute::axum::Connected { db, .. }: keyroute::axum::Connected<Sqlite>,
+) -> String {
+    db.name().to_owned()
+}
+
+/// A database that cannot be reached is 503 `unavailable` with `Retry-After`, and
+/// only for the keys routed to it: the other environment's database keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = keyroute::Config::from_toml_str(&format!(
+        "[apikey]\nrequire_secure_connection = false\n\
+         [connections]\nlive = {:?}\ntest = {:?}\n\
+         [pools]\nconnection_timeout = \"500ms\"\n",
+        dir.path().join("live.db"),
+        dir.path().join("missing").join("dir").join("test.db"),
+    ))
+    .unwrap();
+    let keyroute = keyroute::Keyroute::<Sqlite>::from_config(config)
+        .await
+        .unwrap();
+    let ada = keyroute
+        .keys()
+        .register_user(keyroute::NewUser::named("ada"))
+        .await
+        .unwrap();
+    let key = |env| {
+        ada.key(&keyroute::KeyType::SECRET, &env)
+            .unwrap()
+            .plaintext
+            .expose_secret()
+            .to_owned()
+    };
+    let router = Router::new()
+        .route("/db", get(connected))
+        .with_state(keyroute.clone());
+    let client = serve(router).await;
+    let test_key = key(keyroute::Environment::TEST);
+    let down = client.get("/db", &test_key).await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        down.body
+    );
+    assert_eq!(down.code(), "unavailable");
+    assert_eq!(down.header("retry-after"), "5");
+    assert!(!down.mentions(&test_key) && !down.body.contains("missing"));
+    let up = client.get("/db", &key(keyroute::Environment::LIVE)).await;
+    assert_eq!((up.status, up.body.as_str()), (StatusCode::OK, "live"));
+}
