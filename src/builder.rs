@@ -210,7 +210,7 @@ where
         }
         Ok(Keyroute {
             inner: Arc::new(Inner {
-                keys,
+                keys: Arc::new(keys),
                 gateway: Gateway::new(resolver, router),
                 #[cfg(feature = "jwt")]
                 jwt,

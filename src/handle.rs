@@ -22,7 +22,7 @@ pub type KeyStore = Arc<dyn Store>;
 pub(crate) const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 pub(crate) struct Inner<B: Backend> {
-    pub(crate) keys: KeyService<KeyStore>,
+    pub(crate) keys: Arc<KeyService<KeyStore>>,
     pub(crate) gateway: Gateway<KeyStore, B>,
     #[cfg(feature = "jwt")]
     pub(crate) jwt: Option<Arc<keyroute_jwt::JwtService>>,

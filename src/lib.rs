@@ -43,11 +43,14 @@
 //! | [`store`] | the store backends and the connection pools | `memory`, `sqlite` (default), `postgres`, `mysql` |
 //! | [`jwt`] | exchanged JWTs, JWTs as keys, sessions, the verifier | `jwt` (default) |
 //! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
+//! | [`axum`] | extractors, a tower layer, problem responses, key routes | `axum` |
 //!
 //! The component builders ([`KeyService`], [`KeyResolver::builder`],
 //! [`ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the advanced
 //! API, for wiring of your own.
 
+#[cfg(feature = "axum")]
+mod axum_state;
 mod builder;
 mod config;
 mod error;
@@ -68,7 +71,7 @@ pub use keyroute_core::{
     CredentialSource, DenyList, Environment, Error, ErrorKind, GenerateError, IssuedKey, JwtError,
     KeyGenerator, KeyHash, KeyId, KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyRequest,
     KeyService, KeyStatus, KeyType, Meta, Minted, NameError, NewUser, PlaintextKey, PresentedKey,
-    Principal, Regenerated, Regeneration, Registration, ResolvedKey, Scope, Scopes, Store,
+    Principal, Regenerated, Regeneration, Registration, ResolvedKey, Rolled, Scope, Scopes, Store,
     StoreError, StoreResult, SystemClock, Tenant, TokenError, TokenFormat, TokenVerifier, User,
     UserId, UserStore,
 };
@@ -77,6 +80,11 @@ pub use keyroute_router::{
     ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder, RouterConfig,
     RoutingPolicy, Template,
 };
+
+/// axum and tower (`keyroute-axum`): extractors, an authenticating layer, RFC 9457
+/// rejections and the key-management routes. `Keyroute<B>` is the state they need.
+#[cfg(feature = "axum")]
+pub use keyroute_axum as axum;
 
 /// The store backends and the pooled connections the router uses.
 pub mod store {

@@ -119,7 +119,9 @@ pub enum AuthError {
     #[error("keys of type '{0}' are not accepted here")]
     KeyTypeNotAllowed(KeyType),
     /// The key arrived over plain HTTP while secure connections are required.
-    #[error("API keys are only accepted over HTTPS")]
+    #[error(
+        "API keys are only accepted over HTTPS; behind a TLS-terminating proxy, list it in `[resolver] trusted_proxies` (plain HTTP on localhost: `[apikey] require_secure_connection = false`)"
+    )]
     InsecureConnection,
     /// The key lacks the scope the operation requires.
     #[error("the API key lacks the scope '{required}'")]

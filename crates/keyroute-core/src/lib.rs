@@ -61,6 +61,7 @@ pub use options::{CreateKeyHook, KeyGenerator, KeyOptions};
 pub use principal::{AuthMethod, Principal};
 pub use scope::{ADMIN_SCOPE, Scope, Scopes};
 pub use secret::{KeyHash, PlaintextKey};
+pub use service::roll::Rolled;
 pub use service::{
     BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService, Minted, NewUser,
     Regenerated, Registration,

@@ -22,6 +22,7 @@
 //!
 //! [resolver]
 //! trust_forwarded_proto = false
+//! trusted_proxies = ["10.0.0.0/8"]   # forwarded headers count only from these peers
 //! ```
 
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ use keyroute_store::{Backend, DatabaseUrl, PoolSettings, RecyclingCheck};
 
 use crate::error::RouteError;
 use crate::policy::{RouteTable, Template};
-use crate::resolver::ResolverBuilder;
+use crate::resolver::{ProxyNet, ResolverBuilder};
 use crate::router::{ConnectionRouter, RouterBuilder};
 
 /// The options of `[routing]`.
@@ -56,6 +57,7 @@ pub const RESOLVER_OPTIONS: &[&str] = &[
     "negative_cache_capacity",
     "last_used_interval",
     "trust_forwarded_proto",
+    "trusted_proxies",
     "api_key_header",
     "query_parameter",
     "accept_environments",
@@ -242,6 +244,9 @@ pub struct ResolverConfig {
     /// Count `X-Forwarded-Proto: https` as a secure connection. Only behind a proxy
     /// that sets the header itself. Default false.
     pub trust_forwarded_proto: bool,
+    /// Peers whose `Forwarded` / `X-Forwarded-Proto` headers count, read from the
+    /// right, one value per trusted hop. Default none.
+    pub trusted_proxies: Vec<ProxyNet>,
     /// The header an API key may be sent in. Default `X-Api-Key`.
     pub api_key_header: Option<String>,
     /// A query parameter an API key may be sent in. Default none (keys in URLs end up
@@ -262,6 +267,7 @@ impl Default for ResolverConfig {
             negative_cache_capacity: 100_000,
             last_used_interval: Duration::from_secs(60),
             trust_forwarded_proto: false,
+            trusted_proxies: Vec::new(),
             api_key_header: None,
             query_parameter: None,
             accept_environments: None,
@@ -292,6 +298,15 @@ impl ResolverConfig {
             "last_used_interval" => self.last_used_interval = duration(value)?,
             "trust_forwarded_proto" => {
                 self.trust_forwarded_proto = parse_bool(section, option, value)?
+            }
+            "trusted_proxies" => {
+                self.trusted_proxies = split_list(value)
+                    .map(|net| {
+                        net.trim_matches('"')
+                            .parse::<ProxyNet>()
+                            .map_err(|e| ConfigError::invalid(section, option, e))
+                    })
+                    .collect::<Result<_, _>>()?;
             }
             "api_key_header" => {
                 http::HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
@@ -342,7 +357,8 @@ impl ResolverConfig {
             .cache_capacity(self.cache_capacity)
             .negative_cache(self.negative_cache_ttl, self.negative_cache_capacity)
             .last_used_every(self.last_used_interval)
-            .trust_forwarded_proto(self.trust_forwarded_proto);
+            .trust_forwarded_proto(self.trust_forwarded_proto)
+            .trusted_proxies(self.trusted_proxies.clone());
         if let Some(environments) = &self.accept_environments {
             builder = builder.accept_environments(environments.clone());
         }

@@ -34,5 +34,5 @@ pub use config::{ResolverConfig, RouterConfig};
 pub use error::RouteError;
 pub use gateway::Gateway;
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};
-pub use resolver::{IncomingRequest, KeyResolver, ResolverBuilder};
+pub use resolver::{IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder};
 pub use router::{ConnectionRouter, RoutedConnection, RouterBuilder};

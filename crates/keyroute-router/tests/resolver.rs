@@ -294,3 +294,121 @@ async fn last_used_times_are_written_in_batches() {
         "nothing new to write"
     );
 }
+
+/// Forwarded headers are read from the right: with `trust_forwarded_proto` on, a
+/// client's `https` followed by the proxy's appended `http` is plain HTTP, refused
+/// with a message naming the setting to change.
+#[tokio::test]
+async fn forwarded_proto_is_read_from_the_right() {
+    let store = Arc::new(CountingStore::default());
+    let service = KeyService::new(Arc::clone(&store), KeyOptions::default()).unwrap();
+    let ada = service.register_user(NewUser::named("ada")).await.unwrap();
+    let key = ada.keys[0].plaintext.expose_secret();
+    let behind_proxy = KeyResolver::builder(Arc::clone(&store), KeyOptions::default())
+        .trust_forwarded_proto(true)
+        .build()
+        .unwrap();
+    let mut spoofed = bearer(key);
+    spoofed.insert("x-forwarded-proto", "https, http".parse().unwrap());
+    let refused = behind_proxy
+        .authenticate(&IncomingRequest::new(&spoofed))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, AuthError::InsecureConnection),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("trusted_proxies"), "{refused}");
+    let mut honest = bearer(key);
+    honest.insert("x-forwarded-proto", "http, https".parse().unwrap());
+    assert!(
+        behind_proxy
+            .authenticate(&IncomingRequest::new(&honest))
+            .await
+            .is_ok()
+    );
+}
+
+/// With `trusted_proxies`, forwarded headers count only from a listed peer, one value
+/// per trusted hop, and `Forwarded` (RFC 7239) is read the same way.
+#[tokio::test]
+async fn forwarded_headers_count_only_from_trusted_proxies() {
+    let store = Arc::new(CountingStore::default());
+    let service = KeyService::new(Arc::clone(&store), KeyOptions::default()).unwrap();
+    let ada = service.register_user(NewUser::named("ada")).await.unwrap();
+    let key = ada.keys[0].plaintext.expose_secret();
+    let resolver = KeyResolver::builder(Arc::clone(&store), KeyOptions::default())
+        .trusted_proxies(vec!["10.0.0.0/8".parse().unwrap()])
+        .build()
+        .unwrap();
+    let proxy = Some("10.1.2.3".parse().unwrap());
+    let stranger = Some("192.0.2.9".parse().unwrap());
+    let check = |pairs: &[(&'static str, &str)], peer| {
+        let mut headers = bearer(key);
+        for (name, value) in pairs {
+            headers.append(*name, value.parse().unwrap());
+        }
+        let resolver = resolver.clone();
+        async move {
+            resolver
+                .authenticate(&IncomingRequest::new(&headers).from_peer(peer))
+                .await
+                .is_ok()
+        }
+    };
+    assert!(check(&[("x-forwarded-proto", "https")], proxy).await);
+    assert!(!check(&[("x-forwarded-proto", "https")], stranger).await);
+    assert!(!check(&[("x-forwarded-proto", "https")], None).await);
+    // Two trusted hops: the edge proxy's value (second from the right) decides.
+    let two_hops = [
+        ("x-forwarded-for", "198.51.100.7, 10.9.9.9"),
+        ("x-forwarded-proto", "https, http"),
+    ];
+    assert!(check(&two_hops, proxy).await);
+    let spoofed = [
+        ("x-forwarded-for", "198.51.100.7"),
+        ("x-forwarded-proto", "https, http"),
+    ];
+    assert!(!check(&spoofed, proxy).await);
+    assert!(check(&[("forwarded", "for=198.51.100.7;proto=https")], proxy).await);
+    assert!(
+        !check(
+            &[(
+                "forwarded",
+                "for=1.2.3.4;proto=https, for=198.51.100.7;proto=http"
+            )],
+            proxy
+        )
+        .await
+    );
+    assert!(
+        check(
+            &[(
+                "forwarded",
+                "for=198.51.100.7;proto=https, for=\"10.9.9.9:443\";proto=http"
+            )],
+            proxy
+        )
+        .await
+    );
+    assert!(!check(&[("forwarded", "for=198.51.100.7;proto=https")], stranger).await);
+}
+
+/// `[resolver] trusted_proxies` takes address ranges; anything else is refused
+/// naming the option.
+#[test]
+fn trusted_proxies_are_address_ranges() {
+    let mut config = keyroute_router::ResolverConfig::default();
+    config
+        .set("trusted_proxies", "127.0.0.1/32, \"10.0.0.0/8\", ::1")
+        .unwrap();
+    assert_eq!(config.trusted_proxies.len(), 3);
+    for bad in ["10.0.0.0/33", "proxy.internal", "::1/129"] {
+        let e = config.set("trusted_proxies", bad).unwrap_err();
+        assert_eq!(
+            (e.section.as_str(), e.option.as_str()),
+            ("resolver", "trusted_proxies"),
+            "{bad}"
+        );
+    }
+}

@@ -17,6 +17,8 @@
 //! announced. A crate that makes another kind of secret plugs in a minter; it never
 //! writes keys around this service.
 
+pub(crate) mod roll;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

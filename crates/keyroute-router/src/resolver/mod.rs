@@ -46,7 +46,7 @@ use keyroute_core::{
     SystemClock, TokenFormat, TokenVerifier, User, looks_like_jwt,
 };
 
-pub use request::IncomingRequest;
+pub use request::{IncomingRequest, ProxyNet, ProxyNetError};
 
 /// A resolved key as the cache keeps it.
 struct CachedKey {
@@ -84,6 +84,7 @@ struct Inner<S> {
     clock: Arc<dyn Clock>,
     require_secure: bool,
     trust_forwarded_proto: bool,
+    trusted_proxies: Vec<ProxyNet>,
     environments: Vec<Environment>,
     key_types: Vec<KeyType>,
     cache: Option<(moka::future::Cache<KeyHash, Arc<CachedKey>>, TimeDelta)>,
@@ -128,6 +129,7 @@ pub struct ResolverBuilder<S> {
     extractor: CredentialExtractor,
     clock: Arc<dyn Clock>,
     trust_forwarded_proto: bool,
+    trusted_proxies: Vec<ProxyNet>,
     environments: Option<Vec<Environment>>,
     key_types: Option<Vec<KeyType>>,
     cache_capacity: u64,
@@ -162,6 +164,13 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
     /// that sets the header itself; otherwise a client could claim HTTPS. Default off.
     pub fn trust_forwarded_proto(mut self, trust: bool) -> Self {
         self.trust_forwarded_proto = trust;
+        self
+    }
+
+    /// Counts forwarded headers (`Forwarded`, `X-Forwarded-Proto`) only from peers in
+    /// these ranges, one value per trusted hop from the right. Default none.
+    pub fn trusted_proxies(mut self, proxies: Vec<ProxyNet>) -> Self {
+        self.trusted_proxies = proxies;
         self
     }
 
@@ -246,6 +255,7 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             clock: self.clock,
             require_secure: self.options.require_secure_connection,
             trust_forwarded_proto: self.trust_forwarded_proto,
+            trusted_proxies: self.trusted_proxies,
             environments: self.environments.unwrap_or(self.options.environments),
             key_types: self.key_types.unwrap_or(self.options.key_types),
             cache,
@@ -269,6 +279,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             extractor: CredentialExtractor::default(),
             clock: Arc::new(SystemClock),
             trust_forwarded_proto: false,
+            trusted_proxies: Vec::new(),
             environments: None,
             key_types: None,
             cache_capacity: 100_000,
@@ -292,7 +303,12 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             .inner
             .extractor
             .extract(request.headers(), request.query())?;
-        request.check_transport(self.inner.require_secure, self.inner.trust_forwarded_proto)?;
+        let inner = &self.inner;
+        request.check_transport(
+            inner.require_secure,
+            inner.trust_forwarded_proto,
+            &inner.trusted_proxies,
+        )?;
         self.resolve(credential.token.expose_secret()).await
     }
 

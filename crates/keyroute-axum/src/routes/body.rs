@@ -1,0 +1,131 @@
+//! Request bodies of the key routes: read with a size cap, parsed as JSON, validated
+//! into typed values, every failure a [`Problem`] (413, 415, 400, 422).
+
+use std::time::Duration;
+
+use axum_core::body::Body;
+use axum_core::extract::{FromRequest, Request};
+use chrono::{DateTime, Utc};
+use http::{StatusCode, header};
+use keyroute_core::config::MAX_DURATION;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::problem::Problem;
+
+/// The largest request body the key routes read.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A JSON body of at most [`MAX_BODY_BYTES`]; an empty body is `T::default()`.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let essence = v.split(';').next().unwrap_or_default().trim();
+                essence.eq_ignore_ascii_case("application/json")
+            });
+        let body: Body = request.into_body();
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the request body is over {MAX_BODY_BYTES} bytes"),
+                )
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if is_json != Some(true) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
+            // The position and class only: serde's message can quote the input.
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "a field has the wrong type or is unknown",
+                _ => "the body is not valid JSON",
+            };
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                format!("{what} (line {}, column {})", e.line(), e.column()),
+            )
+        })
+    }
+}
+
+/// `POST /apikeys`: a key to issue.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssueBody {
+    /// The key type; default `secret`.
+    #[serde(rename = "type")]
+    pub(crate) key_type: Option<String>,
+    /// The environment (required).
+    pub(crate) environment: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    /// An absolute expiry.
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// A lifetime such as `90days`.
+    pub(crate) expires_in: Option<String>,
+    pub(crate) notes: Option<String>,
+    /// Whose key; only a caller with the admin scope may name another user.
+    pub(crate) user_id: Option<String>,
+}
+
+/// `POST /apikeys/regenerate/{env}` and `POST /apikeys/{id}/roll`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GraceBody {
+    /// How long the old keys keep working, such as `1h`.
+    pub(crate) grace: Option<String>,
+}
+
+/// A duration option of a body (`grace`, `expires_in`): humantime text, over zero
+/// and under 100 years.
+pub(crate) fn duration(field: &'static str, value: &str) -> Result<Duration, Problem> {
+    let parsed = humantime::parse_duration(value.trim()).map_err(|_| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_duration",
+            format!("`{field}` is not a duration: write e.g. 30m, 12h or 90days"),
+        )
+    })?;
+    if parsed.is_zero() || parsed >= MAX_DURATION {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_duration",
+            format!("`{field}` must be over zero and under 100 years"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A 422 saying which field is wrong and how.
+pub(crate) fn invalid(code: &'static str, detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+}
+
+/// The answer to `POST /token`.
+#[cfg(feature = "jwt")]
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    pub(crate) token_type: &'static str,
+    pub(crate) expires_in: i64,
+    pub(crate) expires_at: DateTime<Utc>,
+}

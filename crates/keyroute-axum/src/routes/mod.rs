@@ -1,0 +1,137 @@
+//! The key-management routes, ServiceStack's key services as axum routes:
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET {prefix}/{env}` | the caller's working keys in `env` (hints, never hashes or plaintexts) |
+//! | `POST {prefix}/regenerate/{env}` | cancels the caller's keys in `env`, returns new ones once; optional `{"grace": "1h"}` |
+//! | `POST {prefix}` | issues a key: `type`, `environment`, `name`, `scopes`, `expires_at` or `expires_in`, `notes` |
+//! | `DELETE {prefix}/{id}` | revokes a key |
+//! | `POST {prefix}/{id}/roll` | replaces one key; `{"grace": "1h"}` capped at the old key's expiry |
+//! | `POST /token` | exchanges the caller's key or session for a short-lived JWT (feature `jwt`) |
+//!
+//! Who may do what: a caller manages their own keys; a key with the admin scope
+//! manages anyone's (naming them with `?user_id=` or `"user_id"`); a publishable key
+//! manages nothing; a key of no user gets 403. Scopes of a new key never exceed the
+//! caller's own. Responses carrying a plaintext key or token are `Cache-Control: no-store`.
+
+mod body;
+mod keys;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+use axum_core::extract::FromRef;
+
+use crate::state::AuthState;
+
+pub use body::MAX_BODY_BYTES;
+
+/// One of the key routes, to leave out with [`KeyRoutes::without`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyRoute {
+    /// `GET {prefix}/{env}`.
+    List,
+    /// `POST {prefix}/regenerate/{env}`.
+    Regenerate,
+    /// `POST {prefix}`.
+    Issue,
+    /// `DELETE {prefix}/{id}`.
+    Revoke,
+    /// `POST {prefix}/{id}/roll`.
+    Roll,
+    /// `POST /token`.
+    Token,
+}
+
+/// Which key routes to serve, and where. [`key_routes`] is the default: every route,
+/// under `/apikeys`, and `/token`.
+#[derive(Debug, Clone)]
+pub struct KeyRoutes {
+    prefix: String,
+    token_path: String,
+    left_out: Vec<KeyRoute>,
+}
+
+impl Default for KeyRoutes {
+    fn default() -> Self {
+        Self {
+            prefix: "/apikeys".to_owned(),
+            token_path: "/token".to_owned(),
+            left_out: Vec::new(),
+        }
+    }
+}
+
+impl KeyRoutes {
+    /// Every route, under `/apikeys`, and `/token`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves the key routes under `prefix` (e.g. `/v1/apikeys`; `""` for the root).
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Serves the token exchange at `path` instead of `/token`.
+    pub fn token_path(mut self, path: &str) -> Self {
+        self.token_path = path.to_owned();
+        self
+    }
+
+    /// Leaves `route` out.
+    pub fn without(mut self, route: KeyRoute) -> Self {
+        self.left_out.push(route);
+        self
+    }
+
+    fn has(&self, route: KeyRoute) -> bool {
+        !self.left_out.contains(&route)
+    }
+
+    /// The routes, as a router to merge into the app's.
+    pub fn router<S>(&self) -> Router<S>
+    where
+        AuthState: FromRef<S>,
+        S: Clone + Send + Sync + 'static,
+    {
+        let mut router = Router::new();
+        let prefix = &self.prefix;
+        let root = if prefix.is_empty() { "/" } else { prefix };
+        if self.has(KeyRoute::Issue) {
+            router = router.route(root, post(keys::issue));
+        }
+        let target = format!("{prefix}/{{target}}");
+        match (self.has(KeyRoute::List), self.has(KeyRoute::Revoke)) {
+            (true, true) => {
+                router = router.route(&target, get(keys::list).delete(keys::revoke));
+            }
+            (true, false) => router = router.route(&target, get(keys::list)),
+            (false, true) => router = router.route(&target, delete(keys::revoke)),
+            (false, false) => {}
+        }
+        if self.has(KeyRoute::Regenerate) {
+            let path = format!("{prefix}/regenerate/{{target}}");
+            router = router.route(&path, post(keys::regenerate));
+        }
+        if self.has(KeyRoute::Roll) {
+            let path = format!("{prefix}/{{target}}/roll");
+            router = router.route(&path, post(keys::roll));
+        }
+        #[cfg(feature = "jwt")]
+        if self.has(KeyRoute::Token) {
+            router = router.route(&self.token_path, post(keys::token));
+        }
+        router
+    }
+}
+
+/// Every key route under `/apikeys`, and `/token`: `Router::new().merge(key_routes())`.
+pub fn key_routes<S>() -> Router<S>
+where
+    AuthState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
+    KeyRoutes::new().router()
+}
