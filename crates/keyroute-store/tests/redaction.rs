@@ -70,6 +70,10 @@ fn query_passwords_are_hidden() {
     let shown = debug("mysql://db/live?password=a&b&user=app");
     assert!(!shown.contains("a&b"), "{shown}");
     assert!(shown.contains("user=app"), "{shown}");
+    // Found by the property below: `&-=` looked like the start of a parameter `-`.
+    let shown = debug("postgres://db/live?user=app&password=&-=&sslmode=disable");
+    assert!(!shown.contains("&-="), "{shown}");
+    assert!(shown.contains("sslmode=disable"), "{shown}");
 }
 
 /// Percent-encoded passwords are hidden in both spellings.

@@ -178,16 +178,59 @@ fn query_value_end(conn: &str, start: usize) -> usize {
     conn.len()
 }
 
-/// Whether `key=` starts at `i`, a key being letters, digits, `_`, `-` or `.`.
+/// Whether `key=` starts at `i` for a parameter the drivers know. An unencoded `&` in
+/// a password is ambiguous (`password=a&-=b`), so the value runs on to the next known
+/// parameter: an unknown one after a password is hidden with it, which fails closed.
 fn starts_a_parameter(bytes: &[u8], i: usize) -> bool {
-    let key_len = bytes
-        .get(i..)
-        .unwrap_or_default()
+    let rest = bytes.get(i..).unwrap_or_default();
+    let key_len = rest
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         .count();
-    key_len > 0 && bytes.get(i.saturating_add(key_len)) == Some(&b'=')
+    if key_len == 0 || bytes.get(i.saturating_add(key_len)) != Some(&b'=') {
+        return false;
+    }
+    let key = rest.get(..key_len).unwrap_or_default();
+    KNOWN_PARAMETERS
+        .iter()
+        .any(|known| known.as_bytes().eq_ignore_ascii_case(key))
 }
+
+/// Query parameters of libpq / tokio-postgres and mysql_async connection URLs.
+const KNOWN_PARAMETERS: &[&str] = &[
+    "application_name",
+    "channel_binding",
+    "connect_timeout",
+    "db_name",
+    "dbname",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_idle",
+    "load_balance_hosts",
+    "options",
+    "pass",
+    "password",
+    "pool_max",
+    "pool_min",
+    "port",
+    "prefer_socket",
+    "require_ssl",
+    "socket",
+    "ssl_mode",
+    "sslcert",
+    "sslkey",
+    "sslmode",
+    "sslrootcert",
+    "stmt_cache_size",
+    "target_session_attrs",
+    "tcp_keepalive",
+    "tcp_nodelay",
+    "user",
+    "username",
+    "verify_ca",
+    "verify_identity",
+];
 
 /// A key-value string's value starting at `start`: its span (quotes included) and
 /// its text with the escapes resolved.
