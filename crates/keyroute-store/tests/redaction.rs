@@ -6,7 +6,20 @@ use std::time::Duration;
 
 use keyroute_store::{DatabaseUrl, MysqlStore, PoolSettings, PostgresStore, SqliteStore};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+/// A runner with a fixed seed: CI runs the same cases every time, so a failure is
+/// reproducible and a pass means the same cases passed (`PROPTEST_CASES` widens it).
+fn runner(cases: u32) -> TestRunner {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(cases);
+    TestRunner::new_with_rng(
+        Config::with_cases(cases),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    )
+}
 
 fn debug(url: &str) -> String {
     format!("{:?}", DatabaseUrl::new(url))
@@ -125,7 +138,7 @@ fn reveals(shown: &str, password: &str, public: &str) -> bool {
 /// For any password in any form, `Debug` never shows it.
 #[test]
 fn debug_never_shows_a_generated_password() {
-    let mut runner = TestRunner::new(Config::with_cases(512));
+    let mut runner = runner(512);
     runner
         .run(&password(), |password| {
             for form in forms(&password) {
@@ -192,7 +205,7 @@ fn connection_errors_never_show_a_generated_password() {
         .into_iter()
         .map(|(form, shown)| format!("{form} {shown} "))
         .collect();
-    let mut runner = TestRunner::new(Config::with_cases(24));
+    let mut runner = runner(24);
     runner
         .run(&password(), |password| {
             for (form, shown) in runtime.block_on(connection_errors(&password)) {
