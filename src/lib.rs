@@ -77,13 +77,15 @@ pub use keyroute_router::{
     ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder, RouterConfig,
     RoutingPolicy, Template,
 };
+pub use keyroute_router::{ConnectionSchema, SchemaDrift, SchemaReport};
 
 /// The store backends and the pooled connections the router uses.
 pub mod store {
     #[cfg(feature = "memory")]
     pub use keyroute_store::MemoryStore;
     pub use keyroute_store::{
-        Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
+        Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
+        keyroute_migration_versions,
     };
     #[cfg(feature = "mysql")]
     pub use keyroute_store::{Mysql, MysqlStore};

@@ -28,6 +28,7 @@ pub mod gateway;
 pub mod policy;
 pub mod resolver;
 pub mod router;
+pub mod schema;
 
 pub use config::{ResolverConfig, RouterConfig};
 pub use error::RouteError;
@@ -35,3 +36,4 @@ pub use gateway::Gateway;
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};
 pub use resolver::{IncomingRequest, KeyResolver, ResolverBuilder};
 pub use router::{ConnectionRouter, RoutedConnection, RouterBuilder};
+pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};

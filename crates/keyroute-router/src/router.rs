@@ -387,6 +387,31 @@ impl<B: Backend> ConnectionRouter<B> {
         })?
     }
 
+    /// The names of every configured connection, sorted: what administration (schema
+    /// migrations, health checks) walks over.
+    pub fn connection_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.targets.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The name of the connection `principal`'s requests are routed to, by this
+    /// router's policy, without opening it.
+    ///
+    /// # Errors
+    /// [`RouteError::NoRoute`] when the policy names no configured connection.
+    pub fn route_name(&self, principal: &Principal) -> Result<String, RouteError> {
+        let name = self.inner.policy.route(principal)?;
+        if self.inner.targets.contains_key(name.as_ref()) {
+            Ok(name.into_owned())
+        } else {
+            Err(RouteError::no_route(
+                principal,
+                format!("no connection named '{name}' is configured"),
+            ))
+        }
+    }
+
     /// The names of the pools open now.
     pub fn open_pools(&self) -> Vec<String> {
         let open = self
