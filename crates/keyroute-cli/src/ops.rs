@@ -167,20 +167,11 @@ where
             Ok(())
         }
         1 => Err(CliError::failed(problems.remove(0))),
-        n => {
-            for p in &problems {
-                eprintln_line(p);
-            }
-            Err(CliError::failed(format!(
-                "{n} problems (above); fix them and run doctor again"
-            )))
-        }
+        n => Err(CliError::failed(format!(
+            "{n} problems: {}",
+            problems.join("; ")
+        ))),
     }
-}
-
-fn eprintln_line(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "problem: {}", text.replace('\n', " "));
 }
 
 /// Counts the users keyed by each stored backfill batch, for the progress display.
