@@ -312,6 +312,6 @@ where
         vec!["connection".to_owned(), connection],
     ];
     out.line("valid key");
-    out.table(&["", ""], rows, value);
+    out.table(&["principal", ""], rows, value);
     Ok(())
 }
