@@ -95,7 +95,6 @@ async fn operator_session_on_postgres() {
     assert_eq!(drift.status.code(), Some(1));
     let line = one_error_line(&drift);
     assert!(line.contains("20260201000000"), "{line}");
-    let password_free =
-        |bytes: &[u8]| !String::from_utf8_lossy(bytes).contains("postgres:postgres@");
+    let password_free = |bytes: &[u8]| !String::from_utf8_lossy(bytes).contains(":keyroute@");
     assert!(password_free(&drift.stdout) && password_free(&drift.stderr));
 }
