@@ -22,6 +22,7 @@
 //! | `postgres` | PostgreSQL |
 //! | `mysql` | MySQL and MariaDB |
 
+mod admin;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -69,7 +69,7 @@ type Named<B> = (Arc<str>, Arc<DbPool<B>>);
 
 /// A configured connection: where it goes and how its pool is sized.
 #[derive(Debug, Clone)]
-struct Target {
+pub(crate) struct Target {
     url: DatabaseUrl,
     settings: PoolSettings,
 }
@@ -87,9 +87,9 @@ struct OpenPool<B: Backend> {
     last_used: u64,
 }
 
-struct RouterInner<B: Backend> {
-    targets: HashMap<String, Target>,
-    policy: Box<dyn RoutingPolicy>,
+pub(crate) struct RouterInner<B: Backend> {
+    pub(crate) targets: HashMap<String, Target>,
+    pub(crate) policy: Box<dyn RoutingPolicy>,
     anonymous: Option<String>,
     max_pools: usize,
     budget: u32,
@@ -98,7 +98,7 @@ struct RouterInner<B: Backend> {
 
 /// Routes principals to named connections. Cheap to clone: clones share the pools.
 pub struct ConnectionRouter<B: Backend> {
-    inner: Arc<RouterInner<B>>,
+    pub(crate) inner: Arc<RouterInner<B>>,
 }
 
 impl<B: Backend> Clone for ConnectionRouter<B> {
@@ -385,31 +385,6 @@ impl<B: Backend> ConnectionRouter<B> {
                 "no connection of this name is configured",
             ))
         })?
-    }
-
-    /// The names of every configured connection, sorted: what administration (schema
-    /// migrations, health checks) walks over.
-    pub fn connection_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.targets.keys().cloned().collect();
-        names.sort();
-        names
-    }
-
-    /// The name of the connection `principal`'s requests are routed to, by this
-    /// router's policy, without opening it.
-    ///
-    /// # Errors
-    /// [`RouteError::NoRoute`] when the policy names no configured connection.
-    pub fn route_name(&self, principal: &Principal) -> Result<String, RouteError> {
-        let name = self.inner.policy.route(principal)?;
-        if self.inner.targets.contains_key(name.as_ref()) {
-            Ok(name.into_owned())
-        } else {
-            Err(RouteError::no_route(
-                principal,
-                format!("no connection named '{name}' is configured"),
-            ))
-        }
     }
 
     /// The names of the pools open now.
