@@ -5,11 +5,11 @@ use diesel_migrations::FileBasedMigrations;
 use keyroute_router::ConnectionRouter;
 use keyroute_store::{Sqlite, keyroute_migration_versions};
 
-fn migration(dir: &std::path::Path, name: &str, up: &str) {
+fn migration(dir: &std::path::Path, name: &str, up: &str) -> std::io::Result<()> {
     let dir = dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("up.sql"), up).unwrap();
-    std::fs::write(dir.join("down.sql"), "SELECT 1;").unwrap();
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("up.sql"), up)?;
+    std::fs::write(dir.join("down.sql"), "SELECT 1;")
 }
 
 /// migrate_each applies the app's migrations once per connection; drift names the
@@ -22,7 +22,8 @@ async fn app_migrations_reach_every_connection_and_drift_is_named() {
         &app,
         "2026-01-01-000000_orders",
         "CREATE TABLE orders (id TEXT);",
-    );
+    )
+    .unwrap();
     let router = ConnectionRouter::<Sqlite>::builder()
         .connection(
             "live",
@@ -74,7 +75,8 @@ async fn app_migrations_reach_every_connection_and_drift_is_named() {
         &app,
         "2026-02-01-000000_refunds",
         "CREATE TABLE refunds (id TEXT);",
-    );
+    )
+    .unwrap();
     let live = router.pool_named("live").unwrap();
     live.run_migrations_from(FileBasedMigrations::from_path(&app).unwrap())
         .await
