@@ -80,6 +80,7 @@ pub use keyroute_router::{
     ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder, RouterConfig,
     RoutingPolicy, Template,
 };
+pub use keyroute_router::{ConnectionSchema, SchemaDrift, SchemaReport};
 
 /// axum and tower (`keyroute-axum`): extractors, an authenticating layer, RFC 9457
 /// rejections and the key-management routes. `Keyroute<B>` is the state they need.
@@ -91,7 +92,8 @@ pub mod store {
     #[cfg(feature = "memory")]
     pub use keyroute_store::MemoryStore;
     pub use keyroute_store::{
-        Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
+        Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
+        keyroute_migration_versions,
     };
     #[cfg(feature = "mysql")]
     pub use keyroute_store::{Mysql, MysqlStore};

@@ -23,12 +23,14 @@
 //! | `mysql` | MySQL and MariaDB |
 
 mod checks;
+mod admin;
 pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod policy;
 pub mod resolver;
 pub mod router;
+pub mod schema;
 
 pub use config::{ResolverConfig, RouterConfig};
 pub use error::RouteError;
@@ -36,3 +38,4 @@ pub use gateway::Gateway;
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};
 pub use resolver::{IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder};
 pub use router::{ConnectionRouter, RoutedConnection, RouterBuilder};
+pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};

@@ -70,7 +70,7 @@ type Named<B> = (Arc<str>, Arc<DbPool<B>>);
 
 /// A configured connection: where it goes and how its pool is sized.
 #[derive(Debug, Clone)]
-struct Target {
+pub(crate) struct Target {
     url: DatabaseUrl,
     settings: PoolSettings,
 }
@@ -88,9 +88,9 @@ struct OpenPool<B: Backend> {
     last_used: u64,
 }
 
-struct RouterInner<B: Backend> {
-    targets: HashMap<String, Target>,
-    policy: Box<dyn RoutingPolicy>,
+pub(crate) struct RouterInner<B: Backend> {
+    pub(crate) targets: HashMap<String, Target>,
+    pub(crate) policy: Box<dyn RoutingPolicy>,
     anonymous: Option<String>,
     max_pools: usize,
     budget: u32,
@@ -99,7 +99,7 @@ struct RouterInner<B: Backend> {
 
 /// Routes principals to named connections. Cheap to clone: clones share the pools.
 pub struct ConnectionRouter<B: Backend> {
-    inner: Arc<RouterInner<B>>,
+    pub(crate) inner: Arc<RouterInner<B>>,
 }
 
 impl<B: Backend> Clone for ConnectionRouter<B> {

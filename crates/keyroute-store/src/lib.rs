@@ -36,7 +36,10 @@ pub use counting::CountingStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 #[cfg(feature = "pool")]
-pub use pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
+pub use pool::{
+    Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
+    keyroute_migration_versions,
+};
 #[cfg(feature = "pool")]
 pub use sql::SqlStore;
 #[cfg(feature = "mysql")]

@@ -52,7 +52,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use keyroute_store::{Backend, DatabaseUrl, Mysql, PoolSettings, Postgres, SqlStore, Sqlite};
+use diesel::migration::MigrationSource;
+use keyroute_store::{
+    Backend, BackendDb, DatabaseUrl, DbPool, Mysql, PoolSettings, Postgres, SqlStore, Sqlite,
+};
 
 pub mod bench;
 mod server;
@@ -117,6 +120,43 @@ impl<B: Backend> TestDatabase<B> {
             .await
             .map_err(|e| HarnessError::Database(e.to_string()))?;
         Ok(store)
+    }
+}
+
+impl<B: Backend> TestDatabase<B> {
+    /// Applies an app's own migrations (its `embed_migrations!` or a
+    /// `FileBasedMigrations` directory) to this database; returns the versions applied.
+    ///
+    /// # Errors
+    /// [`HarnessError::Database`] when connecting or migrating fails.
+    pub async fn apply_migrations<S>(&self, source: S) -> Result<Vec<String>, HarnessError>
+    where
+        S: MigrationSource<BackendDb<B>> + Send + 'static,
+    {
+        let mut settings = PoolSettings::default();
+        settings.max_size = 1;
+        let pool = DbPool::<B>::connect(self.url.clone(), settings)
+            .await
+            .map_err(|e| HarnessError::Database(e.to_string()))?;
+        pool.run_migrations_from(source)
+            .await
+            .map_err(|e| HarnessError::Database(e.to_string()))
+    }
+}
+
+impl<B: Backend> LiveAndTest<B> {
+    /// Applies an app's own migrations to both databases, so a team's integration
+    /// tests get a live and a test database with the same schema as production.
+    ///
+    /// # Errors
+    /// As [`TestDatabase::apply_migrations`].
+    pub async fn apply_migrations<S>(&self, source: S) -> Result<(), HarnessError>
+    where
+        S: MigrationSource<BackendDb<B>> + Clone + Send + 'static,
+    {
+        self.live.apply_migrations(source.clone()).await?;
+        self.test.apply_migrations(source).await?;
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bb8::PooledConnection;
+use diesel::migration::MigrationSource;
 use diesel_async::AsyncConnection;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod,
@@ -63,7 +64,74 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// Runs the embedded migrations on `conn`. Called on a blocking thread.
     #[doc(hidden)]
     fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError>;
+
+    /// Runs the pending migrations of `source` (an app's own) on `conn` and returns
+    /// the versions applied. Called on a blocking thread.
+    #[doc(hidden)]
+    fn run_migrations_from<S: MigrationSource<BackendDb<Self>>>(
+        conn: OwnedConnection<Self>,
+        source: S,
+    ) -> Result<Vec<String>, BoxError>;
+
+    /// The versions recorded in diesel's `__diesel_schema_migrations` on `conn`,
+    /// oldest first. Called on a blocking thread.
+    #[doc(hidden)]
+    fn applied_migrations(conn: OwnedConnection<Self>) -> Result<Vec<String>, BoxError>;
+
+    /// The versions of keyroute's own embedded migrations, oldest first.
+    #[doc(hidden)]
+    fn keyroute_migrations() -> Vec<String>;
 }
+
+/// The diesel backend (`diesel::pg::Pg`, `diesel::sqlite::Sqlite`, `diesel::mysql::Mysql`)
+/// of a keyroute [`Backend`]: what a migration source must be written for.
+pub type BackendDb<B> = <<B as Backend>::Connection as diesel_async::AsyncConnectionCore>::Backend;
+
+/// The shared body of every backend's app-migration methods: the harness is diesel's,
+/// run over diesel-async's wrapper, as for keyroute's own migrations.
+macro_rules! app_migrations {
+    ($migrations:expr) => {
+        fn run_migrations_from<
+            S: diesel::migration::MigrationSource<crate::pool::BackendDb<Self>>,
+        >(
+            conn: OwnedConnection<Self>,
+            source: S,
+        ) -> Result<Vec<String>, BoxError> {
+            use diesel_migrations::MigrationHarness as _;
+            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+            let applied = harness.run_pending_migrations(source)?;
+            Ok(applied.iter().map(ToString::to_string).collect())
+        }
+
+        fn applied_migrations(conn: OwnedConnection<Self>) -> Result<Vec<String>, BoxError> {
+            use diesel_migrations::MigrationHarness as _;
+            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+            let mut versions: Vec<String> = harness
+                .applied_migrations()?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            versions.sort();
+            Ok(versions)
+        }
+
+        fn keyroute_migrations() -> Vec<String> {
+            use diesel::migration::Migration as _;
+            let migrations =
+                diesel::migration::MigrationSource::<crate::pool::BackendDb<Self>>::migrations(
+                    &$migrations,
+                )
+                .unwrap_or_default();
+            let mut versions: Vec<String> = migrations
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect();
+            versions.sort();
+            versions
+        }
+    };
+}
+pub(crate) use app_migrations;
 
 /// diesel-async's connection manager, opening connections with `establish`.
 pub(crate) fn manager<C: AsyncConnection + 'static>(

@@ -26,13 +26,13 @@ use diesel_async::pooled_connection::PoolError;
 use keyroute_core::{StoreError, StoreResult};
 
 mod backend;
+mod migrations;
 mod secrets;
 mod settings;
 mod sink;
 mod url;
 mod watch;
 
-pub use backend::Backend;
 #[cfg_attr(
     not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
     allow(unused_imports)
@@ -40,6 +40,10 @@ pub use backend::Backend;
 // Only the SQLite backend opens its connections itself.
 #[cfg(feature = "sqlite")]
 pub(crate) use backend::ConnectFuture;
+#[allow(unused_imports)] // used by the backend modules only
+pub(crate) use backend::app_migrations;
+pub use backend::{Backend, BackendDb};
+pub use migrations::keyroute_migration_versions;
 // What the backends build on; with the pool feature alone there is no backend yet.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) use backend::{OwnedConnection, manager, sealed};

@@ -36,6 +36,8 @@ impl Backend for Mysql {
         AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
         Ok(())
     }
+
+    crate::pool::app_migrations!(MIGRATIONS);
 }
 
 type Marker = Mysql;

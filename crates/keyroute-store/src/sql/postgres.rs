@@ -48,6 +48,8 @@ impl Backend for Postgres {
         AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
         Ok(())
     }
+
+    crate::pool::app_migrations!(MIGRATIONS);
 }
 
 type Marker = Postgres;

@@ -91,6 +91,8 @@ impl Backend for Sqlite {
         AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
         Ok(())
     }
+
+    crate::pool::app_migrations!(MIGRATIONS);
 }
 
 /// Opens a connection and applies [`PRAGMAS`].

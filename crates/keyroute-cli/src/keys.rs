@@ -1,0 +1,335 @@
+//! `keyroute users ...` and `keyroute keys ...`: the key service from the command line.
+//! A plaintext key is printed exactly once, when it is issued or regenerated.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use keyroute::store::Backend;
+use keyroute::{
+    ApiKey, Environment, IssuedKey, KeyId, KeyQuery, KeyRequest, KeyType, Keyroute, NewUser,
+    Scopes, Tenant, User, UserId,
+};
+use serde_json::{Value, json};
+
+use crate::output::{CliError, Out, when};
+use crate::{KeysCommand, Target, UsersCommand};
+
+/// Parses a duration option (`90days`, `1h`).
+pub(crate) fn duration(option: &str, value: &str) -> Result<Duration, CliError> {
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        CliError::failed(format!(
+            "--{option} '{value}': {e}; give e.g. 30m, 24h or 90days"
+        ))
+    })
+}
+
+fn environment(value: &str) -> Result<Environment, CliError> {
+    Environment::new(value)
+        .map_err(|e| CliError::failed(format!("--env '{value}': {e}; e.g. live or test")))
+}
+
+/// A user by name, else by id.
+async fn find_user<B: Backend>(keyroute: &Keyroute<B>, user: &str) -> Result<User, CliError> {
+    if let Some(found) = keyroute.store().find_user_by_name(user).await? {
+        return Ok(found);
+    }
+    if let Ok(id) = UserId::new(user)
+        && let Some(found) = keyroute.store().get_user(&id).await?
+    {
+        return Ok(found);
+    }
+    Err(CliError::failed(format!(
+        "no user named or with id '{user}'; add one with `keyroute users add NAME`"
+    )))
+}
+
+fn user_json(user: &User) -> Value {
+    json!({
+        "id": user.id.as_str(),
+        "user_name": user.user_name,
+        "email": user.email,
+        "tenant": user.tenant.as_ref().map(|t| t.as_str()),
+        "created_at": user.created_at.to_rfc3339(),
+    })
+}
+
+fn key_json(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id.as_str(),
+        "user_id": key.user_id.as_ref().map(|u| u.as_str()),
+        "type": key.key_type.as_str(),
+        "environment": key.environment.as_str(),
+        "hint": key.hint,
+        "name": key.name,
+        "scopes": key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "created_at": key.created_at.to_rfc3339(),
+        "expires_at": key.expires_at.map(|t| t.to_rfc3339()),
+        "cancelled_at": key.cancelled_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+const KEY_HEADER: &[&str] = &[
+    "id",
+    "type",
+    "env",
+    "hint",
+    "name",
+    "scopes",
+    "expires",
+    "cancelled",
+];
+
+fn key_row(key: &ApiKey) -> Vec<String> {
+    vec![
+        key.id.as_str().to_owned(),
+        key.key_type.as_str().to_owned(),
+        key.environment.as_str().to_owned(),
+        key.hint.clone(),
+        key.name.clone().unwrap_or_else(|| "-".to_owned()),
+        key.scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        when(key.expires_at),
+        when(key.cancelled_at),
+    ]
+}
+
+/// Prints keys just made, with their plaintexts: the one time they are shown.
+fn print_issued(out: Out, issued: &[IssuedKey], extra: Value) {
+    let value = json!({
+        "keys": issued.iter().map(|k| {
+            let mut v = key_json(&k.key);
+            v["plaintext"] = Value::String(k.plaintext.expose_secret().to_owned());
+            v
+        }).collect::<Vec<_>>(),
+        "extra": extra,
+    });
+    let rows = issued
+        .iter()
+        .map(|k| {
+            vec![
+                k.key.id.as_str().to_owned(),
+                k.key.key_type.as_str().to_owned(),
+                k.key.environment.as_str().to_owned(),
+                k.plaintext.expose_secret().to_owned(),
+            ]
+        })
+        .collect();
+    out.table(
+        &["id", "type", "env", "key (shown once: store it now)"],
+        rows,
+        value,
+    );
+}
+
+/// `keyroute users ...`.
+pub(crate) async fn users<B: Backend>(
+    keyroute: &Keyroute<B>,
+    command: UsersCommand,
+    out: Out,
+) -> Result<(), CliError> {
+    match command {
+        UsersCommand::Add {
+            name,
+            email,
+            tenant,
+        } => {
+            let mut new_user = NewUser::named(name);
+            if let Some(email) = email {
+                new_user = new_user.with_email(email);
+            }
+            if let Some(tenant) = tenant {
+                let tenant = Tenant::new(&tenant)
+                    .map_err(|e| CliError::failed(format!("--tenant '{tenant}': {e}")))?;
+                new_user = new_user.with_tenant(tenant);
+            }
+            let registration = keyroute.keys().register_user(new_user).await?;
+            out.line(&format!(
+                "user {} ({})",
+                registration.user.user_name,
+                registration.user.id.as_str()
+            ));
+            print_issued(
+                out,
+                &registration.keys,
+                json!({ "user": user_json(&registration.user) }),
+            );
+        }
+        UsersCommand::List { limit } => {
+            let users = keyroute
+                .store()
+                .users_missing_keys(None, limit.max(1))
+                .await?;
+            let rows = users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.id.as_str().to_owned(),
+                        u.user_name.clone(),
+                        when(Some(u.created_at)),
+                    ]
+                })
+                .collect();
+            let value =
+                json!({ "users_without_keys": users.iter().map(user_json).collect::<Vec<_>>() });
+            out.table(&["id (no keys yet)", "user", "created"], rows, value);
+        }
+        UsersCommand::Show { user } => {
+            let user = find_user(keyroute, &user).await?;
+            let keys = keyroute
+                .keys()
+                .list_keys(&user.id, &KeyQuery::all())
+                .await?;
+            out.line(&format!("user {} ({})", user.user_name, user.id.as_str()));
+            let value = json!({ "user": user_json(&user), "keys": keys.iter().map(key_json).collect::<Vec<_>>() });
+            out.table(KEY_HEADER, keys.iter().map(key_row).collect(), value);
+        }
+    }
+    Ok(())
+}
+
+/// Asks on the terminal; refuses without one (pass --yes in scripts).
+fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::failed(
+            "refusing to replace keys without confirmation: no terminal to ask on; pass --yes",
+        ));
+    }
+    let mut stderr = std::io::stderr();
+    write!(stderr, "{question} [y/N] ")?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::failed("not confirmed; nothing was changed"))
+    }
+}
+
+async fn regenerate<B: Backend>(
+    keyroute: &Keyroute<B>,
+    target: &Target,
+    grace: Option<Duration>,
+    yes: bool,
+    out: Out,
+) -> Result<(), CliError> {
+    let user = find_user(keyroute, &target.user).await?;
+    let env = environment(&target.environment)?;
+    let when_old_stop = grace.map_or_else(
+        || "now".to_owned(),
+        |g| format!("after {}", humantime::format_duration(g)),
+    );
+    confirm(
+        &format!(
+            "replace every {} key of {}? the old keys stop working {when_old_stop}",
+            env.as_str(),
+            user.user_name
+        ),
+        yes,
+    )?;
+    let regenerated = keyroute.keys().regenerate(&user.id, &env, grace).await?;
+    let retired: Vec<Value> = regenerated.retired.iter().map(key_json).collect();
+    out.line(&format!(
+        "{} old key(s) retired ({when_old_stop}); new keys:",
+        regenerated.retired.len()
+    ));
+    print_issued(out, &regenerated.issued, json!({ "retired": retired }));
+    Ok(())
+}
+
+/// `keyroute keys ...`.
+pub(crate) async fn keys<B: Backend>(
+    keyroute: &Keyroute<B>,
+    command: KeysCommand,
+    out: Out,
+) -> Result<(), CliError> {
+    match command {
+        KeysCommand::Issue {
+            user,
+            key_type,
+            environment: env,
+            name,
+            scopes,
+            expires_in,
+        } => {
+            let user = find_user(keyroute, &user).await?;
+            let key_type = KeyType::new(&key_type)
+                .map_err(|e| CliError::failed(format!("--type '{key_type}': {e}")))?;
+            let mut request = KeyRequest::new(key_type, environment(&env)?).for_user(user.id);
+            if let Some(name) = name {
+                request = request.named(name);
+            }
+            if !scopes.is_empty() {
+                let scopes = Scopes::parse(scopes.iter())
+                    .map_err(|e| CliError::failed(format!("--scope: {e}")))?;
+                request = request.with_scopes(scopes);
+            }
+            if let Some(lifetime) = expires_in {
+                request = request.expires_in(duration("expires-in", &lifetime)?);
+            }
+            let issued = keyroute.keys().issue_key(request).await?;
+            print_issued(out, std::slice::from_ref(&issued), Value::Null);
+        }
+        KeysCommand::List {
+            user,
+            environment: env,
+        } => {
+            let user = find_user(keyroute, &user).await?;
+            let mut query = KeyQuery::all();
+            if let Some(env) = env {
+                query = query.in_environment(environment(&env)?);
+            }
+            let keys = keyroute.keys().list_keys(&user.id, &query).await?;
+            let value = json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() });
+            out.table(KEY_HEADER, keys.iter().map(key_row).collect(), value);
+        }
+        KeysCommand::Show { id } => {
+            let key = get_key(keyroute, &id).await?;
+            out.table(KEY_HEADER, vec![key_row(&key)], key_json(&key));
+        }
+        KeysCommand::Revoke { id } => {
+            let key_id = key_id(&id)?;
+            let revoked = keyroute
+                .keys()
+                .revoke(&key_id)
+                .await?
+                .ok_or_else(|| no_key(&id))?;
+            out.line(&format!("revoked {}", revoked.id.as_str()));
+            out.table(KEY_HEADER, vec![key_row(&revoked)], key_json(&revoked));
+        }
+        KeysCommand::Regenerate { target, grace, yes } => {
+            let grace = grace.map(|g| duration("grace", &g)).transpose()?;
+            regenerate(keyroute, &target, grace, yes, out).await?;
+        }
+        KeysCommand::Roll { target, grace, yes } => {
+            // No single-key roll in the library: a roll is a regeneration with a grace period.
+            let grace = duration("grace", &grace)?;
+            regenerate(keyroute, &target, Some(grace), yes, out).await?;
+        }
+    }
+    Ok(())
+}
+
+fn key_id(id: &str) -> Result<KeyId, CliError> {
+    KeyId::new(id).map_err(|_| no_key(id))
+}
+
+fn no_key(id: &str) -> CliError {
+    CliError::failed(format!(
+        "no key with id '{id}'; list a user's keys with `keyroute keys list --user NAME`"
+    ))
+}
+
+async fn get_key<B: Backend>(keyroute: &Keyroute<B>, id: &str) -> Result<ApiKey, CliError> {
+    keyroute
+        .store()
+        .get_api_key(&key_id(id)?)
+        .await?
+        .ok_or_else(|| no_key(id))
+}

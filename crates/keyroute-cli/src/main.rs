@@ -1,0 +1,184 @@
+//! `keyroute`: operate API keys and keep the live and test databases in step, from
+//! the same `keyroute.toml` and `KEYROUTE_*` variables the library reads.
+//!
+//! Layout: this file holds the command line (clap) and the exit codes; `app.rs`
+//! picks the database backend from the configured URLs and builds the
+//! [`keyroute::Keyroute`] handle; `keys.rs` holds `users` and `keys`; `ops.rs` holds
+//! `migrate`, `doctor`, `backfill` and `verify`; `output.rs` prints tables or JSON and
+//! defines the one error type.
+//!
+//! Exit codes: 0 success, 1 failure (one line on stderr saying what to do), 2 usage.
+
+// A command's output is its job: printing to stdout is what this crate is for.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod app;
+mod keys;
+mod ops;
+mod output;
+
+/// Operate keyroute's API keys and keep the live and test databases in step.
+#[derive(Debug, Parser)]
+#[command(name = "keyroute", version, about)]
+pub(crate) struct Cli {
+    /// The configuration file (default: ./keyroute.toml when present); KEYROUTE_*
+    /// variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Apply keyroute's tables to the key store; with --app, the app's migrations to
+    /// every configured connection.
+    Migrate {
+        /// A diesel migrations directory of the app's own schema.
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
+    },
+    /// Check every connection, keyroute's migrations, and schema parity between them.
+    Doctor,
+    /// Users: add, list, show.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Keys: issue, list, show, revoke, regenerate, roll.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Give keys to existing users who have none; safe to interrupt and run again.
+    Backfill {
+        /// Users per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Check a key or JWT read from standard input (never from arguments).
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Register a user with one key per environment and key type (shown once).
+    Add {
+        /// The unique user name.
+        name: String,
+        /// The user's email.
+        #[arg(long)]
+        email: Option<String>,
+        /// The user's tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Users who have no keys yet (what `backfill` would key).
+    List {
+        /// The most users to list.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One user and their keys.
+    Show {
+        /// User name or id.
+        user: String,
+    },
+}
+
+/// Which user and environment a regeneration applies to.
+#[derive(Debug, Args)]
+pub(crate) struct Target {
+    /// User name or id.
+    #[arg(long)]
+    user: String,
+    /// The environment whose keys are replaced.
+    #[arg(long = "env")]
+    environment: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Issue one key; its plaintext is printed once.
+    Issue {
+        /// User name or id of the owner.
+        #[arg(long)]
+        user: String,
+        /// Key type, e.g. secret or publishable.
+        #[arg(long = "type", default_value = "secret")]
+        key_type: String,
+        /// Environment, e.g. live or test.
+        #[arg(long = "env")]
+        environment: String,
+        /// A name for the key.
+        #[arg(long)]
+        name: Option<String>,
+        /// A scope the key grants (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 90days (default: the configured expire_keys_after).
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// A user's keys (no plaintexts: only hints).
+    List {
+        /// User name or id.
+        #[arg(long)]
+        user: String,
+        /// Only this environment.
+        #[arg(long = "env")]
+        environment: Option<String>,
+    },
+    /// One key by id.
+    Show {
+        /// The key's id.
+        id: String,
+    },
+    /// Revoke a key now.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+    /// Replace a user's keys in one environment; asks first unless --yes.
+    Regenerate {
+        #[command(flatten)]
+        target: Target,
+        /// Old keys keep working this long, e.g. 1h.
+        #[arg(long)]
+        grace: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Roll a user's keys in one environment: new keys now, old ones until the grace ends.
+    Roll {
+        #[command(flatten)]
+        target: Target,
+        /// How long the old keys keep working, e.g. 24h.
+        #[arg(long, default_value = "24h")]
+        grace: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    // clap exits 2 on usage errors and 0 for --help / --version.
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return output::fail(&output::CliError::Io(e)),
+    };
+    match runtime.block_on(app::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => output::fail(&e),
+    }
+}

@@ -1,0 +1,317 @@
+//! `migrate`, `doctor`, `backfill` and `verify`.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use diesel_migrations::FileBasedMigrations;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use keyroute::store::{Backend, SqlStore, keyroute_migration_versions};
+use keyroute::{ApiKey, Config, KeyListener, Store, UserId};
+use serde_json::json;
+
+use crate::app::handle;
+use crate::output::{CliError, Out, when};
+
+/// `keyroute migrate [--app DIR]`.
+pub(crate) async fn migrate<B: Backend>(
+    mut config: Config,
+    app: Option<&Path>,
+    out: Out,
+) -> Result<(), CliError>
+where
+    SqlStore<B>: Store,
+{
+    // Reads the directory first: a wrong path is reported before anything changes.
+    let source = app
+        .map(|dir| {
+            FileBasedMigrations::from_path(dir).map_err(|e| {
+                CliError::failed(format!(
+                    "--app {}: {e}; give a diesel migrations directory",
+                    dir.display()
+                ))
+            })
+        })
+        .transpose()?;
+    config.apikey.init_schema = true;
+    let keyroute = handle::<B>(config, None).await?;
+    out.line("key store: keyroute's migrations applied");
+    let Some(source) = source else {
+        if out.json {
+            out.json(&json!({ "keyroute": "current", "connections": [] }));
+        }
+        return Ok(());
+    };
+    let report = keyroute.router().migrate_each(source).await;
+    let mut failed = false;
+    let mut rows = Vec::new();
+    let mut entries = Vec::new();
+    for c in &report.connections {
+        let (status, applied) = match &c.versions {
+            Ok(v) if v.is_empty() => ("current".to_owned(), String::new()),
+            Ok(v) => ("migrated".to_owned(), v.join(" ")),
+            Err(e) => {
+                failed = true;
+                (format!("failed: {e}"), String::new())
+            }
+        };
+        entries.push(json!({ "connection": c.connection, "status": status, "applied": c.versions.as_ref().ok() }));
+        rows.push(vec![c.connection.clone(), status, applied]);
+    }
+    out.table(
+        &["connection", "status", "applied now"],
+        rows,
+        json!({ "keyroute": "current", "connections": entries }),
+    );
+    if failed {
+        return Err(CliError::failed(
+            "the app's migrations failed on some connections (above); fix the cause and run migrate again",
+        ));
+    }
+    Ok(())
+}
+
+/// `keyroute doctor`: connections, keyroute's migrations, schema parity.
+pub(crate) async fn doctor<B: Backend>(config: Config, out: Out) -> Result<(), CliError>
+where
+    SqlStore<B>: Store,
+{
+    // The router alone: the doctor reads, it does not migrate or need the key store.
+    let router = config
+        .router
+        .builder::<B>()
+        .and_then(|b| b.build())
+        .map_err(|e| CliError::failed(format!("configuration: {e}")))?;
+    let report = router.applied_migrations().await;
+    let keyroute_versions = keyroute_migration_versions::<B>();
+    let store_connection = match (&config.store.url, &config.store.connection) {
+        (Some(_), _) => None,
+        (None, name) => Some(name.clone().unwrap_or_else(|| "live".to_owned())),
+    };
+    let mut problems = Vec::new();
+    let mut rows = Vec::new();
+    let mut entries = Vec::new();
+    for c in &report.connections {
+        let (reachable, app) = match &c.versions {
+            Ok(_) => (
+                "yes".to_owned(),
+                report.app_versions(&c.connection).unwrap_or_default(),
+            ),
+            Err(e) => {
+                problems.push(format!("connection '{}' is unreachable: {e}", c.connection));
+                (format!("no: {e}"), Vec::new())
+            }
+        };
+        let mut keyroute_state = "-".to_owned();
+        if store_connection.as_deref() == Some(c.connection.as_str())
+            && let Ok(applied) = &c.versions
+        {
+            let pending: Vec<&String> = keyroute_versions
+                .iter()
+                .filter(|v| !applied.contains(v))
+                .collect();
+            keyroute_state = if pending.is_empty() {
+                "current".to_owned()
+            } else {
+                let pending = pending
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                problems.push(format!(
+                    "keyroute's migrations {pending} are not applied on '{}'; run `keyroute migrate`",
+                    c.connection
+                ));
+                format!("pending: {pending}")
+            };
+        }
+        entries.push(json!({
+            "connection": c.connection,
+            "reachable": c.versions.is_ok(),
+            "error": c.versions.as_ref().err().map(ToString::to_string),
+            "app_migrations": app,
+            "keyroute_migrations": keyroute_state,
+        }));
+        rows.push(vec![
+            c.connection.clone(),
+            reachable,
+            keyroute_state,
+            app.join(" "),
+        ]);
+    }
+    let drift = report.drift();
+    for d in &drift {
+        problems.push(format!("schema drift: {d}"));
+    }
+    out.table(
+        &[
+            "connection",
+            "reachable",
+            "keyroute migrations",
+            "app migrations",
+        ],
+        rows,
+        json!({
+            "ok": problems.is_empty(),
+            "connections": entries,
+            "drift": drift.iter().map(|d| json!({
+                "reference": d.reference, "connection": d.connection,
+                "missing": d.missing, "extra": d.extra,
+            })).collect::<Vec<_>>(),
+            "problems": problems,
+        }),
+    );
+    match problems.len() {
+        0 => {
+            out.line("ok: every connection answers and their schemas match");
+            Ok(())
+        }
+        1 => Err(CliError::failed(problems.remove(0))),
+        n => Err(CliError::failed(format!(
+            "{n} problems: {}",
+            problems.join("; ")
+        ))),
+    }
+}
+
+/// Counts the users keyed by each stored backfill batch, for the progress display.
+#[derive(Debug)]
+struct Progress {
+    bar: ProgressBar,
+    /// Lines on stderr when it is not a terminal (the bar hides itself there).
+    lines: bool,
+}
+
+#[async_trait::async_trait]
+impl KeyListener for Progress {
+    async fn keys_retired(&self, _keys: &[ApiKey]) {}
+
+    async fn keys_issued(&self, keys: &[ApiKey]) {
+        let users: std::collections::HashSet<&UserId> =
+            keys.iter().filter_map(|k| k.user_id.as_ref()).collect();
+        self.bar.inc(users.len() as u64);
+        if self.lines {
+            eprintln_progress(self.bar.position(), self.bar.length().unwrap_or(0));
+        }
+    }
+}
+
+fn eprintln_progress(done: u64, total: u64) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "backfill: {done}/{total} users");
+}
+
+/// `keyroute backfill [--batch N]`.
+pub(crate) async fn backfill<B: Backend>(
+    config: Config,
+    batch: usize,
+    out: Out,
+) -> Result<(), CliError>
+where
+    SqlStore<B>: Store,
+{
+    let batch = batch.max(1);
+    let is_terminal = std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} users ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = Arc::new(Progress {
+        bar: bar.clone(),
+        lines: !is_terminal,
+    });
+    let keyroute = handle::<B>(config, Some(progress as Arc<dyn KeyListener>)).await?;
+    // The total: users without keys now (paged as the backfill pages them).
+    let mut total = 0u64;
+    let mut after: Option<UserId> = None;
+    loop {
+        let page = keyroute
+            .store()
+            .users_missing_keys(after.as_ref(), 5000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        total += page.len() as u64;
+    }
+    bar.set_length(total);
+    let started = std::time::Instant::now();
+    let report = keyroute.keys().backfill(batch).await?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    out.line(&format!(
+        "backfill: {} users got {} keys in {seconds:.1}s ({} had none when it started)",
+        report.users, report.keys, total
+    ));
+    if out.json {
+        out.json(&json!({ "users": report.users, "keys": report.keys, "seconds": seconds, "had_none": total }));
+    }
+    Ok(())
+}
+
+/// `keyroute verify`: a key or JWT from standard input.
+pub(crate) async fn verify<B: Backend>(config: Config, out: Out) -> Result<(), CliError>
+where
+    SqlStore<B>: Store,
+{
+    let mut input = String::new();
+    std::io::stdin()
+        .take(16 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| CliError::failed(format!("cannot read the key from standard input: {e}")))?;
+    let token = input.trim();
+    if token.is_empty() {
+        return Err(CliError::failed(
+            "no key on standard input; pipe it in, e.g. `keyroute verify < key.txt`",
+        ));
+    }
+    let keyroute = handle::<B>(config, None).await?;
+    let looks_like_jwt = token.matches('.').count() == 2;
+    if !looks_like_jwt {
+        // Offline first: format, prefix, environment and checksum, with no I/O.
+        keyroute
+            .keys()
+            .format()
+            .parse(token)
+            .map_err(|e| CliError::failed(format!("not a valid key: {e}")))?;
+    }
+    let principal = keyroute
+        .resolver()
+        .resolve(token)
+        .await
+        .map_err(|e| CliError::failed(format!("rejected: {e}")))?;
+    let connection = keyroute
+        .router()
+        .route_name(&principal)
+        .map_err(|e| CliError::failed(format!("no route: {e}")))?;
+    let user = principal.user().map(|u| u.user_name.clone());
+    let scopes: Vec<&str> = principal.scopes().iter().map(|s| s.as_str()).collect();
+    let value = json!({
+        "valid": true,
+        "user": user,
+        "user_id": principal.user_id().map(|u| u.as_str()),
+        "key_id": principal.key_id().map(|k| k.as_str()),
+        "environment": principal.environment().as_str(),
+        "type": principal.key_type().map(|t| t.as_str()),
+        "scopes": scopes,
+        "expires_at": principal.expires_at().map(|t| t.to_rfc3339()),
+        "connection": connection,
+    });
+    let rows = vec![
+        vec!["user".to_owned(), user.unwrap_or_else(|| "-".to_owned())],
+        vec![
+            "environment".to_owned(),
+            principal.environment().as_str().to_owned(),
+        ],
+        vec![
+            "type".to_owned(),
+            principal.key_type().map_or("-", |t| t.as_str()).to_owned(),
+        ],
+        vec!["scopes".to_owned(), scopes.join(" ")],
+        vec!["expires".to_owned(), when(principal.expires_at())],
+        vec!["connection".to_owned(), connection],
+    ];
+    out.line("valid key");
+    out.table(&["principal", ""], rows, value);
+    Ok(())
+}

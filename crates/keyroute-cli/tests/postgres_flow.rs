@@ -1,0 +1,100 @@
+//! The `keyroute` command once against PostgreSQL live and test databases in containers.
+
+mod common;
+
+use common::{Project, one_error_line};
+use diesel_migrations::FileBasedMigrations;
+use keyroute::store::PostgresStore;
+use keyroute::{User, UserId, UserStore};
+
+/// The operator flow on PostgreSQL: app migrations on live and test, keys issued,
+/// verified (routed to test), revoked, regenerated, backfilled; doctor catches drift
+/// after a migration reaches live only, and never prints the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_session_on_postgres() {
+    let dbs = keyroute_testing::postgres_live_and_test().await.unwrap();
+    let toml = format!(
+        "[connections]\nlive = \"{}\"\ntest = \"{}\"\n",
+        dbs.live.url().expose_secret(),
+        dbs.test.url().expose_secret()
+    );
+    let p = Project::with_toml(&toml);
+    p.add_migration(
+        "2026-01-01-000000_orders",
+        "CREATE TABLE orders (id TEXT PRIMARY KEY);",
+        "DROP TABLE orders;",
+    );
+    let app = p.app_dir();
+    let app = app.to_str().unwrap();
+
+    let migrated = p.json(&["migrate", "--app", app]);
+    for c in migrated["connections"].as_array().unwrap() {
+        assert_eq!(c["status"], "migrated", "{migrated}");
+    }
+    p.json(&["users", "add", "ada"]);
+    let issued = p.json(&[
+        "keys",
+        "issue",
+        "--user",
+        "ada",
+        "--env",
+        "test",
+        "--scope",
+        "orders:write",
+    ]);
+    let key_id = issued["keys"][0]["id"].as_str().unwrap().to_owned();
+    let plaintext = issued["keys"][0]["plaintext"].as_str().unwrap().to_owned();
+    let verified = p.json_stdin(&["verify"], &plaintext);
+    assert_eq!(verified["connection"], "test");
+    p.json(&["keys", "revoke", &key_id]);
+    let rejected = p
+        .keyroute(&["verify"])
+        .write_stdin(plaintext)
+        .output()
+        .unwrap();
+    assert!(one_error_line(&rejected).contains("revoked"));
+    let regenerated = p.json(&[
+        "keys",
+        "regenerate",
+        "--user",
+        "ada",
+        "--env",
+        "live",
+        "--yes",
+    ]);
+    assert!(
+        regenerated["keys"][0]["plaintext"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk_live_")
+    );
+
+    let store = PostgresStore::connect(dbs.live.url().clone())
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let users: Vec<User> = (0..200)
+        .map(|i| User::new(UserId::random(), format!("u{i}"), now))
+        .collect();
+    store.import_users(&users).await.unwrap();
+    assert_eq!(p.json(&["backfill", "--batch", "50"])["users"], 200);
+    assert_eq!(p.json(&["backfill"])["users"], 0);
+
+    assert!(p.keyroute(&["doctor"]).output().unwrap().status.success());
+    p.add_migration(
+        "2026-02-01-000000_refunds",
+        "CREATE TABLE refunds (id TEXT);",
+        "DROP TABLE refunds;",
+    );
+    let source = FileBasedMigrations::from_path(p.app_dir()).unwrap();
+    assert_eq!(
+        dbs.live.apply_migrations(source).await.unwrap(),
+        ["20260201000000"]
+    );
+    let drift = p.keyroute(&["doctor"]).output().unwrap();
+    assert_eq!(drift.status.code(), Some(1));
+    let line = one_error_line(&drift);
+    assert!(line.contains("20260201000000"), "{line}");
+    let password_free = |bytes: &[u8]| !String::from_utf8_lossy(bytes).contains(":keyroute@");
+    assert!(password_free(&drift.stdout) && password_free(&drift.stderr));
+}

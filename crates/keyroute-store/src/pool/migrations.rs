@@ -1,0 +1,52 @@
+//! An app's own diesel migrations on a pool's database, and the versions a database
+//! has applied: the pieces of schema parity between live and test databases.
+//!
+//! diesel's migration harness is synchronous, so each call takes a pooled connection
+//! and runs the harness on a blocking thread through diesel-async's
+//! `AsyncMigrationHarness`, as the store does for keyroute's own migrations.
+
+use diesel::migration::MigrationSource;
+use keyroute_core::{StoreError, StoreResult};
+
+use super::{Backend, BackendDb, DbPool};
+
+impl<B: Backend> DbPool<B> {
+    /// Applies the pending migrations of `source` (an app's `EmbeddedMigrations`, or a
+    /// `FileBasedMigrations` directory) to this database and returns the versions
+    /// applied, oldest first; none when it was current. Idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when no connection can be had;
+    /// [`StoreError::Migration`] when a migration fails (earlier ones stay applied,
+    /// the failing one is rolled back where the database allows).
+    pub async fn run_migrations_from<S>(&self, source: S) -> StoreResult<Vec<String>>
+    where
+        S: MigrationSource<BackendDb<B>> + Send + 'static,
+    {
+        let conn = self.get_owned().await?;
+        tokio::task::spawn_blocking(move || B::run_migrations_from(conn, source))
+            .await
+            .map_err(StoreError::migration)?
+            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+    }
+
+    /// Every migration version recorded in diesel's `__diesel_schema_migrations` on
+    /// this database (keyroute's own included when the key store lives here), oldest
+    /// first. Creates the (empty) table when the database has none.
+    ///
+    /// # Errors
+    /// As [`run_migrations_from`](Self::run_migrations_from).
+    pub async fn applied_migrations(&self) -> StoreResult<Vec<String>> {
+        let conn = self.get_owned().await?;
+        tokio::task::spawn_blocking(move || B::applied_migrations(conn))
+            .await
+            .map_err(StoreError::migration)?
+            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+    }
+}
+
+/// The versions of keyroute's own migrations for backend `B`, oldest first: what
+/// `init_schema` applies to the key store, and what schema-parity checks leave out.
+pub fn keyroute_migration_versions<B: Backend>() -> Vec<String> {
+    B::keyroute_migrations()
+}
