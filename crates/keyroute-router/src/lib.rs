@@ -22,8 +22,8 @@
 //! | `postgres` | PostgreSQL |
 //! | `mysql` | MySQL and MariaDB |
 
-mod checks;
 mod admin;
+mod checks;
 pub mod config;
 pub mod error;
 pub mod gateway;
