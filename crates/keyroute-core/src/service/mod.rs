@@ -162,15 +162,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         request: KeyRequest,
         minter: &dyn KeyMinter,
     ) -> Result<IssuedKey, Error> {
-        let owner = match &request.user_id {
-            Some(id) => Some(
-                self.store
-                    .get_user(id)
-                    .await?
-                    .ok_or_else(|| Error::UnknownUser(id.clone()))?,
-            ),
-            None => None,
-        };
+        let owner = self.owner(request.user_id.as_ref()).await?;
         let issued = self.new_key(
             &request.key_type,
             &request.environment,
@@ -357,6 +349,19 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
             }
         }
         Ok(keys)
+    }
+
+    /// The owner a key is made for: `None` for a key of no user, else the stored user.
+    pub(crate) async fn owner(&self, id: Option<&UserId>) -> Result<Option<User>, Error> {
+        match id {
+            Some(id) => Ok(Some(
+                self.store
+                    .get_user(id)
+                    .await?
+                    .ok_or_else(|| Error::UnknownUser(id.clone()))?,
+            )),
+            None => Ok(None),
+        }
     }
 
     fn token_minter(&self) -> TokenMinter<'_> {

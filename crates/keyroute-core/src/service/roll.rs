@@ -51,15 +51,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
                     .to_owned(),
             ));
         }
-        let owner = match &old.user_id {
-            Some(id) => Some(
-                self.store
-                    .get_user(id)
-                    .await?
-                    .ok_or_else(|| Error::UnknownUser(id.clone()))?,
-            ),
-            None => None,
-        };
+        let owner = self.owner(old.user_id.as_ref()).await?;
         let issued = self.new_key(
             &old.key_type,
             &old.environment,
