@@ -135,30 +135,31 @@ impl<B: Backend> ConnectionRouter<B> {
     where
         S: MigrationSource<BackendDb<B>> + Clone + Send + 'static,
     {
-        let mut connections = Vec::new();
-        for name in self.connection_names() {
-            let versions = match self.pool_named(&name) {
-                Ok(pool) => pool.run_migrations_from(source.clone()).await,
-                Err(e) => Err(StoreError::unavailable(e.to_string())),
-            };
-            connections.push(ConnectionSchema {
-                connection: name,
-                versions,
-            });
-        }
-        SchemaReport {
-            connections,
-            keyroute_versions: keyroute_migration_versions::<B>(),
-        }
+        self.report(|pool| {
+            let source = source.clone();
+            async move { pool.run_migrations_from(source).await }
+        })
+        .await
     }
 
     /// The migration versions every configured connection has applied, for
     /// [`SchemaReport::drift`]. An unreachable connection carries its real cause.
     pub async fn applied_migrations(&self) -> SchemaReport {
+        self.report(|pool| async move { pool.applied_migrations().await })
+            .await
+    }
+
+    /// Runs `each` on every configured connection's pool, in name order, and reports
+    /// the versions each gives; an unreachable connection carries its real cause.
+    async fn report<F, Fut>(&self, each: F) -> SchemaReport
+    where
+        F: Fn(std::sync::Arc<keyroute_store::DbPool<B>>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
+    {
         let mut connections = Vec::new();
         for name in self.connection_names() {
             let versions = match self.pool_named(&name) {
-                Ok(pool) => pool.applied_migrations().await,
+                Ok(pool) => each(pool).await,
                 Err(e) => Err(StoreError::unavailable(e.to_string())),
             };
             connections.push(ConnectionSchema {
