@@ -110,27 +110,25 @@ macro_rules! queries {
 }
 
 impl BenchDb for Sqlite {
-    fn insert_plain_keys(
+    /// diesel-async's SQLite wrapper has no multi-row INSERT: one row at a time, in
+    /// one transaction so the set-up stays quick.
+    async fn insert_plain_keys(
         conn: &mut Self::Connection,
         rows: &[(String, String, String)],
-    ) -> impl Future<Output = QueryResult<usize>> + Send {
-        // diesel-async's SQLite wrapper has no multi-row INSERT: one row at a time,
-        // in one transaction so the set-up stays quick.
-        async move {
-            conn.batch_execute("BEGIN").await?;
-            let mut stored = 0;
-            for row in rows {
-                match insert_plain_key(conn, row).await {
-                    Ok(n) => stored += n,
-                    Err(e) => {
-                        conn.batch_execute("ROLLBACK").await?;
-                        return Err(e);
-                    }
+    ) -> QueryResult<usize> {
+        conn.batch_execute("BEGIN").await?;
+        let mut stored = 0_usize;
+        for row in rows {
+            match insert_plain_key(conn, row).await {
+                Ok(n) => stored = stored.saturating_add(n),
+                Err(e) => {
+                    conn.batch_execute("ROLLBACK").await?;
+                    return Err(e);
                 }
             }
-            conn.batch_execute("COMMIT").await?;
-            Ok(stored)
         }
+        conn.batch_execute("COMMIT").await?;
+        Ok(stored)
     }
 
     fn orders_sql(n: u64) -> String {
