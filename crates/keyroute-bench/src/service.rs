@@ -381,6 +381,13 @@ fn describe<B: Backend>(config: &Config, keyroute: &Keyroute<B>, lookup: &DbPool
         out,
         "keyroute on its defaults: {cache}; keyroute-uncached: cache off; keyroute-cached: cache on for {CACHED_FOR:?}"
     );
+    // What the built resolver itself says, in case a default is decided at build time
+    // rather than in the configuration.
+    let _ = write!(
+        out,
+        "\nthe front door's resolver: {:?}",
+        keyroute.resolver()
+    );
     let routed = keyroute
         .router()
         .pool_named("live")
