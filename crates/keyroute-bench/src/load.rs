@@ -1,0 +1,287 @@
+//! The load generator: `connections` keep-alive HTTP/1.1 connections over real TCP,
+//! each owned by one task that sends a request, reads the whole response, records
+//! the latency and sends the next (a closed loop: the offered load is what the
+//! server sustains at that concurrency). It runs on a current-thread Tokio runtime of
+//! its own, in a thread of its own, so its work never queues on the server's workers.
+//!
+//! Each mode's run opens fresh connections, loads for `warmup` unmeasured, then for
+//! `duration`; a request counts when its response completes inside the measured window.
+//! Every response that is not 2xx (or a request that fails outright) is counted,
+//! warm-up included, so a run that served errors cannot pass for a fast one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::header::{HOST, HeaderValue};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+use crate::{BenchError, Mode};
+
+/// The highest latency recorded exactly: 60 s, in microseconds.
+const MAX_MICROS: u64 = 60_000_000;
+
+/// One mode's load run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoadPlan {
+    /// The server.
+    pub addr: SocketAddr,
+    /// The mode whose path prefix every request takes.
+    pub mode: Mode,
+    /// The keys requests spread over, sent as `X-Api-Key` in every mode.
+    pub keys: Arc<Vec<HeaderValue>>,
+    /// Orders 1..=`orders` exist; each request reads one at random.
+    pub orders: u64,
+    /// Keep-alive connections, one task each.
+    pub connections: usize,
+    /// Unmeasured load first.
+    pub warmup: Duration,
+    /// Then the measured window.
+    pub duration: Duration,
+}
+
+impl LoadPlan {
+    /// A plan for `mode` on the server at `addr`, with `keys`, and every other figure
+    /// from `options`.
+    pub fn new(
+        addr: SocketAddr,
+        mode: Mode,
+        keys: Arc<Vec<HeaderValue>>,
+        options: &crate::Options,
+    ) -> Self {
+        Self {
+            addr,
+            mode,
+            keys,
+            orders: options.orders,
+            connections: options.connections,
+            warmup: options.warmup,
+            duration: options.duration,
+        }
+    }
+}
+
+/// What one load run measured.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoadResult {
+    /// Responses completed in the measured window.
+    pub requests: u64,
+    /// The measured window.
+    pub duration: Duration,
+    /// Latencies of the measured responses, in microseconds.
+    pub latencies: Histogram<u64>,
+    /// Responses that were not 2xx, and requests that failed, warm-up included.
+    pub non_2xx: u64,
+    /// The first of those: its status and the start of its body, or the error.
+    pub first_failure: Option<String>,
+}
+
+impl LoadResult {
+    /// Requests per second over the measured window.
+    pub fn requests_per_second(&self) -> f64 {
+        let secs = self.duration.as_secs_f64();
+        if secs > 0.0 {
+            self.requests as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The latency at `quantile` (0.5 for the median).
+    pub fn latency(&self, quantile: f64) -> Duration {
+        Duration::from_micros(self.latencies.value_at_quantile(quantile))
+    }
+}
+
+/// Runs `plan` on a current-thread runtime in a blocking thread of its own and
+/// returns what it measured.
+///
+/// # Errors
+/// [`BenchError::Load`] when the runtime cannot start or no connection can be made.
+pub async fn drive(plan: LoadPlan) -> Result<LoadResult, BenchError> {
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| BenchError::Load(format!("cannot start the client runtime: {e}")))?;
+        runtime.block_on(generate(plan))
+    })
+    .await
+    .map_err(|e| BenchError::Load(format!("the load generator stopped: {e}")))?
+}
+
+/// What one connection's task saw.
+struct TaskResult {
+    requests: u64,
+    latencies: Histogram<u64>,
+    non_2xx: u64,
+    first_failure: Option<String>,
+}
+
+async fn generate(plan: LoadPlan) -> Result<LoadResult, BenchError> {
+    if plan.keys.is_empty() || plan.orders == 0 || plan.connections == 0 {
+        return Err(BenchError::Load(
+            "a load run needs keys, orders and connections".into(),
+        ));
+    }
+    let plan = Arc::new(plan);
+    let start = Instant::now();
+    let measure_from = start + plan.warmup;
+    let until = measure_from + plan.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..plan.connections {
+        tasks.spawn(connection(index, Arc::clone(&plan), measure_from, until));
+    }
+    let mut total = LoadResult {
+        requests: 0,
+        duration: plan.duration,
+        latencies: histogram()?,
+        non_2xx: 0,
+        first_failure: None,
+    };
+    while let Some(done) = tasks.join_next().await {
+        let task = done.map_err(|e| BenchError::Load(format!("a client task failed: {e}")))??;
+        total.requests = total.requests.saturating_add(task.requests);
+        total.non_2xx = total.non_2xx.saturating_add(task.non_2xx);
+        if total.first_failure.is_none() {
+            total.first_failure = task.first_failure;
+        }
+        total
+            .latencies
+            .add(&task.latencies)
+            .map_err(|e| BenchError::Load(format!("merging latencies: {e}")))?;
+    }
+    Ok(total)
+}
+
+fn histogram() -> Result<Histogram<u64>, BenchError> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3)
+        .map_err(|e| BenchError::Load(format!("cannot make a latency histogram: {e}")))
+}
+
+/// One connection: connect, then request after request until `until`.
+async fn connection(
+    index: usize,
+    plan: Arc<LoadPlan>,
+    measure_from: Instant,
+    until: Instant,
+) -> Result<TaskResult, BenchError> {
+    let connect_failed =
+        |e: &dyn std::fmt::Display| BenchError::Load(format!("connecting to {}: {e}", plan.addr));
+    let stream = tokio::net::TcpStream::connect(plan.addr)
+        .await
+        .map_err(|e| connect_failed(&e))?;
+    stream.set_nodelay(true).map_err(|e| connect_failed(&e))?;
+    let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| connect_failed(&e))?;
+    let driver = tokio::spawn(driver);
+    let host = HeaderValue::from_str(&plan.addr.to_string())
+        .map_err(|e| BenchError::Load(format!("host header: {e}")))?;
+
+    let mut result = TaskResult {
+        requests: 0,
+        latencies: histogram()?,
+        non_2xx: 0,
+        first_failure: None,
+    };
+    let mut rng = XorShift::seeded(index);
+    let keys = plan.keys.len() as u64;
+    while Instant::now() < until {
+        let key = &plan.keys[(rng.next() % keys) as usize];
+        let id = rng.next() % plan.orders + 1;
+        let request = Request::get(plan.mode.path(id))
+            .header(HOST, host.clone())
+            .header("x-api-key", key.clone())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| BenchError::Load(format!("building a request: {e}")))?;
+        let sent = Instant::now();
+        let outcome = exchange(&mut sender, request).await;
+        let done = Instant::now();
+        let broken = matches!(outcome, Outcome::Failed(_));
+        if let Some(failure) = outcome.failure() {
+            result.non_2xx = result.non_2xx.saturating_add(1);
+            result.first_failure.get_or_insert(failure);
+        }
+        if done >= measure_from && done <= until {
+            result.requests = result.requests.saturating_add(1);
+            let micros = u64::try_from(done.duration_since(sent).as_micros()).unwrap_or(MAX_MICROS);
+            result
+                .latencies
+                .saturating_record(micros.clamp(1, MAX_MICROS));
+        }
+        if broken {
+            break; // the connection is unusable; its failure is counted
+        }
+    }
+    drop(sender);
+    driver.abort();
+    Ok(result)
+}
+
+enum Outcome {
+    Ok,
+    Status(StatusCode, String),
+    Failed(String),
+}
+
+impl Outcome {
+    fn failure(self) -> Option<String> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::Status(status, body) => Some(format!("{status}: {body}")),
+            Outcome::Failed(error) => Some(error),
+        }
+    }
+}
+
+/// Sends `request` and reads the whole response.
+async fn exchange(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    request: Request<Empty<Bytes>>,
+) -> Outcome {
+    if let Err(e) = sender.ready().await {
+        return Outcome::Failed(format!("connection closed: {e}"));
+    }
+    let response = match sender.send_request(request).await {
+        Ok(response) => response,
+        Err(e) => return Outcome::Failed(format!("request failed: {e}")),
+    };
+    let status = response.status();
+    let body = match response.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => return Outcome::Failed(format!("reading a {status} body failed: {e}")),
+    };
+    if status.is_success() {
+        Outcome::Ok
+    } else {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        Outcome::Status(status, text)
+    }
+}
+
+/// xorshift64*: a fast, seedable spread of keys and orders over each task's requests.
+/// Statistical quality is beside the point; every mode gets the same sequence.
+struct XorShift(u64);
+
+impl XorShift {
+    fn seeded(index: usize) -> Self {
+        // Distinct, non-zero seeds per task.
+        Self(0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}

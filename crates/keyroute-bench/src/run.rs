@@ -1,0 +1,133 @@
+//! A whole run: per backend, set up the server, then the rounds (every mode once per
+//! round, in [`Mode::ALL`] order), then the medians and ratios.
+
+use std::io::Write;
+
+use keyroute::store::{DatabaseUrl, Postgres, Sqlite};
+
+use crate::load::{LoadPlan, drive};
+use crate::report::{BackendReport, ModeSample, load_average};
+use crate::service::{Served, start};
+use crate::{BackendKind, BenchError, Mode, Options};
+
+/// Runs the benchmark `options` describe and writes its report to `out` as it goes.
+/// Returns one report per backend.
+///
+/// # Errors
+/// [`BenchError::Non2xx`] as soon as a mode answers anything but 2xx (the figures
+/// would measure errors); [`BenchError::Container`] when PostgreSQL is asked for and
+/// no engine answers; [`BenchError::Setup`], [`BenchError::Load`] otherwise.
+pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendReport>, BenchError> {
+    check(options)?;
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    writeln!(
+        out,
+        "keyroute HTTP benchmark: {} connections, {} rounds x {} modes, warm-up {:?} + {:?} measured per mode; {} keys, {} orders per database; {cores} cores, load average {}",
+        options.connections,
+        options.rounds,
+        Mode::ALL.len(),
+        options.warmup,
+        options.duration,
+        options.keys,
+        options.orders,
+        load_average(),
+    )?;
+    let mut reports = Vec::new();
+    for &backend in &options.backends {
+        let served = serve(backend, options).await?;
+        writeln!(out, "\n{}: serving on {}", backend.name(), served.addr)?;
+        writeln!(out, "{}", served.settings)?;
+        let mut report = BackendReport::new(backend);
+        for round in 1..=options.rounds {
+            writeln!(
+                out,
+                "{} round {round}/{} (load average {})",
+                backend.name(),
+                options.rounds,
+                load_average()
+            )?;
+            for mode in Mode::ALL {
+                let plan = LoadPlan::new(served.addr, mode, served.keys.clone(), options);
+                let result = drive(plan).await?;
+                let sample = ModeSample::new(mode, round, &result);
+                writeln!(out, "{}", sample.line())?;
+                out.flush()?;
+                if result.non_2xx > 0 {
+                    return Err(BenchError::Non2xx {
+                        backend: backend.name(),
+                        mode: mode.name(),
+                        count: result.non_2xx,
+                        first: result.first_failure.unwrap_or_default(),
+                    });
+                }
+                report.samples.push(sample);
+            }
+        }
+        report.write_summary(out)?;
+        writeln!(
+            out,
+            "{}: load average after {}",
+            backend.name(),
+            load_average()
+        )?;
+        drop(served);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn check(options: &Options) -> Result<(), BenchError> {
+    let invalid = |option, reason| Err(BenchError::Options { option, reason });
+    if options.backends.is_empty() {
+        return invalid("backend", "name at least one backend");
+    }
+    if options.rounds == 0 {
+        return invalid("rounds", "at least one round");
+    }
+    if options.duration.is_zero() {
+        return invalid("duration", "a measured window longer than zero");
+    }
+    if options.connections == 0 {
+        return invalid("connections", "at least one connection");
+    }
+    if options.keys < 2 {
+        return invalid("keys", "at least 2 (a live and a test key)");
+    }
+    if options.orders == 0 || i64::try_from(options.orders).is_err() {
+        return invalid("orders", "between 1 and 2^63 - 1");
+    }
+    if options.pool_size == 0 {
+        return invalid("pool-size", "at least one connection per pool");
+    }
+    Ok(())
+}
+
+async fn serve(backend: BackendKind, options: &Options) -> Result<Served, BenchError> {
+    match backend {
+        BackendKind::Sqlite => {
+            let files = tempfile::Builder::new()
+                .prefix("keyroute-bench-")
+                .tempdir()
+                .map_err(|e| BenchError::Setup {
+                    backend: "sqlite",
+                    reason: format!("cannot make a temporary directory: {e}"),
+                })?;
+            let path = |name: &str| files.path().join(name).to_string_lossy().into_owned();
+            let (live, test) = (path("live.db"), path("test.db"));
+            start::<Sqlite>(
+                DatabaseUrl::new(live),
+                DatabaseUrl::new(test),
+                Box::new(files),
+                options,
+            )
+            .await
+        }
+        BackendKind::Postgres => {
+            let dbs = keyroute_testing::postgres_live_and_test()
+                .await
+                .map_err(|e| BenchError::Container(e.to_string()))?;
+            let (live, test) = (dbs.live.url().clone(), dbs.test.url().clone());
+            start::<Postgres>(live, test, Box::new(dbs), options).await
+        }
+    }
+}

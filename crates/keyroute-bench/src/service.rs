@@ -1,0 +1,548 @@
+//! The benchmark's axum service: one server, every [`Mode`](crate::Mode) under its own
+//! path prefix (`/open/orders/{id}`, `/naive/orders/{id}`, ...), all on the same live
+//! and test pools of one keyroute handle.
+//!
+//! The handler's own query is the same in every mode: one order by its primary key,
+//! on the connection the mode picks. What differs is how the connection is picked:
+//! - `open`: none; the live pool.
+//! - `naive`: what a team would write by hand. The `X-Api-Key` value is looked up as
+//!   plaintext in `plain_keys` (primary key `key`) in the live database, then the
+//!   connection named by the row's environment is taken from keyroute's router. The
+//!   lookup runs on a pool of its own with the same settings keyroute's key store
+//!   gets (`[pools]`), so both sides have the same connections: keyroute's store pool
+//!   and the naive lookup pool are each one pool of `pool_size` on the live database.
+//! - `keyroute*`: the `Connected<B>` extractor of `keyroute::axum`, as a service writes
+//!   it; `keyroute` uses the front door's own resolver (its defaults), the other two a
+//!   resolver built over the same store with `session_cache_duration` set explicitly.
+
+use std::any::Any;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRef, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use diesel::prelude::*;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use keyroute::axum::{AuthState, Connected};
+use keyroute::store::{Backend, DatabaseUrl, DbPool, Postgres, SqlStore, Sqlite};
+use keyroute::{Config, ConnectionRouter, KeyResolver, KeyService, Keyroute, NewUser};
+
+use crate::{BenchError, Options};
+
+mod schema {
+    diesel::table! {
+        /// The handler's own data: one small indexed read per request.
+        orders (id) {
+            id -> BigInt,
+            item -> Text,
+        }
+    }
+    diesel::table! {
+        /// The naive mode's keys: plaintext, looked up per request.
+        plain_keys (key) {
+            key -> Text,
+            user_id -> Text,
+            environment -> Text,
+        }
+    }
+}
+use schema::{orders, plain_keys};
+
+/// How long `keyroute-cached` keeps a resolved key: longer than any run.
+pub const CACHED_FOR: Duration = Duration::from_secs(300);
+
+/// A backend the benchmark runs on: its schema and the handlers' queries.
+pub trait BenchDb: Backend + Sized {
+    /// Creates `orders` and fills it with `n` rows (ids 1..=n).
+    fn orders_sql(n: u64) -> String;
+
+    /// The item of order `id`.
+    fn order(
+        conn: &mut Self::Connection,
+        id: i64,
+    ) -> impl Future<Output = QueryResult<String>> + Send;
+
+    /// The naive lookup: the user and environment of the plaintext `key`, if any.
+    fn plain_key(
+        conn: &mut Self::Connection,
+        key: &str,
+    ) -> impl Future<Output = QueryResult<Option<(String, String)>>> + Send;
+
+    /// Stores `(key, user_id, environment)` rows in `plain_keys`.
+    fn insert_plain_keys(
+        conn: &mut Self::Connection,
+        rows: &[(String, String, String)],
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+}
+
+/// The queries are the same diesel code on every backend; only the connection type
+/// (and so the trait impl) differs.
+macro_rules! queries {
+    () => {
+        fn order(
+            conn: &mut Self::Connection,
+            id: i64,
+        ) -> impl Future<Output = QueryResult<String>> + Send {
+            // `find` + `get_result`: no bound LIMIT, so the statement is prepared once
+            // per connection and reused.
+            orders::table
+                .find(id)
+                .select(orders::item)
+                .get_result::<String>(conn)
+        }
+
+        fn plain_key(
+            conn: &mut Self::Connection,
+            key: &str,
+        ) -> impl Future<Output = QueryResult<Option<(String, String)>>> + Send {
+            let query = plain_keys::table
+                .find(key.to_owned())
+                .select((plain_keys::user_id, plain_keys::environment));
+            async move { query.get_result(conn).await.optional() }
+        }
+    };
+}
+
+impl BenchDb for Sqlite {
+    /// diesel-async's SQLite wrapper has no multi-row INSERT: one row at a time, in
+    /// one transaction so the set-up stays quick.
+    async fn insert_plain_keys(
+        conn: &mut Self::Connection,
+        rows: &[(String, String, String)],
+    ) -> QueryResult<usize> {
+        conn.batch_execute("BEGIN").await?;
+        let mut stored = 0_usize;
+        for row in rows {
+            match insert_plain_key(conn, row).await {
+                Ok(n) => stored = stored.saturating_add(n),
+                Err(e) => {
+                    conn.batch_execute("ROLLBACK").await?;
+                    return Err(e);
+                }
+            }
+        }
+        conn.batch_execute("COMMIT").await?;
+        Ok(stored)
+    }
+
+    fn orders_sql(n: u64) -> String {
+        // INTEGER PRIMARY KEY: the rowid itself, SQLite's indexed read by id.
+        format!(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+             INSERT INTO orders (id, item) SELECT i, 'order ' || i FROM n;"
+        )
+    }
+    queries!();
+}
+
+impl BenchDb for Postgres {
+    fn insert_plain_keys(
+        conn: &mut Self::Connection,
+        rows: &[(String, String, String)],
+    ) -> impl Future<Output = QueryResult<usize>> + Send {
+        let values: Vec<_> = rows.iter().map(plain_key_row).collect();
+        diesel::insert_into(plain_keys::table)
+            .values(values)
+            .execute(conn)
+    }
+
+    fn orders_sql(n: u64) -> String {
+        format!(
+            "CREATE TABLE orders (id BIGINT PRIMARY KEY, item TEXT NOT NULL);
+             INSERT INTO orders (id, item) SELECT i, 'order ' || i FROM generate_series(1, {n}) AS i;
+             ANALYZE orders;"
+        )
+    }
+    queries!();
+}
+
+type PlainKeyRow<'a> = (
+    diesel::dsl::Eq<plain_keys::key, &'a str>,
+    diesel::dsl::Eq<plain_keys::user_id, &'a str>,
+    diesel::dsl::Eq<plain_keys::environment, &'a str>,
+);
+
+fn plain_key_row((key, user, env): &(String, String, String)) -> PlainKeyRow<'_> {
+    (
+        plain_keys::key.eq(key.as_str()),
+        plain_keys::user_id.eq(user.as_str()),
+        plain_keys::environment.eq(env.as_str()),
+    )
+}
+
+async fn insert_plain_key(
+    conn: &mut <Sqlite as Backend>::Connection,
+    row: &(String, String, String),
+) -> QueryResult<usize> {
+    diesel::insert_into(plain_keys::table)
+        .values(plain_key_row(row))
+        .execute(conn)
+        .await
+}
+
+const PLAIN_KEYS_SQL: &str = "CREATE TABLE plain_keys (key TEXT PRIMARY KEY, \
+     user_id TEXT NOT NULL, environment TEXT NOT NULL)";
+
+/// A running benchmark server and what the load generator needs to drive it.
+pub struct Served {
+    /// Where the server listens (`127.0.0.1`, a free port).
+    pub addr: SocketAddr,
+    /// Every key made, as the `X-Api-Key` header value (marked sensitive).
+    pub keys: Arc<Vec<HeaderValue>>,
+    /// What `keyroute` on its defaults means in this build, and the pools' settings.
+    pub settings: String,
+    server: tokio::task::JoinHandle<()>,
+    _databases: Box<dyn Any + Send>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("addr", &self.addr)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Sets up the databases at `live` and `test` (keyroute's schema, `orders`,
+/// `plain_keys`, users and their keys) and serves every mode on `127.0.0.1:0`.
+/// `databases` is kept alive as long as the server (a temporary directory, a
+/// container's databases).
+///
+/// # Errors
+/// [`BenchError::Setup`] naming what failed.
+pub async fn start<B: BenchDb>(
+    live: DatabaseUrl,
+    test: DatabaseUrl,
+    databases: Box<dyn Any + Send>,
+    options: &Options,
+) -> Result<Served, BenchError>
+where
+    SqlStore<B>: keyroute::Store,
+{
+    let fail = |reason: String| BenchError::Setup {
+        backend: B::NAME,
+        reason,
+    };
+    // Plain HTTP on loopback; everything else is keyroute's default.
+    let config = Config::from_toml_str(&format!(
+        "[apikey]\nrequire_secure_connection = false\n[pools]\nmax_size = {}\n",
+        options.pool_size
+    ))
+    .map_err(|e| fail(e.to_string()))?;
+    let keyroute = Keyroute::<B>::builder()
+        .config(config.clone())
+        .connection("live", live.clone())
+        .connection("test", test)
+        .build()
+        .await
+        .map_err(|e| fail(format!("building keyroute: {e}")))?;
+    keyroute
+        .spawn_background()
+        .map_err(|e| fail(e.to_string()))?;
+
+    for name in ["live", "test"] {
+        let mut db = keyroute
+            .router()
+            .connection_named(name)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        db.batch_execute(&B::orders_sql(options.orders))
+            .await
+            .map_err(|e| fail(format!("filling orders in {name}: {e}")))?;
+    }
+    let rows = register_users(&keyroute, options.keys)
+        .await
+        .map_err(&fail)?;
+    {
+        let mut db = keyroute
+            .router()
+            .connection_named("live")
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        db.batch_execute(PLAIN_KEYS_SQL)
+            .await
+            .map_err(|e| fail(format!("creating plain_keys: {e}")))?;
+        for chunk in rows.chunks(500) {
+            B::insert_plain_keys(&mut db, chunk)
+                .await
+                .map_err(|e| fail(format!("filling plain_keys: {e}")))?;
+        }
+    }
+    let keys = rows
+        .iter()
+        .map(|(key, _, _)| {
+            let mut value = HeaderValue::from_str(key)
+                .map_err(|_| fail("a generated key is not a header value".into()))?;
+            value.set_sensitive(true);
+            Ok(value)
+        })
+        .collect::<Result<Vec<_>, BenchError>>()?;
+
+    let lookup = DbPool::<B>::connect(live, config.router.pool.clone())
+        .await
+        .map_err(|e| fail(format!("opening the naive lookup pool: {e}")))?;
+    let resolver_with = |cache: Option<Duration>| -> Result<AuthState, BenchError> {
+        let mut options = config.apikey.clone();
+        options.session_cache_duration = cache;
+        let store = Arc::clone(keyroute.store());
+        let resolver = config
+            .resolver
+            .apply(KeyResolver::builder(Arc::clone(&store), options.clone()))
+            .and_then(|builder| builder.build())
+            .map_err(|e| fail(e.to_string()))?;
+        let keys = KeyService::new(store, options).map_err(|e| fail(e.to_string()))?;
+        Ok(AuthState::new(resolver, Arc::new(keys)))
+    };
+    let router = keyroute.router().clone();
+    let kr = |auth: AuthState| KeyrouteState {
+        auth,
+        router: router.clone(),
+    };
+    let app = Router::new()
+        .route("/open/orders/{id}", get(open::<B>))
+        .with_state(OpenState {
+            router: router.clone(),
+        })
+        .merge(
+            Router::new()
+                .route("/naive/orders/{id}", get(naive::<B>))
+                .with_state(NaiveState {
+                    lookup: Arc::new(lookup.clone()),
+                    router: router.clone(),
+                }),
+        )
+        .merge(
+            Router::new()
+                .route("/keyroute/orders/{id}", get(routed::<B>))
+                .with_state(kr(keyroute.axum_state())),
+        )
+        .merge(
+            Router::new()
+                .route("/keyroute-uncached/orders/{id}", get(routed::<B>))
+                .with_state(kr(resolver_with(None)?)),
+        )
+        .merge(
+            Router::new()
+                .route("/keyroute-cached/orders/{id}", get(routed::<B>))
+                .with_state(kr(resolver_with(Some(CACHED_FOR))?)),
+        );
+
+    let settings = describe(&config, &keyroute, &lookup);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| fail(format!("binding 127.0.0.1:0: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| fail(format!("reading the bound address: {e}")))?;
+    let server = tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(error) = axum::serve(listener, service).await {
+            tracing_error(&error);
+        }
+    });
+    Ok(Served {
+        addr,
+        keys: Arc::new(keys),
+        settings,
+        server,
+        _databases: databases,
+    })
+}
+
+/// A server that stops serving shows up as failed requests in the load run; this only
+/// says why, on stderr.
+#[allow(clippy::print_stderr)]
+fn tracing_error(error: &std::io::Error) {
+    eprintln!("keyroute-bench: the server stopped: {error}");
+}
+
+/// What `keyroute` on its defaults means in this build, and the pools every mode shares.
+fn describe<B: Backend>(config: &Config, keyroute: &Keyroute<B>, lookup: &DbPool<B>) -> String {
+    let mut out = String::new();
+    let cache = match config.apikey.session_cache_duration {
+        Some(ttl) => format!("session_cache_duration {ttl:?} (resolver cache on)"),
+        None => "session_cache_duration none (resolver cache off)".to_owned(),
+    };
+    let _ = write!(
+        out,
+        "keyroute on its defaults: {cache}; keyroute-uncached: cache off; keyroute-cached: cache on for {CACHED_FOR:?}"
+    );
+    // What the built resolver itself says, in case a default is decided at build time
+    // rather than in the configuration.
+    let _ = write!(
+        out,
+        "\nthe front door's resolver: {:?}",
+        keyroute.resolver()
+    );
+    let routed = keyroute
+        .router()
+        .pool_named("live")
+        .map(|pool| format!("{:?}", pool.settings().recycling_check))
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let _ = write!(
+        out,
+        "\npools: {} connections each (live, test, keyroute's store, the naive lookup); checkout check: routed {routed}, naive lookup {:?}",
+        config.router.pool.max_size,
+        lookup.settings().recycling_check,
+    );
+    out
+}
+
+/// Registers users until `keys` keys exist (each user gets a live and a test key),
+/// eight registrations at a time; returns `(plaintext, user id, environment)` rows.
+async fn register_users<B: Backend>(
+    keyroute: &Keyroute<B>,
+    keys: usize,
+) -> Result<Vec<(String, String, String)>, String> {
+    const WORKERS: usize = 8;
+    let users = keys.div_ceil(2);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..WORKERS {
+        let keyroute = keyroute.clone();
+        tasks.spawn(async move {
+            let mut rows = Vec::new();
+            for n in (worker..users).step_by(WORKERS) {
+                let registration = keyroute
+                    .keys()
+                    .register_user(NewUser::named(format!("user{n}")))
+                    .await
+                    .map_err(|e| format!("registering user{n}: {e}"))?;
+                let user = registration.user.id.to_string();
+                for issued in registration.keys {
+                    rows.push((
+                        issued.plaintext.expose_secret().to_owned(),
+                        user.clone(),
+                        issued.key.environment.as_str().to_owned(),
+                    ));
+                }
+            }
+            Ok::<_, String>(rows)
+        });
+    }
+    let mut rows = Vec::with_capacity(keys);
+    while let Some(done) = tasks.join_next().await {
+        rows.extend(done.map_err(|e| format!("a registration task failed: {e}"))??);
+    }
+    rows.truncate(keys);
+    Ok(rows)
+}
+
+struct OpenState<B: Backend> {
+    router: ConnectionRouter<B>,
+}
+
+impl<B: Backend> Clone for OpenState<B> {
+    fn clone(&self) -> Self {
+        Self {
+            router: self.router.clone(),
+        }
+    }
+}
+
+struct NaiveState<B: Backend> {
+    lookup: Arc<DbPool<B>>,
+    router: ConnectionRouter<B>,
+}
+
+impl<B: Backend> Clone for NaiveState<B> {
+    fn clone(&self) -> Self {
+        Self {
+            lookup: Arc::clone(&self.lookup),
+            router: self.router.clone(),
+        }
+    }
+}
+
+struct KeyrouteState<B: Backend> {
+    auth: AuthState,
+    router: ConnectionRouter<B>,
+}
+
+impl<B: Backend> Clone for KeyrouteState<B> {
+    fn clone(&self) -> Self {
+        Self {
+            auth: self.auth.clone(),
+            router: self.router.clone(),
+        }
+    }
+}
+
+impl<B: Backend> FromRef<KeyrouteState<B>> for AuthState {
+    fn from_ref(state: &KeyrouteState<B>) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl<B: Backend> FromRef<KeyrouteState<B>> for ConnectionRouter<B> {
+    fn from_ref(state: &KeyrouteState<B>) -> Self {
+        state.router.clone()
+    }
+}
+
+/// The handler's answer: the order's item, or why not.
+fn reply(order: QueryResult<String>) -> Response {
+    match order {
+        Ok(item) => item.into_response(),
+        Err(diesel::result::Error::NotFound) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+}
+
+/// `open`: no authentication, the live database.
+async fn open<B: BenchDb>(State(state): State<OpenState<B>>, Path(id): Path<i64>) -> Response {
+    match state.router.connection_named("live").await {
+        Ok(mut db) => reply(B::order(&mut db, id).await),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `naive`: the plaintext key looked up per request, then the connection its
+/// environment names.
+async fn naive<B: BenchDb>(
+    State(state): State<NaiveState<B>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let found = match state.lookup.get().await {
+        Ok(mut conn) => B::plain_key(&mut conn, key).await,
+        Err(e) => return unavailable(e),
+    };
+    let environment = match found {
+        Ok(Some((_user, environment))) => environment,
+        Ok(None) => return StatusCode::UNAUTHORIZED.into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    match state.router.connection_named(&environment).await {
+        Ok(mut db) => reply(B::order(&mut db, id).await),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `keyroute*`: the caller and their routed connection from keyroute's extractor.
+async fn routed<B: BenchDb>(
+    Connected { mut db, .. }: Connected<B>,
+    Path(id): Path<i64>,
+) -> Response {
+    reply(B::order(&mut db, id).await)
+}
