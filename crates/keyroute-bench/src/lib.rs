@@ -16,7 +16,8 @@
 //!   the same run, and whether the targets are met.
 //! - [`run`]: per backend (SQLite files, PostgreSQL in a container), the modes
 //!   interleaved and repeated: round 1 runs every mode once, then round 2, and so on,
-//!   so a noisy minute on the shared machine lands on every mode alike.
+//!   so a noisy minute on the shared machine lands on every mode alike; each round
+//!   starts one mode later, so no mode always runs first or after the same neighbour.
 //!
 //! Fairness on a 2-core machine: the server runs on the multi-threaded Tokio runtime
 //! the binary starts (one worker per core, plus the blocking threads diesel-async's

@@ -1,5 +1,6 @@
 //! A whole run: per backend, set up the server, then the rounds (every mode once per
-//! round, in [`Mode::ALL`] order), then the medians and ratios.
+//! round, in [`Mode::ALL`] order rotated by one each round), then the medians and
+//! ratios.
 
 use std::io::Write;
 
@@ -46,7 +47,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                 options.rounds,
                 load_average()
             )?;
-            for mode in Mode::ALL {
+            for mode in round_order(round) {
                 let plan = LoadPlan::new(served.addr, mode, served.keys.clone(), options);
                 let result = drive(plan).await?;
                 let sample = ModeSample::new(mode, round, &result);
@@ -74,6 +75,17 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// The modes of `round` (from 1): [`Mode::ALL`] rotated by one more each round, so no
+/// mode always runs first (right after set-up) or always after the same neighbour.
+fn round_order(round: u32) -> impl Iterator<Item = Mode> {
+    let shift = usize::try_from(round.saturating_sub(1)).unwrap_or(0) % Mode::ALL.len();
+    Mode::ALL
+        .into_iter()
+        .cycle()
+        .skip(shift)
+        .take(Mode::ALL.len())
 }
 
 fn check(options: &Options) -> Result<(), BenchError> {
@@ -129,5 +141,26 @@ async fn serve(backend: BackendKind, options: &Options) -> Result<Served, BenchE
             let (live, test) = (dbs.live.url().clone(), dbs.test.url().clone());
             start::<Postgres>(live, test, Box::new(dbs), options).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each round runs every mode once, and each round starts with a different mode.
+    #[test]
+    fn rounds_rotate_the_order() {
+        let first: Vec<Mode> = round_order(1).collect();
+        assert_eq!(first, Mode::ALL);
+        let second: Vec<Mode> = round_order(2).collect();
+        assert_eq!(second[0], Mode::Naive);
+        assert_eq!(second[4], Mode::Open);
+        for round in 1..=7 {
+            let mut modes: Vec<Mode> = round_order(round).collect();
+            modes.sort();
+            assert_eq!(modes, Mode::ALL, "round {round}");
+        }
+        assert_eq!(round_order(6).next(), Some(Mode::Open));
     }
 }
