@@ -84,6 +84,7 @@ impl ChangeFeed for SqlStore<Marker> {
             told_down: false,
             backoff: Duration::from_millis(100),
             next_poll: None,
+            overrunning: None,
         }))
     }
 
@@ -116,6 +117,8 @@ struct Poller {
     backoff: Duration,
     /// When the next poll is due (`None`: now).
     next_poll: Option<tokio::time::Instant>,
+    /// A query that overran its time and is left to finish (see [`Poller::run`]).
+    overrunning: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Poller {
@@ -124,11 +127,43 @@ impl Poller {
         self.settings.poll_interval.max(Duration::from_secs(1))
     }
 
+    /// Runs one query on its own task, waiting at most [`query_timeout`](Self::query_timeout).
+    ///
+    /// A query future dropped half-way would hand its pooled connection back in the
+    /// middle of a result (MySQL's protocol then fails on the next user), so a query
+    /// that overruns is never cancelled: it is left to finish on its task, the feed
+    /// counts as interrupted, and the next query first waits for it.
+    async fn run<T: Send + 'static>(
+        &mut self,
+        query: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+    ) -> Result<T, String> {
+        let limit = self.query_timeout();
+        if let Some(earlier) = &mut self.overrunning {
+            match tokio::time::timeout(limit, earlier).await {
+                Ok(_) => self.overrunning = None,
+                Err(_) => return Err("an earlier feed query has still not finished".to_owned()),
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _ = tx.send(query.await);
+        });
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the feed query's task ended without an answer".to_owned()),
+            Err(_) => {
+                self.overrunning = Some(task);
+                Err(format!("a feed query took longer than {limit:?}"))
+            }
+        }
+    }
+
     /// The starting position (module docs).
-    async fn start_position(&self) -> Result<i64, String> {
+    async fn start_position(&mut self) -> Result<i64, String> {
         let settled = Utc::now() - TimeDelta::from_std(GAP_PATIENCE).unwrap_or_default();
-        let query = async {
-            let mut conn = self.store.conn().await.map_err(|e| e.to_string())?;
+        let store = self.store.clone();
+        let query = async move {
+            let mut conn = store.conn().await.map_err(|e| e.to_string())?;
             events::table
                 .filter(events::created_at.lt(Ts::from_instant(settled)))
                 .select(diesel::dsl::max(events::id))
@@ -136,19 +171,17 @@ impl Poller {
                 .await
                 .map_err(|e| map_error(e).to_string())
         };
-        match tokio::time::timeout(self.query_timeout(), query).await {
-            Ok(found) => found.map(Option::unwrap_or_default),
-            Err(_) => Err("reading the feed's position timed out".to_owned()),
-        }
+        self.run(query).await.map(Option::unwrap_or_default)
     }
 
     /// One poll: the events after `low`, in id order.
-    async fn poll(&self) -> Result<Vec<(i64, String, String)>, String> {
+    async fn poll(&mut self) -> Result<Vec<(i64, String, String)>, String> {
         let limit = i64::try_from(self.settings.batch.max(1)).unwrap_or(i64::MAX);
-        let query = async {
-            let mut conn = self.store.conn().await.map_err(|e| e.to_string())?;
+        let (store, low) = (self.store.clone(), self.low);
+        let query = async move {
+            let mut conn = store.conn().await.map_err(|e| e.to_string())?;
             events::table
-                .filter(events::id.gt(self.low))
+                .filter(events::id.gt(low))
                 .order(events::id.asc())
                 .limit(limit)
                 .select((events::id, events::kind, events::subject))
@@ -156,10 +189,7 @@ impl Poller {
                 .await
                 .map_err(|e| map_error(e).to_string())
         };
-        match tokio::time::timeout(self.query_timeout(), query).await {
-            Ok(rows) => rows,
-            Err(_) => Err("polling keyroute_events timed out".to_owned()),
-        }
+        self.run(query).await
     }
 
     /// Takes in one poll's rows and moves `low` over what is now contiguous.
