@@ -8,7 +8,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use keyroute_core::{
-    Clock, ConfigError, Environment, KeyListener, KeyOptions, KeyService, Store, SystemClock,
+    Clock, ConfigError, Environment, FeedListener, KeyListener, KeyOptions, KeyService, Store,
+    SystemClock,
 };
 use keyroute_router::{Gateway, KeyResolver, RoutingPolicy};
 use keyroute_store::{Backend, DatabaseUrl, SqlStore};
@@ -193,6 +194,12 @@ where
             None => resolver,
         };
         let resolver = resolver.build()?;
+        // The caches follow the store's change feed, run by `Keyroute::background()`.
+        let mut feed_listeners: Vec<Arc<dyn FeedListener>> = vec![Arc::new(resolver.clone())];
+        #[cfg(feature = "jwt")]
+        if let Some(jwt) = &jwt {
+            feed_listeners.push(jwt.feed_listener());
+        }
 
         let mut keys = KeyService::new(Arc::clone(&store), options)
             .map_err(|e| match e {
@@ -214,6 +221,9 @@ where
                 gateway: Gateway::new(resolver, router),
                 #[cfg(feature = "jwt")]
                 jwt,
+                feed_listeners,
+                feed: config.resolver.feed_settings(),
+                event_retention: config.resolver.feed_retention,
             }),
         })
     }
@@ -300,7 +310,8 @@ fn build_jwt(
         .with_environments(options.environments.clone());
     let mut builder = JwtService::builder(jwt_config)
         .clock(Arc::clone(clock))
-        .key_store(Arc::clone(store) as Arc<dyn keyroute_core::ApiKeyStore>);
+        .key_store(Arc::clone(store) as Arc<dyn keyroute_core::ApiKeyStore>)
+        .deny_cache_follows_feed();
     if section.config.check_deny_list {
         builder = builder.deny_list(Arc::clone(store) as Arc<dyn keyroute_core::DenyList>);
     }

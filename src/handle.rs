@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyroute_core::{AuthError, KeyService, Principal, Store};
+use keyroute_core::{AuthError, FeedListener, FeedSettings, KeyService, Principal, Store};
 use keyroute_router::{
     ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError, RoutedConnection,
 };
@@ -26,7 +26,15 @@ pub(crate) struct Inner<B: Backend> {
     pub(crate) gateway: Gateway<KeyStore, B>,
     #[cfg(feature = "jwt")]
     pub(crate) jwt: Option<Arc<keyroute_jwt::JwtService>>,
+    /// The caches that follow the store's change feed (the resolver, the JWT deny cache).
+    pub(crate) feed_listeners: Vec<Arc<dyn FeedListener>>,
+    pub(crate) feed: FeedSettings,
+    /// How long change events are kept: `[resolver] feed_retention`.
+    pub(crate) event_retention: Duration,
 }
+
+/// How often the feed task checks whether the handle is still held.
+const HANDLE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// keyroute, wired: the key service, the gateway (authenticate, then a connection to
 /// the database the key's environment selects) and, when enabled, JWTs. Build it once
@@ -135,11 +143,20 @@ impl<B: Backend> Keyroute<B> {
     }
 
     /// The background work keyroute needs, as one future for the app to spawn (or
-    /// use [`spawn_background`](Self::spawn_background)): writes last-used times in
-    /// batches and purges deny-list entries that can no longer matter. It ends when
-    /// the last clone of this handle is dropped. Nothing is started behind your back.
+    /// use [`spawn_background`](Self::spawn_background)): follows the store's change
+    /// feed (so revocations made on other instances evict here; the caches are used
+    /// only while it is live), writes last-used times in batches, and purges deny-list
+    /// entries and change events that can no longer matter. It ends when the last
+    /// clone of this handle is dropped. Nothing is started behind your back: without
+    /// it the resolver serves every request uncached (and warns once).
     pub fn background(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let last_used = self.resolver().last_used_task();
+        let feed = follow_store_feed(
+            Arc::clone(self.store()),
+            self.inner.feed.clone(),
+            self.inner.feed_listeners.clone(),
+            Arc::downgrade(&self.inner),
+        );
         let handle = Arc::downgrade(&self.inner);
         async move {
             let purge = async move {
@@ -154,9 +171,17 @@ impl<B: Backend> Keyroute<B> {
                     if let Err(error) = inner.keys.store().purge_denied(now).await {
                         tracing::warn!(%error, "keyroute: could not purge expired deny-list entries");
                     }
+                    let retention =
+                        chrono::TimeDelta::from_std(inner.event_retention).unwrap_or_default();
+                    let before = chrono::Utc::now()
+                        .checked_sub_signed(retention)
+                        .unwrap_or_default();
+                    if let Err(error) = inner.keys.store().purge_events(before).await {
+                        tracing::warn!(%error, "keyroute: could not purge old change events");
+                    }
                 }
             };
-            tokio::join!(last_used, purge);
+            tokio::join!(last_used, purge, feed);
         }
     }
 
@@ -167,5 +192,35 @@ impl<B: Backend> Keyroute<B> {
     pub fn spawn_background(&self) -> Result<tokio::task::JoinHandle<()>, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         Ok(runtime.spawn(self.background()))
+    }
+}
+
+/// Follows `store`'s change feed for `listeners` until the handle behind `handle` is
+/// dropped. A store without a feed leaves the caches off (logged once).
+async fn follow_store_feed<B: Backend>(
+    store: KeyStore,
+    settings: FeedSettings,
+    listeners: Vec<Arc<dyn FeedListener>>,
+    handle: std::sync::Weak<Inner<B>>,
+) {
+    let Some(subscription) = store.subscribe(&settings).await else {
+        tracing::warn!(
+            "keyroute: the key store publishes no change feed, so no instance can trust a cache of it; serving uncached"
+        );
+        return;
+    };
+    drop(store);
+    let dropped = async {
+        let mut checks = tokio::time::interval(HANDLE_CHECK_EVERY);
+        loop {
+            checks.tick().await;
+            if handle.strong_count() == 0 {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = keyroute_router::follow_feed(subscription, listeners) => {}
+        () = dropped => {}
     }
 }

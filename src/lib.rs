@@ -66,19 +66,20 @@ pub use handle::{KeyStore, Keyroute};
 pub use jwt_config::JwtSection;
 
 pub use keyroute_core::{
-    ADMIN_SCOPE, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport, Clock, ConfigError,
-    ConfigErrorKind, CreateKeyHook, Credential, CredentialError, CredentialExtractor,
-    CredentialSource, DenyList, Environment, Error, ErrorKind, GenerateError, IssuedKey, JwtError,
-    KeyGenerator, KeyHash, KeyId, KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyRequest,
-    KeyService, KeyStatus, KeyType, Meta, Minted, NameError, NewUser, PlaintextKey, PresentedKey,
-    Principal, Regenerated, Regeneration, Registration, ResolvedKey, Rolled, Scope, Scopes, Store,
-    StoreError, StoreResult, SystemClock, Tenant, TokenError, TokenFormat, TokenVerifier, User,
-    UserId, UserStore,
+    ADMIN_SCOPE, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport, ChangeEvent,
+    ChangeFeed, ChangeKind, ChangeSubscription, Clock, ConfigError, ConfigErrorKind, CreateKeyHook,
+    Credential, CredentialError, CredentialExtractor, CredentialSource, DenyList, Environment,
+    Error, ErrorKind, FeedGate, FeedListener, FeedSettings, FeedSignal, GenerateError, IssuedKey,
+    JwtError, KeyGenerator, KeyHash, KeyId, KeyListener, KeyMinter, KeyOptions, KeyQuery,
+    KeyRequest, KeyService, KeyStatus, KeyType, Meta, Minted, NameError, NewUser, PlaintextKey,
+    PresentedKey, Principal, Regenerated, Regeneration, Registration, ResolvedKey, Rolled, Scope,
+    Scopes, Store, StoreError, StoreResult, SystemClock, Tenant, TokenError, TokenFormat,
+    TokenVerifier, User, UserId, UserStore,
 };
 pub use keyroute_router::{
     ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, ResolverBuilder,
     ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder, RouterConfig,
-    RoutingPolicy, Template,
+    RoutingPolicy, Template, follow_feed,
 };
 pub use keyroute_router::{ConnectionSchema, SchemaDrift, SchemaReport};
 
@@ -91,6 +92,11 @@ pub use keyroute_axum as axum;
 pub mod store {
     #[cfg(feature = "memory")]
     pub use keyroute_store::MemoryStore;
+    #[cfg(feature = "postgres")]
+    pub use keyroute_store::sql::postgres::{
+        CHANNEL as POSTGRES_FEED_CHANNEL,
+        LISTENER_APPLICATION_NAME as POSTGRES_FEED_APPLICATION_NAME,
+    };
     pub use keyroute_store::{
         Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
         keyroute_migration_versions,

@@ -23,6 +23,7 @@
 //! | `options` | [`KeyOptions`]: the `[apikey]` section |
 //! | [`config`] | [`ConfigError`] and the one parser behind every option of every section |
 //! | `store` | the traits backends implement: [`ApiKeyStore`], [`UserStore`] |
+//! | `feed` | the change feed between instances: [`ChangeFeed`], [`FeedListener`], [`FeedGate`] |
 //! | `service` | [`KeyService`]: register, issue, list, revoke, regenerate, backfill |
 //! | `clock` | [`Clock`], [`SystemClock`], and `ManualClock` with the `test-util` feature |
 //! | `verifier` | [`TokenVerifier`]: the seam where JWTs become principals |
@@ -32,6 +33,7 @@ mod clock;
 pub mod config;
 mod credentials;
 mod error;
+mod feed;
 mod ids;
 mod model;
 mod name;
@@ -53,6 +55,10 @@ pub use credentials::{
 };
 pub use error::{
     AuthError, BoxError, Error, ErrorKind, JwtError, SharedError, StoreError, StoreResult,
+};
+pub use feed::{
+    ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, FeedGate, FeedListener, FeedSettings,
+    FeedSignal,
 };
 pub use ids::{KeyId, UserId};
 pub use model::{ApiKey, KeyStatus, Meta, User};

@@ -9,7 +9,7 @@
 //! | `expire_keys_after` | none | lifetime of new keys (`90days`, `12h`) |
 //! | `require_secure_connection` | `true` | refuse keys that arrive over plain HTTP |
 //! | `init_schema` | `true` | run the store's migrations at start-up |
-//! | `session_cache_duration` | none | how long a resolved key is cached (`10m`) |
+//! | `session_cache_duration` | `5m` | how long a resolved key is cached at most (`none`: off) |
 //!
 //! Options are set in code, or by keyroute's one configuration (the facade's `Config`)
 //! from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
@@ -106,9 +106,17 @@ pub struct KeyOptions {
     pub require_secure_connection: bool,
     /// Run the store's migrations at start-up. Default true.
     pub init_schema: bool,
-    /// How long a resolved key is cached. Default none, as in ServiceStack: every
-    /// request looks the key up. Revocation through keyroute evicts at once on the
-    /// revoking instance; other instances see it within this duration.
+    /// How long a resolved key is cached at most. Default 5 minutes; `None` (`none`
+    /// in configuration) turns the cache off, as in ServiceStack, and every request
+    /// looks its key up.
+    ///
+    /// The cache is used only while the store's change feed is live (the resolver
+    /// serves uncached otherwise), and every revocation, on any instance, evicts
+    /// through the feed within its bound. So this duration is not how long a revoked
+    /// key may linger; it is a backstop that bounds how long an entry lives if an
+    /// event were ever lost in a way the feed could not detect, and it lets an
+    /// expired or edited row be re-read now and then. Five minutes keeps the
+    /// backstop short while a busy key still costs one lookup per five minutes.
     pub session_cache_duration: Option<Duration>,
     /// Replaces keyroute's key generator.
     pub generate_key: Option<Arc<dyn KeyGenerator>>,
@@ -130,7 +138,7 @@ impl Default for KeyOptions {
             expire_keys_after: None,
             require_secure_connection: true,
             init_schema: true,
-            session_cache_duration: None,
+            session_cache_duration: Some(Duration::from_secs(300)),
             generate_key: None,
             on_create_key: None,
         }
@@ -303,7 +311,8 @@ mod tests {
         assert_eq!(o.key_types, [KeyType::SECRET]);
         assert_eq!(o.key_size_bytes, 24);
         assert!(o.require_secure_connection && o.init_schema);
-        assert!(o.expire_keys_after.is_none() && o.session_cache_duration.is_none());
+        assert!(o.expire_keys_after.is_none());
+        assert_eq!(o.session_cache_duration, Some(Duration::from_secs(300)));
         o.validate().unwrap();
     }
 

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::StoreResult;
+use crate::feed::ChangeFeed;
 use crate::ids::{KeyId, UserId};
 use crate::model::{ApiKey, User};
 use crate::name::Environment;
@@ -209,10 +210,12 @@ pub trait DenyList: Send + Sync {
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
-/// Everything a store backend provides: keys, users and the deny-list.
-pub trait Store: ApiKeyStore + UserStore + DenyList {}
+/// Everything a store backend provides: keys, users, the deny-list and the change
+/// feed (whose methods all have defaults: `impl ChangeFeed for MyStore {}` is a store
+/// that publishes no changes).
+pub trait Store: ApiKeyStore + UserStore + DenyList + ChangeFeed {}
 
-impl<T: ApiKeyStore + UserStore + DenyList + ?Sized> Store for T {}
+impl<T: ApiKeyStore + UserStore + DenyList + ChangeFeed + ?Sized> Store for T {}
 
 // A shared store is a store too, so a service and a resolver can hold one each.
 #[async_trait]

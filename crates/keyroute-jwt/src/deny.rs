@@ -12,14 +12,22 @@
 //! instead of sleeping); moka's own time-to-live, on the real clock, only bounds
 //! memory. When this instance revokes a key, the listener writes the deny-list and
 //! marks the id denied in this cache at once, so the revocation is honoured here
-//! immediately and on other instances when their cached "not denied" answer ages out.
+//! immediately. Other instances learn of it from the store's change feed
+//! ([`DenyFeed`]): each deny-list entry publishes its id, and the feed drops their
+//! cached answer for it. A service built to follow the feed trusts cached "not
+//! denied" answers only while the feed is live (cached denials always count: that
+//! fails closed); without the feed, other instances see a revocation when their
+//! cached "not denied" answer ages out (`deny_cache_ttl`).
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use keyroute_core::{ApiKey, Clock, DenyList, KeyListener, StoreResult};
+use keyroute_core::{
+    ApiKey, ChangeEvent, Clock, DenyList, FeedGate, FeedListener, KeyListener, StoreResult,
+};
 
 /// One cached answer: denied from `denied_from` (`None`: not denied), trusted until
 /// `valid_until` (injected clock).
@@ -41,6 +49,14 @@ pub(crate) struct DenyState {
     cache: Option<moka::sync::Cache<Arc<str>, CachedAnswer>>,
     ttl: TimeDelta,
     clock: Arc<dyn Clock>,
+    /// Whether cached "not denied" answers may be trusted (the change feed).
+    gate: FeedGate,
+    /// Counts feed events and clears; an answer read before a newer one is not kept.
+    epoch: AtomicU64,
+    /// The epoch of the last feed event per id.
+    changed: moka::sync::Cache<Arc<str>, u64>,
+    /// Answers read before this epoch are not kept (the cache was cleared).
+    floor: AtomicU64,
 }
 
 impl fmt::Debug for DenyState {
@@ -59,6 +75,7 @@ impl DenyState {
         ttl: TimeDelta,
         capacity: u64,
         clock: Arc<dyn Clock>,
+        gate: FeedGate,
     ) -> Self {
         let cache = (ttl > TimeDelta::zero()).then(|| {
             moka::sync::Cache::builder()
@@ -71,6 +88,39 @@ impl DenyState {
             cache,
             ttl,
             clock,
+            gate,
+            epoch: AtomicU64::new(0),
+            changed: moka::sync::Cache::builder()
+                .max_capacity(capacity.max(1))
+                .time_to_live(ttl.to_std().unwrap_or_default())
+                .build(),
+            floor: AtomicU64::new(0),
+        }
+    }
+
+    fn next_epoch(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst).saturating_add(1)
+    }
+
+    /// Whether an answer about `id` read from the store at `epoch` may be cached: no
+    /// feed event about `id` and no clear came since.
+    fn still_current(&self, id: &str, epoch: u64) -> bool {
+        epoch >= self.floor.load(Ordering::SeqCst)
+            && self.changed.get(id).is_none_or(|changed| changed <= epoch)
+    }
+
+    /// Drops every cached "not denied" answer, and any being read.
+    fn clear_allowed(&self) {
+        self.floor.store(self.next_epoch(), Ordering::SeqCst);
+        if let Some(cache) = &self.cache {
+            let allowed: Vec<Arc<str>> = cache
+                .iter()
+                .filter(|(_, answer)| answer.denied_from.is_none())
+                .map(|(id, _)| Arc::clone(&*id))
+                .collect();
+            for id in allowed {
+                cache.invalidate(&id);
+            }
         }
     }
 
@@ -124,7 +174,9 @@ impl DenyState {
                 .cache
                 .as_ref()
                 .and_then(|c| c.get(*id))
-                .filter(|answer| answer.valid_until > now);
+                .filter(|answer| answer.valid_until > now)
+                // While the feed is down, only denials are trusted.
+                .filter(|answer| answer.denied_from.is_some() || self.gate.cache_usable());
             match cached {
                 Some(answer) if answer.denied_at(now) => return Ok(true),
                 Some(_) => {}
@@ -152,11 +204,16 @@ impl DenyState {
             return Ok(false);
         };
         let valid_until = now.checked_add_signed(self.ttl).unwrap_or(now);
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let denied = list.is_denied(ids, now).await?;
         let answer = |denied: bool| denied.then_some(DateTime::<Utc>::MIN_UTC);
         if !denied || ids.len() == 1 {
             for id in ids {
-                self.remember(id, answer(denied), valid_until);
+                // A denial is always safe to keep; an allowance only if nothing about
+                // the id changed while it was read.
+                if denied || self.still_current(id, epoch) {
+                    self.remember(id, answer(denied), valid_until);
+                }
             }
             return Ok(denied);
         }
@@ -165,7 +222,9 @@ impl DenyState {
         if self.cache.is_some() {
             for id in ids {
                 let one = list.is_denied(&[id], now).await?;
-                self.remember(id, answer(one), valid_until);
+                if one || self.still_current(id, epoch) {
+                    self.remember(id, answer(one), valid_until);
+                }
             }
         }
         Ok(true)
@@ -273,5 +332,44 @@ impl KeyListener for RevocationListener {
                 );
             }
         }
+    }
+}
+
+/// The deny cache on the change feed: attach it to the feed follower
+/// (`keyroute_router::follow_feed`; the front door does this). Made by
+/// [`JwtService::feed_listener`](crate::JwtService::feed_listener).
+#[derive(Debug, Clone)]
+pub struct DenyFeed {
+    state: Arc<DenyState>,
+}
+
+impl DenyFeed {
+    pub(crate) fn new(state: Arc<DenyState>) -> Self {
+        Self { state }
+    }
+}
+
+#[async_trait]
+impl FeedListener for DenyFeed {
+    /// Any change may concern a cached id (a denied `jti`, a revoked key's id): its
+    /// answer is dropped and the next check asks the deny-list.
+    async fn feed_change(&self, event: &ChangeEvent) {
+        let state = &self.state;
+        state
+            .changed
+            .insert(Arc::from(event.subject.as_str()), state.next_epoch());
+        if let Some(cache) = &state.cache {
+            cache.invalidate(event.subject.as_str());
+        }
+    }
+
+    async fn feed_interrupted(&self) {
+        self.state.gate.set_live(false);
+        self.state.clear_allowed();
+    }
+
+    async fn feed_live(&self) {
+        self.state.clear_allowed();
+        self.state.gate.set_live(true);
     }
 }

@@ -131,7 +131,7 @@ pub mod service;
 
 pub use claims::{ScopeFormat, TokenKind};
 pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
-pub use deny::RevocationListener;
+pub use deny::{DenyFeed, RevocationListener};
 pub use error::JwtServiceError;
 pub use key::{JwtAlgorithm, SigningKey, VerificationKey};
 pub use service::{

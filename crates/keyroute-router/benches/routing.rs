@@ -59,8 +59,12 @@ async fn live_key<S: keyroute_core::Store + Clone>(store: S, cache: bool) -> (S,
 
 fn bench_cached_resolve(c: &mut Criterion, rt: &Runtime) {
     let (store, key) = rt.block_on(live_key(Arc::new(MemoryStore::new()), true));
-    let resolver =
-        rt.block_on(async { KeyResolver::builder(store, options(true)).build().unwrap() });
+    let resolver = rt.block_on(async {
+        KeyResolver::builder(store, options(true))
+            .cache_without_feed()
+            .build()
+            .unwrap()
+    });
     rt.block_on(resolver.resolve(key.expose_secret())).unwrap();
     let mut g = c.benchmark_group("cached");
     g.bench_function("resolve", |b| {
@@ -88,7 +92,10 @@ fn bench_connect<B: Backend>(
         .unwrap();
     let gateway = rt.block_on(async {
         Gateway::new(
-            KeyResolver::builder(store, options(true)).build().unwrap(),
+            KeyResolver::builder(store, options(true))
+                .cache_without_feed()
+                .build()
+                .unwrap(),
             router,
         )
     });

@@ -62,6 +62,8 @@ pub const RESOLVER_OPTIONS: &[&str] = &[
     "query_parameter",
     "accept_environments",
     "accept_key_types",
+    "feed_poll_interval",
+    "feed_retention",
 ];
 
 /// The router's configuration: `[connections]`, `[routing]` and `[pools]`.
@@ -257,6 +259,15 @@ pub struct ResolverConfig {
     pub accept_environments: Option<Vec<Environment>>,
     /// Accept only keys of these types. Default: every type keys are issued as.
     pub accept_key_types: Option<Vec<KeyType>>,
+    /// How often the change feed is polled (SQLite, MySQL/MariaDB: a query on
+    /// `keyroute_events`), or its PostgreSQL `LISTEN` connection checked. A revocation
+    /// reaches other instances within about this interval on polled backends.
+    /// Default 250 ms.
+    pub feed_poll_interval: Duration,
+    /// How long published change events are kept before the background work purges
+    /// them. Pollers read events within `feed_poll_interval`; longer retention only
+    /// helps someone reading the table. Default 1 hour.
+    pub feed_retention: Duration,
 }
 
 impl Default for ResolverConfig {
@@ -272,6 +283,8 @@ impl Default for ResolverConfig {
             query_parameter: None,
             accept_environments: None,
             accept_key_types: None,
+            feed_poll_interval: Duration::from_millis(250),
+            feed_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -325,9 +338,26 @@ impl ResolverConfig {
             "accept_key_types" => {
                 self.accept_key_types = Some(parse_list(section, option, value, KeyType::new)?)
             }
+            "feed_poll_interval" => {
+                let interval = duration(value)?;
+                if interval.is_zero() {
+                    return Err(ConfigError::invalid(
+                        section,
+                        option,
+                        "must be over zero; 250ms is the default",
+                    ));
+                }
+                self.feed_poll_interval = interval;
+            }
+            "feed_retention" => self.feed_retention = duration(value)?,
             other => return Err(ConfigError::unknown(section, other, RESOLVER_OPTIONS)),
         }
         Ok(())
+    }
+
+    /// The change feed's settings these options give.
+    pub fn feed_settings(&self) -> keyroute_core::FeedSettings {
+        keyroute_core::FeedSettings::default().with_poll_interval(self.feed_poll_interval)
     }
 
     /// Applies these options to a resolver builder.

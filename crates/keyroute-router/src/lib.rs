@@ -36,6 +36,8 @@ pub use config::{ResolverConfig, RouterConfig};
 pub use error::RouteError;
 pub use gateway::Gateway;
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};
-pub use resolver::{IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder};
+pub use resolver::{
+    IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder, follow_feed,
+};
 pub use router::{ConnectionRouter, RoutedConnection, RouterBuilder};
 pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};

@@ -41,7 +41,10 @@ async fn a_thousand_concurrent_requests_over_a_pool_of_eight() {
             .unwrap();
     }
     let gateway = Gateway::new(
-        KeyResolver::builder(store, options).build().unwrap(),
+        KeyResolver::builder(store, options)
+            .cache_without_feed()
+            .build()
+            .unwrap(),
         router,
     );
     let keys = [Environment::LIVE, Environment::TEST].map(|env| {

@@ -136,7 +136,9 @@ async fn world() -> World {
         .unwrap();
     }
     clock.advance(chrono::TimeDelta::minutes(5)); // past the expiring key's minute
+    // One instance, its cache used without a change feed: the properties are the cache's.
     let resolver = KeyResolver::builder(store, options)
+        .cache_without_feed()
         .clock(Arc::new(clock))
         .build()
         .unwrap();

@@ -33,8 +33,11 @@ fn options(cache: Option<Duration>) -> KeyOptions {
 async fn fixture(cache: Option<Duration>) -> Fixture {
     let store = Arc::new(CountingStore::default());
     let clock = ManualClock::new(start());
+    // These cases test the cache itself, on one instance: no change feed runs, so the
+    // cache is used without one (the default would serve uncached until a feed is live).
     let resolver = KeyResolver::builder(Arc::clone(&store), options(cache))
         .clock(Arc::new(clock.clone()))
+        .cache_without_feed()
         .build()
         .unwrap();
     let service = KeyService::new(Arc::clone(&store), options(cache))
@@ -105,13 +108,14 @@ async fn a_revoked_key_is_rejected_on_the_next_request() {
     assert!(matches!(f.resolve(key).await, Err(AuthError::Revoked)));
 }
 
-/// Another instance, whose cache was not told, stops accepting a revoked key once its
-/// cached copy is older than the cache duration.
+/// Another instance caching without a change feed, whose cache was not told, stops
+/// accepting a revoked key once its cached copy is older than the cache duration.
 #[tokio::test]
-async fn other_instances_see_a_revocation_within_the_cache_duration() {
+async fn without_a_feed_other_instances_see_a_revocation_within_the_cache_duration() {
     let f = fixture(Some(Duration::from_secs(60))).await;
     let other = KeyResolver::builder(Arc::clone(&f.store), options(Some(Duration::from_secs(60))))
         .clock(Arc::new(f.clock.clone()))
+        .cache_without_feed()
         .build()
         .unwrap();
     let issued = f.ada.key(&KeyType::SECRET, &Environment::LIVE).unwrap();

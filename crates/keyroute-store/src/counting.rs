@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, DenyList, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey,
-    StoreResult, User, UserId, UserStore,
+    ApiKey, ApiKeyStore, ChangeFeed, ChangeSubscription, DenyList, FeedSettings, KeyHash, KeyId,
+    KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId, UserStore,
 };
 
 /// Wraps a store and counts the calls made through it.
@@ -154,5 +154,17 @@ impl<S: DenyList> DenyList for CountingStore<S> {
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         self.count(None);
         self.inner.purge_denied(now).await
+    }
+}
+
+/// The feed passes through uncounted: subscribing is once per instance, not per request.
+#[async_trait]
+impl<S: ChangeFeed> ChangeFeed for CountingStore<S> {
+    async fn subscribe(&self, settings: &FeedSettings) -> Option<Box<dyn ChangeSubscription>> {
+        self.inner.subscribe(settings).await
+    }
+    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.count(None);
+        self.inner.purge_events(before).await
     }
 }

@@ -9,6 +9,11 @@
 //! changing anything, so a failed call leaves the store as it was. The lock is a std
 //! lock because it is never held across an `.await`; lookups take the read side and
 //! run concurrently.
+//!
+//! Changes that other instances' caches must learn of (revocations, rolls, deny-list
+//! entries) are published on an in-process broadcast channel while the write lock is
+//! held, so an event goes out exactly when its change is made. A subscriber that falls
+//! more than [`FEED_CAPACITY`] events behind is told its feed was interrupted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -16,14 +21,29 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, DenyList, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
+    ApiKey, ApiKeyStore, ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, DenyList,
+    FeedSettings, FeedSignal, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
     StoreResult, User, UserId, UserStore,
 };
 
+/// How many unread events a subscriber may fall behind before its feed counts as
+/// interrupted.
+pub const FEED_CAPACITY: usize = 4096;
+
 /// Users and keys in memory. Cheap to share behind an `Arc`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    events: tokio::sync::broadcast::Sender<ChangeEvent>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: RwLock::default(),
+            events: tokio::sync::broadcast::Sender::new(FEED_CAPACITY),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +73,11 @@ impl MemoryStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes a change; called with the write lock held. No subscriber is no error.
+    fn publish(&self, kind: ChangeKind, subject: &str) {
+        let _ = self.events.send(ChangeEvent::new(kind, subject));
     }
 }
 
@@ -185,10 +210,15 @@ impl ApiKeyStore for MemoryStore {
 
     async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
         let mut inner = self.write();
-        Ok(inner.keys.get_mut(id).map(|key| {
-            key.cancelled_at = Some(key.cancelled_at.map_or(at, |earlier| earlier.min(at)));
-            key.clone()
-        }))
+        let Some(key) = inner.keys.get_mut(id) else {
+            return Ok(None);
+        };
+        // Only a cancellation brought forward is a change (as the SQL stores see it).
+        if key.cancelled_at.is_none_or(|earlier| earlier > at) {
+            key.cancelled_at = Some(at);
+            self.publish(ChangeKind::KeyRevoked, id.as_str());
+        }
+        Ok(Some(key.clone()))
     }
 
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
@@ -208,6 +238,9 @@ impl ApiKeyStore for MemoryStore {
                 key.cancelled_at = Some(regeneration.cancel_at);
                 retired.push(key.clone());
             }
+        }
+        for key in &retired {
+            self.publish(ChangeKind::KeyRolled, key.id.as_str());
         }
         for key in &regeneration.new_keys {
             inner.insert_key(key);
@@ -324,6 +357,7 @@ impl DenyList for MemoryStore {
             _ => None,
         };
         entry.1 = entry.1.max(until);
+        self.publish(ChangeKind::Denied, id);
         Ok(())
     }
 
@@ -342,5 +376,45 @@ impl DenyList for MemoryStore {
         let before = inner.denied.len();
         inner.denied.retain(|_, (_, until)| *until > now);
         Ok((before - inner.denied.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for MemoryStore {
+    async fn subscribe(&self, _settings: &FeedSettings) -> Option<Box<dyn ChangeSubscription>> {
+        Some(Box::new(MemorySubscription {
+            events: self.events.subscribe(),
+            live: false,
+        }))
+    }
+}
+
+/// A subscriber to a [`MemoryStore`]'s broadcast.
+struct MemorySubscription {
+    events: tokio::sync::broadcast::Receiver<ChangeEvent>,
+    /// Whether `Live` was said since the last interruption.
+    live: bool,
+}
+
+#[async_trait]
+impl ChangeSubscription for MemorySubscription {
+    async fn next(&mut self) -> FeedSignal {
+        use tokio::sync::broadcast::error::RecvError;
+        if !self.live {
+            self.live = true;
+            return FeedSignal::Live;
+        }
+        match self.events.recv().await {
+            Ok(event) => FeedSignal::Change(event),
+            Err(RecvError::Lagged(missed)) => {
+                // Reading on from here is possible, but the missed events are gone.
+                self.live = false;
+                FeedSignal::Interrupted {
+                    reason: format!("the subscriber fell {missed} events behind"),
+                }
+            }
+            // The store is gone: nothing will ever be published again.
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
     }
 }

@@ -269,6 +269,11 @@ async fn a_revoked_key_is_rejected_at_once_with_the_cache_on() {
         .build()
         .await
         .unwrap();
+    // The cache is used only while the change feed runs (in the background work).
+    let background = app.spawn_background().unwrap();
+    while !app.resolver().is_caching() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let ada = app
         .keys()
         .register_user(NewUser::named("ada"))
@@ -291,6 +296,40 @@ async fn a_revoked_key_is_rejected_at_once_with_the_cache_on() {
         app.connect(&request).await,
         Err(RouteError::Auth(AuthError::Revoked))
     ));
+    background.abort();
+}
+
+/// Without the background work (no change feed), the default cache is not used: every
+/// request looks its key up, so no other instance's revocation can be missed.
+#[tokio::test]
+async fn without_background_work_requests_are_served_uncached() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CountingStore::new(MemoryStore::new()));
+    let config = Config::from_toml_str(&toml(
+        dir.path(),
+        "[apikey]\nrequire_secure_connection = false",
+    ))
+    .unwrap();
+    let app = Keyroute::<Sqlite>::builder()
+        .config(config)
+        .shared_store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    let ada = app
+        .keys()
+        .register_user(NewUser::named("ada"))
+        .await
+        .unwrap();
+    let key = ada.key(&KeyType::SECRET, &Environment::TEST).unwrap();
+    let headers = bearer(key.plaintext.expose_secret());
+    let request = IncomingRequest::new(&headers);
+    let lookups = store.lookups();
+    for _ in 0..3 {
+        app.authenticate(&request).await.unwrap();
+    }
+    assert!(!app.resolver().is_caching());
+    assert_eq!(store.lookups(), lookups + 3, "one lookup per request");
 }
 
 /// The handle is one cheap clone for app state; test keys reach `test`, live keys
@@ -377,4 +416,40 @@ fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
             return output;
         }
     }
+}
+
+/// The feed's options come from the file, the environment and code through the same
+/// parser; a zero poll interval is refused naming the option.
+#[test]
+fn feed_options_from_every_source() {
+    let from_toml = Config::from_toml_str(
+        "[resolver]\nfeed_poll_interval = \"100ms\"\nfeed_retention = \"2h\"",
+    )
+    .unwrap();
+    let from_env = Config::default()
+        .apply_env_vars([
+            ("KEYROUTE_RESOLVER_FEED_POLL_INTERVAL", "100ms"),
+            ("KEYROUTE_RESOLVER_FEED_RETENTION", "2h"),
+        ])
+        .unwrap();
+    let mut in_code = Config::default();
+    in_code.resolver.set("feed_poll_interval", "100ms").unwrap();
+    in_code.resolver.set("feed_retention", "2h").unwrap();
+    for config in [&from_toml, &from_env, &in_code] {
+        assert_eq!(
+            config.resolver.feed_poll_interval,
+            Duration::from_millis(100)
+        );
+        assert_eq!(config.resolver.feed_retention, Duration::from_secs(7200));
+    }
+    let defaults = Config::default();
+    assert_eq!(
+        defaults.resolver.feed_poll_interval,
+        Duration::from_millis(250)
+    );
+    let e = Config::from_toml_str("[resolver]\nfeed_poll_interval = \"0s\"").unwrap_err();
+    assert_eq!(
+        (e.section.as_str(), e.option.as_str()),
+        ("resolver", "feed_poll_interval")
+    );
 }

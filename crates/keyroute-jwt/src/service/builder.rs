@@ -21,6 +21,7 @@ pub struct JwtServiceBuilder {
     deny_list: Option<Arc<dyn DenyList>>,
     key_store: Option<Arc<dyn ApiKeyStore>>,
     clock: Arc<dyn Clock>,
+    follow_feed: bool,
 }
 
 impl fmt::Debug for JwtServiceBuilder {
@@ -31,6 +32,7 @@ impl fmt::Debug for JwtServiceBuilder {
             .field("verification", &self.verification)
             .field("deny_list", &self.deny_list.as_ref().map(|_| "configured"))
             .field("clock", &self.clock)
+            .field("follow_feed", &self.follow_feed)
             .finish()
     }
 }
@@ -71,6 +73,14 @@ impl JwtServiceBuilder {
         self
     }
 
+    /// Trusts the deny cache's "not denied" answers only while the store's change feed
+    /// is live, as told through [`JwtService::feed_listener`] (the front door does
+    /// this). Default off: answers are trusted for `deny_cache_ttl`.
+    pub fn deny_cache_follows_feed(mut self) -> Self {
+        self.follow_feed = true;
+        self
+    }
+
     /// Builds the service.
     ///
     /// # Errors
@@ -104,6 +114,11 @@ impl JwtServiceBuilder {
             to_delta(self.config.deny_cache_ttl),
             self.config.deny_cache_capacity,
             self.clock.clone(),
+            if self.follow_feed {
+                keyroute_core::FeedGate::expecting_feed()
+            } else {
+                keyroute_core::FeedGate::unmanaged()
+            },
         ));
         let key_environments = self.key_store.map(|store| {
             super::key_env::KeyEnvironments::new(store, self.config.deny_cache_capacity)
@@ -132,6 +147,7 @@ impl JwtService {
             deny_list: None,
             key_store: None,
             clock: Arc::new(SystemClock),
+            follow_feed: false,
         }
     }
 }

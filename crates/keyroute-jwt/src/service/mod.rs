@@ -74,6 +74,12 @@ impl JwtService {
         &self.clock
     }
 
+    /// The deny cache's listener on the store's change feed (see
+    /// [`deny_cache_follows_feed`](JwtServiceBuilder::deny_cache_follows_feed)).
+    pub fn feed_listener(&self) -> Arc<crate::deny::DenyFeed> {
+        Arc::new(crate::deny::DenyFeed::new(self.deny.clone()))
+    }
+
     /// The listener to attach to the [`KeyService`] (`with_listener`), so revoked and
     /// regenerated keys are denied at once here and through the deny-list everywhere.
     pub fn revocation_listener(&self) -> Arc<RevocationListener> {

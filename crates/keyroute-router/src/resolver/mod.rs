@@ -22,13 +22,19 @@
 //! one guard serves keys and JWTs; without one, JWTs are refused.
 //!
 //! Revoking a key through a [`KeyService`](keyroute_core::KeyService) that has this
-//! resolver as a listener evicts it from this instance's cache at once; other
-//! instances see the revocation within `session_cache_duration`.
+//! resolver as a listener evicts it from this instance's cache at once. Other
+//! instances learn of it through the store's change feed ([`follow_feed`]): the
+//! cache is used only while that feed is live, so a revocation anywhere reaches every
+//! instance within the feed's bound; while the feed is down the resolver serves
+//! uncached. A resolver built with [`ResolverBuilder::cache_without_feed`] uses its
+//! cache regardless, and other instances' revocations reach it only when entries age
+//! out (`session_cache_duration`).
 //!
 //! Last-used times are recorded without a write per request: each key is noted at
 //! most once per interval, and the notes are written in one batch by a background
 //! task (or by [`KeyResolver::flush_last_used`]).
 
+mod feed;
 mod last_used;
 mod marks;
 mod request;
@@ -41,11 +47,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialExtractor, Environment, KeyHash,
-    KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, Principal, StoreError, StoreResult,
-    SystemClock, TokenFormat, TokenVerifier, User, looks_like_jwt,
+    ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialExtractor, Environment, FeedGate,
+    KeyHash, KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, Principal, StoreError,
+    StoreResult, SystemClock, TokenFormat, TokenVerifier, User, looks_like_jwt,
 };
 
+pub use feed::follow_feed;
 pub use request::{IncomingRequest, ProxyNet, ProxyNetError};
 
 /// A resolved key as the cache keeps it.
@@ -88,6 +95,8 @@ struct Inner<S> {
     environments: Vec<Environment>,
     key_types: Vec<KeyType>,
     cache: Option<(moka::future::Cache<KeyHash, Arc<CachedKey>>, TimeDelta)>,
+    /// Whether the cache may be used: while the change feed is live (see [`feed`]).
+    gate: FeedGate,
     marks: marks::Marks,
     negative: moka::future::Cache<KeyHash, ()>,
     verifier: Option<Arc<dyn TokenVerifier>>,
@@ -137,6 +146,7 @@ pub struct ResolverBuilder<S> {
     negative_capacity: u64,
     verifier: Option<Arc<dyn TokenVerifier>>,
     last_used_every: Duration,
+    cache_without_feed: bool,
 }
 
 impl<S> fmt::Debug for ResolverBuilder<S> {
@@ -212,6 +222,16 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
         self
     }
 
+    /// Uses the cache whether or not a change feed is live. Other instances'
+    /// revocations then reach this one only when its entries age out
+    /// (`session_cache_duration`): for a single instance, or a team that accepts that
+    /// delay. Default off: the cache is used only while [`follow_feed`] reports the
+    /// feed live, and the resolver serves uncached otherwise.
+    pub fn cache_without_feed(mut self) -> Self {
+        self.cache_without_feed = true;
+        self
+    }
+
     /// The resolver. Inside a Tokio runtime it also starts the task that writes
     /// last-used times in batches; the task ends when the last clone is dropped.
     ///
@@ -259,6 +279,11 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             environments: self.environments.unwrap_or(self.options.environments),
             key_types: self.key_types.unwrap_or(self.options.key_types),
             cache,
+            gate: if self.cache_without_feed {
+                FeedGate::unmanaged()
+            } else {
+                FeedGate::expecting_feed()
+            },
             marks,
             negative,
             verifier: self.verifier,
@@ -287,6 +312,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             negative_capacity: 100_000,
             verifier: None,
             last_used_every: Duration::from_secs(60),
+            cache_without_feed: false,
         }
     }
 
@@ -389,7 +415,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         now: DateTime<Utc>,
     ) -> Result<Arc<CachedKey>, AuthError> {
         let inner = &self.inner;
-        if let Some((cache, max_age)) = &inner.cache
+        if let Some((cache, max_age)) = inner.live_cache()
             && let Some(entry) = cache.get(hash).await
         {
             if now - entry.fetched_at < *max_age && inner.marks.is_current(hash, entry.epoch) {
@@ -400,7 +426,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         if inner.negative.contains_key(hash) {
             return Err(AuthError::UnknownKey);
         }
-        match &inner.cache {
+        match inner.live_cache() {
             None => inner
                 .fetch(hash, now)
                 .await
@@ -431,7 +457,10 @@ impl<S: ApiKeyStore> Inner<S> {
         let epoch = self.marks.now();
         match self.store.get_api_key_by_hash(hash).await {
             Ok(Some(found)) => Ok(Arc::new(CachedKey {
-                key: Arc::new(found.key),
+                key: {
+                    self.marks.register(&found.key.id, hash, epoch);
+                    Arc::new(found.key)
+                },
                 user: found.user.map(Arc::new),
                 fetched_at: now,
                 epoch,

@@ -15,6 +15,11 @@
 //! in their own databases). Keys are found by `hash` only, under a unique index; an
 //! index on `(user_id, environment)` serves listing, regeneration and backfill.
 //! Migrations live in `migrations/<backend>/` at the workspace root and are embedded.
+//!
+//! Change feed: every write other instances' caches must learn of publishes an event
+//! in its own transaction through the backend's `publish`: `pg_notify` on PostgreSQL
+//! (`notify.rs`), a row in `keyroute_events` on SQLite and MySQL (`events.rs`, which
+//! also polls it). PostgreSQL has no `keyroute_events` table.
 
 // With `pool` alone (the router's view) no backend compiles the queries, so the
 // helpers they share are unused there.
@@ -84,6 +89,15 @@ macro_rules! keyroute_schema {
                 id -> Text,
                 expires_at -> $timestamp,
                 denied_from -> Nullable<$timestamp>,
+            }
+        }
+
+        diesel::table! {
+            keyroute_events (id) {
+                id -> BigInt,
+                kind -> Text,
+                subject -> Text,
+                created_at -> $timestamp,
             }
         }
 

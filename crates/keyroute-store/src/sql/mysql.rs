@@ -59,8 +59,12 @@ macro_rules! insert_rows {
 
 // Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`).
 #[allow(clippy::duplicate_mod)]
+#[path = "events.rs"]
+mod events;
+#[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
 #[allow(clippy::duplicate_mod)]
 #[path = "rows.rs"]
 mod rows;
+use events::publish;

@@ -70,9 +70,13 @@ macro_rules! insert_rows {
 }
 
 // Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`).
+#[path = "notify.rs"]
+mod notify;
 #[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
 #[allow(clippy::duplicate_mod)]
 #[path = "rows.rs"]
 mod rows;
+use notify::publish;
+pub use notify::{CHANNEL, LISTENER_APPLICATION_NAME};

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, DenyList, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey,
+    ApiKey, ApiKeyStore, ChangeKind, DenyList, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey,
     StoreResult, User, UserId, UserStore,
 };
 
@@ -136,10 +136,15 @@ impl ApiKeyStore for SqlStore<Marker> {
         let row = conn
             .transaction(async |conn| {
                 // Sets the time only where it brings the cancellation forward.
-                diesel::update(keys::table.find(id.as_str()).filter(not_cancelled_by(at)))
-                    .set(keys::cancelled_at.eq(at))
-                    .execute(conn)
-                    .await?;
+                let changed =
+                    diesel::update(keys::table.find(id.as_str()).filter(not_cancelled_by(at)))
+                        .set(keys::cancelled_at.eq(at))
+                        .execute(conn)
+                        .await?;
+                // Other instances learn of it when (and only if) this commits.
+                if changed > 0 {
+                    super::publish(conn, ChangeKind::KeyRevoked, &[id.as_str()]).await?;
+                }
                 keys::table
                     .find(id.as_str())
                     .select(KeyRow::as_select())
@@ -170,14 +175,17 @@ impl ApiKeyStore for SqlStore<Marker> {
                 .execute(conn)
                 .await?;
                 insert_keys(conn, &rows).await?;
-                keys::table
+                let retired: Vec<(String, KeyRow)> = keys::table
                     .filter(keys::user_id.eq(user))
                     .filter(keys::environment.eq(environment))
                     .filter(keys::cancelled_at.eq(cancel_at))
-                    .select(KeyRow::as_select())
+                    .select((keys::id, KeyRow::as_select()))
                     .order((keys::created_at.desc(), keys::id.desc()))
                     .load(conn)
-                    .await
+                    .await?;
+                let ids: Vec<&str> = retired.iter().map(|(id, _)| id.as_str()).collect();
+                super::publish(conn, ChangeKind::KeyRolled, &ids).await?;
+                Ok(retired.into_iter().map(|(_, row)| row).collect())
             })
             .await
             .map_err(map_error)?;
@@ -361,48 +369,60 @@ impl DenyList for SqlStore<Marker> {
         let until = Ts::from_instant(until);
         let from = from.map(Ts::from_instant);
         let mut conn = self.conn().await?;
-        // Insert; if the id is already denied, keep the later end and the earlier
-        // start (NULL, at once, is earliest). Single statements rather than an upsert,
-        // whose syntax differs on every backend.
-        let inserted = diesel::insert_into(denied::table)
-            .values((
-                denied::id.eq(id),
-                denied::expires_at.eq(until),
-                denied::denied_from.eq(from),
-            ))
-            .execute(&mut *conn)
-            .await;
-        match inserted {
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => {
-                diesel::update(denied::table.find(id).filter(denied::expires_at.lt(until)))
-                    .set(denied::expires_at.eq(until))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_error)?;
-                let earlier = denied::table
-                    .find(id)
-                    .filter(denied::denied_from.is_not_null());
-                let moved = match from {
-                    None => {
-                        diesel::update(earlier)
-                            .set(denied::denied_from.eq(None::<Ts>))
-                            .execute(&mut *conn)
-                            .await
-                    }
-                    Some(from) => {
-                        diesel::update(earlier.filter(denied::denied_from.gt(from)))
-                            .set(denied::denied_from.eq(Some(from)))
-                            .execute(&mut *conn)
-                            .await
-                    }
-                };
-                moved.map(drop).map_err(map_error)
+        conn.transaction(async |conn| {
+            // Insert; if the id is already denied, keep the later end and the earlier
+            // start (NULL, at once, is earliest). Single statements rather than an
+            // upsert, whose syntax differs on every backend. The insert runs in a
+            // savepoint, so its unique violation leaves the transaction usable
+            // (PostgreSQL aborts a transaction at its first error).
+            let inserted = conn
+                .transaction(async |conn| {
+                    diesel::insert_into(denied::table)
+                        .values((
+                            denied::id.eq(id),
+                            denied::expires_at.eq(until),
+                            denied::denied_from.eq(from),
+                        ))
+                        .execute(conn)
+                        .await
+                })
+                .await;
+            match inserted {
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => {
+                    diesel::update(denied::table.find(id).filter(denied::expires_at.lt(until)))
+                        .set(denied::expires_at.eq(until))
+                        .execute(conn)
+                        .await?;
+                    let earlier = denied::table
+                        .find(id)
+                        .filter(denied::denied_from.is_not_null());
+                    match from {
+                        None => {
+                            diesel::update(earlier)
+                                .set(denied::denied_from.eq(None::<Ts>))
+                                .execute(conn)
+                                .await?
+                        }
+                        Some(from) => {
+                            diesel::update(earlier.filter(denied::denied_from.gt(from)))
+                                .set(denied::denied_from.eq(Some(from)))
+                                .execute(conn)
+                                .await?
+                        }
+                    };
+                }
+                other => {
+                    other?;
+                }
             }
-            other => other.map(|_| ()).map_err(map_error),
-        }
+            // Other instances drop their cached answer for `id` when this commits.
+            super::publish(conn, ChangeKind::Denied, &[id]).await
+        })
+        .await
+        .map_err(map_error)
     }
 
     async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {

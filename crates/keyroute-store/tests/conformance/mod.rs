@@ -18,10 +18,15 @@ use keyroute_core::{
 
 mod backfill;
 mod deny;
+mod feed;
 mod robustness;
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
 pub(crate) use deny::{
     deny_list_entries_can_start_later, deny_list_keeps_the_latest_end_and_purges,
+};
+pub(crate) use feed::{
+    each_change_publishes_its_event_in_order, every_subscriber_receives_every_event,
+    purged_events_are_gone_and_the_feed_goes_on,
 };
 pub(crate) use robustness::{
     concurrent_issue_and_lookup, injection_shaped_strings_are_data,
@@ -52,6 +57,9 @@ macro_rules! conformance_suite {
             init_schema_is_idempotent,
             deny_list_keeps_the_latest_end_and_purges,
             deny_list_entries_can_start_later,
+            each_change_publishes_its_event_in_order,
+            every_subscriber_receives_every_event,
+            purged_events_are_gone_and_the_feed_goes_on,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {$(
