@@ -195,11 +195,13 @@ where
         };
         let resolver = resolver.build()?;
         // The caches follow the store's change feed, run by `Keyroute::background()`.
-        let mut feed_listeners: Vec<Arc<dyn FeedListener>> = vec![Arc::new(resolver.clone())];
+        let resolver_listener: Arc<dyn FeedListener> = Arc::new(resolver.clone());
         #[cfg(feature = "jwt")]
-        if let Some(jwt) = &jwt {
-            feed_listeners.push(jwt.feed_listener());
-        }
+        let feed_listeners: Vec<Arc<dyn FeedListener>> = std::iter::once(resolver_listener)
+            .chain(jwt.as_ref().map(|jwt| jwt.feed_listener()))
+            .collect();
+        #[cfg(not(feature = "jwt"))]
+        let feed_listeners = vec![resolver_listener];
 
         let mut keys = KeyService::new(Arc::clone(&store), options)
             .map_err(|e| match e {

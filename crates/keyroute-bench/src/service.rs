@@ -30,7 +30,10 @@ use diesel_async::SimpleAsyncConnection;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use keyroute::axum::{AuthState, Connected};
 use keyroute::store::{Backend, DatabaseUrl, DbPool, SqlStore};
-use keyroute::{Config, ConnectionRouter, KeyResolver, KeyService, Keyroute, NewUser};
+use keyroute::{
+    ChangeFeed, Config, ConnectionRouter, FeedSettings, KeyResolver, KeyService, KeyStore,
+    Keyroute, NewUser,
+};
 
 use crate::{BenchError, Options};
 
@@ -147,18 +150,32 @@ where
     let lookup = DbPool::<B>::connect(live, config.router.pool.clone())
         .await
         .map_err(|e| fail(format!("opening the naive lookup pool: {e}")))?;
-    let resolver_with = |cache: Option<Duration>| -> Result<AuthState, BenchError> {
-        let mut options = config.apikey.clone();
-        options.session_cache_duration = cache;
-        let store = Arc::clone(keyroute.store());
-        let resolver = config
-            .resolver
-            .apply(KeyResolver::builder(Arc::clone(&store), options.clone()))
-            .and_then(|builder| builder.build())
-            .map_err(|e| fail(e.to_string()))?;
-        let keys = KeyService::new(store, options).map_err(|e| fail(e.to_string()))?;
-        Ok(AuthState::new(resolver, Arc::new(keys)))
-    };
+    let resolver_with =
+        |cache: Option<Duration>| -> Result<(AuthState, KeyResolver<KeyStore>), BenchError> {
+            let mut options = config.apikey.clone();
+            options.session_cache_duration = cache;
+            let store = Arc::clone(keyroute.store());
+            let resolver = config
+                .resolver
+                .apply(KeyResolver::builder(Arc::clone(&store), options.clone()))
+                .and_then(|builder| builder.build())
+                .map_err(|e| fail(e.to_string()))?;
+            let keys = KeyService::new(store, options).map_err(|e| fail(e.to_string()))?;
+            Ok((AuthState::new(resolver.clone(), Arc::new(keys)), resolver))
+        };
+    let (uncached, _) = resolver_with(None)?;
+    let (cached, cached_resolver) = resolver_with(Some(CACHED_FOR))?;
+    // A resolver trusts its cache only while a change feed keeps it fresh (issue 13):
+    // this one follows the store's feed, as the front door's own does in background().
+    let subscription = keyroute
+        .store()
+        .subscribe(&FeedSettings::default())
+        .await
+        .ok_or_else(|| fail("the key store publishes no change feed".to_owned()))?;
+    tokio::spawn(keyroute::follow_feed(
+        subscription,
+        vec![Arc::new(cached_resolver)],
+    ));
     let router = keyroute.router().clone();
     let kr = |auth: AuthState| KeyrouteState {
         auth,
@@ -185,12 +202,12 @@ where
         .merge(
             Router::new()
                 .route("/keyroute-uncached/orders/{id}", get(routed::<B>))
-                .with_state(kr(resolver_with(None)?)),
+                .with_state(kr(uncached)),
         )
         .merge(
             Router::new()
                 .route("/keyroute-cached/orders/{id}", get(routed::<B>))
-                .with_state(kr(resolver_with(Some(CACHED_FOR))?)),
+                .with_state(kr(cached)),
         );
 
     let settings = describe(&config, &keyroute, &lookup);

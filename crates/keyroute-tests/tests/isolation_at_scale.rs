@@ -198,6 +198,8 @@ where
         .build()
         .await
         .unwrap();
+    // The change feed runs here, so the resolver's cache is on as in production.
+    app.spawn_background().unwrap();
     for name in DATABASES {
         let mut conn = app.router().connection_named(name).await.unwrap();
         conn.batch_execute(
