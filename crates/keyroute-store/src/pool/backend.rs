@@ -20,9 +20,9 @@ use keyroute_core::BoxError;
 
 use super::{DatabaseUrl, PoolSettings, RecyclingCheck};
 
-/// A connection being opened.
+/// A connection being opened; a failure says why, typed where it can be.
 pub(crate) type ConnectFuture<C> =
-    Pin<Box<dyn Future<Output = diesel::ConnectionResult<C>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<C, super::connect::ConnectFailure>> + Send>>;
 
 /// A pooled connection that can move to a blocking thread.
 pub(crate) type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
@@ -140,7 +140,14 @@ pub(crate) fn manager<C: AsyncConnection + 'static>(
     establish: fn(String) -> ConnectFuture<C>,
 ) -> AsyncDieselConnectionManager<C> {
     let mut config = ManagerConfig::<C>::default();
-    config.custom_setup = Box::new(move |url| establish(url.to_owned()));
+    config.custom_setup = Box::new(move |url| {
+        let opening = establish(url.to_owned());
+        Box::pin(async move {
+            opening
+                .await
+                .map_err(|failure| diesel::ConnectionError::BadConnection(failure.to_string()))
+        })
+    });
     config.recycling_method = match recycling {
         RecyclingCheck::Fast => RecyclingMethod::Fast,
         // `Auto` is resolved by the pool before it builds a manager; if it ever

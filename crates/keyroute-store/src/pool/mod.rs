@@ -26,10 +26,14 @@ use diesel_async::pooled_connection::PoolError;
 use keyroute_core::{StoreError, StoreResult};
 
 mod backend;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) mod connect;
 mod migrations;
 mod secrets;
 mod settings;
 mod sink;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 mod watch;
 
@@ -48,6 +52,8 @@ pub use migrations::keyroute_migration_versions;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) use backend::{OwnedConnection, manager, sealed};
 pub use settings::{PoolSettings, RecyclingCheck};
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TlsMode};
 pub use url::DatabaseUrl;
 
 use sink::{ErrorSink, LastError};

@@ -1,7 +1,7 @@
 //! MySQL and MariaDB, on `AsyncMysqlConnection` (mysql_async: no libmysqlclient needed).
 
 use chrono::NaiveDateTime;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection};
+use diesel_async::{AsyncMigrationHarness, AsyncMysqlConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use keyroute_core::BoxError;
 
@@ -28,7 +28,7 @@ impl Backend for Mysql {
 
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
         crate::pool::manager(url, recycling, |url| {
-            Box::pin(async move { AsyncMysqlConnection::establish(&url).await })
+            Box::pin(crate::pool::connect::mysql(url))
         })
     }
 

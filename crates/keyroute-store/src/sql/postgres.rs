@@ -3,7 +3,8 @@
 //! Connections are opened with `tokio_postgres::connect` and handed to diesel-async,
 //! rather than through `AsyncPgConnection::establish`, which keeps only the top line of
 //! a connection error ("error connecting to server") and drops its cause ("connection
-//! refused"). Without TLS, like `establish`.
+//! refused"). TLS follows libpq's `sslmode` and `sslrootcert`, on rustls (see
+//! `pool/tls.rs`).
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
@@ -33,14 +34,7 @@ impl Backend for Postgres {
 
     fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
         crate::pool::manager(url, recycling, |url| {
-            Box::pin(async move {
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| {
-                        diesel::ConnectionError::BadConnection(crate::pool::describe(&e))
-                    })?;
-                AsyncPgConnection::try_from_client_and_connection(client, connection).await
-            })
+            Box::pin(crate::pool::connect::postgres(url))
         })
     }
 
