@@ -5,6 +5,7 @@ use std::fmt;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 use super::describe;
+#[cfg(feature = "tls")]
 use super::tls::TlsError;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 use super::tls::{TlsMode, TlsOptions};
@@ -14,14 +15,36 @@ use super::tls::{TlsMode, TlsOptions};
 #[derive(Debug, Clone)]
 pub(crate) enum ConnectFailure {
     /// TLS set-up or handshake.
+    #[cfg(feature = "tls")]
     Tls(TlsError),
     /// Anything else, described with its causes.
     Other(String),
 }
 
+impl ConnectFailure {
+    /// This failure with `url`'s password scrubbed from its text.
+    pub(crate) fn redacted(self, url: &super::DatabaseUrl) -> Self {
+        match self {
+            ConnectFailure::Other(text) => ConnectFailure::Other(url.redact(&text)),
+            #[cfg(feature = "tls")]
+            tls => tls,
+        }
+    }
+
+    /// The typed TLS error, if TLS is why.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(&self) -> Option<&TlsError> {
+        match self {
+            ConnectFailure::Tls(e) => Some(e),
+            ConnectFailure::Other(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for ConnectFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            #[cfg(feature = "tls")]
             ConnectFailure::Tls(e) => e.fmt(f),
             ConnectFailure::Other(text) => f.write_str(text),
         }
@@ -34,6 +57,7 @@ impl From<diesel::ConnectionError> for ConnectFailure {
     }
 }
 
+#[cfg(feature = "tls")]
 impl From<TlsError> for ConnectFailure {
     fn from(error: TlsError) -> Self {
         ConnectFailure::Tls(error)
@@ -120,6 +144,22 @@ pub(crate) async fn mysql(
             if tls.mode == TlsMode::Prefer =>
         {
             mysql_async::Conn::new(builder.ssl_opts(None)).await
+        }
+        // MariaDB answers a plaintext client under `require_secure_transport` with
+        // "access denied", as for a wrong password: if the same account gets in over
+        // TLS, plaintext was the problem, and the message should say so.
+        Err(mysql_async::Error::Server(denied))
+            if tls.mode == TlsMode::Disable && denied.code == 1045 =>
+        {
+            let unchecked = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true);
+            if let Ok(conn) = mysql_async::Conn::new(builder.ssl_opts(Some(unchecked))).await {
+                let _closed = conn.disconnect().await;
+                return Err(ConnectFailure::Tls(TlsError::ServerRequiresTls {
+                    option: tls.names.mode,
+                    require: tls.names.require,
+                }));
+            }
+            Err(mysql_async::Error::Server(denied))
         }
         other => other,
     }

@@ -62,6 +62,7 @@ pub(crate) struct OptionNames {
 }
 
 /// PostgreSQL's (libpq's) option names.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const POSTGRES_NAMES: OptionNames = OptionNames {
     mode: "sslmode",
     root_cert: "sslrootcert",
@@ -70,6 +71,7 @@ pub(crate) const POSTGRES_NAMES: OptionNames = OptionNames {
 };
 
 /// MySQL's and MariaDB's option names.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) const MYSQL_NAMES: OptionNames = OptionNames {
     mode: "ssl-mode",
     root_cert: "ssl-ca",

@@ -8,7 +8,7 @@ use keyroute_core::BoxError;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
 use super::SqlStore;
-use crate::pool::{Backend, DatabaseUrl, OwnedConnection, RecyclingCheck, sealed};
+use crate::pool::{Backend, ConnectSetup, DatabaseUrl, OwnedConnection, sealed};
 
 /// The MySQL / MariaDB backend.
 #[derive(Debug, Clone, Copy)]
@@ -26,10 +26,8 @@ impl Backend for Mysql {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "MySQL";
 
-    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        crate::pool::manager(url, recycling, |url| {
-            Box::pin(crate::pool::connect::mysql(url))
-        })
+    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
+        crate::pool::manager(url, setup, |url| Box::pin(crate::pool::connect::mysql(url)))
     }
 
     fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {

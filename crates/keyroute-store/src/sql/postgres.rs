@@ -14,7 +14,7 @@ use keyroute_core::BoxError;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
 use super::SqlStore;
-use crate::pool::{Backend, DatabaseUrl, OwnedConnection, RecyclingCheck, sealed};
+use crate::pool::{Backend, ConnectSetup, DatabaseUrl, OwnedConnection, sealed};
 
 /// The PostgreSQL backend.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +32,8 @@ impl Backend for Postgres {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "PostgreSQL";
 
-    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        crate::pool::manager(url, recycling, |url| {
+    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
+        crate::pool::manager(url, setup, |url| {
             Box::pin(crate::pool::connect::postgres(url))
         })
     }
