@@ -115,6 +115,11 @@ impl TestCerts {
     }
 }
 
+/// Something done to a container on the harness runtime (stop, start).
+type ContainerAction = fn(
+    Arc<ContainerAsync<DedicatedImage>>,
+) -> server::BoxFuture<Result<(), testcontainers::TestcontainersError>>;
+
 /// A database server container this test owns.
 pub struct DedicatedServer {
     kind: &'static ServerKind,
@@ -176,12 +181,7 @@ impl DedicatedServer {
     }
 
     /// Runs `action` on the container, on the harness runtime that owns its client.
-    async fn on_container(
-        &self,
-        action: fn(
-            Arc<ContainerAsync<DedicatedImage>>,
-        ) -> server::BoxFuture<Result<(), testcontainers::TestcontainersError>>,
-    ) -> Result<(), HarnessError> {
+    async fn on_container(&self, action: ContainerAction) -> Result<(), HarnessError> {
         let harness = server::harness()?;
         let fail = |cause: String| HarnessError::Start {
             server: self.kind.name,
