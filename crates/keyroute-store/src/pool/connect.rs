@@ -189,8 +189,21 @@ fn mysql_ssl_opts(tls: &TlsOptions) -> Result<mysql_async::SslOpts, TlsError> {
 
 #[cfg(feature = "mysql")]
 fn mysql_failure(tls: &TlsOptions, error: &mysql_async::Error) -> ConnectFailure {
-    if let Some(typed) = tls.classify(error) {
-        return ConnectFailure::Tls(typed);
+    match tls.classify(error) {
+        // mysql_async 0.36 skips the host name check by matching "NotValidForName" in
+        // rustls' message, which rustls 0.23 no longer prints: VERIFY_CA checks the
+        // name too, so "set VERIFY_CA" would be no advice.
+        Some(TlsError::HostMismatch { detail, .. }) if tls.mode == TlsMode::VerifyCa => {
+            return ConnectFailure::Tls(TlsError::Handshake {
+                detail: format!(
+                    "{detail}; with MySQL and MariaDB, ssl-mode=VERIFY_CA checks the host \
+                     name as well (a limit of the mysql_async driver): connect with a host \
+                     name the certificate names"
+                ),
+            });
+        }
+        Some(typed) => return ConnectFailure::Tls(typed),
+        None => {}
     }
     match error {
         mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {

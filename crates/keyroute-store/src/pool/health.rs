@@ -187,3 +187,72 @@ impl Drop for ProbeGuard {
         self.0.probe_ended();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(admission: &Admission) -> Option<Duration> {
+        match admission {
+            Admission::Refuse { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        }
+    }
+
+    /// Closed until a failure; open for the window; one probe; a failed probe doubles
+    /// the window up to the cap; a success closes.
+    #[tokio::test]
+    async fn opens_probes_once_backs_off_and_closes() {
+        let min = Duration::from_millis(20);
+        let health = Health::new(min, Duration::from_millis(50));
+        assert!(matches!(health.admit(), Admission::Go));
+
+        health.connect_failed(ConnectFailure::Other("refused".into()));
+        let wait = refused(&health.admit()).expect("open after a failure");
+        assert!(wait > Duration::ZERO && wait <= min, "{wait:?}");
+
+        tokio::time::sleep(min + Duration::from_millis(5)).await;
+        let probe = health.admit();
+        assert!(matches!(probe, Admission::Probe(_)), "{probe:?}");
+        assert_eq!(
+            refused(&health.admit()),
+            Some(Duration::ZERO),
+            "one probe at a time"
+        );
+
+        health.connect_failed(ConnectFailure::Other("refused".into()));
+        drop(probe);
+        let wait = refused(&health.admit()).expect("open after a failed probe");
+        assert!(wait > min, "the window doubled: {wait:?}");
+
+        // Doubling stops at the cap.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(55)).await;
+            let probe = health.admit();
+            assert!(matches!(probe, Admission::Probe(_)), "{probe:?}");
+            health.connect_failed(ConnectFailure::Other("refused".into()));
+        }
+        let wait = refused(&health.admit()).expect("still open");
+        assert!(wait <= Duration::from_millis(50), "capped: {wait:?}");
+
+        tokio::time::sleep(Duration::from_millis(55)).await;
+        let probe = health.admit();
+        health.connected();
+        drop(probe);
+        assert!(
+            matches!(health.admit(), Admission::Go),
+            "closed by a success"
+        );
+    }
+
+    /// A probe that ends with no outcome (cancelled) reopens rather than blocking
+    /// every later request.
+    #[tokio::test]
+    async fn an_abandoned_probe_reopens() {
+        let health = Health::new(Duration::from_millis(10), Duration::from_millis(10));
+        health.connect_failed(ConnectFailure::Other("refused".into()));
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        drop(health.admit());
+        assert!(refused(&health.admit()).is_some_and(|w| w > Duration::ZERO));
+    }
+}
