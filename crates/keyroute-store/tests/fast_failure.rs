@@ -250,7 +250,10 @@ async fn a_stopped_database_fails_fast_recovers_and_leaves_the_other_alone() {
     println!(
         "  test failures during the outage: {} requests ({} answered by the breaker), latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
         during_failures.len(),
-        fast.len(),
+        during_failures
+            .iter()
+            .filter(|s| s.error.as_ref().unwrap().1.contains("failing fast"))
+            .count(),
         percentile(took(&during_failures), 0.50),
         percentile(took(&during_failures), 0.99),
         percentile(took(&during_failures), 1.0),
