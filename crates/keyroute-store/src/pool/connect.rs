@@ -191,9 +191,9 @@ fn mysql_ssl_opts(tls: &TlsOptions) -> Result<mysql_async::SslOpts, TlsError> {
 fn mysql_failure(tls: &TlsOptions, error: &mysql_async::Error) -> ConnectFailure {
     match tls.classify(error) {
         // mysql_async 0.36 skips the host name check by matching "NotValidForName" in
-        // rustls' message, which rustls 0.23 no longer prints: VERIFY_CA checks the
-        // name too, so "set VERIFY_CA" would be no advice.
-        Some(TlsError::HostMismatch { detail, .. }) if tls.mode == TlsMode::VerifyCa => {
+        // rustls' message, which rustls 0.23 no longer prints: VERIFY_CA (and REQUIRED
+        // with ssl-ca) check the name too, so "set VERIFY_CA" would be no advice.
+        Some(TlsError::HostMismatch { detail, .. }) if tls.mode != TlsMode::VerifyFull => {
             return ConnectFailure::Tls(TlsError::Handshake {
                 detail: format!(
                     "{detail}; with MySQL and MariaDB, ssl-mode=VERIFY_CA checks the host \
