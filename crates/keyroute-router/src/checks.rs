@@ -69,7 +69,8 @@ pub(crate) fn check_routes<T>(
 /// # Errors
 /// [`RouteError::Config`] naming the option: `max_size` zero or over
 /// `connection_budget`, `min_idle` over `max_size`, a zero `connection_timeout`,
-/// `idle_timeout` or `max_lifetime`.
+/// `idle_timeout`, `max_lifetime`, `connect_timeout` or `retry_backoff`, a
+/// `retry_backoff_max` under `retry_backoff`.
 pub(crate) fn check_pool_settings(
     name: &str,
     settings: &PoolSettings,
@@ -105,6 +106,27 @@ pub(crate) fn check_pool_settings(
         return fail(
             "connection_timeout",
             "connection_timeout must be over zero".into(),
+        );
+    }
+    if settings.connect_timeout.is_zero() {
+        return fail(
+            "connect_timeout",
+            "connect_timeout must be over zero".into(),
+        );
+    }
+    if settings.retry_backoff.is_zero() {
+        return fail(
+            "retry_backoff",
+            "retry_backoff must be over zero (e.g. 250ms)".into(),
+        );
+    }
+    if settings.retry_backoff_max < settings.retry_backoff {
+        return fail(
+            "retry_backoff_max",
+            format!(
+                "retry_backoff_max ({:?}) must be at least retry_backoff ({:?})",
+                settings.retry_backoff_max, settings.retry_backoff
+            ),
         );
     }
     if settings.idle_timeout.is_some_and(|t| t.is_zero()) {

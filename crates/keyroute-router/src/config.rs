@@ -47,6 +47,9 @@ pub const POOLS_OPTIONS: &[&str] = &[
     "idle_timeout",
     "max_lifetime",
     "check",
+    "connect_timeout",
+    "retry_backoff",
+    "retry_backoff_max",
     "max_pools",
     "connection_budget",
 ];
@@ -154,6 +157,18 @@ impl RouterConfig {
                         ));
                     }
                 }
+            }
+            ("pools", "connect_timeout") => {
+                self.pool.connect_timeout =
+                    keyroute_core::config::parse_required_duration(section, option, value)?
+            }
+            ("pools", "retry_backoff") => {
+                self.pool.retry_backoff =
+                    keyroute_core::config::parse_required_duration(section, option, value)?
+            }
+            ("pools", "retry_backoff_max") => {
+                self.pool.retry_backoff_max =
+                    keyroute_core::config::parse_required_duration(section, option, value)?
             }
             ("pools", "max_pools") => self.max_pools = Some(parse_number(section, option, value)?),
             ("pools", "connection_budget") => {

@@ -158,12 +158,21 @@ fn pool_bounds_are_refused_at_build_time() {
     idle.min_idle = Some(11);
     let mut timeout = PoolSettings::default();
     timeout.connection_timeout = std::time::Duration::ZERO;
+    let mut connect = PoolSettings::default();
+    connect.connect_timeout = std::time::Duration::ZERO;
+    let mut backoff = PoolSettings::default();
+    backoff.retry_backoff = std::time::Duration::ZERO;
+    let mut backoff_max = PoolSettings::default();
+    backoff_max.retry_backoff_max = std::time::Duration::from_millis(10);
     for (settings, budget, option) in [
         (PoolSettings::default(), 0, "connection_budget"),
         (zero, 512, "max_size"),
         (huge, 512, "connection_budget"),
         (idle, 512, "min_idle"),
         (timeout, 512, "connection_timeout"),
+        (connect, 512, "connect_timeout"),
+        (backoff, 512, "retry_backoff"),
+        (backoff_max, 512, "retry_backoff_max"),
     ] {
         match build(settings, budget) {
             Err(RouteError::Config(reason)) => {

@@ -40,6 +40,8 @@ pub use pool::{
     Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
     keyroute_migration_versions,
 };
+#[cfg(feature = "tls")]
+pub use pool::{TlsError, TlsMode, tls_error};
 #[cfg(feature = "pool")]
 pub use sql::SqlStore;
 #[cfg(feature = "mysql")]

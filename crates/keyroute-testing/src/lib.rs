@@ -58,6 +58,7 @@ use keyroute_store::{
 };
 
 pub mod bench;
+pub mod dedicated;
 mod server;
 
 pub use server::HarnessError;

@@ -22,13 +22,13 @@ use tokio::sync::OnceCell;
 
 /// Label on every container the harness starts, so leftovers of a killed test binary
 /// can be found (`docker ps -a --filter label=org.keyroute.harness`).
-const LABEL: &str = "org.keyroute.harness";
+pub(crate) const LABEL: &str = "org.keyroute.harness";
 /// How long a container may take to print its ready line.
-const STARTUP_LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const STARTUP_LIMIT: Duration = Duration::from_secs(90);
 /// How long a started server may take to answer `SELECT 1`.
-const ANSWER_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 /// The password of the test servers' administrator. Test data only.
-const PASSWORD: &str = "keyroute";
+pub(crate) const PASSWORD: &str = "keyroute";
 
 /// Why the harness could not hand out a database.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -76,24 +76,24 @@ pub enum HarnessError {
     Database(String),
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Everything that differs between the servers.
 pub(crate) struct ServerKind {
-    name: &'static str,
+    pub(crate) name: &'static str,
     image_var: &'static str,
     tag_var: &'static str,
     default_image: &'static str,
     default_tag: &'static str,
-    port: u16,
-    env: &'static [(&'static str, &'static str)],
+    pub(crate) port: u16,
+    pub(crate) env: &'static [(&'static str, &'static str)],
     /// Server options that make throwaway databases faster (no durability needed).
     args: &'static [&'static str],
     /// Lines the real server prints on stderr, in order, once it listens.
-    ready_lines: &'static [&'static str],
-    scheme: &'static str,
-    user: &'static str,
-    admin_database: &'static str,
+    pub(crate) ready_lines: &'static [&'static str],
+    pub(crate) scheme: &'static str,
+    pub(crate) user: &'static str,
+    pub(crate) admin_database: &'static str,
     /// Runs SQL on a fresh administrative connection.
     execute: fn(String, String) -> BoxFuture<Result<(), String>>,
     create_database: fn(&str) -> String,
@@ -160,6 +160,16 @@ pub(crate) static MARIADB: ServerKind = ServerKind {
 };
 
 impl ServerKind {
+    /// The image name and tag, from the environment or the defaults.
+    pub(crate) fn reference(&self) -> (String, String) {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        (
+            var(self.image_var, self.default_image),
+            var(self.tag_var, self.default_tag),
+        )
+    }
+
     fn image(&'static self) -> ServerImage {
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
@@ -277,14 +287,14 @@ impl Server {
 }
 
 /// The harness runtime and the removals it owes at exit.
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    removals: Mutex<Vec<BoxFuture<()>>>,
+pub(crate) struct Harness {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) removals: Mutex<Vec<BoxFuture<()>>>,
 }
 
 static HARNESS: OnceLock<Result<Harness, String>> = OnceLock::new();
 
-fn harness() -> Result<&'static Harness, HarnessError> {
+pub(crate) fn harness() -> Result<&'static Harness, HarnessError> {
     HARNESS
         .get_or_init(|| {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -384,7 +394,7 @@ async fn start(kind: &'static ServerKind) -> Result<Server, HarnessError> {
 }
 
 /// Tells a missing engine from a missing image from a container that failed.
-fn classify(
+pub(crate) fn classify(
     kind: &'static ServerKind,
     reference: &str,
     error: TestcontainersError,

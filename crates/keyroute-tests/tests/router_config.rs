@@ -262,3 +262,21 @@ fn opening_a_pool_outside_a_runtime_is_an_error() {
         Err(RouteError::Config(_))
     ));
 }
+
+/// The fast-failure settings (issue 13) are reachable from the file and the
+/// environment, and a bad value names its option.
+#[test]
+fn fast_failure_settings_are_configurable() {
+    use std::time::Duration;
+    let config = from_toml(
+        "[pools]\nconnect_timeout = \"1s\"\nretry_backoff = \"100ms\"\nretry_backoff_max = \"2s\"",
+    )
+    .unwrap();
+    assert_eq!(config.pool.connect_timeout, Duration::from_secs(1));
+    assert_eq!(config.pool.retry_backoff, Duration::from_millis(100));
+    assert_eq!(config.pool.retry_backoff_max, Duration::from_secs(2));
+    let config = from_env([("KEYROUTE_POOLS_RETRY_BACKOFF", "50ms")]).unwrap();
+    assert_eq!(config.pool.retry_backoff, Duration::from_millis(50));
+    let err = from_toml("[pools]\nretry_backoff = \"soon\"").unwrap_err();
+    assert!(err.to_string().contains("retry_backoff"), "{err}");
+}

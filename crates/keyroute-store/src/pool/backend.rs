@@ -20,9 +20,9 @@ use keyroute_core::BoxError;
 
 use super::{DatabaseUrl, PoolSettings, RecyclingCheck};
 
-/// A connection being opened.
+/// A connection being opened; a failure says why, typed where it can be.
 pub(crate) type ConnectFuture<C> =
-    Pin<Box<dyn Future<Output = diesel::ConnectionResult<C>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<C, super::connect::ConnectFailure>> + Send>>;
 
 /// A pooled connection that can move to a blocking thread.
 pub(crate) type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
@@ -59,7 +59,7 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
 
     /// The connection manager for `url`.
     #[doc(hidden)]
-    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager;
+    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager;
 
     /// Runs the embedded migrations on `conn`. Called on a blocking thread.
     #[doc(hidden)]
@@ -133,14 +133,53 @@ macro_rules! app_migrations {
 }
 pub(crate) use app_migrations;
 
-/// diesel-async's connection manager, opening connections with `establish`.
+/// How a pool opens connections: the checkout check, the time one connect may take,
+/// and the circuit breaker every connect reports to. Built by the pool.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct ConnectSetup {
+    pub(crate) recycling: RecyclingCheck,
+    pub(crate) connect_timeout: std::time::Duration,
+    pub(crate) health: std::sync::Arc<super::health::Health>,
+    pub(crate) url: DatabaseUrl,
+}
+
+/// diesel-async's connection manager, opening connections with `establish` within
+/// the connect timeout and reporting each outcome to the pool's circuit breaker.
 pub(crate) fn manager<C: AsyncConnection + 'static>(
     url: &DatabaseUrl,
-    recycling: RecyclingCheck,
+    setup: ConnectSetup,
     establish: fn(String) -> ConnectFuture<C>,
 ) -> AsyncDieselConnectionManager<C> {
+    use super::connect::ConnectFailure;
     let mut config = ManagerConfig::<C>::default();
-    config.custom_setup = Box::new(move |url| establish(url.to_owned()));
+    let recycling = setup.recycling;
+    config.custom_setup = Box::new(move |url| {
+        let opening = establish(url.to_owned());
+        let setup = setup.clone();
+        Box::pin(async move {
+            let outcome = match tokio::time::timeout(setup.connect_timeout, opening).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(ConnectFailure::Other(format!(
+                    "no connection within connect_timeout ({:?}): the host did not answer \
+                     (down, or a firewall drops the packets)",
+                    setup.connect_timeout
+                ))),
+            };
+            match outcome {
+                Ok(conn) => {
+                    setup.health.connected();
+                    Ok(conn)
+                }
+                Err(failure) => {
+                    let failure = failure.redacted(&setup.url);
+                    let message = failure.to_string();
+                    setup.health.connect_failed(failure);
+                    Err(diesel::ConnectionError::BadConnection(message))
+                }
+            }
+        })
+    });
     config.recycling_method = match recycling {
         RecyclingCheck::Fast => RecyclingMethod::Fast,
         // `Auto` is resolved by the pool before it builds a manager; if it ever

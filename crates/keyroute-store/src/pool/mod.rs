@@ -26,10 +26,14 @@ use diesel_async::pooled_connection::PoolError;
 use keyroute_core::{StoreError, StoreResult};
 
 mod backend;
+pub(crate) mod connect;
+mod health;
 mod migrations;
 mod secrets;
 mod settings;
 mod sink;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 mod watch;
 
@@ -42,20 +46,35 @@ mod watch;
 pub(crate) use backend::ConnectFuture;
 #[allow(unused_imports)] // used by the backend modules only
 pub(crate) use backend::app_migrations;
-pub use backend::{Backend, BackendDb};
+pub use backend::{Backend, BackendDb, ConnectSetup};
 pub use migrations::keyroute_migration_versions;
 // What the backends build on; with the pool feature alone there is no backend yet.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) use backend::{OwnedConnection, manager, sealed};
 pub use settings::{PoolSettings, RecyclingCheck};
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TlsMode};
+// `tls_error` is defined below.
 pub use url::DatabaseUrl;
 
 use sink::{ErrorSink, LastError};
 use watch::FileWatch;
 
 /// An error whose message was scrubbed of secrets; the source of `Unavailable` errors.
+/// When TLS is why, its source is the typed [`TlsError`] (see [`tls_error`]).
 #[derive(Debug)]
-pub(crate) struct Cause(pub(crate) String);
+pub(crate) struct Cause(
+    pub(crate) String,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate)  Option<Arc<connect::ConnectFailure>>,
+);
+
+impl Cause {
+    /// A cause with a message only.
+    pub(crate) fn text(message: String) -> Self {
+        Self(message, None)
+    }
+}
 
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -63,7 +82,29 @@ impl fmt::Display for Cause {
     }
 }
 
-impl std::error::Error for Cause {}
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.1.as_deref().and_then(connect::ConnectFailure::tls) {
+            return Some(tls);
+        }
+        None
+    }
+}
+
+/// The typed TLS error behind a store error, if TLS is why the database could not be
+/// reached: what a test or a health check can match on.
+#[cfg(feature = "tls")]
+pub fn tls_error(error: &StoreError) -> Option<&TlsError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<TlsError>() {
+            return Some(tls);
+        }
+        current = e.source();
+    }
+    None
+}
 
 /// An error and its causes on one line: "error connecting to server: Connection refused".
 pub(crate) fn describe(error: &dyn std::error::Error) -> String {
@@ -89,6 +130,8 @@ pub struct DbPool<B: Backend> {
     url: DatabaseUrl,
     settings: PoolSettings,
     last_error: LastError,
+    /// The circuit breaker: fail fast while the database is unreachable.
+    health: Arc<health::Health>,
     /// The database file, for embedded databases: checked on every checkout.
     file: Option<Arc<FileWatch>>,
 }
@@ -100,6 +143,7 @@ impl<B: Backend> Clone for DbPool<B> {
             url: self.url.clone(),
             settings: self.settings.clone(),
             last_error: self.last_error.clone(),
+            health: Arc::clone(&self.health),
             file: self.file.clone(),
         }
     }
@@ -131,7 +175,16 @@ impl<B: Backend> DbPool<B> {
         let mut settings = B::adjust(&url, settings);
         settings.recycling_check = settings.recycling_check.or_default(B::DEFAULT_CHECK);
         let last_error = LastError::default();
-        let manager = B::manager(&url, settings.recycling_check);
+        let health = health::Health::new(settings.retry_backoff, settings.retry_backoff_max);
+        let manager = B::manager(
+            &url,
+            ConnectSetup {
+                recycling: settings.recycling_check,
+                connect_timeout: settings.connect_timeout,
+                health: Arc::clone(&health),
+                url: url.clone(),
+            },
+        );
         let pool = bb8::Pool::builder()
             .max_size(settings.max_size.max(1))
             .min_idle(settings.min_idle)
@@ -146,6 +199,7 @@ impl<B: Backend> DbPool<B> {
             url,
             settings,
             last_error,
+            health,
             file,
         })
     }
@@ -166,7 +220,7 @@ impl<B: Backend> DbPool<B> {
     /// [`StoreError::Unavailable`] when no connection can be had within the timeout,
     /// or (SQLite) when the database file was removed or replaced under the pool.
     pub async fn get(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
-        let conn = self.pool.get().await.map_err(|e| self.unavailable(e))?;
+        let conn = self.checkout(self.pool.get()).await?;
         self.check_file()?;
         Ok(conn)
     }
@@ -176,19 +230,67 @@ impl<B: Backend> DbPool<B> {
     /// # Errors
     /// As [`get`](Self::get).
     pub async fn get_owned(&self) -> StoreResult<PooledConnection<'static, B::Manager>> {
-        let conn = self
-            .pool
-            .get_owned()
-            .await
-            .map_err(|e| self.unavailable(e))?;
+        let conn = self.checkout(self.pool.get_owned()).await?;
         self.check_file()?;
         Ok(conn)
+    }
+
+    /// A checkout through the circuit breaker: refused at once while it is open,
+    /// ended at once if it opens while waiting, and the one probe when it half-opens.
+    async fn checkout<C>(
+        &self,
+        get: impl std::future::Future<Output = Result<C, bb8::RunError<PoolError>>>,
+    ) -> StoreResult<C> {
+        let mut opened = self.health.subscribe();
+        let probe = match self.health.admit() {
+            health::Admission::Go => None,
+            health::Admission::Probe(guard) => Some(guard),
+            health::Admission::Refuse { cause, retry_in } => {
+                return Err(self.refused(cause, Some(retry_in)));
+            }
+        };
+        let result = tokio::select! {
+            biased;
+            result = get => result,
+            _ = opened.changed() => {
+                return Err(self.refused(self.health.last_failure(), None));
+            }
+        };
+        match result {
+            Ok(conn) => {
+                if probe.is_some() {
+                    self.health.connected();
+                }
+                Ok(conn)
+            }
+            Err(e) => Err(self.unavailable(e)),
+        }
+    }
+
+    /// `Unavailable` while the breaker is open: the cause, and when the next try is.
+    fn refused(
+        &self,
+        cause: Option<Arc<connect::ConnectFailure>>,
+        retry_in: Option<std::time::Duration>,
+    ) -> StoreError {
+        let what = cause.as_deref().map_or_else(
+            || "the database is unreachable".to_owned(),
+            ToString::to_string,
+        );
+        let when = match retry_in {
+            Some(wait) if !wait.is_zero() => format!(
+                "failing fast; the next try is in {} ms (retry_backoff in [pools])",
+                wait.as_millis()
+            ),
+            _ => "failing fast while one request tries again".to_owned(),
+        };
+        StoreError::unavailable(Cause(format!("{}: {what}; {when}", B::NAME), cause))
     }
 
     /// `Unavailable` when the database file is no longer the one the pool opened.
     fn check_file(&self) -> StoreResult<()> {
         match self.file.as_deref().map(FileWatch::check) {
-            Some(Err(message)) => Err(StoreError::unavailable(Cause(format!(
+            Some(Err(message)) => Err(StoreError::unavailable(Cause::text(format!(
                 "{}: {}",
                 B::NAME,
                 self.url.redact(&message)
@@ -226,6 +328,9 @@ impl<B: Backend> DbPool<B> {
                 }
             }
         };
-        StoreError::unavailable(Cause(format!("{}: {message}", B::NAME)))
+        StoreError::unavailable(Cause(
+            format!("{}: {message}", B::NAME),
+            self.health.last_failure(),
+        ))
     }
 }

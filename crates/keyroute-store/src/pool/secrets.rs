@@ -217,6 +217,8 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "prefer_socket",
     "require_ssl",
     "socket",
+    "ssl-ca",
+    "ssl-mode",
     "ssl_mode",
     "sslcert",
     "sslkey",

@@ -52,6 +52,15 @@ pub struct PoolSettings {
     /// The check run on checkout. Default [`RecyclingCheck::Auto`]: `Verified` for
     /// PostgreSQL and MySQL, `Fast` for SQLite (see [`RecyclingCheck`] for why).
     pub recycling_check: RecyclingCheck,
+    /// How long opening one connection (TCP, TLS, authentication) may take. Default
+    /// 2 s: a host that drops packets fails the request after this, not after the
+    /// whole `connection_timeout`, and opens the circuit breaker.
+    pub connect_timeout: Duration,
+    /// After a failed connect, checkouts fail at once (`Unavailable`, with the cause)
+    /// for this long before one probe tries again. Default 250 ms.
+    pub retry_backoff: Duration,
+    /// The window doubles after each failed probe, up to this. Default 5 s.
+    pub retry_backoff_max: Duration,
 }
 
 impl Default for PoolSettings {
@@ -63,6 +72,9 @@ impl Default for PoolSettings {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             recycling_check: RecyclingCheck::Auto,
+            connect_timeout: Duration::from_secs(2),
+            retry_backoff: Duration::from_millis(250),
+            retry_backoff_max: Duration::from_secs(5),
         }
     }
 }

@@ -13,12 +13,29 @@ pub(crate) fn map_error(error: DieselError) -> StoreError {
         DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
             StoreError::Conflict("the key's owner does not exist".into())
         }
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+        // The connection went away under the query (the server stopped or restarted,
+        // the network dropped): the database is unavailable, not refusing the query.
+        // Without a SQLSTATE, diesel-async reports a lost PostgreSQL connection as
+        // `UnableToSendCommand`; a server shutting down says so (57P01, 57P02, 57P03).
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => StoreError::unavailable(error),
+        DieselError::DatabaseError(_, info) if is_shutdown(info.message()) => {
             StoreError::unavailable(error)
         }
         DieselError::DeserializationError(e) => StoreError::InvalidData(e.to_string()),
         _ => StoreError::database(error),
     }
+}
+
+/// Whether a server error says the server is shutting down or starting up.
+fn is_shutdown(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("terminating connection due to administrator command")
+        || message.contains("the database system is shutting down")
+        || message.contains("the database system is starting up")
+        || message.contains("server shutdown in progress")
 }
 
 /// A message naming what was duplicated, from the constraint (or the database's

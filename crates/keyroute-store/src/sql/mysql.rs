@@ -1,14 +1,14 @@
 //! MySQL and MariaDB, on `AsyncMysqlConnection` (mysql_async: no libmysqlclient needed).
 
 use chrono::NaiveDateTime;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection};
+use diesel_async::{AsyncMigrationHarness, AsyncMysqlConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use keyroute_core::BoxError;
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
 use super::SqlStore;
-use crate::pool::{Backend, DatabaseUrl, OwnedConnection, RecyclingCheck, sealed};
+use crate::pool::{Backend, ConnectSetup, DatabaseUrl, OwnedConnection, sealed};
 
 /// The MySQL / MariaDB backend.
 #[derive(Debug, Clone, Copy)]
@@ -26,10 +26,8 @@ impl Backend for Mysql {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "MySQL";
 
-    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        crate::pool::manager(url, recycling, |url| {
-            Box::pin(async move { AsyncMysqlConnection::establish(&url).await })
-        })
+    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
+        crate::pool::manager(url, setup, |url| Box::pin(crate::pool::connect::mysql(url)))
     }
 
     fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {

@@ -3,7 +3,8 @@
 //! Connections are opened with `tokio_postgres::connect` and handed to diesel-async,
 //! rather than through `AsyncPgConnection::establish`, which keeps only the top line of
 //! a connection error ("error connecting to server") and drops its cause ("connection
-//! refused"). Without TLS, like `establish`.
+//! refused"). TLS follows libpq's `sslmode` and `sslrootcert`, on rustls (see
+//! `pool/tls.rs`).
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
@@ -13,7 +14,7 @@ use keyroute_core::BoxError;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
 use super::SqlStore;
-use crate::pool::{Backend, DatabaseUrl, OwnedConnection, RecyclingCheck, sealed};
+use crate::pool::{Backend, ConnectSetup, DatabaseUrl, OwnedConnection, sealed};
 
 /// The PostgreSQL backend.
 #[derive(Debug, Clone, Copy)]
@@ -31,16 +32,9 @@ impl Backend for Postgres {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "PostgreSQL";
 
-    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        crate::pool::manager(url, recycling, |url| {
-            Box::pin(async move {
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| {
-                        diesel::ConnectionError::BadConnection(crate::pool::describe(&e))
-                    })?;
-                AsyncPgConnection::try_from_client_and_connection(client, connection).await
-            })
+    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
+        crate::pool::manager(url, setup, |url| {
+            Box::pin(crate::pool::connect::postgres(url))
         })
     }
 

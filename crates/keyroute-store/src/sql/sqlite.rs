@@ -30,7 +30,8 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
 use super::SqlStore;
 use crate::pool::{
-    Backend, ConnectFuture, DatabaseUrl, OwnedConnection, PoolSettings, RecyclingCheck, sealed,
+    Backend, ConnectFuture, ConnectSetup, DatabaseUrl, OwnedConnection, PoolSettings,
+    RecyclingCheck, sealed,
 };
 
 /// The SQLite backend.
@@ -83,8 +84,8 @@ impl Backend for Sqlite {
         (!path.is_empty()).then(|| std::path::PathBuf::from(path))
     }
 
-    fn manager(url: &DatabaseUrl, recycling: RecyclingCheck) -> Self::Manager {
-        crate::pool::manager(url, recycling, establish)
+    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
+        crate::pool::manager(url, setup, establish)
     }
 
     fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {
