@@ -71,8 +71,21 @@ impl From<TlsError> for ConnectFailure {
 pub(crate) async fn postgres(
     url: String,
 ) -> Result<diesel_async::AsyncPgConnection, ConnectFailure> {
+    let (client, connection) = postgres_client(&url, |_| {}).await?;
+    Ok(diesel_async::AsyncPgConnection::try_from_client_and_connection(client, connection).await?)
+}
+
+/// A PostgreSQL client and the connection that drives it, opened with keyroute's TLS
+/// options; `adjust` may change the rest of the configuration first (the change
+/// feed's listener names itself and bounds its connect time). The pool and the
+/// listener open their connections here, so both speak TLS alike.
+#[cfg(feature = "postgres")]
+pub(crate) async fn postgres_client(
+    url: &str,
+    adjust: impl FnOnce(&mut tokio_postgres::Config),
+) -> Result<(tokio_postgres::Client, PgConnection), ConnectFailure> {
     use tokio_postgres::config::SslMode;
-    let (tls, rest) = TlsOptions::take(&url, super::tls::POSTGRES_NAMES)?;
+    let (tls, rest) = TlsOptions::take(url, super::tls::POSTGRES_NAMES)?;
     let mut config: tokio_postgres::Config = rest
         .parse()
         .map_err(|e: tokio_postgres::Error| ConnectFailure::Other(describe(&e)))?;
@@ -81,13 +94,22 @@ pub(crate) async fn postgres(
         TlsMode::Prefer => SslMode::Prefer,
         _ => SslMode::Require,
     });
+    adjust(&mut config);
     let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?);
-    let (client, connection) = config
+    config
         .connect(connector)
         .await
-        .map_err(|e| postgres_failure(&tls, &e))?;
-    Ok(diesel_async::AsyncPgConnection::try_from_client_and_connection(client, connection).await?)
+        .map_err(|e| postgres_failure(&tls, &e))
 }
+
+/// The connection half of [`postgres_client`]: a socket, plain or in rustls.
+#[cfg(feature = "postgres")]
+pub(crate) type PgConnection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+        tokio_postgres::Socket,
+    >>::Stream,
+>;
 
 #[cfg(feature = "postgres")]
 fn postgres_failure(tls: &TlsOptions, error: &tokio_postgres::Error) -> ConnectFailure {

@@ -60,7 +60,7 @@ pub(super) async fn publish(
 impl ChangeFeed for SqlStore<Marker> {
     async fn subscribe(&self, settings: &FeedSettings) -> Option<Box<dyn ChangeSubscription>> {
         let (tx, rx) = mpsc::channel(4096);
-        let url = self.url().expose_secret().to_owned();
+        let url = self.url().clone();
         let task = tokio::spawn(listen(url, settings.poll_interval, tx));
         Some(Box::new(Listener {
             signals: rx,
@@ -97,7 +97,11 @@ impl ChangeSubscription for Listener {
 }
 
 /// Listens until the subscription is dropped, reconnecting with back-off.
-async fn listen(url: String, check_every: Duration, tx: mpsc::Sender<FeedSignal>) {
+async fn listen(
+    url: crate::pool::DatabaseUrl,
+    check_every: Duration,
+    tx: mpsc::Sender<FeedSignal>,
+) {
     let mut backoff = Duration::from_millis(100);
     let mut told_down = false;
     loop {
@@ -125,22 +129,22 @@ async fn listen(url: String, check_every: Duration, tx: mpsc::Sender<FeedSignal>
 /// One connection's life: connect, `LISTEN`, say `Live`, forward until it breaks.
 /// `Ok` when the subscription was dropped, the reason otherwise.
 async fn listen_once(
-    url: &str,
+    url: &crate::pool::DatabaseUrl,
     check_every: Duration,
     tx: &mpsc::Sender<FeedSignal>,
     went_live: &mut bool,
 ) -> Result<(), String> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| crate::pool::describe(&e))?;
-    config.application_name(LISTENER_APPLICATION_NAME);
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(5));
-    }
-    let (client, mut connection) = config
-        .connect(tokio_postgres::NoTls)
+    // The pool's own opener: the same sslmode / sslrootcert, so a server that
+    // requires TLS gets it on this connection too.
+    let (client, mut connection) =
+        crate::pool::connect::postgres_client(url.expose_secret(), |config| {
+            config.application_name(LISTENER_APPLICATION_NAME);
+            if config.get_connect_timeout().is_none() {
+                config.connect_timeout(Duration::from_secs(5));
+            }
+        })
         .await
-        .map_err(|e| crate::pool::describe(&e))?;
+        .map_err(|e| e.redacted(url).to_string())?;
     let (payloads, mut received) = mpsc::unbounded_channel::<String>();
     // Drives the connection; its messages are the notifications.
     let _driver = AbortOnDrop(tokio::spawn(async move {
