@@ -198,7 +198,10 @@ where
         let resolver_listener: Arc<dyn FeedListener> = Arc::new(resolver.clone());
         #[cfg(feature = "jwt")]
         let feed_listeners: Vec<Arc<dyn FeedListener>> = std::iter::once(resolver_listener)
-            .chain(jwt.as_ref().map(|jwt| jwt.feed_listener()))
+            .chain(
+                jwt.as_ref()
+                    .map(|jwt| jwt.feed_listener() as Arc<dyn FeedListener>),
+            )
             .collect();
         #[cfg(not(feature = "jwt"))]
         let feed_listeners = vec![resolver_listener];
