@@ -6,6 +6,8 @@
 //!
 //! Run with `bash scripts/bench store` (it brings up Docker for PostgreSQL), or
 //! `cargo bench -p keyroute-store --all-features --bench lookup` where an engine runs.
+//! `KEYROUTE_BENCH_ONLY=sqlite_1k` (a comma-separated list of groups) seeds and runs
+//! only those groups, skipping the long seeding of the others.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -86,6 +88,9 @@ fn bench_store<S, F, Fut>(
 macro_rules! bench_backend {
     ($c:expr, $rt:expr, $groups:expr, $backend:literal, $make:expr) => {
         for (size_name, size) in SIZES {
+            if !wanted(&format!("{}_{size_name}", $backend)) {
+                continue;
+            }
             let db = match $rt.block_on($make) {
                 Ok(db) => db,
                 Err(e) => {
@@ -112,6 +117,12 @@ macro_rules! bench_backend {
             }
         }
     };
+}
+
+/// Whether `group` is to run: all groups unless `KEYROUTE_BENCH_ONLY` lists others.
+fn wanted(group: &str) -> bool {
+    std::env::var("KEYROUTE_BENCH_ONLY")
+        .map_or(true, |only| only.split(',').any(|g| g.trim() == group))
 }
 
 /// A checkout through keyroute's pool (with SQLite's file check) against a bare bb8
