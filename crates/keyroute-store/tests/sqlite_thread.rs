@@ -74,7 +74,13 @@ async fn lookup_runs_in_the_calling_task_on_the_multi_thread_runtime() {
         .set_instrumentation(tasks.clone());
     let caller = tokio::spawn(async move {
         for _ in 0..10 {
-            assert!(store.get_api_key_by_hash(&key.hash).await.unwrap().is_some());
+            assert!(
+                store
+                    .get_api_key_by_hash(&key.hash)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
         tokio::task::id()
     })
@@ -106,10 +112,19 @@ async fn query_dropped_mid_flight_on_a_current_thread_runtime_leaves_the_connect
         // Poll until the query has been handed to the blocking pool, then drop it.
         let first =
             std::future::poll_fn(|cx| Poll::Ready(listing.as_mut().poll(cx).is_pending())).await;
-        assert!(first, "a 20 000-row listing is still running after one poll");
+        assert!(
+            first,
+            "a 20 000-row listing is still running after one poll"
+        );
     }
 
-    assert!(store.get_api_key_by_hash(&key.hash).await.unwrap().is_some());
+    assert!(
+        store
+            .get_api_key_by_hash(&key.hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let listed = store
         .get_user_api_keys(&ada.id, &KeyQuery::default())
         .await

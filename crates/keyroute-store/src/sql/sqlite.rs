@@ -31,10 +31,10 @@ use keyroute_core::BoxError;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
 use super::SqlStore;
-pub use thread::CallerThread;
 use crate::pool::{
     Backend, ConnectFuture, DatabaseUrl, OwnedConnection, PoolSettings, RecyclingCheck, sealed,
 };
+pub use thread::CallerThread;
 
 /// The SQLite backend.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +102,8 @@ impl Backend for Sqlite {
 fn establish(url: String) -> ConnectFuture<<Sqlite as Backend>::Connection> {
     Box::pin(async move {
         let path = url.strip_prefix("sqlite://").unwrap_or(&url);
-        let mut conn = SyncConnectionWrapper::<SqliteConnection, CallerThread>::establish(path).await?;
+        let mut conn =
+            SyncConnectionWrapper::<SqliteConnection, CallerThread>::establish(path).await?;
         conn.batch_execute(PRAGMAS)
             .await
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
