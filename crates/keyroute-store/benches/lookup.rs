@@ -1,11 +1,14 @@
 //! How a key lookup scales: `get_api_key_by_hash` on SQLite (a file) and PostgreSQL (a
-//! container) holding 1 000 and 1 000 000 keys, against a bare `SELECT 1` through the
-//! same pool. Prints each lookup's ratio to `SELECT 1` and the 1 M / 1 k ratio
-//! (flat means about 1), and the cost of keyroute's checkout (SQLite's file check)
-//! over a bare bb8 checkout.
+//! container) holding 1 000 and 1 000 000 keys, against a bare `SELECT 1` and a
+//! one-column indexed `SELECT` through the same path (keyroute's checkout from the
+//! same pool, the same diesel-async connection: on SQLite the same thread). Prints
+//! each ratio with both medians, the 1 M / 1 k ratio (flat means about 1), and the
+//! cost of keyroute's checkout (SQLite's file check) over a bare bb8 checkout.
 //!
 //! Run with `bash scripts/bench store` (it brings up Docker for PostgreSQL), or
 //! `cargo bench -p keyroute-store --all-features --bench lookup` where an engine runs.
+//! `KEYROUTE_BENCH_ONLY=sqlite_1k` (a comma-separated list of groups) seeds and runs
+//! only those groups, skipping the long seeding of the others.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -13,7 +16,6 @@
     clippy::print_stdout
 )]
 
-use std::future::Future;
 use std::hint::black_box;
 
 use chrono::Utc;
@@ -55,30 +57,63 @@ async fn seed(store: &impl ApiKeyStore, count: usize) -> Vec<KeyHash> {
     known
 }
 
-/// Benchmarks `SELECT 1` and the lookup on one store, as criterion group `group`.
-fn bench_store<S, F, Fut>(
-    c: &mut Criterion,
-    rt: &Runtime,
-    group: &str,
-    store: &S,
-    known: &[KeyHash],
-    select_one: F,
-) where
-    S: ApiKeyStore,
-    F: Fn(&S) -> Fut,
-    Fut: Future<Output = i32>,
-{
-    let mut g = c.benchmark_group(group);
-    g.bench_function("select_1", |b| b.to_async(rt).iter(|| select_one(store)));
-    let mut next = 0usize;
-    g.bench_function("get_api_key_by_hash", |b| {
-        b.to_async(rt).iter(|| {
-            next = (next + 1) % known.len();
-            let hash = known[next];
-            async move { black_box(store.get_api_key_by_hash(&hash).await.unwrap().unwrap()) }
-        })
-    });
-    g.finish();
+/// The bench's own view of keyroute's key table: just what a bare lookup needs.
+mod schema {
+    diesel::table! {
+        keyroute_api_keys (id) {
+            id -> Text,
+            hash -> Binary,
+        }
+    }
+}
+
+/// Benchmarks, as criterion group `<backend>_<size>`, three queries through the same
+/// path (keyroute's checkout from the store's pool, the same diesel-async connection):
+/// `select_1` (the floor: a checkout and a statement that reads nothing),
+/// `indexed_select` (one column by hash: what the index costs) and
+/// `get_api_key_by_hash` (the lookup: the key row and its owner, decoded).
+macro_rules! bench_queries {
+    ($c:expr, $rt:expr, $group:expr, $store:expr, $known:expr) => {{
+        use diesel::{ExpressionMethods, QueryDsl};
+        use schema::keyroute_api_keys as keys;
+        let (store, known): (&_, &[KeyHash]) = ($store, $known);
+        let mut g = $c.benchmark_group($group);
+        g.bench_function("select_1", |b| {
+            b.to_async($rt).iter(|| async {
+                let mut conn = store.db().get().await.unwrap();
+                let one: i32 = diesel::select(1.into_sql::<Integer>())
+                    .get_result(&mut *conn)
+                    .await
+                    .unwrap();
+                black_box(one)
+            })
+        });
+        let mut next = 0usize;
+        g.bench_function("indexed_select", |b| {
+            b.to_async($rt).iter(|| {
+                next = (next + 1) % known.len();
+                let hash = known[next];
+                async move {
+                    let mut conn = store.db().get().await.unwrap();
+                    let id: String = keys::table
+                        .filter(keys::hash.eq(hash.as_bytes().as_slice()))
+                        .select(keys::id)
+                        .get_result(&mut *conn)
+                        .await
+                        .unwrap();
+                    black_box(id)
+                }
+            })
+        });
+        g.bench_function("get_api_key_by_hash", |b| {
+            b.to_async($rt).iter(|| {
+                next = (next + 1) % known.len();
+                let hash = known[next];
+                async move { black_box(store.get_api_key_by_hash(&hash).await.unwrap().unwrap()) }
+            })
+        });
+        g.finish();
+    }};
 }
 
 /// Seeds and benchmarks one backend at every size; `$make` is a future of a
@@ -86,6 +121,9 @@ fn bench_store<S, F, Fut>(
 macro_rules! bench_backend {
     ($c:expr, $rt:expr, $groups:expr, $backend:literal, $make:expr) => {
         for (size_name, size) in SIZES {
+            if !wanted(&format!("{}_{size_name}", $backend)) {
+                continue;
+            }
             let db = match $rt.block_on($make) {
                 Ok(db) => db,
                 Err(e) => {
@@ -96,22 +134,19 @@ macro_rules! bench_backend {
             let store = $rt.block_on(db.store()).unwrap();
             let known = $rt.block_on(seed(&store, size));
             let group = format!("{}_{size_name}", $backend);
-            bench_store($c, $rt, &group, &store, &known, |s| {
-                let pool = s.pool().clone();
-                async move {
-                    let mut conn = pool.get().await.unwrap();
-                    diesel::select(1.into_sql::<Integer>())
-                        .get_result(&mut *conn)
-                        .await
-                        .unwrap()
-                }
-            });
+            bench_queries!($c, $rt, &group, &store, &known);
             $groups.push(group);
             if size == SIZES[0].1 {
                 bench_checkout($c, $rt, $backend, store.db());
             }
         }
     };
+}
+
+/// Whether `group` is to run: all groups unless `KEYROUTE_BENCH_ONLY` lists others.
+fn wanted(group: &str) -> bool {
+    std::env::var("KEYROUTE_BENCH_ONLY")
+        .map_or(true, |only| only.split(',').any(|g| g.trim() == group))
 }
 
 /// A checkout through keyroute's pool (with SQLite's file check) against a bare bb8
@@ -151,16 +186,17 @@ fn main() {
     let dir = criterion_dir(env!("CARGO_TARGET_TMPDIR"));
     println!("\nratios (criterion medians of this run):");
     for group in &groups {
-        let label = format!("{group}: lookup vs SELECT 1");
-        println!(
-            "  {}",
-            ratio_line(
-                &dir,
-                &label,
-                (group, "get_api_key_by_hash"),
-                (group, "select_1")
-            )
-        );
+        for (what, base) in [
+            ("get_api_key_by_hash", "select_1"),
+            ("indexed_select", "select_1"),
+            ("get_api_key_by_hash", "indexed_select"),
+        ] {
+            let label = format!("{group}: {what} vs {base}");
+            println!(
+                "  {}",
+                ratio_line(&dir, &label, (group, what), (group, base))
+            );
+        }
     }
     for backend in ["sqlite", "postgres"] {
         let group = format!("{backend}_checkout");

@@ -1,4 +1,5 @@
-//! Lookups by a unique column reuse one prepared statement per connection.
+//! Lookups by a unique column reuse one prepared statement per connection, and on
+//! MariaDB (counted by the server) a lookup is one command: one round trip.
 //!
 //! diesel reports each statement it prepares *and caches* as
 //! `InstrumentationEvent::CacheQuery`, so N repeated lookups through one connection
@@ -107,4 +108,102 @@ async fn postgres_lookups_prepare_once() {
     let db = keyroute_testing::postgres().await.unwrap();
     let store = db.store_with(one_connection()).await.unwrap();
     assert_each_prepared_once(&cached_during_lookups(store, 50).await);
+}
+
+/// On MariaDB, 50 rounds of lookups prepare each lookup statement once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_lookups_prepare_once() {
+    let db = keyroute_testing::mariadb().await.unwrap();
+    let store = db.store_with(one_connection()).await.unwrap();
+    assert_each_prepared_once(&cached_during_lookups(store, 50).await);
+}
+
+/// One row of MariaDB's `information_schema.SESSION_STATUS`.
+#[derive(diesel::QueryableByName)]
+struct Status {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    variable_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    variable_value: String,
+}
+
+/// The server's count of each kind of command this connection has sent.
+async fn commands_sent(
+    store: &keyroute_store::MysqlStore,
+) -> std::collections::BTreeMap<String, u64> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = store.pool().get().await.unwrap();
+    let rows: Vec<Status> = diesel::sql_query(
+        "SELECT VARIABLE_NAME AS variable_name, VARIABLE_VALUE AS variable_value \
+         FROM information_schema.SESSION_STATUS \
+         WHERE VARIABLE_NAME LIKE 'COM\\_%' AND VARIABLE_VALUE <> '0'",
+    )
+    .load(&mut *conn)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|r| {
+            (
+                r.variable_name.to_lowercase(),
+                r.variable_value.parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// On MariaDB, counted by the server: once prepared, a key lookup is one command (one
+/// `COM_STMT_EXECUTE`, so one round trip), and nothing else is sent for it when the
+/// pool's checkout check is `Fast`. (The default `Verified` check adds its own
+/// `SELECT 1` per checkout, which is the pool's, not the lookup's.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_lookup_is_one_command() {
+    let db = keyroute_testing::mariadb().await.unwrap();
+    let mut settings = one_connection();
+    settings.recycling_check = keyroute_store::RecyclingCheck::Fast;
+    let store = db.store_with(settings).await.unwrap();
+    let key = ApiKey::new(
+        KeyId::random(),
+        KeyType::SECRET,
+        Environment::TEST,
+        KeyHash::of("secret"),
+        "sk_test_…cret",
+        Utc::now(),
+    );
+    store.store_all(std::slice::from_ref(&key)).await.unwrap();
+    // Warm: the lookup statement is prepared and cached.
+    assert!(
+        store
+            .get_api_key_by_hash(&key.hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let before = commands_sent(&store).await;
+    for _ in 0..20 {
+        assert!(
+            store
+                .get_api_key_by_hash(&key.hash)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let after = commands_sent(&store).await;
+    let sent: std::collections::BTreeMap<&str, u64> = after
+        .iter()
+        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    // Counted by the server in `sent`: the second status read itself (diesel sends raw
+    // SQL as a statement it prepares, executes and closes: one of each), and each
+    // lookup as one `COM_STMT_EXECUTE`. `com_select` is not a command but the type of
+    // the statements executed: every `SELECT`, prepared or not, adds one.
+    let expected = std::collections::BTreeMap::from([
+        ("com_select", 20 + 1),
+        ("com_stmt_close", 1),
+        ("com_stmt_execute", 20 + 1),
+        ("com_stmt_prepare", 1),
+    ]);
+    assert_eq!(sent, expected, "commands sent for 20 lookups");
 }

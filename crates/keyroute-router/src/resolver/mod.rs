@@ -41,7 +41,7 @@ mod request;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +62,9 @@ struct CachedKey {
     fetched_at: DateTime<Utc>,
     /// The revocation epoch when the fill began (see [`marks`]).
     epoch: u64,
+    /// The count of revocation marks written (plus one) at the last check that found
+    /// this entry current; 0 before the first (see [`marks`]).
+    checked: AtomicU64,
     /// Unix seconds when this key was last noted for a last-used write.
     noted_at: AtomicI64,
 }
@@ -252,10 +255,7 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             }
             None => None,
         };
-        let marks = marks::Marks::new(
-            self.cache_capacity,
-            self.options.session_cache_duration.unwrap_or_default(),
-        );
+        let marks = marks::Marks::new(self.options.session_cache_duration.unwrap_or_default());
         if !self.negative_ttl.is_zero() {
             keyroute_core::config::check_duration(
                 "resolver",
@@ -418,7 +418,11 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         if let Some((cache, max_age)) = inner.live_cache()
             && let Some(entry) = cache.get(hash).await
         {
-            if now - entry.fetched_at < *max_age && inner.marks.is_current(hash, entry.epoch) {
+            if now - entry.fetched_at < *max_age
+                && inner
+                    .marks
+                    .is_current_cached(hash, entry.epoch, &entry.checked)
+            {
                 return Ok(entry);
             }
             cache.invalidate(hash).await;
@@ -464,6 +468,7 @@ impl<S: ApiKeyStore> Inner<S> {
                 user: found.user.map(Arc::new),
                 fetched_at: now,
                 epoch,
+                checked: AtomicU64::new(0),
                 noted_at: AtomicI64::new(i64::MIN),
             })),
             Ok(None) => {

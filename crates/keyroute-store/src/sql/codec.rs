@@ -60,6 +60,11 @@ pub(crate) fn encode_meta(meta: &keyroute_core::Meta) -> String {
 
 /// Metadata back from its JSON object, or which column is wrong.
 pub(crate) fn decode_meta(column: &str, json: &str) -> StoreResult<keyroute_core::Meta> {
+    // Most rows carry no metadata, and a key lookup decodes two of these: the empty
+    // object (what `encode_meta` writes for no metadata) skips the JSON parser.
+    if json == "{}" {
+        return Ok(keyroute_core::Meta::new());
+    }
     decode(column, json, serde_json::from_str)
 }
 
@@ -82,6 +87,21 @@ pub(crate) fn decode_scopes(text: &str) -> StoreResult<keyroute_core::Scopes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Metadata round-trips, the empty object included, and a malformed one names
+    /// its column.
+    #[test]
+    fn meta_round_trips() {
+        let empty = keyroute_core::Meta::new();
+        assert_eq!(encode_meta(&empty), "{}");
+        assert_eq!(decode_meta("m", "{}").unwrap(), empty);
+        assert_eq!(decode_meta("m", " { } ").unwrap(), empty);
+        let mut meta = keyroute_core::Meta::new();
+        meta.insert("team".to_owned(), "billing".to_owned());
+        assert_eq!(decode_meta("m", &encode_meta(&meta)).unwrap(), meta);
+        let err = decode_meta("api_keys.meta", "{").unwrap_err();
+        assert!(err.to_string().contains("api_keys.meta"), "{err}");
+    }
 
     /// SQLite's microsecond timestamps round-trip.
     #[test]

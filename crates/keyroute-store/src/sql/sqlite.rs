@@ -1,7 +1,9 @@
 //! SQLite, the embedded default: a file or an in-memory database, no server.
 //!
-//! Connections are diesel's synchronous `SqliteConnection` run on blocking threads by
-//! diesel-async's `SyncConnectionWrapper`. Each connection enables foreign keys, waits
+//! Connections are diesel's synchronous `SqliteConnection` in diesel-async's
+//! `SyncConnectionWrapper`, whose queries run where [`CallerThread`] says: on the
+//! calling thread (inside `block_in_place`) on the multi-threaded runtime, on the
+//! blocking pool on a current-thread one. Each connection enables foreign keys, waits
 //! up to 5 s for a busy database instead of failing, and (for files) uses WAL so readers
 //! never block the writer. An in-memory database exists only inside its one connection,
 //! so its pool holds exactly one connection and never recycles it.
@@ -33,6 +35,7 @@ use crate::pool::{
     Backend, ConnectFuture, ConnectSetup, DatabaseUrl, OwnedConnection, PoolSettings,
     RecyclingCheck, sealed,
 };
+pub use thread::CallerThread;
 
 /// The SQLite backend.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +57,7 @@ fn is_in_memory(url: &str) -> bool {
 impl sealed::Sealed for Sqlite {}
 
 impl Backend for Sqlite {
-    type Connection = SyncConnectionWrapper<SqliteConnection>;
+    type Connection = SyncConnectionWrapper<SqliteConnection, CallerThread>;
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "SQLite";
     const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Fast;
@@ -100,7 +103,8 @@ impl Backend for Sqlite {
 fn establish(url: String) -> ConnectFuture<<Sqlite as Backend>::Connection> {
     Box::pin(async move {
         let path = url.strip_prefix("sqlite://").unwrap_or(&url);
-        let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(path).await?;
+        let mut conn =
+            SyncConnectionWrapper::<SqliteConnection, CallerThread>::establish(path).await?;
         conn.batch_execute(PRAGMAS)
             .await
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -128,6 +132,9 @@ macro_rules! insert_rows {
         }
     };
 }
+
+#[path = "sqlite_thread.rs"]
+mod thread;
 
 // Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`).
 #[allow(clippy::duplicate_mod)]
