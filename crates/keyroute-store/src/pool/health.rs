@@ -44,6 +44,8 @@ pub(crate) struct Health {
     opened: watch::Sender<u64>,
     min: Duration,
     max: Duration,
+    /// The database, password masked, for the logs (which pool's breaker this is).
+    database: String,
 }
 
 /// What a checkout may do.
@@ -64,8 +66,9 @@ pub(crate) enum Admission {
 }
 
 impl Health {
-    /// A closed breaker whose window runs from `min` doubling to `max`.
-    pub(crate) fn new(min: Duration, max: Duration) -> Arc<Self> {
+    /// A closed breaker for `database` (its masked connection string, named in the
+    /// logs) whose window runs from `min` doubling to `max`.
+    pub(crate) fn new(min: Duration, max: Duration, database: String) -> Arc<Self> {
         let min = if min.is_zero() {
             Duration::from_millis(1)
         } else {
@@ -80,6 +83,7 @@ impl Health {
             opened: watch::Sender::new(0),
             min,
             max: max.max(min),
+            database,
         })
     }
 
@@ -126,6 +130,7 @@ impl Health {
                     until: later(now, state.backoff),
                 };
                 tracing::warn!(
+                    database = %self.database,
                     cause = %state.last.as_deref().map(ToString::to_string).unwrap_or_default(),
                     retry_in = ?state.backoff,
                     "keyroute: database unreachable; failing fast until the next try"
@@ -148,7 +153,7 @@ impl Health {
     pub(crate) fn connected(&self) {
         let mut state = self.lock();
         if state.mode != Mode::Closed {
-            tracing::info!("keyroute: database reachable again");
+            tracing::info!(database = %self.database, "keyroute: database reachable again");
         }
         state.mode = Mode::Closed;
         state.backoff = self.min;
@@ -204,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn opens_probes_once_backs_off_and_closes() {
         let min = Duration::from_millis(20);
-        let health = Health::new(min, Duration::from_millis(50));
+        let health = Health::new(min, Duration::from_millis(50), "test-db".into());
         assert!(matches!(health.admit(), Admission::Go));
 
         health.connect_failed(ConnectFailure::Other("refused".into()));
@@ -249,7 +254,11 @@ mod tests {
     /// every later request.
     #[tokio::test]
     async fn an_abandoned_probe_reopens() {
-        let health = Health::new(Duration::from_millis(10), Duration::from_millis(10));
+        let health = Health::new(
+            Duration::from_millis(10),
+            Duration::from_millis(10),
+            "test-db".into(),
+        );
         health.connect_failed(ConnectFailure::Other("refused".into()));
         tokio::time::sleep(Duration::from_millis(15)).await;
         drop(health.admit());

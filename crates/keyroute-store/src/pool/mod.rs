@@ -175,7 +175,11 @@ impl<B: Backend> DbPool<B> {
         let mut settings = B::adjust(&url, settings);
         settings.recycling_check = settings.recycling_check.or_default(B::DEFAULT_CHECK);
         let last_error = LastError::default();
-        let health = health::Health::new(settings.retry_backoff, settings.retry_backoff_max);
+        let health = health::Health::new(
+            settings.retry_backoff,
+            settings.retry_backoff_max,
+            url.masked(),
+        );
         let manager = B::manager(
             &url,
             ConnectSetup {

@@ -30,9 +30,16 @@ impl DatabaseUrl {
     }
 }
 
+impl DatabaseUrl {
+    /// The connection string with its passwords masked: what logs may name.
+    pub(crate) fn masked(&self) -> String {
+        Secrets::find(&self.0).mask(&self.0)
+    }
+}
+
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({:?})", Secrets::find(&self.0).mask(&self.0))
+        write!(f, "DatabaseUrl({:?})", self.masked())
     }
 }
 
