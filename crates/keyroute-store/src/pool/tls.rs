@@ -569,26 +569,7 @@ fn key_value(s: &str) -> (String, usize) {
 
 /// `%XX` escapes decoded (a path in a URL may be encoded); the text as is otherwise.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i.saturating_add(1)..i.saturating_add(3))
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                i = i.saturating_add(3);
-            }
-            _ => {
-                out.push(b);
-                i = i.saturating_add(1);
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+    super::secrets::percent_decoded(text).unwrap_or_else(|| text.to_owned())
 }
 
 #[cfg(test)]
