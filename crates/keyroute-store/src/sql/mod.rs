@@ -107,6 +107,19 @@ macro_rules! keyroute_schema {
 }
 pub(crate) use keyroute_schema;
 
+/// A read of at most one row on an async connection, `None` when there is none: the
+/// `read_one!` of the PostgreSQL and MySQL modules (SQLite has its own, see `sqlite.rs`).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+macro_rules! read_one_async {
+    ($conn:expr, $query:expr) => {
+        diesel_async::RunQueryDsl::get_result($query, $conn)
+            .await
+            .optional()
+    };
+}
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) use read_one_async;
+
 /// Rows per multi-row `INSERT`: 1000 rows × 16 columns stays under every backend's
 /// bind-parameter limit (SQLite's is the lowest, 32 766).
 const INSERT_CHUNK: usize = 1000;

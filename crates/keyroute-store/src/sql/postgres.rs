@@ -63,6 +63,13 @@ macro_rules! insert_rows {
     };
 }
 
+/// A read of at most one row (used by `queries.rs` for the key lookup).
+macro_rules! read_one {
+    ($conn:expr, $query:expr) => {
+        crate::sql::read_one_async!($conn, $query)
+    };
+}
+
 // Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`).
 #[path = "notify.rs"]
 mod notify;

@@ -66,14 +66,16 @@ impl ApiKeyStore for SqlStore<Marker> {
 
     async fn get_api_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ResolvedKey>> {
         let mut conn = self.conn().await?;
-        let row: Option<(KeyRow, Option<UserRow>)> = keys::table
-            .left_join(users::table)
-            .filter(keys::hash.eq(hash.as_bytes().as_slice()))
-            .select((KeyRow::as_select(), Option::<UserRow>::as_select()))
-            .get_result(&mut *conn)
-            .await
-            .optional()
-            .map_err(map_error)?;
+        // The hot path: `read_one!` is the backend's cheapest one-row read (see sqlite.rs).
+        let hash = hash.as_bytes().to_vec();
+        let row: Option<(KeyRow, Option<UserRow>)> = read_one!(
+            &mut *conn,
+            keys::table
+                .left_join(users::table)
+                .filter(keys::hash.eq(hash))
+                .select((KeyRow::as_select(), Option::<UserRow>::as_select()))
+        )
+        .map_err(map_error)?;
         row.map(|(key, user)| {
             Ok(ResolvedKey {
                 key: key.into_key()?,

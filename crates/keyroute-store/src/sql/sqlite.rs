@@ -133,6 +133,25 @@ macro_rules! insert_rows {
     };
 }
 
+/// A read of at most one row (used by `queries.rs` for the key lookup), `None` when
+/// there is none, run on diesel's synchronous connection inside the wrapper's
+/// `spawn_blocking` (on [`CallerThread`], so no hop).
+///
+/// Why not diesel-async's `get_result`: `SyncConnectionWrapper` renders every query to
+/// its SQL text and collects its binds before handing it to its thread, and diesel's
+/// statement cache then finds the prepared statement by hashing that text. The query
+/// built inside the closure instead keeps its static query id, so the cache finds the
+/// statement by type: no rendering, no hashing, no string allocations (measured on
+/// the lookup benchmark, see the commit that introduced this). `$query` is built
+/// inside the closure, so whatever it captures must be owned.
+macro_rules! read_one {
+    ($conn:expr, $query:expr) => {
+        $conn
+            .spawn_blocking(move |conn| diesel::RunQueryDsl::get_result($query, conn).optional())
+            .await
+    };
+}
+
 #[path = "sqlite_thread.rs"]
 mod thread;
 
