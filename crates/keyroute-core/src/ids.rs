@@ -4,8 +4,12 @@
 //! strings: 1 to 128 characters, no control characters. Key ids are made by keyroute
 //! (32 random hex digits) but parsed with the same rule, so ids from an older scheme or
 //! another system load unchanged.
+//!
+//! An id is shared, not copied: cloning one (every resolved request clones its key's
+//! and owner's ids into the principal) is a reference-count increment.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rand::RngExt;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -26,9 +30,8 @@ fn check_id(kind: &'static str, value: &str) -> Result<(), NameError> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates `value` and makes an id of it.
@@ -38,13 +41,13 @@ macro_rules! id_type {
             pub fn new(value: impl Into<String>) -> Result<Self, NameError> {
                 let value = value.into();
                 check_id($kind, &value)?;
-                Ok(Self(value))
+                Ok(Self(Arc::from(value)))
             }
 
             /// A new random id: 32 lower-case hex digits (128 bits).
             pub fn random() -> Self {
                 let bytes: [u8; 16] = rand::rng().random();
-                Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+                Self(Arc::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
             }
 
             /// The id as a string slice.
@@ -75,6 +78,12 @@ macro_rules! id_type {
             type Err = NameError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Self::new(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
             }
         }
 
