@@ -214,6 +214,31 @@ async fn concurrent_misses_share_one_lookup() {
     assert_eq!(f.store.lookups(), 1);
 }
 
+/// `cache_capacity` at its extremes (it comes from configuration): 0 keeps nothing, so
+/// every request is a lookup; `u64::MAX` allocates nothing up front and caches.
+#[tokio::test]
+async fn cache_capacity_extremes() {
+    for (capacity, lookups) in [(0, 3), (u64::MAX, 1)] {
+        let store = Arc::new(CountingStore::default());
+        let cache = Some(Duration::from_secs(600));
+        let service = KeyService::new(Arc::clone(&store), options(cache)).unwrap();
+        let ada = service.register_user(NewUser::named("ada")).await.unwrap();
+        let resolver = KeyResolver::builder(Arc::clone(&store), options(cache))
+            .cache_capacity(capacity)
+            .cache_without_feed()
+            .build()
+            .unwrap();
+        let key = ada.key(&KeyType::SECRET, &Environment::LIVE).unwrap();
+        for _ in 0..3 {
+            resolver
+                .resolve(key.plaintext.expose_secret())
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.lookups(), lookups, "cache_capacity {capacity}");
+    }
+}
+
 /// Keys over plain HTTP are refused when secure connections are required; a proxy's
 /// X-Forwarded-Proto counts only when trusted.
 #[tokio::test]

@@ -12,16 +12,14 @@
 use std::sync::Arc;
 
 use keyroute_core::{
-    ApiKeyStore, ChangeEvent, ChangeSubscription, FeedListener, FeedSignal, KeyHash, KeyId,
+    ApiKeyStore, ChangeEvent, ChangeSubscription, FeedListener, FeedSignal, KeyId,
 };
 
-use super::{CachedKey, Inner, KeyResolver};
-
-type Cache = moka::future::Cache<KeyHash, Arc<CachedKey>>;
+use super::{Inner, KeyCache, KeyResolver};
 
 impl<S> Inner<S> {
     /// The cache, when one is configured and may be used now.
-    pub(super) fn live_cache(&self) -> Option<&(Cache, chrono::TimeDelta)> {
+    pub(super) fn live_cache(&self) -> Option<&(KeyCache, chrono::TimeDelta)> {
         let cache = self.cache.as_ref()?;
         if self.gate.cache_usable() {
             return Some(cache);
@@ -45,11 +43,11 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
     }
 
     /// Drops every cached entry, and any fill in flight.
-    async fn clear(&self) {
+    fn clear(&self) {
         if let Some((cache, _)) = &self.inner.cache {
+            // The floor turns away a fill in flight that lands after the clear.
             self.inner.marks.raise_floor();
-            cache.invalidate_all();
-            cache.run_pending_tasks().await;
+            cache.clear();
         }
     }
 }
@@ -71,11 +69,11 @@ impl<S: ApiKeyStore + 'static> FeedListener for KeyResolver<S> {
 
     async fn feed_interrupted(&self) {
         self.inner.gate.set_live(false);
-        self.clear().await;
+        self.clear();
     }
 
     async fn feed_live(&self) {
-        self.clear().await;
+        self.clear();
         self.inner.gate.set_live(true);
     }
 }
