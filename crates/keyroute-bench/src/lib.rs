@@ -131,7 +131,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             backends: vec![BackendKind::Sqlite, BackendKind::Postgres],
-            rounds: 3,
+            rounds: 5,
             warmup: Duration::from_secs(2),
             duration: Duration::from_secs(5),
             connections: 64,

@@ -21,7 +21,7 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',', action = ArgAction::Set, default_values_t = [Backend::Sqlite, Backend::Postgres])]
     backend: Vec<Backend>,
     /// Rounds per backend; each round runs every mode once, interleaved.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: u32,
     /// Measured time per mode per round.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
