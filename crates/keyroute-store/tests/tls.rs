@@ -76,15 +76,25 @@ fn path(p: std::path::PathBuf) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// URL options naming a CA file: `with_ca("sslmode=verify-full&sslrootcert", ca)`.
+fn with_ca(options: &str, ca: std::path::PathBuf) -> String {
+    format!("{options}={}", path(ca))
+}
+
+/// Asserts that the typed TLS error behind `$err` matches `$pattern`.
+macro_rules! assert_tls {
+    ($err:expr, $pattern:pat) => {{
+        let tls = tls_of($err);
+        assert!(matches!(tls, $pattern), "{tls:?}");
+    }};
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_verify_full_with_the_right_ca_connects() {
     let s = servers().await;
     let url = s.postgres.url(
         "localhost",
-        &format!(
-            "sslmode=verify-full&sslrootcert={}",
-            path(s.certs.ca_path())
-        ),
+        &with_ca("sslmode=verify-full&sslrootcert", s.certs.ca_path()),
     );
     let store = PostgresStore::connect_with(url, settings()).await.unwrap();
     assert!(!store.api_key_exists(&absent_hash()).await.unwrap());
@@ -106,24 +116,17 @@ async fn postgres_wrong_ca_is_a_typed_error() {
     let s = servers().await;
     let url = s.postgres.url(
         "localhost",
-        &format!(
-            "sslmode=verify-full&sslrootcert={}",
-            path(s.certs.other_ca_path())
-        ),
+        &with_ca("sslmode=verify-full&sslrootcert", s.certs.other_ca_path()),
     );
     let err = PostgresStore::connect_with(url, settings())
         .await
         .unwrap_err();
-    let tls = tls_of(&err);
-    assert!(
-        matches!(
-            tls,
-            TlsError::UnknownIssuer {
-                option: "sslrootcert",
-                ..
-            }
-        ),
-        "{tls:?}"
+    assert_tls!(
+        &err,
+        TlsError::UnknownIssuer {
+            option: "sslrootcert",
+            ..
+        }
     );
     let text = err.to_string();
     assert!(text.contains("not signed by sslrootcert="), "{text}");
@@ -145,16 +148,12 @@ async fn postgres_wrong_host_name_is_a_typed_error_and_verify_ca_accepts_it() {
     let err = PostgresStore::connect_with(url, settings())
         .await
         .unwrap_err();
-    let tls = tls_of(&err);
-    assert!(
-        matches!(
-            tls,
-            TlsError::HostMismatch {
-                option: "sslmode",
-                ..
-            }
-        ),
-        "{tls:?}"
+    assert_tls!(
+        &err,
+        TlsError::HostMismatch {
+            option: "sslmode",
+            ..
+        }
     );
     assert!(err.to_string().contains("sslmode=verify-ca"), "{err}");
 
@@ -172,8 +171,7 @@ async fn postgres_plaintext_to_a_tls_only_server_says_what_to_set() {
         PostgresStore::connect_with(s.postgres.url("127.0.0.1", "sslmode=disable"), settings())
             .await
             .unwrap_err();
-    let tls = tls_of(&err);
-    assert!(matches!(tls, TlsError::ServerRequiresTls { .. }), "{tls:?}");
+    assert_tls!(&err, TlsError::ServerRequiresTls { .. });
     assert!(
         err.to_string().contains("set sslmode=require or stronger"),
         "{err}"
@@ -187,16 +185,12 @@ async fn postgres_unknown_sslmode_names_the_option() {
         PostgresStore::connect_with(s.postgres.url("127.0.0.1", "sslmode=strict"), settings())
             .await
             .unwrap_err();
-    let tls = tls_of(&err);
-    assert!(
-        matches!(
-            tls,
-            TlsError::InvalidOption {
-                option: "sslmode",
-                ..
-            }
-        ),
-        "{tls:?}"
+    assert_tls!(
+        &err,
+        TlsError::InvalidOption {
+            option: "sslmode",
+            ..
+        }
     );
 }
 
@@ -205,10 +199,7 @@ async fn mariadb_verify_identity_with_the_right_ca_connects() {
     let s = servers().await;
     let url = s.mariadb.url(
         "localhost",
-        &format!(
-            "ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
-            path(s.certs.ca_path())
-        ),
+        &with_ca("ssl-mode=VERIFY_IDENTITY&ssl-ca", s.certs.ca_path()),
     );
     let store = MysqlStore::connect_with(url, settings()).await.unwrap();
     assert!(!store.api_key_exists(&absent_hash()).await.unwrap());
@@ -219,22 +210,15 @@ async fn mariadb_wrong_ca_is_a_typed_error() {
     let s = servers().await;
     let url = s.mariadb.url(
         "localhost",
-        &format!(
-            "ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
-            path(s.certs.other_ca_path())
-        ),
+        &with_ca("ssl-mode=VERIFY_IDENTITY&ssl-ca", s.certs.other_ca_path()),
     );
     let err = MysqlStore::connect_with(url, settings()).await.unwrap_err();
-    let tls = tls_of(&err);
-    assert!(
-        matches!(
-            tls,
-            TlsError::UnknownIssuer {
-                option: "ssl-ca",
-                ..
-            }
-        ),
-        "{tls:?}"
+    assert_tls!(
+        &err,
+        TlsError::UnknownIssuer {
+            option: "ssl-ca",
+            ..
+        }
     );
 }
 
@@ -243,22 +227,15 @@ async fn mariadb_wrong_host_name_is_a_typed_error() {
     let s = servers().await;
     let url = s.mariadb.url(
         "127.0.0.1",
-        &format!(
-            "ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
-            path(s.certs.ca_path())
-        ),
+        &with_ca("ssl-mode=VERIFY_IDENTITY&ssl-ca", s.certs.ca_path()),
     );
     let err = MysqlStore::connect_with(url, settings()).await.unwrap_err();
-    let tls = tls_of(&err);
-    assert!(
-        matches!(
-            tls,
-            TlsError::HostMismatch {
-                option: "ssl-mode",
-                ..
-            }
-        ),
-        "{tls:?}"
+    assert_tls!(
+        &err,
+        TlsError::HostMismatch {
+            option: "ssl-mode",
+            ..
+        }
     );
 }
 
@@ -268,8 +245,7 @@ async fn mariadb_plaintext_to_a_tls_only_server_says_what_to_set() {
     let err = MysqlStore::connect_with(s.mariadb.url("127.0.0.1", "ssl-mode=DISABLED"), settings())
         .await
         .unwrap_err();
-    let tls = tls_of(&err);
-    assert!(matches!(tls, TlsError::ServerRequiresTls { .. }), "{tls:?}");
+    assert_tls!(&err, TlsError::ServerRequiresTls { .. });
     assert!(
         err.to_string()
             .contains("set ssl-mode=REQUIRED or stronger"),
@@ -283,11 +259,10 @@ async fn mariadb_verify_ca_checks_the_host_name_too_and_says_so() {
     // A documented limit of mysql_async 0.36 on rustls 0.23 (see README, Known limits).
     let url = s.mariadb.url(
         "127.0.0.1",
-        &format!("ssl-mode=VERIFY_CA&ssl-ca={}", path(s.certs.ca_path())),
+        &with_ca("ssl-mode=VERIFY_CA&ssl-ca", s.certs.ca_path()),
     );
     let err = MysqlStore::connect_with(url, settings()).await.unwrap_err();
-    let tls = tls_of(&err);
-    assert!(matches!(tls, TlsError::Handshake { .. }), "{tls:?}");
+    assert_tls!(&err, TlsError::Handshake { .. });
     assert!(
         err.to_string()
             .contains("VERIFY_CA checks the host name as well"),

@@ -14,19 +14,18 @@
 //!   documentation suggests for keys from outside.
 //! - MariaDB takes `--ssl-cert --ssl-key --ssl-ca --require-secure-transport=ON`.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use keyroute_store::{DatabaseUrl, DbPool, Mysql, PoolSettings, Postgres};
 use testcontainers::CopyTargetOptions;
-use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::core::ContainerPort;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, Image, ImageExt};
 
 use crate::HarnessError;
-use crate::server::{self, PASSWORD, ServerKind};
+use crate::server::{self, PASSWORD, ServerImage, ServerKind};
 
 /// Where the certificate files go in the container.
 const TLS_DIR: &str = "/etc/keyroute-tls";
@@ -117,14 +116,14 @@ impl TestCerts {
 
 /// Something done to a container on the harness runtime (stop, start).
 type ContainerAction = fn(
-    Arc<ContainerAsync<DedicatedImage>>,
+    Arc<ContainerAsync<ServerImage>>,
 ) -> server::BoxFuture<Result<(), testcontainers::TestcontainersError>>;
 
 /// A database server container this test owns.
 pub struct DedicatedServer {
     kind: &'static ServerKind,
     port: u16,
-    container: Arc<std::sync::Mutex<Option<ContainerAsync<DedicatedImage>>>>,
+    container: Arc<std::sync::Mutex<Option<ContainerAsync<ServerImage>>>>,
 }
 
 impl std::fmt::Debug for DedicatedServer {
@@ -299,14 +298,8 @@ async fn start(
 ) -> Result<DedicatedServer, HarnessError> {
     let harness = server::harness()?;
     let started = harness.runtime.spawn(async move {
-        let (name, tag) = kind.reference();
-        let reference = format!("{name}:{tag}");
-        let image = DedicatedImage {
-            name,
-            tag,
-            kind,
-            ports: [ContainerPort::Tcp(kind.port)],
-        };
+        let image = kind.image();
+        let reference = format!("{}:{}", image.name(), image.tag());
         let mut request = image
             .with_cmd(cmd)
             .with_label(server::LABEL, "1")
@@ -384,42 +377,5 @@ impl DedicatedServer {
                 Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
             }
         }
-    }
-}
-
-/// The image of a dedicated server: the shared servers' image, with its own command.
-#[derive(Debug, Clone)]
-struct DedicatedImage {
-    name: String,
-    tag: String,
-    kind: &'static ServerKind,
-    ports: [ContainerPort; 1],
-}
-
-impl Image for DedicatedImage {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn tag(&self) -> &str {
-        &self.tag
-    }
-
-    fn ready_conditions(&self) -> Vec<WaitFor> {
-        self.kind
-            .ready_lines
-            .iter()
-            .map(WaitFor::message_on_stderr)
-            .collect()
-    }
-
-    fn env_vars(
-        &self,
-    ) -> impl IntoIterator<Item = (impl Into<Cow<'_, str>>, impl Into<Cow<'_, str>>)> {
-        self.kind.env.iter().copied()
-    }
-
-    fn expose_ports(&self) -> &[ContainerPort] {
-        &self.ports
     }
 }

@@ -170,21 +170,22 @@ impl ServerKind {
         )
     }
 
-    fn image(&'static self) -> ServerImage {
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    /// The image, with the shared servers' arguments; a dedicated server replaces
+    /// them with its own (`with_cmd`).
+    pub(crate) fn image(&'static self) -> ServerImage {
+        let (name, tag) = self.reference();
         ServerImage {
             kind: self,
-            name: var(self.image_var, self.default_image),
-            tag: var(self.tag_var, self.default_tag),
+            name,
+            tag,
             ports: [ContainerPort::Tcp(self.port)],
         }
     }
 }
 
-/// A server image as testcontainers sees it.
+/// A server image as testcontainers sees it (shared and dedicated servers alike).
 #[derive(Debug, Clone)]
-struct ServerImage {
+pub(crate) struct ServerImage {
     kind: &'static ServerKind,
     name: String,
     tag: String,
