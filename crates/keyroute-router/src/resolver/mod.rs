@@ -211,7 +211,8 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
         self
     }
 
-    /// The most resolved keys cached at once. Default 100 000.
+    /// About the most resolved keys cached at once (the cache evicts by its own
+    /// policy near the bound). Default 100 000; 0 caches nothing.
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
         self.cache_capacity = capacity;
         self
