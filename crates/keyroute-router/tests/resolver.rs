@@ -12,7 +12,7 @@ use keyroute_core::{
     AuthError, Environment, KeyOptions, KeyRequest, KeyService, KeyType, ManualClock, NewUser,
     PlaintextKey, Registration, TokenError,
 };
-use keyroute_router::{IncomingRequest, KeyResolver};
+use keyroute_router::{IncomingRequest, KeyResolver, ResolverBuilder};
 use support::{CountingStore, bearer, start};
 
 struct Fixture {
@@ -31,15 +31,22 @@ fn options(cache: Option<Duration>) -> KeyOptions {
 }
 
 async fn fixture(cache: Option<Duration>) -> Fixture {
+    fixture_with(cache, |builder| builder).await
+}
+
+/// [`fixture`], with `adjust` applied to the resolver's builder.
+async fn fixture_with(
+    cache: Option<Duration>,
+    adjust: impl FnOnce(ResolverBuilder<Arc<CountingStore>>) -> ResolverBuilder<Arc<CountingStore>>,
+) -> Fixture {
     let store = Arc::new(CountingStore::default());
     let clock = ManualClock::new(start());
     // These cases test the cache itself, on one instance: no change feed runs, so the
     // cache is used without one (the default would serve uncached until a feed is live).
-    let resolver = KeyResolver::builder(Arc::clone(&store), options(cache))
+    let builder = KeyResolver::builder(Arc::clone(&store), options(cache))
         .clock(Arc::new(clock.clone()))
-        .cache_without_feed()
-        .build()
-        .unwrap();
+        .cache_without_feed();
+    let resolver = adjust(builder).build().unwrap();
     let service = KeyService::new(Arc::clone(&store), options(cache))
         .unwrap()
         .with_clock(Arc::new(clock.clone()))
@@ -219,23 +226,15 @@ async fn concurrent_misses_share_one_lookup() {
 #[tokio::test]
 async fn cache_capacity_extremes() {
     for (capacity, lookups) in [(0, 3), (u64::MAX, 1)] {
-        let store = Arc::new(CountingStore::default());
-        let cache = Some(Duration::from_secs(600));
-        let service = KeyService::new(Arc::clone(&store), options(cache)).unwrap();
-        let ada = service.register_user(NewUser::named("ada")).await.unwrap();
-        let resolver = KeyResolver::builder(Arc::clone(&store), options(cache))
-            .cache_capacity(capacity)
-            .cache_without_feed()
-            .build()
-            .unwrap();
-        let key = ada.key(&KeyType::SECRET, &Environment::LIVE).unwrap();
+        let f = fixture_with(Some(Duration::from_secs(600)), |builder| {
+            builder.cache_capacity(capacity)
+        })
+        .await;
+        let key = f.key(&Environment::LIVE).expose_secret().to_owned();
         for _ in 0..3 {
-            resolver
-                .resolve(key.plaintext.expose_secret())
-                .await
-                .unwrap();
+            f.resolve(&key).await.unwrap();
         }
-        assert_eq!(store.lookups(), lookups, "cache_capacity {capacity}");
+        assert_eq!(f.store.lookups(), lookups, "cache_capacity {capacity}");
     }
 }
 
