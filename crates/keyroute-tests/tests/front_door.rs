@@ -23,6 +23,23 @@ fn toml(dir: &Path, extra: &str) -> String {
     )
 }
 
+/// The front door over a memory store that counts its calls (so a test can count
+/// lookups and last-used writes), configured by `toml(dir, extra)`.
+async fn counted_app(
+    dir: &Path,
+    extra: &str,
+) -> (Keyroute<Sqlite>, Arc<CountingStore<MemoryStore>>) {
+    let store = Arc::new(CountingStore::new(MemoryStore::new()));
+    let config = Config::from_toml_str(&toml(dir, extra)).unwrap();
+    let app = Keyroute::<Sqlite>::builder()
+        .config(config)
+        .shared_store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    (app, store)
+}
+
 fn config_error(result: Result<Keyroute<Sqlite>, BuildError>) -> ConfigError {
     match result {
         Err(BuildError::Config(e)) => e,
@@ -257,18 +274,11 @@ async fn init_schema_applies_the_migrations() {
 #[tokio::test]
 async fn a_revoked_key_is_rejected_at_once_with_the_cache_on() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(CountingStore::new(MemoryStore::new()));
-    let config = Config::from_toml_str(&toml(
+    let (app, store) = counted_app(
         dir.path(),
         "[apikey]\nsession_cache_duration = \"1h\"\nrequire_secure_connection = false",
-    ))
-    .unwrap();
-    let app = Keyroute::<Sqlite>::builder()
-        .config(config)
-        .shared_store(store.clone())
-        .build()
-        .await
-        .unwrap();
+    )
+    .await;
     // The cache is used only while the change feed runs (in the background work).
     let background = app.spawn_background().unwrap();
     while !app.resolver().is_caching() {
@@ -304,18 +314,7 @@ async fn a_revoked_key_is_rejected_at_once_with_the_cache_on() {
 #[tokio::test]
 async fn without_background_work_requests_are_served_uncached() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(CountingStore::new(MemoryStore::new()));
-    let config = Config::from_toml_str(&toml(
-        dir.path(),
-        "[apikey]\nrequire_secure_connection = false",
-    ))
-    .unwrap();
-    let app = Keyroute::<Sqlite>::builder()
-        .config(config)
-        .shared_store(store.clone())
-        .build()
-        .await
-        .unwrap();
+    let (app, store) = counted_app(dir.path(), "[apikey]\nrequire_secure_connection = false").await;
     let ada = app
         .keys()
         .register_user(NewUser::named("ada"))
@@ -363,18 +362,11 @@ async fn the_handle_routes_each_environment() {
 #[tokio::test(start_paused = true)]
 async fn background_work_is_started_by_the_app_and_ends_with_the_handle() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(CountingStore::new(MemoryStore::new()));
-    let config = Config::from_toml_str(&toml(
+    let (app, store) = counted_app(
         dir.path(),
         "[apikey]\nrequire_secure_connection = false\n[resolver]\nlast_used_interval = \"1s\"",
-    ))
-    .unwrap();
-    let app = Keyroute::<Sqlite>::builder()
-        .config(config)
-        .shared_store(store.clone())
-        .build()
-        .await
-        .unwrap();
+    )
+    .await;
     let ada = app
         .keys()
         .register_user(NewUser::named("ada"))
