@@ -215,7 +215,9 @@ where
             .with_listener(Arc::new(resolver.clone()));
         #[cfg(feature = "jwt")]
         if let Some(jwt) = &jwt {
-            keys = keys.with_listener(jwt.revocation_listener());
+            keys = keys
+                .with_listener(jwt.revocation_listener())
+                .with_minter(keyroute_jwt::META_JWT, jwt.key_minter());
         }
         for listener in self.listeners {
             keys = keys.with_listener(listener);

@@ -66,15 +66,15 @@ pub use handle::{KeyStore, Keyroute};
 pub use jwt_config::JwtSection;
 
 pub use keyroute_core::{
-    ADMIN_SCOPE, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport, ChangeEvent,
-    ChangeFeed, ChangeKind, ChangeSubscription, Clock, ConfigError, ConfigErrorKind, CreateKeyHook,
-    Credential, CredentialError, CredentialExtractor, CredentialSource, DenyList, Environment,
-    Error, ErrorKind, FeedGate, FeedListener, FeedSettings, FeedSignal, GenerateError, IssuedKey,
-    JwtError, KeyGenerator, KeyHash, KeyId, KeyListener, KeyMinter, KeyOptions, KeyQuery,
-    KeyRequest, KeyService, KeyStatus, KeyType, Meta, Minted, NameError, NewUser, PlaintextKey,
-    PresentedKey, Principal, Regenerated, Regeneration, Registration, ResolvedKey, Rolled, Scope,
-    Scopes, Store, StoreError, StoreResult, SystemClock, Tenant, TokenError, TokenFormat,
-    TokenVerifier, User, UserId, UserStore,
+    ADMIN_SCOPE, Acting, Actor, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport,
+    ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, Clock, ConfigError, ConfigErrorKind,
+    CreateKeyHook, Credential, CredentialError, CredentialExtractor, CredentialSource, Denied,
+    DenyList, Environment, Error, ErrorKind, FeedGate, FeedListener, FeedSettings, FeedSignal,
+    GenerateError, IssuedKey, JwtError, KeyGenerator, KeyHash, KeyId, KeyListener, KeyMinter,
+    KeyOptions, KeyQuery, KeyRequest, KeyService, KeyStatus, KeyType, Meta, Minted, NameError,
+    NewUser, Operator, PlaintextKey, PresentedKey, Principal, Regenerated, Regeneration,
+    Registration, ResolvedKey, Rolled, Scope, Scopes, Store, StoreError, StoreResult, SystemClock,
+    Tenant, TextError, TokenError, TokenFormat, TokenVerifier, User, UserId, UserStore,
 };
 pub use keyroute_router::{
     ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, ResolverBuilder,

@@ -208,6 +208,27 @@ impl Problem {
         problem
     }
 
+    /// A key-service error: its stable code, with the status its kind calls for
+    /// (refusals of the authority rules 403, the caller's mistakes 422, an unknown
+    /// user 404, a key that cannot be rolled 409, outages 503, faults 500).
+    pub fn service(error: &keyroute_core::Error) -> Self {
+        use keyroute_core::Error as E;
+        let status = match error {
+            E::Store(e) => return Self::store(e),
+            E::Denied(_) => StatusCode::FORBIDDEN,
+            E::UnknownUser(_) => StatusCode::NOT_FOUND,
+            E::NotRollable => StatusCode::CONFLICT,
+            E::EnvironmentNotEnabled(_)
+            | E::KeyTypeNotEnabled(_)
+            | E::Name(_)
+            | E::Text(_)
+            | E::InvalidRequest(_)
+            | E::UserRequired => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => return Self::internal(error),
+        };
+        Self::new(status, error.code(), error.to_string())
+    }
+
     /// The rejection of a request that got no connection.
     pub fn route(error: &RouteError, realm: &str) -> Self {
         match error {

@@ -5,6 +5,7 @@
 //! its [`ErrorKind`] (a unique violation is a [`ErrorKind::Conflict`] on every backend)
 //! without knowing which database is behind it.
 
+use crate::authority::{Denied, TextError};
 use crate::config::ConfigError;
 use crate::credentials::CredentialError;
 use crate::name::{Environment, KeyType, NameError};
@@ -265,4 +266,45 @@ pub enum Error {
     /// A [`KeyMinter`](crate::KeyMinter) could not make the key's secret.
     #[error("the key's secret could not be made: {0}")]
     Mint(#[source] BoxError),
+    /// The authority rules refused the caller; [`Denied::code`] says which rule.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// A name, note or reference that cannot be stored.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// An admin key of no user must say whose keys it acts on.
+    #[error("this admin key belongs to no user: name the user whose keys to manage")]
+    UserRequired,
+    /// The key cannot be rolled: it is revoked, expired or already being rolled.
+    #[error("the key is revoked, expired or already being rolled; issue a new key instead")]
+    NotRollable,
+    /// The key is of a format (`meta.format`) whose minter this service does not have,
+    /// so no replacement can be made for it.
+    #[error(
+        "keys of format '{0}' are made by a minter this key service does not have; build the service with that format's minter (the front door registers the JWT one when [jwt] is enabled)"
+    )]
+    NoMinter(String),
+}
+
+impl Error {
+    /// A stable code for this error, the same on every transport (HTTP problem
+    /// documents, the CLI's JSON): what went wrong, not how to answer it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "invalid_configuration",
+            Error::Store(e) if e.kind() == ErrorKind::Unavailable => "store_unavailable",
+            Error::Store(e) if e.kind() == ErrorKind::Conflict => "conflict",
+            Error::Store(_) => "store_error",
+            Error::Generate(_) | Error::GeneratedKeyInvalid(_) | Error::Mint(_) => "key_not_made",
+            Error::HookChangedIdentity(_) => "hook_changed_identity",
+            Error::Name(_) | Error::Text(_) | Error::InvalidRequest(_) => "invalid_request",
+            Error::UnknownUser(_) => "unknown_user",
+            Error::EnvironmentNotEnabled(_) => "unknown_environment",
+            Error::KeyTypeNotEnabled(_) => "unknown_key_type",
+            Error::Denied(denied) => denied.code(),
+            Error::UserRequired => "user_id_required",
+            Error::NotRollable => "not_rollable",
+            Error::NoMinter(_) => "no_minter",
+        }
+    }
 }

@@ -20,6 +20,7 @@
 //! | `model` | the stored records [`User`] and [`ApiKey`] |
 //! | `scope` | [`Scope`], [`Scopes`], wildcards and the admin scope |
 //! | `principal` | [`Principal`]: the resolved caller |
+//! | `authority` | who may do what with keys: [`Actor`], [`Denied`] |
 //! | `options` | [`KeyOptions`]: the `[apikey]` section |
 //! | [`config`] | [`ConfigError`] and the one parser behind every option of every section |
 //! | `store` | the traits backends implement: [`ApiKeyStore`], [`UserStore`] |
@@ -29,6 +30,7 @@
 //! | `verifier` | [`TokenVerifier`]: the seam where JWTs become principals |
 //! | `error` | [`Error`], [`AuthError`], [`JwtError`], [`StoreError`] |
 
+mod authority;
 mod clock;
 pub mod config;
 mod credentials;
@@ -46,6 +48,7 @@ mod store;
 mod token;
 mod verifier;
 
+pub use authority::{Actor, Denied, MAX_KEY_TEXT, Operator, TextError};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
@@ -69,8 +72,8 @@ pub use scope::{ADMIN_SCOPE, Scope, Scopes};
 pub use secret::{KeyHash, PlaintextKey};
 pub use service::roll::Rolled;
 pub use service::{
-    BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService, Minted, NewUser,
-    Regenerated, Registration,
+    Acting, BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService, META_FORMAT,
+    Minted, NewUser, Regenerated, Registration,
 };
 pub use store::{ApiKeyStore, DenyList, KeyQuery, Regeneration, ResolvedKey, Store, UserStore};
 pub use token::{

@@ -10,6 +10,7 @@
 //! | `require_secure_connection` | `true` | refuse keys that arrive over plain HTTP |
 //! | `init_schema` | `true` | run the store's migrations at start-up |
 //! | `session_cache_duration` | `5m` | how long a resolved key is cached at most (`none`: off) |
+//! | `max_keys_per_user` | `100` | working keys a user may hold at once |
 //!
 //! Options are set in code, or by keyroute's one configuration (the facade's `Config`)
 //! from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
@@ -45,6 +46,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "require_secure_connection",
     "init_schema",
     "session_cache_duration",
+    "max_keys_per_user",
 ];
 
 fn invalid(option: &str, reason: impl fmt::Display) -> ConfigError {
@@ -118,6 +120,9 @@ pub struct KeyOptions {
     /// expired or edited row be re-read now and then. Five minutes keeps the
     /// backstop short while a busy key still costs one lookup per five minutes.
     pub session_cache_duration: Option<Duration>,
+    /// The most working keys one user may hold at once (issued, or kept working by a
+    /// roll's grace period), so one caller cannot fill the store. Default 100.
+    pub max_keys_per_user: usize,
     /// Replaces keyroute's key generator.
     pub generate_key: Option<Arc<dyn KeyGenerator>>,
     /// Run on every new key before it is stored.
@@ -139,6 +144,7 @@ impl Default for KeyOptions {
             require_secure_connection: true,
             init_schema: true,
             session_cache_duration: Some(Duration::from_secs(300)),
+            max_keys_per_user: 100,
             generate_key: None,
             on_create_key: None,
         }
@@ -156,6 +162,7 @@ impl fmt::Debug for KeyOptions {
             .field("require_secure_connection", &self.require_secure_connection)
             .field("init_schema", &self.init_schema)
             .field("session_cache_duration", &self.session_cache_duration)
+            .field("max_keys_per_user", &self.max_keys_per_user)
             .field(
                 "generate_key",
                 &self.generate_key.as_ref().map(|_| "custom"),
@@ -207,6 +214,9 @@ impl KeyOptions {
                 self.require_secure_connection = parse_bool(SECTION, option, value)?
             }
             "init_schema" => self.init_schema = parse_bool(SECTION, option, value)?,
+            "max_keys_per_user" => {
+                self.max_keys_per_user = parse_number(SECTION, option, value)?;
+            }
             other => return Err(ConfigError::unknown(SECTION, other, OPTIONS)),
         }
         Ok(())
@@ -224,6 +234,12 @@ impl KeyOptions {
                     "{} is outside {MIN_KEY_BYTES}..={MAX_KEY_BYTES}; fewer than 16 random bytes are guessable",
                     self.key_size_bytes
                 ),
+            ));
+        }
+        if self.max_keys_per_user == 0 {
+            return Err(invalid(
+                "max_keys_per_user",
+                "0 would refuse every key; give at least 1 (default 100)",
             ));
         }
         check_unique_nonempty("environments", &self.environments)?;

@@ -49,6 +49,9 @@ pub struct Principal {
     tenant: Option<Tenant>,
     scopes: Scopes,
     expires_at: Option<DateTime<Utc>>,
+    /// When the authority behind the credential ends, when it differs from the
+    /// credential's own expiry (a JWT exchanged from a key: the key's expiry).
+    authority_expires_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// The earlier of two optional instants; `None` means "no limit".
@@ -72,6 +75,7 @@ impl Principal {
             tenant: key.tenant.clone(),
             scopes: key.scopes.clone(),
             expires_at: earliest(key.expires_at, key.cancelled_at),
+            authority_expires_at: None,
             key: Some(key),
             user,
         }
@@ -91,6 +95,7 @@ impl Principal {
             tenant: None,
             scopes: Scopes::none(),
             expires_at: None,
+            authority_expires_at: None,
         }
     }
 
@@ -98,6 +103,15 @@ impl Principal {
     /// expiry when that is earlier). Nothing derived from the principal may outlive it.
     pub fn with_expires_at(mut self, expires_at: Option<DateTime<Utc>>) -> Self {
         self.expires_at = expires_at;
+        self
+    }
+
+    /// Sets when the authority the credential carries ends, where that differs from
+    /// the credential's own expiry: for a short-lived JWT exchanged from a key, the
+    /// key's expiry or pending cancellation (`None`: the key does not expire). See
+    /// [`authority_expires_at`](Self::authority_expires_at).
+    pub fn with_authority_expires_at(mut self, expires_at: Option<DateTime<Utc>>) -> Self {
+        self.authority_expires_at = Some(expires_at);
         self
     }
 
@@ -152,6 +166,15 @@ impl Principal {
     /// outlives it.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.expires_at
+    }
+
+    /// When the authority this caller acts with ends: what bounds the expiry of keys
+    /// it makes. For an API key or a JWT issued as a key, its own expiry (or pending
+    /// cancellation); for a JWT exchanged from a key, that key's, which the token
+    /// carries (so a 15-minute token acts with its key's authority, never more). Where
+    /// a verifier set nothing, the credential's own expiry: the stricter answer.
+    pub fn authority_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.authority_expires_at.unwrap_or(self.expires_at)
     }
 
     /// The id of the key the caller used, directly or through a JWT.

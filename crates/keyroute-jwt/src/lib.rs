@@ -140,8 +140,15 @@ pub use service::{
 };
 
 /// The [`ApiKey::meta`](keyroute_core::ApiKey::meta) entry that marks a key record as a
-/// JWT issued as a key: `format = jwt`.
-pub const META_FORMAT: &str = "format";
+/// JWT issued as a key: `format = jwt` (core's [`META_FORMAT`](keyroute_core::META_FORMAT)).
+pub use keyroute_core::META_FORMAT;
 
 /// The value of [`META_FORMAT`] for JWT keys.
 pub const META_JWT: &str = "jwt";
+
+/// The meta entry of a JWT key signed with structured scopes (`jwt_scopes =
+/// structured`), so its replacement is signed the same way when it is rolled.
+pub const META_SCOPE_FORMAT: &str = "jwt_scopes";
+
+/// The value of [`META_SCOPE_FORMAT`] for structured scopes.
+pub const META_STRUCTURED: &str = "structured";

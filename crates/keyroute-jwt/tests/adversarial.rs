@@ -274,7 +274,8 @@ async fn rolled_keys_stop_their_jwts_when_the_grace_ends() {
     let keys = KeyService::new(Arc::clone(&store), KeyOptions::default())
         .unwrap()
         .with_clock(Arc::new(clock.clone()))
-        .with_listener(here.revocation_listener());
+        .with_listener(here.revocation_listener())
+        .with_minter(keyroute_jwt::META_JWT, here.key_minter());
     let ada = keys.register_user(NewUser::named("ada")).await.unwrap();
     let api_key = ada.key(&KeyType::SECRET, &Environment::TEST).unwrap();
     let principal = Principal::from_api_key(Arc::new(api_key.key.clone()), None);

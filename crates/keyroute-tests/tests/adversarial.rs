@@ -12,10 +12,11 @@ use keyroute::{
 };
 
 /// A handle on SQLite files in `dir`: keys cached for an hour, JWTs on with the
-/// deny-list check.
+/// deny-list check, and room for the hundreds of keys a drop sweep leaves working.
 async fn handle(dir: &std::path::Path) -> Keyroute<Sqlite> {
     let config = Config::from_toml_str(&format!(
         "[apikey]\nsession_cache_duration = \"1h\"\nrequire_secure_connection = false\n\
+         max_keys_per_user = 1000\n\
          [connections]\nlive = {:?}\ntest = {:?}\n\
          [jwt]\nenabled = true\ndeny_cache_ttl = \"10m\"",
         dir.join("live.db"),

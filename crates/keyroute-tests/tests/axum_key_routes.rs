@@ -17,7 +17,7 @@ async fn who_may_manage_whose_keys() {
     let keys = s.keyroute.keys();
     let bob = keys.register_user(NewUser::named("bob")).await.unwrap();
     let bob_key = bob
-        .key(&KeyType::SECRET, &Environment::TEST)
+        .key(&KeyType::SECRET, &Environment::LIVE)
         .unwrap()
         .key
         .id
@@ -39,27 +39,29 @@ async fn who_may_manage_whose_keys() {
         .unwrap()
         .issue_session(SessionRequest::new(ada_id.clone()).in_environment(Environment::LIVE))
         .unwrap();
-    let (ada, admin, pk) = (
+    let (ada, ada_test, admin, pk) = (
         s.keys.live.expose_secret(),
+        s.keys.test.expose_secret(),
         s.keys.admin.expose_secret(),
         s.keys.publishable.expose_secret(),
     );
     let orphan = orphan.plaintext.expose_secret();
     let session = session.token.expose_secret();
-    let bob_list = format!("/apikeys/test?user_id={}", bob.user.id);
+    // A key acts only on keys of its own environment: the live admin on bob's live keys.
+    let bob_list = format!("/apikeys/live?user_id={}", bob.user.id);
     let bob_delete = format!("/apikeys/{bob_key}");
     let issue = r#"{"environment":"test","scopes":["orders:read"]}"#;
     let c = &s.client;
     let matrix: Vec<(&str, Reply, StatusCode, &str)> = vec![
         (
             "own list",
-            c.get("/apikeys/test", ada).await,
+            c.get("/apikeys/test", ada_test).await,
             StatusCode::OK,
             "",
         ),
         (
             "own issue",
-            c.json(Method::POST, "/apikeys", ada, issue).await,
+            c.json(Method::POST, "/apikeys", ada_test, issue).await,
             StatusCode::CREATED,
             "",
         ),
@@ -170,12 +172,12 @@ async fn who_may_manage_whose_keys() {
     assert_eq!(matrix[11].1.header("cache-control"), "no-store");
     // Bob's key, revoked by the admin, stops working at once.
     let bob_plain = bob
-        .key(&KeyType::SECRET, &Environment::TEST)
+        .key(&KeyType::SECRET, &Environment::LIVE)
         .unwrap()
         .plaintext
         .expose_secret();
     assert_eq!(
-        c.get("/apikeys/test", bob_plain).await.code(),
+        c.get("/apikeys/live", bob_plain).await.code(),
         "revoked_key"
     );
 }
@@ -254,14 +256,23 @@ async fn regenerate_and_roll() {
         .json(
             Method::POST,
             "/apikeys/regenerate/test",
-            live,
+            test,
             r#"{"grace":"1h"}"#,
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.header("cache-control"), "no-store");
     let new_keys = reply.json();
-    let new_secret = new_keys[0]["key_secret"].as_str().unwrap().to_owned();
+    // The replacement of the caller's own key: a secret key named "demo".
+    let new_secret = new_keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["type"] == "secret" && k["name"] == "demo")
+        .unwrap()["key_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         c.get("/orders", test).await.status,
         StatusCode::OK,

@@ -1,22 +1,21 @@
-//! The handlers of the key routes, and the rule of who may manage whose keys.
+//! The handlers of the key routes: HTTP in, HTTP out. Who may do what is decided by
+//! core's authority rules, through `KeyService::acting_as(&caller)`; a refusal is
+//! answered with its stable code by [`Problem::service`].
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum_core::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use http::{HeaderValue, StatusCode, Uri, header};
+use http::{HeaderValue, StatusCode, header};
 use keyroute_core::{
-    ADMIN_SCOPE, ApiKey, Environment, Error, KeyId, KeyRequest, KeyType, PlaintextKey, Principal,
-    Scopes, UserId,
+    ApiKey, Environment, Error, KeyId, KeyRequest, KeyType, PlaintextKey, Scopes, UserId,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::body::{GraceBody, IssueBody, JsonBody, duration, invalid};
 use crate::extract::Caller;
 use crate::problem::Problem;
 use crate::state::AuthState;
-
-/// Names, notes: at most this many bytes.
-const MAX_TEXT: usize = 1024;
 
 /// A key as the routes show it: a hint, never the hash or the plaintext.
 #[derive(Debug, Serialize)]
@@ -88,73 +87,31 @@ fn json(status: StatusCode, value: &impl Serialize, secret: bool) -> Response {
     response
 }
 
-/// What the caller may manage.
-enum Authority {
-    /// Any user's keys.
-    Admin(Option<UserId>),
-    /// This user's keys.
-    Own(UserId),
+/// The `user_id` query parameter: whose keys, for a caller that may name another
+/// user (core decides whether it may).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct UserQuery {
+    user_id: Option<String>,
 }
 
-impl Authority {
-    fn of(caller: &Principal) -> Result<Self, Problem> {
-        if caller.key_type() == Some(&KeyType::PUBLISHABLE) {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "publishable_key",
-                "a publishable key cannot manage keys; use a secret key",
-            ));
-        }
-        if caller.method().is_key() && caller.has_scope(ADMIN_SCOPE) {
-            return Ok(Self::Admin(caller.user_id().cloned()));
-        }
-        match caller.user_id() {
-            Some(id) => Ok(Self::Own(id.clone())),
-            None => Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "no_user",
-                "this key belongs to no user, so it has no keys to manage",
-            )),
-        }
-    }
-
-    /// The user a request acts on: the caller, or for an admin the one named.
-    fn user(&self, named: Option<&str>) -> Result<UserId, Problem> {
-        let named = named
-            .map(|n| {
-                UserId::new(n).map_err(|_| invalid("invalid_user_id", "`user_id` is not a user id"))
-            })
-            .transpose()?;
-        match (self, named) {
-            (Self::Admin(_), Some(named)) => Ok(named),
-            (Self::Admin(Some(own)), None) | (Self::Own(own), None) => Ok(own.clone()),
-            (Self::Own(own), Some(named)) if named == *own => Ok(named),
-            (Self::Own(_), Some(_)) => Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "not_your_keys",
-                "only a key with the admin scope manages another user's keys",
-            )),
-            (Self::Admin(None), None) => Err(invalid(
-                "user_id_required",
-                "this admin key belongs to no user: name one with `user_id`",
-            )),
-        }
-    }
-
-    /// Whether the caller may manage `key`.
-    fn may_manage(&self, key: &ApiKey) -> bool {
-        match self {
-            Self::Admin(_) => true,
-            Self::Own(own) => key.user_id.as_ref() == Some(own),
-        }
-    }
+/// A named user id, or a 422 for text that is no user id.
+fn user_id(named: Option<&str>) -> Result<Option<UserId>, Problem> {
+    named
+        .map(|n| {
+            UserId::new(n).map_err(|_| invalid("invalid_user_id", "`user_id` is not a user id"))
+        })
+        .transpose()
 }
 
-/// The `user_id` query parameter, if any.
-fn user_param(uri: &Uri) -> Option<&str> {
-    uri.query()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("user_id="))
+/// The query string, or a 400 problem when it cannot be read.
+fn query(query: Result<Query<UserQuery>, QueryRejection>) -> Result<UserQuery, Problem> {
+    query.map(|Query(q)| q).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_query",
+            "the query string cannot be read; give at most `user_id=<id>`",
+        )
+    })
 }
 
 fn environment(auth: &AuthState, name: &str) -> Result<Environment, Problem> {
@@ -172,20 +129,6 @@ fn environment(auth: &AuthState, name: &str) -> Result<Environment, Problem> {
     }
 }
 
-/// A key service error as a problem: the caller's mistakes are 422, outages 503.
-fn service_problem(error: &Error) -> Problem {
-    match error {
-        Error::Store(e) => Problem::store(e),
-        Error::EnvironmentNotEnabled(_) => invalid("unknown_environment", error.to_string()),
-        Error::KeyTypeNotEnabled(_) => invalid("unknown_key_type", error.to_string()),
-        Error::Name(_) | Error::InvalidRequest(_) => invalid("invalid_request", error.to_string()),
-        Error::UnknownUser(_) => {
-            Problem::new(StatusCode::NOT_FOUND, "unknown_user", "no such user")
-        }
-        _ => Problem::internal(error),
-    }
-}
-
 fn not_found() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
@@ -194,17 +137,25 @@ fn not_found() -> Problem {
     )
 }
 
+fn service_problem(error: &Error) -> Problem {
+    Problem::service(error)
+}
+
 /// `GET {prefix}/{env}`.
 pub(super) async fn list(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
     Path(env): Path<String>,
-    uri: Uri,
+    named: Result<Query<UserQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let user = Authority::of(&caller)?.user(user_param(&uri))?;
+    let named = user_id(query(named)?.user_id.as_deref())?;
+    let keys = auth.keys();
+    let acting = keys.acting_as(&caller);
+    let user = acting
+        .user_for(named.as_ref())
+        .map_err(|e| service_problem(&e))?;
     let environment = environment(&auth, &env)?;
-    let keys = auth
-        .keys()
+    let keys = acting
         .active_keys(&user, environment)
         .await
         .map_err(|e| service_problem(&e))?;
@@ -217,18 +168,22 @@ pub(super) async fn regenerate(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
     Path(env): Path<String>,
-    uri: Uri,
+    named: Result<Query<UserQuery>, QueryRejection>,
     JsonBody(body): JsonBody<GraceBody>,
 ) -> Result<Response, Problem> {
-    let user = Authority::of(&caller)?.user(user_param(&uri))?;
+    let named = user_id(query(named)?.user_id.as_deref())?;
+    let keys = auth.keys();
+    let acting = keys.acting_as(&caller);
+    let user = acting
+        .user_for(named.as_ref())
+        .map_err(|e| service_problem(&e))?;
     let environment = environment(&auth, &env)?;
     let grace = body
         .grace
         .as_deref()
         .map(|g| duration("grace", g))
         .transpose()?;
-    let done = auth
-        .keys()
+    let done = acting
         .regenerate(&user, &environment, grace)
         .await
         .map_err(|e| service_problem(&e))?;
@@ -246,9 +201,13 @@ pub(super) async fn issue(
     Caller(caller): Caller,
     JsonBody(body): JsonBody<IssueBody>,
 ) -> Result<Response, Problem> {
-    let authority = Authority::of(&caller)?;
-    let user = authority.user(body.user_id.as_deref())?;
-    let options = auth.keys().options();
+    let keys = auth.keys();
+    let acting = keys.acting_as(&caller);
+    let named = user_id(body.user_id.as_deref())?;
+    let user = acting
+        .user_for(named.as_ref())
+        .map_err(|e| service_problem(&e))?;
+    let options = keys.options();
     let key_type = match body.key_type.as_deref() {
         None => KeyType::SECRET,
         Some(name) => KeyType::new(name)
@@ -272,22 +231,7 @@ pub(super) async fn issue(
             "scopes are ':'-separated segments of A-Z, a-z, 0-9, '_', '.', '-', with '*' only last",
         )
     })?;
-    if let Some(excess) = scopes.iter().find(|s| !may_grant(&caller, s.as_str())) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "scope_exceeds_caller",
-            format!("the new key cannot have the scope '{excess}', which the caller lacks"),
-        ));
-    }
     request = request.with_scopes(scopes);
-    for (field, text) in [("name", &body.name), ("notes", &body.notes)] {
-        if text.as_ref().is_some_and(|t| t.len() > MAX_TEXT) {
-            return Err(invalid(
-                "too_long",
-                format!("`{field}` is over {MAX_TEXT} bytes"),
-            ));
-        }
-    }
     request.name = body.name;
     request.notes = body.notes;
     request.expires_in =
@@ -299,7 +243,7 @@ pub(super) async fn issue(
                 ));
             }
             (Some(at), None) => {
-                let now = auth.keys().clock().now();
+                let now = keys.clock().now();
                 let lifetime = (at - now).to_std().ok().filter(|d| !d.is_zero());
                 Some(lifetime.ok_or_else(|| {
                     invalid("expiry_in_past", "`expires_at` is not in the future")
@@ -308,8 +252,7 @@ pub(super) async fn issue(
             (None, Some(text)) => Some(duration("expires_in", text)?),
             (None, None) => None,
         };
-    let issued_key = auth
-        .keys()
+    let issued_key = acting
         .issue_key(request)
         .await
         .map_err(|e| service_problem(&e))?;
@@ -317,33 +260,9 @@ pub(super) async fn issue(
     Ok(json(StatusCode::CREATED, &view, true))
 }
 
-/// Whether the caller may give a new key `scope`: a key only scopes it holds itself;
-/// a person's session any scope but the admin ones.
-fn may_grant(caller: &Principal, scope: &str) -> bool {
-    if caller.method().is_key() {
-        caller.has_scope(scope)
-    } else {
-        scope != ADMIN_SCOPE && scope != "*"
-    }
-}
-
-/// The key `id` if the caller may manage it; 404 otherwise (another user's key is not
-/// shown to exist).
-async fn manageable(auth: &AuthState, caller: &Principal, id: &str) -> Result<ApiKey, Problem> {
-    let authority = Authority::of(caller)?;
-    let id = KeyId::new(id).map_err(|_| not_found())?;
-    let key = auth
-        .keys()
-        .store()
-        .get_api_key(&id)
-        .await
-        .map_err(|e| Problem::store(&e))?
-        .ok_or_else(not_found)?;
-    if authority.may_manage(&key) {
-        Ok(key)
-    } else {
-        Err(not_found())
-    }
+/// The key id in a path; text that is no key id is no key.
+fn key_id(id: &str) -> Result<KeyId, Problem> {
+    KeyId::new(id).map_err(|_| not_found())
 }
 
 /// `DELETE {prefix}/{id}`.
@@ -352,10 +271,11 @@ pub(super) async fn revoke(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let key = manageable(&auth, &caller, &id).await?;
+    let id = key_id(&id)?;
     let revoked = auth
         .keys()
-        .revoke(&key.id)
+        .acting_as(&caller)
+        .revoke(&id)
         .await
         .map_err(|e| service_problem(&e))?
         .ok_or_else(not_found)?;
@@ -369,7 +289,7 @@ pub(super) async fn roll(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<GraceBody>,
 ) -> Result<Response, Problem> {
-    let key = manageable(&auth, &caller, &id).await?;
+    let id = key_id(&id)?;
     let grace = body
         .grace
         .as_deref()
@@ -377,14 +297,10 @@ pub(super) async fn roll(
         .transpose()?;
     let rolled = auth
         .keys()
-        .roll(&key.id, grace)
+        .acting_as(&caller)
+        .roll(&id, grace)
         .await
-        .map_err(|e| match e {
-            Error::InvalidRequest(_) => {
-                Problem::new(StatusCode::CONFLICT, "not_rollable", e.to_string())
-            }
-            e => service_problem(&e),
-        })?
+        .map_err(|e| service_problem(&e))?
         .ok_or_else(not_found)?;
     #[derive(Serialize)]
     struct Rolled<'a> {

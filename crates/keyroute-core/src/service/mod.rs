@@ -7,8 +7,23 @@
 //! keys for users who have none. Plaintext keys leave the service exactly once, in the
 //! [`IssuedKey`] returned at creation; only their hashes are stored.
 //!
+//! Every management operation runs on behalf of an [`Actor`](crate::Actor) and goes
+//! through [`KeyService::acting_as`], where the authority rules (`authority.rs`) are
+//! applied: an HTTP route acts as its caller, the `keyroute` command as a named
+//! operator. The shorthand methods on the service itself ([`issue_key`](KeyService::issue_key),
+//! [`revoke`](KeyService::revoke), ...) act as [`Actor::Application`](crate::Actor::Application),
+//! the application's own code; never use them for something a caller asked for.
+//!
 //! Revocations and regenerations are announced to [`KeyListener`]s, which is how the
 //! resolver's cache on this instance forgets a revoked key at once.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | [`KeyService`]: construction, users, backfill, how a key is made |
+//! | `acting.rs` | [`Acting`]: issue, list, show, revoke, on behalf of an actor |
+//! | `roll.rs` | roll and regenerate: replacements that keep what a key was |
+//! | `seams.rs` | [`KeyListener`], [`KeyMinter`] |
+//! | `types.rs` | requests and results |
 //!
 //! Every key is made on one path, whatever its secret looks like: the request is
 //! checked, the record built, the team's `on_create_key` hook run, and only then is the
@@ -17,6 +32,7 @@
 //! announced. A crate that makes another kind of secret plugs in a minter; it never
 //! writes keys around this service.
 
+mod acting;
 pub(crate) mod roll;
 
 use std::fmt;
@@ -25,6 +41,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::authority::{Actor, Bounds, check_key_texts};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::ids::{KeyId, UserId};
@@ -32,14 +49,15 @@ use crate::model::{ApiKey, User};
 use crate::name::{Environment, KeyType};
 use crate::options::KeyOptions;
 use crate::secret::KeyHash;
-use crate::store::{ApiKeyStore, KeyQuery, Regeneration, UserStore};
+use crate::store::{ApiKeyStore, KeyQuery, UserStore};
 use crate::token::TokenFormat;
 
 mod seams;
 mod types;
 
+pub use acting::Acting;
 use seams::TokenMinter;
-pub use seams::{KeyListener, KeyMinter, Minted};
+pub use seams::{KeyListener, KeyMinter, META_FORMAT, Minted};
 pub use types::{BackfillReport, IssuedKey, KeyRequest, NewUser, Regenerated, Registration};
 
 /// Key management over a store of keys and users.
@@ -49,6 +67,9 @@ pub struct KeyService<S> {
     format: TokenFormat,
     clock: Arc<dyn Clock>,
     listeners: Vec<Arc<dyn KeyListener>>,
+    /// Minters of keys whose `meta.format` names another kind of secret, by format:
+    /// what rolls and regenerations make their replacements with.
+    minters: Vec<(String, Arc<dyn KeyMinter>)>,
 }
 
 impl<S> fmt::Debug for KeyService<S> {
@@ -57,6 +78,10 @@ impl<S> fmt::Debug for KeyService<S> {
             .field("options", &self.options)
             .field("clock", &self.clock)
             .field("listeners", &self.listeners.len())
+            .field(
+                "minters",
+                &self.minters.iter().map(|(f, _)| f).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +99,26 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
             format,
             clock: Arc::new(SystemClock),
             listeners: Vec::new(),
+            minters: Vec::new(),
         })
+    }
+
+    /// Makes the replacements of keys whose `meta.format` is `format` with `minter`
+    /// when they are rolled or regenerated (the front door registers the JWT minter
+    /// for `format = jwt`). Keys without a format are keyroute's own tokens.
+    pub fn with_minter(mut self, format: impl Into<String>, minter: Arc<dyn KeyMinter>) -> Self {
+        let format = format.into();
+        self.minters.retain(|(f, _)| *f != format);
+        self.minters.push((format, minter));
+        self
+    }
+
+    /// This service acting on behalf of `actor`: every management operation, with the
+    /// authority rules applied. An HTTP route acts as its caller
+    /// (`keys.acting_as(&principal)`), a command-line tool as a named
+    /// [`Operator`](crate::Operator).
+    pub fn acting_as(&self, actor: impl Into<Actor>) -> Acting<'_, S> {
+        Acting::new(self, actor.into())
     }
 
     /// Uses `clock` instead of the system clock (tests move a `ManualClock`).
@@ -142,54 +186,28 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         Ok(Registration { user, keys })
     }
 
-    /// Issues one key.
+    /// Issues one key, as the application ([`Acting::issue_key`]).
     ///
     /// # Errors
-    /// [`Error::UnknownUser`] for an owner that does not exist, the checks of the
-    /// type and environment, and store errors.
+    /// As [`Acting::issue_key`].
     pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, Error> {
-        self.issue_key_with(request, &self.token_minter()).await
+        self.as_application().issue_key(request).await
     }
 
-    /// Issues one key whose secret `minter` makes from the final record (how JWT keys
-    /// are made): the request is checked, the `on_create_key` hook runs, the key is
-    /// stored and listeners are told, exactly as for [`issue_key`](Self::issue_key).
+    /// Issues one key whose secret `minter` makes, as the application
+    /// ([`Acting::issue_key_with`]).
     ///
     /// # Errors
-    /// As [`issue_key`](Self::issue_key), and the minter's errors.
+    /// As [`Acting::issue_key_with`].
     pub async fn issue_key_with(
         &self,
         request: KeyRequest,
         minter: &dyn KeyMinter,
     ) -> Result<IssuedKey, Error> {
-        let owner = self.owner(request.user_id.as_ref()).await?;
-        let issued = self.new_key(
-            &request.key_type,
-            &request.environment,
-            owner.as_ref(),
-            minter,
-            |key| {
-                key.name = request.name.clone();
-                key.scopes = request.scopes.clone();
-                key.notes = request.notes.clone();
-                key.ref_id = request.ref_id.clone();
-                key.meta = request.meta.clone();
-                if request.tenant.is_some() {
-                    key.tenant = request.tenant.clone();
-                }
-                if let Some(lifetime) = request.expires_in {
-                    key.expires_at = Some(after(key.created_at, lifetime)?);
-                }
-                Ok(())
-            },
-        )?;
-        let stored = std::slice::from_ref(&issued.key);
-        self.store.store_all(stored).await?;
-        self.announce_issued(stored).await;
-        Ok(issued)
+        self.as_application().issue_key_with(request, minter).await
     }
 
-    /// A user's keys matching `query`, newest first.
+    /// A user's keys matching `query`, newest first, as the application.
     ///
     /// # Errors
     /// Store errors.
@@ -198,10 +216,11 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         user_id: &UserId,
         query: &KeyQuery,
     ) -> Result<Vec<ApiKey>, Error> {
-        Ok(self.store.get_user_api_keys(user_id, query).await?)
+        self.as_application().list_keys(user_id, query).await
     }
 
-    /// A user's keys that work now in `environment` (ServiceStack's `GET /apikeys/{env}`).
+    /// A user's keys that work now in `environment` (ServiceStack's `GET /apikeys/{env}`),
+    /// as the application.
     ///
     /// # Errors
     /// Store errors.
@@ -210,91 +229,49 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         user_id: &UserId,
         environment: Environment,
     ) -> Result<Vec<ApiKey>, Error> {
-        let query = KeyQuery::active_at(self.now()).in_environment(environment);
-        self.list_keys(user_id, &query).await
+        self.as_application()
+            .active_keys(user_id, environment)
+            .await
     }
 
-    /// Revokes a key now. Returns the key as stored, or `None` if there is no such key.
+    /// Revokes a key now, as the application ([`Acting::revoke`]).
     ///
     /// # Errors
     /// Store errors.
-    ///
-    /// Listeners hear of the revoke before the store is written and again after, so a
-    /// caller that stops waiting (a dropped future: client gone, request timed out)
-    /// cannot leave a revoked key in this instance's caches or off the deny-list.
     pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
-        let now = self.now();
-        let Some(mut key) = self.store.get_api_key(key_id).await? else {
-            return Ok(None);
-        };
-        key.cancelled_at = Some(key.cancelled_at.map_or(now, |at| at.min(now)));
-        self.announce_revoking(std::slice::from_ref(&key)).await;
-        let revoked = self.store.cancel_key(key_id, now).await?;
-        if let Some(key) = &revoked {
-            self.announce(std::slice::from_ref(key)).await;
-        }
-        Ok(revoked)
+        self.as_application().revoke(key_id).await
     }
 
-    /// Replaces a user's keys in `environment` with new ones, one per key type,
-    /// atomically. With a `grace` period the old keys keep working until it ends.
+    /// Replaces a user's keys in `environment`, as the application
+    /// ([`Acting::regenerate`]).
     ///
     /// # Errors
-    /// [`Error::UnknownUser`], the environment check, and store errors; on error
-    /// nothing has changed.
+    /// As [`Acting::regenerate`].
     pub async fn regenerate(
         &self,
         user_id: &UserId,
         environment: &Environment,
         grace: Option<Duration>,
     ) -> Result<Regenerated, Error> {
-        let user = self
-            .store
-            .get_user(user_id)
-            .await?
-            .ok_or_else(|| Error::UnknownUser(user_id.clone()))?;
-        let issued = self
-            .options
-            .key_types
-            .iter()
-            .map(|t| {
-                self.new_key(
-                    t,
-                    environment,
-                    Some(&user),
-                    &self.token_minter(),
-                    |_| Ok(()),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let now = self.now();
-        let cancel_at = match grace {
-            Some(grace) => after(now, grace)?,
-            None => now,
-        };
-        let regeneration = Regeneration::new(
-            user_id.clone(),
-            environment.clone(),
-            issued.iter().map(|k| k.key.clone()).collect(),
-            cancel_at,
-        );
-        // Told first, as for revoke: the keys this will retire, as they will be.
-        let mut retiring = self
-            .store
-            .get_user_api_keys(
-                user_id,
-                &KeyQuery::all().in_environment(environment.clone()),
-            )
-            .await?;
-        retiring.retain(|key| regeneration.retires(key));
-        for key in &mut retiring {
-            key.cancelled_at = Some(cancel_at);
-        }
-        self.announce_revoking(&retiring).await;
-        let retired = self.store.regenerate(&regeneration).await?;
-        self.announce(&retired).await;
-        self.announce_issued(&regeneration.new_keys).await;
-        Ok(Regenerated { issued, retired })
+        self.as_application()
+            .regenerate(user_id, environment, grace)
+            .await
+    }
+
+    /// Replaces one key, as the application ([`Acting::roll`]).
+    ///
+    /// # Errors
+    /// As [`Acting::roll`].
+    pub async fn roll(
+        &self,
+        key_id: &KeyId,
+        grace: Option<Duration>,
+    ) -> Result<Option<roll::Rolled>, Error> {
+        self.as_application().roll(key_id, grace).await
+    }
+
+    fn as_application(&self) -> Acting<'_, S> {
+        self.acting_as(Actor::Application)
     }
 
     /// Gives every user without keys one key per environment × key type, `batch_size`
@@ -343,12 +320,58 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     fn default_keys_for(&self, user: &User) -> Result<Vec<IssuedKey>, Error> {
         let mut keys = Vec::with_capacity(self.keys_per_user());
         let minter = self.token_minter();
+        let bounds = Bounds::application();
         for environment in &self.options.environments {
             for key_type in &self.options.key_types {
-                keys.push(self.new_key(key_type, environment, Some(user), &minter, |_| Ok(()))?);
+                keys.push(self.new_key(
+                    NewKey::new(key_type, environment, Some(user), &bounds),
+                    &minter,
+                    |_| Ok(()),
+                )?);
             }
         }
         Ok(keys)
+    }
+
+    /// Refuses to add `adding` working keys to `owner`'s when that would pass
+    /// `max_keys_per_user`. Checked before writing, so concurrent issues for one user
+    /// may pass it together: it bounds what one caller can pile up, not a race.
+    pub(crate) async fn check_volume(
+        &self,
+        owner: Option<&User>,
+        adding: usize,
+    ) -> Result<(), Error> {
+        let Some(owner) = owner else {
+            return Ok(());
+        };
+        let limit = self.options.max_keys_per_user;
+        let working = self
+            .store
+            .get_user_api_keys(&owner.id, &KeyQuery::active_at(self.now()))
+            .await?
+            .len();
+        if working.saturating_add(adding) > limit {
+            return Err(crate::Denied::TooManyKeys { limit }.into());
+        }
+        Ok(())
+    }
+
+    /// The minter of `key`'s replacement: keyroute's tokens, or the one registered for
+    /// its `meta.format`.
+    pub(crate) fn replacement_minter<'m>(
+        &'m self,
+        key: &ApiKey,
+        token: &'m TokenMinter<'m>,
+    ) -> Result<&'m dyn KeyMinter, Error> {
+        match key.meta.get(META_FORMAT) {
+            None => Ok(token),
+            Some(format) => self
+                .minters
+                .iter()
+                .find(|(f, _)| f == format)
+                .map(|(_, minter)| minter.as_ref())
+                .ok_or_else(|| Error::NoMinter(format.clone())),
+        }
     }
 
     /// The owner a key is made for: `None` for a key of no user, else the stored user.
@@ -364,23 +387,29 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         }
     }
 
-    fn token_minter(&self) -> TokenMinter<'_> {
+    pub(crate) fn token_minter(&self) -> TokenMinter<'_> {
         TokenMinter {
             format: &self.format,
             options: &self.options,
         }
     }
 
-    /// Makes a key: checks, record, default expiry, `customise`, the team's hook, then
-    /// the secret from `minter`. Nothing is stored.
-    fn new_key(
+    /// Makes a key: checks, record, default expiry, `customise`, the team's hook, the
+    /// actor's bounds on the final record, then the secret from `minter`. Nothing is
+    /// stored.
+    pub(crate) fn new_key(
         &self,
-        key_type: &KeyType,
-        environment: &Environment,
-        owner: Option<&User>,
+        spec: NewKey<'_>,
         minter: &dyn KeyMinter,
         customise: impl FnOnce(&mut ApiKey) -> Result<(), Error>,
     ) -> Result<IssuedKey, Error> {
+        let NewKey {
+            key_type,
+            environment,
+            owner,
+            bounds,
+            asked_expiry,
+        } = spec;
         if !self.options.environments.contains(environment) {
             return Err(Error::EnvironmentNotEnabled(environment.clone()));
         }
@@ -419,6 +448,9 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
                 return Err(Error::HookChangedIdentity(field));
             }
         }
+        // On the final record: whatever the request and the hook made of it.
+        check_key_texts(&key)?;
+        bounds.check_new_key(&mut key, asked_expiry)?;
         let minted = minter.mint(&key)?;
         key.hash = minted.plaintext.hash();
         key.hint = minted.hint;
@@ -430,12 +462,12 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
 
     /// Now, to the microsecond: the finest precision every backend stores, so a record
     /// reads back exactly as it was written.
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         use chrono::SubsecRound as _;
         self.clock.now().trunc_subsecs(6)
     }
 
-    async fn announce(&self, keys: &[ApiKey]) {
+    pub(crate) async fn announce(&self, keys: &[ApiKey]) {
         if keys.is_empty() {
             return;
         }
@@ -444,7 +476,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         }
     }
 
-    async fn announce_revoking(&self, keys: &[ApiKey]) {
+    pub(crate) async fn announce_revoking(&self, keys: &[ApiKey]) {
         if keys.is_empty() {
             return;
         }
@@ -453,7 +485,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         }
     }
 
-    async fn announce_issued(&self, keys: &[ApiKey]) {
+    pub(crate) async fn announce_issued(&self, keys: &[ApiKey]) {
         if keys.is_empty() {
             return;
         }
@@ -463,8 +495,42 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     }
 }
 
+/// What [`KeyService::new_key`] makes: a key of this type and environment for this
+/// owner, within these bounds.
+pub(crate) struct NewKey<'a> {
+    key_type: &'a KeyType,
+    environment: &'a Environment,
+    owner: Option<&'a User>,
+    bounds: &'a Bounds,
+    /// Whether the actor chose the expiry (a later one than it may give is then an
+    /// error rather than capped).
+    asked_expiry: bool,
+}
+
+impl<'a> NewKey<'a> {
+    pub(crate) fn new(
+        key_type: &'a KeyType,
+        environment: &'a Environment,
+        owner: Option<&'a User>,
+        bounds: &'a Bounds,
+    ) -> Self {
+        Self {
+            key_type,
+            environment,
+            owner,
+            bounds,
+            asked_expiry: false,
+        }
+    }
+
+    pub(crate) fn asked_expiry(mut self, asked: bool) -> Self {
+        self.asked_expiry = asked;
+        self
+    }
+}
+
 /// `from` plus `lifetime`, or a typed refusal for a lifetime no timestamp can hold.
-fn after(from: DateTime<Utc>, lifetime: Duration) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn after(from: DateTime<Utc>, lifetime: Duration) -> Result<DateTime<Utc>, Error> {
     TimeDelta::from_std(lifetime)
         .ok()
         .and_then(|d| from.checked_add_signed(d))

@@ -1,5 +1,16 @@
-//! Rolling one key: a replacement with the old key's name, scopes and notes, while the
-//! old key keeps working for a grace period that never outlasts its own expiry.
+//! Replacing keys: rolling one, and regenerating a user's keys in an environment. A
+//! replacement keeps what the key was (type, name, scopes, notes, reference id,
+//! metadata, tenant, expiry), as a reroll does in the services keyroute is modelled
+//! on, while the old key keeps working for a grace period that never outlasts its own
+//! expiry. Replacements are made within the actor's bounds: a caller never gets a key
+//! holding scopes beyond its own, nor one outliving it.
+//!
+//! Both announce before they write, as revoke does: listeners (the resolver's cache,
+//! the JWT deny-list) hear of the keys being retired first, so a roll whose caller
+//! stops waiting after the store write (client gone, timeout) cannot leave the old key,
+//! its JWTs or a JWT key working past their cancellation. If the write then fails, the
+//! old key's JWTs are refused from the announced time (fail closed) until the
+//! operation is retried.
 //!
 //! The store has no single-key counterpart of `regenerate`, so a roll is two writes:
 //! the replacement is stored first, then the old key's cancellation is scheduled. If
@@ -10,11 +21,15 @@
 
 use std::time::Duration;
 
-use super::{IssuedKey, KeyService, after};
+use super::{IssuedKey, NewKey, Regenerated};
+use crate::authority::Bounds;
 use crate::error::Error;
-use crate::ids::KeyId;
-use crate::model::ApiKey;
-use crate::store::{ApiKeyStore, UserStore};
+use crate::ids::{KeyId, UserId};
+use crate::model::{ApiKey, User};
+use crate::name::Environment;
+use crate::store::{ApiKeyStore, KeyQuery, Regeneration, UserStore};
+
+use super::acting::Acting;
 
 /// The outcome of rolling one key.
 #[derive(Debug, Clone)]
@@ -26,70 +41,177 @@ pub struct Rolled {
     pub retired: ApiKey,
 }
 
-impl<S: ApiKeyStore + UserStore> KeyService<S> {
-    /// Replaces the key `key_id` with a new one of the same type, environment, owner,
-    /// name, scopes and notes. With a `grace` period the old key keeps working until
-    /// it ends, but never past the old key's own expiry. Returns `None` if there is no
-    /// such key.
+impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
+    /// A replacement for `old`: same type, environment, owner, name, scopes, notes,
+    /// reference id, metadata, tenant and expiry, within `bounds`; its secret made by
+    /// the minter of `old`'s format.
+    fn replacement(
+        &self,
+        old: &ApiKey,
+        owner: Option<&User>,
+        bounds: &Bounds,
+    ) -> Result<IssuedKey, Error> {
+        let service = self.service;
+        let token = service.token_minter();
+        let minter = service.replacement_minter(old, &token)?;
+        let spec = NewKey::new(&old.key_type, &old.environment, owner, bounds);
+        service.new_key(spec, minter, |key| {
+            key.name = old.name.clone();
+            key.scopes = old.scopes.clone();
+            key.notes = old.notes.clone();
+            key.ref_id = old.ref_id.clone();
+            key.meta = old.meta.clone();
+            key.tenant = old.tenant.clone();
+            key.expires_at = old.expires_at;
+            Ok(())
+        })
+    }
+
+    /// Replaces the key `key_id` with a new one that keeps what it was (see the
+    /// module docs). With a `grace` period the old key keeps working until it ends,
+    /// but never past the old key's own expiry. Returns `None` if there is no such
+    /// key, or none the actor may see.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] for a key that is revoked, expired or already
-    /// scheduled to end; [`Error::UnknownUser`] if its owner is gone; store errors
-    /// (then the old key still works and no replacement is left working).
+    /// [`Error::Denied`] for a key of another environment or one holding scopes
+    /// beyond the caller's, or when a grace period would pass the owner's
+    /// `max_keys_per_user`; [`Error::NotRollable`] for a key that is revoked, expired
+    /// or already scheduled to end; [`Error::UnknownUser`] if its owner is gone;
+    /// [`Error::NoMinter`] for a key of a format this service cannot make; store
+    /// errors (then the old key still works and no replacement is left working).
     pub async fn roll(
         &self,
         key_id: &KeyId,
         grace: Option<Duration>,
     ) -> Result<Option<Rolled>, Error> {
-        let Some(old) = self.store.get_api_key(key_id).await? else {
+        let bounds = self.bounds()?;
+        let Some(old) = self.visible(&bounds, key_id).await? else {
             return Ok(None);
         };
-        let now = self.now();
+        bounds.check_may_replace(&old)?;
+        let service = self.service;
+        let now = service.now();
         if old.cancelled_at.is_some() || !old.is_active(now) {
-            return Err(Error::InvalidRequest(
-                "the key is revoked, expired or already being rolled; issue a new key instead"
-                    .to_owned(),
-            ));
+            return Err(Error::NotRollable);
         }
-        let owner = self.owner(old.user_id.as_ref()).await?;
-        let issued = self.new_key(
-            &old.key_type,
-            &old.environment,
-            owner.as_ref(),
-            &self.token_minter(),
-            |key| {
-                key.name = old.name.clone();
-                key.scopes = old.scopes.clone();
-                key.notes = old.notes.clone();
-                key.ref_id = old.ref_id.clone();
-                key.meta = old.meta.clone();
-                key.tenant = old.tenant.clone();
-                Ok(())
-            },
-        )?;
-        let mut cancel_at = match grace {
-            Some(grace) => after(now, grace)?,
-            None => now,
-        };
+        let owner = service.owner(old.user_id.as_ref()).await?;
+        if grace.is_some() {
+            // The old key keeps working alongside its replacement until the grace ends.
+            service.check_volume(owner.as_ref(), 1).await?;
+        }
+        let issued = self.replacement(&old, owner.as_ref(), &bounds)?;
+        let mut cancel_at = self.cancel_at(grace)?;
         if let Some(expires_at) = old.expires_at {
             cancel_at = cancel_at.min(expires_at);
         }
+        // Told first: a roll dropped after the write below is not lost.
+        let mut retiring = old.clone();
+        retiring.cancelled_at = Some(cancel_at);
+        service
+            .announce_revoking(std::slice::from_ref(&retiring))
+            .await;
         let stored = std::slice::from_ref(&issued.key);
-        self.store.store_all(stored).await?;
-        let retired = match self.store.cancel_key(&old.id, cancel_at).await {
+        service.store.store_all(stored).await?;
+        let retired = match service.store.cancel_key(&old.id, cancel_at).await {
             Ok(Some(retired)) => retired,
             outcome => {
                 // Undo the replacement so a failed roll leaves exactly the old key.
                 // If the undo fails too, the first error is the one worth reporting.
-                let _undone = self.store.cancel_key(&issued.key.id, now).await;
+                let _undone = service.store.cancel_key(&issued.key.id, now).await;
                 return match outcome {
                     Err(e) => Err(e.into()),
                     _ => Ok(None),
                 };
             }
         };
-        self.announce(std::slice::from_ref(&retired)).await;
-        self.announce_issued(stored).await;
+        service.announce(std::slice::from_ref(&retired)).await;
+        service.announce_issued(stored).await;
         Ok(Some(Rolled { issued, retired }))
+    }
+
+    /// Replaces `user_id`'s keys in `environment`, atomically: each key that works now
+    /// gets a replacement that keeps what it was (see the module docs); a user with no
+    /// working key there gets one new key per configured key type. With a `grace`
+    /// period the old keys keep working until it ends.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] for another user's keys (without the admin scope), another
+    /// environment or tenant, a key among them holding scopes beyond the caller's, or
+    /// a grace period that would pass `max_keys_per_user`; [`Error::UnknownUser`]; the
+    /// environment check; [`Error::NoMinter`]; store errors. On error nothing has
+    /// changed.
+    pub async fn regenerate(
+        &self,
+        user_id: &UserId,
+        environment: &Environment,
+        grace: Option<Duration>,
+    ) -> Result<Regenerated, Error> {
+        let bounds = self.bounds()?;
+        bounds.user(Some(user_id))?;
+        bounds.check_environment(environment)?;
+        let service = self.service;
+        let user = service
+            .store
+            .get_user(user_id)
+            .await?
+            .ok_or_else(|| Error::UnknownUser(user_id.clone()))?;
+        bounds.check_user(&user)?;
+        let cancel_at = self.cancel_at(grace)?;
+        let now = service.now();
+        let mut current = service
+            .store
+            .get_user_api_keys(
+                user_id,
+                &KeyQuery::all().in_environment(environment.clone()),
+            )
+            .await?;
+        // Only what the store would retire; every one must be within the caller's reach.
+        current.retain(|key| key.cancelled_at.is_none_or(|at| at > cancel_at));
+        for key in &current {
+            if !bounds.may_see(key) {
+                return Err(crate::Denied::TenantMismatch.into());
+            }
+            bounds.check_may_replace(key)?;
+        }
+        let replaced: Vec<&ApiKey> = current
+            .iter()
+            .filter(|key| key.cancelled_at.is_none() && key.is_active(now))
+            .collect();
+        let issued = if replaced.is_empty() {
+            service
+                .options
+                .key_types
+                .iter()
+                .map(|key_type| {
+                    let spec = NewKey::new(key_type, environment, Some(&user), &bounds);
+                    service.new_key(spec, &service.token_minter(), |_| Ok(()))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            replaced
+                .iter()
+                .map(|old| self.replacement(old, Some(&user), &bounds))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        if grace.is_some() {
+            service.check_volume(Some(&user), issued.len()).await?;
+        }
+        let regeneration = Regeneration::new(
+            user_id.clone(),
+            environment.clone(),
+            issued.iter().map(|k| k.key.clone()).collect(),
+            cancel_at,
+        );
+        // Told first, as for revoke: the keys this will retire, as they will be.
+        let mut retiring = current;
+        retiring.retain(|key| regeneration.retires(key));
+        for key in &mut retiring {
+            key.cancelled_at = Some(cancel_at);
+        }
+        service.announce_revoking(&retiring).await;
+        let retired = service.store.regenerate(&regeneration).await?;
+        service.announce(&retired).await;
+        service.announce_issued(&regeneration.new_keys).await;
+        Ok(Regenerated { issued, retired })
     }
 }

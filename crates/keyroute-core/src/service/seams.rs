@@ -6,6 +6,12 @@ use crate::options::KeyOptions;
 use crate::secret::PlaintextKey;
 use crate::token::TokenFormat;
 
+/// The metadata entry that names a key's format when its secret is not one of
+/// keyroute's own tokens (`jwt` for JWTs issued as keys). Rolls and regenerations make
+/// the replacement with the minter registered for that format
+/// ([`KeyService::with_minter`](crate::KeyService::with_minter)).
+pub const META_FORMAT: &str = "format";
+
 /// Told when keys stop working, so caches can forget them and revocation lists learn
 /// of them, and when keys are made.
 #[async_trait::async_trait]
@@ -65,7 +71,7 @@ pub trait KeyMinter: Send + Sync {
 
 /// keyroute's own keys: `{prefix}_{env}_{secret}{checksum}`, from the team's
 /// [`KeyGenerator`](crate::KeyGenerator) when one is configured (checked to parse).
-pub(super) struct TokenMinter<'a> {
+pub(crate) struct TokenMinter<'a> {
     pub(super) format: &'a TokenFormat,
     pub(super) options: &'a KeyOptions,
 }

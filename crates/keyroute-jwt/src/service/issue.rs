@@ -1,9 +1,11 @@
 //! Issuing: exchanged tokens, session tokens, JWTs issued as keys, and revoking one
 //! token (a logout).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, AuthMethod, Environment, Error as CoreError, KeyId, KeyMinter, KeyService,
+    Acting, ApiKey, ApiKeyStore, AuthMethod, Environment, Error as CoreError, KeyId, KeyMinter,
     KeyType, Minted, PlaintextKey, Principal, Tenant, UserId, UserStore,
 };
 
@@ -12,7 +14,7 @@ use crate::claims::{OutgoingClaims, OutgoingScopes, TokenKind};
 use crate::config::delta;
 use crate::error::JwtServiceError;
 use crate::key::SigningKey;
-use crate::{META_FORMAT, META_JWT};
+use crate::{META_FORMAT, META_JWT, META_SCOPE_FORMAT, META_STRUCTURED};
 
 /// Signs with `key`. Algorithm and `kid` come from the key, never from the caller.
 fn sign(key: &SigningKey, claims: &OutgoingClaims<'_>) -> Result<String, JwtServiceError> {
@@ -32,10 +34,31 @@ fn hint(token: &str) -> String {
     )
 }
 
-/// Signs a JWT key from its final record, for [`KeyService::issue_key_with`].
+/// Signs a JWT key from its final record, for [`Acting::issue_key_with`].
 struct JwtMinter<'a> {
     service: &'a JwtService,
     scope_format: crate::claims::ScopeFormat,
+}
+
+/// The JWT minter the key service keeps for rolling and regenerating JWT keys: the
+/// replacement is signed like the key it replaces (its scope format is in its meta).
+#[derive(Debug)]
+pub(crate) struct ReplacementMinter {
+    pub(crate) service: Arc<JwtService>,
+}
+
+impl KeyMinter for ReplacementMinter {
+    fn mint(&self, key: &ApiKey) -> Result<Minted, CoreError> {
+        let scope_format = match key.meta.get(META_SCOPE_FORMAT).map(String::as_str) {
+            Some(META_STRUCTURED) => crate::claims::ScopeFormat::Structured,
+            _ => crate::claims::ScopeFormat::Flat,
+        };
+        JwtMinter {
+            service: &self.service,
+            scope_format,
+        }
+        .mint(key)
+    }
 }
 
 impl KeyMinter for JwtMinter<'_> {
@@ -216,22 +239,27 @@ impl JwtService {
         ))
     }
 
-    /// Issues a JWT as a long-lived scoped API key, minted through `keys` like any
-    /// key: the key service checks the request (owner, environment, key type), builds
-    /// the record, runs its `on_create_key` hook, then this service signs a token from
-    /// the final record (id = `jti`, scopes, expiry, tenant), and the service stores it
-    /// (hash = SHA-256 of the token, hint = first 8 and last 4 characters,
-    /// `meta.format = jwt`) and tells its listeners. It appears in the owner's key list
-    /// and is revoked with [`KeyService::revoke`]. The token is returned once.
+    /// Issues a JWT as a long-lived scoped API key, minted through the key service like
+    /// any key and within the authority of whoever `keys` acts for (pass the
+    /// [`KeyService`](keyroute_core::KeyService) itself to act as the application, or
+    /// `keys.acting_as(&caller)`): the key service checks the request (authority,
+    /// owner, environment, key type), builds the record, runs its `on_create_key`
+    /// hook, then this service signs a token from the final record (id = `jti`,
+    /// scopes, expiry, tenant), and the service stores it (hash = SHA-256 of the
+    /// token, hint = first 8 and last 4 characters, `meta.format = jwt`) and tells its
+    /// listeners. It appears in the owner's key list and is revoked with
+    /// [`KeyService::revoke`](keyroute_core::KeyService::revoke). The token is
+    /// returned once.
     ///
     /// # Errors
-    /// [`JwtServiceError::Service`] for an unknown owner, or an environment or key type the key
-    /// service does not issue; [`JwtServiceError::InvalidRequest`] for an environment this
-    /// service does not accept, a structured scope without a resource, or no expiry
-    /// while the deny-list check is off; [`JwtServiceError::Store`]; [`JwtServiceError::NoSigningKey`].
-    pub async fn issue_key<S: ApiKeyStore + UserStore>(
+    /// [`JwtServiceError::Service`] for an unknown owner, a refusal of the authority
+    /// rules, or an environment or key type the key service does not issue;
+    /// [`JwtServiceError::InvalidRequest`] for an environment this service does not
+    /// accept, a structured scope without a resource, or no expiry while the
+    /// deny-list check is off; [`JwtServiceError::Store`]; [`JwtServiceError::NoSigningKey`].
+    pub async fn issue_key<'k, S: ApiKeyStore + UserStore + 'k>(
         &self,
-        keys: &KeyService<S>,
+        keys: impl Into<Acting<'k, S>>,
         request: impl Into<JwtKeyRequest>,
     ) -> Result<IssuedJwtKey, JwtServiceError> {
         let JwtKeyRequest {
@@ -241,11 +269,17 @@ impl JwtService {
         request
             .meta
             .insert(META_FORMAT.to_owned(), META_JWT.to_owned());
+        if scope_format == crate::claims::ScopeFormat::Structured {
+            request
+                .meta
+                .insert(META_SCOPE_FORMAT.to_owned(), META_STRUCTURED.to_owned());
+        }
         let minter = JwtMinter {
             service: self,
             scope_format,
         };
         let issued = keys
+            .into()
             .issue_key_with(request, &minter)
             .await
             .map_err(|e| match e {

@@ -80,6 +80,18 @@ impl JwtService {
         Arc::new(crate::deny::DenyFeed::new(self.deny.clone()))
     }
 
+    /// The minter of JWT keys' replacements, to register on the [`KeyService`] for
+    /// `format = jwt` (`keys.with_minter(META_JWT, jwt.key_minter())`; the front door
+    /// does this), so rolling or regenerating a JWT key gives a JWT key signed the
+    /// same way.
+    ///
+    /// [`KeyService`]: keyroute_core::KeyService
+    pub fn key_minter(self: &Arc<Self>) -> Arc<dyn keyroute_core::KeyMinter> {
+        Arc::new(issue::ReplacementMinter {
+            service: Arc::clone(self),
+        })
+    }
+
     /// The listener to attach to the [`KeyService`] (`with_listener`), so revoked and
     /// regenerated keys are denied at once here and through the deny-list everywhere.
     pub fn revocation_listener(&self) -> Arc<RevocationListener> {

@@ -224,6 +224,15 @@ impl JwtService {
                     .min()
                     .and_then(|at| DateTime::from_timestamp(at, 0)),
             );
+        // An exchanged token acts with its key's authority: the key's expiry, which
+        // it carries as `key_exp` (absent for a key that does not expire), not the
+        // token's own short one.
+        let principal = if kind == TokenKind::Exchange {
+            principal
+                .with_authority_expires_at(key_exp.and_then(|at| DateTime::from_timestamp(at, 0)))
+        } else {
+            principal
+        };
         Ok(VerifiedToken {
             principal,
             kind,

@@ -1,0 +1,580 @@
+//! Who may do what with keys: the one set of rules every transport applies.
+//!
+//! Every management operation of the [`KeyService`](crate::KeyService) runs on behalf
+//! of an [`Actor`]: the application's own code, a named operator (the `keyroute`
+//! command), or a caller who authenticated with a key, a JWT or a session. HTTP routes
+//! and the CLI only say who is asking; the rules are here, so no transport can forget
+//! one. The rules, in one sentence each:
+//!
+//! - **Type.** A publishable key manages nothing.
+//! - **Environment.** A caller acts only on keys of its own environment; an admin key's
+//!   authority is bounded by its environment too.
+//! - **Owner.** A caller manages its own user's keys; a key holding the admin scope
+//!   manages any user's keys (of its environment). A credential of no user manages
+//!   nothing unless it is such an admin key.
+//! - **Tenant.** A caller with a tenant acts only on users and keys of that tenant.
+//! - **Scopes.** A new, rolled or regenerated key never holds a scope the caller lacks,
+//!   and a key may not revoke, roll or regenerate a key holding scopes beyond its own.
+//!   A person's session may grant any scope but the all-granting ones (`admin`, `*`),
+//!   so a session never obtains `admin`, by any route.
+//! - **Expiry.** Nothing a key makes outlives it: a key caller's new keys expire no
+//!   later than the caller (and get the caller's expiry when none is asked); a rolled
+//!   or regenerated key keeps its old expiry, capped the same way.
+//! - **Volume.** At most `[apikey] max_keys_per_user` working keys per user.
+//!
+//! A JWT carries the authority of the key it came from: its environment, scopes and
+//! the key's own expiry ([`Principal::authority_expires_at`]), never more.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::UserId;
+use crate::model::{ApiKey, User};
+use crate::name::{Environment, KeyType, Tenant};
+use crate::principal::Principal;
+use crate::scope::{ADMIN_SCOPE, Scope, Scopes};
+
+/// Who asks the key service to act.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Actor {
+    /// The application's own code (a sign-up flow, a job, a test): any key of any
+    /// user. Never use it for something a caller asked for; act as the caller.
+    Application,
+    /// A person operating keyroute directly (the `keyroute` command, an admin tool),
+    /// named so the record can say who. Any key of any user.
+    Operator(Operator),
+    /// A caller who authenticated with a key, a JWT or a session: bounded by its
+    /// environment, scopes, expiry, user and tenant.
+    Caller(Principal),
+}
+
+impl fmt::Debug for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Application => f.write_str("Application"),
+            Actor::Operator(operator) => f.debug_tuple("Operator").field(operator).finish(),
+            Actor::Caller(principal) => f
+                .debug_struct("Caller")
+                .field("method", &principal.method())
+                .field("key_id", &principal.key_id())
+                .field("user_id", &principal.user_id())
+                .field("environment", principal.environment())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl From<Principal> for Actor {
+    fn from(principal: Principal) -> Self {
+        Actor::Caller(principal)
+    }
+}
+
+impl From<&Principal> for Actor {
+    fn from(principal: &Principal) -> Self {
+        Actor::Caller(principal.clone())
+    }
+}
+
+impl From<Operator> for Actor {
+    fn from(operator: Operator) -> Self {
+        Actor::Operator(operator)
+    }
+}
+
+/// The name of a person or tool operating keyroute directly, for the record
+/// (`cli:alice`, `admin-console`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator(String);
+
+impl Operator {
+    /// An operator named `name`: 1 to 128 bytes without control characters.
+    ///
+    /// # Errors
+    /// [`TextError`] when the name is empty, too long or has control characters.
+    pub fn new(name: impl Into<String>) -> Result<Self, TextError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(TextError::Empty("operator name"));
+        }
+        check_text("operator name", &name, 128)?;
+        Ok(Self(name))
+    }
+
+    /// The operator's name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A caller was refused by the authority rules. Each variant has a stable
+/// [`code`](Self::code) that every transport reports as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denied {
+    /// Publishable keys manage nothing.
+    #[error("a publishable key cannot manage keys; use a secret key")]
+    PublishableKey,
+    /// The credential belongs to no user and holds no admin scope.
+    #[error("this credential belongs to no user, so it has no keys to manage")]
+    NoUser,
+    /// A caller without the admin scope named another user.
+    #[error("only a key with the admin scope manages another user's keys")]
+    NotYourKeys,
+    /// The target is of another environment than the caller.
+    #[error(
+        "a key of environment '{caller}' acts only on keys of environment '{caller}', not '{target}'"
+    )]
+    EnvironmentMismatch {
+        /// The caller's environment.
+        caller: Environment,
+        /// The environment asked for.
+        target: Environment,
+    },
+    /// The target belongs to another tenant than the caller.
+    #[error("this caller acts only on the users and keys of its own tenant")]
+    TenantMismatch,
+    /// A scope beyond the caller's: asked for a new key, or held by the key to act on.
+    #[error("the scope '{scope}' is beyond the caller's own scopes")]
+    ScopeExceedsCaller {
+        /// The first scope the caller lacks.
+        scope: Scope,
+    },
+    /// The expiry asked for is later than the caller's own.
+    #[error(
+        "a key made by this caller must expire no later than the caller itself ({limit}); ask for an earlier expiry or none"
+    )]
+    ExpiryExceedsCaller {
+        /// The caller's expiry.
+        limit: DateTime<Utc>,
+    },
+    /// The user already has the most working keys allowed.
+    #[error(
+        "the user already has {limit} working keys; revoke some, or raise [apikey] max_keys_per_user"
+    )]
+    TooManyKeys {
+        /// `[apikey] max_keys_per_user`.
+        limit: usize,
+    },
+}
+
+impl Denied {
+    /// The stable code of this refusal, the same on every transport.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denied::PublishableKey => "publishable_key",
+            Denied::NoUser => "no_user",
+            Denied::NotYourKeys => "not_your_keys",
+            Denied::EnvironmentMismatch { .. } => "environment_mismatch",
+            Denied::TenantMismatch => "tenant_mismatch",
+            Denied::ScopeExceedsCaller { .. } => "scope_exceeds_caller",
+            Denied::ExpiryExceedsCaller { .. } => "expiry_exceeds_caller",
+            Denied::TooManyKeys { .. } => "too_many_keys",
+        }
+    }
+}
+
+/// A name, note or reference that cannot be stored. The value itself is never
+/// repeated: it may be what an attacker wants printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TextError {
+    /// The text has a control character (escape sequences, newlines).
+    #[error("the {0} has control characters; use printable text")]
+    ControlCharacters(&'static str),
+    /// The text is too long.
+    #[error("the {field} is over {max} bytes")]
+    TooLong {
+        /// Which text.
+        field: &'static str,
+        /// The most bytes allowed.
+        max: usize,
+    },
+    /// The text is empty where a value is required.
+    #[error("the {0} is empty")]
+    Empty(&'static str),
+}
+
+/// The most bytes of a key's name, notes or reference.
+pub const MAX_KEY_TEXT: usize = 1024;
+
+/// Checks free text a record keeps and tools print: at most `max` bytes, no control
+/// characters.
+pub(crate) fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TextError> {
+    if text.len() > max {
+        return Err(TextError::TooLong { field, max });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(TextError::ControlCharacters(field));
+    }
+    Ok(())
+}
+
+/// Checks the free text of a key record (name, notes, reference id).
+pub(crate) fn check_key_texts(key: &ApiKey) -> Result<(), TextError> {
+    for (field, text) in [
+        ("key name", &key.name),
+        ("key notes", &key.notes),
+        ("key reference id", &key.ref_id),
+    ] {
+        if let Some(text) = text {
+            check_text(field, text, MAX_KEY_TEXT)?;
+        }
+    }
+    Ok(())
+}
+
+/// Which users a caller acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Users {
+    /// Any user (operators, the application, admin keys); the caller's own user when
+    /// none is named, if it has one.
+    Any(Option<UserId>),
+    /// Only this one.
+    Own(UserId),
+}
+
+/// Which scopes a caller may give or act on.
+#[derive(Debug, Clone)]
+enum Grant {
+    /// Every scope.
+    All,
+    /// What these scopes grant (a key's).
+    Scopes(Scopes),
+    /// Everything but the all-granting scopes (a person's session).
+    AllButAdmin,
+}
+
+impl Grant {
+    fn allows(&self, scope: &Scope) -> bool {
+        match self {
+            Grant::All => true,
+            Grant::Scopes(held) => held.grants(scope.as_str()),
+            Grant::AllButAdmin => !matches!(scope.as_str(), ADMIN_SCOPE | "*"),
+        }
+    }
+}
+
+/// What one actor may do: computed once per operation from the [`Actor`].
+#[derive(Debug, Clone)]
+pub(crate) struct Bounds {
+    environment: Option<Environment>,
+    users: Users,
+    tenant: Option<Tenant>,
+    grant: Grant,
+    /// Whether the actor is a key (bound by the scope rule when acting on keys).
+    is_key: bool,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Bounds {
+    /// No bounds: the application's own code and operators.
+    pub(crate) fn application() -> Self {
+        Self {
+            environment: None,
+            users: Users::Any(None),
+            tenant: None,
+            grant: Grant::All,
+            is_key: false,
+            expires_at: None,
+        }
+    }
+
+    /// Whether these are a caller's bounds (not the application's or an operator's).
+    pub(crate) fn is_caller(&self) -> bool {
+        self.environment.is_some()
+    }
+
+    /// Whether the caller is bound to a tenant.
+    pub(crate) fn has_tenant(&self) -> bool {
+        self.tenant.is_some()
+    }
+
+    /// The bounds of `actor`.
+    pub(crate) fn of(actor: &Actor) -> Result<Self, Denied> {
+        let Actor::Caller(caller) = actor else {
+            return Ok(Self::application());
+        };
+        if caller.key_type() == Some(&KeyType::PUBLISHABLE) {
+            return Err(Denied::PublishableKey);
+        }
+        let is_key = caller.method().is_key();
+        let admin = is_key && caller.has_scope(ADMIN_SCOPE);
+        let users = match (admin, caller.user_id()) {
+            (true, own) => Users::Any(own.cloned()),
+            (false, Some(own)) => Users::Own(own.clone()),
+            (false, None) => return Err(Denied::NoUser),
+        };
+        Ok(Self {
+            environment: Some(caller.environment().clone()),
+            users,
+            tenant: caller.tenant().cloned(),
+            grant: if is_key {
+                Grant::Scopes(caller.scopes().clone())
+            } else {
+                Grant::AllButAdmin
+            },
+            is_key,
+            expires_at: if is_key {
+                caller.authority_expires_at()
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The user an operation acts on: the one named, or the caller's own.
+    ///
+    /// `Ok(None)` only for actors that may act on keys of no user (the application,
+    /// operators) when none is named.
+    pub(crate) fn user(&self, named: Option<&UserId>) -> Result<Option<UserId>, crate::Error> {
+        match (&self.users, named) {
+            (Users::Any(_), Some(named)) => Ok(Some(named.clone())),
+            (Users::Any(own), None) => Ok(own.clone()),
+            (Users::Own(own), None) => Ok(Some(own.clone())),
+            (Users::Own(own), Some(named)) if named == own => Ok(Some(named.clone())),
+            (Users::Own(_), Some(_)) => Err(Denied::NotYourKeys.into()),
+        }
+    }
+
+    /// Whether this caller must name a user (an admin key of no user).
+    pub(crate) fn needs_user(&self) -> bool {
+        self.is_caller() && matches!(self.users, Users::Any(None))
+    }
+
+    /// Refuses `user` unless the caller may act on it.
+    pub(crate) fn check_user(&self, user: &User) -> Result<(), Denied> {
+        if let Users::Own(own) = &self.users
+            && own != &user.id
+        {
+            return Err(Denied::NotYourKeys);
+        }
+        self.check_tenant(user.tenant.as_ref())
+    }
+
+    /// Refuses a target of another tenant than a caller bound to one.
+    pub(crate) fn check_tenant(&self, tenant: Option<&Tenant>) -> Result<(), Denied> {
+        match &self.tenant {
+            Some(own) if tenant != Some(own) => Err(Denied::TenantMismatch),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses an environment other than the caller's.
+    pub(crate) fn check_environment(&self, target: &Environment) -> Result<(), Denied> {
+        match &self.environment {
+            Some(own) if own != target => Err(Denied::EnvironmentMismatch {
+                caller: own.clone(),
+                target: target.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The caller's environment, if it is bound to one.
+    pub(crate) fn environment(&self) -> Option<&Environment> {
+        self.environment.as_ref()
+    }
+
+    /// Whether the caller may see `key` at all: its user's (or any user's, for an
+    /// admin) and of its tenant. A key it may not see is, to it, no key.
+    pub(crate) fn may_see(&self, key: &ApiKey) -> bool {
+        let user_ok = match &self.users {
+            Users::Any(_) => true,
+            Users::Own(own) => key.user_id.as_ref() == Some(own),
+        };
+        user_ok && self.check_tenant(key.tenant.as_ref()).is_ok()
+    }
+
+    /// Refuses scopes the caller may not give.
+    pub(crate) fn check_grant(&self, scopes: &Scopes) -> Result<(), Denied> {
+        match scopes.iter().find(|s| !self.grant.allows(s)) {
+            Some(scope) => Err(Denied::ScopeExceedsCaller {
+                scope: scope.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses to cancel `key` (revoke) when a key caller would act on a key holding
+    /// scopes beyond its own. A session may cancel any key of its user.
+    pub(crate) fn check_may_cancel(&self, key: &ApiKey) -> Result<(), Denied> {
+        if self.is_key {
+            self.check_grant(&key.scopes)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Refuses to replace `key` (roll, regenerate): the replacement's plaintext goes
+    /// to the caller, so its scopes must be ones the caller may give.
+    pub(crate) fn check_may_replace(&self, key: &ApiKey) -> Result<(), Denied> {
+        self.check_grant(&key.scopes)
+    }
+
+    /// Bounds a new key's expiry by the caller's: none becomes the caller's; a later
+    /// one is refused when `asked` (the caller chose it) and capped otherwise.
+    pub(crate) fn bound_expiry(&self, key: &mut ApiKey, asked: bool) -> Result<(), Denied> {
+        let Some(limit) = self.expires_at else {
+            return Ok(());
+        };
+        match key.expires_at {
+            Some(at) if at <= limit => {}
+            Some(_) if asked => return Err(Denied::ExpiryExceedsCaller { limit }),
+            _ => key.expires_at = Some(limit),
+        }
+        Ok(())
+    }
+
+    /// Every rule a finished new key must meet: environment, tenant, scopes, expiry.
+    pub(crate) fn check_new_key(&self, key: &mut ApiKey, asked_expiry: bool) -> Result<(), Denied> {
+        self.check_environment(&key.environment)?;
+        self.check_tenant(key.tenant.as_ref())?;
+        self.check_grant(&key.scopes)?;
+        self.bound_expiry(key, asked_expiry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::ids::KeyId;
+    use crate::principal::AuthMethod;
+    use crate::secret::KeyHash;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000)
+    }
+
+    fn key(env: Environment, scopes: &[&str], user: &str) -> ApiKey {
+        let mut key = ApiKey::new(
+            KeyId::random(),
+            KeyType::SECRET,
+            env,
+            KeyHash::of("k"),
+            "sk_…",
+            t0(),
+        );
+        key.scopes = Scopes::parse(scopes).unwrap();
+        key.user_id = Some(UserId::new(user).unwrap());
+        key
+    }
+
+    fn caller(env: Environment, scopes: &[&str], user: &str) -> Actor {
+        Principal::from_api_key(Arc::new(key(env, scopes, user)), None).into()
+    }
+
+    /// A test key is bound to the test environment, even holding the admin scope.
+    #[test]
+    fn environment_binds_admins_too() {
+        let admin = Bounds::of(&caller(Environment::TEST, &["admin"], "u1")).unwrap();
+        assert!(admin.check_environment(&Environment::TEST).is_ok());
+        assert_eq!(
+            admin
+                .check_environment(&Environment::LIVE)
+                .unwrap_err()
+                .code(),
+            "environment_mismatch"
+        );
+        let operator = Bounds::of(&Actor::Operator(Operator::new("cli").unwrap())).unwrap();
+        assert!(operator.check_environment(&Environment::LIVE).is_ok());
+    }
+
+    /// A narrow key may not replace a broader key of its own user; it may give only
+    /// what it holds; an admin may give anything.
+    #[test]
+    fn scopes_bound_what_a_key_gives_and_replaces() {
+        let narrow = Bounds::of(&caller(Environment::LIVE, &["orders:read"], "u1")).unwrap();
+        let broad = key(Environment::LIVE, &["admin"], "u1");
+        assert!(narrow.may_see(&broad));
+        assert_eq!(
+            narrow.check_may_replace(&broad).unwrap_err().code(),
+            "scope_exceeds_caller"
+        );
+        assert_eq!(
+            narrow.check_may_cancel(&broad).unwrap_err().code(),
+            "scope_exceeds_caller"
+        );
+        let same = key(Environment::LIVE, &["orders:read"], "u1");
+        assert!(narrow.check_may_replace(&same).is_ok());
+        let admin = Bounds::of(&caller(Environment::LIVE, &["admin"], "u2")).unwrap();
+        assert!(admin.check_may_replace(&broad).is_ok());
+        assert!(admin.may_see(&broad));
+    }
+
+    /// A session may give any scope but `admin` and `*`, and may revoke any key of
+    /// its user, but not replace one holding `admin`.
+    #[test]
+    fn sessions_never_obtain_admin() {
+        let session = Actor::Caller(
+            Principal::from_claims(AuthMethod::UserSession, Environment::LIVE)
+                .with_user_id(Some(UserId::new("u1").unwrap())),
+        );
+        let bounds = Bounds::of(&session).unwrap();
+        for all in ["admin", "*"] {
+            let scopes = Scopes::parse([all]).unwrap();
+            assert!(bounds.check_grant(&scopes).is_err(), "{all}");
+        }
+        assert!(
+            bounds
+                .check_grant(&Scopes::parse(["orders:*"]).unwrap())
+                .is_ok()
+        );
+        let admin_key = key(Environment::LIVE, &["admin"], "u1");
+        assert!(bounds.check_may_cancel(&admin_key).is_ok());
+        assert!(bounds.check_may_replace(&admin_key).is_err());
+    }
+
+    /// A key caller's new keys get its expiry when none is asked, keep an earlier one,
+    /// and are refused a later one they asked for.
+    #[test]
+    fn expiry_is_bounded_by_the_caller() {
+        let mut parent = key(Environment::LIVE, &["orders:read"], "u1");
+        let limit = t0() + TimeDelta::hours(1);
+        parent.expires_at = Some(limit);
+        let bounds = Bounds::of(&Principal::from_api_key(Arc::new(parent), None).into()).unwrap();
+        let mut child = key(Environment::LIVE, &[], "u1");
+        bounds.bound_expiry(&mut child, false).unwrap();
+        assert_eq!(child.expires_at, Some(limit));
+        child.expires_at = Some(limit - TimeDelta::minutes(1));
+        bounds.bound_expiry(&mut child, true).unwrap();
+        assert_eq!(child.expires_at, Some(limit - TimeDelta::minutes(1)));
+        child.expires_at = Some(limit + TimeDelta::days(1));
+        assert_eq!(
+            bounds.bound_expiry(&mut child, true).unwrap_err().code(),
+            "expiry_exceeds_caller"
+        );
+        bounds.bound_expiry(&mut child, false).unwrap();
+        assert_eq!(child.expires_at, Some(limit));
+    }
+
+    /// Publishable keys manage nothing; keys of no user manage nothing unless admin.
+    #[test]
+    fn publishable_and_userless_callers() {
+        let mut pk = key(Environment::LIVE, &["admin"], "u1");
+        pk.key_type = KeyType::PUBLISHABLE;
+        let pk = Actor::from(Principal::from_api_key(Arc::new(pk), None));
+        assert_eq!(Bounds::of(&pk).unwrap_err(), Denied::PublishableKey);
+        let mut orphan = key(Environment::LIVE, &["orders:*"], "u1");
+        orphan.user_id = None;
+        let orphan = Actor::from(Principal::from_api_key(Arc::new(orphan.clone()), None));
+        assert_eq!(Bounds::of(&orphan).unwrap_err(), Denied::NoUser);
+    }
+
+    /// Text with control characters or over the limit is refused without echoing it.
+    #[test]
+    fn texts() {
+        assert!(check_text("key name", "ci deploy", MAX_KEY_TEXT).is_ok());
+        let evil = "\u{1b}[2J\nfake row";
+        let error = check_text("key name", evil, MAX_KEY_TEXT).unwrap_err();
+        assert!(!error.to_string().contains("fake row"));
+        assert!(check_text("key name", &"x".repeat(1025), MAX_KEY_TEXT).is_err());
+        assert!(Operator::new("").is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! [`Acting`]: the key service on behalf of one [`Actor`], with the authority rules
+//! (`authority.rs`) applied to every operation. Rolling and regenerating are in
+//! `roll.rs`.
+//!
+//! The order of checks is the same everywhere: who the actor is (a publishable key or
+//! a credential of no user is refused before any I/O), the rules that need no I/O
+//! (environment, scopes), then the stored target (a key the caller may not see is, to
+//! it, no key: `Ok(None)`, never "forbidden", so ids of other users' keys cannot be
+//! probed), then the rules that need it, and only then a write.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{IssuedKey, KeyMinter, KeyRequest, KeyService, NewKey, after};
+use crate::authority::{Actor, Bounds, Denied};
+use crate::error::Error;
+use crate::ids::{KeyId, UserId};
+use crate::model::ApiKey;
+use crate::name::Environment;
+use crate::store::{ApiKeyStore, KeyQuery, UserStore};
+
+/// The [`KeyService`] acting on behalf of one [`Actor`]: made by
+/// [`KeyService::acting_as`]. Every operation applies the authority rules first and
+/// refuses with [`Error::Denied`] (or answers "no such key") what the actor may not do.
+pub struct Acting<'a, S> {
+    pub(super) service: &'a KeyService<S>,
+    pub(super) actor: Actor,
+}
+
+impl<S> fmt::Debug for Acting<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acting")
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The service itself acts as the application.
+impl<'a, S> From<&'a KeyService<S>> for Acting<'a, S> {
+    fn from(service: &'a KeyService<S>) -> Self {
+        Self {
+            service,
+            actor: Actor::Application,
+        }
+    }
+}
+
+impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
+    pub(super) fn new(service: &'a KeyService<S>, actor: Actor) -> Self {
+        Self { service, actor }
+    }
+
+    /// Who is acting.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The service acted through.
+    pub fn service(&self) -> &'a KeyService<S> {
+        self.service
+    }
+
+    pub(super) fn bounds(&self) -> Result<Bounds, Error> {
+        Ok(Bounds::of(&self.actor)?)
+    }
+
+    /// The user a request acts on: `named`, or the actor's own user when none is named.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] when the actor may not act on `named` (or on anything: a
+    /// publishable key, a credential of no user); [`Error::UserRequired`] when no user
+    /// is named and the actor has none.
+    pub fn user_for(&self, named: Option<&UserId>) -> Result<UserId, Error> {
+        self.bounds()?.user(named)?.ok_or(Error::UserRequired)
+    }
+
+    /// Issues one key.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] when the request exceeds the actor's authority (another
+    /// user's key, another environment or tenant, a scope it lacks, an expiry after
+    /// its own, the owner's `max_keys_per_user` reached); [`Error::Text`] for a name,
+    /// notes or reference with control characters or over 1024 bytes;
+    /// [`Error::UnknownUser`] for an owner that does not exist; the checks of the type
+    /// and environment; store errors.
+    pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, Error> {
+        self.issue_key_with(request, &self.service.token_minter())
+            .await
+    }
+
+    /// Issues one key whose secret `minter` makes from the final record (how JWT keys
+    /// are made): the request is checked, the `on_create_key` hook runs, the key is
+    /// stored and listeners are told, exactly as for [`issue_key`](Self::issue_key).
+    ///
+    /// # Errors
+    /// As [`issue_key`](Self::issue_key), and the minter's errors.
+    pub async fn issue_key_with(
+        &self,
+        request: KeyRequest,
+        minter: &dyn KeyMinter,
+    ) -> Result<IssuedKey, Error> {
+        let bounds = self.bounds()?;
+        bounds.check_environment(&request.environment)?;
+        bounds.check_grant(&request.scopes)?;
+        let user_id = bounds.user(request.user_id.as_ref())?;
+        if user_id.is_none() && bounds.needs_user() {
+            return Err(Error::UserRequired);
+        }
+        let owner = self.service.owner(user_id.as_ref()).await?;
+        if let Some(owner) = &owner {
+            bounds.check_user(owner)?;
+            // A caller's key belongs to its owner's tenant, never one it names.
+            if bounds.is_caller() && request.tenant.is_some() && request.tenant != owner.tenant {
+                return Err(Denied::TenantMismatch.into());
+            }
+        }
+        self.service.check_volume(owner.as_ref(), 1).await?;
+        let spec = NewKey::new(
+            &request.key_type,
+            &request.environment,
+            owner.as_ref(),
+            &bounds,
+        )
+        .asked_expiry(request.expires_in.is_some());
+        let issued = self.service.new_key(spec, minter, |key| {
+            key.name = request.name.clone();
+            key.scopes = request.scopes.clone();
+            key.notes = request.notes.clone();
+            key.ref_id = request.ref_id.clone();
+            key.meta = request.meta.clone();
+            if request.tenant.is_some() {
+                key.tenant = request.tenant.clone();
+            }
+            if let Some(lifetime) = request.expires_in {
+                key.expires_at = Some(after(key.created_at, lifetime)?);
+            }
+            Ok(())
+        })?;
+        let stored = std::slice::from_ref(&issued.key);
+        self.service.store.store_all(stored).await?;
+        self.service.announce_issued(stored).await;
+        Ok(issued)
+    }
+
+    /// A user's keys matching `query`, newest first. A caller bound to an
+    /// environment sees only that environment's keys.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] for another user's keys (without the admin scope), another
+    /// environment or tenant; store errors.
+    pub async fn list_keys(
+        &self,
+        user_id: &UserId,
+        query: &KeyQuery,
+    ) -> Result<Vec<ApiKey>, Error> {
+        let bounds = self.bounds()?;
+        bounds.user(Some(user_id))?;
+        let query = match (&query.environment, bounds.environment()) {
+            (Some(asked), _) => {
+                bounds.check_environment(asked)?;
+                query.clone()
+            }
+            (None, Some(own)) => query.clone().in_environment(own.clone()),
+            (None, None) => query.clone(),
+        };
+        if bounds.has_tenant() {
+            let user = self
+                .service
+                .store
+                .get_user(user_id)
+                .await?
+                .ok_or_else(|| Error::UnknownUser(user_id.clone()))?;
+            bounds.check_user(&user)?;
+        }
+        let mut keys = self
+            .service
+            .store
+            .get_user_api_keys(user_id, &query)
+            .await?;
+        keys.retain(|key| bounds.may_see(key));
+        Ok(keys)
+    }
+
+    /// A user's keys that work now in `environment` (ServiceStack's `GET /apikeys/{env}`).
+    ///
+    /// # Errors
+    /// As [`list_keys`](Self::list_keys).
+    pub async fn active_keys(
+        &self,
+        user_id: &UserId,
+        environment: Environment,
+    ) -> Result<Vec<ApiKey>, Error> {
+        let query = KeyQuery::active_at(self.service.now()).in_environment(environment);
+        self.list_keys(user_id, &query).await
+    }
+
+    /// The key `key_id`, if the actor may see it; `None` for no such key or one it may
+    /// not see (another user's, another tenant's).
+    ///
+    /// # Errors
+    /// [`Error::Denied`] for a key of the actor's user in another environment (or a
+    /// publishable key or credential of no user asking); store errors.
+    pub async fn key(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
+        let bounds = self.bounds()?;
+        self.visible(&bounds, key_id).await
+    }
+
+    /// The stored key `key_id` if `bounds` may see it and it is of their environment.
+    pub(super) async fn visible(
+        &self,
+        bounds: &Bounds,
+        key_id: &KeyId,
+    ) -> Result<Option<ApiKey>, Error> {
+        let Some(key) = self.service.store.get_api_key(key_id).await? else {
+            return Ok(None);
+        };
+        if !bounds.may_see(&key) {
+            return Ok(None);
+        }
+        bounds.check_environment(&key.environment)?;
+        Ok(Some(key))
+    }
+
+    /// Revokes a key now. Returns the key as stored, or `None` if there is no such key
+    /// (or none the actor may see).
+    ///
+    /// Listeners hear of the revoke before the store is written and again after, so a
+    /// caller that stops waiting (a dropped future: client gone, request timed out)
+    /// cannot leave a revoked key in this instance's caches or off the deny-list.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] for a key of another environment, or (for a key caller) one
+    /// holding scopes beyond the caller's; store errors.
+    pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
+        let bounds = self.bounds()?;
+        let Some(mut key) = self.visible(&bounds, key_id).await? else {
+            return Ok(None);
+        };
+        bounds.check_may_cancel(&key)?;
+        let now = self.service.now();
+        key.cancelled_at = Some(key.cancelled_at.map_or(now, |at| at.min(now)));
+        self.service
+            .announce_revoking(std::slice::from_ref(&key))
+            .await;
+        let revoked = self.service.store.cancel_key(key_id, now).await?;
+        if let Some(key) = &revoked {
+            self.service.announce(std::slice::from_ref(key)).await;
+        }
+        Ok(revoked)
+    }
+
+    /// When keys retired now with `grace` stop working.
+    pub(super) fn cancel_at(
+        &self,
+        grace: Option<Duration>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+        let now = self.service.now();
+        match grace {
+            Some(grace) => after(now, grace),
+            None => Ok(now),
+        }
+    }
+}
