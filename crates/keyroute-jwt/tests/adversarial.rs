@@ -175,12 +175,12 @@ impl keyroute_core::DenyList for GatedDenyList {
     ) -> keyroute_core::StoreResult<()> {
         self.inner.deny(id, from, until).await
     }
-    async fn is_denied(
+    async fn denial(
         &self,
         ids: &[&str],
         now: chrono::DateTime<chrono::Utc>,
-    ) -> keyroute_core::StoreResult<bool> {
-        let answer = self.inner.is_denied(ids, now).await;
+    ) -> keyroute_core::StoreResult<keyroute_core::Denial> {
+        let answer = self.inner.denial(ids, now).await;
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.read.notify_one();
             self.release.notified().await;
