@@ -75,7 +75,9 @@ pub use service::{
     Acting, BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService, META_FORMAT,
     Minted, NewUser, Regenerated, Registration,
 };
-pub use store::{ApiKeyStore, DenyList, KeyQuery, Regeneration, ResolvedKey, Store, UserStore};
+pub use store::{
+    ApiKeyStore, Denial, DenyList, KeyQuery, Regeneration, ResolvedKey, Store, UserStore,
+};
 pub use token::{
     GenerateError, MAX_KEY_BYTES, MAX_TOKEN_LEN, MIN_KEY_BYTES, PresentedKey, TokenError,
     TokenFormat,

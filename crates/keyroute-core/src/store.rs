@@ -184,6 +184,72 @@ pub trait UserStore: Send + Sync {
     async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>>;
 }
 
+/// What the deny-list says about some ids at one instant: whether one of them is
+/// denied now and, if none is, when the first entry among them that starts later
+/// begins (a key rolled with a grace period is denied from the grace's end). A cache
+/// of "not denied" must not be trusted past that start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denial {
+    denied: bool,
+    pending_from: Option<DateTime<Utc>>,
+}
+
+impl Denial {
+    /// One of the ids is denied now.
+    pub const DENIED: Self = Self {
+        denied: true,
+        pending_from: None,
+    };
+
+    /// No entry for any of the ids denies now or later.
+    pub const ALLOWED: Self = Self {
+        denied: false,
+        pending_from: None,
+    };
+
+    /// None of the ids is denied at the instant asked about; the first entry among
+    /// them starts at `from`, after that instant.
+    pub fn pending(from: DateTime<Utc>) -> Self {
+        Self {
+            denied: false,
+            pending_from: Some(from),
+        }
+    }
+
+    /// The answer at `now` from the entries of the asked ids, each given as its start
+    /// (`None`: at once) and its end. An entry denies from its start until its end;
+    /// one that has ended, or starts only once it has ended, denies nothing.
+    pub fn of_entries(
+        entries: impl IntoIterator<Item = (Option<DateTime<Utc>>, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut answer = Self::ALLOWED;
+        for (from, until) in entries {
+            match from {
+                _ if until <= now => {}
+                None => return Self::DENIED,
+                Some(from) if from <= now => return Self::DENIED,
+                Some(from) if from < until => {
+                    answer.pending_from = Some(answer.pending_from.map_or(from, |p| p.min(from)));
+                }
+                Some(_) => {}
+            }
+        }
+        answer
+    }
+
+    /// Whether one of the ids is denied now.
+    pub fn is_denied(&self) -> bool {
+        self.denied
+    }
+
+    /// When none is denied now: the start of the first entry among the ids that
+    /// denies later, if any. `None` when one is denied now.
+    pub fn pending_from(&self) -> Option<DateTime<Utc>> {
+        self.pending_from
+    }
+}
+
 /// Revoked token and key ids, for verifiers of self-contained tokens (JWTs), which
 /// no key lookup would otherwise stop.
 ///
@@ -191,7 +257,8 @@ pub trait UserStore: Send + Sync {
 /// own id or the id of the key it came from is denied. Entries carry the time after
 /// which they no longer matter (the token would have expired anyway) and are purged
 /// after it, and may start later than now (a key rolled with a grace period is denied
-/// from the end of its grace).
+/// from the end of its grace): a lookup reports that start, so a verifier that caches
+/// the answer knows when it stops being true.
 #[async_trait]
 pub trait DenyList: Send + Sync {
     /// Denies `id` from `from` (`None`: at once) until `until`. Denying an id again
@@ -203,8 +270,16 @@ pub trait DenyList: Send + Sync {
         until: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Whether any of `ids` is denied at `now`.
-    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Whether any of `ids` is denied at `now` and, if none is, the earliest start
+    /// after `now` of an entry among them ([`Denial::of_entries`] computes it from the
+    /// entries). One read: callers ask on the request path.
+    async fn denial(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<Denial>;
+
+    /// Whether any of `ids` is denied at `now`: [`denial`](Self::denial), without the
+    /// pending start. Implementations need not override it.
+    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.denial(ids, now).await?.is_denied())
+    }
 
     /// Removes entries that ended before `now`; returns how many.
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64>;
@@ -289,10 +364,53 @@ impl<S: DenyList + ?Sized> DenyList for std::sync::Arc<S> {
     ) -> StoreResult<()> {
         (**self).deny(id, from, until).await
     }
-    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
-        (**self).is_denied(ids, now).await
+    async fn denial(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<Denial> {
+        (**self).denial(ids, now).await
     }
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         (**self).purge_denied(now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    /// An entry denies from its start until its end; among pending entries the
+    /// earliest start is reported; ended entries and ones starting after their end
+    /// deny nothing.
+    #[test]
+    fn denial_of_entries_reports_the_earliest_pending_start() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let at = |minutes: i64| now + TimeDelta::minutes(minutes);
+        assert_eq!(Denial::of_entries([], now), Denial::ALLOWED);
+        assert_eq!(Denial::of_entries([(None, at(1))], now), Denial::DENIED);
+        assert_eq!(
+            Denial::of_entries([(Some(now), at(1))], now),
+            Denial::DENIED
+        );
+        assert_eq!(
+            Denial::of_entries([(None, now), (Some(at(-5)), at(-1))], now),
+            Denial::ALLOWED,
+            "ended entries deny nothing"
+        );
+        assert_eq!(
+            Denial::of_entries([(Some(at(9)), at(20)), (Some(at(4)), at(20))], now),
+            Denial::pending(at(4))
+        );
+        assert_eq!(
+            Denial::of_entries([(Some(at(4)), at(20)), (None, at(1))], now),
+            Denial::DENIED,
+            "denied now wins over pending"
+        );
+        assert_eq!(
+            Denial::of_entries([(Some(at(5)), at(5))], now),
+            Denial::ALLOWED,
+            "an entry ending when it starts never denies"
+        );
+        assert_eq!(Denial::pending(at(4)).pending_from(), Some(at(4)));
+        assert!(!Denial::pending(at(4)).is_denied());
     }
 }

@@ -15,9 +15,17 @@
 //! immediately. Other instances learn of it from the store's change feed
 //! ([`DenyFeed`]): each deny-list entry publishes its id, and the feed drops their
 //! cached answer for it. A service built to follow the feed trusts cached "not
-//! denied" answers only while the feed is live (cached denials always count: that
-//! fails closed); without the feed, other instances see a revocation when their
+//! denied" answers only while the feed is live (cached denials in force always count:
+//! that fails closed); without the feed, other instances see a revocation when their
 //! cached "not denied" answer ages out (`deny_cache_ttl`).
+//!
+//! An entry may start later (a key rolled with a grace period is denied from the
+//! grace's end), and no event comes when it starts. So the store reports that start
+//! ([`Denial`]) and the cache turns with it: an answer about one id keeps the start
+//! (`denied_from` in the future) and denies from then on; an answer about several
+//! ids, which does not say whose entry it is, is trusted only until that start. A
+//! pending answer allows until its start, so it is trusted no more than a "not
+//! denied" while the feed is down, and dropped with them when the feed returns.
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,11 +34,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use keyroute_core::{
-    ApiKey, ChangeEvent, Clock, DenyList, FeedGate, FeedListener, KeyListener, StoreResult,
+    ApiKey, ChangeEvent, Clock, Denial, DenyList, FeedGate, FeedListener, KeyListener, StoreResult,
 };
 
-/// One cached answer: denied from `denied_from` (`None`: not denied), trusted until
-/// `valid_until` (injected clock).
+/// One cached answer: denied from `denied_from` (`None`: not denied; in the future:
+/// not yet), trusted until `valid_until` (injected clock).
 #[derive(Debug, Clone, Copy)]
 struct CachedAnswer {
     denied_from: Option<DateTime<Utc>>,
@@ -109,13 +117,15 @@ impl DenyState {
             && self.changed.get(id).is_none_or(|changed| changed <= epoch)
     }
 
-    /// Drops every cached "not denied" answer, and any being read.
+    /// Drops every cached answer that does not deny now (a pending start may have
+    /// been moved earlier by an event missed meanwhile), and any being read.
     fn clear_allowed(&self) {
         self.floor.store(self.next_epoch(), Ordering::SeqCst);
         if let Some(cache) = &self.cache {
+            let now = self.clock.now();
             let allowed: Vec<Arc<str>> = cache
                 .iter()
-                .filter(|(_, answer)| answer.denied_from.is_none())
+                .filter(|(_, answer)| !answer.denied_at(now))
                 .map(|(id, _)| Arc::clone(&*id))
                 .collect();
             for id in allowed {
@@ -175,8 +185,9 @@ impl DenyState {
                 .as_ref()
                 .and_then(|c| c.get(*id))
                 .filter(|answer| answer.valid_until > now)
-                // While the feed is down, only denials are trusted.
-                .filter(|answer| answer.denied_from.is_some() || self.gate.cache_usable());
+                // While the feed is down, only denials in force are trusted: a revoke
+                // the feed would have told of may have moved a pending start earlier.
+                .filter(|answer| answer.denied_at(now) || self.gate.cache_usable());
             match cached {
                 Some(answer) if answer.denied_at(now) => return Ok(true),
                 Some(_) => {}
@@ -205,29 +216,42 @@ impl DenyState {
         };
         let valid_until = now.checked_add_signed(self.ttl).unwrap_or(now);
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let denied = list.is_denied(ids, now).await?;
-        let answer = |denied: bool| denied.then_some(DateTime::<Utc>::MIN_UTC);
-        if !denied || ids.len() == 1 {
-            for id in ids {
-                // A denial is always safe to keep; an allowance only if nothing about
-                // the id changed while it was read.
-                if denied || self.still_current(id, epoch) {
-                    self.remember(id, answer(denied), valid_until);
+        let denial = list.denial(ids, now).await?;
+        match ids {
+            [id] => self.keep(id, denial, valid_until, epoch),
+            _ if !denial.is_denied() => {
+                // A pending entry belongs to one of the ids, unknown which: every id's
+                // "not denied" holds only until it starts.
+                let until = denial
+                    .pending_from()
+                    .map_or(valid_until, |from| from.min(valid_until));
+                for id in ids {
+                    self.keep(id, Denial::ALLOWED, until, epoch);
                 }
             }
-            return Ok(denied);
-        }
-        // Several ids and one of them denied: learn which, so each cached answer is
-        // right (a revoked key must not make its other tokens' jtis look denied).
-        if self.cache.is_some() {
-            for id in ids {
-                let one = list.is_denied(&[id], now).await?;
-                if one || self.still_current(id, epoch) {
-                    self.remember(id, answer(one), valid_until);
+            // Several ids and one of them denied: learn which, so each cached answer
+            // is right (a revoked key must not make its other tokens' jtis look denied).
+            _ if self.cache.is_some() => {
+                for id in ids {
+                    let one = list.denial(&[id], now).await?;
+                    self.keep(id, one, valid_until, epoch);
                 }
             }
+            _ => {}
         }
-        Ok(true)
+        Ok(denial.is_denied())
+    }
+
+    /// Caches `denial`, the deny-list's answer about `id` alone read at `epoch`. A
+    /// denial in force is always safe to keep; an answer that allows now (even one
+    /// that denies from a later start) only if nothing about the id changed while it
+    /// was read: a revoke may have moved the start earlier.
+    fn keep(&self, id: &str, denial: Denial, valid_until: DateTime<Utc>, epoch: u64) {
+        if denial.is_denied() {
+            self.remember(id, Some(DateTime::<Utc>::MIN_UTC), valid_until);
+        } else if self.still_current(id, epoch) {
+            self.remember(id, denial.pending_from(), valid_until);
+        }
     }
 
     /// Denies `id` from `from` (`None`: at once) until `until`: in this instance's

@@ -51,7 +51,10 @@
 //! itself. [`RevocationListener`], attached to the [`KeyService`](keyroute_core::KeyService),
 //! writes every revoked key's id to the deny-list (the store's
 //! [`DenyList`](keyroute_core::DenyList)) and marks it denied in this instance's cache
-//! at once. Verification then refuses a token whose `jti` or `key_id` is denied.
+//! at once. Verification then refuses a token whose `jti` or `key_id` is denied. A key
+//! rolled with a grace period is denied from the grace's end: the deny-list reports
+//! that start and no cached "not denied" is trusted past it, so every instance that
+//! read the entry refuses the key's tokens from then on, with no wait.
 //!
 //! - **Check on** (default): a revocation is honoured at once on the revoking
 //!   instance, and on others within `deny_cache_ttl` (default 10 s), the time they

@@ -175,12 +175,12 @@ impl keyroute_core::DenyList for GatedDenyList {
     ) -> keyroute_core::StoreResult<()> {
         self.inner.deny(id, from, until).await
     }
-    async fn is_denied(
+    async fn denial(
         &self,
         ids: &[&str],
         now: chrono::DateTime<chrono::Utc>,
-    ) -> keyroute_core::StoreResult<bool> {
-        let answer = self.inner.is_denied(ids, now).await;
+    ) -> keyroute_core::StoreResult<keyroute_core::Denial> {
+        let answer = self.inner.denial(ids, now).await;
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.read.notify_one();
             self.release.notified().await;
@@ -247,30 +247,48 @@ async fn revocation_racing_a_deny_cache_fill_is_not_undone() {
     ));
 }
 
-/// Keys rolled with a grace period were skipped by the revocation listener and nothing
-/// denied them when the grace ended, so a JWT exchanged for one, and a JWT issued as a
-/// key, outlived the grace period, here and on other instances.
-#[tokio::test]
-async fn rolled_keys_stop_their_jwts_when_the_grace_ends() {
-    use chrono::TimeDelta;
+/// A user's test keys rolled at `t0` with a 5-minute grace period by a key service
+/// that tells `here` of revocations; `elsewhere` shares the store and the clock.
+struct Rolled {
+    clock: ManualClock,
+    store: Arc<MemoryStore>,
+    here: Arc<JwtService>,
+    elsewhere: Arc<JwtService>,
+    /// The rolled API key and JWT key.
+    old_keys: [keyroute_core::KeyId; 2],
+    /// A JWT exchanged for the rolled key, and a JWT key of the same user.
+    tokens: [String; 2],
+}
+
+/// The grace period of [`roll_with_grace`].
+const GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Rolls a user's keys as [`Rolled`] says; with `follow_feed`, `here`'s deny cache
+/// follows the change feed (told it is live) and `elsewhere`'s does not.
+async fn roll_with_grace(follow_feed: bool) -> Rolled {
     use keyroute_core::{
-        AuthError, Environment, KeyOptions, KeyRequest, KeyService, KeyType, NewUser, Principal,
-        TokenVerifier,
+        Environment, FeedListener as _, KeyOptions, KeyRequest, KeyService, KeyType, NewUser,
+        Principal,
     };
 
     let store = Arc::new(MemoryStore::new());
     let clock = ManualClock::new(common::t0());
-    let instance = |store: &Arc<MemoryStore>| {
-        Arc::new(
-            JwtService::builder(JwtConfig::default())
-                .signing_key(hs_key())
-                .deny_list(store.clone())
-                .clock(Arc::new(clock.clone()))
-                .build()
-                .unwrap(),
-        )
+    let instance = |follow_feed: bool| {
+        let builder = JwtService::builder(JwtConfig::default())
+            .signing_key(hs_key())
+            .deny_list(store.clone())
+            .clock(Arc::new(clock.clone()));
+        let builder = if follow_feed {
+            builder.deny_cache_follows_feed()
+        } else {
+            builder
+        };
+        Arc::new(builder.build().unwrap())
     };
-    let (here, elsewhere) = (instance(&store), instance(&store));
+    let (here, elsewhere) = (instance(follow_feed), instance(false));
+    if follow_feed {
+        here.feed_listener().feed_live().await;
+    }
     let keys = KeyService::new(Arc::clone(&store), KeyOptions::default())
         .unwrap()
         .with_clock(Arc::new(clock.clone()))
@@ -287,38 +305,139 @@ async fn rolled_keys_stop_their_jwts_when_the_grace_ends() {
         )
         .await
         .unwrap();
-    let tokens = [
-        exchanged.token.expose_secret(),
-        jwt_key.plaintext.expose_secret(),
-    ];
+    keys.regenerate(&ada.user.id, &Environment::TEST, GRACE.to_std().ok())
+        .await
+        .unwrap();
+    Rolled {
+        clock,
+        store,
+        here,
+        elsewhere,
+        old_keys: [api_key.key.id.clone(), jwt_key.key.id.clone()],
+        tokens: [
+            exchanged.token.expose_secret().to_owned(),
+            jwt_key.plaintext.expose_secret().to_owned(),
+        ],
+    }
+}
 
-    keys.regenerate(
-        &ada.user.id,
-        &Environment::TEST,
-        Some(Duration::from_secs(300)),
-    )
-    .await
-    .unwrap();
-    clock.advance(TimeDelta::minutes(4));
-    for jwt in [&here, &elsewhere] {
-        for token in tokens {
+/// Whether `jwt` refuses every one of `tokens` as revoked.
+async fn refuses_all(jwt: &JwtService, tokens: &[String]) -> bool {
+    use keyroute_core::{AuthError, TokenVerifier as _};
+    for token in tokens {
+        if !matches!(
+            jwt.verify(token).await,
+            Err(AuthError::Jwt(JwtError::Revoked))
+        ) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Keys rolled with a grace period were skipped by the revocation listener and nothing
+/// denied them when the grace ended, so a JWT exchanged for one, and a JWT issued as a
+/// key, outlived the grace period, here and on other instances.
+#[tokio::test]
+async fn rolled_keys_stop_their_jwts_when_the_grace_ends() {
+    use keyroute_core::TokenVerifier as _;
+
+    let rolled = roll_with_grace(false).await;
+    rolled.clock.advance(chrono::TimeDelta::minutes(4));
+    for jwt in [&rolled.here, &rolled.elsewhere] {
+        for token in &rolled.tokens {
             jwt.verify(token)
                 .await
                 .expect("still within the grace period");
         }
     }
-    clock.advance(TimeDelta::minutes(2));
-    for jwt in [&here, &elsewhere] {
-        for token in tokens {
-            assert!(
-                matches!(
-                    jwt.verify(token).await,
-                    Err(AuthError::Jwt(JwtError::Revoked))
-                ),
-                "a token of a rolled key outlived the grace period"
-            );
+    rolled.clock.advance(chrono::TimeDelta::minutes(2));
+    for jwt in [&rolled.here, &rolled.elsewhere] {
+        assert!(
+            refuses_all(jwt, &rolled.tokens).await,
+            "a token of a rolled key outlived the grace period"
+        );
+    }
+}
+
+/// An instance that verified a rolled key's JWTs shortly before the grace ended cached
+/// "not denied" and kept accepting them for the deny cache's TTL (10 s) after it,
+/// though the deny-list entry it read named the grace's end as its start.
+#[tokio::test]
+async fn a_cached_answer_outlived_the_grace_end_on_other_instances() {
+    use chrono::TimeDelta;
+    use keyroute_core::TokenVerifier as _;
+
+    let rolled = roll_with_grace(false).await;
+    rolled.clock.advance(GRACE - TimeDelta::seconds(5));
+    for jwt in [&rolled.here, &rolled.elsewhere] {
+        for token in &rolled.tokens {
+            jwt.verify(token)
+                .await
+                .expect("still within the grace period");
         }
     }
+    rolled.clock.advance(TimeDelta::seconds(5));
+    for (name, jwt) in [("here", &rolled.here), ("elsewhere", &rolled.elsewhere)] {
+        assert!(
+            refuses_all(jwt, &rolled.tokens).await,
+            "{name}: a token of a rolled key was accepted when its grace had ended"
+        );
+    }
+}
+
+/// Revokes `rolled`'s old keys at once through another key service, whose listener is
+/// `elsewhere`'s: the deny-list entries' start moves to now, and `here` hears of it
+/// only through the change feed.
+async fn revoke_elsewhere(rolled: &Rolled) {
+    use keyroute_core::{KeyOptions, KeyService};
+    let keys = KeyService::new(Arc::clone(&rolled.store), KeyOptions::default())
+        .unwrap()
+        .with_clock(Arc::new(rolled.clock.clone()))
+        .with_listener(rolled.elsewhere.revocation_listener());
+    for id in &rolled.old_keys {
+        keys.revoke(id).await.unwrap();
+    }
+}
+
+/// A cached "denied from the grace's end" answered "not denied" while the change feed
+/// was down, so a revoke made elsewhere during the grace (which only the feed would
+/// have told of) did not stop the keys' JWTs here.
+#[tokio::test]
+async fn a_pending_denial_was_trusted_while_the_feed_was_down() {
+    use keyroute_core::{FeedListener as _, TokenVerifier as _};
+
+    let rolled = roll_with_grace(true).await;
+    rolled.here.feed_listener().feed_interrupted().await;
+    for token in &rolled.tokens {
+        rolled.here.verify(token).await.expect("within the grace");
+    }
+    revoke_elsewhere(&rolled).await;
+    assert!(
+        refuses_all(&rolled.here, &rolled.tokens).await,
+        "a revoke missed while the feed was down was not honoured"
+    );
+}
+
+/// A cached "denied from the grace's end" survived the feed coming back, though events
+/// were missed while it was down, so a revoke made elsewhere meanwhile did not stop
+/// the key's JWTs here.
+#[tokio::test]
+async fn a_pending_denial_survived_the_feed_coming_back() {
+    use keyroute_core::{FeedListener as _, TokenVerifier as _};
+
+    let rolled = roll_with_grace(true).await;
+    for token in &rolled.tokens {
+        rolled.here.verify(token).await.expect("within the grace");
+    }
+    let feed = rolled.here.feed_listener();
+    feed.feed_interrupted().await;
+    revoke_elsewhere(&rolled).await;
+    feed.feed_live().await;
+    assert!(
+        refuses_all(&rolled.here, &rolled.tokens).await,
+        "a revoke missed while the feed was down was not honoured once it was back"
+    );
 }
 
 /// A token whose `env` differs from the environment of the key it names (a forged

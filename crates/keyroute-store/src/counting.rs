@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, ChangeFeed, ChangeSubscription, DenyList, FeedSettings, KeyHash, KeyId,
-    KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId, UserStore,
+    ApiKey, ApiKeyStore, ChangeFeed, ChangeSubscription, Denial, DenyList, FeedSettings, KeyHash,
+    KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId, UserStore,
 };
 
 /// Wraps a store and counts the calls made through it.
@@ -147,9 +147,9 @@ impl<S: DenyList> DenyList for CountingStore<S> {
         self.count(None);
         self.inner.deny(id, from, until).await
     }
-    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn denial(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<Denial> {
         self.count(None);
-        self.inner.is_denied(ids, now).await
+        self.inner.denial(ids, now).await
     }
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         self.count(None);

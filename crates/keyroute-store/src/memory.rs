@@ -21,7 +21,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, DenyList,
+    ApiKey, ApiKeyStore, ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, Denial, DenyList,
     FeedSettings, FeedSignal, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
     StoreResult, User, UserId, UserStore,
 };
@@ -361,14 +361,12 @@ impl DenyList for MemoryStore {
         Ok(())
     }
 
-    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn denial(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<Denial> {
         let inner = self.read();
-        Ok(ids.iter().any(|id| {
-            inner
-                .denied
-                .get(*id)
-                .is_some_and(|(from, until)| from.is_none_or(|from| from <= now) && *until > now)
-        }))
+        Ok(Denial::of_entries(
+            ids.iter().filter_map(|id| inner.denied.get(*id).copied()),
+            now,
+        ))
     }
 
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, ChangeKind, DenyList, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey,
-    StoreResult, User, UserId, UserStore,
+    ApiKey, ApiKeyStore, ChangeKind, Denial, DenyList, KeyHash, KeyId, KeyQuery, Regeneration,
+    ResolvedKey, StoreResult, User, UserId, UserStore,
 };
 
 use super::rows::{KeyRow, UserRow};
@@ -427,24 +427,31 @@ impl DenyList for SqlStore<Marker> {
         .map_err(map_error)
     }
 
-    async fn is_denied(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn denial(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<Denial> {
         if ids.is_empty() {
-            return Ok(false);
+            return Ok(Denial::ALLOWED);
         }
         let mut conn = self.conn().await?;
-        diesel::select(diesel::dsl::exists(
-            denied::table
-                .filter(denied::id.eq_any(ids))
-                .filter(denied::expires_at.gt(Ts::from_instant(now)))
-                .filter(
-                    denied::denied_from
-                        .is_null()
-                        .or(denied::denied_from.le(Ts::from_instant(now))),
-                ),
-        ))
-        .get_result(&mut *conn)
-        .await
-        .map_err(map_error)
+        // One read of the asked ids' entries that have not ended (at most one row per
+        // id: `id` is the key); which of them deny now or later is decided in Rust,
+        // the same way for every backend.
+        let entries: Vec<(Option<Ts>, Ts)> = denied::table
+            .filter(denied::id.eq_any(ids))
+            .filter(denied::expires_at.gt(Ts::from_instant(now)))
+            .select((denied::denied_from, denied::expires_at))
+            .load(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        let entries = entries
+            .into_iter()
+            .map(|(from, until)| {
+                Ok((
+                    from.map(Ts::into_instant).transpose()?,
+                    until.into_instant()?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Denial::of_entries(entries, now))
     }
 
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -1,9 +1,9 @@
-//! Conformance cases for the deny-list: ends, starts, purging.
+//! Conformance cases for the deny-list: ends, starts (and their reporting), purging.
 
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use keyroute_core::{DenyList, Store};
+use keyroute_core::{Denial, DenyList, Store};
 
 use super::t0;
 
@@ -100,4 +100,51 @@ pub(crate) async fn deny_list_entries_can_start_later<S: Store>(store: Arc<S>) {
     store.deny(id, None, end).await.unwrap();
     assert!(store.is_denied(&[id], t0()).await.unwrap(), "at once wins");
     assert_eq!(store.purge_denied(end).await.unwrap(), 1);
+}
+
+/// A pending entry is reported with its start (the earliest among the asked ids),
+/// exactly to the microsecond, and denies from that start on; denied-now wins over
+/// pending, and ended entries or ones that would start after their end report nothing.
+pub(crate) async fn deny_list_reports_when_a_pending_entry_starts<S: Store>(store: Arc<S>) {
+    let (a, b, c, now_denied) = ("key-1a2b", "key-3c4d", "key-5e6f", "jti-7a8b");
+    let first = t0() + TimeDelta::minutes(5);
+    let later = t0() + TimeDelta::minutes(9);
+    let end = t0() + TimeDelta::hours(1);
+    store.deny(a, Some(later), end).await.unwrap();
+    store.deny(b, Some(first), end).await.unwrap();
+    store
+        .deny(c, Some(end + TimeDelta::hours(1)), end)
+        .await
+        .unwrap();
+    store.deny(now_denied, None, end).await.unwrap();
+
+    assert_eq!(
+        store.denial(&[a], t0()).await.unwrap(),
+        Denial::pending(later)
+    );
+    assert_eq!(
+        store.denial(&["jti-none", a, b], t0()).await.unwrap(),
+        Denial::pending(first),
+        "the earliest start among the ids"
+    );
+    let just_before = first - TimeDelta::microseconds(1);
+    assert_eq!(
+        store.denial(&[b], just_before).await.unwrap(),
+        Denial::pending(first)
+    );
+    assert!(!store.is_denied(&[b], just_before).await.unwrap());
+    assert_eq!(store.denial(&[b], first).await.unwrap(), Denial::DENIED);
+    assert!(store.is_denied(&[a, b], first).await.unwrap());
+    assert_eq!(
+        store.denial(&[a, now_denied], t0()).await.unwrap(),
+        Denial::DENIED,
+        "denied now wins over pending"
+    );
+    assert_eq!(
+        store.denial(&[c], t0()).await.unwrap(),
+        Denial::ALLOWED,
+        "an entry that would start after its end never denies"
+    );
+    assert_eq!(store.denial(&[a, b], end).await.unwrap(), Denial::ALLOWED);
+    assert_eq!(store.denial(&[], t0()).await.unwrap(), Denial::ALLOWED);
 }

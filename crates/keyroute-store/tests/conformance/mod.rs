@@ -23,6 +23,7 @@ mod robustness;
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
 pub(crate) use deny::{
     deny_list_entries_can_start_later, deny_list_keeps_the_latest_end_and_purges,
+    deny_list_reports_when_a_pending_entry_starts,
 };
 pub(crate) use feed::{
     each_change_publishes_its_event_in_order, every_subscriber_receives_every_event,
@@ -57,6 +58,7 @@ macro_rules! conformance_suite {
             init_schema_is_idempotent,
             deny_list_keeps_the_latest_end_and_purges,
             deny_list_entries_can_start_later,
+            deny_list_reports_when_a_pending_entry_starts,
             each_change_publishes_its_event_in_order,
             every_subscriber_receives_every_event,
             purged_events_are_gone_and_the_feed_goes_on,
