@@ -130,3 +130,95 @@ async fn revoke_dropped_after_the_store_write_is_not_lost() {
         "dropped {dropped}, committed {committed}"
     );
 }
+
+/// A roll whose future was dropped between its store write and telling the listeners
+/// left the old key cancelled in the store but in this instance's cache, and a JWT key
+/// off the deny-list, valid for ever. Rolls now announce first, as revokes do. Dropped
+/// at every point in turn, on the current-thread runtime where SQLite queries pend.
+#[tokio::test(flavor = "current_thread")]
+async fn roll_dropped_after_the_store_write_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = handle(dir.path()).await;
+    let jwt = app.jwt().unwrap();
+    let ada = app
+        .keys()
+        .register_user(NewUser::named("ada"))
+        .await
+        .unwrap();
+    let (mut committed, mut dropped) = (0, 0);
+    for step in 0..160u64 {
+        let key = app
+            .keys()
+            .issue_key(
+                KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(ada.user.id.clone()),
+            )
+            .await
+            .unwrap();
+        let headers = bearer(key.plaintext.expose_secret());
+        let caller = app
+            .authenticate(&IncomingRequest::new(&headers))
+            .await
+            .unwrap();
+        let exchanged = jwt.exchange(&caller).unwrap();
+        let jwt_key = jwt
+            .issue_key(
+                app.keys(),
+                JwtKeyRequest::new(
+                    KeyRequest::new(KeyType::SECRET, Environment::TEST)
+                        .for_user(ada.user.id.clone()),
+                ),
+            )
+            .await
+            .unwrap();
+        jwt.verify(jwt_key.plaintext.expose_secret()).await.unwrap();
+
+        // Roll both with no grace, each future given a growing budget.
+        let budget = Duration::from_micros(25 * step);
+        for id in [&key.key.id, &jwt_key.key.id] {
+            if tokio::time::timeout(budget, app.keys().roll(id, None))
+                .await
+                .is_err()
+            {
+                dropped += 1;
+            }
+        }
+
+        let stored = app.store().get_api_key(&key.key.id).await.unwrap().unwrap();
+        if stored.cancelled_at.is_some() {
+            committed += 1;
+            assert!(
+                matches!(
+                    app.authenticate(&IncomingRequest::new(&headers)).await,
+                    Err(AuthError::Revoked)
+                ),
+                "step {step}: the rolled-away key was still accepted"
+            );
+            assert!(
+                matches!(
+                    jwt.verify(exchanged.token.expose_secret()).await,
+                    Err(AuthError::Jwt(JwtError::Revoked))
+                ),
+                "step {step}: a JWT exchanged for the rolled-away key was still accepted"
+            );
+        }
+        let stored = app
+            .store()
+            .get_api_key(&jwt_key.key.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if stored.cancelled_at.is_some() {
+            assert!(
+                matches!(
+                    jwt.verify(jwt_key.plaintext.expose_secret()).await,
+                    Err(AuthError::Jwt(JwtError::Revoked))
+                ),
+                "step {step}: the rolled-away JWT key was still accepted"
+            );
+        }
+    }
+    assert!(
+        dropped > 0 && committed > 0,
+        "dropped {dropped}, committed {committed}"
+    );
+}
