@@ -9,10 +9,12 @@
 //! | `POST {prefix}/{id}/roll` | replaces one key; `{"grace": "1h"}` capped at the old key's expiry |
 //! | `POST /token` | exchanges the caller's key or session for a short-lived JWT (feature `jwt`) |
 //!
-//! Who may do what: a caller manages their own keys; a key with the admin scope
-//! manages anyone's (naming them with `?user_id=` or `"user_id"`); a publishable key
-//! manages nothing; a key of no user gets 403. Scopes of a new key never exceed the
-//! caller's own. Responses carrying a plaintext key or token are `Cache-Control: no-store`.
+//! Who may do what is not decided here: every route acts through
+//! `KeyService::acting_as(&caller)`, whose rules (environment, owner, tenant, scopes,
+//! expiry, volume) live in `keyroute-core`, and answers a refusal with its stable code
+//! (`environment_mismatch`, `scope_exceeds_caller`, ...) as a 403 problem. An admin key
+//! names another user with `?user_id=` or `"user_id"`. Responses carrying a plaintext
+//! key or token are `Cache-Control: no-store`.
 
 mod body;
 mod keys;
