@@ -9,8 +9,8 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub(crate) enum CliError {
-    /// The configuration is invalid.
-    #[error("configuration: {0}")]
+    /// The configuration is invalid (its message starts with "configuration").
+    #[error("{0}")]
     Config(#[from] keyroute::ConfigError),
     /// The handle could not be built (configuration or an unreachable key store).
     #[error("{0}")]
