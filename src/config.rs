@@ -60,7 +60,12 @@ impl StoreConfig {
         let value = value.trim();
         match option {
             "connection" => self.connection = Some(value.to_owned()),
-            "url" => self.url = Some(DatabaseUrl::new(value)),
+            "url" => {
+                let url = DatabaseUrl::new(value);
+                url.backend()
+                    .map_err(|e| ConfigError::invalid("store", option, e))?;
+                self.url = Some(url);
+            }
             other => return Err(ConfigError::unknown("store", other, STORE_OPTIONS)),
         }
         Ok(())

@@ -109,3 +109,37 @@ fn variable_errors_never_echo_secret_values() {
         assert!(!text.contains("hunter2"), "{vars:?}: {text}");
     }
 }
+
+/// A connection or store URL whose scheme names no database is refused when the
+/// configuration is read, naming the option (and variable), never the password.
+#[test]
+fn unknown_url_schemes_name_the_option() {
+    let error =
+        Config::from_toml_str("[connections]\nlive = \"postgress://app:hunter2@db/live\"\n")
+            .unwrap_err();
+    assert_eq!(
+        (error.section.as_str(), error.option.as_str()),
+        ("connections", "live")
+    );
+    assert!(error.to_string().contains("`postgress://`"), "{error}");
+    assert!(!shown(&error).contains("hunter2"), "{}", shown(&error));
+    let error = Config::default()
+        .apply_env_vars([("KEYROUTE_STORE_URL", "mysq://app:hunter2@db/keys")])
+        .unwrap_err();
+    assert_eq!(
+        (error.section.as_str(), error.option.as_str()),
+        ("store", "url")
+    );
+    assert!(error.to_string().contains("KEYROUTE_STORE_URL"), "{error}");
+    assert!(!shown(&error).contains("hunter2"));
+    for url in [
+        "keys.db",
+        "postgres://db/k",
+        "mariadb://db/k",
+        "sqlite://k.db",
+    ] {
+        Config::default()
+            .apply_env_vars([("KEYROUTE_DB_LIVE", url)])
+            .unwrap();
+    }
+}

@@ -98,8 +98,8 @@ pub mod store {
         LISTENER_APPLICATION_NAME as POSTGRES_FEED_APPLICATION_NAME,
     };
     pub use keyroute_store::{
-        Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
-        keyroute_migration_versions,
+        Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
+        SqlStore, UnknownScheme, keyroute_migration_versions,
     };
     #[cfg(feature = "mysql")]
     pub use keyroute_store::{Mysql, MysqlStore};
