@@ -74,7 +74,7 @@ pub use keyroute_core::{
     KeyRequest, KeyService, KeyStatus, KeyType, Meta, Minted, NameError, NewUser, PlaintextKey,
     PresentedKey, Principal, Regenerated, Regeneration, Registration, ResolvedKey, Rolled, Scope,
     Scopes, Store, StoreError, StoreResult, SystemClock, Tenant, TokenError, TokenFormat,
-    TokenVerifier, User, UserId, UserStore,
+    TokenVerifier, User, UserId, UserStore, looks_like_jwt,
 };
 pub use keyroute_router::{
     ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, ResolverBuilder,

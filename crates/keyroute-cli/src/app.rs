@@ -68,9 +68,20 @@ fn backend(config: &Config) -> Result<BackendKind, CliError> {
 
 /// Runs the parsed command.
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Verify { presented } = &cli.command
+        && !presented.is_empty()
+    {
+        return Err(crate::args::verify_argument());
+    }
     let path = config_path(cli.config.as_deref())?;
     let config = Config::load(path.as_deref())?;
-    let out = Out { json: cli.json };
+    let out = Out {
+        json: cli.json,
+        // One path for the life of the process, so `Out` stays `Copy`.
+        config: cli
+            .config
+            .map(|p| &*Box::leak::<'static>(p.into_boxed_path())),
+    };
     match backend(&config)? {
         BackendKind::Sqlite => dispatch::<Sqlite>(cli.command, config, out).await,
         BackendKind::Postgres => dispatch::<Postgres>(cli.command, config, out).await,
@@ -106,7 +117,7 @@ where
         Command::Migrate { app } => ops::migrate::<B>(config, app.as_deref(), out).await,
         Command::Doctor => ops::doctor::<B>(config, out).await,
         Command::Backfill { batch } => ops::backfill::<B>(config, batch, out).await,
-        Command::Verify => ops::verify::<B>(config, out).await,
+        Command::Verify { .. } => crate::verify::verify::<B>(config, out).await,
         Command::Users(command) => {
             keys::users(&handle::<B>(config, None).await?, command, out).await
         }
