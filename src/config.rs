@@ -60,7 +60,12 @@ impl StoreConfig {
         let value = value.trim();
         match option {
             "connection" => self.connection = Some(value.to_owned()),
-            "url" => self.url = Some(DatabaseUrl::new(value)),
+            "url" => {
+                let url = DatabaseUrl::new(value);
+                url.backend()
+                    .map_err(|e| ConfigError::invalid("store", option, e))?;
+                self.url = Some(url);
+            }
             other => return Err(ConfigError::unknown("store", other, STORE_OPTIONS)),
         }
         Ok(())
@@ -115,7 +120,7 @@ impl Config {
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path: PathBuf = path.as_ref().to_owned();
         let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::io(&path, e))?;
-        Self::from_toml_str(&text)
+        Self::from_toml_str(&text).map_err(|e| e.in_file(&path))
     }
 
     /// The defaults overridden by the process's `KEYROUTE_*` variables.
@@ -132,7 +137,7 @@ impl Config {
     /// [`ConfigError`] naming the section and option at fault: an unknown section or
     /// option, a value of the wrong kind, or options that contradict each other.
     pub fn apply_toml_str(self, toml: &str) -> Result<Self, ConfigError> {
-        let doc: toml::Table = toml::from_str(toml).map_err(ConfigError::syntax)?;
+        let doc: toml::Table = toml::from_str(toml).map_err(|e| ConfigError::syntax(toml, &e))?;
         self.apply_table(&doc)
     }
 
@@ -263,3 +268,7 @@ impl<'de> serde::Deserialize<'de> for Config {
             .map_err(D::Error::custom)
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

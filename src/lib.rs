@@ -68,13 +68,14 @@ pub use jwt_config::JwtSection;
 pub use keyroute_core::{
     ADMIN_SCOPE, Acting, Actor, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport,
     ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, Clock, ConfigError, ConfigErrorKind,
-    CreateKeyHook, Credential, CredentialError, CredentialExtractor, CredentialSource, Denied,
-    DenyList, Environment, Error, ErrorKind, FeedGate, FeedListener, FeedSettings, FeedSignal,
-    GenerateError, IssuedKey, JwtError, KeyGenerator, KeyHash, KeyId, KeyListener, KeyMinter,
-    KeyOptions, KeyQuery, KeyRequest, KeyService, KeyStatus, KeyType, Meta, Minted, NameError,
-    NewUser, Operator, PlaintextKey, PresentedKey, Principal, Regenerated, Regeneration,
+    CreateKeyHook, Credential, CredentialError, CredentialExtractor, CredentialSource, Denial,
+    Denied, DenyList, Environment, Error, ErrorKind, FeedGate, FeedListener, FeedSettings,
+    FeedSignal, GenerateError, IssuedKey, JwtError, KeyGenerator, KeyHash, KeyId, KeyListener,
+    KeyMinter, KeyOptions, KeyQuery, KeyRequest, KeyService, KeyStatus, KeyType, Meta, Minted,
+    NameError, NewUser, Operator, PlaintextKey, PresentedKey, Principal, Regenerated, Regeneration,
     Registration, ResolvedKey, Rolled, Scope, Scopes, Store, StoreError, StoreResult, SystemClock,
     Tenant, TextError, TokenError, TokenFormat, TokenVerifier, User, UserId, UserStore,
+    looks_like_jwt,
 };
 pub use keyroute_router::{
     ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, ResolverBuilder,
@@ -98,8 +99,8 @@ pub mod store {
         LISTENER_APPLICATION_NAME as POSTGRES_FEED_APPLICATION_NAME,
     };
     pub use keyroute_store::{
-        Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck, SqlStore,
-        keyroute_migration_versions,
+        Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
+        SqlStore, UnknownScheme, keyroute_migration_versions,
     };
     #[cfg(feature = "mysql")]
     pub use keyroute_store::{Mysql, MysqlStore};

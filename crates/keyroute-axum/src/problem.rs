@@ -13,7 +13,7 @@ use std::fmt;
 
 use axum_core::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use keyroute_core::{AuthError, CredentialError, ErrorKind, JwtError, StoreError};
+use keyroute_core::{AuthError, CredentialError, ErrorKind, StoreError};
 use keyroute_router::RouteError;
 use serde::Serialize;
 
@@ -110,87 +110,32 @@ impl Problem {
         }
     }
 
-    /// The rejection of a credential, with its challenge.
+    /// The rejection of a credential, with its challenge. The code is the error's own
+    /// ([`AuthError::code`]); this maps it to a status and an RFC 6750 error.
     pub fn auth(error: &AuthError, realm: &str) -> Self {
         use CredentialError as C;
-        let (status, code, rfc_error) = match error {
+        let (status, rfc_error) = match error {
             AuthError::Store(e) => return Self::store(e),
-            AuthError::Credentials(C::Missing) => {
-                (StatusCode::UNAUTHORIZED, "no_credentials", None)
+            AuthError::Credentials(C::Missing) => (StatusCode::UNAUTHORIZED, None),
+            AuthError::Credentials(C::Ambiguous) => {
+                (StatusCode::BAD_REQUEST, Some("invalid_request"))
             }
-            AuthError::Credentials(C::Ambiguous) => (
-                StatusCode::BAD_REQUEST,
-                "ambiguous_credentials",
-                Some("invalid_request"),
-            ),
-            AuthError::Credentials(C::UnsupportedScheme) => (
-                StatusCode::UNAUTHORIZED,
-                "unsupported_scheme",
-                Some("invalid_token"),
-            ),
-            AuthError::Credentials(C::EmptyToken) => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                Some("invalid_token"),
-            ),
-            AuthError::Credentials(_) => (
-                StatusCode::BAD_REQUEST,
-                "malformed_credentials",
-                Some("invalid_request"),
-            ),
-            AuthError::Token(_) => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_key",
-                Some("invalid_token"),
-            ),
-            AuthError::UnknownKey => (
-                StatusCode::UNAUTHORIZED,
-                "unknown_key",
-                Some("invalid_token"),
-            ),
-            AuthError::Revoked => (
-                StatusCode::UNAUTHORIZED,
-                "revoked_key",
-                Some("invalid_token"),
-            ),
-            AuthError::Expired => (
-                StatusCode::UNAUTHORIZED,
-                "expired_key",
-                Some("invalid_token"),
-            ),
-            AuthError::Jwt(JwtError::Expired) => (
-                StatusCode::UNAUTHORIZED,
-                "expired_token",
-                Some("invalid_token"),
-            ),
-            AuthError::Jwt(JwtError::Revoked) => (
-                StatusCode::UNAUTHORIZED,
-                "revoked_token",
-                Some("invalid_token"),
-            ),
-            AuthError::Jwt(_) => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                Some("invalid_token"),
-            ),
-            AuthError::JwtNotAccepted => (
-                StatusCode::UNAUTHORIZED,
-                "jwt_not_accepted",
-                Some("invalid_token"),
-            ),
-            AuthError::InsufficientScope { .. } => (
-                error.http_status(),
-                "insufficient_scope",
-                Some("insufficient_scope"),
-            ),
-            AuthError::InsecureConnection => (error.http_status(), "insecure_connection", None),
-            AuthError::NotAssociatedWithUser => (error.http_status(), "no_user", None),
-            AuthError::EnvironmentNotAllowed(_) => {
-                (error.http_status(), "environment_not_allowed", None)
+            AuthError::Credentials(C::UnsupportedScheme | C::EmptyToken) => {
+                (StatusCode::UNAUTHORIZED, Some("invalid_token"))
             }
-            AuthError::KeyTypeNotAllowed(_) => (error.http_status(), "key_type_not_allowed", None),
-            _ => (error.http_status(), "rejected", None),
+            AuthError::Credentials(_) => (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            AuthError::Token(_)
+            | AuthError::UnknownKey
+            | AuthError::Revoked
+            | AuthError::Expired
+            | AuthError::Jwt(_)
+            | AuthError::JwtNotAccepted => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
+            AuthError::InsufficientScope { .. } => {
+                (error.http_status(), Some("insufficient_scope"))
+            }
+            _ => (error.http_status(), None),
         };
+        let code = error.code();
         let mut problem = Self::new(status, code, error.to_string());
         problem.challenge = match (status, rfc_error, error) {
             (_, _, AuthError::InsufficientScope { required }) => Some(format!(
@@ -234,7 +179,7 @@ impl Problem {
         match error {
             RouteError::Auth(e) => Self::auth(e, realm),
             RouteError::NoRoute { .. } => {
-                Self::new(StatusCode::FORBIDDEN, "no_route", error.to_string())
+                Self::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
             }
             RouteError::Anonymous => {
                 Self::auth(&AuthError::Credentials(CredentialError::Missing), realm)

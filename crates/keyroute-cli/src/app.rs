@@ -3,28 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use keyroute::store::{Backend, Mysql, Postgres, SqlStore, Sqlite};
+use keyroute::store::{Backend, BackendKind, DatabaseUrl, Mysql, Postgres, SqlStore, Sqlite};
 use keyroute::{Config, KeyListener, Keyroute, Store};
 
 use crate::output::{CliError, Out};
 use crate::{Cli, Command, keys, ops};
 
-/// The database backend every configured URL must share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-    Mysql,
-}
-
-fn kind_of(url: &str) -> Kind {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Kind::Postgres
-    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        Kind::Mysql
-    } else {
-        Kind::Sqlite
-    }
+/// The backend `url` names, or an error naming the option it was set by; `what` is
+/// that option (`[connections] live (KEYROUTE_DB_LIVE)`, `[store] url`). Never the URL.
+fn kind_of(url: &DatabaseUrl, what: &str) -> Result<BackendKind, CliError> {
+    url.backend()
+        .map_err(|e| CliError::failed(format!("configuration {what}: {e}")))
 }
 
 /// `--config PATH`, else `keyroute.toml` in the working directory when present.
@@ -42,21 +31,30 @@ fn config_path(explicit: Option<&Path>) -> Result<Option<PathBuf>, CliError> {
 }
 
 /// Which backend the configuration's URLs name; all must agree.
-fn backend(config: &Config) -> Result<Kind, CliError> {
-    let urls = config
-        .router
-        .connections
-        .values()
-        .chain(config.store.url.as_ref());
+fn backend(config: &Config) -> Result<BackendKind, CliError> {
+    let connections = config.router.connections.iter().map(|(name, url)| {
+        let variable = name.to_ascii_uppercase().replace('-', "_");
+        (
+            format!("[connections] {name} (KEYROUTE_DB_{variable})"),
+            url,
+        )
+    });
+    let store = config
+        .store
+        .url
+        .iter()
+        .map(|url| ("[store] url (KEYROUTE_STORE_URL)".to_owned(), url));
     let mut kind = None;
-    for url in urls {
-        let this = kind_of(url.expose_secret());
+    for (what, url) in connections.chain(store) {
+        let this = kind_of(url, &what)?;
         match kind {
             None => kind = Some(this),
             Some(k) if k != this => {
-                return Err(CliError::failed(
-                    "the configured connections use different database kinds; keyroute routes to one kind at a time",
-                ));
+                return Err(CliError::failed(format!(
+                    "configuration {what} is a {} database and the others {}; keyroute routes to one kind at a time",
+                    this.name(),
+                    k.name()
+                )));
             }
             Some(_) => {}
         }
@@ -70,13 +68,28 @@ fn backend(config: &Config) -> Result<Kind, CliError> {
 
 /// Runs the parsed command.
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Verify { presented } = &cli.command
+        && !presented.is_empty()
+    {
+        return Err(crate::args::verify_argument());
+    }
     let path = config_path(cli.config.as_deref())?;
     let config = Config::load(path.as_deref())?;
-    let out = Out { json: cli.json };
+    let out = Out {
+        json: cli.json,
+        // One path for the life of the process, so `Out` stays `Copy`.
+        config: cli
+            .config
+            .map(|p| &*Box::leak::<'static>(p.into_boxed_path())),
+    };
     match backend(&config)? {
-        Kind::Sqlite => dispatch::<Sqlite>(cli.command, config, out).await,
-        Kind::Postgres => dispatch::<Postgres>(cli.command, config, out).await,
-        Kind::Mysql => dispatch::<Mysql>(cli.command, config, out).await,
+        BackendKind::Sqlite => dispatch::<Sqlite>(cli.command, config, out).await,
+        BackendKind::Postgres => dispatch::<Postgres>(cli.command, config, out).await,
+        BackendKind::Mysql => dispatch::<Mysql>(cli.command, config, out).await,
+        other => Err(CliError::failed(format!(
+            "{} databases are not supported by this build of the keyroute command",
+            other.name()
+        ))),
     }
 }
 
@@ -104,7 +117,7 @@ where
         Command::Migrate { app } => ops::migrate::<B>(config, app.as_deref(), out).await,
         Command::Doctor => ops::doctor::<B>(config, out).await,
         Command::Backfill { batch } => ops::backfill::<B>(config, batch, out).await,
-        Command::Verify => ops::verify::<B>(config, out).await,
+        Command::Verify { .. } => crate::verify::verify::<B>(config, out).await,
         Command::Users(command) => {
             keys::users(&handle::<B>(config, None).await?, command, out).await
         }

@@ -12,24 +12,24 @@ use keyroute::{
 use serde_json::{Value, json};
 
 use crate::output::{CliError, Out, when};
-use crate::{KeysCommand, Target, UsersCommand};
+use crate::{KeysCommand, Target, UsersCommand, args};
 
 /// Parses a duration option (`90days`, `1h`).
 pub(crate) fn duration(option: &str, value: &str) -> Result<Duration, CliError> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
-        CliError::failed(format!(
-            "--{option} '{value}': {e}; give e.g. 30m, 24h or 90days"
-        ))
-    })
+    humantime::parse_duration(value.trim())
+        .map_err(|e| args::bad_value(option, value, e, "give e.g. 30m, 24h or 90days"))
 }
 
 fn environment(value: &str) -> Result<Environment, CliError> {
-    Environment::new(value)
-        .map_err(|e| CliError::failed(format!("--env '{value}': {e}; e.g. live or test")))
+    Environment::new(value).map_err(|e| args::bad_value("env", value, e, "e.g. live or test"))
 }
 
-/// A user by name, else by id.
+/// A user by name, else by id. A key or token given instead is refused unrepeated.
 async fn find_user<B: Backend>(keyroute: &Keyroute<B>, user: &str) -> Result<User, CliError> {
+    if let Some(refused) = args::refuse_secret(keyroute.keys().format(), user, "a user name or id")
+    {
+        return Err(refused);
+    }
     if let Some(found) = keyroute.store().find_user_by_name(user).await? {
         return Ok(found);
     }
@@ -39,11 +39,12 @@ async fn find_user<B: Backend>(keyroute: &Keyroute<B>, user: &str) -> Result<Use
         return Ok(found);
     }
     Err(CliError::failed(format!(
-        "no user named or with id '{user}'; add one with `keyroute users add NAME`"
+        "no user named or with id {}; add one with `keyroute users add NAME`",
+        args::quoted(user)
     )))
 }
 
-fn user_json(user: &User) -> Value {
+pub(crate) fn user_json(user: &User) -> Value {
     json!({
         "id": user.id.as_str(),
         "user_name": user.user_name,
@@ -97,7 +98,7 @@ fn key_row(key: &ApiKey) -> Vec<String> {
 }
 
 /// Prints keys just made, with their plaintexts: the one time they are shown.
-fn print_issued(out: Out, issued: &[IssuedKey], extra: Value) {
+fn print_issued(out: Out, issued: &[IssuedKey], extra: Value) -> Result<(), CliError> {
     let value = json!({
         "keys": issued.iter().map(|k| {
             let mut v = key_json(&k.key);
@@ -121,7 +122,7 @@ fn print_issued(out: Out, issued: &[IssuedKey], extra: Value) {
         &["id", "type", "env", "key (shown once: store it now)"],
         rows,
         value,
-    );
+    )
 }
 
 /// `keyroute users ...`.
@@ -141,8 +142,8 @@ pub(crate) async fn users<B: Backend>(
                 new_user = new_user.with_email(email);
             }
             if let Some(tenant) = tenant {
-                let tenant = Tenant::new(&tenant)
-                    .map_err(|e| CliError::failed(format!("--tenant '{tenant}': {e}")))?;
+                let tenant =
+                    Tenant::new(&tenant).map_err(|e| args::bad_value("tenant", &tenant, e, ""))?;
                 new_user = new_user.with_tenant(tenant);
             }
             let registration = keyroute.keys().register_user(new_user).await?;
@@ -150,31 +151,26 @@ pub(crate) async fn users<B: Backend>(
                 "user {} ({})",
                 registration.user.user_name,
                 registration.user.id.as_str()
-            ));
+            ))?;
             print_issued(
                 out,
                 &registration.keys,
                 json!({ "user": user_json(&registration.user) }),
-            );
+            )?;
         }
-        UsersCommand::List { limit } => {
-            let users = keyroute
-                .store()
-                .users_missing_keys(None, limit.max(1))
-                .await?;
-            let rows = users
-                .iter()
-                .map(|u| {
-                    vec![
-                        u.id.as_str().to_owned(),
-                        u.user_name.clone(),
-                        when(Some(u.created_at)),
-                    ]
-                })
-                .collect();
-            let value =
-                json!({ "users_without_keys": users.iter().map(user_json).collect::<Vec<_>>() });
-            out.table(&["id (no keys yet)", "user", "created"], rows, value);
+        UsersCommand::List {
+            limit,
+            after,
+            all,
+            without_keys,
+        } => {
+            let page = crate::listing::Page {
+                limit,
+                after,
+                all,
+                without_keys,
+            };
+            crate::listing::users(keyroute, page, out).await?;
         }
         UsersCommand::Show { user } => {
             let user = find_user(keyroute, &user).await?;
@@ -182,9 +178,9 @@ pub(crate) async fn users<B: Backend>(
                 .keys()
                 .list_keys(&user.id, &KeyQuery::all())
                 .await?;
-            out.line(&format!("user {} ({})", user.user_name, user.id.as_str()));
+            out.line(&format!("user {} ({})", user.user_name, user.id.as_str()))?;
             let value = json!({ "user": user_json(&user), "keys": keys.iter().map(key_json).collect::<Vec<_>>() });
-            out.table(KEY_HEADER, keys.iter().map(key_row).collect(), value);
+            out.table(KEY_HEADER, keys.iter().map(key_row).collect(), value)?;
         }
     }
     Ok(())
@@ -201,7 +197,8 @@ fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
         ));
     }
     let mut stderr = std::io::stderr();
-    write!(stderr, "{question} [y/N] ")?;
+    // The question names a user from the store: escaped, like every name shown.
+    write!(stderr, "{} [y/N] ", crate::output::escaped(question))?;
     stderr.flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -238,9 +235,8 @@ async fn regenerate<B: Backend>(
     out.line(&format!(
         "{} old key(s) retired ({when_old_stop}); new keys:",
         regenerated.retired.len()
-    ));
-    print_issued(out, &regenerated.issued, json!({ "retired": retired }));
-    Ok(())
+    ))?;
+    print_issued(out, &regenerated.issued, json!({ "retired": retired }))
 }
 
 /// `keyroute keys ...`.
@@ -259,8 +255,8 @@ pub(crate) async fn keys<B: Backend>(
             expires_in,
         } => {
             let user = find_user(keyroute, &user).await?;
-            let key_type = KeyType::new(&key_type)
-                .map_err(|e| CliError::failed(format!("--type '{key_type}': {e}")))?;
+            let key_type =
+                KeyType::new(&key_type).map_err(|e| args::bad_value("type", &key_type, e, ""))?;
             let mut request = KeyRequest::new(key_type, environment(&env)?).for_user(user.id);
             if let Some(name) = name {
                 request = request.named(name);
@@ -274,7 +270,7 @@ pub(crate) async fn keys<B: Backend>(
                 request = request.expires_in(duration("expires-in", &lifetime)?);
             }
             let issued = keyroute.keys().issue_key(request).await?;
-            print_issued(out, std::slice::from_ref(&issued), Value::Null);
+            print_issued(out, std::slice::from_ref(&issued), Value::Null)?;
         }
         KeysCommand::List {
             user,
@@ -287,21 +283,21 @@ pub(crate) async fn keys<B: Backend>(
             }
             let keys = keyroute.keys().list_keys(&user.id, &query).await?;
             let value = json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() });
-            out.table(KEY_HEADER, keys.iter().map(key_row).collect(), value);
+            out.table(KEY_HEADER, keys.iter().map(key_row).collect(), value)?;
         }
         KeysCommand::Show { id } => {
             let key = get_key(keyroute, &id).await?;
-            out.table(KEY_HEADER, vec![key_row(&key)], key_json(&key));
+            out.table(KEY_HEADER, vec![key_row(&key)], key_json(&key))?;
         }
         KeysCommand::Revoke { id } => {
-            let key_id = key_id(&id)?;
+            let key_id = key_id(keyroute, &id)?;
             let revoked = keyroute
                 .keys()
                 .revoke(&key_id)
                 .await?
                 .ok_or_else(|| no_key(&id))?;
-            out.line(&format!("revoked {}", revoked.id.as_str()));
-            out.table(KEY_HEADER, vec![key_row(&revoked)], key_json(&revoked));
+            out.line(&format!("revoked {}", revoked.id.as_str()))?;
+            out.table(KEY_HEADER, vec![key_row(&revoked)], key_json(&revoked))?;
         }
         KeysCommand::Regenerate { target, grace, yes } => {
             let grace = grace.map(|g| duration("grace", &g)).transpose()?;
@@ -316,20 +312,25 @@ pub(crate) async fn keys<B: Backend>(
     Ok(())
 }
 
-fn key_id(id: &str) -> Result<KeyId, CliError> {
+/// `id` as a key id; a key or token given instead is refused unrepeated.
+fn key_id<B: Backend>(keyroute: &Keyroute<B>, id: &str) -> Result<KeyId, CliError> {
+    if let Some(refused) = args::refuse_secret(keyroute.keys().format(), id, "a key id") {
+        return Err(refused);
+    }
     KeyId::new(id).map_err(|_| no_key(id))
 }
 
 fn no_key(id: &str) -> CliError {
     CliError::failed(format!(
-        "no key with id '{id}'; list a user's keys with `keyroute keys list --user NAME`"
+        "no key with id {}; list a user's keys with `keyroute keys list --user NAME`",
+        args::quoted(id)
     ))
 }
 
 async fn get_key<B: Backend>(keyroute: &Keyroute<B>, id: &str) -> Result<ApiKey, CliError> {
     keyroute
         .store()
-        .get_api_key(&key_id(id)?)
+        .get_api_key(&key_id(keyroute, id)?)
         .await?
         .ok_or_else(|| no_key(id))
 }

@@ -4,7 +4,9 @@
 //! Layout: this file holds the command line (clap) and the exit codes; `app.rs`
 //! picks the database backend from the configured URLs and builds the
 //! [`keyroute::Keyroute`] handle; `keys.rs` holds `users` and `keys`; `ops.rs` holds
-//! `migrate`, `doctor`, `backfill` and `verify`; `output.rs` prints tables or JSON and
+//! `migrate`, `doctor` and `backfill`; `verify.rs` holds `verify`, `listing.rs`
+//! `users list`; `args.rs` keeps keys and tokens given as arguments from being
+//! repeated; `output.rs` prints tables or JSON (escaped, quiet on a closed pipe) and
 //! defines the one error type.
 //!
 //! Exit codes: 0 success, 1 failure (one line on stderr saying what to do), 2 usage.
@@ -18,9 +20,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod app;
+mod args;
 mod keys;
+mod listing;
 mod ops;
 mod output;
+mod verify;
 
 /// Operate keyroute's API keys and keep the live and test databases in step.
 #[derive(Debug, Parser)]
@@ -61,7 +66,12 @@ pub(crate) enum Command {
         batch: usize,
     },
     /// Check a key or JWT read from standard input (never from arguments).
-    Verify,
+    Verify {
+        /// Caught only to be refused without being repeated: a key on the command line
+        /// stays in shell history and process lists.
+        #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
+        presented: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,11 +87,20 @@ pub(crate) enum UsersCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Users who have no keys yet (what `backfill` would key).
+    /// Every user, in id order, a page at a time; says how to get the next page.
     List {
         /// The most users to list.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Start after the user with this id (the next page, as the last page says).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+        /// Every user, in pages of --limit, instead of one page.
+        #[arg(long)]
+        all: bool,
+        /// Only users who own no key at all (what `backfill` would key).
+        #[arg(long)]
+        without_keys: bool,
     },
     /// One user and their keys.
     Show {
@@ -168,8 +187,12 @@ pub(crate) enum KeysCommand {
 }
 
 fn main() -> ExitCode {
-    // clap exits 2 on usage errors and 0 for --help / --version.
-    let cli = Cli::parse();
+    // clap exits 2 on usage errors and 0 for --help / --version; its messages quote
+    // the arguments, so any that could be a key is hidden first.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => args::exit_on_usage_error(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

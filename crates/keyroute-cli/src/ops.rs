@@ -1,6 +1,6 @@
-//! `migrate`, `doctor`, `backfill` and `verify`.
+//! `migrate`, `doctor` and `backfill`.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use keyroute::{ApiKey, Config, KeyListener, Store, UserId};
 use serde_json::json;
 
 use crate::app::handle;
-use crate::output::{CliError, Out, when};
+use crate::output::{CliError, Out};
 
 /// `keyroute migrate [--app DIR]`.
 pub(crate) async fn migrate<B: Backend>(
@@ -35,10 +35,10 @@ where
         .transpose()?;
     config.apikey.init_schema = true;
     let keyroute = handle::<B>(config, None).await?;
-    out.line("key store: keyroute's migrations applied");
+    out.line("key store: keyroute's migrations applied")?;
     let Some(source) = source else {
         if out.json {
-            out.json(&json!({ "keyroute": "current", "connections": [] }));
+            out.json(&json!({ "keyroute": "current", "connections": [] }))?;
         }
         return Ok(());
     };
@@ -62,7 +62,7 @@ where
         &["connection", "status", "applied now"],
         rows,
         json!({ "keyroute": "current", "connections": entries }),
-    );
+    )?;
     if failed {
         return Err(CliError::failed(
             "the app's migrations failed on some connections (above); fix the cause and run migrate again",
@@ -160,10 +160,10 @@ where
             })).collect::<Vec<_>>(),
             "problems": problems,
         }),
-    );
+    )?;
     match problems.len() {
         0 => {
-            out.line("ok: every connection answers and their schemas match");
+            out.line("ok: every connection answers and their schemas match")?;
             Ok(())
         }
         1 => Err(CliError::failed(problems.remove(0))),
@@ -242,76 +242,9 @@ where
     out.line(&format!(
         "backfill: {} users got {} keys in {seconds:.1}s ({} had none when it started)",
         report.users, report.keys, total
-    ));
+    ))?;
     if out.json {
-        out.json(&json!({ "users": report.users, "keys": report.keys, "seconds": seconds, "had_none": total }));
+        out.json(&json!({ "users": report.users, "keys": report.keys, "seconds": seconds, "had_none": total }))?;
     }
-    Ok(())
-}
-
-/// `keyroute verify`: a key or JWT from standard input.
-pub(crate) async fn verify<B: Backend>(config: Config, out: Out) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
-    let mut input = String::new();
-    std::io::stdin()
-        .take(16 * 1024)
-        .read_to_string(&mut input)
-        .map_err(|e| CliError::failed(format!("cannot read the key from standard input: {e}")))?;
-    let token = input.trim();
-    if token.is_empty() {
-        return Err(CliError::failed(
-            "no key on standard input; pipe it in, e.g. `keyroute verify < key.txt`",
-        ));
-    }
-    let keyroute = handle::<B>(config, None).await?;
-    let looks_like_jwt = token.matches('.').count() == 2;
-    if !looks_like_jwt {
-        // Offline first: format, prefix, environment and checksum, with no I/O.
-        keyroute
-            .keys()
-            .format()
-            .parse(token)
-            .map_err(|e| CliError::failed(format!("not a valid key: {e}")))?;
-    }
-    let principal = keyroute
-        .resolver()
-        .resolve(token)
-        .await
-        .map_err(|e| CliError::failed(format!("rejected: {e}")))?;
-    let connection = keyroute
-        .router()
-        .route_name(&principal)
-        .map_err(|e| CliError::failed(format!("no route: {e}")))?;
-    let user = principal.user().map(|u| u.user_name.clone());
-    let scopes: Vec<&str> = principal.scopes().iter().map(|s| s.as_str()).collect();
-    let value = json!({
-        "valid": true,
-        "user": user,
-        "user_id": principal.user_id().map(|u| u.as_str()),
-        "key_id": principal.key_id().map(|k| k.as_str()),
-        "environment": principal.environment().as_str(),
-        "type": principal.key_type().map(|t| t.as_str()),
-        "scopes": scopes,
-        "expires_at": principal.expires_at().map(|t| t.to_rfc3339()),
-        "connection": connection,
-    });
-    let rows = vec![
-        vec!["user".to_owned(), user.unwrap_or_else(|| "-".to_owned())],
-        vec![
-            "environment".to_owned(),
-            principal.environment().as_str().to_owned(),
-        ],
-        vec![
-            "type".to_owned(),
-            principal.key_type().map_or("-", |t| t.as_str()).to_owned(),
-        ],
-        vec!["scopes".to_owned(), scopes.join(" ")],
-        vec!["expires".to_owned(), when(principal.expires_at())],
-        vec!["connection".to_owned(), connection],
-    ];
-    out.line("valid key");
-    out.table(&["principal", ""], rows, value);
     Ok(())
 }

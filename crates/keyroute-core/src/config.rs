@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use crate::name::NameError;
 
+mod syntax;
+
 /// What kind of mistake a [`ConfigError`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -50,6 +52,33 @@ pub struct ConfigError {
     pub reason: String,
     #[source]
     source: Option<Arc<std::io::Error>>,
+    /// Where a syntax error is: never the text there.
+    at: Option<Arc<SyntaxAt>>,
+}
+
+/// The place of a syntax error: a file (when read from one), a line and a column, and
+/// the parser's description of the mistake (a fixed phrase such as "invalid basic
+/// string"), but none of the document's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SyntaxAt {
+    file: Option<std::path::PathBuf>,
+    line: usize,
+    column: usize,
+    description: String,
+}
+
+impl SyntaxAt {
+    fn reason(&self) -> String {
+        let file = self
+            .file
+            .as_ref()
+            .map(|f| format!(" in {}", f.display()))
+            .unwrap_or_default();
+        format!(
+            "not valid TOML{file} at line {}, column {}: {}; the line is not shown, as it may hold a secret",
+            self.line, self.column, self.description
+        )
+    }
 }
 
 struct Rendered<'a>(&'a ConfigError);
@@ -77,6 +106,7 @@ impl ConfigError {
             option: option.to_owned(),
             reason: reason.to_string(),
             source: None,
+            at: None,
         }
     }
 
@@ -118,14 +148,48 @@ impl ConfigError {
         error
     }
 
-    /// The document is not valid TOML.
-    pub fn syntax(reason: impl fmt::Display) -> Self {
-        Self::new(
+    /// `document` is not valid TOML, as `error` says: the error names the line and
+    /// column (and the section and option whose line it is, when that can be told
+    /// safely) and the parser's description of the mistake, but never the document's
+    /// text. toml's own `Display` quotes the offending line, which may hold a database
+    /// password or a signing secret, and may be any length.
+    pub fn syntax(document: &str, error: &toml::de::Error) -> Self {
+        let offset = error.span().map_or(document.len(), |span| span.start);
+        let place = syntax::locate(document, offset);
+        let at = SyntaxAt {
+            file: None,
+            line: place.line,
+            column: place.column,
+            description: syntax::description(error.message()),
+        };
+        let mut e = Self::new(
             ConfigErrorKind::Syntax,
-            "",
-            "",
-            format_args!("not valid TOML: {reason}"),
-        )
+            place.section.as_deref().unwrap_or_default(),
+            place.option.as_deref().unwrap_or_default(),
+            at.reason(),
+        );
+        e.at = Some(Arc::new(at));
+        e
+    }
+
+    /// The same error, said of the file at `path` (a syntax error names it).
+    pub fn in_file(mut self, path: &Path) -> Self {
+        if let Some(at) = self.at.as_mut() {
+            let at = Arc::make_mut(at);
+            at.file = Some(path.to_owned());
+            self.reason = at.reason();
+        }
+        self
+    }
+
+    /// The line (from 1) of a syntax error.
+    pub fn line(&self) -> Option<usize> {
+        self.at.as_ref().map(|at| at.line)
+    }
+
+    /// The column (from 1, in characters) of a syntax error.
+    pub fn column(&self) -> Option<usize> {
+        self.at.as_ref().map(|at| at.column)
     }
 
     /// The same error, said of `section` (for parsers shared between sections).

@@ -204,6 +204,38 @@ pub enum JwtError {
 }
 
 impl AuthError {
+    /// The stable, machine-readable code of this error (`unknown_key`,
+    /// `revoked_key`, `expired_token`, ...): the same in HTTP problem responses and
+    /// the `keyroute` command's JSON, and never changed once published. A store
+    /// failure is `unavailable`, `conflict` or `internal` by its [`ErrorKind`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Credentials(CredentialError::Missing) => "no_credentials",
+            AuthError::Credentials(CredentialError::Ambiguous) => "ambiguous_credentials",
+            AuthError::Credentials(CredentialError::UnsupportedScheme) => "unsupported_scheme",
+            AuthError::Credentials(CredentialError::EmptyToken) => "invalid_token",
+            AuthError::Credentials(_) => "malformed_credentials",
+            AuthError::Token(_) => "invalid_key",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::Revoked => "revoked_key",
+            AuthError::Expired => "expired_key",
+            AuthError::EnvironmentNotAllowed(_) => "environment_not_allowed",
+            AuthError::KeyTypeNotAllowed(_) => "key_type_not_allowed",
+            AuthError::InsecureConnection => "insecure_connection",
+            AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::NotAssociatedWithUser => "no_user",
+            AuthError::Jwt(JwtError::Expired) => "expired_token",
+            AuthError::Jwt(JwtError::Revoked) => "revoked_token",
+            AuthError::Jwt(_) => "invalid_token",
+            AuthError::JwtNotAccepted => "jwt_not_accepted",
+            AuthError::Store(e) => match e.kind() {
+                ErrorKind::Unavailable => "unavailable",
+                ErrorKind::Conflict => "conflict",
+                _ => "internal",
+            },
+        }
+    }
+
     /// The HTTP status for this error: 400 for a malformed request, 401 for a missing
     /// or bad credential, 403 for a valid credential without the right, 503 when the
     /// store could not be reached.
@@ -305,6 +337,29 @@ impl Error {
             Error::UserRequired => "user_id_required",
             Error::NotRollable => "not_rollable",
             Error::NoMinter(_) => "no_minter",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes are stable snake_case words; a store failure is coded by its kind.
+    #[test]
+    fn auth_error_codes() {
+        let cases: [(AuthError, &str); 7] = [
+            (AuthError::Revoked, "revoked_key"),
+            (AuthError::Token(TokenError::BadChecksum), "invalid_key"),
+            (AuthError::Jwt(JwtError::Expired), "expired_token"),
+            (CredentialError::Missing.into(), "no_credentials"),
+            (StoreError::unavailable("down").into(), "unavailable"),
+            (StoreError::Conflict("x".into()).into(), "conflict"),
+            (StoreError::InvalidData("x".into()).into(), "internal"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
     }
 }

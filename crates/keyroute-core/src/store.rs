@@ -163,6 +163,13 @@ pub trait UserStore: Send + Sync {
     /// The user with this user name.
     async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>>;
 
+    /// Up to `limit` users, with keys or without, in id order, after `after`: keyset
+    /// paging, so each page is one indexed range read however far in it starts.
+    async fn list_users(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<User>>;
+
+    /// How many users there are.
+    async fn count_users(&self) -> StoreResult<u64>;
+
     /// Up to `limit` users who own no key at all, in id order, after `after`: the
     /// pages of a backfill.
     async fn users_missing_keys(
@@ -341,6 +348,12 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
     }
     async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>> {
         (**self).find_user_by_name(user_name).await
+    }
+    async fn list_users(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        (**self).list_users(after, limit).await
+    }
+    async fn count_users(&self) -> StoreResult<u64> {
+        (**self).count_users().await
     }
     async fn users_missing_keys(
         &self,

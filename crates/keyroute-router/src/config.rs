@@ -106,8 +106,12 @@ impl RouterConfig {
                         "a connection needs a name",
                     ));
                 }
-                self.connections
-                    .insert(name.to_owned(), DatabaseUrl::new(value));
+                let url = DatabaseUrl::new(value);
+                // A misspelt scheme is refused here, naming the connection, rather than
+                // opened later as a SQLite file of that name.
+                url.backend()
+                    .map_err(|e| ConfigError::invalid(section, name, e))?;
+                self.connections.insert(name.to_owned(), url);
             }
             ("routing", "template") => self.route_template = Some(value.to_owned()),
             ("routing", "anonymous") => self.anonymous_route = Some(value.to_owned()),

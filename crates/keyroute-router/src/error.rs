@@ -51,6 +51,20 @@ impl RouteError {
         }
     }
 
+    /// The stable, machine-readable code of this error: the credential's own
+    /// ([`AuthError::code`]) for a rejection, `no_route` for a caller with no route,
+    /// `no_credentials` for an anonymous request, `unavailable` when the database is,
+    /// `internal` for a configuration error or misuse.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RouteError::Auth(e) => e.code(),
+            RouteError::NoRoute { .. } => "no_route",
+            RouteError::Anonymous => "no_credentials",
+            RouteError::Unavailable { source, .. } => AuthError::Store(source.clone()).code(),
+            RouteError::Config(_) | RouteError::Misuse(_) => "internal",
+        }
+    }
+
     /// The HTTP status to answer with: the credential's own status for a rejection,
     /// 403 for a caller with no route, 401 for an anonymous request, 503 when the
     /// database is unavailable, 500 for a configuration error.

@@ -122,6 +122,14 @@ impl<S: UserStore> UserStore for CountingStore<S> {
         self.count(None);
         self.inner.find_user_by_name(user_name).await
     }
+    async fn list_users(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        self.count(None);
+        self.inner.list_users(after, limit).await
+    }
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.count(None);
+        self.inner.count_users().await
+    }
     async fn users_missing_keys(
         &self,
         after: Option<&UserId>,

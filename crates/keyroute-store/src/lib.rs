@@ -37,8 +37,8 @@ pub use counting::CountingStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "pool")]
 pub use pool::{
-    Backend, BackendDb, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
-    keyroute_migration_versions,
+    Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
+    UnknownScheme, keyroute_migration_versions,
 };
 #[cfg(feature = "tls")]
 pub use pool::{TlsError, TlsMode, tls_error};

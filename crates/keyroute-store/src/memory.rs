@@ -296,6 +296,23 @@ impl UserStore for MemoryStore {
             .cloned())
     }
 
+    async fn list_users(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        use std::ops::Bound;
+        let inner = self.read();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(inner
+            .users
+            .range::<UserId, _>((start, Bound::Unbounded))
+            .map(|(_, user)| user)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        Ok(u64::try_from(self.read().users.len()).unwrap_or(u64::MAX))
+    }
+
     async fn users_missing_keys(
         &self,
         after: Option<&UserId>,

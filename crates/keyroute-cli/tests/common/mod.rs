@@ -111,3 +111,74 @@ pub fn one_error_line(output: &std::process::Output) -> String {
     assert!(lines[0].starts_with("error: "), "{stderr}");
     lines[0].to_owned()
 }
+
+impl Project {
+    /// Two SQLite connections as [`Project::sqlite`], with `extra` appended to keyroute.toml.
+    pub fn sqlite_with(extra: &str) -> Self {
+        let project = Self::sqlite();
+        let path = project.path().join("keyroute.toml");
+        let mut toml = std::fs::read_to_string(&path).unwrap();
+        toml.push_str(extra);
+        std::fs::write(path, toml).unwrap();
+        project
+    }
+
+    /// The live database file, which holds the key store.
+    pub fn live_db(&self) -> PathBuf {
+        self.path().join("live.db")
+    }
+
+    /// Registers `user` and returns the id and plaintext of their test key.
+    pub fn user_with_test_key(&self, user: &str) -> (String, String) {
+        let added = self.json(&["users", "add", user]);
+        let key = added["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["environment"] == "test")
+            .unwrap();
+        (
+            key["id"].as_str().unwrap().to_owned(),
+            key["plaintext"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Imports `n` users without keys, named `imported-00000`...
+    pub fn import_users(&self, n: usize) {
+        use keyroute::store::SqliteStore;
+        use keyroute::{User, UserId, UserStore};
+        let live = self.live_db();
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let store = SqliteStore::connect(live.to_string_lossy().as_ref())
+                .await
+                .unwrap();
+            let now = chrono::Utc::now();
+            let users: Vec<User> = (0..n)
+                .map(|i| User::new(UserId::random(), format!("imported-{i:05}"), now))
+                .collect();
+            store.import_users(&users).await.unwrap();
+        });
+    }
+
+    /// Runs SQL on the key store's database, past every check keyroute makes.
+    pub fn sql(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
+        use keyroute::store::{DbPool, PoolSettings, Sqlite};
+        let live = self.live_db();
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let pool =
+                DbPool::<Sqlite>::connect(live.to_string_lossy().as_ref(), PoolSettings::default())
+                    .await
+                    .unwrap();
+            pool.get().await.unwrap().batch_execute(sql).await.unwrap();
+        });
+    }
+}
+
+/// stdout and stderr of a run, as text.
+pub fn texts(output: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -150,7 +150,7 @@ pub(crate) async fn mysql(
         let _already_set = rustls::crypto::ring::default_provider().install_default();
     });
     let (tls, rest) = TlsOptions::take(&url, super::tls::MYSQL_NAMES)?;
-    let opts = Opts::from_url(&rest)
+    let opts = Opts::from_url(&mysql_scheme(&rest))
         .map_err(|e| ConnectFailure::Other(format!("the MySQL URL is invalid: {e}")))?;
     // What diesel-async's `establish` sets; `try_from` runs its set-up queries.
     let builder = OptsBuilder::from_opts(opts)
@@ -187,6 +187,18 @@ pub(crate) async fn mysql(
     }
     .map_err(|e| mysql_failure(&tls, &e))?;
     Ok(diesel_async::AsyncMysqlConnection::try_from(conn).await?)
+}
+
+/// `url` with a `mariadb://` scheme spelt `mysql://`, the only one mysql_async reads
+/// (keyroute accepts both, see [`DatabaseUrl::backend`](super::DatabaseUrl::backend)).
+#[cfg(feature = "mysql")]
+fn mysql_scheme(url: &str) -> std::borrow::Cow<'_, str> {
+    match url.get(..10) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mariadb://") => {
+            std::borrow::Cow::Owned(format!("mysql://{}", url.get(10..).unwrap_or_default()))
+        }
+        _ => std::borrow::Cow::Borrowed(url),
+    }
 }
 
 #[cfg(feature = "mysql")]
@@ -244,5 +256,20 @@ fn mysql_failure(tls: &TlsOptions, error: &mysql_async::Error) -> ConnectFailure
             })
         }
         other => ConnectFailure::Other(describe(other)),
+    }
+}
+
+#[cfg(all(test, feature = "mysql"))]
+mod tests {
+    /// `mariadb://` reaches mysql_async as `mysql://`; other URLs pass unchanged.
+    #[test]
+    fn mariadb_urls_are_spelt_mysql() {
+        assert_eq!(
+            super::mysql_scheme("mariadb://u:p@db/k"),
+            "mysql://u:p@db/k"
+        );
+        assert_eq!(super::mysql_scheme("MariaDB://db"), "mysql://db");
+        assert_eq!(super::mysql_scheme("mysql://db/k"), "mysql://db/k");
+        assert_eq!(super::mysql_scheme("maria"), "maria");
     }
 }

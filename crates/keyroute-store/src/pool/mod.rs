@@ -55,7 +55,7 @@ pub use settings::{PoolSettings, RecyclingCheck};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsMode};
 // `tls_error` is defined below.
-pub use url::DatabaseUrl;
+pub use url::{BackendKind, DatabaseUrl, UnknownScheme};
 
 use sink::{ErrorSink, LastError};
 use watch::FileWatch;

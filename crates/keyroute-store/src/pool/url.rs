@@ -1,4 +1,5 @@
-//! [`DatabaseUrl`]: a connection string that never shows its password.
+//! [`DatabaseUrl`]: a connection string that never shows its password, and knows
+//! which kind of database it names ([`DatabaseUrl::backend`]).
 
 use std::fmt;
 
@@ -28,6 +29,108 @@ impl DatabaseUrl {
     pub fn redact(&self, text: &str) -> String {
         Secrets::find(&self.0).scrub(text)
     }
+}
+
+/// The kind of database a [`DatabaseUrl`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// A file path, `:memory:`, a `file:` URI or `sqlite://...`.
+    Sqlite,
+    /// `postgres://` or `postgresql://`, or a libpq key-value string (`host=db user=app`).
+    Postgres,
+    /// `mysql://` or `mariadb://`.
+    Mysql,
+}
+
+impl BackendKind {
+    /// The backend's name for messages: `SQLite`, `PostgreSQL`, `MySQL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Sqlite => "SQLite",
+            BackendKind::Postgres => "PostgreSQL",
+            BackendKind::Mysql => "MySQL",
+        }
+    }
+}
+
+/// A connection string whose `scheme://` names no database keyroute knows
+/// (`postgress://`, `redis://`). The message quotes the scheme alone, never the rest
+/// of the string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+#[error("{}", match scheme {
+    Some(scheme) => format!("`{scheme}://` is not a database keyroute knows; use {SCHEMES}, or a SQLite file path"),
+    None => format!("the text before `://` is not a URL scheme; use {SCHEMES}, or a SQLite file path"),
+})]
+pub struct UnknownScheme {
+    /// The scheme, when it is one (letters, digits, `+`, `-`, `.`; up to 32 of them).
+    pub scheme: Option<String>,
+}
+
+/// What [`UnknownScheme`] suggests.
+const SCHEMES: &str = "postgres://, postgresql://, mysql://, mariadb://, sqlite://";
+
+/// The libpq keywords a key-value connection string may start with.
+const LIBPQ_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "sslmode",
+    "sslrootcert",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "service",
+    "target_session_attrs",
+];
+
+impl DatabaseUrl {
+    /// The kind of database this connection string names: `postgres://` and
+    /// `postgresql://` (and libpq key-value strings) are PostgreSQL, `mysql://` and
+    /// `mariadb://` MySQL, `sqlite://`, `file:` URIs and anything without a scheme (a
+    /// path) SQLite.
+    ///
+    /// # Errors
+    /// [`UnknownScheme`] for any other `scheme://`: a misspelt scheme is refused, not
+    /// opened as a SQLite file of that name.
+    pub fn backend(&self) -> Result<BackendKind, UnknownScheme> {
+        let url = self.0.trim();
+        let Some((scheme, _)) = url.split_once("://") else {
+            return Ok(if is_key_value(url) {
+                BackendKind::Postgres
+            } else {
+                BackendKind::Sqlite
+            });
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => Ok(BackendKind::Postgres),
+            "mysql" | "mariadb" => Ok(BackendKind::Mysql),
+            "sqlite" | "file" => Ok(BackendKind::Sqlite),
+            _ => {
+                let is_scheme = scheme.len() <= 32
+                    && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+                Err(UnknownScheme {
+                    scheme: is_scheme.then(|| scheme.to_owned()),
+                })
+            }
+        }
+    }
+}
+
+/// Whether `conn` is a libpq key-value string: its first word is `keyword=...`.
+fn is_key_value(conn: &str) -> bool {
+    conn.split_whitespace()
+        .next()
+        .and_then(|word| word.split_once('='))
+        .is_some_and(|(key, _)| LIBPQ_KEYWORDS.contains(&key))
 }
 
 impl DatabaseUrl {
@@ -77,5 +180,42 @@ mod tests {
             DatabaseUrl::new("sqlite.db").redact("sqlite.db"),
             "sqlite.db"
         );
+    }
+
+    /// Each scheme, path and key-value string names its backend; an unknown scheme is
+    /// an error quoting the scheme alone.
+    #[test]
+    fn backends_by_scheme() {
+        let kind = |url: &str| DatabaseUrl::new(url).backend();
+        for url in [
+            "postgres://a@db/k",
+            "postgresql://db/k",
+            "POSTGRES://db",
+            "host=db user=app password=x",
+        ] {
+            assert_eq!(kind(url), Ok(BackendKind::Postgres), "{url}");
+        }
+        for url in ["mysql://a:b@db/k", "mariadb://db/k"] {
+            assert_eq!(kind(url), Ok(BackendKind::Mysql), "{url}");
+        }
+        for url in [
+            "keys.db",
+            "/var/lib/keys.db",
+            ":memory:",
+            "sqlite://k.db",
+            "file:k.db?mode=ro",
+            "file:///k.db",
+            "hosts=x.db",
+            "C:\\keys.db",
+        ] {
+            assert_eq!(kind(url), Ok(BackendKind::Sqlite), "{url}");
+        }
+        let err = kind("postgress://app:hunter2@db/live").unwrap_err();
+        assert_eq!(err.scheme.as_deref(), Some("postgress"));
+        assert!(err.to_string().contains("`postgress://`"), "{err}");
+        assert!(!err.to_string().contains("hunter2"));
+        let err = kind("app:hunter2@db://x").unwrap_err();
+        assert_eq!(err.scheme, None);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }

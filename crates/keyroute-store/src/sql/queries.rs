@@ -276,6 +276,34 @@ impl UserStore for SqlStore<Marker> {
             .transpose()
     }
 
+    async fn list_users(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        let mut q = users::table
+            .select(UserRow::as_select())
+            .order(users::id.asc())
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .into_boxed();
+        if let Some(after) = after {
+            q = q.filter(users::id.gt(after.as_str().to_owned()));
+        }
+        let mut conn = self.conn().await?;
+        q.load(&mut *conn)
+            .await
+            .map_err(map_error)?
+            .into_iter()
+            .map(UserRow::into_user)
+            .collect()
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        let mut conn = self.conn().await?;
+        let n: i64 = users::table
+            .count()
+            .get_result(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
     async fn users_missing_keys(
         &self,
         after: Option<&UserId>,

@@ -20,6 +20,7 @@ mod backfill;
 mod deny;
 mod feed;
 mod robustness;
+mod users;
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
 pub(crate) use deny::{
     deny_list_entries_can_start_later, deny_list_keeps_the_latest_end_and_purges,
@@ -33,6 +34,7 @@ pub(crate) use robustness::{
     concurrent_issue_and_lookup, injection_shaped_strings_are_data,
     unicode_and_1kb_values_round_trip,
 };
+pub(crate) use users::list_users_pages_through_everyone;
 
 /// Instantiates every conformance case as a test, each with a fresh store from `$make`
 /// (an expression evaluating to a future of `(store, guard)`).
@@ -50,6 +52,7 @@ macro_rules! conformance_suite {
             keys_need_an_existing_owner,
             touch_last_used_updates_in_one_batch,
             users_missing_keys_pages_in_id_order,
+            list_users_pages_through_everyone,
             backfill_10_000_users,
             concurrent_backfills_key_each_user_once,
             concurrent_issue_and_lookup,
