@@ -6,13 +6,33 @@ use std::time::Duration;
 
 use keyroute::store::Backend;
 use keyroute::{
-    ApiKey, Environment, IssuedKey, KeyId, KeyQuery, KeyRequest, KeyType, Keyroute, NewUser,
-    Scopes, Tenant, User, UserId,
+    Acting, ApiKey, Environment, IssuedKey, KeyId, KeyQuery, KeyRequest, KeyStore, KeyType,
+    Keyroute, NewUser, Operator, Scopes, Tenant, User, UserId,
 };
 use serde_json::{Value, json};
 
 use crate::output::{CliError, Out, when};
 use crate::{KeysCommand, Target, UsersCommand, args};
+
+/// The key service acting as the person at this command: an operator named
+/// `KEYROUTE_OPERATOR`, else `cli:$USER`, else `cli`. Operators may manage any key; the
+/// name is what a record of the change will say.
+pub(crate) fn as_operator<B: Backend>(keyroute: &Keyroute<B>) -> Acting<'_, KeyStore> {
+    keyroute.keys().acting_as(operator())
+}
+
+fn operator() -> Operator {
+    std::env::var("KEYROUTE_OPERATOR")
+        .ok()
+        .or_else(|| {
+            std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .ok()
+                .map(|user| format!("cli:{user}"))
+        })
+        .and_then(|name| Operator::new(name).ok())
+        .unwrap_or_else(|| Operator::named_default("cli"))
+}
 
 /// Parses a duration option (`90days`, `1h`).
 pub(crate) fn duration(option: &str, value: &str) -> Result<Duration, CliError> {
@@ -174,8 +194,7 @@ pub(crate) async fn users<B: Backend>(
         }
         UsersCommand::Show { user } => {
             let user = find_user(keyroute, &user).await?;
-            let keys = keyroute
-                .keys()
+            let keys = as_operator(keyroute)
                 .list_keys(&user.id, &KeyQuery::all())
                 .await?;
             out.line(&format!("user {} ({})", user.user_name, user.id.as_str()))?;
@@ -230,7 +249,9 @@ async fn regenerate<B: Backend>(
         ),
         yes,
     )?;
-    let regenerated = keyroute.keys().regenerate(&user.id, &env, grace).await?;
+    let regenerated = as_operator(keyroute)
+        .regenerate(&user.id, &env, grace)
+        .await?;
     let retired: Vec<Value> = regenerated.retired.iter().map(key_json).collect();
     out.line(&format!(
         "{} old key(s) retired ({when_old_stop}); new keys:",
@@ -269,7 +290,7 @@ pub(crate) async fn keys<B: Backend>(
             if let Some(lifetime) = expires_in {
                 request = request.expires_in(duration("expires-in", &lifetime)?);
             }
-            let issued = keyroute.keys().issue_key(request).await?;
+            let issued = as_operator(keyroute).issue_key(request).await?;
             print_issued(out, std::slice::from_ref(&issued), Value::Null)?;
         }
         KeysCommand::List {
@@ -281,7 +302,7 @@ pub(crate) async fn keys<B: Backend>(
             if let Some(env) = env {
                 query = query.in_environment(environment(&env)?);
             }
-            let keys = keyroute.keys().list_keys(&user.id, &query).await?;
+            let keys = as_operator(keyroute).list_keys(&user.id, &query).await?;
             let value = json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() });
             out.table(KEY_HEADER, keys.iter().map(key_row).collect(), value)?;
         }
@@ -291,8 +312,7 @@ pub(crate) async fn keys<B: Backend>(
         }
         KeysCommand::Revoke { id } => {
             let key_id = key_id(keyroute, &id)?;
-            let revoked = keyroute
-                .keys()
+            let revoked = as_operator(keyroute)
                 .revoke(&key_id)
                 .await?
                 .ok_or_else(|| no_key(&id))?;
@@ -328,9 +348,8 @@ fn no_key(id: &str) -> CliError {
 }
 
 async fn get_key<B: Backend>(keyroute: &Keyroute<B>, id: &str) -> Result<ApiKey, CliError> {
-    keyroute
-        .store()
-        .get_api_key(&key_id(keyroute, id)?)
+    as_operator(keyroute)
+        .key(&key_id(keyroute, id)?)
         .await?
         .ok_or_else(|| no_key(id))
 }

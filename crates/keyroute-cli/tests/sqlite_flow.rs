@@ -193,3 +193,49 @@ fn backfill_of_ten_thousand_users_is_safe_to_rerun() {
     assert_eq!(second["users"], 0);
     assert_eq!(second["keys"], 0);
 }
+
+/// `keys regenerate` turned a user's named, scoped keys into unnamed keys with no
+/// scopes; each replacement now keeps its type, name and scopes.
+#[test]
+fn regenerate_keeps_names_and_scopes() {
+    let p = Project::sqlite();
+    p.json(&["migrate"]);
+    p.json(&["users", "add", "ada"]);
+    p.json(&[
+        "keys",
+        "issue",
+        "--user",
+        "ada",
+        "--env",
+        "test",
+        "--name",
+        "ci deploy",
+        "--scope",
+        "orders:read",
+        "--scope",
+        "orders:write",
+    ]);
+    let regenerated = p.json(&[
+        "keys",
+        "regenerate",
+        "--user",
+        "ada",
+        "--env",
+        "test",
+        "--yes",
+    ]);
+    let keys = regenerated["keys"].as_array().unwrap();
+    assert_eq!(
+        keys.len(),
+        2,
+        "the registration key and the named one: {keys:?}"
+    );
+    let named = keys
+        .iter()
+        .find(|k| k["name"] == "ci deploy")
+        .unwrap_or_else(|| panic!("no replacement named 'ci deploy': {keys:?}"));
+    assert_eq!(
+        named["scopes"],
+        serde_json::json!(["orders:read", "orders:write"])
+    );
+}

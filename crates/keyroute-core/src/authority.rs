@@ -103,6 +103,12 @@ impl Operator {
         Ok(Self(name))
     }
 
+    /// An operator named `name` if that is a valid name, else `operator`: for tools
+    /// that derive the name from their environment and must always have one.
+    pub fn named_default(name: &str) -> Self {
+        Self::new(name).unwrap_or_else(|_| Self("operator".to_owned()))
+    }
+
     /// The operator's name.
     pub fn name(&self) -> &str {
         &self.0
