@@ -138,11 +138,23 @@ fn print_issued(out: Out, issued: &[IssuedKey], extra: Value) -> Result<(), CliE
             ]
         })
         .collect();
+    // A closed pipe usually ends a command quietly, but not here: a key nobody saw is a
+    // key nobody can use, and the person must learn that it exists.
     out.table(
         &["id", "type", "env", "key (shown once: store it now)"],
         rows,
         value,
     )
+    .map_err(|e| match e {
+        CliError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+            let ids: Vec<&str> = issued.iter().map(|k| k.key.id.as_str()).collect();
+            CliError::failed(format!(
+                "the output closed before the new key(s) could be shown, so nobody has their secret; they were stored as {}: revoke them with `keyroute keys revoke ID` and make new ones",
+                ids.join(", ")
+            ))
+        }
+        other => other,
+    })
 }
 
 /// `keyroute users ...`.

@@ -160,3 +160,34 @@ fn users_list_pages_through_every_user() {
         "{last}"
     );
 }
+
+/// A new key printed into a closed pipe was lost without a word (exit 0): nobody saw
+/// its secret. Now the command fails, naming the stored key's id so it can be revoked,
+/// and still never prints the secret elsewhere.
+#[test]
+fn a_new_key_that_could_not_be_shown_is_reported() {
+    let p = Project::sqlite();
+    p.json(&["migrate"]);
+    p.json(&["users", "add", "ada"]);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("keyroute"))
+        .args(["keys", "issue", "--user", "ada", "--env", "test"])
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `| head -c 0`: closed before anything is written
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could be shown"), "{stderr}");
+    assert!(!stderr.contains("sk_test_"), "{stderr}");
+    let listed = p.json(&["keys", "list", "--user", "ada", "--env", "test"]);
+    let issued = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| stderr.contains(k["id"].as_str().unwrap()))
+        .count();
+    assert_eq!(issued, 1, "the lost key is named by its id: {stderr}");
+}
