@@ -36,6 +36,10 @@ fn is_shutdown(message: &str) -> bool {
         || message.contains("the database system is shutting down")
         || message.contains("the database system is starting up")
         || message.contains("server shutdown in progress")
+        // A backend whose postmaster died (`docker stop` racing a query), and one
+        // told to quit because another backend crashed (57P02).
+        || message.contains("terminating connection due to unexpected postmaster exit")
+        || message.contains("terminating connection because of crash of another server process")
 }
 
 /// A message naming what was duplicated, from the constraint (or the database's
@@ -61,6 +65,20 @@ fn conflict_message(what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every way PostgreSQL says the server went away is a shutdown, not a refusal.
+    #[test]
+    fn server_going_away_is_a_shutdown() {
+        for message in [
+            "terminating connection due to administrator command",
+            "terminating connection due to unexpected postmaster exit",
+            "terminating connection because of crash of another server process",
+            "FATAL: the database system is shutting down",
+        ] {
+            assert!(is_shutdown(message), "{message}");
+        }
+        assert!(!is_shutdown("relation \"orders\" does not exist"));
+    }
 
     /// Conflict messages name the rule, never the value.
     #[test]
