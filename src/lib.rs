@@ -91,23 +91,30 @@ pub use keyroute_axum as axum;
 
 /// The store backends and the pooled connections the router uses.
 pub mod store {
+    #[cfg(feature = "mysql")]
+    pub use keyroute_pool::Mysql;
+    #[cfg(feature = "postgres")]
+    pub use keyroute_pool::Postgres;
+    #[cfg(feature = "sqlite")]
+    pub use keyroute_pool::Sqlite;
+    pub use keyroute_pool::{
+        Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
+        UnknownScheme,
+    };
     #[cfg(feature = "memory")]
     pub use keyroute_store::MemoryStore;
+    #[cfg(feature = "mysql")]
+    pub use keyroute_store::MysqlStore;
+    #[cfg(feature = "postgres")]
+    pub use keyroute_store::PostgresStore;
+    #[cfg(feature = "sqlite")]
+    pub use keyroute_store::SqliteStore;
     #[cfg(feature = "postgres")]
     pub use keyroute_store::sql::postgres::{
         CHANNEL as POSTGRES_FEED_CHANNEL,
         LISTENER_APPLICATION_NAME as POSTGRES_FEED_APPLICATION_NAME,
     };
-    pub use keyroute_store::{
-        Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
-        SqlStore, UnknownScheme, keyroute_migration_versions,
-    };
-    #[cfg(feature = "mysql")]
-    pub use keyroute_store::{Mysql, MysqlStore};
-    #[cfg(feature = "postgres")]
-    pub use keyroute_store::{Postgres, PostgresStore};
-    #[cfg(feature = "sqlite")]
-    pub use keyroute_store::{Sqlite, SqliteStore};
+    pub use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 }
 
 /// JWTs (`keyroute-jwt`): API keys exchanged for short-lived tokens, JWTs issued as

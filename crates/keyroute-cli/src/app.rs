@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keyroute::store::{Backend, BackendKind, DatabaseUrl, Mysql, Postgres, SqlStore, Sqlite};
+use keyroute::store::{BackendKind, DatabaseUrl, Mysql, Postgres, SqlStore, Sqlite, StoreBackend};
 use keyroute::{Config, KeyListener, Keyroute, Store};
 
 use crate::output::{CliError, Out};
@@ -95,7 +95,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Builds the handle (keyroute's migrations applied when `init_schema` is on),
 /// telling `listener` of every key stored.
-pub(crate) async fn handle<B: Backend>(
+pub(crate) async fn handle<B: StoreBackend>(
     config: Config,
     listener: Option<std::sync::Arc<dyn KeyListener>>,
 ) -> Result<Keyroute<B>, CliError>
@@ -109,7 +109,11 @@ where
     Ok(builder.build().await?)
 }
 
-async fn dispatch<B: Backend>(command: Command, config: Config, out: Out) -> Result<(), CliError>
+async fn dispatch<B: StoreBackend>(
+    command: Command,
+    config: Config,
+    out: Out,
+) -> Result<(), CliError>
 where
     SqlStore<B>: Store,
 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use diesel_migrations::FileBasedMigrations;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use keyroute::store::{Backend, SqlStore, keyroute_migration_versions};
+use keyroute::store::{SqlStore, StoreBackend, keyroute_migration_versions};
 use keyroute::{ApiKey, Config, KeyListener, Store, UserId};
 use serde_json::json;
 
@@ -14,7 +14,7 @@ use crate::app::handle;
 use crate::output::{CliError, Out};
 
 /// `keyroute migrate [--app DIR]`.
-pub(crate) async fn migrate<B: Backend>(
+pub(crate) async fn migrate<B: StoreBackend>(
     mut config: Config,
     app: Option<&Path>,
     out: Out,
@@ -72,7 +72,7 @@ where
 }
 
 /// `keyroute doctor`: connections, keyroute's migrations, schema parity.
-pub(crate) async fn doctor<B: Backend>(config: Config, out: Out) -> Result<(), CliError>
+pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<(), CliError>
 where
     SqlStore<B>: Store,
 {
@@ -80,7 +80,10 @@ where
     let router = config
         .router
         .builder::<B>()
-        .and_then(|b| b.build())
+        .and_then(|b| {
+            b.keyroute_versions(keyroute_migration_versions::<B>())
+                .build()
+        })
         .map_err(|e| CliError::failed(format!("configuration: {e}")))?;
     let report = router.applied_migrations().await;
     let keyroute_versions = keyroute_migration_versions::<B>();
@@ -202,7 +205,7 @@ fn eprintln_progress(done: u64, total: u64) {
 }
 
 /// `keyroute backfill [--batch N]`.
-pub(crate) async fn backfill<B: Backend>(
+pub(crate) async fn backfill<B: StoreBackend>(
     config: Config,
     batch: usize,
     out: Out,

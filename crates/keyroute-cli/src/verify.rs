@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use keyroute::store::{Backend, SqlStore};
+use keyroute::store::{SqlStore, StoreBackend};
 use keyroute::{AuthError, AuthMethod, Config, Keyroute, Principal, Store, User, looks_like_jwt};
 use serde_json::json;
 
@@ -33,7 +33,7 @@ impl Rejection {
 }
 
 /// `keyroute verify [--json]`.
-pub(crate) async fn verify<B: Backend>(config: Config, out: Out) -> Result<(), CliError>
+pub(crate) async fn verify<B: StoreBackend>(config: Config, out: Out) -> Result<(), CliError>
 where
     SqlStore<B>: Store,
 {
@@ -63,7 +63,7 @@ where
 
 /// Checks `token` as a request would: offline first for an API key (format, prefix,
 /// environment, checksum: no I/O), then the resolver, then the route.
-async fn check<B: Backend>(keyroute: &Keyroute<B>, token: &str) -> Result<Principal, Rejection>
+async fn check<B: StoreBackend>(keyroute: &Keyroute<B>, token: &str) -> Result<Principal, Rejection>
 where
     SqlStore<B>: Store,
 {
@@ -102,7 +102,7 @@ fn jwt_kind(method: AuthMethod) -> Option<(&'static str, &'static str)> {
 }
 
 /// Prints who the principal is and where it routes.
-async fn describe<B: Backend>(
+async fn describe<B: StoreBackend>(
     keyroute: &Keyroute<B>,
     principal: &Principal,
     out: Out,

@@ -10,7 +10,7 @@ use std::fmt;
 
 use diesel::migration::MigrationSource;
 use keyroute_core::StoreError;
-use keyroute_store::{Backend, BackendDb, keyroute_migration_versions};
+use keyroute_pool::{Backend, BackendDb};
 
 use crate::router::ConnectionRouter;
 
@@ -153,7 +153,7 @@ impl<B: Backend> ConnectionRouter<B> {
     /// the versions each gives; an unreachable connection carries its real cause.
     async fn report<F, Fut>(&self, each: F) -> SchemaReport
     where
-        F: Fn(std::sync::Arc<keyroute_store::DbPool<B>>) -> Fut,
+        F: Fn(std::sync::Arc<keyroute_pool::DbPool<B>>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
     {
         let mut connections = Vec::new();
@@ -169,7 +169,7 @@ impl<B: Backend> ConnectionRouter<B> {
         }
         SchemaReport {
             connections,
-            keyroute_versions: keyroute_migration_versions::<B>(),
+            keyroute_versions: self.inner.keyroute_versions.clone(),
         }
     }
 }

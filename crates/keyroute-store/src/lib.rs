@@ -26,27 +26,27 @@ pub mod counting;
 #[cfg(feature = "memory")]
 pub mod memory;
 
-#[cfg(feature = "pool")]
-pub mod pool;
-#[cfg(feature = "pool")]
+#[cfg(feature = "sql")]
 pub mod sql;
 
 #[cfg(feature = "test-util")]
 pub use counting::CountingStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
-#[cfg(feature = "pool")]
-pub use pool::{
-    Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
-    UnknownScheme, keyroute_migration_versions,
-};
-#[cfg(feature = "tls")]
-pub use pool::{TlsError, TlsMode, tls_error};
-#[cfg(feature = "pool")]
-pub use sql::SqlStore;
+// What a store's constructors take, from keyroute-pool, so a store user needs one crate.
 #[cfg(feature = "mysql")]
-pub use sql::mysql::{Mysql, MysqlStore};
+pub use keyroute_pool::Mysql;
 #[cfg(feature = "postgres")]
-pub use sql::postgres::{Postgres, PostgresStore};
+pub use keyroute_pool::Postgres;
 #[cfg(feature = "sqlite")]
-pub use sql::sqlite::{Sqlite, SqliteStore};
+pub use keyroute_pool::Sqlite;
+#[cfg(feature = "sql")]
+pub use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
+#[cfg(feature = "mysql")]
+pub use sql::mysql::MysqlStore;
+#[cfg(feature = "postgres")]
+pub use sql::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sql::sqlite::SqliteStore;
+#[cfg(feature = "sql")]
+pub use sql::{SqlStore, StoreBackend, keyroute_migration_versions};

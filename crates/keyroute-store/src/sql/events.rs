@@ -41,7 +41,7 @@ use super::schema::keyroute_events as events;
 use super::{Marker, Ts};
 use crate::sql::{SqlStore, Timestamp, map_error};
 
-type Conn = <Marker as crate::pool::Backend>::Connection;
+type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
 /// How long a gap in the ids may stay open before the poller moves past it.
 pub(super) const GAP_PATIENCE: Duration = Duration::from_secs(30);
@@ -310,8 +310,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_lower_id_committed_late_is_not_skipped() {
         let store = SqlStore::<Marker>::from_pool(
-            crate::pool::DbPool::lazy("sqlite://:memory:", crate::pool::PoolSettings::default())
-                .unwrap_or_else(|e| panic!("{e}")),
+            keyroute_pool::DbPool::lazy(
+                "sqlite://:memory:",
+                keyroute_pool::PoolSettings::default(),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
         );
         let Some(subscription) = ChangeFeed::subscribe(&store, &FeedSettings::default()).await
         else {

@@ -34,13 +34,68 @@ use std::marker::PhantomData;
 use bb8::PooledConnection;
 use keyroute_core::{StoreError, StoreResult};
 
-pub use crate::pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
+use keyroute_core::BoxError;
+use keyroute_pool::{Backend, DatabaseUrl, DbPool, OwnedConnection, PoolSettings};
 
 mod codec;
 mod error;
 
 use codec::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
 use error::map_error;
+
+/// A SQL backend the key store runs on: keyroute-pool's [`Backend`] with keyroute's
+/// own embedded migrations. Sealed: implemented for [`Postgres`](keyroute_pool::Postgres),
+/// [`Mysql`](keyroute_pool::Mysql) and [`Sqlite`](keyroute_pool::Sqlite).
+pub trait StoreBackend: Backend + sealed::Sealed {
+    /// Runs keyroute's embedded migrations on `conn`. Called on a blocking thread.
+    #[doc(hidden)]
+    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError>;
+
+    /// The versions of keyroute's own embedded migrations, oldest first.
+    #[doc(hidden)]
+    fn keyroute_migrations() -> Vec<String>;
+}
+
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+/// The versions of keyroute's own migrations for backend `B`, oldest first: what
+/// `init_schema` applies to the key store, and what schema-parity checks leave out.
+pub fn keyroute_migration_versions<B: StoreBackend>() -> Vec<String> {
+    B::keyroute_migrations()
+}
+
+/// The shared body of every backend's [`StoreBackend`] methods: the harness is
+/// diesel's, run over diesel-async's wrapper.
+macro_rules! keyroute_migrations {
+    ($migrations:expr) => {
+        fn run_migrations(
+            conn: keyroute_pool::OwnedConnection<Self>,
+        ) -> Result<(), keyroute_core::BoxError> {
+            use diesel_migrations::MigrationHarness as _;
+            diesel_async::AsyncMigrationHarness::new(conn).run_pending_migrations($migrations)?;
+            Ok(())
+        }
+
+        fn keyroute_migrations() -> Vec<String> {
+            use diesel::migration::Migration as _;
+            let migrations =
+                diesel::migration::MigrationSource::<keyroute_pool::BackendDb<Self>>::migrations(
+                    &$migrations,
+                )
+                .unwrap_or_default();
+            let mut versions: Vec<String> = migrations
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect();
+            versions.sort();
+            versions
+        }
+    };
+}
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) use keyroute_migrations;
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -174,20 +229,6 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
-    /// Runs the embedded migrations (idempotent). Works on either Tokio runtime flavour:
-    /// the migration harness blocks, so it runs on a blocking thread.
-    ///
-    /// # Errors
-    /// [`StoreError::Migration`] when a migration fails, `Unavailable` when the database
-    /// cannot be reached.
-    pub async fn migrate(&self) -> StoreResult<()> {
-        let conn = self.db.get_owned().await?;
-        tokio::task::spawn_blocking(move || B::run_migrations(conn))
-            .await
-            .map_err(StoreError::migration)?
-            .map_err(StoreError::migration)
-    }
-
     /// The store's pool.
     pub fn db(&self) -> &DbPool<B> {
         &self.db
@@ -206,5 +247,21 @@ impl<B: Backend> SqlStore<B> {
     /// A pooled connection, or `Unavailable` with the real cause.
     async fn conn(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
         self.db.get().await
+    }
+}
+
+impl<B: StoreBackend> SqlStore<B> {
+    /// Runs the embedded migrations (idempotent). Works on either Tokio runtime flavour:
+    /// the migration harness blocks, so it runs on a blocking thread.
+    ///
+    /// # Errors
+    /// [`StoreError::Migration`] when a migration fails, `Unavailable` when the database
+    /// cannot be reached.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let conn = self.db.get_owned().await?;
+        tokio::task::spawn_blocking(move || B::run_migrations(conn))
+            .await
+            .map_err(StoreError::migration)?
+            .map_err(StoreError::migration)
     }
 }

@@ -1,18 +1,11 @@
-//! MySQL and MariaDB, on `AsyncMysqlConnection` (mysql_async: no libmysqlclient needed).
+//! The key store on MySQL and MariaDB: keyroute's migrations, its tables, and the
+//! change feed on `keyroute_events` (`events.rs`). Connections are keyroute-pool's.
 
 use chrono::NaiveDateTime;
-use diesel_async::{AsyncMigrationHarness, AsyncMysqlConnection};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use keyroute_core::BoxError;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use keyroute_pool::Mysql;
 
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-
-use super::SqlStore;
-use crate::pool::{Backend, ConnectSetup, DatabaseUrl, OwnedConnection, sealed};
-
-/// The MySQL / MariaDB backend.
-#[derive(Debug, Clone, Copy)]
-pub struct Mysql;
+use super::{SqlStore, StoreBackend, sealed};
 
 /// A store on MySQL or MariaDB.
 pub type MysqlStore = SqlStore<Mysql>;
@@ -21,21 +14,8 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql
 
 impl sealed::Sealed for Mysql {}
 
-impl Backend for Mysql {
-    type Connection = AsyncMysqlConnection;
-    type Manager = AsyncDieselConnectionManager<Self::Connection>;
-    const NAME: &'static str = "MySQL";
-
-    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
-        crate::pool::manager(url, setup, |url| Box::pin(crate::pool::connect::mysql(url)))
-    }
-
-    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {
-        AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
-        Ok(())
-    }
-
-    crate::pool::app_migrations!(MIGRATIONS);
+impl StoreBackend for Mysql {
+    super::keyroute_migrations!(MIGRATIONS);
 }
 
 type Marker = Mysql;

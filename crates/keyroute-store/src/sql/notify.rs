@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::Marker;
 use crate::sql::SqlStore;
 
-type Conn = <Marker as crate::pool::Backend>::Connection;
+type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
 /// The channel keyroute notifies and listens on.
 pub const CHANNEL: &str = "keyroute_events";
@@ -98,7 +98,7 @@ impl ChangeSubscription for Listener {
 
 /// Listens until the subscription is dropped, reconnecting with back-off.
 async fn listen(
-    url: crate::pool::DatabaseUrl,
+    url: keyroute_pool::DatabaseUrl,
     check_every: Duration,
     tx: mpsc::Sender<FeedSignal>,
 ) {
@@ -129,22 +129,21 @@ async fn listen(
 /// One connection's life: connect, `LISTEN`, say `Live`, forward until it breaks.
 /// `Ok` when the subscription was dropped, the reason otherwise.
 async fn listen_once(
-    url: &crate::pool::DatabaseUrl,
+    url: &keyroute_pool::DatabaseUrl,
     check_every: Duration,
     tx: &mpsc::Sender<FeedSignal>,
     went_live: &mut bool,
 ) -> Result<(), String> {
     // The pool's own opener: the same sslmode / sslrootcert, so a server that
     // requires TLS gets it on this connection too.
-    let (client, mut connection) =
-        crate::pool::connect::postgres_client(url.expose_secret(), |config| {
-            config.application_name(LISTENER_APPLICATION_NAME);
-            if config.get_connect_timeout().is_none() {
-                config.connect_timeout(Duration::from_secs(5));
-            }
-        })
-        .await
-        .map_err(|e| e.redacted(url).to_string())?;
+    let (client, mut connection) = keyroute_pool::postgres_client(url.expose_secret(), |config| {
+        config.application_name(LISTENER_APPLICATION_NAME);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+    })
+    .await
+    .map_err(|e| e.redacted(url).to_string())?;
     let (payloads, mut received) = mpsc::unbounded_channel::<String>();
     // Drives the connection; its messages are the notifications.
     let _driver = AbortOnDrop(tokio::spawn(async move {
@@ -163,7 +162,7 @@ async fn listen_once(
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
-        .map_err(|e| crate::pool::describe(&e))?;
+        .map_err(|e| keyroute_pool::describe(&e))?;
     if tx.send(FeedSignal::Live).await.is_err() {
         return Ok(());
     }
@@ -189,7 +188,7 @@ async fn listen_once(
                 }
                 match tokio::time::timeout(PING_TIMEOUT, client.simple_query("")).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(crate::pool::describe(&e)),
+                    Ok(Err(e)) => return Err(keyroute_pool::describe(&e)),
                     Err(_) => return Err(format!("no answer within {PING_TIMEOUT:?}")),
                 }
             }

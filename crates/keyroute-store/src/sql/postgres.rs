@@ -1,24 +1,11 @@
-//! PostgreSQL, on `AsyncPgConnection` (tokio-postgres: no libpq needed).
-//!
-//! Connections are opened with `tokio_postgres::connect` and handed to diesel-async,
-//! rather than through `AsyncPgConnection::establish`, which keeps only the top line of
-//! a connection error ("error connecting to server") and drops its cause ("connection
-//! refused"). TLS follows libpq's `sslmode` and `sslrootcert`, on rustls (see
-//! `pool/tls.rs`).
+//! The key store on PostgreSQL: keyroute's migrations, its tables, and the change feed
+//! on `pg_notify` (`notify.rs`). Connections are keyroute-pool's.
 
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use keyroute_core::BoxError;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use keyroute_pool::Postgres;
 
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-
-use super::SqlStore;
-use crate::pool::{Backend, ConnectSetup, DatabaseUrl, OwnedConnection, sealed};
-
-/// The PostgreSQL backend.
-#[derive(Debug, Clone, Copy)]
-pub struct Postgres;
+use super::{SqlStore, StoreBackend, sealed};
 
 /// A store on PostgreSQL.
 pub type PostgresStore = SqlStore<Postgres>;
@@ -27,23 +14,8 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postg
 
 impl sealed::Sealed for Postgres {}
 
-impl Backend for Postgres {
-    type Connection = AsyncPgConnection;
-    type Manager = AsyncDieselConnectionManager<Self::Connection>;
-    const NAME: &'static str = "PostgreSQL";
-
-    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
-        crate::pool::manager(url, setup, |url| {
-            Box::pin(crate::pool::connect::postgres(url))
-        })
-    }
-
-    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError> {
-        AsyncMigrationHarness::new(conn).run_pending_migrations(MIGRATIONS)?;
-        Ok(())
-    }
-
-    crate::pool::app_migrations!(MIGRATIONS);
+impl StoreBackend for Postgres {
+    super::keyroute_migrations!(MIGRATIONS);
 }
 
 type Marker = Postgres;

@@ -1,6 +1,6 @@
 //! The store implementation, written once and compiled inside each backend module,
 //! which supplies `schema`, `Ts` (its timestamp type),
-//! `Marker` (the [`Backend`](crate::pool::Backend) this implements the store for) and
+//! `Marker` (the [`Backend`](keyroute_pool::Backend) this implements the store for) and
 //! the `insert_rows!` macro (a multi-row `INSERT`, or a loop where the backend has none).
 //!
 //! Lookups by a unique column (key hash, key id, user id, user name) use
@@ -28,7 +28,7 @@ use super::schema::{
 use super::{Marker, Ts};
 use crate::sql::{INSERT_CHUNK, SqlStore, Timestamp, decode, map_error};
 
-type Conn = <Marker as crate::pool::Backend>::Connection;
+type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
 /// Inserts key rows in chunks, inside the caller's transaction.
 async fn insert_keys(conn: &mut Conn, rows: &[KeyRow]) -> QueryResult<()> {

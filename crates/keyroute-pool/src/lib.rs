@@ -29,29 +29,31 @@ mod backend;
 pub(crate) mod connect;
 mod health;
 mod migrations;
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod secrets;
 mod settings;
 mod sink;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(feature = "tls")]
 mod tls;
 mod url;
 mod watch;
 
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(unused_imports)
-)]
-// Only the SQLite backend opens its connections itself.
-#[cfg(feature = "sqlite")]
-pub(crate) use backend::ConnectFuture;
-#[allow(unused_imports)] // used by the backend modules only
-pub(crate) use backend::app_migrations;
-pub use backend::{Backend, BackendDb, ConnectSetup};
-pub use migrations::keyroute_migration_versions;
-// What the backends build on; with the pool feature alone there is no backend yet.
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub(crate) use backend::{OwnedConnection, manager, sealed};
+pub use backend::{Backend, BackendDb, ConnectSetup, OwnedConnection};
+pub use connect::ConnectFailure;
+#[cfg(feature = "postgres")]
+pub use connect::{PgConnection, postgres_client};
+#[cfg(feature = "mysql")]
+pub use mysql::Mysql;
+#[cfg(feature = "postgres")]
+pub use postgres::Postgres;
 pub use settings::{PoolSettings, RecyclingCheck};
+#[cfg(feature = "sqlite")]
+pub use sqlite::Sqlite;
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsMode};
 // `tls_error` is defined below.
@@ -107,7 +109,7 @@ pub fn tls_error(error: &StoreError) -> Option<&TlsError> {
 }
 
 /// An error and its causes on one line: "error connecting to server: Connection refused".
-pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+pub fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

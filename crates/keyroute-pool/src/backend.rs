@@ -24,8 +24,9 @@ use super::{DatabaseUrl, PoolSettings, RecyclingCheck};
 pub(crate) type ConnectFuture<C> =
     Pin<Box<dyn Future<Output = Result<C, super::connect::ConnectFailure>> + Send>>;
 
-/// A pooled connection that can move to a blocking thread.
-pub(crate) type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
+/// A pooled connection that does not borrow its pool ([`DbPool::get_owned`](crate::DbPool::get_owned)),
+/// so it can move to a blocking thread.
+pub type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
 
 /// A SQL database backend. Sealed: implemented by [`Postgres`](crate::sql::postgres::Postgres),
 /// [`Mysql`](crate::sql::mysql::Mysql) and [`Sqlite`](crate::sql::sqlite::Sqlite).
@@ -61,10 +62,6 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager;
 
-    /// Runs the embedded migrations on `conn`. Called on a blocking thread.
-    #[doc(hidden)]
-    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError>;
-
     /// Runs the pending migrations of `source` (an app's own) on `conn` and returns
     /// the versions applied. Called on a blocking thread.
     #[doc(hidden)]
@@ -77,10 +74,6 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// oldest first. Called on a blocking thread.
     #[doc(hidden)]
     fn applied_migrations(conn: OwnedConnection<Self>) -> Result<Vec<String>, BoxError>;
-
-    /// The versions of keyroute's own embedded migrations, oldest first.
-    #[doc(hidden)]
-    fn keyroute_migrations() -> Vec<String>;
 }
 
 /// The diesel backend (`diesel::pg::Pg`, `diesel::sqlite::Sqlite`, `diesel::mysql::Mysql`)
@@ -90,10 +83,8 @@ pub type BackendDb<B> = <<B as Backend>::Connection as diesel_async::AsyncConnec
 /// The shared body of every backend's app-migration methods: the harness is diesel's,
 /// run over diesel-async's wrapper, as for keyroute's own migrations.
 macro_rules! app_migrations {
-    ($migrations:expr) => {
-        fn run_migrations_from<
-            S: diesel::migration::MigrationSource<crate::pool::BackendDb<Self>>,
-        >(
+    () => {
+        fn run_migrations_from<S: diesel::migration::MigrationSource<crate::BackendDb<Self>>>(
             conn: OwnedConnection<Self>,
             source: S,
         ) -> Result<Vec<String>, BoxError> {
@@ -113,21 +104,6 @@ macro_rules! app_migrations {
                 .collect();
             versions.sort();
             Ok(versions)
-        }
-
-        fn keyroute_migrations() -> Vec<String> {
-            use diesel::migration::Migration as _;
-            let migrations =
-                diesel::migration::MigrationSource::<crate::pool::BackendDb<Self>>::migrations(
-                    &$migrations,
-                )
-                .unwrap_or_default();
-            let mut versions: Vec<String> = migrations
-                .iter()
-                .map(|m| m.name().version().to_string())
-                .collect();
-            versions.sort();
-            versions
         }
     };
 }
