@@ -45,10 +45,7 @@ impl<B: Backend> fmt::Debug for KeyrouteBuilder<B> {
     }
 }
 
-impl<B: StoreBackend> KeyrouteBuilder<B>
-where
-    SqlStore<B>: Store,
-{
+impl<B: StoreBackend> KeyrouteBuilder<B> {
     pub(crate) fn new() -> Self {
         Self {
             config: Config::default(),

@@ -68,10 +68,7 @@ impl<B: Backend> fmt::Debug for Keyroute<B> {
     }
 }
 
-impl<B: StoreBackend> Keyroute<B>
-where
-    keyroute_store::SqlStore<B>: Store,
-{
+impl<B: StoreBackend> Keyroute<B> {
     /// A builder: give it a [`Config`](crate::Config) or set the parts in code.
     pub fn builder() -> KeyrouteBuilder<B> {
         KeyrouteBuilder::new()

@@ -187,10 +187,7 @@ fn bearer(token: &str) -> http::HeaderMap {
     headers
 }
 
-async fn world<B: Events>(config: Config) -> World<B>
-where
-    keyroute::store::SqlStore<B>: keyroute::Store,
-{
+async fn world<B: Events>(config: Config) -> World<B> {
     let clock = ManualClock::new(chrono::Utc::now());
     let app = Keyroute::<B>::builder()
         .config(config)

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use keyroute::store::{DatabaseUrl, Mysql, Postgres, SqlStore, Sqlite, StoreBackend};
-use keyroute::{AuthError, Environment, KeyOptions, KeyType, Keyroute, NewUser, Store};
+use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
+use keyroute::{AuthError, Environment, KeyOptions, KeyType, Keyroute, NewUser};
 
 /// The documented bound (README, "Many instances"): a revocation committed on one
 /// instance is refused by every other instance within one second.
@@ -28,10 +28,7 @@ const INSTANCES: usize = 3;
 const REVOCATIONS: usize = 200;
 const LOAD_TASKS: usize = 4;
 
-async fn instance<B: StoreBackend>(url: &DatabaseUrl) -> Keyroute<B>
-where
-    SqlStore<B>: Store,
-{
+async fn instance<B: StoreBackend>(url: &DatabaseUrl) -> Keyroute<B> {
     let mut options = KeyOptions::default();
     options.require_secure_connection = false;
     assert!(
@@ -114,10 +111,7 @@ async fn propagation<B: StoreBackend>(
     gap: Option<
         &(dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Sync),
     >,
-) -> Figures
-where
-    SqlStore<B>: Store,
-{
+) -> Figures {
     let mut apps = Vec::new();
     for _ in 0..INSTANCES {
         apps.push(instance::<B>(&url).await);

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use keyroute::store::{BackendKind, DatabaseUrl, Mysql, Postgres, SqlStore, Sqlite, StoreBackend};
-use keyroute::{Config, KeyListener, Keyroute, Store};
+use keyroute::store::{BackendKind, DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
+use keyroute::{Config, KeyListener, Keyroute};
 
 use crate::output::{CliError, Out};
 use crate::{Cli, Command, keys, ops};
@@ -98,10 +98,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
 pub(crate) async fn handle<B: StoreBackend>(
     config: Config,
     listener: Option<std::sync::Arc<dyn KeyListener>>,
-) -> Result<Keyroute<B>, CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<Keyroute<B>, CliError> {
     let mut builder = Keyroute::<B>::builder().config(config);
     if let Some(listener) = listener {
         builder = builder.listener(listener);
@@ -113,10 +110,7 @@ async fn dispatch<B: StoreBackend>(
     command: Command,
     config: Config,
     out: Out,
-) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<(), CliError> {
     match command {
         Command::Migrate { app } => ops::migrate::<B>(config, app.as_deref(), out).await,
         Command::Doctor => ops::doctor::<B>(config, out).await,

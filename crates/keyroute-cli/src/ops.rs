@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use diesel_migrations::FileBasedMigrations;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use keyroute::store::{SqlStore, StoreBackend, keyroute_migration_versions};
-use keyroute::{ApiKey, Config, KeyListener, Store, UserId};
+use keyroute::store::{StoreBackend, keyroute_migration_versions};
+use keyroute::{ApiKey, Config, KeyListener, UserId};
 use serde_json::json;
 
 use crate::app::handle;
@@ -18,10 +18,7 @@ pub(crate) async fn migrate<B: StoreBackend>(
     mut config: Config,
     app: Option<&Path>,
     out: Out,
-) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<(), CliError> {
     // Reads the directory first: a wrong path is reported before anything changes.
     let source = app
         .map(|dir| {
@@ -72,10 +69,7 @@ where
 }
 
 /// `keyroute doctor`: connections, keyroute's migrations, schema parity.
-pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<(), CliError> {
     // The router alone: the doctor reads, it does not migrate or need the key store.
     let router = config
         .router
@@ -209,10 +203,7 @@ pub(crate) async fn backfill<B: StoreBackend>(
     config: Config,
     batch: usize,
     out: Out,
-) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<(), CliError> {
     let batch = batch.max(1);
     let is_terminal = std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

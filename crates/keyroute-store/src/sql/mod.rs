@@ -34,8 +34,7 @@ use std::marker::PhantomData;
 use bb8::PooledConnection;
 use keyroute_core::{StoreError, StoreResult};
 
-use keyroute_core::BoxError;
-use keyroute_pool::{Backend, DatabaseUrl, DbPool, OwnedConnection, PoolSettings};
+use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings};
 
 mod codec;
 mod error;
@@ -43,59 +42,12 @@ mod error;
 use codec::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
 use error::map_error;
 
-/// A SQL backend the key store runs on: keyroute-pool's [`Backend`] with keyroute's
-/// own embedded migrations. Sealed: implemented for [`Postgres`](keyroute_pool::Postgres),
-/// [`Mysql`](keyroute_pool::Mysql) and [`Sqlite`](keyroute_pool::Sqlite).
-pub trait StoreBackend: Backend + sealed::Sealed {
-    /// Runs keyroute's embedded migrations on `conn`. Called on a blocking thread.
-    #[doc(hidden)]
-    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError>;
+mod backend;
+mod dispatch;
 
-    /// The versions of keyroute's own embedded migrations, oldest first.
-    #[doc(hidden)]
-    fn keyroute_migrations() -> Vec<String>;
-}
-
-pub(crate) mod sealed {
-    pub trait Sealed {}
-}
-
-/// The versions of keyroute's own migrations for backend `B`, oldest first: what
-/// `init_schema` applies to the key store, and what schema-parity checks leave out.
-pub fn keyroute_migration_versions<B: StoreBackend>() -> Vec<String> {
-    B::keyroute_migrations()
-}
-
-/// The shared body of every backend's [`StoreBackend`] methods: the harness is
-/// diesel's, run over diesel-async's wrapper.
-macro_rules! keyroute_migrations {
-    ($migrations:expr) => {
-        fn run_migrations(
-            conn: keyroute_pool::OwnedConnection<Self>,
-        ) -> Result<(), keyroute_core::BoxError> {
-            use diesel_migrations::MigrationHarness as _;
-            diesel_async::AsyncMigrationHarness::new(conn).run_pending_migrations($migrations)?;
-            Ok(())
-        }
-
-        fn keyroute_migrations() -> Vec<String> {
-            use diesel::migration::Migration as _;
-            let migrations =
-                diesel::migration::MigrationSource::<keyroute_pool::BackendDb<Self>>::migrations(
-                    &$migrations,
-                )
-                .unwrap_or_default();
-            let mut versions: Vec<String> = migrations
-                .iter()
-                .map(|m| m.name().version().to_string())
-                .collect();
-            versions.sort();
-            versions
-        }
-    };
-}
+pub use backend::{StoreBackend, keyroute_migration_versions};
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub(crate) use keyroute_migrations;
+pub(crate) use backend::{keyroute_migrations, sealed};
 
 #[cfg(feature = "mysql")]
 pub mod mysql;

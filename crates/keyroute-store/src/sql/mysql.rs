@@ -12,11 +12,13 @@ pub type MysqlStore = SqlStore<Mysql>;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
 
-impl sealed::Sealed for Mysql {}
-
-impl StoreBackend for Mysql {
+impl sealed::Migrations for Mysql {
     super::keyroute_migrations!(MIGRATIONS);
 }
+
+// The compiler checks the contract here: `queries.rs` and `events.rs`, included below,
+// implement the rest of what a `StoreBackend` is (see `backend.rs`).
+impl StoreBackend for Mysql {}
 
 type Marker = Mysql;
 type Ts = NaiveDateTime;
@@ -52,4 +54,3 @@ mod queries;
 #[allow(clippy::duplicate_mod)]
 #[path = "rows.rs"]
 mod rows;
-use events::publish;

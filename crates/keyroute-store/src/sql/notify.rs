@@ -10,18 +10,23 @@
 //! broken connection would otherwise look like a quiet feed), and when the connection
 //! is lost says so and reconnects with back-off (100 ms doubling to 5 s). Dropping the
 //! subscription ends the task.
+//!
+//! Compiled inside `postgres.rs`, where it implements the sealed `FeedQueries` for
+//! `Marker`.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use diesel_async::RunQueryDsl;
 use keyroute_core::{
-    ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, FeedSettings, FeedSignal,
+    ChangeEvent, ChangeKind, ChangeSubscription, FeedSettings, FeedSignal, StoreResult,
 };
 use tokio::sync::mpsc;
 
 use super::Marker;
 use crate::sql::SqlStore;
+use crate::sql::backend::sealed::FeedQueries;
 
 type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
@@ -37,35 +42,43 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the liveness check may take before the connection counts as lost.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Notifies one event per subject, inside the caller's transaction (delivered at
-/// commit).
-pub(super) async fn publish(
-    conn: &mut Conn,
-    kind: ChangeKind,
-    subjects: &[&str],
-) -> diesel::QueryResult<()> {
-    use diesel::sql_types::Text;
-    for subject in subjects {
-        let payload = ChangeEvent::new(kind, *subject).to_payload();
-        diesel::sql_query("SELECT pg_notify($1, $2)")
-            .bind::<Text, _>(CHANNEL)
-            .bind::<Text, _>(payload)
-            .execute(&mut *conn)
-            .await?;
+impl FeedQueries for Marker {
+    /// Notifies one event per subject, inside the caller's transaction (delivered at
+    /// commit).
+    async fn publish(
+        conn: &mut Conn,
+        kind: ChangeKind,
+        subjects: &[&str],
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::Text;
+        for subject in subjects {
+            let payload = ChangeEvent::new(kind, *subject).to_payload();
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(CHANNEL)
+                .bind::<Text, _>(payload)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-#[async_trait]
-impl ChangeFeed for SqlStore<Marker> {
-    async fn subscribe(&self, settings: &FeedSettings) -> Option<Box<dyn ChangeSubscription>> {
+    async fn subscribe(
+        store: &SqlStore<Self>,
+        settings: &FeedSettings,
+    ) -> Option<Box<dyn ChangeSubscription>> {
         let (tx, rx) = mpsc::channel(4096);
-        let url = self.url().clone();
+        let url = store.url().clone();
         let task = tokio::spawn(listen(url, settings.poll_interval, tx));
         Some(Box::new(Listener {
             signals: rx,
             task: AbortOnDrop(task),
         }))
+    }
+
+    /// Notifications are not kept: there is nothing to purge (what `ChangeFeed`'s
+    /// default answers for a store that keeps no events).
+    async fn purge_events(_store: &SqlStore<Self>, _before: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(0)
     }
 }
 

@@ -12,11 +12,13 @@ pub type PostgresStore = SqlStore<Postgres>;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
-impl sealed::Sealed for Postgres {}
-
-impl StoreBackend for Postgres {
+impl sealed::Migrations for Postgres {
     super::keyroute_migrations!(MIGRATIONS);
 }
+
+// The compiler checks the contract here: `queries.rs` and `notify.rs`, included below,
+// implement the rest of what a `StoreBackend` is (see `backend.rs`).
+impl StoreBackend for Postgres {}
 
 type Marker = Postgres;
 type Ts = DateTime<Utc>;
@@ -51,5 +53,4 @@ mod queries;
 #[allow(clippy::duplicate_mod)]
 #[path = "rows.rs"]
 mod rows;
-use notify::publish;
 pub use notify::{CHANNEL, LISTENER_APPLICATION_NAME};

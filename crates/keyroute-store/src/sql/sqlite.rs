@@ -12,11 +12,13 @@ pub type SqliteStore = SqlStore<Sqlite>;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-impl sealed::Sealed for Sqlite {}
-
-impl StoreBackend for Sqlite {
+impl sealed::Migrations for Sqlite {
     super::keyroute_migrations!(MIGRATIONS);
 }
+
+// The compiler checks the contract here: `queries.rs` and `events.rs`, included below,
+// implement the rest of what a `StoreBackend` is (see `backend.rs`).
+impl StoreBackend for Sqlite {}
 
 type Marker = Sqlite;
 type Ts = i64;
@@ -68,4 +70,3 @@ mod queries;
 #[allow(clippy::duplicate_mod)]
 #[path = "rows.rs"]
 mod rows;
-use events::publish;
