@@ -33,6 +33,7 @@ mod migrations;
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod schema;
 mod secrets;
 mod settings;
 mod sink;
@@ -51,6 +52,7 @@ pub use connect::{PgConnection, postgres_client};
 pub use mysql::Mysql;
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
+pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use settings::{PoolSettings, RecyclingCheck};
 #[cfg(feature = "sqlite")]
 pub use sqlite::Sqlite;

@@ -30,14 +30,14 @@ pub mod gateway;
 pub mod policy;
 pub mod resolver;
 pub mod router;
-pub mod schema;
+mod schema;
 
 pub use config::{ResolverConfig, RouterConfig};
 pub use error::RouteError;
 pub use gateway::Gateway;
+pub use keyroute_pool::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};
 pub use resolver::{
     IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder, follow_feed,
 };
 pub use router::{ConnectionRouter, RoutedConnection, RouterBuilder};
-pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
