@@ -32,10 +32,11 @@ impl ConnectFailure {
         }
     }
 
-    /// The typed TLS error, if TLS is why.
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls(&self) -> Option<&TlsError> {
+    /// The typed error behind this failure, for `Error::source`: the `TlsError`
+    /// when TLS is why (with the `tls` feature), none otherwise.
+    pub(crate) fn typed(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            #[cfg(feature = "tls")]
             ConnectFailure::Tls(e) => Some(e),
             ConnectFailure::Other(_) => None,
         }

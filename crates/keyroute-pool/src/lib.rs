@@ -44,7 +44,7 @@ mod tls;
 mod url;
 mod watch;
 
-pub use backend::{Backend, BackendDb, ConnectSetup, OwnedConnection};
+pub use backend::{Backend, BackendDb, ConnectFuture, ConnectSetup, OwnedConnection};
 pub use connect::ConnectFailure;
 #[cfg(feature = "postgres")]
 pub use connect::{PgConnection, postgres_client};
@@ -69,8 +69,7 @@ use watch::FileWatch;
 #[derive(Debug)]
 pub(crate) struct Cause(
     pub(crate) String,
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    pub(crate)  Option<Arc<connect::ConnectFailure>>,
+    pub(crate) Option<Arc<connect::ConnectFailure>>,
 );
 
 impl Cause {
@@ -88,11 +87,7 @@ impl fmt::Display for Cause {
 
 impl std::error::Error for Cause {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.1.as_deref().and_then(connect::ConnectFailure::tls) {
-            return Some(tls);
-        }
-        None
+        self.1.as_deref().and_then(connect::ConnectFailure::typed)
     }
 }
 

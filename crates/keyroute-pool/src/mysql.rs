@@ -4,8 +4,7 @@ use diesel_async::AsyncMysqlConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use keyroute_core::BoxError;
 
-use crate::DatabaseUrl;
-use crate::backend::{Backend, ConnectSetup, OwnedConnection, sealed};
+use crate::backend::{Backend, ConnectFuture, OwnedConnection, sealed};
 
 /// The MySQL / MariaDB backend.
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +17,8 @@ impl Backend for Mysql {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "MySQL";
 
-    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
-        crate::backend::manager(url, setup, |url| Box::pin(crate::connect::mysql(url)))
+    fn establish(url: String) -> ConnectFuture<Self::Connection> {
+        Box::pin(crate::connect::mysql(url))
     }
 
     crate::backend::app_migrations!();

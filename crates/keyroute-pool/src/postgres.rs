@@ -10,8 +10,7 @@ use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use keyroute_core::BoxError;
 
-use crate::DatabaseUrl;
-use crate::backend::{Backend, ConnectSetup, OwnedConnection, sealed};
+use crate::backend::{Backend, ConnectFuture, OwnedConnection, sealed};
 
 /// The PostgreSQL backend.
 #[derive(Debug, Clone, Copy)]
@@ -24,8 +23,8 @@ impl Backend for Postgres {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "PostgreSQL";
 
-    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
-        crate::backend::manager(url, setup, |url| Box::pin(crate::connect::postgres(url)))
+    fn establish(url: String) -> ConnectFuture<Self::Connection> {
+        Box::pin(crate::connect::postgres(url))
     }
 
     crate::backend::app_migrations!();

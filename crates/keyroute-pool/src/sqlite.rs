@@ -28,7 +28,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use keyroute_core::BoxError;
 
-use crate::backend::{Backend, ConnectFuture, ConnectSetup, OwnedConnection, sealed};
+use crate::backend::{Backend, ConnectFuture, OwnedConnection, sealed};
 use crate::{DatabaseUrl, PoolSettings, RecyclingCheck};
 pub use thread::CallerThread;
 
@@ -77,24 +77,20 @@ impl Backend for Sqlite {
         (!path.is_empty()).then(|| std::path::PathBuf::from(path))
     }
 
-    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
-        crate::backend::manager(url, setup, establish)
+    /// Opens a connection and applies [`PRAGMAS`].
+    fn establish(url: String) -> ConnectFuture<Self::Connection> {
+        Box::pin(async move {
+            let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+            let mut conn =
+                SyncConnectionWrapper::<SqliteConnection, CallerThread>::establish(path).await?;
+            conn.batch_execute(PRAGMAS)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
     }
 
     crate::backend::app_migrations!();
-}
-
-/// Opens a connection and applies [`PRAGMAS`].
-fn establish(url: String) -> ConnectFuture<<Sqlite as Backend>::Connection> {
-    Box::pin(async move {
-        let path = url.strip_prefix("sqlite://").unwrap_or(&url);
-        let mut conn =
-            SyncConnectionWrapper::<SqliteConnection, CallerThread>::establish(path).await?;
-        conn.batch_execute(PRAGMAS)
-            .await
-            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-        Ok(conn)
-    })
 }
 
 #[path = "sqlite_thread.rs"]

@@ -21,29 +21,26 @@
 //! (`notify.rs`), a row in `keyroute_events` on SQLite and MySQL (`events.rs`, which
 //! also polls it). PostgreSQL has no `keyroute_events` table.
 
-// With `pool` alone (the router's view) no backend compiles the queries, so the
-// helpers they share are unused there.
-#![cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(dead_code, unused_imports, unused_macros)
-)]
-
 use std::fmt;
 use std::marker::PhantomData;
 
-use bb8::PooledConnection;
 use keyroute_core::{StoreError, StoreResult};
 
 use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings};
 
-mod codec;
-mod error;
-
-use codec::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
-use error::map_error;
-
 mod backend;
 mod dispatch;
+
+// What the backend modules' queries share. With the `sql` feature alone (code generic
+// over backends, no backend compiled) nothing uses it, so it compiles with a backend.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod codec;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod error;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+use codec::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+use error::map_error;
 
 pub use backend::{StoreBackend, keyroute_migration_versions};
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -57,6 +54,7 @@ pub mod postgres;
 pub mod sqlite;
 
 /// The tables, for every backend: only the timestamp column type differs.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 macro_rules! keyroute_schema {
     ($timestamp:ident) => {
         diesel::table! {
@@ -112,6 +110,7 @@ macro_rules! keyroute_schema {
         diesel::allow_tables_to_appear_in_same_query!(keyroute_users, keyroute_api_keys);
     };
 }
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) use keyroute_schema;
 
 /// A read of at most one row on an async connection, `None` when there is none: the
@@ -129,6 +128,7 @@ pub(crate) use read_one_async;
 
 /// Rows per multi-row `INSERT`: 1000 rows × 16 columns stays under every backend's
 /// bind-parameter limit (SQLite's is the lowest, 32 766).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 const INSERT_CHUNK: usize = 1000;
 
 /// A store on a SQL database: [`PostgresStore`](crate::PostgresStore),
@@ -196,8 +196,9 @@ impl<B: Backend> SqlStore<B> {
         self.db.url()
     }
 
-    /// A pooled connection, or `Unavailable` with the real cause.
-    async fn conn(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
+    /// A pooled connection, or `Unavailable` with the real cause (for the queries).
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    async fn conn(&self) -> StoreResult<bb8::PooledConnection<'_, B::Manager>> {
         self.db.get().await
     }
 }

@@ -71,7 +71,7 @@ impl FeedQueries for Marker {
         let task = tokio::spawn(listen(url, settings.poll_interval, tx));
         Some(Box::new(Listener {
             signals: rx,
-            task: AbortOnDrop(task),
+            _task: AbortOnDrop(task),
         }))
     }
 
@@ -85,8 +85,8 @@ impl FeedQueries for Marker {
 /// A subscription: the signals of the task that holds the listening connection.
 struct Listener {
     signals: mpsc::Receiver<FeedSignal>,
-    #[allow(dead_code)] // held for its Drop
-    task: AbortOnDrop,
+    /// Held for its `Drop`, which ends the task.
+    _task: AbortOnDrop,
 }
 
 /// Ends a task when dropped.
