@@ -45,6 +45,11 @@
 //! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
 //! | [`axum`] | extractors, a tower layer, problem responses, key routes | `axum` |
 //!
+//! This crate owns the front door and the curated names above; the work is done by
+//! the crates it depends on: `keyroute-core`, `keyroute-pool` (connections),
+//! `keyroute-store` (key stores), `keyroute-router`, and `keyroute-jwt` and
+//! `keyroute-axum` behind their features.
+//!
 //! The component builders ([`KeyService`], [`KeyResolver::builder`],
 //! [`ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the advanced
 //! API, for wiring of your own.

@@ -2,6 +2,9 @@
 //! testcontainers), SQLite in a temporary file, each handed out as a fresh, empty
 //! database ready to migrate and route to.
 //!
+//! Unpublished; depends on `keyroute-pool` (URLs, pools, markers), `keyroute-store`
+//! (migrated stores) and testcontainers.
+//!
 //! A test a team can copy into its own `tests/` (it needs a Docker engine):
 //!
 //! ```

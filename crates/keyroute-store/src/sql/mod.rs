@@ -1,15 +1,18 @@
-//! The SQL stores on diesel + diesel-async, pooled with bb8.
+//! The SQL stores on diesel + diesel-async, on keyroute-pool's pools.
 //!
 //! Layout: this module holds the [`SqlStore`] type and the schema every backend shares;
 //! the pool it keeps its keys in ([`DbPool`], [`PoolSettings`], the redacted
-//! [`DatabaseUrl`], the sealed [`Backend`] trait) is the public [`crate::pool`] module,
-//! which the connection router uses too. `error.rs` maps database errors to
-//! [`StoreError`] kinds, `codec.rs` says how values are stored. `queries.rs` holds the
-//! store implementation and `rows.rs` the table rows it reads and writes, both written
-//! once and compiled inside each backend module (`postgres.rs`, `mysql.rs`,
-//! `sqlite.rs`), which supplies its own `schema`, its timestamp type and its migrations. Writing the queries once
-//! keeps the backends from drifting apart; compiling them per backend keeps diesel's
-//! types concrete, where a generic implementation would drown in trait bounds.
+//! [`DatabaseUrl`], the sealed [`Backend`] trait) is the `keyroute-pool` crate's,
+//! which the connection router uses too. `backend.rs` holds [`StoreBackend`], the
+//! contract each backend module keeps, and `dispatch.rs` the one implementation of the
+//! core store traits over it. `error.rs` maps database errors to [`StoreError`]
+//! kinds, `codec.rs` says how values are stored. `queries.rs` holds the store's
+//! queries and `rows.rs` the table rows they read and write, both written once and
+//! compiled inside each backend module (`postgres.rs`, `mysql.rs`, `sqlite.rs`), which
+//! supplies its own `schema`, its timestamp type and its migrations. Writing the
+//! queries once keeps the backends from drifting apart; compiling them per backend
+//! keeps diesel's types concrete, where a generic implementation would drown in trait
+//! bounds.
 //!
 //! Schema: `keyroute_users` and `keyroute_api_keys` (prefixed, since teams embed keyroute
 //! in their own databases). Keys are found by `hash` only, under a unique index; an
