@@ -30,7 +30,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn env(i: u8) -> Environment {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Environment::LIVE
     } else {
         Environment::TEST
