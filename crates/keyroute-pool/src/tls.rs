@@ -9,8 +9,8 @@
 //!
 //! Past 500 lines on purpose: the options, the verifiers they choose and the errors
 //! they classify into are one decision table, read together; about 150 of the lines
-//! are its tests, and the option-string parsing (`strip_options`) is the part to move
-//! out first if it grows.
+//! are its tests and about 30 the `cfg` lines saying which backend uses what, and the
+//! option-string parsing (`strip_options`) is the part to move out first if it grows.
 
 // What compiles when: `TlsMode` and `TlsError` with the `tls` feature; reading the
 // options and classifying failures with either server backend; the rustls client
