@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum_core::extract::FromRef;
 use keyroute_axum::AuthState;
+use keyroute_pool::Backend;
 use keyroute_router::ConnectionRouter;
-use keyroute_store::Backend;
 
 use crate::handle::Keyroute;
 

@@ -11,8 +11,9 @@ use keyroute_core::{
     Clock, ConfigError, Environment, FeedListener, KeyListener, KeyOptions, KeyService, Store,
     SystemClock,
 };
+use keyroute_pool::{Backend, DatabaseUrl};
 use keyroute_router::{Gateway, KeyResolver, RoutingPolicy};
-use keyroute_store::{Backend, DatabaseUrl, SqlStore};
+use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 
 use crate::config::Config;
 use crate::error::BuildError;
@@ -44,10 +45,7 @@ impl<B: Backend> fmt::Debug for KeyrouteBuilder<B> {
     }
 }
 
-impl<B: Backend> KeyrouteBuilder<B>
-where
-    SqlStore<B>: Store,
-{
+impl<B: StoreBackend> KeyrouteBuilder<B> {
     pub(crate) fn new() -> Self {
         Self {
             config: Config::default(),
@@ -170,7 +168,10 @@ where
             if let Some(policy) = self.policy {
                 builder = builder.policy(policy);
             }
-            builder.check_routes_for(accepted).build()?
+            builder
+                .check_routes_for(accepted)
+                .keyroute_versions(keyroute_migration_versions::<B>())
+                .build()?
         };
 
         let store: KeyStore = match self.store {
@@ -270,7 +271,7 @@ fn accepted_environments(
 
 /// Opens the `[store]` database: its own `url`, or the URL of the named connection
 /// (default `live`), with the `[pools]` settings.
-async fn open_store<B: Backend>(config: &Config) -> Result<SqlStore<B>, BuildError> {
+async fn open_store<B: StoreBackend>(config: &Config) -> Result<SqlStore<B>, BuildError> {
     let url = match (&config.store.url, &config.store.connection) {
         (Some(url), _) => url.clone(),
         (None, name) => {

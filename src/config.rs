@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use keyroute_core::config::parse_bool;
 use keyroute_core::config::toml_text;
 use keyroute_core::{ConfigError, KeyOptions};
+use keyroute_pool::DatabaseUrl;
 use keyroute_router::{ResolverConfig, RouterConfig};
-use keyroute_store::DatabaseUrl;
 
 #[cfg(feature = "jwt")]
 use crate::jwt_config::JwtSection;

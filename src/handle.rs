@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyroute_core::{AuthError, FeedListener, FeedSettings, KeyService, Principal, Store};
+use keyroute_pool::Backend;
 use keyroute_router::{
     ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError, RoutedConnection,
 };
-use keyroute_store::Backend;
+use keyroute_store::StoreBackend;
 
 use crate::builder::KeyrouteBuilder;
 use crate::error::BuildError;
@@ -67,10 +68,7 @@ impl<B: Backend> fmt::Debug for Keyroute<B> {
     }
 }
 
-impl<B: Backend> Keyroute<B>
-where
-    keyroute_store::SqlStore<B>: Store,
-{
+impl<B: StoreBackend> Keyroute<B> {
     /// A builder: give it a [`Config`](crate::Config) or set the parts in code.
     pub fn builder() -> KeyrouteBuilder<B> {
         KeyrouteBuilder::new()

@@ -45,6 +45,11 @@
 //! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
 //! | [`axum`] | extractors, a tower layer, problem responses, key routes | `axum` |
 //!
+//! This crate owns the front door and the curated names above; the work is done by
+//! the crates it depends on: `keyroute-core`, `keyroute-pool` (connections),
+//! `keyroute-store` (key stores), `keyroute-router`, and `keyroute-jwt` and
+//! `keyroute-axum` behind their features.
+//!
 //! The component builders ([`KeyService`], [`KeyResolver::builder`],
 //! [`ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the advanced
 //! API, for wiring of your own.
@@ -91,23 +96,30 @@ pub use keyroute_axum as axum;
 
 /// The store backends and the pooled connections the router uses.
 pub mod store {
+    #[cfg(feature = "mysql")]
+    pub use keyroute_pool::Mysql;
+    #[cfg(feature = "postgres")]
+    pub use keyroute_pool::Postgres;
+    #[cfg(feature = "sqlite")]
+    pub use keyroute_pool::Sqlite;
+    pub use keyroute_pool::{
+        Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
+        UnknownScheme,
+    };
     #[cfg(feature = "memory")]
     pub use keyroute_store::MemoryStore;
+    #[cfg(feature = "mysql")]
+    pub use keyroute_store::MysqlStore;
+    #[cfg(feature = "postgres")]
+    pub use keyroute_store::PostgresStore;
+    #[cfg(feature = "sqlite")]
+    pub use keyroute_store::SqliteStore;
     #[cfg(feature = "postgres")]
     pub use keyroute_store::sql::postgres::{
         CHANNEL as POSTGRES_FEED_CHANNEL,
         LISTENER_APPLICATION_NAME as POSTGRES_FEED_APPLICATION_NAME,
     };
-    pub use keyroute_store::{
-        Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
-        SqlStore, UnknownScheme, keyroute_migration_versions,
-    };
-    #[cfg(feature = "mysql")]
-    pub use keyroute_store::{Mysql, MysqlStore};
-    #[cfg(feature = "postgres")]
-    pub use keyroute_store::{Postgres, PostgresStore};
-    #[cfg(feature = "sqlite")]
-    pub use keyroute_store::{Sqlite, SqliteStore};
+    pub use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 }
 
 /// JWTs (`keyroute-jwt`): API keys exchanged for short-lived tokens, JWTs issued as

@@ -11,8 +11,8 @@ use std::marker::PhantomData;
 use axum_core::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use keyroute_core::{AuthError, CredentialError, Principal};
+use keyroute_pool::Backend;
 use keyroute_router::{ConnectionRouter, RoutedConnection};
-use keyroute_store::Backend;
 
 use crate::problem::Problem;
 use crate::state::{AuthState, incoming};

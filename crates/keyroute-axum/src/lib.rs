@@ -58,6 +58,11 @@
 //! [`ConnectionRouter`](keyroute_router::ConnectionRouter). The facade's
 //! `Keyroute<B>` provides both, so its handle can be the state itself.
 //!
+//! Depends on `keyroute-core` (principals, error kinds), `keyroute-router` (the
+//! request pipeline), `keyroute-pool` only for the backend type of a routed connection,
+//! `keyroute-jwt` with the `jwt` feature, and axum-core/axum and tower: HTTP only, no
+//! domain rules, no key store.
+//!
 //! Whether a request is secure (for `require_secure_connection`) comes from the
 //! server, never from what a client can write: a TLS acceptor inserts
 //! [`TlsConnection`]; forwarded headers (`Forwarded`, `X-Forwarded-Proto`) count only

@@ -1,5 +1,6 @@
 //! keyroute's HTTP load benchmark: what a request costs end to end, keyroute against
 //! the hand-written alternative and against no authentication, over real sockets.
+//! Unpublished; depends on the facade, keyroute-testing (databases) and hyper/axum.
 //!
 //! Layout:
 //! - [`service`]: one axum server on `127.0.0.1:0` exposing every [`Mode`] under its

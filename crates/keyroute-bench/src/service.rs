@@ -29,7 +29,7 @@ use diesel::prelude::*;
 use diesel_async::SimpleAsyncConnection;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use keyroute::axum::{AuthState, Connected};
-use keyroute::store::{Backend, DatabaseUrl, DbPool, SqlStore};
+use keyroute::store::{Backend, DatabaseUrl, DbPool};
 use keyroute::{
     ChangeFeed, Config, ConnectionRouter, FeedSettings, KeyResolver, KeyService, KeyStore,
     Keyroute, NewUser,
@@ -84,10 +84,7 @@ pub async fn start<B: BenchDb>(
     test: DatabaseUrl,
     databases: Box<dyn Any + Send>,
     options: &Options,
-) -> Result<Served, BenchError>
-where
-    SqlStore<B>: keyroute::Store,
-{
+) -> Result<Served, BenchError> {
     let fail = |reason: String| BenchError::Setup {
         backend: B::NAME,
         reason,

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use keyroute::store::{Backend, BackendKind, DatabaseUrl, Mysql, Postgres, SqlStore, Sqlite};
-use keyroute::{Config, KeyListener, Keyroute, Store};
+use keyroute::store::{BackendKind, DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
+use keyroute::{Config, KeyListener, Keyroute};
 
 use crate::output::{CliError, Out};
 use crate::{Cli, Command, keys, ops};
@@ -95,13 +95,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Builds the handle (keyroute's migrations applied when `init_schema` is on),
 /// telling `listener` of every key stored.
-pub(crate) async fn handle<B: Backend>(
+pub(crate) async fn handle<B: StoreBackend>(
     config: Config,
     listener: Option<std::sync::Arc<dyn KeyListener>>,
-) -> Result<Keyroute<B>, CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<Keyroute<B>, CliError> {
     let mut builder = Keyroute::<B>::builder().config(config);
     if let Some(listener) = listener {
         builder = builder.listener(listener);
@@ -109,10 +106,11 @@ where
     Ok(builder.build().await?)
 }
 
-async fn dispatch<B: Backend>(command: Command, config: Config, out: Out) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+async fn dispatch<B: StoreBackend>(
+    command: Command,
+    config: Config,
+    out: Out,
+) -> Result<(), CliError> {
     match command {
         Command::Migrate { app } => ops::migrate::<B>(config, app.as_deref(), out).await,
         Command::Doctor => ops::doctor::<B>(config, out).await,

@@ -10,6 +10,10 @@
 //! defines the one error type.
 //!
 //! Exit codes: 0 success, 1 failure (one line on stderr saying what to do), 2 usage.
+//!
+//! Depends on the facade (`keyroute`), and on diesel_migrations to read `--app`
+//! directories: rules about keys stay in the library; this command parses, calls and
+//! prints.
 
 // A command's output is its job: printing to stdout is what this crate is for.
 #![allow(clippy::print_stdout)]

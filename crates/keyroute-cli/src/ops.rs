@@ -6,22 +6,19 @@ use std::sync::Arc;
 
 use diesel_migrations::FileBasedMigrations;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use keyroute::store::{Backend, SqlStore, keyroute_migration_versions};
-use keyroute::{ApiKey, Config, KeyListener, Store, UserId};
+use keyroute::store::{StoreBackend, keyroute_migration_versions};
+use keyroute::{ApiKey, Config, KeyListener, UserId};
 use serde_json::json;
 
 use crate::app::handle;
 use crate::output::{CliError, Out};
 
 /// `keyroute migrate [--app DIR]`.
-pub(crate) async fn migrate<B: Backend>(
+pub(crate) async fn migrate<B: StoreBackend>(
     mut config: Config,
     app: Option<&Path>,
     out: Out,
-) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<(), CliError> {
     // Reads the directory first: a wrong path is reported before anything changes.
     let source = app
         .map(|dir| {
@@ -72,15 +69,15 @@ where
 }
 
 /// `keyroute doctor`: connections, keyroute's migrations, schema parity.
-pub(crate) async fn doctor<B: Backend>(config: Config, out: Out) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<(), CliError> {
     // The router alone: the doctor reads, it does not migrate or need the key store.
     let router = config
         .router
         .builder::<B>()
-        .and_then(|b| b.build())
+        .and_then(|b| {
+            b.keyroute_versions(keyroute_migration_versions::<B>())
+                .build()
+        })
         .map_err(|e| CliError::failed(format!("configuration: {e}")))?;
     let report = router.applied_migrations().await;
     let keyroute_versions = keyroute_migration_versions::<B>();
@@ -202,14 +199,11 @@ fn eprintln_progress(done: u64, total: u64) {
 }
 
 /// `keyroute backfill [--batch N]`.
-pub(crate) async fn backfill<B: Backend>(
+pub(crate) async fn backfill<B: StoreBackend>(
     config: Config,
     batch: usize,
     out: Out,
-) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<(), CliError> {
     let batch = batch.max(1);
     let is_terminal = std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

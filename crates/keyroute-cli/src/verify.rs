@@ -5,8 +5,8 @@
 
 use std::io::Read;
 
-use keyroute::store::{Backend, SqlStore};
-use keyroute::{AuthError, AuthMethod, Config, Keyroute, Principal, Store, User, looks_like_jwt};
+use keyroute::store::StoreBackend;
+use keyroute::{AuthError, AuthMethod, Config, Keyroute, Principal, User, looks_like_jwt};
 use serde_json::json;
 
 use crate::app::handle;
@@ -33,10 +33,7 @@ impl Rejection {
 }
 
 /// `keyroute verify [--json]`.
-pub(crate) async fn verify<B: Backend>(config: Config, out: Out) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+pub(crate) async fn verify<B: StoreBackend>(config: Config, out: Out) -> Result<(), CliError> {
     let mut input = String::new();
     std::io::stdin()
         .take(MAX_INPUT)
@@ -63,10 +60,10 @@ where
 
 /// Checks `token` as a request would: offline first for an API key (format, prefix,
 /// environment, checksum: no I/O), then the resolver, then the route.
-async fn check<B: Backend>(keyroute: &Keyroute<B>, token: &str) -> Result<Principal, Rejection>
-where
-    SqlStore<B>: Store,
-{
+async fn check<B: StoreBackend>(
+    keyroute: &Keyroute<B>,
+    token: &str,
+) -> Result<Principal, Rejection> {
     if !looks_like_jwt(token)
         && let Err(e) = keyroute.keys().format().parse(token)
     {
@@ -102,14 +99,11 @@ fn jwt_kind(method: AuthMethod) -> Option<(&'static str, &'static str)> {
 }
 
 /// Prints who the principal is and where it routes.
-async fn describe<B: Backend>(
+async fn describe<B: StoreBackend>(
     keyroute: &Keyroute<B>,
     principal: &Principal,
     out: Out,
-) -> Result<(), CliError>
-where
-    SqlStore<B>: Store,
-{
+) -> Result<(), CliError> {
     let connection = match keyroute.router().route_name(principal) {
         Ok(connection) => connection,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! keyroute's core: the domain model and every piece of key logic that needs no I/O.
 //!
-//! This crate is the stable centre the others depend on; it knows nothing of databases
-//! or runtimes. A request's path through it:
+//! This crate is the stable centre the others depend on, and depends on no other
+//! keyroute crate; it knows nothing of databases, HTTP or runtimes. A request's path through it:
 //!
 //! ```text
 //! header value ─ CredentialExtractor ─> Credential   (Bearer | Basic key: | X-Api-Key)

@@ -2,6 +2,9 @@
 //! API keys, session tokens for people, and the verifier that turns any of them into
 //! the same [`Principal`](keyroute_core::Principal) an API key gives.
 //!
+//! Depends on `keyroute-core` alone: JWT keys are minted through its `KeyService`,
+//! never around it.
+//!
 //! | module | holds |
 //! |---|---|
 //! | [`key`] | [`SigningKey`], [`VerificationKey`], [`JwtAlgorithm`]: keys named by `kid`, each pinned to one algorithm |

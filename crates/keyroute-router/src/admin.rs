@@ -4,7 +4,7 @@
 //! path.
 
 use keyroute_core::Principal;
-use keyroute_store::Backend;
+use keyroute_pool::Backend;
 
 use crate::error::RouteError;
 use crate::router::ConnectionRouter;

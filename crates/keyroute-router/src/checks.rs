@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use keyroute_core::{ConfigError, Environment};
-use keyroute_store::PoolSettings;
+use keyroute_pool::PoolSettings;
 
 use crate::error::RouteError;
 use crate::policy::RoutingPolicy;

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use keyroute_core::config::{parse_bool, parse_duration, parse_list, parse_number, split_list};
 use keyroute_core::{ApiKeyStore, ConfigError, CredentialExtractor, Environment, KeyType};
-use keyroute_store::{Backend, DatabaseUrl, PoolSettings, RecyclingCheck};
+use keyroute_pool::{Backend, DatabaseUrl, PoolSettings, RecyclingCheck};
 
 use crate::error::RouteError;
 use crate::policy::{RouteTable, Template};

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use keyroute_core::{ApiKeyStore, AuthError, CredentialError, Principal};
-use keyroute_store::Backend;
+use keyroute_pool::Backend;
 
 use crate::error::RouteError;
 use crate::resolver::{IncomingRequest, KeyResolver};

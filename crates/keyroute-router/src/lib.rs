@@ -21,6 +21,14 @@
 //! | `sqlite` | SQLite files (the embedded default) |
 //! | `postgres` | PostgreSQL |
 //! | `mysql` | MySQL and MariaDB |
+//!
+//! Depends on `keyroute-core` (principals, the store traits it resolves keys through,
+//! routing rules' errors) and `keyroute-pool` (URLs, pools, backends, schema reports),
+//! never on `keyroute-store`: a backend feature here turns on the pool's backend
+//! alone, so routing to PostgreSQL compiles no PostgreSQL key store. The store behind a
+//! resolver is any [`ApiKeyStore`](keyroute_core::ApiKeyStore) it is given, and
+//! keyroute's own migration versions reach schema reports from the front door
+//! ([`RouterBuilder::keyroute_versions`]).
 
 mod admin;
 mod checks;
@@ -30,14 +38,14 @@ pub mod gateway;
 pub mod policy;
 pub mod resolver;
 pub mod router;
-pub mod schema;
+mod schema;
 
 pub use config::{ResolverConfig, RouterConfig};
 pub use error::RouteError;
 pub use gateway::Gateway;
+pub use keyroute_pool::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};
 pub use resolver::{
     IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder, follow_feed,
 };
 pub use router::{ConnectionRouter, RoutedConnection, RouterBuilder};
-pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};

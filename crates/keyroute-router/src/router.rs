@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bb8::PooledConnection;
 use keyroute_core::{ConfigError, Environment, Principal, StoreError};
-use keyroute_store::{Backend, DatabaseUrl, DbPool, PoolSettings};
+use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings};
 
 use crate::checks::{check_pool_settings, check_routes};
 use crate::error::RouteError;
@@ -95,6 +95,8 @@ pub(crate) struct RouterInner<B: Backend> {
     max_pools: usize,
     budget: u32,
     open: Mutex<OpenPools<B>>,
+    /// keyroute's own migration versions, which schema reports leave out.
+    pub(crate) keyroute_versions: Vec<String>,
 }
 
 /// Routes principals to named connections. Cheap to clone: clones share the pools.
@@ -135,6 +137,7 @@ pub struct RouterBuilder<B: Backend> {
     max_pools: usize,
     budget: u32,
     environments: Vec<Environment>,
+    keyroute_versions: Vec<String>,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -209,6 +212,15 @@ impl<B: Backend> RouterBuilder<B> {
         self
     }
 
+    /// keyroute's own migration versions (the key store's), which
+    /// [`SchemaReport`](crate::SchemaReport)s leave out of every comparison: only the
+    /// database the key store lives in has them. The router knows no store; the front
+    /// door passes `keyroute_store::keyroute_migration_versions::<B>()`. Default: none.
+    pub fn keyroute_versions(mut self, versions: Vec<String>) -> Self {
+        self.keyroute_versions = versions;
+        self
+    }
+
     /// The router. Opens nothing yet.
     ///
     /// # Errors
@@ -265,6 +277,7 @@ impl<B: Backend> RouterBuilder<B> {
                     clock: 0,
                     connections: 0,
                 }),
+                keyroute_versions: self.keyroute_versions,
             }),
         })
     }
@@ -281,6 +294,7 @@ impl<B: Backend> ConnectionRouter<B> {
             max_pools: 64,
             budget: 512,
             environments: Vec::new(),
+            keyroute_versions: Vec::new(),
             _backend: std::marker::PhantomData,
         }
     }

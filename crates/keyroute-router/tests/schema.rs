@@ -24,7 +24,9 @@ async fn app_migrations_reach_every_connection_and_drift_is_named() {
         "CREATE TABLE orders (id TEXT);",
     )
     .unwrap();
+    // The front door tells the router keyroute's own versions; the router knows no store.
     let router = ConnectionRouter::<Sqlite>::builder()
+        .keyroute_versions(keyroute_migration_versions::<Sqlite>())
         .connection(
             "live",
             files.path().join("live.db").to_string_lossy().as_ref(),

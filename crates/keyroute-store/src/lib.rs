@@ -1,7 +1,16 @@
-//! keyroute's store backends: where users and API keys live.
+//! keyroute's key stores: where users and API keys live.
 //!
-//! Every backend implements the [`keyroute_core::store`] traits and passes one
-//! conformance suite, so a service moves between them by changing one line.
+//! Owns the stores behind the core store traits ([`Store`](keyroute_core::Store)),
+//! keyroute's own tables and embedded migrations (`migrations/<backend>/` at the
+//! workspace root), the queries, and the change feed each store publishes to other
+//! instances. Every backend passes one conformance suite, so a service moves between
+//! them by changing one line.
+//!
+//! Depends on `keyroute-core` and, for the SQL stores, `keyroute-pool`, which owns
+//! the connections: URLs, pools, backends and their markers, TLS, the breaker. A SQL
+//! store keeps its keys in one [`DbPool`]; the pool types its constructors take are
+//! re-exported here. No other keyroute crate depends on this one except the facade
+//! (and the test crates): routing to a database does not compile a key store.
 //!
 //! | feature | backend | for |
 //! |---|---|---|
@@ -9,13 +18,14 @@
 //! | `sqlite` | [`SqliteStore`] | the embedded default: a file or in-memory database, no server |
 //! | `postgres` | [`PostgresStore`] | PostgreSQL |
 //! | `mysql` | [`MysqlStore`] | MySQL and MariaDB |
-//! | `pool` | the [`pool`] module | pooled diesel-async connections, used by the router (every SQL backend turns it on) |
+//! | `sql` | [`SqlStore`], [`StoreBackend`] | code generic over backends (every SQL backend turns it on) |
 //!
 //! With the `test-util` feature, `CountingStore` wraps any of them and counts the calls
 //! made through it.
 //!
-//! The SQL stores are pooled with bb8 ([`PoolSettings`]), run their embedded migrations
-//! on [`init_schema`](keyroute_core::ApiKeyStore::init_schema) or
+//! [`SqlStore<B>`](SqlStore) is a [`Store`](keyroute_core::Store) for every
+//! `B: StoreBackend`; the SQL stores run their embedded migrations on
+//! [`init_schema`](keyroute_core::ApiKeyStore::init_schema) or
 //! [`migrate`](SqlStore::migrate), map database errors to
 //! [`StoreError`](keyroute_core::StoreError) kinds (a unique violation is a `Conflict`,
 //! a connection failure `Unavailable` with its real cause) and never show a password.
@@ -26,27 +36,27 @@ pub mod counting;
 #[cfg(feature = "memory")]
 pub mod memory;
 
-#[cfg(feature = "pool")]
-pub mod pool;
-#[cfg(feature = "pool")]
+#[cfg(feature = "sql")]
 pub mod sql;
 
 #[cfg(feature = "test-util")]
 pub use counting::CountingStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
-#[cfg(feature = "pool")]
-pub use pool::{
-    Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
-    UnknownScheme, keyroute_migration_versions,
-};
-#[cfg(feature = "tls")]
-pub use pool::{TlsError, TlsMode, tls_error};
-#[cfg(feature = "pool")]
-pub use sql::SqlStore;
+// What a store's constructors take, from keyroute-pool, so a store user needs one crate.
 #[cfg(feature = "mysql")]
-pub use sql::mysql::{Mysql, MysqlStore};
+pub use keyroute_pool::Mysql;
 #[cfg(feature = "postgres")]
-pub use sql::postgres::{Postgres, PostgresStore};
+pub use keyroute_pool::Postgres;
 #[cfg(feature = "sqlite")]
-pub use sql::sqlite::{Sqlite, SqliteStore};
+pub use keyroute_pool::Sqlite;
+#[cfg(feature = "sql")]
+pub use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
+#[cfg(feature = "mysql")]
+pub use sql::mysql::MysqlStore;
+#[cfg(feature = "postgres")]
+pub use sql::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sql::sqlite::SqliteStore;
+#[cfg(feature = "sql")]
+pub use sql::{SqlStore, StoreBackend, keyroute_migration_versions};

@@ -1,4 +1,4 @@
-//! Where SQLite queries run (see `sql/sqlite_thread.rs`): on the calling task's thread
+//! Where SQLite queries run (see keyroute-pool's `sqlite_thread.rs`): on the calling task's thread
 //! on the multi-threaded runtime, with no hop to the blocking pool; on the blocking pool
 //! on a current-thread runtime, where a future dropped mid-query must leave its
 //! connection whole and must not panic.

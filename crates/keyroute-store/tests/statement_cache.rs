@@ -19,7 +19,7 @@ use diesel_async::AsyncConnection;
 use keyroute_core::{
     ApiKey, ApiKeyStore, Environment, KeyHash, KeyId, KeyType, User, UserId, UserStore,
 };
-use keyroute_store::{Backend, PoolSettings, SqlStore};
+use keyroute_store::{PoolSettings, SqlStore, StoreBackend};
 
 /// Records the SQL of every statement diesel prepares and caches.
 #[derive(Debug, Clone, Default)]
@@ -35,10 +35,7 @@ impl Instrumentation for CachedStatements {
 
 /// Runs each unique lookup `rounds` times on a one-connection store and returns the
 /// statements cached meanwhile.
-async fn cached_during_lookups<B: Backend>(store: SqlStore<B>, rounds: usize) -> Vec<String>
-where
-    SqlStore<B>: ApiKeyStore + UserStore,
-{
+async fn cached_during_lookups<B: StoreBackend>(store: SqlStore<B>, rounds: usize) -> Vec<String> {
     let ada = User::new(UserId::new("user-ada").unwrap(), "ada", Utc::now());
     let mut key = ApiKey::new(
         KeyId::random(),

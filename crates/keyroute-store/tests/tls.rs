@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use keyroute_core::{ApiKeyStore, ErrorKind, StoreError};
-use keyroute_store::{MysqlStore, PoolSettings, PostgresStore, TlsError, tls_error};
+use keyroute_pool::{TlsError, tls_error};
+use keyroute_store::{MysqlStore, PoolSettings, PostgresStore};
 use keyroute_testing::dedicated::{self, DedicatedServer, TestCerts};
 use tokio::sync::OnceCell;
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use keyroute_store::{DatabaseUrl, DbPool, Mysql, PoolSettings, Postgres};
+use keyroute_pool::{DatabaseUrl, DbPool, Mysql, PoolSettings, Postgres};
 use testcontainers::CopyTargetOptions;
 use testcontainers::core::ContainerPort;
 use testcontainers::runners::AsyncRunner;

@@ -2,6 +2,9 @@
 //! testcontainers), SQLite in a temporary file, each handed out as a fresh, empty
 //! database ready to migrate and route to.
 //!
+//! Unpublished; depends on `keyroute-pool` (URLs, pools, markers), `keyroute-store`
+//! (migrated stores) and testcontainers.
+//!
 //! A test a team can copy into its own `tests/` (it needs a Docker engine):
 //!
 //! ```
@@ -53,9 +56,10 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use diesel::migration::MigrationSource;
-use keyroute_store::{
-    Backend, BackendDb, DatabaseUrl, DbPool, Mysql, PoolSettings, Postgres, SqlStore, Sqlite,
+use keyroute_pool::{
+    Backend, BackendDb, DatabaseUrl, DbPool, Mysql, PoolSettings, Postgres, Sqlite,
 };
+use keyroute_store::{SqlStore, StoreBackend};
 
 pub mod bench;
 pub mod dedicated;
@@ -96,7 +100,9 @@ impl<B: Backend> TestDatabase<B> {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
 
+impl<B: StoreBackend> TestDatabase<B> {
     /// A store on this database, connected and migrated, with a pool of at most
     /// [`TEST_POOL_SIZE`] connections.
     ///

@@ -14,7 +14,7 @@ use std::time::Duration;
 use diesel_async::{
     AsyncConnection, AsyncMysqlConnection, AsyncPgConnection, SimpleAsyncConnection,
 };
-use keyroute_store::DatabaseUrl;
+use keyroute_pool::DatabaseUrl;
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{Image, ImageExt, TestcontainersError};

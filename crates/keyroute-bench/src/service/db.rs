@@ -5,7 +5,7 @@ use std::future::Future;
 
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use keyroute::store::{Backend, Postgres, Sqlite};
+use keyroute::store::{Backend, Postgres, Sqlite, StoreBackend};
 
 mod schema {
     diesel::table! {
@@ -27,7 +27,7 @@ mod schema {
 use schema::{orders, plain_keys};
 
 /// A backend the benchmark runs on: its schema and the handlers' queries.
-pub trait BenchDb: Backend + Sized {
+pub trait BenchDb: StoreBackend + Sized {
     /// Creates `orders` and fills it with `n` rows (ids 1..=n).
     fn orders_sql(n: u64) -> String;
 

@@ -1,7 +1,7 @@
 //! The change feed of the backends without push notifications (SQLite, MySQL/MariaDB):
 //! an append-only `keyroute_events` table, written in each change's own transaction
 //! and polled by every instance. Compiled inside each of those backend modules, like
-//! `queries.rs`.
+//! `queries.rs`, where it implements the sealed `FeedQueries` for `Marker`.
 //!
 //! A poll is one query on the primary key, `id > low ORDER BY id LIMIT batch`, every
 //! `poll_interval`. `low` is the poller's position: every event at or below it has
@@ -34,14 +34,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use keyroute_core::{
-    ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, FeedSettings, FeedSignal, StoreResult,
+    ChangeEvent, ChangeKind, ChangeSubscription, FeedSettings, FeedSignal, StoreResult,
 };
 
 use super::schema::keyroute_events as events;
 use super::{Marker, Ts};
+use crate::sql::backend::sealed::FeedQueries;
 use crate::sql::{SqlStore, Timestamp, map_error};
 
-type Conn = <Marker as crate::pool::Backend>::Connection;
+type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
 /// How long a gap in the ids may stay open before the poller moves past it.
 pub(super) const GAP_PATIENCE: Duration = Duration::from_secs(30);
@@ -49,32 +50,30 @@ pub(super) const GAP_PATIENCE: Duration = Duration::from_secs(30);
 /// The longest a reconnecting poller waits between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Writes one event per subject, inside the caller's transaction. Call it as the
-/// transaction's last write (see the module docs on out-of-order commits).
-pub(super) async fn publish(
-    conn: &mut Conn,
-    kind: ChangeKind,
-    subjects: &[&str],
-) -> QueryResult<()> {
-    let now = Ts::from_instant(Utc::now());
-    for subject in subjects {
-        diesel::insert_into(events::table)
-            .values((
-                events::kind.eq(kind.as_str()),
-                events::subject.eq(*subject),
-                events::created_at.eq(now),
-            ))
-            .execute(&mut *conn)
-            .await?;
+impl FeedQueries for Marker {
+    /// Writes one event per subject, inside the caller's transaction. Call it as the
+    /// transaction's last write (see the module docs on out-of-order commits).
+    async fn publish(conn: &mut Conn, kind: ChangeKind, subjects: &[&str]) -> QueryResult<()> {
+        let now = Ts::from_instant(Utc::now());
+        for subject in subjects {
+            diesel::insert_into(events::table)
+                .values((
+                    events::kind.eq(kind.as_str()),
+                    events::subject.eq(*subject),
+                    events::created_at.eq(now),
+                ))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-#[async_trait]
-impl ChangeFeed for SqlStore<Marker> {
-    async fn subscribe(&self, settings: &FeedSettings) -> Option<Box<dyn ChangeSubscription>> {
+    async fn subscribe(
+        store: &SqlStore<Self>,
+        settings: &FeedSettings,
+    ) -> Option<Box<dyn ChangeSubscription>> {
         Some(Box::new(Poller {
-            store: self.clone(),
+            store: store.clone(),
             settings: settings.clone(),
             low: 0,
             seen: BTreeSet::new(),
@@ -88,8 +87,8 @@ impl ChangeFeed for SqlStore<Marker> {
         }))
     }
 
-    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let mut conn = self.conn().await?;
+    async fn purge_events(store: &SqlStore<Self>, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut conn = store.conn().await?;
         diesel::delete(events::table.filter(events::created_at.lt(Ts::from_instant(before))))
             .execute(&mut *conn)
             .await
@@ -310,10 +309,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_lower_id_committed_late_is_not_skipped() {
         let store = SqlStore::<Marker>::from_pool(
-            crate::pool::DbPool::lazy("sqlite://:memory:", crate::pool::PoolSettings::default())
-                .unwrap_or_else(|e| panic!("{e}")),
+            keyroute_pool::DbPool::lazy(
+                "sqlite://:memory:",
+                keyroute_pool::PoolSettings::default(),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
         );
-        let Some(subscription) = ChangeFeed::subscribe(&store, &FeedSettings::default()).await
+        let Some(subscription) =
+            keyroute_core::ChangeFeed::subscribe(&store, &FeedSettings::default()).await
         else {
             panic!("a feed");
         };

@@ -1,15 +1,18 @@
-//! The SQL stores on diesel + diesel-async, pooled with bb8.
+//! The SQL stores on diesel + diesel-async, on keyroute-pool's pools.
 //!
 //! Layout: this module holds the [`SqlStore`] type and the schema every backend shares;
 //! the pool it keeps its keys in ([`DbPool`], [`PoolSettings`], the redacted
-//! [`DatabaseUrl`], the sealed [`Backend`] trait) is the public [`crate::pool`] module,
-//! which the connection router uses too. `error.rs` maps database errors to
-//! [`StoreError`] kinds, `codec.rs` says how values are stored. `queries.rs` holds the
-//! store implementation and `rows.rs` the table rows it reads and writes, both written
-//! once and compiled inside each backend module (`postgres.rs`, `mysql.rs`,
-//! `sqlite.rs`), which supplies its own `schema`, its timestamp type and its migrations. Writing the queries once
-//! keeps the backends from drifting apart; compiling them per backend keeps diesel's
-//! types concrete, where a generic implementation would drown in trait bounds.
+//! [`DatabaseUrl`], the sealed [`Backend`] trait) is the `keyroute-pool` crate's,
+//! which the connection router uses too. `backend.rs` holds [`StoreBackend`], the
+//! contract each backend module keeps, and `dispatch.rs` the one implementation of the
+//! core store traits over it. `error.rs` maps database errors to [`StoreError`]
+//! kinds, `codec.rs` says how values are stored. `queries.rs` holds the store's
+//! queries and `rows.rs` the table rows they read and write, both written once and
+//! compiled inside each backend module (`postgres.rs`, `mysql.rs`, `sqlite.rs`), which
+//! supplies its own `schema`, its timestamp type and its migrations. Writing the
+//! queries once keeps the backends from drifting apart; compiling them per backend
+//! keeps diesel's types concrete, where a generic implementation would drown in trait
+//! bounds.
 //!
 //! Schema: `keyroute_users` and `keyroute_api_keys` (prefixed, since teams embed keyroute
 //! in their own databases). Keys are found by `hash` only, under a unique index; an
@@ -21,26 +24,30 @@
 //! (`notify.rs`), a row in `keyroute_events` on SQLite and MySQL (`events.rs`, which
 //! also polls it). PostgreSQL has no `keyroute_events` table.
 
-// With `pool` alone (the router's view) no backend compiles the queries, so the
-// helpers they share are unused there.
-#![cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(dead_code, unused_imports, unused_macros)
-)]
-
 use std::fmt;
 use std::marker::PhantomData;
 
-use bb8::PooledConnection;
 use keyroute_core::{StoreError, StoreResult};
 
-pub use crate::pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
+use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings};
 
+mod backend;
+mod dispatch;
+
+// What the backend modules' queries share. With the `sql` feature alone (code generic
+// over backends, no backend compiled) nothing uses it, so it compiles with a backend.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod codec;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod error;
-
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 use codec::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 use error::map_error;
+
+pub use backend::{StoreBackend, keyroute_migration_versions};
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) use backend::{keyroute_migrations, sealed};
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -50,6 +57,7 @@ pub mod postgres;
 pub mod sqlite;
 
 /// The tables, for every backend: only the timestamp column type differs.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 macro_rules! keyroute_schema {
     ($timestamp:ident) => {
         diesel::table! {
@@ -105,6 +113,7 @@ macro_rules! keyroute_schema {
         diesel::allow_tables_to_appear_in_same_query!(keyroute_users, keyroute_api_keys);
     };
 }
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) use keyroute_schema;
 
 /// A read of at most one row on an async connection, `None` when there is none: the
@@ -122,6 +131,7 @@ pub(crate) use read_one_async;
 
 /// Rows per multi-row `INSERT`: 1000 rows × 16 columns stays under every backend's
 /// bind-parameter limit (SQLite's is the lowest, 32 766).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 const INSERT_CHUNK: usize = 1000;
 
 /// A store on a SQL database: [`PostgresStore`](crate::PostgresStore),
@@ -174,20 +184,6 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
-    /// Runs the embedded migrations (idempotent). Works on either Tokio runtime flavour:
-    /// the migration harness blocks, so it runs on a blocking thread.
-    ///
-    /// # Errors
-    /// [`StoreError::Migration`] when a migration fails, `Unavailable` when the database
-    /// cannot be reached.
-    pub async fn migrate(&self) -> StoreResult<()> {
-        let conn = self.db.get_owned().await?;
-        tokio::task::spawn_blocking(move || B::run_migrations(conn))
-            .await
-            .map_err(StoreError::migration)?
-            .map_err(StoreError::migration)
-    }
-
     /// The store's pool.
     pub fn db(&self) -> &DbPool<B> {
         &self.db
@@ -203,8 +199,25 @@ impl<B: Backend> SqlStore<B> {
         self.db.url()
     }
 
-    /// A pooled connection, or `Unavailable` with the real cause.
-    async fn conn(&self) -> StoreResult<PooledConnection<'_, B::Manager>> {
+    /// A pooled connection, or `Unavailable` with the real cause (for the queries).
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    async fn conn(&self) -> StoreResult<bb8::PooledConnection<'_, B::Manager>> {
         self.db.get().await
+    }
+}
+
+impl<B: StoreBackend> SqlStore<B> {
+    /// Runs the embedded migrations (idempotent). Works on either Tokio runtime flavour:
+    /// the migration harness blocks, so it runs on a blocking thread.
+    ///
+    /// # Errors
+    /// [`StoreError::Migration`] when a migration fails, `Unavailable` when the database
+    /// cannot be reached.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let conn = self.db.get_owned().await?;
+        tokio::task::spawn_blocking(move || B::run_migrations(conn))
+            .await
+            .map_err(StoreError::migration)?
+            .map_err(StoreError::migration)
     }
 }

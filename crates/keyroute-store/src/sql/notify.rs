@@ -10,20 +10,25 @@
 //! broken connection would otherwise look like a quiet feed), and when the connection
 //! is lost says so and reconnects with back-off (100 ms doubling to 5 s). Dropping the
 //! subscription ends the task.
+//!
+//! Compiled inside `postgres.rs`, where it implements the sealed `FeedQueries` for
+//! `Marker`.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use diesel_async::RunQueryDsl;
 use keyroute_core::{
-    ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, FeedSettings, FeedSignal,
+    ChangeEvent, ChangeKind, ChangeSubscription, FeedSettings, FeedSignal, StoreResult,
 };
 use tokio::sync::mpsc;
 
 use super::Marker;
 use crate::sql::SqlStore;
+use crate::sql::backend::sealed::FeedQueries;
 
-type Conn = <Marker as crate::pool::Backend>::Connection;
+type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
 /// The channel keyroute notifies and listens on.
 pub const CHANNEL: &str = "keyroute_events";
@@ -37,43 +42,51 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the liveness check may take before the connection counts as lost.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Notifies one event per subject, inside the caller's transaction (delivered at
-/// commit).
-pub(super) async fn publish(
-    conn: &mut Conn,
-    kind: ChangeKind,
-    subjects: &[&str],
-) -> diesel::QueryResult<()> {
-    use diesel::sql_types::Text;
-    for subject in subjects {
-        let payload = ChangeEvent::new(kind, *subject).to_payload();
-        diesel::sql_query("SELECT pg_notify($1, $2)")
-            .bind::<Text, _>(CHANNEL)
-            .bind::<Text, _>(payload)
-            .execute(&mut *conn)
-            .await?;
+impl FeedQueries for Marker {
+    /// Notifies one event per subject, inside the caller's transaction (delivered at
+    /// commit).
+    async fn publish(
+        conn: &mut Conn,
+        kind: ChangeKind,
+        subjects: &[&str],
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::Text;
+        for subject in subjects {
+            let payload = ChangeEvent::new(kind, *subject).to_payload();
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(CHANNEL)
+                .bind::<Text, _>(payload)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-#[async_trait]
-impl ChangeFeed for SqlStore<Marker> {
-    async fn subscribe(&self, settings: &FeedSettings) -> Option<Box<dyn ChangeSubscription>> {
+    async fn subscribe(
+        store: &SqlStore<Self>,
+        settings: &FeedSettings,
+    ) -> Option<Box<dyn ChangeSubscription>> {
         let (tx, rx) = mpsc::channel(4096);
-        let url = self.url().clone();
+        let url = store.url().clone();
         let task = tokio::spawn(listen(url, settings.poll_interval, tx));
         Some(Box::new(Listener {
             signals: rx,
-            task: AbortOnDrop(task),
+            _task: AbortOnDrop(task),
         }))
+    }
+
+    /// Notifications are not kept: there is nothing to purge (what `ChangeFeed`'s
+    /// default answers for a store that keeps no events).
+    async fn purge_events(_store: &SqlStore<Self>, _before: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(0)
     }
 }
 
 /// A subscription: the signals of the task that holds the listening connection.
 struct Listener {
     signals: mpsc::Receiver<FeedSignal>,
-    #[allow(dead_code)] // held for its Drop
-    task: AbortOnDrop,
+    /// Held for its `Drop`, which ends the task.
+    _task: AbortOnDrop,
 }
 
 /// Ends a task when dropped.
@@ -98,7 +111,7 @@ impl ChangeSubscription for Listener {
 
 /// Listens until the subscription is dropped, reconnecting with back-off.
 async fn listen(
-    url: crate::pool::DatabaseUrl,
+    url: keyroute_pool::DatabaseUrl,
     check_every: Duration,
     tx: mpsc::Sender<FeedSignal>,
 ) {
@@ -129,22 +142,21 @@ async fn listen(
 /// One connection's life: connect, `LISTEN`, say `Live`, forward until it breaks.
 /// `Ok` when the subscription was dropped, the reason otherwise.
 async fn listen_once(
-    url: &crate::pool::DatabaseUrl,
+    url: &keyroute_pool::DatabaseUrl,
     check_every: Duration,
     tx: &mpsc::Sender<FeedSignal>,
     went_live: &mut bool,
 ) -> Result<(), String> {
     // The pool's own opener: the same sslmode / sslrootcert, so a server that
     // requires TLS gets it on this connection too.
-    let (client, mut connection) =
-        crate::pool::connect::postgres_client(url.expose_secret(), |config| {
-            config.application_name(LISTENER_APPLICATION_NAME);
-            if config.get_connect_timeout().is_none() {
-                config.connect_timeout(Duration::from_secs(5));
-            }
-        })
-        .await
-        .map_err(|e| e.redacted(url).to_string())?;
+    let (client, mut connection) = keyroute_pool::postgres_client(url.expose_secret(), |config| {
+        config.application_name(LISTENER_APPLICATION_NAME);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+    })
+    .await
+    .map_err(|e| e.redacted(url).to_string())?;
     let (payloads, mut received) = mpsc::unbounded_channel::<String>();
     // Drives the connection; its messages are the notifications.
     let _driver = AbortOnDrop(tokio::spawn(async move {
@@ -163,7 +175,7 @@ async fn listen_once(
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
-        .map_err(|e| crate::pool::describe(&e))?;
+        .map_err(|e| keyroute_pool::describe(&e))?;
     if tx.send(FeedSignal::Live).await.is_err() {
         return Ok(());
     }
@@ -189,7 +201,7 @@ async fn listen_once(
                 }
                 match tokio::time::timeout(PING_TIMEOUT, client.simple_query("")).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(crate::pool::describe(&e)),
+                    Ok(Err(e)) => return Err(keyroute_pool::describe(&e)),
                     Err(_) => return Err(format!("no answer within {PING_TIMEOUT:?}")),
                 }
             }

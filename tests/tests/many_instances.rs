@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use keyroute::store::{Backend, DatabaseUrl, Mysql, Postgres, SqlStore, Sqlite};
-use keyroute::{AuthError, Environment, KeyOptions, KeyType, Keyroute, NewUser, Store};
+use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
+use keyroute::{AuthError, Environment, KeyOptions, KeyType, Keyroute, NewUser};
 
 /// The documented bound (README, "Many instances"): a revocation committed on one
 /// instance is refused by every other instance within one second.
@@ -28,10 +28,7 @@ const INSTANCES: usize = 3;
 const REVOCATIONS: usize = 200;
 const LOAD_TASKS: usize = 4;
 
-async fn instance<B: Backend>(url: &DatabaseUrl) -> Keyroute<B>
-where
-    SqlStore<B>: Store,
-{
+async fn instance<B: StoreBackend>(url: &DatabaseUrl) -> Keyroute<B> {
     let mut options = KeyOptions::default();
     options.require_secure_connection = false;
     assert!(
@@ -59,7 +56,11 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
 }
 
 /// Waits until `app` refuses `secret` as revoked; how long that took from `since`.
-async fn refused_after<B: Backend>(app: &Keyroute<B>, secret: &str, since: Instant) -> Duration {
+async fn refused_after<B: StoreBackend>(
+    app: &Keyroute<B>,
+    secret: &str,
+    since: Instant,
+) -> Duration {
     loop {
         match app.resolver().resolve(secret).await {
             Err(AuthError::Revoked) => {
@@ -104,16 +105,13 @@ impl Figures {
 /// on one instance while every instance serves concurrent requests; each other
 /// instance's time to refuse it. `gap` runs once, a third of the way in, and returns
 /// how many of the following revocations fall in the gap it made.
-async fn propagation<B: Backend>(
+async fn propagation<B: StoreBackend>(
     backend: &str,
     url: DatabaseUrl,
     gap: Option<
         &(dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Sync),
     >,
-) -> Figures
-where
-    SqlStore<B>: Store,
-{
+) -> Figures {
     let mut apps = Vec::new();
     for _ in 0..INSTANCES {
         apps.push(instance::<B>(&url).await);

@@ -1,22 +1,40 @@
-//! Pooled diesel-async connections, shared by the SQL stores and the connection router.
+//! keyroute's database connections: what a service needs to reach a database, and
+//! nothing of what keyroute keeps in one.
 //!
-//! Enabled by the `pool` feature (each SQL backend feature turns it on too):
+//! Owns:
 //!
 //! - [`DatabaseUrl`]: a connection string whose password never shows in `Debug` or in
 //!   error messages, in any of its forms (URL user-info, `password=` query parameter,
-//!   key-value `password=...`).
+//!   key-value `password=...`), and which knows the kind of database it names
+//!   ([`DatabaseUrl::backend`]; an unknown scheme is an error, not a SQLite path).
 //! - [`PoolSettings`] and [`RecyclingCheck`]: the bb8 pool's sizes, timeouts and the
 //!   check run on checkout.
-//! - [`Backend`]: the sealed trait naming a database backend
-//!   ([`Postgres`](crate::sql::postgres::Postgres), [`Mysql`](crate::sql::mysql::Mysql),
-//!   [`Sqlite`](crate::sql::sqlite::Sqlite)), its connection and its manager.
+//! - [`Backend`]: the sealed trait naming a database backend, its connection and how
+//!   one is opened, implemented by the markers `Postgres`, `Mysql` and `Sqlite`
+//!   (modules [`postgres`], [`mysql`], [`sqlite`], each behind its feature).
 //! - [`DbPool`]: a bb8 pool of one backend's connections, whose failed checkouts report
-//!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout. For a
-//!   SQLite file it also checks, on every checkout, that the file is still the one
-//!   first opened (one `stat`): a removed or replaced file is `Unavailable`.
+//!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout, behind a
+//!   circuit breaker that fails fast while the database is down. For a SQLite file it
+//!   also checks, on every checkout, that the file is still the one first opened (one
+//!   `stat`): a removed or replaced file is `Unavailable`.
+//! - TLS to PostgreSQL and MySQL/MariaDB on rustls (`sslmode` / `ssl-mode`), with a
+//!   typed [`TlsError`] saying which option to change ([`tls_error`] finds it).
+//! - An app's own diesel migrations on a pool ([`DbPool::run_migrations_from`],
+//!   [`DbPool::applied_migrations`]) and the [`SchemaReport`] that compares databases.
 //!
-//! [`SqlStore`](crate::SqlStore) keeps its keys in one [`DbPool`]; the router keeps one
-//! per named connection.
+//! Depends on `keyroute-core` (its [`StoreError`] kinds are the pool's errors),
+//! diesel, diesel-async, bb8 and rustls, and on no other keyroute crate: the router
+//! and keyroute-axum reach a database through this crate alone, and keyroute-store
+//! builds its key stores on it. Keyroute's own tables and migrations are the store's;
+//! a [`SchemaReport`] is told their versions by whoever builds it.
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `sqlite` | [`Sqlite`]: files or `:memory:`, bundled, no server |
+//! | `postgres` | [`Postgres`], on tokio-postgres (turns `tls` on) |
+//! | `mysql` | [`Mysql`] (MySQL and MariaDB), on mysql_async (turns `tls` on) |
+//! | `tls` | [`TlsMode`], [`TlsError`], [`tls_error`] |
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,29 +47,33 @@ mod backend;
 pub(crate) mod connect;
 mod health;
 mod migrations;
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod schema;
 mod secrets;
 mod settings;
 mod sink;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(feature = "tls")]
 mod tls;
 mod url;
 mod watch;
 
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(unused_imports)
-)]
-// Only the SQLite backend opens its connections itself.
-#[cfg(feature = "sqlite")]
-pub(crate) use backend::ConnectFuture;
-#[allow(unused_imports)] // used by the backend modules only
-pub(crate) use backend::app_migrations;
-pub use backend::{Backend, BackendDb, ConnectSetup};
-pub use migrations::keyroute_migration_versions;
-// What the backends build on; with the pool feature alone there is no backend yet.
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub(crate) use backend::{OwnedConnection, manager, sealed};
+pub use backend::{Backend, BackendDb, ConnectFuture, ConnectSetup, OwnedConnection};
+pub use connect::ConnectFailure;
+#[cfg(feature = "postgres")]
+pub use connect::{PgConnection, postgres_client};
+#[cfg(feature = "mysql")]
+pub use mysql::Mysql;
+#[cfg(feature = "postgres")]
+pub use postgres::Postgres;
+pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use settings::{PoolSettings, RecyclingCheck};
+#[cfg(feature = "sqlite")]
+pub use sqlite::Sqlite;
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsMode};
 // `tls_error` is defined below.
@@ -65,8 +87,7 @@ use watch::FileWatch;
 #[derive(Debug)]
 pub(crate) struct Cause(
     pub(crate) String,
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    pub(crate)  Option<Arc<connect::ConnectFailure>>,
+    pub(crate) Option<Arc<connect::ConnectFailure>>,
 );
 
 impl Cause {
@@ -84,11 +105,7 @@ impl fmt::Display for Cause {
 
 impl std::error::Error for Cause {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.1.as_deref().and_then(connect::ConnectFailure::tls) {
-            return Some(tls);
-        }
-        None
+        self.1.as_deref().and_then(connect::ConnectFailure::typed)
     }
 }
 
@@ -107,7 +124,7 @@ pub fn tls_error(error: &StoreError) -> Option<&TlsError> {
 }
 
 /// An error and its causes on one line: "error connecting to server: Connection refused".
-pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+pub fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -123,7 +140,7 @@ pub(crate) fn describe(error: &dyn std::error::Error) -> String {
 
 /// A bb8 pool of diesel-async connections to one database, with keyroute's handling of
 /// its failures: a checkout that fails says why (bb8 alone reports a bare timeout), and
-/// the URL's password never shows. [`SqlStore`](crate::SqlStore) keeps its keys in one;
+/// the URL's password never shows. keyroute-store's `SqlStore` keeps its keys in one;
 /// the connection router keeps one per named connection.
 pub struct DbPool<B: Backend> {
     pool: bb8::Pool<B::Manager>,

@@ -44,9 +44,3 @@ impl<B: Backend> DbPool<B> {
             .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
     }
 }
-
-/// The versions of keyroute's own migrations for backend `B`, oldest first: what
-/// `init_schema` applies to the key store, and what schema-parity checks leave out.
-pub fn keyroute_migration_versions<B: Backend>() -> Vec<String> {
-    B::keyroute_migrations()
-}

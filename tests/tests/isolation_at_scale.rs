@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use keyroute::store::{Backend, Postgres, Sqlite};
+use keyroute::store::{Postgres, Sqlite, StoreBackend};
 use keyroute::test_util::ManualClock;
 use keyroute::{
     AuthError, Config, Environment, IncomingRequest, JwtError, KeyRequest, KeyType, Keyroute,
@@ -53,7 +53,7 @@ impl Count for AtomicU64 {
 
 /// The team's table on each backend: one insert and one read, written once.
 #[async_trait::async_trait]
-trait Events: Backend + Sized {
+trait Events: StoreBackend + Sized {
     async fn record(conn: &mut RoutedConnection<Self>, tag: String);
     async fn tags(conn: &mut RoutedConnection<Self>) -> Vec<String>;
 }
@@ -187,10 +187,7 @@ fn bearer(token: &str) -> http::HeaderMap {
     headers
 }
 
-async fn world<B: Events>(config: Config) -> World<B>
-where
-    keyroute::store::SqlStore<B>: keyroute::Store,
-{
+async fn world<B: Events>(config: Config) -> World<B> {
     let clock = ManualClock::new(chrono::Utc::now());
     let app = Keyroute::<B>::builder()
         .config(config)

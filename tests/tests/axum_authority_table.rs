@@ -14,7 +14,7 @@ use keyroute::{ApiKey, Environment, KeyRequest, KeyType, NewUser, Scopes, UserId
 /// The table under "## Who may manage which keys": the header's columns and each
 /// row's caller and cells.
 fn table() -> (Vec<String>, Vec<(String, Vec<String>)>) {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../README.md");
     let section = readme
         .split("## Who may manage which keys")
         .nth(1)

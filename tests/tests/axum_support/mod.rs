@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-#[path = "../../../../examples/service.rs"]
+#[path = "../../../examples/service.rs"]
 pub mod service;
 
 use std::net::SocketAddr;

@@ -83,7 +83,7 @@ async fn curl_with_the_key_as_user_name() {
 /// the orders they place land where the README says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_curl_lines_work_as_written() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../README.md");
     let section = readme
         .split("## An HTTP service")
         .nth(1)

@@ -1,7 +1,7 @@
 //! Pool settings as each backend resolves them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-use keyroute_store::{DbPool, Mysql, PoolSettings, Postgres, RecyclingCheck, Sqlite};
+use keyroute_pool::{DbPool, Mysql, PoolSettings, Postgres, RecyclingCheck, Sqlite};
 
 /// A SQLite pool built with default settings checks out with `Fast`: a `SELECT 1`
 /// on an in-process file catches nothing.

@@ -9,21 +9,36 @@
 //!
 //! Past 500 lines on purpose: the options, the verifiers they choose and the errors
 //! they classify into are one decision table, read together; about 150 of the lines
-//! are its tests, and the option-string parsing (`strip_options`) is the part to move
-//! out first if it grows.
+//! are its tests and about 30 the `cfg` lines saying which backend uses what, and the
+//! option-string parsing (`strip_options`) is the part to move out first if it grows.
 
-// The rustls configuration is PostgreSQL's (mysql_async builds its own from SslOpts);
-// with one server backend, or none, part of this module is unused.
-#![cfg_attr(not(all(feature = "postgres", feature = "mysql")), allow(dead_code))]
+// What compiles when: `TlsMode` and `TlsError` with the `tls` feature; reading the
+// options and classifying failures with either server backend; the rustls client
+// configuration and its verifiers with `postgres` only (mysql_async builds its own
+// from `SslOpts`). Each item says which, so no feature set leaves dead code behind.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(feature = "postgres")]
+use std::sync::Arc;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use std::sync::OnceLock;
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use rustls::CertificateError;
+#[cfg(feature = "postgres")]
 use rustls::client::WebPkiServerVerifier;
+#[cfg(feature = "postgres")]
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+#[cfg(feature = "postgres")]
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use rustls::pki_types::CertificateDer;
+#[cfg(feature = "postgres")]
+use rustls::pki_types::{ServerName, UnixTime};
+#[cfg(feature = "postgres")]
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore};
 
 /// How much TLS a connection asks for, from none to a fully checked certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +60,7 @@ pub enum TlsMode {
     VerifyFull,
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// The TLS options of one connection string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TlsOptions {
@@ -57,6 +73,7 @@ pub(crate) struct TlsOptions {
     pub(crate) names: OptionNames,
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// The spelling of the TLS options on one backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OptionNames {
@@ -68,24 +85,28 @@ pub(crate) struct OptionNames {
     pub(crate) require: &'static str,
     /// The value that checks the chain only.
     pub(crate) verify_ca: &'static str,
+    /// Every mode value, for "expected one of".
+    pub(crate) modes: &'static str,
 }
 
+#[cfg(feature = "postgres")]
 /// PostgreSQL's (libpq's) option names.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const POSTGRES_NAMES: OptionNames = OptionNames {
     mode: "sslmode",
     root_cert: "sslrootcert",
     require: "require",
     verify_ca: "verify-ca",
+    modes: "disable, prefer, require, verify-ca, verify-full",
 };
 
+#[cfg(feature = "mysql")]
 /// MySQL's and MariaDB's option names.
-#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) const MYSQL_NAMES: OptionNames = OptionNames {
     mode: "ssl-mode",
     root_cert: "ssl-ca",
     require: "REQUIRED",
     verify_ca: "VERIFY_CA",
+    modes: "DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
 };
 
 /// A TLS set-up or handshake failure, saying which option to change.
@@ -160,6 +181,7 @@ pub enum TlsError {
     },
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 impl TlsMode {
     fn parse(names: OptionNames, value: &str) -> Result<Self, TlsError> {
         let lower = value.trim().to_ascii_lowercase().replace('_', "-");
@@ -173,11 +195,7 @@ impl TlsMode {
                 return Err(TlsError::InvalidOption {
                     option: names.mode,
                     value: value.to_owned(),
-                    expected: if names.mode == POSTGRES_NAMES.mode {
-                        "disable, prefer, require, verify-ca, verify-full"
-                    } else {
-                        "DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
-                    },
+                    expected: names.modes,
                 });
             }
         };
@@ -194,6 +212,7 @@ impl TlsMode {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 impl TlsOptions {
     /// Reads and removes the TLS options of `conn` (a URL or a libpq key-value
     /// string), returning them and the rest of the string for the driver.
@@ -231,6 +250,7 @@ impl TlsOptions {
     }
 
     /// The trusted roots: the CA file's certificates, or the system's.
+    #[cfg(feature = "postgres")]
     pub(crate) fn roots(&self) -> Result<Arc<RootCertStore>, TlsError> {
         match &self.root_cert {
             Some(path) => {
@@ -251,6 +271,7 @@ impl TlsOptions {
 
     /// The rustls configuration for this mode: a verifier that checks what the mode
     /// asks for, on the ring provider.
+    #[cfg(feature = "postgres")]
     pub(crate) fn client_config(&self) -> Result<ClientConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let handshake = |e: rustls::Error| TlsError::Handshake {
@@ -308,6 +329,7 @@ impl TlsOptions {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// The system's root certificates, read once per process (rustls-native-certs).
 pub(crate) fn system_root_certs() -> &'static [CertificateDer<'static>] {
     static CERTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
@@ -320,6 +342,7 @@ pub(crate) fn system_root_certs() -> &'static [CertificateDer<'static>] {
     })
 }
 
+#[cfg(feature = "postgres")]
 /// The system's roots as a rustls store, built once per process.
 fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
@@ -331,6 +354,7 @@ fn system_roots() -> Arc<RootCertStore> {
     }))
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// The certificates of a PEM file.
 pub(crate) fn read_pem_certs(
     option: &'static str,
@@ -352,6 +376,7 @@ pub(crate) fn read_pem_certs(
     Ok(certs)
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// A rustls error anywhere in `error`'s chain, looking inside I/O errors too (their
 /// `source` skips the error they wrap).
 pub(crate) fn find_rustls_error<'a>(
@@ -374,10 +399,12 @@ pub(crate) fn find_rustls_error<'a>(
     None
 }
 
+#[cfg(feature = "postgres")]
 /// `verify-ca`: the chain must lead to a trusted root; the host name is not checked.
 #[derive(Debug)]
 struct ChainOnly(Arc<WebPkiServerVerifier>);
 
+#[cfg(feature = "postgres")]
 impl ServerCertVerifier for ChainOnly {
     fn verify_server_cert(
         &self,
@@ -422,11 +449,13 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// `prefer` and `require` without a CA file (libpq's meaning): encrypted, certificate
 /// not checked. Handshake signatures are still verified.
 #[derive(Debug)]
 struct Unchecked(Arc<CryptoProvider>);
 
+#[cfg(feature = "postgres")]
 impl ServerCertVerifier for Unchecked {
     fn verify_server_cert(
         &self,
@@ -472,6 +501,7 @@ impl ServerCertVerifier for Unchecked {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// `conn` without the options named in `keys`, calling `found` with each one removed.
 /// Handles URL query strings (`?a=1&sslmode=require`) and libpq key-value strings
 /// (`host=db sslmode=require`, values optionally quoted).
@@ -546,6 +576,7 @@ fn strip_options(conn: &str, keys: &[&str], mut found: impl FnMut(&str, &str)) -
     out
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// A key-value string's value at the start of `s`: its text (escapes resolved) and
 /// its length in `s`, quotes included.
 fn key_value(s: &str) -> (String, usize) {
@@ -567,12 +598,14 @@ fn key_value(s: &str) -> (String, usize) {
     (value, s.len())
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// `%XX` escapes decoded (a path in a URL may be encoded); the text as is otherwise.
 fn percent_decode(text: &str) -> String {
     super::secrets::percent_decoded(text).unwrap_or_else(|| text.to_owned())
 }
 
-#[cfg(test)]
+// The tests read both backends' options.
+#[cfg(all(test, feature = "postgres", feature = "mysql"))]
 mod tests {
     use super::*;
 

@@ -1,12 +1,5 @@
 //! The sealed [`Backend`] trait and the diesel-async connection manager it builds.
 
-// With `pool` alone (the router's view) no backend compiles the queries, so the
-// helpers they share are unused there.
-#![cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(dead_code, unused_imports, unused_macros)
-)]
-
 use std::future::Future;
 use std::pin::Pin;
 
@@ -20,21 +13,26 @@ use keyroute_core::BoxError;
 
 use super::{DatabaseUrl, PoolSettings, RecyclingCheck};
 
-/// A connection being opened; a failure says why, typed where it can be.
-pub(crate) type ConnectFuture<C> =
+/// A connection being opened ([`Backend::establish`]); a failure says why, typed where
+/// it can be.
+pub type ConnectFuture<C> =
     Pin<Box<dyn Future<Output = Result<C, super::connect::ConnectFailure>> + Send>>;
 
-/// A pooled connection that can move to a blocking thread.
-pub(crate) type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
+/// A pooled connection that does not borrow its pool ([`DbPool::get_owned`](crate::DbPool::get_owned)),
+/// so it can move to a blocking thread.
+pub type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
 
-/// A SQL database backend. Sealed: implemented by [`Postgres`](crate::sql::postgres::Postgres),
-/// [`Mysql`](crate::sql::mysql::Mysql) and [`Sqlite`](crate::sql::sqlite::Sqlite).
+/// A SQL database backend: its connection type, how one is opened, and what its pools
+/// need to know. Sealed: implemented by the markers `Postgres`, `Mysql` and `Sqlite`,
+/// each behind its feature.
 pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// The diesel-async connection type.
     type Connection: AsyncConnection + Send + 'static;
 
-    /// The bb8 connection manager: diesel-async's, with keyroute's connection set-up.
-    type Manager: bb8::ManageConnection<Connection = Self::Connection, Error = PoolError>;
+    /// The bb8 connection manager: diesel-async's, with keyroute's connection set-up
+    /// (see [`manager`](Self::manager)).
+    type Manager: bb8::ManageConnection<Connection = Self::Connection, Error = PoolError>
+        + From<AsyncDieselConnectionManager<Self::Connection>>;
 
     /// The backend's name, for messages.
     const NAME: &'static str;
@@ -57,13 +55,18 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
         None
     }
 
-    /// The connection manager for `url`.
+    /// Opens one connection to `url` (the whole connection string, password included).
     #[doc(hidden)]
-    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager;
+    fn establish(url: String) -> ConnectFuture<Self::Connection>;
 
-    /// Runs the embedded migrations on `conn`. Called on a blocking thread.
+    /// The connection manager for `url`: diesel-async's, opening each connection with
+    /// [`establish`](Self::establish) within the connect timeout and reporting every
+    /// outcome to the pool's circuit breaker. Written once for every backend here,
+    /// so it compiles (and is checked) even when no backend feature is on.
     #[doc(hidden)]
-    fn run_migrations(conn: OwnedConnection<Self>) -> Result<(), BoxError>;
+    fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
+        manager(url, setup, Self::establish).into()
+    }
 
     /// Runs the pending migrations of `source` (an app's own) on `conn` and returns
     /// the versions applied. Called on a blocking thread.
@@ -77,10 +80,6 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// oldest first. Called on a blocking thread.
     #[doc(hidden)]
     fn applied_migrations(conn: OwnedConnection<Self>) -> Result<Vec<String>, BoxError>;
-
-    /// The versions of keyroute's own embedded migrations, oldest first.
-    #[doc(hidden)]
-    fn keyroute_migrations() -> Vec<String>;
 }
 
 /// The diesel backend (`diesel::pg::Pg`, `diesel::sqlite::Sqlite`, `diesel::mysql::Mysql`)
@@ -88,12 +87,13 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
 pub type BackendDb<B> = <<B as Backend>::Connection as diesel_async::AsyncConnectionCore>::Backend;
 
 /// The shared body of every backend's app-migration methods: the harness is diesel's,
-/// run over diesel-async's wrapper, as for keyroute's own migrations.
+/// run over diesel-async's wrapper, as for keyroute's own migrations. A macro rather
+/// than provided methods: the harness's bounds hold for each concrete connection, not
+/// for a generic one.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 macro_rules! app_migrations {
-    ($migrations:expr) => {
-        fn run_migrations_from<
-            S: diesel::migration::MigrationSource<crate::pool::BackendDb<Self>>,
-        >(
+    () => {
+        fn run_migrations_from<S: diesel::migration::MigrationSource<crate::BackendDb<Self>>>(
             conn: OwnedConnection<Self>,
             source: S,
         ) -> Result<Vec<String>, BoxError> {
@@ -114,23 +114,9 @@ macro_rules! app_migrations {
             versions.sort();
             Ok(versions)
         }
-
-        fn keyroute_migrations() -> Vec<String> {
-            use diesel::migration::Migration as _;
-            let migrations =
-                diesel::migration::MigrationSource::<crate::pool::BackendDb<Self>>::migrations(
-                    &$migrations,
-                )
-                .unwrap_or_default();
-            let mut versions: Vec<String> = migrations
-                .iter()
-                .map(|m| m.name().version().to_string())
-                .collect();
-            versions.sort();
-            versions
-        }
     };
 }
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) use app_migrations;
 
 /// How a pool opens connections: the checkout check, the time one connect may take,
@@ -146,7 +132,7 @@ pub struct ConnectSetup {
 
 /// diesel-async's connection manager, opening connections with `establish` within
 /// the connect timeout and reporting each outcome to the pool's circuit breaker.
-pub(crate) fn manager<C: AsyncConnection + 'static>(
+fn manager<C: AsyncConnection + 'static>(
     url: &DatabaseUrl,
     setup: ConnectSetup,
     establish: fn(String) -> ConnectFuture<C>,

@@ -13,7 +13,8 @@ use super::tls::{TlsMode, TlsOptions};
 /// Why a connection could not be opened: a TLS problem (typed, saying which option to
 /// change) or anything else (refused, authentication, timeout), as text.
 #[derive(Debug, Clone)]
-pub(crate) enum ConnectFailure {
+#[non_exhaustive]
+pub enum ConnectFailure {
     /// TLS set-up or handshake.
     #[cfg(feature = "tls")]
     Tls(TlsError),
@@ -23,7 +24,7 @@ pub(crate) enum ConnectFailure {
 
 impl ConnectFailure {
     /// This failure with `url`'s password scrubbed from its text.
-    pub(crate) fn redacted(self, url: &super::DatabaseUrl) -> Self {
+    pub fn redacted(self, url: &super::DatabaseUrl) -> Self {
         match self {
             ConnectFailure::Other(text) => ConnectFailure::Other(url.redact(&text)),
             #[cfg(feature = "tls")]
@@ -31,10 +32,11 @@ impl ConnectFailure {
         }
     }
 
-    /// The typed TLS error, if TLS is why.
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls(&self) -> Option<&TlsError> {
+    /// The typed error behind this failure, for `Error::source`: the `TlsError`
+    /// when TLS is why (with the `tls` feature), none otherwise.
+    pub(crate) fn typed(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            #[cfg(feature = "tls")]
             ConnectFailure::Tls(e) => Some(e),
             ConnectFailure::Other(_) => None,
         }
@@ -80,7 +82,7 @@ pub(crate) async fn postgres(
 /// feed's listener names itself and bounds its connect time). The pool and the
 /// listener open their connections here, so both speak TLS alike.
 #[cfg(feature = "postgres")]
-pub(crate) async fn postgres_client(
+pub async fn postgres_client(
     url: &str,
     adjust: impl FnOnce(&mut tokio_postgres::Config),
 ) -> Result<(tokio_postgres::Client, PgConnection), ConnectFailure> {
@@ -104,7 +106,7 @@ pub(crate) async fn postgres_client(
 
 /// The connection half of [`postgres_client`]: a socket, plain or in rustls.
 #[cfg(feature = "postgres")]
-pub(crate) type PgConnection = tokio_postgres::Connection<
+pub type PgConnection = tokio_postgres::Connection<
     tokio_postgres::Socket,
     <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
         tokio_postgres::Socket,

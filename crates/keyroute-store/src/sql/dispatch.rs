@@ -1,0 +1,129 @@
+//! The core store traits for every [`SqlStore<B>`](SqlStore) with `B: StoreBackend`,
+//! each method handing over to `B`'s queries (see `backend.rs` for why they live on
+//! the marker). One impl for all backends is what lets generic code write
+//! `B: StoreBackend` and use the store, with no `where SqlStore<B>: Store`.
+//!
+//! The backends' methods return `impl Future + Send` rather than boxed futures, so a
+//! call through here boxes once (async-trait's box), as a direct impl did.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyroute_core::{
+    ApiKey, ApiKeyStore, ChangeFeed, ChangeSubscription, Denial, DenyList, FeedSettings, KeyHash,
+    KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId, UserStore,
+};
+
+use super::{SqlStore, StoreBackend};
+
+#[async_trait]
+impl<B: StoreBackend> ApiKeyStore for SqlStore<B> {
+    async fn init_schema(&self) -> StoreResult<()> {
+        self.migrate().await
+    }
+
+    async fn api_key_exists(&self, hash: &KeyHash) -> StoreResult<bool> {
+        B::api_key_exists(self, hash).await
+    }
+
+    async fn get_api_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ResolvedKey>> {
+        B::get_api_key_by_hash(self, hash).await
+    }
+
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+        B::get_api_key(self, id).await
+    }
+
+    async fn get_user_api_keys(
+        &self,
+        user_id: &UserId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<ApiKey>> {
+        B::get_user_api_keys(self, user_id, query).await
+    }
+
+    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
+        B::store_all(self, keys).await
+    }
+
+    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
+        B::cancel_key(self, id, at).await
+    }
+
+    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
+        B::regenerate(self, regeneration).await
+    }
+
+    async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
+        B::touch_last_used(self, ids, at).await
+    }
+}
+
+#[async_trait]
+impl<B: StoreBackend> UserStore for SqlStore<B> {
+    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
+        B::create_user(self, user, keys).await
+    }
+
+    async fn import_users(&self, users: &[User]) -> StoreResult<()> {
+        B::import_users(self, users).await
+    }
+
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        B::get_user(self, id).await
+    }
+
+    async fn find_user_by_name(&self, user_name: &str) -> StoreResult<Option<User>> {
+        B::find_user_by_name(self, user_name).await
+    }
+
+    async fn list_users(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        B::list_users(self, after, limit).await
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        B::count_users(self).await
+    }
+
+    async fn users_missing_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        B::users_missing_keys(self, after, limit).await
+    }
+
+    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
+        B::store_backfill(self, keys).await
+    }
+}
+
+#[async_trait]
+impl<B: StoreBackend> DenyList for SqlStore<B> {
+    async fn deny(
+        &self,
+        id: &str,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        B::deny(self, id, from, until).await
+    }
+
+    async fn denial(&self, ids: &[&str], now: DateTime<Utc>) -> StoreResult<Denial> {
+        B::denial(self, ids, now).await
+    }
+
+    async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        B::purge_denied(self, now).await
+    }
+}
+
+#[async_trait]
+impl<B: StoreBackend> ChangeFeed for SqlStore<B> {
+    async fn subscribe(&self, settings: &FeedSettings) -> Option<Box<dyn ChangeSubscription>> {
+        B::subscribe(self, settings).await
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        B::purge_events(self, before).await
+    }
+}
