@@ -156,8 +156,8 @@ impl Problem {
     /// A key-service error: its stable code, with the status its kind calls for
     /// (refusals of the authority rules 403, the caller's mistakes 422, an unknown
     /// user 404, a key that cannot be rolled 409, outages 503, faults 500).
-    pub fn service(error: &keyroute_core::Error) -> Self {
-        use keyroute_core::Error as E;
+    pub fn service(error: &keyroute_core::KeyServiceError) -> Self {
+        use keyroute_core::KeyServiceError as E;
         let status = match error {
             E::Store(e) => return Self::store(e),
             E::Denied(_) => StatusCode::FORBIDDEN,

@@ -1,5 +1,5 @@
-//! Errors: one enum per concern, and [`Error`] for the key service, which can meet all
-//! of them.
+//! Errors: one enum per concern ([`AuthError`], [`JwtError`], [`StoreError`]), and
+//! [`KeyServiceError`] for the key service, which can meet all of them.
 //!
 //! Store backends map their database errors into [`StoreError`] so callers can act on
 //! its [`ErrorKind`] (a unique violation is a [`ErrorKind::Conflict`] on every backend)
@@ -258,10 +258,11 @@ impl AuthError {
     }
 }
 
-/// Errors of the [`KeyService`](crate::KeyService).
+/// Why a [`KeyService`](crate::KeyService) operation failed (registering, issuing,
+/// listing, revoking, rolling, regenerating keys).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum KeyServiceError {
     /// The options are invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -318,25 +319,26 @@ pub enum Error {
     NoMinter(String),
 }
 
-impl Error {
+impl KeyServiceError {
     /// A stable code for this error, the same on every transport (HTTP problem
     /// documents, the CLI's JSON): what went wrong, not how to answer it.
     pub fn code(&self) -> &'static str {
+        use KeyServiceError as E;
         match self {
-            Error::Config(_) => "invalid_configuration",
-            Error::Store(e) if e.kind() == ErrorKind::Unavailable => "store_unavailable",
-            Error::Store(e) if e.kind() == ErrorKind::Conflict => "conflict",
-            Error::Store(_) => "store_error",
-            Error::Generate(_) | Error::GeneratedKeyInvalid(_) | Error::Mint(_) => "key_not_made",
-            Error::HookChangedIdentity(_) => "hook_changed_identity",
-            Error::Name(_) | Error::Text(_) | Error::InvalidRequest(_) => "invalid_request",
-            Error::UnknownUser(_) => "unknown_user",
-            Error::EnvironmentNotEnabled(_) => "unknown_environment",
-            Error::KeyTypeNotEnabled(_) => "unknown_key_type",
-            Error::Denied(denied) => denied.code(),
-            Error::UserRequired => "user_id_required",
-            Error::NotRollable => "not_rollable",
-            Error::NoMinter(_) => "no_minter",
+            E::Config(_) => "invalid_configuration",
+            E::Store(e) if e.kind() == ErrorKind::Unavailable => "store_unavailable",
+            E::Store(e) if e.kind() == ErrorKind::Conflict => "conflict",
+            E::Store(_) => "store_error",
+            E::Generate(_) | E::GeneratedKeyInvalid(_) | E::Mint(_) => "key_not_made",
+            E::HookChangedIdentity(_) => "hook_changed_identity",
+            E::Name(_) | E::Text(_) | E::InvalidRequest(_) => "invalid_request",
+            E::UnknownUser(_) => "unknown_user",
+            E::EnvironmentNotEnabled(_) => "unknown_environment",
+            E::KeyTypeNotEnabled(_) => "unknown_key_type",
+            E::Denied(denied) => denied.code(),
+            E::UserRequired => "user_id_required",
+            E::NotRollable => "not_rollable",
+            E::NoMinter(_) => "no_minter",
         }
     }
 }

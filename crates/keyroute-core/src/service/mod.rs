@@ -43,7 +43,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::authority::{Actor, Bounds, check_key_texts};
 use crate::clock::{Clock, SystemClock};
-use crate::error::Error;
+use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
 use crate::model::{ApiKey, User};
 use crate::name::{Environment, KeyType};
@@ -90,8 +90,8 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     /// A service over `store` with `options`.
     ///
     /// # Errors
-    /// [`Error::Config`] when the options are invalid.
-    pub fn new(store: S, options: KeyOptions) -> Result<Self, Error> {
+    /// [`KeyServiceError::Config`] when the options are invalid.
+    pub fn new(store: S, options: KeyOptions) -> Result<Self, KeyServiceError> {
         let format = options.token_format()?;
         Ok(Self {
             store,
@@ -156,8 +156,8 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     /// Runs the store's migrations if `init_schema` is on.
     ///
     /// # Errors
-    /// [`Error::Store`] when they fail.
-    pub async fn init(&self) -> Result<(), Error> {
+    /// [`KeyServiceError::Store`] when they fail.
+    pub async fn init(&self) -> Result<(), KeyServiceError> {
         if self.options.init_schema {
             self.store.init_schema().await?;
         }
@@ -167,9 +167,9 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     /// Registers a user with one key per environment × key type, atomically.
     ///
     /// # Errors
-    /// [`Error::Name`] for a user name that is empty, over 1024 bytes or has control
-    /// characters; [`Error::Store`] with a conflict when the id or user name is taken.
-    pub async fn register_user(&self, new_user: NewUser) -> Result<Registration, Error> {
+    /// [`KeyServiceError::Name`] for a user name that is empty, over 1024 bytes or has control
+    /// characters; [`KeyServiceError::Store`] with a conflict when the id or user name is taken.
+    pub async fn register_user(&self, new_user: NewUser) -> Result<Registration, KeyServiceError> {
         check_user_name(&new_user.user_name)?;
         let mut user = User::new(
             new_user.id.unwrap_or_else(UserId::random),
@@ -190,7 +190,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     ///
     /// # Errors
     /// As [`Acting::issue_key`].
-    pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, Error> {
+    pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, KeyServiceError> {
         self.as_application().issue_key(request).await
     }
 
@@ -203,7 +203,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         request: KeyRequest,
         minter: &dyn KeyMinter,
-    ) -> Result<IssuedKey, Error> {
+    ) -> Result<IssuedKey, KeyServiceError> {
         self.as_application().issue_key_with(request, minter).await
     }
 
@@ -215,7 +215,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         user_id: &UserId,
         query: &KeyQuery,
-    ) -> Result<Vec<ApiKey>, Error> {
+    ) -> Result<Vec<ApiKey>, KeyServiceError> {
         self.as_application().list_keys(user_id, query).await
     }
 
@@ -228,7 +228,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         user_id: &UserId,
         environment: Environment,
-    ) -> Result<Vec<ApiKey>, Error> {
+    ) -> Result<Vec<ApiKey>, KeyServiceError> {
         self.as_application()
             .active_keys(user_id, environment)
             .await
@@ -238,7 +238,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
+    pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, KeyServiceError> {
         self.as_application().revoke(key_id).await
     }
 
@@ -252,7 +252,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         user_id: &UserId,
         environment: &Environment,
         grace: Option<Duration>,
-    ) -> Result<Regenerated, Error> {
+    ) -> Result<Regenerated, KeyServiceError> {
         self.as_application()
             .regenerate(user_id, environment, grace)
             .await
@@ -266,7 +266,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         key_id: &KeyId,
         grace: Option<Duration>,
-    ) -> Result<Option<roll::Rolled>, Error> {
+    ) -> Result<Option<roll::Rolled>, KeyServiceError> {
         self.as_application().roll(key_id, grace).await
     }
 
@@ -280,7 +280,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     ///
     /// # Errors
     /// Store errors; batches already stored stay stored.
-    pub async fn backfill(&self, batch_size: usize) -> Result<BackfillReport, Error> {
+    pub async fn backfill(&self, batch_size: usize) -> Result<BackfillReport, KeyServiceError> {
         let batch_size = batch_size.max(1);
         let mut report = BackfillReport::default();
         let mut after: Option<UserId> = None;
@@ -317,7 +317,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     }
 
     /// One key per environment × key type for `user`, not yet stored.
-    fn default_keys_for(&self, user: &User) -> Result<Vec<IssuedKey>, Error> {
+    fn default_keys_for(&self, user: &User) -> Result<Vec<IssuedKey>, KeyServiceError> {
         let mut keys = Vec::with_capacity(self.keys_per_user());
         let minter = self.token_minter();
         let bounds = Bounds::application();
@@ -340,7 +340,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         owner: Option<&User>,
         adding: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<(), KeyServiceError> {
         let Some(owner) = owner else {
             return Ok(());
         };
@@ -362,7 +362,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &'m self,
         key: &ApiKey,
         token: &'m TokenMinter<'m>,
-    ) -> Result<&'m dyn KeyMinter, Error> {
+    ) -> Result<&'m dyn KeyMinter, KeyServiceError> {
         match key.meta.get(META_FORMAT) {
             None => Ok(token),
             Some(format) => self
@@ -370,18 +370,18 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
                 .iter()
                 .find(|(f, _)| f == format)
                 .map(|(_, minter)| minter.as_ref())
-                .ok_or_else(|| Error::NoMinter(format.clone())),
+                .ok_or_else(|| KeyServiceError::NoMinter(format.clone())),
         }
     }
 
     /// The owner a key is made for: `None` for a key of no user, else the stored user.
-    pub(crate) async fn owner(&self, id: Option<&UserId>) -> Result<Option<User>, Error> {
+    pub(crate) async fn owner(&self, id: Option<&UserId>) -> Result<Option<User>, KeyServiceError> {
         match id {
             Some(id) => Ok(Some(
                 self.store
                     .get_user(id)
                     .await?
-                    .ok_or_else(|| Error::UnknownUser(id.clone()))?,
+                    .ok_or_else(|| KeyServiceError::UnknownUser(id.clone()))?,
             )),
             None => Ok(None),
         }
@@ -401,8 +401,8 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         spec: NewKey<'_>,
         minter: &dyn KeyMinter,
-        customise: impl FnOnce(&mut ApiKey) -> Result<(), Error>,
-    ) -> Result<IssuedKey, Error> {
+        customise: impl FnOnce(&mut ApiKey) -> Result<(), KeyServiceError>,
+    ) -> Result<IssuedKey, KeyServiceError> {
         let NewKey {
             key_type,
             environment,
@@ -411,10 +411,10 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
             asked_expiry,
         } = spec;
         if !self.options.environments.contains(environment) {
-            return Err(Error::EnvironmentNotEnabled(environment.clone()));
+            return Err(KeyServiceError::EnvironmentNotEnabled(environment.clone()));
         }
         if !self.options.key_types.contains(key_type) {
-            return Err(Error::KeyTypeNotEnabled(key_type.clone()));
+            return Err(KeyServiceError::KeyTypeNotEnabled(key_type.clone()));
         }
         let now = self.now();
         // The hash and hint are set from the minted secret, once the record is final.
@@ -445,7 +445,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
                 ("creation time", before.created_at != key.created_at),
             ];
             if let Some((field, _)) = changed.iter().find(|(_, changed)| *changed) {
-                return Err(Error::HookChangedIdentity(field));
+                return Err(KeyServiceError::HookChangedIdentity(field));
             }
         }
         // On the final record: whatever the request and the hook made of it.
@@ -530,16 +530,21 @@ impl<'a> NewKey<'a> {
 }
 
 /// `from` plus `lifetime`, or a typed refusal for a lifetime no timestamp can hold.
-pub(crate) fn after(from: DateTime<Utc>, lifetime: Duration) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn after(
+    from: DateTime<Utc>,
+    lifetime: Duration,
+) -> Result<DateTime<Utc>, KeyServiceError> {
     TimeDelta::from_std(lifetime)
         .ok()
         .and_then(|d| from.checked_add_signed(d))
-        .ok_or_else(|| Error::InvalidRequest("the lifetime is too long to represent".to_owned()))
+        .ok_or_else(|| {
+            KeyServiceError::InvalidRequest("the lifetime is too long to represent".to_owned())
+        })
 }
 
 /// User names are 1 to 1024 bytes without control characters: every backend can index
 /// that many bytes, and control characters have no place in a name.
-fn check_user_name(user_name: &str) -> Result<(), Error> {
+fn check_user_name(user_name: &str) -> Result<(), KeyServiceError> {
     if user_name.is_empty() || user_name.len() > 1024 || user_name.chars().any(char::is_control) {
         return Err(crate::NameError::new(
             "user name",
