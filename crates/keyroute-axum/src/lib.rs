@@ -50,6 +50,7 @@
 //! | [`Scoped`], [`scope!`] | a per-route scope: keys must hold it, people's sessions pass |
 //! | [`AuthLayer`] | authentication as a tower layer; puts the `Principal` into the extensions |
 //! | [`Problem`] | every rejection: RFC 9457 body with a stable `code`, RFC 6750 challenge, `Retry-After` on 503 |
+//! | [`http_status`] | the one map from keyroute's error classes ([`ErrorClass`](keyroute_core::ErrorClass)) to HTTP statuses |
 //! | [`key_routes`], [`KeyRoutes`] | `GET/POST/DELETE /apikeys...` and `POST /token` |
 //! | [`TlsConnection`], [`PeerAddr`] | what the server says about the socket |
 //!
@@ -76,6 +77,6 @@ mod state;
 
 pub use extract::{Caller, Connected, MaybeConnected, ScopeName, Scoped};
 pub use layer::{AuthLayer, AuthService};
-pub use problem::Problem;
+pub use problem::{Problem, http_status};
 pub use routes::{KeyRoute, KeyRoutes, MAX_BODY_BYTES, key_routes};
 pub use state::{AuthState, KeyStore, PeerAddr, TlsConnection};
