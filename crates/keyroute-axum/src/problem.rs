@@ -5,19 +5,7 @@
 //! Core and the router say what went wrong without a transport: an error's
 //! [`ErrorClass`] and its stable code. [`http_status`] is the one map from classes to
 //! statuses, and every constructor here ([`Problem::auth`], [`Problem::route`],
-//! [`Problem::service`], [`Problem::store`]) answers through it:
-//!
-//! | class | status | challenge |
-//! |---|---|---|
-//! | `Unauthenticated` | 401 | `Bearer realm=..., Basic realm=...` |
-//! | `InvalidCredential` | 401 | `Bearer realm=..., error="invalid_token", Basic realm=...` |
-//! | `Malformed` | 400 | `Bearer realm=..., error="invalid_request", Basic realm=...` |
-//! | `Forbidden` | 403 | `Bearer realm=..., error="insufficient_scope", scope=...` for a missing scope |
-//! | `NotFound` | 404 | |
-//! | `Conflict` | 409 | |
-//! | `InvalidInput` | 422 | |
-//! | `Unavailable` | 503, with `Retry-After` | |
-//! | `Internal` | 500 | |
+//! [`Problem::service`], [`Problem::store`]) answers through it.
 //!
 //! No response carries the presented key or token: details are the errors' own
 //! messages, which never hold a secret, and faults (and outages) are logged and
@@ -36,8 +24,22 @@ use serde::Serialize;
 const RETRY_AFTER_SECS: u32 = 5;
 
 /// The HTTP status for an error of `class`: the one map from keyroute's
-/// transport-neutral error classes to HTTP (see the [module docs](self)). A class
-/// added later is a 500 until it is given a status here.
+/// transport-neutral error classes to HTTP, used by every [`Problem`] constructor
+/// (with the challenge each class carries):
+///
+/// | class | status | challenge |
+/// |---|---|---|
+/// | `Unauthenticated` | 401 | `Bearer realm=..., Basic realm=...` |
+/// | `InvalidCredential` | 401 | `Bearer realm=..., error="invalid_token", Basic realm=...` |
+/// | `Malformed` | 400 | `Bearer realm=..., error="invalid_request", Basic realm=...` |
+/// | `Forbidden` | 403 | `Bearer realm=..., error="insufficient_scope", scope=...` for a missing scope |
+/// | `NotFound` | 404 | |
+/// | `Conflict` | 409 | |
+/// | `InvalidInput` | 422 | |
+/// | `Unavailable` | 503, with `Retry-After` | |
+/// | `Internal` | 500 | |
+///
+/// A class added later is a 500 until it is given a status here.
 pub fn http_status(class: ErrorClass) -> StatusCode {
     match class {
         ErrorClass::Unauthenticated | ErrorClass::InvalidCredential => StatusCode::UNAUTHORIZED,

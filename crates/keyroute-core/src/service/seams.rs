@@ -56,7 +56,7 @@ impl Minted {
 }
 
 /// Makes the secret of a key whose record is final: the seam through which other kinds
-/// of key (JWTs issued as keys) are made by [`KeyService`], so they pass the same checks,
+/// of key (JWTs issued as keys) are made by [`KeyService`](crate::KeyService), so they pass the same checks,
 /// hook, store and listeners as every other key.
 pub trait KeyMinter: Send + Sync {
     /// The secret for `key`. The record is complete (id, type, environment, owner,
