@@ -207,11 +207,7 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
         #[cfg(not(feature = "jwt"))]
         let feed_listeners = vec![resolver_listener];
 
-        let mut keys = KeyService::new(Arc::clone(&store), options)
-            .map_err(|e| match e {
-                keyroute_core::Error::Config(e) => BuildError::Config(e),
-                other => BuildError::Config(ConfigError::invalid("apikey", "", other)),
-            })?
+        let mut keys = KeyService::new(Arc::clone(&store), options)?
             .with_clock(Arc::clone(&self.clock))
             .with_listener(Arc::new(resolver.clone()));
         #[cfg(feature = "jwt")]

@@ -1,10 +1,13 @@
 //! [`BuildError`]: why a [`Keyroute`](crate::Keyroute) handle could not be built.
 
-use keyroute_core::{ConfigError, StoreError};
+use keyroute_core::{ConfigError, KeyServiceError, StoreError};
+use keyroute_router::RouteError;
 
 /// Why [`KeyrouteBuilder::build`](crate::KeyrouteBuilder::build) failed. Misuse and
 /// configuration ([`Config`](Self::Config), [`NoRuntime`](Self::NoRuntime)) are kept
 /// apart from outages ([`Store`](Self::Store)), so only the latter is worth a retry.
+/// Each part's own error keeps its own name: a router or key-service failure that is
+/// not about the configuration is not reported as one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -19,16 +22,37 @@ pub enum BuildError {
     #[cfg(feature = "jwt")]
     #[error(transparent)]
     Jwt(#[from] keyroute_jwt::JwtServiceError),
+    /// The connection router could not be built for a reason other than its
+    /// configuration (which is [`Config`](Self::Config)); carries the router's error.
+    #[error("the connection router could not be built: {0}")]
+    Router(RouteError),
+    /// The key service could not be built for a reason other than its options (which
+    /// are [`Config`](Self::Config)); carries the key service's error.
+    #[error("the key service could not be built: {0}")]
+    KeyService(KeyServiceError),
     /// Called outside a Tokio runtime, which keyroute's pools and tasks need.
     #[error("no Tokio runtime is running; build and use keyroute inside one (e.g. #[tokio::main])")]
     NoRuntime,
 }
 
-impl From<keyroute_router::RouteError> for BuildError {
-    fn from(error: keyroute_router::RouteError) -> Self {
+/// A router error in the configuration is a configuration error, named by its
+/// section and option; any other stays the router's own.
+impl From<RouteError> for BuildError {
+    fn from(error: RouteError) -> Self {
         match error {
-            keyroute_router::RouteError::Config(e) => BuildError::Config(e),
-            other => BuildError::Config(ConfigError::invalid("connections", "", other)),
+            RouteError::Config(e) => BuildError::Config(e),
+            other => BuildError::Router(other),
+        }
+    }
+}
+
+/// Invalid key options are a configuration error; any other failure stays the key
+/// service's own.
+impl From<KeyServiceError> for BuildError {
+    fn from(error: KeyServiceError) -> Self {
+        match error {
+            KeyServiceError::Config(e) => BuildError::Config(e),
+            other => BuildError::KeyService(other),
         }
     }
 }

@@ -117,7 +117,8 @@ impl<B: Backend> Keyroute<B> {
         self.inner.jwt.as_deref()
     }
 
-    /// Authenticates a request: its one credential, resolved to the caller.
+    /// Authenticates a request: its one credential, resolved to the caller
+    /// ([`Gateway::authenticate`]).
     ///
     /// # Errors
     /// The [`AuthError`] of the first check that failed.
@@ -125,7 +126,20 @@ impl<B: Backend> Keyroute<B> {
         &self,
         request: &IncomingRequest<'_>,
     ) -> Result<Principal, AuthError> {
-        self.resolver().authenticate(request).await
+        self.inner.gateway.authenticate(request).await
+    }
+
+    /// Authenticates a request that may come without a caller: `None` for no
+    /// credential at all, while a bad credential is rejected, never taken for none
+    /// ([`Gateway::authenticate_optional`]).
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate), except for a missing credential.
+    pub async fn authenticate_optional(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<Option<Principal>, AuthError> {
+        self.inner.gateway.authenticate_optional(request).await
     }
 
     /// Authenticates a request and returns the caller with a connection to the
@@ -138,6 +152,32 @@ impl<B: Backend> Keyroute<B> {
         request: &IncomingRequest<'_>,
     ) -> Result<(Principal, RoutedConnection<B>), RouteError> {
         self.inner.gateway.connect(request).await
+    }
+
+    /// As [`connect`](Self::connect), and the caller must be allowed `scope`: a key
+    /// must hold it, a person's session passes ([`Gateway::connect_with_scope`]).
+    ///
+    /// # Errors
+    /// As [`Gateway::connect_with_scope`].
+    pub async fn connect_with_scope(
+        &self,
+        request: &IncomingRequest<'_>,
+        scope: &str,
+    ) -> Result<(Principal, RoutedConnection<B>), RouteError> {
+        self.inner.gateway.connect_with_scope(request, scope).await
+    }
+
+    /// As [`connect`](Self::connect), but a request with no credential at all gets
+    /// no caller and the anonymous route's connection, when one is configured; a bad
+    /// credential never falls back to it ([`Gateway::connect_or_anonymous`]).
+    ///
+    /// # Errors
+    /// As [`Gateway::connect_or_anonymous`].
+    pub async fn connect_or_anonymous(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<(Option<Principal>, RoutedConnection<B>), RouteError> {
+        self.inner.gateway.connect_or_anonymous(request).await
     }
 
     /// The background work keyroute needs, as one future for the app to spawn (or

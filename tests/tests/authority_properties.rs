@@ -17,8 +17,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use keyroute::store::MemoryStore;
 use keyroute::test_util::ManualClock;
 use keyroute::{
-    ADMIN_SCOPE, ApiKey, ApiKeyStore, AuthMethod, Environment, Error, KeyId, KeyOptions, KeyQuery,
-    KeyRequest, KeyService, KeyType, Principal, Scopes, Tenant, User, UserId, UserStore,
+    ADMIN_SCOPE, ApiKey, ApiKeyStore, AuthMethod, Environment, KeyId, KeyOptions, KeyQuery,
+    KeyRequest, KeyService, KeyServiceError, KeyType, Principal, Scopes, Tenant, User, UserId,
+    UserStore,
 };
 use proptest::prelude::*;
 
@@ -333,16 +334,16 @@ async fn snapshot(world: &World) -> Vec<ApiKey> {
     all
 }
 
-fn typed_refusal(error: &Error) -> bool {
+fn typed_refusal(error: &KeyServiceError) -> bool {
     matches!(
         error,
-        Error::Denied(_)
-            | Error::UserRequired
-            | Error::NotRollable
-            | Error::UnknownUser(_)
-            | Error::EnvironmentNotEnabled(_)
-            | Error::KeyTypeNotEnabled(_)
-            | Error::Text(_)
+        KeyServiceError::Denied(_)
+            | KeyServiceError::UserRequired
+            | KeyServiceError::NotRollable
+            | KeyServiceError::UnknownUser(_)
+            | KeyServiceError::EnvironmentNotEnabled(_)
+            | KeyServiceError::KeyTypeNotEnabled(_)
+            | KeyServiceError::Text(_)
     )
 }
 
@@ -362,7 +363,7 @@ async fn case(spec: CallerSpec, op: Op) -> Result<&'static str, String> {
     let grace = |g: bool| g.then(|| Duration::from_secs(3600));
 
     // Ok(true): succeeded; Ok(false): "no such key"; Err: refused.
-    let (outcome, allowed): (Result<bool, Error>, bool) = match &op {
+    let (outcome, allowed): (Result<bool, KeyServiceError>, bool) = match &op {
         Op::Issue {
             user: named,
             env: e,

@@ -10,14 +10,14 @@ use axum::routing::get;
 use axum_support::{Client, start_with};
 use http::{Method, StatusCode};
 use keyroute::Principal;
-use keyroute::axum::{AuthLayer, MaybeConnected};
+use keyroute::axum::{AuthLayer, Connected};
 use keyroute::store::Sqlite;
 
 async fn whoami(axum::Extension(caller): axum::Extension<Principal>) -> String {
     format!("{}", caller.environment())
 }
 
-async fn maybe(MaybeConnected { caller, db }: MaybeConnected<Sqlite>) -> String {
+async fn maybe(Connected { caller, db }: Connected<Sqlite, Option<Principal>>) -> String {
     format!("{} {}", caller.is_some(), db.name())
 }
 

@@ -9,9 +9,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use keyroute::store::MemoryStore;
 use keyroute::test_util::ManualClock;
 use keyroute::{
-    ApiKey, ApiKeyStore, Environment, Error, GenerateError, KeyListener, KeyOptions, KeyQuery,
-    KeyRequest, KeyService, KeyStatus, KeyType, NewUser, PlaintextKey, Scopes, Tenant, TokenFormat,
-    UserId, UserStore,
+    ApiKey, ApiKeyStore, Environment, GenerateError, KeyListener, KeyOptions, KeyQuery, KeyRequest,
+    KeyService, KeyServiceError, KeyStatus, KeyType, NewUser, PlaintextKey, Scopes, Tenant,
+    TokenFormat, UserId, UserStore,
 };
 
 fn start() -> DateTime<Utc> {
@@ -86,10 +86,12 @@ async fn registration_issues_a_key_per_environment_and_type() {
         .register_user(NewUser::named("ada"))
         .await
         .unwrap_err();
-    assert!(matches!(conflict, Error::Store(e) if e.kind() == keyroute::ErrorKind::Conflict));
+    assert!(
+        matches!(conflict, KeyServiceError::Store(e) if e.kind() == keyroute::ErrorKind::Conflict)
+    );
     assert!(matches!(
         service.register_user(NewUser::named("")).await,
-        Err(Error::Name(_))
+        Err(KeyServiceError::Name(_))
     ));
 }
 
@@ -138,17 +140,17 @@ async fn issued_keys_carry_scopes_and_expiry() {
         KeyRequest::new(KeyType::SECRET, Environment::LIVE).for_user(UserId::new("ghost").unwrap());
     assert!(matches!(
         service.issue_key(unknown).await,
-        Err(Error::UnknownUser(_))
+        Err(KeyServiceError::UnknownUser(_))
     ));
     let staging = KeyRequest::new(KeyType::SECRET, Environment::new("staging").unwrap());
     assert!(matches!(
         service.issue_key(staging).await,
-        Err(Error::EnvironmentNotEnabled(_))
+        Err(KeyServiceError::EnvironmentNotEnabled(_))
     ));
     let publishable = KeyRequest::new(KeyType::PUBLISHABLE, Environment::LIVE);
     assert!(matches!(
         service.issue_key(publishable).await,
-        Err(Error::KeyTypeNotEnabled(_))
+        Err(KeyServiceError::KeyTypeNotEnabled(_))
     ));
 }
 
@@ -275,7 +277,7 @@ async fn creation_hook_customises_but_cannot_change_identity() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::HookChangedIdentity("environment")),
+        matches!(err, KeyServiceError::HookChangedIdentity("environment")),
         "{err}"
     );
     assert!(
@@ -309,7 +311,7 @@ async fn custom_generator_output_is_checked() {
         .issue_key(KeyRequest::new(KeyType::SECRET, Environment::TEST))
         .await;
     assert!(
-        matches!(again, Err(Error::Store(_))),
+        matches!(again, Err(KeyServiceError::Store(_))),
         "the same key twice is a conflict"
     );
 
@@ -323,5 +325,5 @@ async fn custom_generator_output_is_checked() {
     let bad = service
         .issue_key(KeyRequest::new(KeyType::SECRET, Environment::TEST))
         .await;
-    assert!(matches!(bad, Err(Error::GeneratedKeyInvalid(_))));
+    assert!(matches!(bad, Err(KeyServiceError::GeneratedKeyInvalid(_))));
 }

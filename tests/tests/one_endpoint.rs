@@ -209,7 +209,10 @@ async fn keys_need_the_scope_and_a_user() {
         .unwrap();
     match my_orders(&w.gateway, unscoped.plaintext.expose_secret()).await {
         Err(e @ RouteError::Auth(AuthError::InsufficientScope { .. })) => {
-            assert_eq!(e.http_status(), http::StatusCode::FORBIDDEN)
+            assert_eq!(
+                keyroute::axum::http_status(e.class()),
+                http::StatusCode::FORBIDDEN
+            )
         }
         other => panic!("expected InsufficientScope, got {other:?}"),
     }

@@ -1,48 +1,88 @@
-//! Extractors: the caller, the caller with their routed connection, the caller or
-//! the anonymous route, and a per-route scope guard.
+//! Extractors: the caller, the caller with their routed connection, and a per-route
+//! scope guard; `Option<_>` of the first two for routes a caller may skip.
 //!
-//! Each authenticates once per request: the first extractor (or [`AuthLayer`](crate::AuthLayer))
-//! that resolves the caller keeps the [`Principal`] in the request's extensions and
-//! the others reuse it. Every rejection is a [`Problem`].
+//! None of them holds a rule of its own: each runs one step of the router's request
+//! pipeline ([`Gateway`] and [`KeyResolver`](keyroute_router::KeyResolver)'s
+//! `authenticate*`), the same steps `Keyroute::connect` runs, and answers a failure
+//! with its [`Problem`]. Each authenticates once per request: the first extractor
+//! (or [`AuthLayer`](crate::AuthLayer)) that resolves the caller keeps the
+//! [`Principal`] in the request's extensions, and the pipeline takes it from there
+//! ([`IncomingRequest::with_caller`](keyroute_router::IncomingRequest::with_caller)).
+//!
+//! | extractor | no credential | a bad credential |
+//! |---|---|---|
+//! | [`Caller`], [`Scoped`], [`Connected<B>`](Connected) | 401 `no_credentials` | its rejection |
+//! | `Option<Caller>`, `Option<Connected<B>>` | `None` (no connection taken) | its rejection, never `None` |
+//! | [`Connected<B, Option<Principal>>`](Connected) | no caller, the anonymous route's connection (401 without one) | its rejection, never anonymous |
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use axum_core::extract::{FromRef, FromRequestParts};
+use axum_core::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
-use keyroute_core::{AuthError, CredentialError, Principal};
+use keyroute_core::Principal;
 use keyroute_pool::Backend;
-use keyroute_router::{ConnectionRouter, RoutedConnection};
+use keyroute_router::{ConnectionRouter, Gateway, IncomingRequest, RoutedConnection};
 
 use crate::problem::Problem;
-use crate::state::{AuthState, incoming};
+use crate::state::{AuthState, KeyStore, incoming};
 
-/// The caller, or the rejection of their credential.
+/// The request as the pipeline sees it, with the caller an earlier extractor or the
+/// layer already resolved.
+fn request(parts: &Parts) -> IncomingRequest<'_> {
+    incoming(parts).with_caller(parts.extensions.get::<Principal>())
+}
+
+/// Keeps `caller` in the extensions for the next extractor of the same request.
+fn remember(parts: &mut Parts, caller: &Principal) {
+    if parts.extensions.get::<Principal>().is_none() {
+        parts.extensions.insert(caller.clone());
+    }
+}
+
+/// The caller (kept in the extensions for the next extractor), or the rejection of
+/// their credential: the pipeline's required authentication.
 pub(crate) async fn authenticate(
     parts: &mut Parts,
     auth: &AuthState,
 ) -> Result<Principal, Problem> {
-    resolve(parts, auth)
+    let caller = auth
+        .resolver()
+        .authenticate(&request(parts))
         .await
-        .map_err(|e| Problem::auth(&e, auth.realm()))
+        .map_err(|e| Problem::auth(&e, auth.realm()))?;
+    remember(parts, &caller);
+    Ok(caller)
 }
 
-/// The caller (kept in the extensions for the next extractor), or why not.
-async fn resolve(parts: &mut Parts, auth: &AuthState) -> Result<Principal, AuthError> {
-    if let Some(principal) = parts.extensions.get::<Principal>() {
-        return Ok(principal.clone());
-    }
-    let principal = auth.resolver().authenticate(&incoming(parts)).await?;
-    parts.extensions.insert(principal.clone());
-    Ok(principal)
+/// The pipeline's whole path for the state's resolver and router `B`.
+fn gateway<S, B>(auth: &AuthState, state: &S) -> Gateway<KeyStore, B>
+where
+    ConnectionRouter<B>: FromRef<S>,
+    B: Backend,
+{
+    Gateway::new(
+        auth.resolver().clone(),
+        ConnectionRouter::<B>::from_ref(state),
+    )
 }
 
 /// The authenticated caller. Rejects with 401/400/403/503 as [`Problem::auth`] says.
+///
+/// `Option<Caller>` is the caller if the request has a credential and `None` if it has
+/// none at all; a credential that is present but bad is still rejected, never taken
+/// for no credential.
 ///
 /// ```
 /// use keyroute_axum::Caller;
 /// async fn whoami(Caller(caller): Caller) -> String {
 ///     format!("{:?} in {}", caller.user_id(), caller.environment())
+/// }
+/// async fn hello(caller: Option<Caller>) -> String {
+///     match caller {
+///         Some(Caller(caller)) => format!("hello, {:?}", caller.user_id()),
+///         None => "hello, stranger".to_owned(),
+///     }
 /// }
 /// ```
 #[derive(Debug, Clone)]
@@ -62,17 +102,65 @@ where
     }
 }
 
+impl<S> OptionalFromRequestParts<S> for Caller
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let auth = AuthState::from_ref(state);
+        let caller = auth
+            .resolver()
+            .authenticate_optional(&request(parts))
+            .await
+            .map_err(|e| Problem::auth(&e, auth.realm()))?;
+        if let Some(caller) = &caller {
+            remember(parts, caller);
+        }
+        Ok(caller.map(Caller))
+    }
+}
+
 /// The caller and a pooled connection to the database their key's environment selects
 /// (a test key's to the TestDb, a live key's to the LiveDb), as `Gateway::connect`
 /// gives. The handler never looks at the environment.
-pub struct Connected<B: Backend> {
+///
+/// `C`, the caller, is a [`Principal`] by default. Two optional forms, for routes a
+/// caller may skip:
+///
+/// - `Option<Connected<B>>`: the caller and their connection, or `None` for a request
+///   with no credential, which takes no connection (an anonymous route, if one is
+///   configured, is not used: `Connected` always names its caller).
+/// - `Connected<B, Option<Principal>>`: a connection for everyone, as
+///   `Gateway::connect_or_anonymous` gives: the caller's own, or for a request with no
+///   credential, no caller and the anonymous route's connection (401 `no_credentials`
+///   when none is configured).
+///
+/// In both, a credential that is present but bad is rejected: it never falls back to
+/// `None` or to anonymous.
+///
+/// ```
+/// use keyroute::axum::Connected;
+/// use keyroute::{Principal, store::Sqlite};
+///
+/// async fn catalogue(Connected { caller, db }: Connected<Sqlite, Option<Principal>>) -> String {
+///     // a key's request reads its environment's database; anyone else the public one
+///     format!("{} reads {}", if caller.is_some() { "a caller" } else { "anyone" }, db.name())
+/// }
+/// ```
+pub struct Connected<B: Backend, C = Principal> {
     /// The caller.
-    pub caller: Principal,
+    pub caller: C,
     /// Their routed connection.
     pub db: RoutedConnection<B>,
 }
 
-impl<B: Backend> fmt::Debug for Connected<B> {
+impl<B: Backend, C: fmt::Debug> fmt::Debug for Connected<B, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connected")
             .field("caller", &self.caller)
@@ -92,37 +180,47 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = AuthState::from_ref(state);
-        let caller = authenticate(parts, &auth).await?;
-        let db = ConnectionRouter::<B>::from_ref(state)
-            .connection(&caller)
+        let (caller, db) = gateway::<S, B>(&auth, state)
+            .connect(&request(parts))
             .await
             .map_err(|e| Problem::route(&e, auth.realm()))?;
+        remember(parts, &caller);
         Ok(Self { caller, db })
     }
 }
 
-/// The caller if the request has a credential, else nobody, with the connection each
-/// gets: the anonymous route's for a request with no credential at all, as
-/// `Gateway::connect_or_anonymous` gives. A bad credential is still rejected; it
-/// never falls back to anonymous. Without an anonymous route a request with no
-/// credential gets 401.
-pub struct MaybeConnected<B: Backend> {
-    /// The caller; `None` for an anonymous request.
-    pub caller: Option<Principal>,
-    /// Their routed connection, or the anonymous route's.
-    pub db: RoutedConnection<B>,
-}
+impl<S, B> OptionalFromRequestParts<S> for Connected<B>
+where
+    AuthState: FromRef<S>,
+    ConnectionRouter<B>: FromRef<S>,
+    S: Send + Sync,
+    B: Backend,
+{
+    type Rejection = Problem;
 
-impl<B: Backend> fmt::Debug for MaybeConnected<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MaybeConnected")
-            .field("caller", &self.caller)
-            .field("db", &self.db.name())
-            .finish()
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let auth = AuthState::from_ref(state);
+        let gateway = gateway::<S, B>(&auth, state);
+        let Some(caller) = gateway
+            .authenticate_optional(&request(parts))
+            .await
+            .map_err(|e| Problem::auth(&e, auth.realm()))?
+        else {
+            return Ok(None);
+        };
+        remember(parts, &caller);
+        let (caller, db) = gateway
+            .connect(&request(parts))
+            .await
+            .map_err(|e| Problem::route(&e, auth.realm()))?;
+        Ok(Some(Self { caller, db }))
     }
 }
 
-impl<S, B> FromRequestParts<S> for MaybeConnected<B>
+impl<S, B> FromRequestParts<S> for Connected<B, Option<Principal>>
 where
     AuthState: FromRef<S>,
     ConnectionRouter<B>: FromRef<S>,
@@ -133,18 +231,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = AuthState::from_ref(state);
-        let router = ConnectionRouter::<B>::from_ref(state);
-        let realm = auth.realm();
-        let caller = match resolve(parts, &auth).await {
-            Ok(caller) => Some(caller),
-            Err(AuthError::Credentials(CredentialError::Missing)) => None,
-            Err(e) => return Err(Problem::auth(&e, realm)),
-        };
-        let db = match &caller {
-            Some(caller) => router.connection(caller).await,
-            None => router.anonymous_connection().await,
+        let (caller, db) = gateway::<S, B>(&auth, state)
+            .connect_or_anonymous(&request(parts))
+            .await
+            .map_err(|e| Problem::route(&e, auth.realm()))?;
+        if let Some(caller) = &caller {
+            remember(parts, caller);
         }
-        .map_err(|e| Problem::route(&e, realm))?;
         Ok(Self { caller, db })
     }
 }
@@ -197,10 +290,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = AuthState::from_ref(state);
-        let caller = authenticate(parts, &auth).await?;
-        caller
-            .require_scope(N::SCOPE)
+        let caller = auth
+            .resolver()
+            .authenticate_with_scope(&request(parts), N::SCOPE)
+            .await
             .map_err(|e| Problem::auth(&e, auth.realm()))?;
+        remember(parts, &caller);
         Ok(Self {
             caller,
             scope: PhantomData,

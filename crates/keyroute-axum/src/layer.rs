@@ -15,7 +15,9 @@ use tower_service::Service;
 use crate::extract::authenticate;
 use crate::state::AuthState;
 
-/// Authenticates every request; see the [module docs](self).
+/// Authenticates every request through the pipeline the extractors run: the caller
+/// goes into the request's extensions, a rejection is answered with the same
+/// [`Problem`](crate::Problem) an extractor gives.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     auth: AuthState,

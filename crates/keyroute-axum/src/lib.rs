@@ -46,10 +46,12 @@
 //! |---|---|
 //! | [`Caller`] | the authenticated [`Principal`](keyroute_core::Principal) |
 //! | [`Connected`] | the caller and a pooled connection to their environment's database |
-//! | [`MaybeConnected`] | the caller or nobody, with the anonymous route's connection for nobody |
+//! | `Option<Caller>`, `Option<Connected<B>>` | the same, or `None` for a request with no credential; a bad one is still rejected |
+//! | [`Connected<B, Option<Principal>>`](Connected) | the caller or nobody, with the anonymous route's connection for nobody |
 //! | [`Scoped`], [`scope!`] | a per-route scope: keys must hold it, people's sessions pass |
 //! | [`AuthLayer`] | authentication as a tower layer; puts the `Principal` into the extensions |
 //! | [`Problem`] | every rejection: RFC 9457 body with a stable `code`, RFC 6750 challenge, `Retry-After` on 503 |
+//! | [`http_status`] | the one map from keyroute's error classes ([`ErrorClass`](keyroute_core::ErrorClass)) to HTTP statuses |
 //! | [`key_routes`], [`KeyRoutes`] | `GET/POST/DELETE /apikeys...` and `POST /token` |
 //! | [`TlsConnection`], [`PeerAddr`] | what the server says about the socket |
 //!
@@ -79,8 +81,8 @@ mod problem;
 mod routes;
 mod state;
 
-pub use extract::{Caller, Connected, MaybeConnected, ScopeName, Scoped};
+pub use extract::{Caller, Connected, ScopeName, Scoped};
 pub use layer::{AuthLayer, AuthService};
-pub use problem::Problem;
+pub use problem::{Problem, http_status};
 pub use routes::{KeyRoute, KeyRoutes, MAX_BODY_BYTES, key_routes};
 pub use state::{AuthState, KeyStore, PeerAddr, TlsConnection};

@@ -2,23 +2,56 @@
 //! with a stable machine-readable `code`, and the RFC 6750 §3 `WWW-Authenticate`
 //! challenge where the credential was the problem.
 //!
-//! Statuses come from [`AuthError::http_status`] and [`RouteError::http_status`], with
-//! one refinement RFC 6750 asks for: a credential that cannot even be read (two
-//! credentials, a header that is not text, too long, broken Basic encoding) is a
-//! malformed request, 400 `invalid_request`, not 401. No response carries the
-//! presented key or token: details are the errors' own messages, which never hold a
-//! secret, and faults are logged and answered with a generic detail.
+//! Core and the router say what went wrong without a transport: an error's
+//! [`ErrorClass`] and its stable code. [`http_status`] is the one map from classes to
+//! statuses, and every constructor here ([`Problem::auth`], [`Problem::route`],
+//! [`Problem::service`], [`Problem::store`]) answers through it.
+//!
+//! No response carries the presented key or token: details are the errors' own
+//! messages, which never hold a secret, and faults (and outages) are logged and
+//! answered with a generic detail. The README's table of codes is tested against
+//! this map.
 
 use std::fmt;
 
 use axum_core::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use keyroute_core::{AuthError, CredentialError, ErrorKind, StoreError};
+use keyroute_core::{AuthError, CredentialError, ErrorClass, KeyServiceError, StoreError};
 use keyroute_router::RouteError;
 use serde::Serialize;
 
 /// Seconds a client is told to wait when a database is unavailable.
 const RETRY_AFTER_SECS: u32 = 5;
+
+/// The HTTP status for an error of `class`: the one map from keyroute's
+/// transport-neutral error classes to HTTP, used by every [`Problem`] constructor
+/// (with the challenge each class carries):
+///
+/// | class | status | challenge |
+/// |---|---|---|
+/// | `Unauthenticated` | 401 | `Bearer realm=..., Basic realm=...` |
+/// | `InvalidCredential` | 401 | `Bearer realm=..., error="invalid_token", Basic realm=...` |
+/// | `Malformed` | 400 | `Bearer realm=..., error="invalid_request", Basic realm=...` |
+/// | `Forbidden` | 403 | `Bearer realm=..., error="insufficient_scope", scope=...` for a missing scope |
+/// | `NotFound` | 404 | |
+/// | `Conflict` | 409 | |
+/// | `InvalidInput` | 422 | |
+/// | `Unavailable` | 503, with `Retry-After` | |
+/// | `Internal` | 500 | |
+///
+/// A class added later is a 500 until it is given a status here.
+pub fn http_status(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::Unauthenticated | ErrorClass::InvalidCredential => StatusCode::UNAUTHORIZED,
+        ErrorClass::Malformed => StatusCode::BAD_REQUEST,
+        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
 
 /// An error response: status, code, detail, and the headers it needs.
 #[derive(Clone)]
@@ -87,105 +120,90 @@ impl Problem {
         )
     }
 
-    /// A 503 (with `Retry-After`) for an unavailable database, a 409 for a conflict,
-    /// a 500 for anything else.
+    /// A problem for an error of `class` with its `code` and message, the status
+    /// from [`http_status`]. An outage is answered `unavailable` with `Retry-After`
+    /// and a fault `internal`, each logged and with a generic detail: their messages
+    /// may name hosts or stored data.
+    fn classified(class: ErrorClass, code: &'static str, error: &dyn fmt::Display) -> Self {
+        let status = http_status(class);
+        if class == ErrorClass::Unavailable {
+            tracing::warn!(%error, "keyroute: a database is unavailable");
+            let mut p = Self::new(
+                status,
+                "unavailable",
+                "a database is unavailable; try again later",
+            );
+            p.retry_after = true;
+            return p;
+        }
+        if status.is_server_error() {
+            return Self::internal(error);
+        }
+        Self::new(status, code, error.to_string())
+    }
+
+    /// A store failure: 503 `unavailable` (with `Retry-After`) for an unavailable
+    /// database, 409 `conflict` for a conflict, 500 `internal` for anything else;
+    /// never the database's own message.
     pub fn store(error: &StoreError) -> Self {
-        match error.kind() {
-            ErrorKind::Unavailable => {
-                tracing::warn!(%error, "keyroute: a database is unavailable");
-                let mut p = Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "a database is unavailable; try again later",
-                );
-                p.retry_after = true;
-                p
-            }
-            ErrorKind::Conflict => Self::new(
-                StatusCode::CONFLICT,
+        match error.class() {
+            ErrorClass::Conflict => Self::new(
+                http_status(ErrorClass::Conflict),
                 "conflict",
                 "the change conflicts with another one; try again",
             ),
-            _ => Self::internal(error),
+            class => Self::classified(class, "internal", error),
         }
     }
 
-    /// The rejection of a credential, with its challenge. The code is the error's own
-    /// ([`AuthError::code`]); this maps it to a status and an RFC 6750 error.
+    /// The rejection of a credential, with its challenge: the error's own code
+    /// ([`AuthError::code`]) and the status of its class ([`AuthError::class`]).
     pub fn auth(error: &AuthError, realm: &str) -> Self {
-        use CredentialError as C;
-        let (status, rfc_error) = match error {
-            AuthError::Store(e) => return Self::store(e),
-            AuthError::Credentials(C::Missing) => (StatusCode::UNAUTHORIZED, None),
-            AuthError::Credentials(C::Ambiguous) => {
-                (StatusCode::BAD_REQUEST, Some("invalid_request"))
-            }
-            AuthError::Credentials(C::UnsupportedScheme | C::EmptyToken) => {
-                (StatusCode::UNAUTHORIZED, Some("invalid_token"))
-            }
-            AuthError::Credentials(_) => (StatusCode::BAD_REQUEST, Some("invalid_request")),
-            AuthError::Token(_)
-            | AuthError::UnknownKey
-            | AuthError::Revoked
-            | AuthError::Expired
-            | AuthError::Jwt(_)
-            | AuthError::JwtNotAccepted => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
-            AuthError::InsufficientScope { .. } => {
-                (error.http_status(), Some("insufficient_scope"))
-            }
-            _ => (error.http_status(), None),
+        if let AuthError::Store(e) = error {
+            return Self::store(e);
+        }
+        let class = error.class();
+        let mut problem = Self::classified(class, error.code(), error);
+        let challenge = |rfc_error: &str| {
+            format!("Bearer realm=\"{realm}\", error=\"{rfc_error}\", Basic realm=\"{realm}\"")
         };
-        let code = error.code();
-        let mut problem = Self::new(status, code, error.to_string());
-        problem.challenge = match (status, rfc_error, error) {
-            (_, _, AuthError::InsufficientScope { required }) => Some(format!(
+        problem.challenge = match (class, error) {
+            (_, AuthError::InsufficientScope { required }) => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
                 required.replace(['"', '\\'], "")
             )),
-            (StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST, Some(rfc), _) => Some(format!(
-                "Bearer realm=\"{realm}\", error=\"{rfc}\", Basic realm=\"{realm}\""
-            )),
-            (StatusCode::UNAUTHORIZED, None, _) => {
+            (ErrorClass::Unauthenticated, _) => {
                 Some(format!("Bearer realm=\"{realm}\", Basic realm=\"{realm}\""))
             }
+            (ErrorClass::InvalidCredential, _) => Some(challenge("invalid_token")),
+            (ErrorClass::Malformed, _) => Some(challenge("invalid_request")),
             _ => None,
         };
         problem
     }
 
-    /// A key-service error: its stable code, with the status its kind calls for
-    /// (refusals of the authority rules 403, the caller's mistakes 422, an unknown
-    /// user 404, a key that cannot be rolled 409, outages 503, faults 500).
-    pub fn service(error: &keyroute_core::Error) -> Self {
-        use keyroute_core::Error as E;
-        let status = match error {
-            E::Store(e) => return Self::store(e),
-            E::Denied(_) => StatusCode::FORBIDDEN,
-            E::UnknownUser(_) => StatusCode::NOT_FOUND,
-            E::NotRollable => StatusCode::CONFLICT,
-            E::EnvironmentNotEnabled(_)
-            | E::KeyTypeNotEnabled(_)
-            | E::Name(_)
-            | E::Text(_)
-            | E::InvalidRequest(_)
-            | E::UserRequired => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => return Self::internal(error),
-        };
-        Self::new(status, error.code(), error.to_string())
+    /// A key-service error: its stable code ([`KeyServiceError::code`]) with the
+    /// status of its class ([`KeyServiceError::class`]): refusals of the authority
+    /// rules 403, the caller's mistakes 422, an unknown user 404, a key that cannot be
+    /// rolled 409, outages 503, faults 500.
+    pub fn service(error: &KeyServiceError) -> Self {
+        match error {
+            KeyServiceError::Store(e) => Self::store(e),
+            _ => Self::classified(error.class(), error.code(), error),
+        }
     }
 
-    /// The rejection of a request that got no connection.
+    /// The rejection of a request that got no connection: a credential's as
+    /// [`auth`](Self::auth), an anonymous request's as a missing credential's, a
+    /// pool's failure as [`store`](Self::store), anything else by its class.
     pub fn route(error: &RouteError, realm: &str) -> Self {
         match error {
             RouteError::Auth(e) => Self::auth(e, realm),
-            RouteError::NoRoute { .. } => {
-                Self::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
-            }
             RouteError::Anonymous => {
                 Self::auth(&AuthError::Credentials(CredentialError::Missing), realm)
             }
             RouteError::Unavailable { source, .. } => Self::store(source),
-            _ => Self::internal(error),
+            _ => Self::classified(error.class(), error.code(), error),
         }
     }
 }

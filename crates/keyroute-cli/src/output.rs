@@ -27,7 +27,7 @@ pub(crate) enum CliError {
     Build(#[from] keyroute::BuildError),
     /// A key operation failed.
     #[error("{0}")]
-    Keys(#[from] keyroute::Error),
+    Keys(#[from] keyroute::KeyServiceError),
     /// The store failed.
     #[error("{0}")]
     Store(#[from] keyroute::StoreError),

@@ -1,9 +1,14 @@
-//! Errors: one enum per concern, and [`Error`] for the key service, which can meet all
-//! of them.
+//! Errors: one enum per concern ([`AuthError`], [`JwtError`], [`StoreError`]), and
+//! [`KeyServiceError`] for the key service, which can meet all of them.
 //!
 //! Store backends map their database errors into [`StoreError`] so callers can act on
 //! its [`ErrorKind`] (a unique violation is a [`ErrorKind::Conflict`] on every backend)
 //! without knowing which database is behind it.
+//!
+//! Every error a request can meet also says, with no transport in mind, what went
+//! wrong for the caller: its [`ErrorClass`] (`class()`) and a stable `code()`. Core
+//! knows no HTTP: the one map from classes to HTTP statuses is keyroute-axum's, and
+//! the `keyroute` command reads the same classes and codes.
 
 use crate::authority::{Denied, TextError};
 use crate::config::ConfigError;
@@ -17,6 +22,41 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// A backend's error shared between the clones of a [`StoreError`] (a lookup several
 /// requests waited on fails for all of them with the same cause).
 pub type SharedError = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a failed request means to its caller, whatever the transport: the class
+/// every error a request can meet falls into. Transports map it to their own answer
+/// (keyroute-axum to an HTTP status, in one table); core carries no status.
+///
+/// Classes are coarse on purpose: the error's stable `code()` says exactly what went
+/// wrong, the class says what kind of answer it calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// No credential was presented: the caller must authenticate.
+    Unauthenticated,
+    /// A credential was presented and is not accepted: unknown, revoked, expired,
+    /// forged, a JWT that fails verification, a scheme that carries no key.
+    InvalidCredential,
+    /// The request cannot be read as sent: two credentials, a credential header that
+    /// is not text, too long, or broken Basic encoding.
+    Malformed,
+    /// The caller is known and may not do this: a missing scope, an environment or key
+    /// type not accepted here, plain HTTP where TLS is required, an authority rule.
+    Forbidden,
+    /// What the request names does not exist (an unknown user).
+    NotFound,
+    /// The request conflicts with the current state (a duplicate, a key that can no
+    /// longer be rolled); trying again after a change may succeed.
+    Conflict,
+    /// The request was read but its content is refused (an environment keys are not
+    /// issued for, a name that is not one); the message says what to change.
+    InvalidInput,
+    /// A database could not be reached: try again later.
+    Unavailable,
+    /// The service failed (its configuration, a bug, stored data it cannot read): not
+    /// the caller's doing, and not worth a retry.
+    Internal,
+}
 
 /// The coarse class of a [`StoreError`], the same on every backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +101,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What this failure means to a caller: an outage is [`ErrorClass::Unavailable`],
+    /// a broken uniqueness rule [`ErrorClass::Conflict`], anything else
+    /// [`ErrorClass::Internal`].
+    pub fn class(&self) -> ErrorClass {
+        match self.kind() {
+            ErrorKind::Unavailable => ErrorClass::Unavailable,
+            ErrorKind::Conflict => ErrorClass::Conflict,
+            _ => ErrorClass::Internal,
+        }
+    }
+
     /// The coarse class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -93,8 +144,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Why a request was not authenticated or not authorised.
 ///
-/// [`http_status`](Self::http_status) gives the status a handler should answer with.
-/// No variant carries the presented secret.
+/// [`class`](Self::class) says what kind of answer it calls for and
+/// [`code`](Self::code) exactly what went wrong; a transport maps them to its own
+/// answer. No variant carries the presented secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -236,32 +288,42 @@ impl AuthError {
         }
     }
 
-    /// The HTTP status for this error: 400 for a malformed request, 401 for a missing
-    /// or bad credential, 403 for a valid credential without the right, 503 when the
-    /// store could not be reached.
-    pub fn http_status(&self) -> http::StatusCode {
-        use http::StatusCode;
+    /// What this rejection means to the caller: no credential
+    /// ([`Unauthenticated`](ErrorClass::Unauthenticated)), a credential that cannot even
+    /// be read ([`Malformed`](ErrorClass::Malformed)), a credential not accepted
+    /// ([`InvalidCredential`](ErrorClass::InvalidCredential)), a caller without the
+    /// right ([`Forbidden`](ErrorClass::Forbidden)), or the store's own class.
+    pub fn class(&self) -> ErrorClass {
+        use CredentialError as C;
         match self {
-            AuthError::Credentials(CredentialError::Ambiguous) => StatusCode::BAD_REQUEST,
-            AuthError::InsecureConnection
-            | AuthError::InsufficientScope { .. }
-            | AuthError::NotAssociatedWithUser
-            | AuthError::EnvironmentNotAllowed(_)
-            | AuthError::KeyTypeNotAllowed(_) => StatusCode::FORBIDDEN,
-            // Only an outage is "try again later"; anything else is the service's fault.
-            AuthError::Store(e) if e.kind() == ErrorKind::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
+            AuthError::Credentials(C::Missing) => ErrorClass::Unauthenticated,
+            // A scheme that carries no key, or no token after it: a credential, not
+            // accepted; anything else about the header is unreadable as sent.
+            AuthError::Credentials(C::UnsupportedScheme | C::EmptyToken) => {
+                ErrorClass::InvalidCredential
             }
-            AuthError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNAUTHORIZED,
+            AuthError::Credentials(_) => ErrorClass::Malformed,
+            AuthError::Token(_)
+            | AuthError::UnknownKey
+            | AuthError::Revoked
+            | AuthError::Expired
+            | AuthError::Jwt(_)
+            | AuthError::JwtNotAccepted => ErrorClass::InvalidCredential,
+            AuthError::EnvironmentNotAllowed(_)
+            | AuthError::KeyTypeNotAllowed(_)
+            | AuthError::InsecureConnection
+            | AuthError::InsufficientScope { .. }
+            | AuthError::NotAssociatedWithUser => ErrorClass::Forbidden,
+            AuthError::Store(e) => e.class(),
         }
     }
 }
 
-/// Errors of the [`KeyService`](crate::KeyService).
+/// Why a [`KeyService`](crate::KeyService) operation failed (registering, issuing,
+/// listing, revoking, rolling, regenerating keys).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum KeyServiceError {
     /// The options are invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -318,25 +380,55 @@ pub enum Error {
     NoMinter(String),
 }
 
-impl Error {
+impl KeyServiceError {
+    /// What this failure means to the caller: a refusal of the authority rules is
+    /// [`Forbidden`](ErrorClass::Forbidden), an unknown user
+    /// [`NotFound`](ErrorClass::NotFound), a key that cannot be rolled
+    /// [`Conflict`](ErrorClass::Conflict), a request whose content is refused
+    /// [`InvalidInput`](ErrorClass::InvalidInput), a store failure the store's class,
+    /// and the service's own faults (its options, a generator, a hook, a minter)
+    /// [`Internal`](ErrorClass::Internal).
+    pub fn class(&self) -> ErrorClass {
+        use KeyServiceError as E;
+        match self {
+            E::Store(e) => e.class(),
+            E::Denied(_) => ErrorClass::Forbidden,
+            E::UnknownUser(_) => ErrorClass::NotFound,
+            E::NotRollable => ErrorClass::Conflict,
+            E::EnvironmentNotEnabled(_)
+            | E::KeyTypeNotEnabled(_)
+            | E::Name(_)
+            | E::Text(_)
+            | E::InvalidRequest(_)
+            | E::UserRequired => ErrorClass::InvalidInput,
+            E::Config(_)
+            | E::Generate(_)
+            | E::GeneratedKeyInvalid(_)
+            | E::HookChangedIdentity(_)
+            | E::Mint(_)
+            | E::NoMinter(_) => ErrorClass::Internal,
+        }
+    }
+
     /// A stable code for this error, the same on every transport (HTTP problem
     /// documents, the CLI's JSON): what went wrong, not how to answer it.
     pub fn code(&self) -> &'static str {
+        use KeyServiceError as E;
         match self {
-            Error::Config(_) => "invalid_configuration",
-            Error::Store(e) if e.kind() == ErrorKind::Unavailable => "store_unavailable",
-            Error::Store(e) if e.kind() == ErrorKind::Conflict => "conflict",
-            Error::Store(_) => "store_error",
-            Error::Generate(_) | Error::GeneratedKeyInvalid(_) | Error::Mint(_) => "key_not_made",
-            Error::HookChangedIdentity(_) => "hook_changed_identity",
-            Error::Name(_) | Error::Text(_) | Error::InvalidRequest(_) => "invalid_request",
-            Error::UnknownUser(_) => "unknown_user",
-            Error::EnvironmentNotEnabled(_) => "unknown_environment",
-            Error::KeyTypeNotEnabled(_) => "unknown_key_type",
-            Error::Denied(denied) => denied.code(),
-            Error::UserRequired => "user_id_required",
-            Error::NotRollable => "not_rollable",
-            Error::NoMinter(_) => "no_minter",
+            E::Config(_) => "invalid_configuration",
+            E::Store(e) if e.kind() == ErrorKind::Unavailable => "store_unavailable",
+            E::Store(e) if e.kind() == ErrorKind::Conflict => "conflict",
+            E::Store(_) => "store_error",
+            E::Generate(_) | E::GeneratedKeyInvalid(_) | E::Mint(_) => "key_not_made",
+            E::HookChangedIdentity(_) => "hook_changed_identity",
+            E::Name(_) | E::Text(_) | E::InvalidRequest(_) => "invalid_request",
+            E::UnknownUser(_) => "unknown_user",
+            E::EnvironmentNotEnabled(_) => "unknown_environment",
+            E::KeyTypeNotEnabled(_) => "unknown_key_type",
+            E::Denied(denied) => denied.code(),
+            E::UserRequired => "user_id_required",
+            E::NotRollable => "not_rollable",
+            E::NoMinter(_) => "no_minter",
         }
     }
 }
@@ -361,5 +453,41 @@ mod tests {
             assert_eq!(error.code(), code, "{error}");
             assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
+    }
+
+    /// A missing credential asks the caller to authenticate, an unreadable one is
+    /// malformed (never "unauthenticated"), a read one that fails is an invalid
+    /// credential, and a store failure keeps its own class: an outage stays
+    /// `Unavailable` whichever error carries it.
+    #[test]
+    fn classes_say_what_went_wrong() {
+        use CredentialError as C;
+        let cases: [(AuthError, ErrorClass); 9] = [
+            (C::Missing.into(), ErrorClass::Unauthenticated),
+            (C::Ambiguous.into(), ErrorClass::Malformed),
+            (C::TooLong { len: 9, max: 8 }.into(), ErrorClass::Malformed),
+            (C::BasicPasswordNotEmpty.into(), ErrorClass::Malformed),
+            (C::UnsupportedScheme.into(), ErrorClass::InvalidCredential),
+            (AuthError::Revoked, ErrorClass::InvalidCredential),
+            (AuthError::InsecureConnection, ErrorClass::Forbidden),
+            (
+                StoreError::unavailable("down").into(),
+                ErrorClass::Unavailable,
+            ),
+            (
+                StoreError::InvalidData("x".into()).into(),
+                ErrorClass::Internal,
+            ),
+        ];
+        for (error, class) in cases {
+            assert_eq!(error.class(), class, "{error}");
+        }
+        let down = KeyServiceError::Store(StoreError::unavailable("down"));
+        assert_eq!(down.class(), ErrorClass::Unavailable);
+        assert_eq!(KeyServiceError::NotRollable.class(), ErrorClass::Conflict);
+        assert_eq!(
+            KeyServiceError::NoMinter("jwt".into()).class(),
+            ErrorClass::Internal
+        );
     }
 }

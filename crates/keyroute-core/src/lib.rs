@@ -28,7 +28,7 @@
 //! | `service` | [`KeyService`]: register, issue, list, revoke, regenerate, backfill |
 //! | `clock` | [`Clock`], [`SystemClock`], and `ManualClock` with the `test-util` feature |
 //! | `verifier` | [`TokenVerifier`]: the seam where JWTs become principals |
-//! | `error` | [`Error`], [`AuthError`], [`JwtError`], [`StoreError`] |
+//! | `error` | [`KeyServiceError`], [`AuthError`], [`JwtError`], [`StoreError`], and [`ErrorClass`]: what each means to a caller, no transport |
 
 mod authority;
 mod clock;
@@ -57,7 +57,8 @@ pub use credentials::{
     Credential, CredentialError, CredentialExtractor, CredentialSource, MAX_CREDENTIAL_LEN,
 };
 pub use error::{
-    AuthError, BoxError, Error, ErrorKind, JwtError, SharedError, StoreError, StoreResult,
+    AuthError, BoxError, ErrorClass, ErrorKind, JwtError, KeyServiceError, SharedError, StoreError,
+    StoreResult,
 };
 pub use feed::{
     ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, FeedGate, FeedListener, FeedSettings,

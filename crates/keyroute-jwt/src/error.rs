@@ -43,7 +43,7 @@ pub enum JwtServiceError {
     /// The key service refused (unknown user, environment or key type not enabled) or
     /// its store failed.
     #[error(transparent)]
-    Service(#[from] keyroute_core::Error),
+    Service(#[from] keyroute_core::KeyServiceError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

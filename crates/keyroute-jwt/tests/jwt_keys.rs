@@ -195,9 +195,9 @@ async fn refused_requests() {
         .await;
     assert!(matches!(
         unknown,
-        Err(JwtServiceError::Service(keyroute_core::Error::UnknownUser(
-            _
-        )))
+        Err(JwtServiceError::Service(
+            keyroute_core::KeyServiceError::UnknownUser(_)
+        ))
     ));
     let restricted = s
         .jwt
@@ -209,7 +209,7 @@ async fn refused_requests() {
     assert!(matches!(
         restricted,
         Err(JwtServiceError::Service(
-            keyroute_core::Error::KeyTypeNotEnabled(_)
+            keyroute_core::KeyServiceError::KeyTypeNotEnabled(_)
         ))
     ));
     let staging = s
@@ -222,7 +222,7 @@ async fn refused_requests() {
     assert!(matches!(
         staging,
         Err(JwtServiceError::Service(
-            keyroute_core::Error::EnvironmentNotEnabled(_)
+            keyroute_core::KeyServiceError::EnvironmentNotEnabled(_)
         ))
     ));
     let admin = s

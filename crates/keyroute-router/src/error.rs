@@ -1,6 +1,8 @@
 //! [`RouteError`]: every way a request can fail to get a connection.
 
-use keyroute_core::{AuthError, ConfigError, Environment, Principal, StoreError, Tenant};
+use keyroute_core::{
+    AuthError, ConfigError, Environment, ErrorClass, Principal, StoreError, Tenant,
+};
 
 /// Why a request got no connection.
 #[derive(Debug, thiserror::Error)]
@@ -65,22 +67,18 @@ impl RouteError {
         }
     }
 
-    /// The HTTP status to answer with: the credential's own status for a rejection,
-    /// 403 for a caller with no route, 401 for an anonymous request, 503 when the
-    /// database is unavailable, 500 for a configuration error.
-    pub fn http_status(&self) -> http::StatusCode {
-        use http::StatusCode;
+    /// What this failure means to the caller, whatever the transport: the
+    /// credential's own class for a rejection, [`ErrorClass::Forbidden`] for a caller
+    /// with no route (never a fallback), [`ErrorClass::Unauthenticated`] for an
+    /// anonymous request with no anonymous route, the store's class when a pool gives
+    /// no connection, [`ErrorClass::Internal`] for a configuration error or misuse.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            RouteError::Auth(e) => e.http_status(),
-            RouteError::NoRoute { .. } => StatusCode::FORBIDDEN,
-            RouteError::Anonymous => StatusCode::UNAUTHORIZED,
-            RouteError::Unavailable { source, .. }
-                if source.kind() == keyroute_core::ErrorKind::Unavailable =>
-            {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            RouteError::Unavailable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            RouteError::Config(_) | RouteError::Misuse(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RouteError::Auth(e) => e.class(),
+            RouteError::NoRoute { .. } => ErrorClass::Forbidden,
+            RouteError::Anonymous => ErrorClass::Unauthenticated,
+            RouteError::Unavailable { source, .. } => source.class(),
+            RouteError::Config(_) | RouteError::Misuse(_) => ErrorClass::Internal,
         }
     }
 }

@@ -1,15 +1,34 @@
-//! [`Gateway`]: credentials in, the caller and their database connection out.
+//! [`Gateway`]: the one request pipeline, credentials in, the caller and their
+//! database connection out.
+//!
+//! Every transport runs a request through these steps, and only these: the facade's
+//! `Keyroute::connect` and friends, and keyroute-axum's extractors and layer. So the
+//! rules below are written once:
+//!
+//! | step | method | no credential | a bad credential |
+//! |---|---|---|---|
+//! | authenticate | [`KeyResolver::authenticate`] | rejected | rejected |
+//! | authenticate optionally | [`KeyResolver::authenticate_optional`] | `None` | rejected, never anonymous |
+//! | authenticate with a scope | [`KeyResolver::authenticate_with_scope`] | rejected | rejected |
+//! | connect | [`Gateway::connect`] | rejected | rejected |
+//! | connect with a scope | [`Gateway::connect_with_scope`] | rejected | rejected |
+//! | connect optionally | [`Gateway::connect_or_anonymous`] | the anonymous route's connection, if configured | rejected, never anonymous |
+//!
+//! The authentication steps are the resolver's, so a transport that has no router
+//! (an authenticating layer, an extractor of the caller alone) runs the same code.
+//! A request already authenticated earlier in its handling says so with
+//! [`IncomingRequest::with_caller`], and is not authenticated twice.
 
 use std::fmt;
 
-use keyroute_core::{ApiKeyStore, AuthError, CredentialError, Principal};
+use keyroute_core::{ApiKeyStore, AuthError, Principal};
 use keyroute_pool::Backend;
 
 use crate::error::RouteError;
 use crate::resolver::{IncomingRequest, KeyResolver};
 use crate::router::{ConnectionRouter, RoutedConnection};
 
-/// A resolver and a router together: what a request handler calls.
+/// A resolver and a router together: the request pipeline handlers call.
 pub struct Gateway<S, B: Backend> {
     resolver: KeyResolver<S>,
     router: ConnectionRouter<B>,
@@ -49,6 +68,31 @@ impl<S: ApiKeyStore + 'static, B: Backend> Gateway<S, B> {
         &self.router
     }
 
+    /// Authenticates the request: its one credential, resolved to the caller
+    /// ([`KeyResolver::authenticate`]).
+    ///
+    /// # Errors
+    /// The [`AuthError`] of the first check that failed.
+    pub async fn authenticate(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<Principal, AuthError> {
+        self.resolver.authenticate(request).await
+    }
+
+    /// Authenticates a request that may come without a caller: `None` for a request
+    /// with no credential at all; a bad credential is rejected, never taken for none
+    /// ([`KeyResolver::authenticate_optional`]).
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate), except for a missing credential.
+    pub async fn authenticate_optional(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<Option<Principal>, AuthError> {
+        self.resolver.authenticate_optional(request).await
+    }
+
     /// Authenticates the request and returns the caller with a connection to the
     /// database their environment selects.
     ///
@@ -67,6 +111,7 @@ impl<S: ApiKeyStore + 'static, B: Backend> Gateway<S, B> {
 
     /// As [`connect`](Self::connect), and the caller must be allowed `scope`: a key
     /// must hold it, a person's session passes. One guard for endpoints that serve both.
+    /// A refused caller takes no connection.
     ///
     /// # Errors
     /// As [`connect`](Self::connect), and [`AuthError::InsufficientScope`] for a key
@@ -76,8 +121,10 @@ impl<S: ApiKeyStore + 'static, B: Backend> Gateway<S, B> {
         request: &IncomingRequest<'_>,
         scope: &str,
     ) -> Result<(Principal, RoutedConnection<B>), RouteError> {
-        let principal = self.resolver.authenticate(request).await?;
-        principal.require_scope(scope)?;
+        let principal = self
+            .resolver
+            .authenticate_with_scope(request, scope)
+            .await?;
         let connection = self.router.connection(&principal).await?;
         Ok((principal, connection))
     }
@@ -93,15 +140,11 @@ impl<S: ApiKeyStore + 'static, B: Backend> Gateway<S, B> {
         &self,
         request: &IncomingRequest<'_>,
     ) -> Result<(Option<Principal>, RoutedConnection<B>), RouteError> {
-        match self.resolver.authenticate(request).await {
-            Ok(principal) => {
-                let connection = self.router.connection(&principal).await?;
-                Ok((Some(principal), connection))
-            }
-            Err(AuthError::Credentials(CredentialError::Missing)) => {
-                Ok((None, self.router.anonymous_connection().await?))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let caller = self.resolver.authenticate_optional(request).await?;
+        let connection = match &caller {
+            Some(caller) => self.router.connection(caller).await?,
+            None => self.router.anonymous_connection().await?,
+        };
+        Ok((caller, connection))
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use keyroute_core::{Error, ErrorKind, KeyOptions, KeyService, NewUser, UserStore};
+use keyroute_core::{ErrorKind, KeyOptions, KeyService, KeyServiceError, NewUser, UserStore};
 use keyroute_store::{PoolSettings, PostgresStore};
 use tokio::sync::Mutex;
 
@@ -60,7 +60,7 @@ async fn load(
                 written.lock().await.push(name);
                 None
             }
-            Err(Error::Store(e)) => Some((e.kind(), e.to_string())),
+            Err(KeyServiceError::Store(e)) => Some((e.kind(), e.to_string())),
             Err(other) => Some((ErrorKind::Other, other.to_string())),
         };
         samples.lock().await.push(Sample { at, took, error });

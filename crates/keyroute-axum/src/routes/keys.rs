@@ -8,7 +8,7 @@ use axum_core::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 use keyroute_core::{
-    ApiKey, Environment, Error, KeyId, KeyRequest, KeyType, PlaintextKey, Scopes, UserId,
+    ApiKey, Environment, KeyId, KeyRequest, KeyServiceError, KeyType, PlaintextKey, Scopes, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -137,7 +137,7 @@ fn not_found() -> Problem {
     )
 }
 
-fn service_problem(error: &Error) -> Problem {
+fn service_problem(error: &KeyServiceError) -> Problem {
     Problem::service(error)
 }
 

@@ -112,7 +112,10 @@ impl Bounds {
     ///
     /// `Ok(None)` only for actors that may act on keys of no user (the application,
     /// operators) when none is named.
-    pub(crate) fn user(&self, named: Option<&UserId>) -> Result<Option<UserId>, crate::Error> {
+    pub(crate) fn user(
+        &self,
+        named: Option<&UserId>,
+    ) -> Result<Option<UserId>, crate::KeyServiceError> {
         match (&self.users, named) {
             (Users::Any(_), Some(named)) => Ok(Some(named.clone())),
             (Users::Any(own), None) => Ok(own.clone()),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::{IssuedKey, KeyMinter, KeyRequest, KeyService, NewKey, after};
 use crate::authority::{Actor, Bounds, Denied};
-use crate::error::Error;
+use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
 use crate::model::ApiKey;
 use crate::name::Environment;
@@ -21,7 +21,7 @@ use crate::store::{ApiKeyStore, KeyQuery, UserStore};
 
 /// The [`KeyService`] acting on behalf of one [`Actor`]: made by
 /// [`KeyService::acting_as`]. Every operation applies the authority rules first and
-/// refuses with [`Error::Denied`] (or answers "no such key") what the actor may not do.
+/// refuses with [`KeyServiceError::Denied`] (or answers "no such key") what the actor may not do.
 pub struct Acting<'a, S> {
     pub(super) service: &'a KeyService<S>,
     pub(super) actor: Actor,
@@ -60,30 +60,32 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
         self.service
     }
 
-    pub(super) fn bounds(&self) -> Result<Bounds, Error> {
+    pub(super) fn bounds(&self) -> Result<Bounds, KeyServiceError> {
         Ok(Bounds::of(&self.actor)?)
     }
 
     /// The user a request acts on: `named`, or the actor's own user when none is named.
     ///
     /// # Errors
-    /// [`Error::Denied`] when the actor may not act on `named` (or on anything: a
-    /// publishable key, a credential of no user); [`Error::UserRequired`] when no user
+    /// [`KeyServiceError::Denied`] when the actor may not act on `named` (or on anything: a
+    /// publishable key, a credential of no user); [`KeyServiceError::UserRequired`] when no user
     /// is named and the actor has none.
-    pub fn user_for(&self, named: Option<&UserId>) -> Result<UserId, Error> {
-        self.bounds()?.user(named)?.ok_or(Error::UserRequired)
+    pub fn user_for(&self, named: Option<&UserId>) -> Result<UserId, KeyServiceError> {
+        self.bounds()?
+            .user(named)?
+            .ok_or(KeyServiceError::UserRequired)
     }
 
     /// Issues one key.
     ///
     /// # Errors
-    /// [`Error::Denied`] when the request exceeds the actor's authority (another
+    /// [`KeyServiceError::Denied`] when the request exceeds the actor's authority (another
     /// user's key, another environment or tenant, a scope it lacks, an expiry after
-    /// its own, the owner's `max_keys_per_user` reached); [`Error::Text`] for a name,
+    /// its own, the owner's `max_keys_per_user` reached); [`KeyServiceError::Text`] for a name,
     /// notes or reference with control characters or over 1024 bytes;
-    /// [`Error::UnknownUser`] for an owner that does not exist; the checks of the type
+    /// [`KeyServiceError::UnknownUser`] for an owner that does not exist; the checks of the type
     /// and environment; store errors.
-    pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, Error> {
+    pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, KeyServiceError> {
         self.issue_key_with(request, &self.service.token_minter())
             .await
     }
@@ -98,13 +100,13 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
         &self,
         request: KeyRequest,
         minter: &dyn KeyMinter,
-    ) -> Result<IssuedKey, Error> {
+    ) -> Result<IssuedKey, KeyServiceError> {
         let bounds = self.bounds()?;
         bounds.check_environment(&request.environment)?;
         bounds.check_grant(&request.scopes)?;
         let user_id = bounds.user(request.user_id.as_ref())?;
         if user_id.is_none() && bounds.needs_user() {
-            return Err(Error::UserRequired);
+            return Err(KeyServiceError::UserRequired);
         }
         let owner = self.service.owner(user_id.as_ref()).await?;
         if let Some(owner) = &owner {
@@ -146,13 +148,13 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
     /// environment sees only that environment's keys.
     ///
     /// # Errors
-    /// [`Error::Denied`] for another user's keys (without the admin scope), another
+    /// [`KeyServiceError::Denied`] for another user's keys (without the admin scope), another
     /// environment or tenant; store errors.
     pub async fn list_keys(
         &self,
         user_id: &UserId,
         query: &KeyQuery,
-    ) -> Result<Vec<ApiKey>, Error> {
+    ) -> Result<Vec<ApiKey>, KeyServiceError> {
         let bounds = self.bounds()?;
         bounds.user(Some(user_id))?;
         let query = match (&query.environment, bounds.environment()) {
@@ -169,7 +171,7 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
                 .store
                 .get_user(user_id)
                 .await?
-                .ok_or_else(|| Error::UnknownUser(user_id.clone()))?;
+                .ok_or_else(|| KeyServiceError::UnknownUser(user_id.clone()))?;
             bounds.check_user(&user)?;
         }
         let mut keys = self
@@ -189,7 +191,7 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
         &self,
         user_id: &UserId,
         environment: Environment,
-    ) -> Result<Vec<ApiKey>, Error> {
+    ) -> Result<Vec<ApiKey>, KeyServiceError> {
         let query = KeyQuery::active_at(self.service.now()).in_environment(environment);
         self.list_keys(user_id, &query).await
     }
@@ -198,9 +200,9 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
     /// not see (another user's, another tenant's).
     ///
     /// # Errors
-    /// [`Error::Denied`] for a key of the actor's user in another environment (or a
+    /// [`KeyServiceError::Denied`] for a key of the actor's user in another environment (or a
     /// publishable key or credential of no user asking); store errors.
-    pub async fn key(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
+    pub async fn key(&self, key_id: &KeyId) -> Result<Option<ApiKey>, KeyServiceError> {
         let bounds = self.bounds()?;
         self.visible(&bounds, key_id).await
     }
@@ -210,7 +212,7 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
         &self,
         bounds: &Bounds,
         key_id: &KeyId,
-    ) -> Result<Option<ApiKey>, Error> {
+    ) -> Result<Option<ApiKey>, KeyServiceError> {
         let Some(key) = self.service.store.get_api_key(key_id).await? else {
             return Ok(None);
         };
@@ -229,9 +231,9 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
     /// cannot leave a revoked key in this instance's caches or off the deny-list.
     ///
     /// # Errors
-    /// [`Error::Denied`] for a key of another environment, or (for a key caller) one
+    /// [`KeyServiceError::Denied`] for a key of another environment, or (for a key caller) one
     /// holding scopes beyond the caller's; store errors.
-    pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
+    pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, KeyServiceError> {
         let bounds = self.bounds()?;
         let Some(mut key) = self.visible(&bounds, key_id).await? else {
             return Ok(None);
@@ -253,7 +255,7 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
     pub(super) fn cancel_at(
         &self,
         grace: Option<Duration>,
-    ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    ) -> Result<chrono::DateTime<chrono::Utc>, KeyServiceError> {
         let now = self.service.now();
         match grace {
             Some(grace) => after(now, grace),

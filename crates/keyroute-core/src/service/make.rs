@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::seams::TokenMinter;
 use super::{IssuedKey, KeyMinter, KeyService, META_FORMAT};
 use crate::authority::{Bounds, check_key_texts};
-use crate::error::Error;
+use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
 use crate::model::{ApiKey, User};
 use crate::name::{Environment, KeyType};
@@ -23,7 +23,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     }
 
     /// One key per environment × key type for `user`, not yet stored.
-    pub(super) fn default_keys_for(&self, user: &User) -> Result<Vec<IssuedKey>, Error> {
+    pub(super) fn default_keys_for(&self, user: &User) -> Result<Vec<IssuedKey>, KeyServiceError> {
         let mut keys = Vec::with_capacity(self.keys_per_user());
         let minter = self.token_minter();
         let bounds = Bounds::application();
@@ -46,7 +46,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         owner: Option<&User>,
         adding: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<(), KeyServiceError> {
         let Some(owner) = owner else {
             return Ok(());
         };
@@ -68,7 +68,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &'m self,
         key: &ApiKey,
         token: &'m TokenMinter<'m>,
-    ) -> Result<&'m dyn KeyMinter, Error> {
+    ) -> Result<&'m dyn KeyMinter, KeyServiceError> {
         match key.meta.get(META_FORMAT) {
             None => Ok(token),
             Some(format) => self
@@ -76,18 +76,18 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
                 .iter()
                 .find(|(f, _)| f == format)
                 .map(|(_, minter)| minter.as_ref())
-                .ok_or_else(|| Error::NoMinter(format.clone())),
+                .ok_or_else(|| KeyServiceError::NoMinter(format.clone())),
         }
     }
 
     /// The owner a key is made for: `None` for a key of no user, else the stored user.
-    pub(crate) async fn owner(&self, id: Option<&UserId>) -> Result<Option<User>, Error> {
+    pub(crate) async fn owner(&self, id: Option<&UserId>) -> Result<Option<User>, KeyServiceError> {
         match id {
             Some(id) => Ok(Some(
                 self.store
                     .get_user(id)
                     .await?
-                    .ok_or_else(|| Error::UnknownUser(id.clone()))?,
+                    .ok_or_else(|| KeyServiceError::UnknownUser(id.clone()))?,
             )),
             None => Ok(None),
         }
@@ -107,8 +107,8 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         spec: NewKey<'_>,
         minter: &dyn KeyMinter,
-        customise: impl FnOnce(&mut ApiKey) -> Result<(), Error>,
-    ) -> Result<IssuedKey, Error> {
+        customise: impl FnOnce(&mut ApiKey) -> Result<(), KeyServiceError>,
+    ) -> Result<IssuedKey, KeyServiceError> {
         let NewKey {
             key_type,
             environment,
@@ -117,10 +117,10 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
             asked_expiry,
         } = spec;
         if !self.options.environments.contains(environment) {
-            return Err(Error::EnvironmentNotEnabled(environment.clone()));
+            return Err(KeyServiceError::EnvironmentNotEnabled(environment.clone()));
         }
         if !self.options.key_types.contains(key_type) {
-            return Err(Error::KeyTypeNotEnabled(key_type.clone()));
+            return Err(KeyServiceError::KeyTypeNotEnabled(key_type.clone()));
         }
         let now = self.now();
         // The hash and hint are set from the minted secret, once the record is final.
@@ -151,7 +151,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
                 ("creation time", before.created_at != key.created_at),
             ];
             if let Some((field, _)) = changed.iter().find(|(_, changed)| *changed) {
-                return Err(Error::HookChangedIdentity(field));
+                return Err(KeyServiceError::HookChangedIdentity(field));
             }
         }
         // On the final record: whatever the request and the hook made of it.
@@ -202,9 +202,14 @@ impl<'a> NewKey<'a> {
 }
 
 /// `from` plus `lifetime`, or a typed refusal for a lifetime no timestamp can hold.
-pub(crate) fn after(from: DateTime<Utc>, lifetime: Duration) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn after(
+    from: DateTime<Utc>,
+    lifetime: Duration,
+) -> Result<DateTime<Utc>, KeyServiceError> {
     TimeDelta::from_std(lifetime)
         .ok()
         .and_then(|d| from.checked_add_signed(d))
-        .ok_or_else(|| Error::InvalidRequest("the lifetime is too long to represent".to_owned()))
+        .ok_or_else(|| {
+            KeyServiceError::InvalidRequest("the lifetime is too long to represent".to_owned())
+        })
 }

@@ -45,7 +45,7 @@ use chrono::{DateTime, Utc};
 
 use crate::authority::Actor;
 use crate::clock::{Clock, SystemClock};
-use crate::error::Error;
+use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
 use crate::model::{ApiKey, User};
 use crate::name::Environment;
@@ -91,8 +91,8 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     /// A service over `store` with `options`.
     ///
     /// # Errors
-    /// [`Error::Config`] when the options are invalid.
-    pub fn new(store: S, options: KeyOptions) -> Result<Self, Error> {
+    /// [`KeyServiceError::Config`] when the options are invalid.
+    pub fn new(store: S, options: KeyOptions) -> Result<Self, KeyServiceError> {
         let format = options.token_format()?;
         Ok(Self {
             store,
@@ -157,8 +157,8 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     /// Runs the store's migrations if `init_schema` is on.
     ///
     /// # Errors
-    /// [`Error::Store`] when they fail.
-    pub async fn init(&self) -> Result<(), Error> {
+    /// [`KeyServiceError::Store`] when they fail.
+    pub async fn init(&self) -> Result<(), KeyServiceError> {
         if self.options.init_schema {
             self.store.init_schema().await?;
         }
@@ -168,9 +168,9 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     /// Registers a user with one key per environment × key type, atomically.
     ///
     /// # Errors
-    /// [`Error::Name`] for a user name that is empty, over 1024 bytes or has control
-    /// characters; [`Error::Store`] with a conflict when the id or user name is taken.
-    pub async fn register_user(&self, new_user: NewUser) -> Result<Registration, Error> {
+    /// [`KeyServiceError::Name`] for a user name that is empty, over 1024 bytes or has control
+    /// characters; [`KeyServiceError::Store`] with a conflict when the id or user name is taken.
+    pub async fn register_user(&self, new_user: NewUser) -> Result<Registration, KeyServiceError> {
         check_user_name(&new_user.user_name)?;
         let mut user = User::new(
             new_user.id.unwrap_or_else(UserId::random),
@@ -191,7 +191,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     ///
     /// # Errors
     /// As [`Acting::issue_key`].
-    pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, Error> {
+    pub async fn issue_key(&self, request: KeyRequest) -> Result<IssuedKey, KeyServiceError> {
         self.as_application().issue_key(request).await
     }
 
@@ -204,7 +204,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         request: KeyRequest,
         minter: &dyn KeyMinter,
-    ) -> Result<IssuedKey, Error> {
+    ) -> Result<IssuedKey, KeyServiceError> {
         self.as_application().issue_key_with(request, minter).await
     }
 
@@ -216,7 +216,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         user_id: &UserId,
         query: &KeyQuery,
-    ) -> Result<Vec<ApiKey>, Error> {
+    ) -> Result<Vec<ApiKey>, KeyServiceError> {
         self.as_application().list_keys(user_id, query).await
     }
 
@@ -229,7 +229,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         user_id: &UserId,
         environment: Environment,
-    ) -> Result<Vec<ApiKey>, Error> {
+    ) -> Result<Vec<ApiKey>, KeyServiceError> {
         self.as_application()
             .active_keys(user_id, environment)
             .await
@@ -239,7 +239,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, Error> {
+    pub async fn revoke(&self, key_id: &KeyId) -> Result<Option<ApiKey>, KeyServiceError> {
         self.as_application().revoke(key_id).await
     }
 
@@ -253,7 +253,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         user_id: &UserId,
         environment: &Environment,
         grace: Option<Duration>,
-    ) -> Result<Regenerated, Error> {
+    ) -> Result<Regenerated, KeyServiceError> {
         self.as_application()
             .regenerate(user_id, environment, grace)
             .await
@@ -267,7 +267,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         &self,
         key_id: &KeyId,
         grace: Option<Duration>,
-    ) -> Result<Option<roll::Rolled>, Error> {
+    ) -> Result<Option<roll::Rolled>, KeyServiceError> {
         self.as_application().roll(key_id, grace).await
     }
 
@@ -281,7 +281,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
     ///
     /// # Errors
     /// Store errors; batches already stored stay stored.
-    pub async fn backfill(&self, batch_size: usize) -> Result<BackfillReport, Error> {
+    pub async fn backfill(&self, batch_size: usize) -> Result<BackfillReport, KeyServiceError> {
         let batch_size = batch_size.max(1);
         let mut report = BackfillReport::default();
         let mut after: Option<UserId> = None;
@@ -350,7 +350,7 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
 
 /// User names are 1 to 1024 bytes without control characters: every backend can index
 /// that many bytes, and control characters have no place in a name.
-fn check_user_name(user_name: &str) -> Result<(), Error> {
+fn check_user_name(user_name: &str) -> Result<(), KeyServiceError> {
     if user_name.is_empty() || user_name.len() > 1024 || user_name.chars().any(char::is_control) {
         return Err(crate::NameError::new(
             "user name",

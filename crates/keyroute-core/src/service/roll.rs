@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::{IssuedKey, NewKey, Regenerated};
 use crate::authority::Bounds;
-use crate::error::Error;
+use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
 use crate::model::{ApiKey, User};
 use crate::name::Environment;
@@ -50,7 +50,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
         old: &ApiKey,
         owner: Option<&User>,
         bounds: &Bounds,
-    ) -> Result<IssuedKey, Error> {
+    ) -> Result<IssuedKey, KeyServiceError> {
         let service = self.service;
         let token = service.token_minter();
         let minter = service.replacement_minter(old, &token)?;
@@ -73,17 +73,17 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
     /// key, or none the actor may see.
     ///
     /// # Errors
-    /// [`Error::Denied`] for a key of another environment or one holding scopes
+    /// [`KeyServiceError::Denied`] for a key of another environment or one holding scopes
     /// beyond the caller's, or when a grace period would pass the owner's
-    /// `max_keys_per_user`; [`Error::NotRollable`] for a key that is revoked, expired
-    /// or already scheduled to end; [`Error::UnknownUser`] if its owner is gone;
-    /// [`Error::NoMinter`] for a key of a format this service cannot make; store
+    /// `max_keys_per_user`; [`KeyServiceError::NotRollable`] for a key that is revoked, expired
+    /// or already scheduled to end; [`KeyServiceError::UnknownUser`] if its owner is gone;
+    /// [`KeyServiceError::NoMinter`] for a key of a format this service cannot make; store
     /// errors (then the old key still works and no replacement is left working).
     pub async fn roll(
         &self,
         key_id: &KeyId,
         grace: Option<Duration>,
-    ) -> Result<Option<Rolled>, Error> {
+    ) -> Result<Option<Rolled>, KeyServiceError> {
         let bounds = self.bounds()?;
         let Some(old) = self.visible(&bounds, key_id).await? else {
             return Ok(None);
@@ -92,7 +92,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
         let service = self.service;
         let now = service.now();
         if old.cancelled_at.is_some() || !old.is_active(now) {
-            return Err(Error::NotRollable);
+            return Err(KeyServiceError::NotRollable);
         }
         let owner = service.owner(old.user_id.as_ref()).await?;
         if grace.is_some() {
@@ -135,17 +135,17 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
     /// period the old keys keep working until it ends.
     ///
     /// # Errors
-    /// [`Error::Denied`] for another user's keys (without the admin scope), another
+    /// [`KeyServiceError::Denied`] for another user's keys (without the admin scope), another
     /// environment or tenant, a key among them holding scopes beyond the caller's, or
-    /// a grace period that would pass `max_keys_per_user`; [`Error::UnknownUser`]; the
-    /// environment check; [`Error::NoMinter`]; store errors. On error nothing has
+    /// a grace period that would pass `max_keys_per_user`; [`KeyServiceError::UnknownUser`]; the
+    /// environment check; [`KeyServiceError::NoMinter`]; store errors. On error nothing has
     /// changed.
     pub async fn regenerate(
         &self,
         user_id: &UserId,
         environment: &Environment,
         grace: Option<Duration>,
-    ) -> Result<Regenerated, Error> {
+    ) -> Result<Regenerated, KeyServiceError> {
         let bounds = self.bounds()?;
         bounds.user(Some(user_id))?;
         bounds.check_environment(environment)?;
@@ -154,7 +154,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             .store
             .get_user(user_id)
             .await?
-            .ok_or_else(|| Error::UnknownUser(user_id.clone()))?;
+            .ok_or_else(|| KeyServiceError::UnknownUser(user_id.clone()))?;
         bounds.check_user(&user)?;
         let cancel_at = self.cancel_at(grace)?;
         let now = service.now();

@@ -1,6 +1,6 @@
 //! The seams a key is made and announced through: [`KeyListener`] and [`KeyMinter`].
 
-use crate::error::Error;
+use crate::error::KeyServiceError;
 use crate::model::ApiKey;
 use crate::options::KeyOptions;
 use crate::secret::PlaintextKey;
@@ -56,7 +56,7 @@ impl Minted {
 }
 
 /// Makes the secret of a key whose record is final: the seam through which other kinds
-/// of key (JWTs issued as keys) are made by [`KeyService`], so they pass the same checks,
+/// of key (JWTs issued as keys) are made by [`KeyService`](crate::KeyService), so they pass the same checks,
 /// hook, store and listeners as every other key.
 pub trait KeyMinter: Send + Sync {
     /// The secret for `key`. The record is complete (id, type, environment, owner,
@@ -64,9 +64,9 @@ pub trait KeyMinter: Send + Sync {
     /// which the service sets from what this returns.
     ///
     /// # Errors
-    /// Whatever stopped the secret from being made, as [`Error::Mint`] or
-    /// [`Error::InvalidRequest`].
-    fn mint(&self, key: &ApiKey) -> Result<Minted, Error>;
+    /// Whatever stopped the secret from being made, as [`KeyServiceError::Mint`] or
+    /// [`KeyServiceError::InvalidRequest`].
+    fn mint(&self, key: &ApiKey) -> Result<Minted, KeyServiceError>;
 }
 
 /// keyroute's own keys: `{prefix}_{env}_{secret}{checksum}`, from the team's
@@ -77,7 +77,7 @@ pub(crate) struct TokenMinter<'a> {
 }
 
 impl KeyMinter for TokenMinter<'_> {
-    fn mint(&self, key: &ApiKey) -> Result<Minted, Error> {
+    fn mint(&self, key: &ApiKey) -> Result<Minted, KeyServiceError> {
         let (key_type, environment) = (&key.key_type, &key.environment);
         let plaintext = match &self.options.generate_key {
             Some(generator) => {
@@ -85,9 +85,11 @@ impl KeyMinter for TokenMinter<'_> {
                 let parsed = self
                     .format
                     .parse(plaintext.expose_secret())
-                    .map_err(Error::GeneratedKeyInvalid)?;
+                    .map_err(KeyServiceError::GeneratedKeyInvalid)?;
                 if (&parsed.key_type, &parsed.environment) != (key_type, environment) {
-                    return Err(Error::GeneratedKeyInvalid(crate::TokenError::Malformed));
+                    return Err(KeyServiceError::GeneratedKeyInvalid(
+                        crate::TokenError::Malformed,
+                    ));
                 }
                 plaintext
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    Acting, ApiKey, ApiKeyStore, AuthMethod, Environment, Error as CoreError, KeyId, KeyMinter,
+    Acting, ApiKey, ApiKeyStore, AuthMethod, Environment, KeyId, KeyMinter, KeyServiceError,
     KeyType, Minted, PlaintextKey, Principal, Tenant, UserId, UserStore,
 };
 
@@ -48,7 +48,7 @@ pub(crate) struct ReplacementMinter {
 }
 
 impl KeyMinter for ReplacementMinter {
-    fn mint(&self, key: &ApiKey) -> Result<Minted, CoreError> {
+    fn mint(&self, key: &ApiKey) -> Result<Minted, KeyServiceError> {
         let scope_format = match key.meta.get(META_SCOPE_FORMAT).map(String::as_str) {
             Some(META_STRUCTURED) => crate::claims::ScopeFormat::Structured,
             _ => crate::claims::ScopeFormat::Flat,
@@ -62,19 +62,19 @@ impl KeyMinter for ReplacementMinter {
 }
 
 impl KeyMinter for JwtMinter<'_> {
-    fn mint(&self, key: &ApiKey) -> Result<Minted, CoreError> {
+    fn mint(&self, key: &ApiKey) -> Result<Minted, KeyServiceError> {
         // After the key service's own checks: its errors come first.
         self.service
             .check_environment(&key.environment)
-            .map_err(|e| CoreError::Mint(Box::new(e)))?;
+            .map_err(|e| KeyServiceError::Mint(Box::new(e)))?;
         let scopes = OutgoingScopes::new(&key.scopes, self.scope_format).map_err(|s| {
-            CoreError::InvalidRequest(format!(
+            KeyServiceError::InvalidRequest(format!(
                 "scope '{s}' has no resource; the structured format needs resource:action"
             ))
         })?;
         // Checked on the final record: the creation hook may have set an expiry.
         if key.expires_at.is_none() && !self.service.config.check_deny_list {
-            return Err(CoreError::InvalidRequest(
+            return Err(KeyServiceError::InvalidRequest(
                 "a JWT key without expiry could never be revoked while the deny-list check is off; set expires_in"
                     .to_owned(),
             ));
@@ -95,7 +95,7 @@ impl KeyMinter for JwtMinter<'_> {
                 expires_at: key.expires_at.map(|at| at.timestamp()),
                 key_exp: None,
             })
-            .map_err(|e| CoreError::Mint(Box::new(e)))?;
+            .map_err(|e| KeyServiceError::Mint(Box::new(e)))?;
         let shown = hint(&token);
         Ok(Minted::new(PlaintextKey::new(token), shown))
     }
@@ -283,9 +283,11 @@ impl JwtService {
             .issue_key_with(request, &minter)
             .await
             .map_err(|e| match e {
-                CoreError::InvalidRequest(message) => JwtServiceError::InvalidRequest(message),
-                CoreError::Store(e) => JwtServiceError::Store(e),
-                CoreError::Mint(cause) => match cause.downcast::<JwtServiceError>() {
+                KeyServiceError::InvalidRequest(message) => {
+                    JwtServiceError::InvalidRequest(message)
+                }
+                KeyServiceError::Store(e) => JwtServiceError::Store(e),
+                KeyServiceError::Mint(cause) => match cause.downcast::<JwtServiceError>() {
                     Ok(error) => *error,
                     Err(cause) => JwtServiceError::Signing(cause),
                 },

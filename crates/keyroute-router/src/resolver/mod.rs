@@ -47,9 +47,9 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use keyroute_core::{
-    ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialExtractor, Environment, FeedGate,
-    KeyHash, KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, Principal, StoreResult,
-    SystemClock, TokenFormat, TokenVerifier, looks_like_jwt,
+    ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialError, CredentialExtractor,
+    Environment, FeedGate, KeyHash, KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, Principal,
+    StoreResult, SystemClock, TokenFormat, TokenVerifier, looks_like_jwt,
 };
 
 use cache::{CachedKey, KeyCache};
@@ -285,7 +285,11 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
     }
 
     /// Authenticates a request: reads its one credential, checks the connection is
-    /// secure where required, and resolves the credential.
+    /// secure where required, and resolves the credential. A request already
+    /// authenticated ([`IncomingRequest::with_caller`]) gives its caller.
+    ///
+    /// This and the two methods after it are the authentication half of the request
+    /// pipeline (see [`Gateway`](crate::Gateway)): every transport calls them.
     ///
     /// # Errors
     /// The [`AuthError`] naming the first check that failed.
@@ -293,6 +297,9 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         &self,
         request: &IncomingRequest<'_>,
     ) -> Result<Principal, AuthError> {
+        if let Some(caller) = request.caller() {
+            return Ok(caller.clone());
+        }
         let credential = self
             .inner
             .extractor
@@ -304,6 +311,42 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             &inner.trusted_proxies,
         )?;
         self.resolve(credential.token.expose_secret()).await
+    }
+
+    /// As [`authenticate`](Self::authenticate), for a request that may come without
+    /// a caller: a request with no credential at all gives `None`. A credential that
+    /// is present but bad (unreadable, forged, revoked, over plain HTTP where TLS is
+    /// required...) is rejected as it would be anywhere: it never counts as no
+    /// credential.
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate), except for a missing credential.
+    pub async fn authenticate_optional(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<Option<Principal>, AuthError> {
+        match self.authenticate(request).await {
+            Ok(caller) => Ok(Some(caller)),
+            Err(AuthError::Credentials(CredentialError::Missing)) => Ok(None),
+            Err(rejected) => Err(rejected),
+        }
+    }
+
+    /// As [`authenticate`](Self::authenticate), and the caller must be allowed
+    /// `scope` by core's rule ([`Principal::require_scope`]): a key must hold it, a
+    /// person's session passes.
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate), and [`AuthError::InsufficientScope`]
+    /// for a key without the scope.
+    pub async fn authenticate_with_scope(
+        &self,
+        request: &IncomingRequest<'_>,
+        scope: &str,
+    ) -> Result<Principal, AuthError> {
+        let caller = self.authenticate(request).await?;
+        caller.require_scope(scope)?;
+        Ok(caller)
     }
 
     /// Resolves a token already read from its request (an API key or a JWT). The

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use http::HeaderMap;
-use keyroute_core::AuthError;
+use keyroute_core::{AuthError, Principal};
 
 /// What the resolver needs to know about the request a credential arrived in.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +23,7 @@ pub struct IncomingRequest<'a> {
     query: Option<&'a str>,
     tls: bool,
     peer: Option<IpAddr>,
+    caller: Option<&'a Principal>,
 }
 
 impl<'a> IncomingRequest<'a> {
@@ -33,6 +34,7 @@ impl<'a> IncomingRequest<'a> {
             query: None,
             tls: false,
             peer: None,
+            caller: None,
         }
     }
 
@@ -54,6 +56,16 @@ impl<'a> IncomingRequest<'a> {
         self.peer = peer;
         self
     }
+
+    /// The caller this request was already authenticated as earlier in its handling
+    /// (by an authenticating layer, or an earlier extractor of the same request), if
+    /// any: authentication then takes it as it is and reads no credential again.
+    /// Only code that authenticated the request itself may say so; never take it from
+    /// anything the client sent.
+    pub fn with_caller(mut self, caller: Option<&'a Principal>) -> Self {
+        self.caller = caller;
+        self
+    }
 }
 
 impl IncomingRequest<'_> {
@@ -65,6 +77,11 @@ impl IncomingRequest<'_> {
     /// The raw query string, if one was given.
     pub(crate) fn query(&self) -> Option<&str> {
         self.query
+    }
+
+    /// The caller the request was already authenticated as, if any.
+    pub(crate) fn caller(&self) -> Option<&Principal> {
+        self.caller
     }
 
     /// `require_secure_connection`: the request must have come over TLS, or through
