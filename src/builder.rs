@@ -8,8 +8,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use keyroute_core::{
-    Clock, ConfigError, Environment, FeedListener, KeyListener, KeyOptions, KeyService, Store,
-    SystemClock,
+    Clock, ConfigError, Environment, FeedListener, KeyListener, KeyOptions, KeyService, KeyStore,
+    Store, SystemClock,
 };
 use keyroute_pool::{Backend, DatabaseUrl};
 use keyroute_router::{Gateway, KeyResolver, RoutingPolicy};
@@ -17,7 +17,7 @@ use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 
 use crate::config::Config;
 use crate::error::BuildError;
-use crate::handle::{Inner, KeyStore, Keyroute};
+use crate::handle::{Inner, Keyroute};
 
 /// Builds a [`Keyroute`]. Start from [`Keyroute::builder`]; every part has a default
 /// except the connections, which come from [`config`](Self::config) or

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyroute_core::{AuthError, FeedListener, FeedSettings, KeyService, Principal, Store};
+use keyroute_core::{AuthError, FeedListener, FeedSettings, KeyService, KeyStore, Principal};
 use keyroute_pool::Backend;
 use keyroute_router::{
     ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError, RoutedConnection,
@@ -13,11 +13,6 @@ use keyroute_store::StoreBackend;
 
 use crate::builder::KeyrouteBuilder;
 use crate::error::BuildError;
-
-/// The store behind a [`Keyroute`] handle, whatever backend it is: one type for app
-/// state to name. A call through it costs one pointer hop on top of the boxed future
-/// every store call already makes.
-pub type KeyStore = Arc<dyn Store>;
 
 /// How often the background work purges deny-list entries that no longer matter.
 pub(crate) const PURGE_EVERY: Duration = Duration::from_secs(600);

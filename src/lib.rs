@@ -37,22 +37,31 @@
 //! # }
 //! ```
 //!
+//! Each name has one path. The root holds the front door and what a handler or a
+//! sign-up flow touches; everything else is in a topic module:
+//!
 //! | where | what | feature |
 //! |---|---|---|
-//! | the crate root | the front door, keys, principals, the resolver and router | always |
-//! | [`store`] | the store backends and the connection pools | `memory`, `sqlite` (default), `postgres`, `mysql` |
+//! | the crate root | [`Keyroute`] and its builder, [`Config`], the caller ([`Principal`]), keys and users, the errors | always |
+//! | [`keys`] | the key service and who may do what with it ([`keys::KeyService`], [`keys::Actor`]), key options, the token format, scopes | always |
+//! | [`auth`] | credentials, the resolver, verifiers of self-contained tokens | always |
+//! | [`routing`] | the connection router, routing policies, the gateway, schema reports | always |
+//! | [`store`] | the store traits, the store backends and the connection pools | `memory`, `sqlite` (default), `postgres`, `mysql` |
+//! | [`feed`] | the change feed between instances | always |
+//! | [`clock`] | the clock keyroute reads time from | always |
+//! | [`sections`] | the configuration's sections, one type each | always |
 //! | [`jwt`] | exchanged JWTs, JWTs as keys, sessions, the verifier | `jwt` (default) |
-//! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
 //! | [`axum`] | extractors, a tower layer, problem responses, key routes | `axum` |
+//! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
 //!
 //! This crate owns the front door and the curated names above; the work is done by
 //! the crates it depends on: `keyroute-core`, `keyroute-pool` (connections),
 //! `keyroute-store` (key stores), `keyroute-router`, and `keyroute-jwt` and
 //! `keyroute-axum` behind their features.
 //!
-//! The component builders ([`KeyService`], [`KeyResolver::builder`],
-//! [`ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the advanced
-//! API, for wiring of your own.
+//! The component builders ([`keys::KeyService`], [`auth::KeyResolver::builder`],
+//! [`routing::ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the
+//! advanced API, for wiring of your own.
 
 #[cfg(feature = "axum")]
 mod axum_state;
@@ -64,38 +73,52 @@ mod handle;
 mod jwt_config;
 
 pub use builder::KeyrouteBuilder;
-pub use config::{Config, SECTIONS, StoreConfig};
+pub use config::Config;
 pub use error::BuildError;
-pub use handle::{KeyStore, Keyroute};
-#[cfg(feature = "jwt")]
-pub use jwt_config::JwtSection;
-
+pub use handle::Keyroute;
 pub use keyroute_core::{
-    ADMIN_SCOPE, Acting, Actor, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport,
-    ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, Clock, ConfigError, ConfigErrorKind,
-    CreateKeyHook, Credential, CredentialError, CredentialExtractor, CredentialSource, Denial,
-    Denied, DenyList, Environment, ErrorClass, ErrorKind, FeedGate, FeedListener, FeedSettings,
-    FeedSignal, GenerateError, IssuedKey, JwtError, KeyGenerator, KeyHash, KeyId, KeyListener,
-    KeyMinter, KeyOptions, KeyQuery, KeyRequest, KeyService, KeyServiceError, KeyStatus, KeyType,
-    Meta, Minted, NameError, NewUser, Operator, PlaintextKey, PresentedKey, Principal, Regenerated,
-    Regeneration, Registration, ResolvedKey, Rolled, Scope, Scopes, Store, StoreError, StoreResult,
-    SystemClock, Tenant, TextError, TokenError, TokenFormat, TokenVerifier, User, UserId,
-    UserStore, looks_like_jwt,
+    ApiKey, AuthError, ConfigError, Environment, ErrorClass, IssuedKey, KeyId, KeyRequest,
+    KeyServiceError, KeyType, NewUser, PlaintextKey, Principal, Scopes, User, UserId,
 };
-pub use keyroute_router::{
-    ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, ResolverBuilder,
-    ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder, RouterConfig,
-    RoutingPolicy, Template, follow_feed,
-};
-pub use keyroute_router::{ConnectionSchema, SchemaDrift, SchemaReport};
+pub use keyroute_router::{IncomingRequest, RouteError};
 
-/// axum and tower (`keyroute-axum`): extractors, an authenticating layer, RFC 9457
-/// rejections and the key-management routes. `Keyroute<B>` is the state they need.
-#[cfg(feature = "axum")]
-pub use keyroute_axum as axum;
+/// The key service and the rules of who may do what with keys; how keys are made,
+/// formatted, scoped and named.
+pub mod keys {
+    pub use keyroute_core::{
+        ADMIN_SCOPE, Acting, Actor, BackfillReport, CreateKeyHook, Denied, GenerateError,
+        KeyGenerator, KeyHash, KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyService, KeyStatus,
+        MAX_KEY_TEXT, META_FORMAT, Meta, Minted, NameError, Operator, PresentedKey, Regenerated,
+        Registration, Rolled, Scope, Tenant, TextError, TokenError, TokenFormat,
+    };
+}
 
-/// The store backends and the pooled connections the router uses.
+/// Credentials, the resolver that turns them into a [`Principal`](crate::Principal),
+/// and the seam for verifiers of self-contained tokens (JWTs).
+pub mod auth {
+    pub use keyroute_core::{
+        AuthMethod, Credential, CredentialError, CredentialExtractor, CredentialSource, JwtError,
+        TokenVerifier, looks_like_jwt,
+    };
+    pub use keyroute_router::{KeyResolver, ResolverBuilder, ResolverConfig};
+}
+
+/// The connection router: named pools, routing policies, the gateway (resolver and
+/// router together), and schema reports across connections.
+pub mod routing {
+    pub use keyroute_router::{
+        ByEnvironment, ConnectionRouter, ConnectionSchema, Gateway, RouteTable, RoutedConnection,
+        RouterBuilder, RouterConfig, RoutingPolicy, SchemaDrift, SchemaReport, Template,
+    };
+}
+
+/// The store traits a backend implements, the store backends, and the pooled
+/// connections the router uses.
 pub mod store {
+    pub use keyroute_core::{
+        ApiKeyStore, Denial, DenyList, ErrorKind, KeyStore, Regeneration, ResolvedKey, Store,
+        StoreError, StoreResult, UserStore,
+    };
     #[cfg(feature = "mysql")]
     pub use keyroute_pool::Mysql;
     #[cfg(feature = "postgres")]
@@ -115,12 +138,40 @@ pub mod store {
     #[cfg(feature = "sqlite")]
     pub use keyroute_store::SqliteStore;
     #[cfg(feature = "postgres")]
-    pub use keyroute_store::sql::postgres::{
-        CHANNEL as POSTGRES_FEED_CHANNEL,
-        LISTENER_APPLICATION_NAME as POSTGRES_FEED_APPLICATION_NAME,
-    };
+    pub use keyroute_store::{POSTGRES_FEED_APPLICATION_NAME, POSTGRES_FEED_CHANNEL};
     pub use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 }
+
+/// The change feed that tells every instance of a service about revocations: what a
+/// store publishes and what the caches listen to. The front door runs it
+/// (`Keyroute::background`); these are for stores and listeners of your own.
+pub mod feed {
+    pub use keyroute_core::{
+        ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, FeedGate, FeedListener,
+        FeedSettings, FeedSignal,
+    };
+    pub use keyroute_router::follow_feed;
+}
+
+/// The clock keyroute reads time from (one for the key service, the resolver and
+/// JWTs; `test_util::ManualClock` in tests).
+pub mod clock {
+    pub use keyroute_core::{Clock, SystemClock};
+}
+
+/// The sections of the configuration, one type each; [`Config`](crate::Config) holds
+/// them all.
+pub mod sections {
+    pub use crate::config::{SECTIONS, StoreConfig};
+    #[cfg(feature = "jwt")]
+    pub use crate::jwt_config::JwtSection;
+    pub use keyroute_core::ConfigErrorKind;
+}
+
+/// axum and tower (`keyroute-axum`): extractors, an authenticating layer, RFC 9457
+/// rejections and the key-management routes. `Keyroute<B>` is the state they need.
+#[cfg(feature = "axum")]
+pub use keyroute_axum as axum;
 
 /// JWTs (`keyroute-jwt`): API keys exchanged for short-lived tokens, JWTs issued as
 /// scoped keys, session tokens, and the verifier.

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use keyroute::auth::{JwtError, TokenVerifier};
 use keyroute::jwt::JwtKeyRequest;
+use keyroute::store::ApiKeyStore;
 use keyroute::store::Sqlite;
 use keyroute::{
-    ApiKeyStore, AuthError, Config, Environment, IncomingRequest, JwtError, KeyRequest, KeyType,
-    Keyroute, NewUser, TokenVerifier,
+    AuthError, Config, Environment, IncomingRequest, KeyRequest, KeyType, Keyroute, NewUser,
 };
 
 /// A handle on SQLite files in `dir`: keys cached for an hour, JWTs on with the

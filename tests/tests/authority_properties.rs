@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use keyroute::auth::AuthMethod;
+use keyroute::keys::{ADMIN_SCOPE, KeyOptions, KeyQuery, KeyService, Tenant};
 use keyroute::store::MemoryStore;
+use keyroute::store::{ApiKeyStore, UserStore};
 use keyroute::test_util::ManualClock;
 use keyroute::{
-    ADMIN_SCOPE, ApiKey, ApiKeyStore, AuthMethod, Environment, KeyId, KeyOptions, KeyQuery,
-    KeyRequest, KeyService, KeyServiceError, KeyType, Principal, Scopes, Tenant, User, UserId,
-    UserStore,
+    ApiKey, Environment, KeyId, KeyRequest, KeyServiceError, KeyType, Principal, Scopes, User,
+    UserId,
 };
 use proptest::prelude::*;
 
@@ -161,7 +163,7 @@ fn principal(spec: &CallerSpec, users: &[User]) -> (Principal, Option<DateTime<U
                 KeyId::random(),
                 key_type,
                 env(spec.env),
-                keyroute::KeyHash::of("caller"),
+                keyroute::keys::KeyHash::of("caller"),
                 "sk_…",
                 t0(),
             );

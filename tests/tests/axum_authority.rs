@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum_support::{Running, start, start_with};
 use http::{Method, StatusCode};
 use keyroute::jwt::SessionRequest;
-use keyroute::{ApiKey, Environment, KeyQuery, KeyRequest, KeyType, Scopes, UserId};
+use keyroute::keys::KeyQuery;
+use keyroute::{ApiKey, Environment, KeyRequest, KeyType, Scopes, UserId};
 
 /// The id of the user named `name`.
 async fn user(s: &Running, name: &str) -> UserId {

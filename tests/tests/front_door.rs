@@ -7,11 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keyroute::sections::ConfigErrorKind;
 use keyroute::store::{MemoryStore, Sqlite};
 use keyroute::test_util::CountingStore;
 use keyroute::{
-    AuthError, BuildError, Config, ConfigError, ConfigErrorKind, Environment, IncomingRequest,
-    KeyType, Keyroute, NewUser, RouteError,
+    AuthError, BuildError, Config, ConfigError, Environment, IncomingRequest, KeyType, Keyroute,
+    NewUser, RouteError,
 };
 
 /// A TOML document naming two SQLite files in `dir`, followed by `extra`.

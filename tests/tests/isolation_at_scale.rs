@@ -18,11 +18,14 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use keyroute::auth::JwtError;
+use keyroute::keys::{Tenant, TokenError};
+use keyroute::routing::RoutedConnection;
 use keyroute::store::{Postgres, Sqlite, StoreBackend};
 use keyroute::test_util::ManualClock;
 use keyroute::{
-    AuthError, Config, Environment, IncomingRequest, JwtError, KeyRequest, KeyType, Keyroute,
-    NewUser, PlaintextKey, RouteError, RoutedConnection, Tenant, TokenError,
+    AuthError, Config, Environment, IncomingRequest, KeyRequest, KeyType, Keyroute, NewUser,
+    PlaintextKey, RouteError,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{
@@ -170,7 +173,7 @@ fn config(store: &str, urls: &[(&str, String)]) -> Config {
     Config::from_toml_str(&toml).unwrap()
 }
 
-fn secret_of(issued: &keyroute::Registration, environment: &Environment) -> PlaintextKey {
+fn secret_of(issued: &keyroute::keys::Registration, environment: &Environment) -> PlaintextKey {
     issued
         .key(&KeyType::SECRET, environment)
         .unwrap()

@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use keyroute::keys::{
+    GenerateError, KeyListener, KeyOptions, KeyQuery, KeyService, KeyStatus, Tenant, TokenFormat,
+};
 use keyroute::store::MemoryStore;
+use keyroute::store::{ApiKeyStore, UserStore};
 use keyroute::test_util::ManualClock;
 use keyroute::{
-    ApiKey, ApiKeyStore, Environment, GenerateError, KeyListener, KeyOptions, KeyQuery, KeyRequest,
-    KeyService, KeyServiceError, KeyStatus, KeyType, NewUser, PlaintextKey, Scopes, Tenant,
-    TokenFormat, UserId, UserStore,
+    ApiKey, Environment, KeyRequest, KeyServiceError, KeyType, NewUser, PlaintextKey, Scopes,
+    UserId,
 };
 
 fn start() -> DateTime<Utc> {
@@ -87,7 +90,7 @@ async fn registration_issues_a_key_per_environment_and_type() {
         .await
         .unwrap_err();
     assert!(
-        matches!(conflict, KeyServiceError::Store(e) if e.kind() == keyroute::ErrorKind::Conflict)
+        matches!(conflict, KeyServiceError::Store(e) if e.kind() == keyroute::store::ErrorKind::Conflict)
     );
     assert!(matches!(
         service.register_user(NewUser::named("")).await,
@@ -155,7 +158,7 @@ async fn issued_keys_carry_scopes_and_expiry() {
 }
 
 fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
-    keyroute::Clock::now(clock)
+    keyroute::clock::Clock::now(clock)
 }
 
 /// Revocation cancels the key now and tells listeners, so caches can evict it.

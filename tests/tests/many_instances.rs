@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use keyroute::keys::KeyOptions;
 use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
-use keyroute::{AuthError, Environment, KeyOptions, KeyType, Keyroute, NewUser};
+use keyroute::{AuthError, Environment, KeyType, Keyroute, NewUser};
 
 /// The documented bound (README, "Many instances"): a revocation committed on one
 /// instance is refused by every other instance within one second.

@@ -7,15 +7,16 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
+use keyroute::auth::KeyResolver;
 use keyroute::jwt::{
     JwtConfig, JwtKeyRequest, JwtService, ScopeFormat, SessionRequest, SigningKey,
 };
+use keyroute::keys::{KeyOptions, KeyService};
+use keyroute::routing::{ConnectionRouter, Gateway};
 use keyroute::store::{MemoryStore, Sqlite};
 use keyroute::test_util::CountingStore;
-use keyroute::{
-    AuthError, Environment, KeyOptions, KeyRequest, KeyService, KeyType, NewUser, Scopes, UserId,
-};
-use keyroute::{ConnectionRouter, Gateway, IncomingRequest, KeyResolver, RouteError};
+use keyroute::{AuthError, Environment, KeyRequest, KeyType, NewUser, Scopes, UserId};
+use keyroute::{IncomingRequest, RouteError};
 
 type Store = Arc<CountingStore<MemoryStore>>;
 
@@ -187,7 +188,7 @@ async fn an_exchanged_jwt_routes_without_a_key_lookup() {
         matches!(
             revoked,
             Err(RouteError::Auth(AuthError::Jwt(
-                keyroute::JwtError::Revoked
+                keyroute::auth::JwtError::Revoked
             )))
         ),
         "{revoked:?}"

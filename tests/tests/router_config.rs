@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use keyroute::auth::{AuthMethod, KeyResolver};
+use keyroute::keys::{KeyOptions, KeyService, Tenant};
+use keyroute::routing::{Gateway, RouterConfig};
 use keyroute::store::{MemoryStore, Sqlite};
-use keyroute::{
-    AuthMethod, Config, ConfigError, Environment, Gateway, IncomingRequest, KeyOptions,
-    KeyResolver, KeyService, NewUser, Principal, RouteError, RouterConfig, Tenant,
-};
+use keyroute::{Config, ConfigError, Environment, IncomingRequest, NewUser, Principal, RouteError};
 
 /// The router's sections of a TOML document, read through keyroute's one `Config`.
 fn from_toml(toml: &str) -> Result<RouterConfig, ConfigError> {

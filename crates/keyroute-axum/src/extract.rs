@@ -25,7 +25,8 @@ use keyroute_pool::Backend;
 use keyroute_router::{ConnectionRouter, Gateway, IncomingRequest, RoutedConnection};
 
 use crate::problem::Problem;
-use crate::state::{AuthState, KeyStore, incoming};
+use crate::state::{AuthState, incoming};
+use keyroute_core::KeyStore;
 
 /// The request as the pipeline sees it, with the caller an earlier extractor or the
 /// layer already resolved.
@@ -146,7 +147,8 @@ where
 ///
 /// ```
 /// use keyroute::axum::Connected;
-/// use keyroute::{Principal, store::Sqlite};
+/// use keyroute::Principal;
+/// use keyroute::store::Sqlite;
 ///
 /// async fn catalogue(Connected { caller, db }: Connected<Sqlite, Option<Principal>>) -> String {
 ///     // a key's request reads its environment's database; anyone else the public one

@@ -10,7 +10,8 @@
 //! use axum::{Router, routing::post};
 //! use diesel_async::RunQueryDsl;
 //! use keyroute::axum::{Connected, Scoped, key_routes, scope};
-//! use keyroute::{Config, Keyroute, store::Sqlite};
+//! use keyroute::{Config, Keyroute};
+//! use keyroute::store::Sqlite;
 //!
 //! scope!(OrdersWrite = "orders:write");
 //!
@@ -85,4 +86,4 @@ pub use extract::{Caller, Connected, ScopeName, Scoped};
 pub use layer::{AuthLayer, AuthService};
 pub use problem::{Problem, http_status};
 pub use routes::{KeyRoute, KeyRoutes, MAX_BODY_BYTES, key_routes};
-pub use state::{AuthState, KeyStore, PeerAddr, TlsConnection};
+pub use state::{AuthState, PeerAddr, TlsConnection};

@@ -13,11 +13,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::request::Parts;
-use keyroute_core::{KeyService, Store};
+use keyroute_core::{KeyService, KeyStore};
 use keyroute_router::{IncomingRequest, KeyResolver};
-
-/// The store behind keyroute's handle, whatever its backend.
-pub type KeyStore = Arc<dyn Store>;
 
 /// Marks a request whose socket was TLS. A TLS acceptor inserts it into the request's
 /// extensions (`request.extensions_mut().insert(TlsConnection)`); keyroute never

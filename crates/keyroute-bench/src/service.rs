@@ -28,12 +28,14 @@ use axum::routing::get;
 use diesel::prelude::*;
 use diesel_async::SimpleAsyncConnection;
 use http::{HeaderMap, HeaderValue, StatusCode};
+use keyroute::auth::KeyResolver;
 use keyroute::axum::{AuthState, Connected};
+use keyroute::feed::{ChangeFeed, FeedSettings};
+use keyroute::keys::KeyService;
+use keyroute::routing::ConnectionRouter;
+use keyroute::store::KeyStore;
 use keyroute::store::{Backend, DatabaseUrl, DbPool};
-use keyroute::{
-    ChangeFeed, Config, ConnectionRouter, FeedSettings, KeyResolver, KeyService, KeyStore,
-    Keyroute, NewUser,
-};
+use keyroute::{Config, Keyroute, NewUser};
 
 use crate::{BenchError, Options};
 
@@ -169,7 +171,7 @@ pub async fn start<B: BenchDb>(
         .subscribe(&FeedSettings::default())
         .await
         .ok_or_else(|| fail("the key store publishes no change feed".to_owned()))?;
-    tokio::spawn(keyroute::follow_feed(
+    tokio::spawn(keyroute::feed::follow_feed(
         subscription,
         vec![Arc::new(cached_resolver)],
     ));

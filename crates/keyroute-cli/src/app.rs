@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use keyroute::keys::KeyListener;
 use keyroute::store::{BackendKind, DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
-use keyroute::{Config, KeyListener, Keyroute};
+use keyroute::{Config, Keyroute};
 
 use crate::output::{CliError, Out};
 use crate::{Cli, Command, keys, ops};

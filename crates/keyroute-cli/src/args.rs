@@ -8,7 +8,8 @@
 //! more, and a JWT anything with exactly two dots ([`looks_secret`]).
 
 use clap::error::ErrorKind;
-use keyroute::{TokenError, TokenFormat, looks_like_jwt};
+use keyroute::auth::looks_like_jwt;
+use keyroute::keys::{TokenError, TokenFormat};
 
 use crate::output::{CliError, escaped};
 

@@ -4,10 +4,12 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
+use keyroute::keys::{Acting, KeyQuery, Operator, Tenant};
 use keyroute::store::Backend;
+use keyroute::store::KeyStore;
 use keyroute::{
-    Acting, ApiKey, Environment, IssuedKey, KeyId, KeyQuery, KeyRequest, KeyStore, KeyType,
-    Keyroute, NewUser, Operator, Scopes, Tenant, User, UserId,
+    ApiKey, Environment, IssuedKey, KeyId, KeyRequest, KeyType, Keyroute, NewUser, Scopes, User,
+    UserId,
 };
 use serde_json::{Value, json};
 

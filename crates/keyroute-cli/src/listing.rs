@@ -4,7 +4,8 @@
 //! one; `--all` pages through everyone.
 
 use keyroute::store::Backend;
-use keyroute::{Keyroute, User, UserId, UserStore};
+use keyroute::store::UserStore;
+use keyroute::{Keyroute, User, UserId};
 use serde_json::json;
 
 use crate::args;

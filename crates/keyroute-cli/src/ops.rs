@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use diesel_migrations::FileBasedMigrations;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use keyroute::keys::KeyListener;
 use keyroute::store::{StoreBackend, keyroute_migration_versions};
-use keyroute::{ApiKey, Config, KeyListener, UserId};
+use keyroute::{ApiKey, Config, UserId};
 use serde_json::json;
 
 use crate::app::handle;

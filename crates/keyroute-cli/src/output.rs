@@ -30,7 +30,7 @@ pub(crate) enum CliError {
     Keys(#[from] keyroute::KeyServiceError),
     /// The store failed.
     #[error("{0}")]
-    Store(#[from] keyroute::StoreError),
+    Store(#[from] keyroute::store::StoreError),
     /// Reading input or writing output failed.
     #[error("input/output: {0}")]
     Io(#[from] std::io::Error),

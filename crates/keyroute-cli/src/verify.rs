@@ -5,8 +5,9 @@
 
 use std::io::Read;
 
+use keyroute::auth::{AuthMethod, looks_like_jwt};
 use keyroute::store::StoreBackend;
-use keyroute::{AuthError, AuthMethod, Config, Keyroute, Principal, User, looks_like_jwt};
+use keyroute::{AuthError, Config, Keyroute, Principal, User};
 use serde_json::json;
 
 use crate::app::handle;
@@ -41,7 +42,7 @@ pub(crate) async fn verify<B: StoreBackend>(config: Config, out: Out) -> Result<
         .map_err(|e| CliError::failed(format!("cannot read the key from standard input: {e}")))?;
     let token = input.trim();
     if token.is_empty() {
-        let missing = AuthError::Credentials(keyroute::CredentialError::Missing);
+        let missing = AuthError::Credentials(keyroute::auth::CredentialError::Missing);
         return reject(
             out,
             Rejection {

@@ -5,7 +5,8 @@ mod common;
 use common::{Project, one_error_line};
 use diesel_migrations::FileBasedMigrations;
 use keyroute::store::PostgresStore;
-use keyroute::{User, UserId, UserStore};
+use keyroute::store::UserStore;
+use keyroute::{User, UserId};
 
 /// The operator flow on PostgreSQL: app migrations on live and test, keys issued,
 /// verified (routed to test), revoked, regenerated, backfilled; doctor catches drift

@@ -3,8 +3,9 @@
 mod common;
 
 use common::{Project, one_error_line};
+use keyroute::store::UserStore;
 use keyroute::store::{DbPool, PoolSettings, Sqlite, SqliteStore};
-use keyroute::{User, UserId, UserStore};
+use keyroute::{User, UserId};
 
 /// migrate, users add, keys issue/list/revoke, verify, regenerate and doctor work
 /// together, and doctor names the versions when live and test drift apart.

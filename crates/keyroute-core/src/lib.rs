@@ -77,7 +77,7 @@ pub use service::{
     Minted, NewUser, Regenerated, Registration,
 };
 pub use store::{
-    ApiKeyStore, Denial, DenyList, KeyQuery, Regeneration, ResolvedKey, Store, UserStore,
+    ApiKeyStore, Denial, DenyList, KeyQuery, KeyStore, Regeneration, ResolvedKey, Store, UserStore,
 };
 pub use token::{
     GenerateError, MAX_KEY_BYTES, MAX_TOKEN_LEN, MIN_KEY_BYTES, PresentedKey, TokenError,

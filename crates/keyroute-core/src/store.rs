@@ -299,6 +299,11 @@ pub trait Store: ApiKeyStore + UserStore + DenyList + ChangeFeed {}
 
 impl<T: ApiKeyStore + UserStore + DenyList + ChangeFeed + ?Sized> Store for T {}
 
+/// A store shared behind one pointer, whatever backend it is: the one type app state,
+/// the front door and the HTTP layer name. A call through it costs one pointer hop on
+/// top of the boxed future every store call already makes.
+pub type KeyStore = std::sync::Arc<dyn Store>;
+
 // A shared store is a store too, so a service and a resolver can hold one each.
 #[async_trait]
 impl<S: ApiKeyStore + ?Sized> ApiKeyStore for std::sync::Arc<S> {

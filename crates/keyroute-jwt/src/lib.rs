@@ -128,12 +128,12 @@
 //! # }
 //! ```
 
-pub mod claims;
-pub mod config;
-pub mod deny;
-pub mod error;
-pub mod key;
-pub mod service;
+mod claims;
+mod config;
+mod deny;
+mod error;
+mod key;
+mod service;
 
 pub use claims::{ScopeFormat, TokenKind};
 pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};

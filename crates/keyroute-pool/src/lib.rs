@@ -11,7 +11,7 @@
 //!   check run on checkout.
 //! - [`Backend`]: the sealed trait naming a database backend, its connection and how
 //!   one is opened, implemented by the markers `Postgres`, `Mysql` and `Sqlite`
-//!   (modules [`postgres`], [`mysql`], [`sqlite`], each behind its feature).
+//!   (modules `postgres`, `mysql`, `sqlite`, each behind its feature).
 //! - [`DbPool`]: a bb8 pool of one backend's connections, whose failed checkouts report
 //!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout, behind a
 //!   circuit breaker that fails fast while the database is down. For a SQLite file it
@@ -48,15 +48,15 @@ pub(crate) mod connect;
 mod health;
 mod migrations;
 #[cfg(feature = "mysql")]
-pub mod mysql;
+mod mysql;
 #[cfg(feature = "postgres")]
-pub mod postgres;
+mod postgres;
 mod schema;
 mod secrets;
 mod settings;
 mod sink;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+mod sqlite;
 #[cfg(feature = "tls")]
 mod tls;
 mod url;
@@ -73,7 +73,7 @@ pub use postgres::Postgres;
 pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use settings::{PoolSettings, RecyclingCheck};
 #[cfg(feature = "sqlite")]
-pub use sqlite::Sqlite;
+pub use sqlite::{CallerThread, Sqlite};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsMode};
 // `tls_error` is defined below.

@@ -38,9 +38,9 @@ use crate::resolver::{ProxyNet, ResolverBuilder};
 use crate::router::{ConnectionRouter, RouterBuilder};
 
 /// The options of `[routing]`.
-pub const ROUTING_OPTIONS: &[&str] = &["template", "table", "anonymous"];
+pub(crate) const ROUTING_OPTIONS: &[&str] = &["template", "table", "anonymous"];
 /// The options of `[pools]`.
-pub const POOLS_OPTIONS: &[&str] = &[
+pub(crate) const POOLS_OPTIONS: &[&str] = &[
     "max_size",
     "min_idle",
     "connection_timeout",
@@ -54,7 +54,7 @@ pub const POOLS_OPTIONS: &[&str] = &[
     "connection_budget",
 ];
 /// The options of `[resolver]`.
-pub const RESOLVER_OPTIONS: &[&str] = &[
+pub(crate) const RESOLVER_OPTIONS: &[&str] = &[
     "cache_capacity",
     "negative_cache_ttl",
     "negative_cache_capacity",

@@ -32,12 +32,12 @@
 
 mod admin;
 mod checks;
-pub mod config;
-pub mod error;
-pub mod gateway;
-pub mod policy;
-pub mod resolver;
-pub mod router;
+mod config;
+mod error;
+mod gateway;
+mod policy;
+mod resolver;
+mod router;
 mod schema;
 
 pub use config::{ResolverConfig, RouterConfig};

@@ -32,12 +32,12 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "test-util")]
-pub mod counting;
+mod counting;
 #[cfg(feature = "memory")]
-pub mod memory;
+mod memory;
 
 #[cfg(feature = "sql")]
-pub mod sql;
+mod sql;
 
 #[cfg(feature = "test-util")]
 pub use counting::CountingStore;
@@ -55,7 +55,10 @@ pub use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingChe
 #[cfg(feature = "mysql")]
 pub use sql::mysql::MysqlStore;
 #[cfg(feature = "postgres")]
-pub use sql::postgres::PostgresStore;
+pub use sql::postgres::{
+    CHANNEL as POSTGRES_FEED_CHANNEL, LISTENER_APPLICATION_NAME as POSTGRES_FEED_APPLICATION_NAME,
+    PostgresStore,
+};
 #[cfg(feature = "sqlite")]
 pub use sql::sqlite::SqliteStore;
 #[cfg(feature = "sql")]

@@ -28,7 +28,7 @@ use keyroute_core::{
 
 /// How many unread events a subscriber may fall behind before its feed counts as
 /// interrupted.
-pub const FEED_CAPACITY: usize = 4096;
+pub(crate) const FEED_CAPACITY: usize = 4096;
 
 /// Users and keys in memory. Cheap to share behind an `Arc`.
 #[derive(Debug)]

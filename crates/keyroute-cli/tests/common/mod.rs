@@ -146,7 +146,8 @@ impl Project {
     /// Imports `n` users without keys, named `imported-00000`...
     pub fn import_users(&self, n: usize) {
         use keyroute::store::SqliteStore;
-        use keyroute::{User, UserId, UserStore};
+        use keyroute::store::UserStore;
+        use keyroute::{User, UserId};
         let live = self.live_db();
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let store = SqliteStore::connect(live.to_string_lossy().as_ref())

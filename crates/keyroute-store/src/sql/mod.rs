@@ -50,11 +50,11 @@ pub use backend::{StoreBackend, keyroute_migration_versions};
 pub(crate) use backend::{keyroute_migrations, sealed};
 
 #[cfg(feature = "mysql")]
-pub mod mysql;
+pub(crate) mod mysql;
 #[cfg(feature = "postgres")]
-pub mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+pub(crate) mod sqlite;
 
 /// The tables, for every backend: only the timestamp column type differs.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

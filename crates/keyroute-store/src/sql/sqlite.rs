@@ -43,7 +43,7 @@ macro_rules! insert_rows {
 
 /// A read of at most one row (used by `queries.rs` for the key lookup), `None` when
 /// there is none, run on diesel's synchronous connection inside the wrapper's
-/// `spawn_blocking` (on keyroute-pool's [`CallerThread`](keyroute_pool::sqlite::CallerThread), so no hop).
+/// `spawn_blocking` (on keyroute-pool's [`CallerThread`](keyroute_pool::CallerThread), so no hop).
 ///
 /// Why not diesel-async's `get_result`: `SyncConnectionWrapper` renders every query to
 /// its SQL text and collects its binds before handing it to its thread, and diesel's
