@@ -283,7 +283,7 @@ async fn open_store<B: Backend>(config: &Config) -> Result<SqlStore<B>, BuildErr
             })?
         }
     };
-    Ok(SqlStore::<B>::connect_with(url, config.router.pool.clone()).await?)
+    Ok(SqlStore::<B>::connect_with(url, config.router.pools.settings.clone()).await?)
 }
 
 #[cfg(feature = "jwt")]

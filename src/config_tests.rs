@@ -97,8 +97,7 @@ fn variable_errors_never_echo_secret_values() {
         ],
     ];
     for vars in cases {
-        let error = Config::default()
-            .apply_env_vars(vars.iter().copied())
+        let error = Config::from_env_vars(vars.iter().copied())
             .and_then(|config| {
                 #[cfg(feature = "jwt")]
                 config.jwt.signing_key()?;
@@ -123,9 +122,8 @@ fn unknown_url_schemes_name_the_option() {
     );
     assert!(error.to_string().contains("`postgress://`"), "{error}");
     assert!(!shown(&error).contains("hunter2"), "{}", shown(&error));
-    let error = Config::default()
-        .apply_env_vars([("KEYROUTE_STORE_URL", "mysq://app:hunter2@db/keys")])
-        .unwrap_err();
+    let error =
+        Config::from_env_vars([("KEYROUTE_STORE_URL", "mysq://app:hunter2@db/keys")]).unwrap_err();
     assert_eq!(
         (error.section.as_str(), error.option.as_str()),
         ("store", "url")
@@ -138,8 +136,6 @@ fn unknown_url_schemes_name_the_option() {
         "mariadb://db/k",
         "sqlite://k.db",
     ] {
-        Config::default()
-            .apply_env_vars([("KEYROUTE_DB_LIVE", url)])
-            .unwrap();
+        Config::from_env_vars([("KEYROUTE_DB_LIVE", url)]).unwrap();
     }
 }

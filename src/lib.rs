@@ -55,15 +55,13 @@ mod builder;
 mod config;
 mod error;
 mod handle;
-#[cfg(feature = "jwt")]
-mod jwt_config;
 
 pub use builder::KeyrouteBuilder;
-pub use config::{Config, SECTIONS, StoreConfig};
+pub use config::{Config, StoreConfig};
 pub use error::BuildError;
 pub use handle::{KeyStore, Keyroute};
 #[cfg(feature = "jwt")]
-pub use jwt_config::JwtSection;
+pub use keyroute_jwt::JwtSection;
 
 pub use keyroute_core::{
     ADMIN_SCOPE, Acting, Actor, ApiKey, ApiKeyStore, AuthError, AuthMethod, BackfillReport,
@@ -78,9 +76,9 @@ pub use keyroute_core::{
     looks_like_jwt,
 };
 pub use keyroute_router::{
-    ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, ResolverBuilder,
-    ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder, RouterConfig,
-    RoutingPolicy, Template, follow_feed,
+    ByEnvironment, ConnectionRouter, Gateway, IncomingRequest, KeyResolver, PoolsConfig,
+    ResolverBuilder, ResolverConfig, RouteError, RouteTable, RoutedConnection, RouterBuilder,
+    RouterConfig, RoutingConfig, RoutingPolicy, Template, follow_feed,
 };
 pub use keyroute_router::{ConnectionSchema, SchemaDrift, SchemaReport};
 

@@ -7,6 +7,7 @@
 //! | [`key`] | [`SigningKey`], [`VerificationKey`], [`JwtAlgorithm`]: keys named by `kid`, each pinned to one algorithm |
 //! | [`claims`] | the claim names, [`TokenKind`], [`ScopeFormat`] (flat or structured scopes) |
 //! | [`config`] | [`JwtConfig`]: lifetimes, issuer, audience, environments, leeway, deny cache |
+//! | [`section`] | [`JwtSection`]: the `[jwt]` section of keyroute's configuration, and the signing key it names |
 //! | [`service`] | [`JwtService`]: issue (exchange, key, session), verify, rotate keys |
 //! | [`deny`] | the deny-list check and its cache, [`RevocationListener`] |
 //! | [`error`] | [`JwtServiceError`] for loading keys and issuing; rejections are core's [`JwtError`](keyroute_core::JwtError) |
@@ -130,6 +131,7 @@ pub mod config;
 pub mod deny;
 pub mod error;
 pub mod key;
+pub mod section;
 pub mod service;
 
 pub use claims::{ScopeFormat, TokenKind};
@@ -137,6 +139,7 @@ pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
 pub use deny::{DenyFeed, RevocationListener};
 pub use error::JwtServiceError;
 pub use key::{JwtAlgorithm, SigningKey, VerificationKey};
+pub use section::JwtSection;
 pub use service::{
     IssuedJwtKey, IssuedToken, JwtKeyRequest, JwtService, JwtServiceBuilder, SessionRequest,
     VerifiedToken,
