@@ -12,7 +12,7 @@ use keyroute_core::{
     Store, SystemClock,
 };
 use keyroute_pool::{Backend, DatabaseUrl};
-use keyroute_router::{Gateway, KeyResolver, RoutingPolicy};
+use keyroute_router::{ConnectionRouter, Gateway, KeyResolver, RoutingPolicy};
 use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 
 use crate::config::Config;
@@ -135,6 +135,10 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
     /// Checks everything, opens the key store (applying keyroute's migrations when
     /// `init_schema` is on), and returns the handle.
     ///
+    /// The steps, in order: validate the configuration, build the router (checking
+    /// every route), open the key store, JWTs, the resolver, the key service, the
+    /// handle.
+    ///
     /// # Errors
     /// [`BuildError::Config`] naming the setting: an invalid option, a route to a
     /// connection that does not exist, a routing entry or accepted environment that
@@ -145,100 +149,139 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
         tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let config = self.config;
         config.validate()?;
-        let options = config.apikey.clone();
-        let accepted = accepted_environments(&config, &options)?;
-        let router = {
-            let mut builder = config.router.builder::<B>()?;
-            for environment in config.router.table_environments() {
-                if !options
-                    .environments
-                    .iter()
-                    .any(|e| e.as_str() == environment)
-                {
-                    return Err(ConfigError::invalid(
-                        "routing",
-                        "table",
-                        format_args!(
-                            "routes environment '{environment}', which keys are not issued for; add it to [apikey] environments or remove the route"
-                        ),
-                    )
-                    .into());
-                }
-            }
-            if let Some(policy) = self.policy {
-                builder = builder.policy(policy);
-            }
-            builder
-                .check_routes_for(accepted)
-                .keyroute_versions(keyroute_migration_versions::<B>())
-                .build()?
-        };
-
-        let store: KeyStore = match self.store {
-            Some(store) => store,
-            None => Arc::new(open_store::<B>(&config).await?),
-        };
-        if options.init_schema {
-            store.init_schema().await?;
-        }
-
+        let router = build_router::<B>(&config, self.policy)?;
+        let store = open_key_store::<B>(&config, self.store).await?;
         #[cfg(feature = "jwt")]
-        let jwt = build_jwt(&config, &options, self.signing_keys, &store, &self.clock)?;
-
-        let resolver = config
-            .resolver
-            .apply(KeyResolver::builder(Arc::clone(&store), options.clone()))?
-            .clock(Arc::clone(&self.clock));
-        #[cfg(feature = "jwt")]
-        let resolver = match &jwt {
-            Some(jwt) => resolver.verifier(jwt.clone()),
-            None => resolver,
-        };
-        let resolver = resolver.build()?;
-        // The caches follow the store's change feed, run by `Keyroute::background()`.
-        let resolver_listener: Arc<dyn FeedListener> = Arc::new(resolver.clone());
-        #[cfg(feature = "jwt")]
-        let feed_listeners: Vec<Arc<dyn FeedListener>> = std::iter::once(resolver_listener)
-            .chain(
-                jwt.as_ref()
-                    .map(|jwt| jwt.feed_listener() as Arc<dyn FeedListener>),
-            )
-            .collect();
+        let jwt = jwt::Jwt::build(&config, self.signing_keys, &store, &self.clock)?;
         #[cfg(not(feature = "jwt"))]
-        let feed_listeners = vec![resolver_listener];
+        let jwt = jwt::Jwt;
+        let resolver = build_resolver(&config, &store, &self.clock, &jwt)?;
+        let keys = key_service(
+            &config,
+            &store,
+            &self.clock,
+            &resolver,
+            &jwt,
+            self.listeners,
+        )?;
+        Ok(handle(&config, keys, resolver, router, jwt))
+    }
+}
 
-        let mut keys = KeyService::new(Arc::clone(&store), options)?
-            .with_clock(Arc::clone(&self.clock))
-            .with_listener(Arc::new(resolver.clone()));
-        #[cfg(feature = "jwt")]
-        if let Some(jwt) = &jwt {
-            keys = keys
-                .with_listener(jwt.revocation_listener())
-                .with_minter(keyroute_jwt::META_JWT, jwt.key_minter());
-        }
-        for listener in self.listeners {
-            keys = keys.with_listener(listener);
-        }
-        Ok(Keyroute {
-            inner: Arc::new(Inner {
-                keys: Arc::new(keys),
-                gateway: Gateway::new(resolver, router),
-                #[cfg(feature = "jwt")]
-                jwt,
-                feed_listeners,
-                feed: config.resolver.feed_settings(),
-                event_retention: config.resolver.feed_retention,
-            }),
-        })
+/// The router of `[connections]`, `[routing]` (or `policy`) and `[pools]`, with every
+/// route checked against the environments requests are accepted for.
+fn build_router<B: StoreBackend>(
+    config: &Config,
+    policy: Option<Box<dyn RoutingPolicy>>,
+) -> Result<ConnectionRouter<B>, BuildError> {
+    let accepted = accepted_environments(config)?;
+    let issued = &config.apikey.environments;
+    if let Some(stray) = config
+        .router
+        .table_environments()
+        .find(|env| !issued.iter().any(|e| e.as_str() == *env))
+    {
+        return Err(ConfigError::invalid(
+            "routing",
+            "table",
+            format_args!(
+                "routes environment '{stray}', which keys are not issued for; add it to [apikey] environments or remove the route"
+            ),
+        )
+        .into());
+    }
+    let mut builder = config.router.builder::<B>()?;
+    if let Some(policy) = policy {
+        builder = builder.policy(policy);
+    }
+    Ok(builder
+        .check_routes_for(accepted)
+        .keyroute_versions(keyroute_migration_versions::<B>())
+        .build()?)
+}
+
+/// The resolver of `[resolver]` and `[apikey]`, on `store` and `clock`, accepting
+/// JWTs when they are on.
+fn build_resolver(
+    config: &Config,
+    store: &KeyStore,
+    clock: &Arc<dyn Clock>,
+    jwt: &jwt::Jwt,
+) -> Result<KeyResolver<KeyStore>, BuildError> {
+    let builder = config
+        .resolver
+        .apply(KeyResolver::builder(
+            Arc::clone(store),
+            config.apikey.clone(),
+        ))?
+        .clock(Arc::clone(clock));
+    Ok(jwt.verify_for(builder).build()?)
+}
+
+/// The key store: the one given in code, or the `[store]` database; migrated when
+/// `init_schema` is on.
+async fn open_key_store<B: StoreBackend>(
+    config: &Config,
+    given: Option<KeyStore>,
+) -> Result<KeyStore, BuildError> {
+    let store: KeyStore = match given {
+        Some(store) => store,
+        None => Arc::new(open_store::<B>(config).await?),
+    };
+    if config.apikey.init_schema {
+        store.init_schema().await?;
+    }
+    Ok(store)
+}
+
+/// The key service over `store`, telling the resolver (and JWTs, and `listeners`) of
+/// every key issued and retired.
+fn key_service(
+    config: &Config,
+    store: &KeyStore,
+    clock: &Arc<dyn Clock>,
+    resolver: &KeyResolver<KeyStore>,
+    jwt: &jwt::Jwt,
+    listeners: Vec<Arc<dyn KeyListener>>,
+) -> Result<KeyService<KeyStore>, BuildError> {
+    let keys = KeyService::new(Arc::clone(store), config.apikey.clone())?
+        .with_clock(Arc::clone(clock))
+        .with_listener(Arc::new(resolver.clone()));
+    Ok(listeners
+        .into_iter()
+        .fold(jwt.wire_keys(keys), KeyService::with_listener))
+}
+
+/// The handle: the key service, the gateway, JWTs, and the caches that follow the
+/// store's change feed (run by `Keyroute::background()`).
+fn handle<B: Backend>(
+    config: &Config,
+    keys: KeyService<KeyStore>,
+    resolver: KeyResolver<KeyStore>,
+    router: ConnectionRouter<B>,
+    jwt: jwt::Jwt,
+) -> Keyroute<B> {
+    let resolver_listener: Arc<dyn FeedListener> = Arc::new(resolver.clone());
+    let feed_listeners = std::iter::once(resolver_listener)
+        .chain(jwt.feed_listener())
+        .collect();
+    Keyroute {
+        inner: Arc::new(Inner {
+            keys: Arc::new(keys),
+            gateway: Gateway::new(resolver, router),
+            #[cfg(feature = "jwt")]
+            jwt: jwt.service,
+            feed_listeners,
+            feed: config.resolver.feed_settings(),
+            event_retention: config.resolver.feed_retention,
+        }),
     }
 }
 
 /// The environments requests are accepted for: `[resolver] accept_environments`, each
 /// one keys are issued for, or all of those.
-fn accepted_environments(
-    config: &Config,
-    options: &KeyOptions,
-) -> Result<Vec<Environment>, ConfigError> {
+fn accepted_environments(config: &Config) -> Result<Vec<Environment>, ConfigError> {
+    let options = &config.apikey;
     let Some(accepted) = &config.resolver.accept_environments else {
         return Ok(options.environments.clone());
     };
@@ -280,47 +323,132 @@ async fn open_store<B: StoreBackend>(config: &Config) -> Result<SqlStore<B>, Bui
             })?
         }
     };
-    Ok(SqlStore::<B>::connect_with(url, config.router.pool.clone()).await?)
+    Ok(SqlStore::<B>::connect_with(url, config.router.pools.settings.clone()).await?)
 }
 
+/// JWTs' part in the handle, so the build steps read the same with the `jwt` feature
+/// and without it (where every step is a no-op).
 #[cfg(feature = "jwt")]
-fn build_jwt(
-    config: &Config,
-    options: &KeyOptions,
-    mut signing_keys: Vec<keyroute_jwt::SigningKey>,
-    store: &KeyStore,
-    clock: &Arc<dyn Clock>,
-) -> Result<Option<Arc<keyroute_jwt::JwtService>>, BuildError> {
-    use keyroute_jwt::{JwtService, SigningKey};
-    let section = &config.jwt;
-    if !section.enabled {
-        return Ok(None);
+mod jwt {
+    use std::sync::Arc;
+
+    use keyroute_core::{ApiKeyStore, Clock, DenyList, FeedListener, KeyService};
+    use keyroute_jwt::{JwtService, META_JWT, SigningKey};
+    use keyroute_router::ResolverBuilder;
+
+    use crate::config::Config;
+    use crate::error::BuildError;
+    use keyroute_core::KeyStore;
+
+    /// The JWT service, when `[jwt]` is enabled.
+    pub(super) struct Jwt {
+        pub(super) service: Option<Arc<JwtService>>,
     }
-    if signing_keys.is_empty() {
-        match section.signing_key()? {
-            Some(key) => signing_keys.push(key),
-            None => {
-                tracing::warn!(
-                    "keyroute: [jwt] has no secret or private_key_file; this process signs with a key of its own, which other instances cannot verify"
-                );
-                signing_keys.push(SigningKey::generate_hmac(&section.kid, section.algorithm)?);
+
+    impl Jwt {
+        /// The JWT service `[jwt]` describes, signing with `signing_keys` (given in
+        /// code), else the section's `secret` or `private_key_file`, else a key
+        /// generated for this process; its environments are `[apikey]`'s.
+        pub(super) fn build(
+            config: &Config,
+            mut signing_keys: Vec<SigningKey>,
+            store: &KeyStore,
+            clock: &Arc<dyn Clock>,
+        ) -> Result<Self, BuildError> {
+            let section = &config.jwt;
+            if !section.enabled {
+                return Ok(Self { service: None });
+            }
+            if signing_keys.is_empty() {
+                signing_keys.push(match section.signing_key()? {
+                    Some(key) => key,
+                    None => {
+                        tracing::warn!(
+                            "keyroute: [jwt] has no secret or private_key_file; this process signs with a key of its own, which other instances cannot verify"
+                        );
+                        SigningKey::generate_hmac(&section.kid, section.algorithm)?
+                    }
+                });
+            }
+            let jwt_config = section
+                .config
+                .clone()
+                .with_environments(config.apikey.environments.clone());
+            let mut builder = JwtService::builder(jwt_config)
+                .clock(Arc::clone(clock))
+                .key_store(Arc::clone(store) as Arc<dyn ApiKeyStore>)
+                .deny_cache_follows_feed();
+            if section.config.check_deny_list {
+                builder = builder.deny_list(Arc::clone(store) as Arc<dyn DenyList>);
+            }
+            for key in signing_keys {
+                builder = builder.signing_key(key);
+            }
+            Ok(Self {
+                service: Some(Arc::new(builder.build()?)),
+            })
+        }
+
+        /// The resolver also accepts JWTs.
+        pub(super) fn verify_for(
+            &self,
+            resolver: ResolverBuilder<KeyStore>,
+        ) -> ResolverBuilder<KeyStore> {
+            match &self.service {
+                Some(jwt) => resolver.verifier(jwt.clone()),
+                None => resolver,
             }
         }
+
+        /// Revocations reach the deny-list; JWT keys are minted by the JWT service.
+        pub(super) fn wire_keys(&self, keys: KeyService<KeyStore>) -> KeyService<KeyStore> {
+            match &self.service {
+                Some(jwt) => keys
+                    .with_listener(jwt.revocation_listener())
+                    .with_minter(META_JWT, jwt.key_minter()),
+                None => keys,
+            }
+        }
+
+        /// The deny cache follows the change feed.
+        pub(super) fn feed_listener(&self) -> Option<Arc<dyn FeedListener>> {
+            self.service
+                .as_ref()
+                .map(|jwt| jwt.feed_listener() as Arc<dyn FeedListener>)
+        }
     }
-    // One list of environments: the key options'.
-    let jwt_config = section
-        .config
-        .clone()
-        .with_environments(options.environments.clone());
-    let mut builder = JwtService::builder(jwt_config)
-        .clock(Arc::clone(clock))
-        .key_store(Arc::clone(store) as Arc<dyn keyroute_core::ApiKeyStore>)
-        .deny_cache_follows_feed();
-    if section.config.check_deny_list {
-        builder = builder.deny_list(Arc::clone(store) as Arc<dyn keyroute_core::DenyList>);
+}
+
+/// Without the `jwt` feature, JWTs take no part.
+#[cfg(not(feature = "jwt"))]
+mod jwt {
+    use std::sync::Arc;
+
+    use keyroute_core::{FeedListener, KeyService};
+    use keyroute_router::ResolverBuilder;
+
+    use keyroute_core::KeyStore;
+
+    /// No JWTs.
+    pub(super) struct Jwt;
+
+    impl Jwt {
+        /// The resolver as it is.
+        pub(super) fn verify_for(
+            &self,
+            resolver: ResolverBuilder<KeyStore>,
+        ) -> ResolverBuilder<KeyStore> {
+            resolver
+        }
+
+        /// The key service as it is.
+        pub(super) fn wire_keys(&self, keys: KeyService<KeyStore>) -> KeyService<KeyStore> {
+            keys
+        }
+
+        /// No listener.
+        pub(super) fn feed_listener(&self) -> Option<Arc<dyn FeedListener>> {
+            None
+        }
     }
-    for key in signing_keys {
-        builder = builder.signing_key(key);
-    }
-    Ok(Some(Arc::new(builder.build()?)))
 }

@@ -1,51 +1,40 @@
 //! [`Config`]: keyroute's one configuration, from `keyroute.toml`, `KEYROUTE_*`
 //! variables, or code.
 //!
-//! Each section belongs to one part of keyroute, which parses its own options through
-//! the shared parsers of [`keyroute_core::config`], so a bad value is one
-//! [`ConfigError`] naming the section and option wherever it came from:
+//! Each section is a serde struct owned by the part of keyroute whose options they
+//! are; its fields are the only list of its options:
 //!
 //! | section | owner | variables |
 //! |---|---|---|
-//! | `[apikey]` | [`KeyOptions`] | `KEYROUTE_APIKEY_<OPTION>` |
-//! | `[store]` | where keys and users live | `KEYROUTE_STORE_<OPTION>` |
-//! | `[connections]` | the router's named databases | `KEYROUTE_DB_<NAME>` (`_` in a name becomes `-`) |
-//! | `[routing]`, `[pools]` | [`RouterConfig`] | `KEYROUTE_ROUTING_<OPTION>`, `KEYROUTE_POOLS_<OPTION>` |
+//! | `[apikey]` | [`KeyOptions`] (core) | `KEYROUTE_APIKEY_<OPTION>` |
+//! | `[store]` | [`StoreConfig`] (here): where keys and users live | `KEYROUTE_STORE_<OPTION>` |
+//! | `[connections]` | [`RouterConfig`]: the named databases | `KEYROUTE_DB_<NAME>` (`_` in a name becomes `-`) |
+//! | `[routing]`, `[pools]` | [`RouterConfig`] ([`PoolSettings`](crate::store::PoolSettings) for each pool) | `KEYROUTE_ROUTING_<OPTION>`, `KEYROUTE_POOLS_<OPTION>` |
 //! | `[resolver]` | [`ResolverConfig`] | `KEYROUTE_RESOLVER_<OPTION>` |
-//! | `[jwt]` | [`JwtSection`] | `KEYROUTE_JWT_<OPTION>` |
+//! | `[jwt]` | `JwtSection` (keyroute-jwt) | `KEYROUTE_JWT_<OPTION>` |
 //!
-//! Unknown sections and options are refused (a `[pool]` typo is an error, not a
-//! silently ignored table). Variables of other sections (`KEYROUTE_POSTGRES_IMAGE`,
-//! used by the test harness) are left alone.
+//! The variables become entries of the file's tables before one deserialization
+//! ([`Document`]), so the file, the environment and code share one reader and one
+//! error path: a bad value is a [`ConfigError`] naming its section and option, and the
+//! variable it came from, never the value. Unknown sections and options are refused
+//! (a `[pool]` typo is an error listing the real sections, not an ignored table).
+//! Variables whose second word names no section (`KEYROUTE_POSTGRES_IMAGE`, used by
+//! the test harness; `KEYROUTE_OPERATOR`; `KEYROUTE_SERVICE_ADDR`) are left alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-#[cfg(not(feature = "jwt"))]
-use keyroute_core::config::parse_bool;
-use keyroute_core::config::toml_text;
+use keyroute_core::config::{Document, option_names};
 use keyroute_core::{ConfigError, KeyOptions};
 use keyroute_pool::DatabaseUrl;
 use keyroute_router::{ResolverConfig, RouterConfig};
+use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "jwt")]
-use crate::jwt_config::JwtSection;
-
-/// The sections of the file, in the order the README lists them.
-pub const SECTIONS: &[&str] = &[
-    "apikey",
-    "store",
-    "connections",
-    "routing",
-    "pools",
-    "resolver",
-    "jwt",
-];
-
-/// The options of `[store]`.
-pub(crate) const STORE_OPTIONS: &[&str] = &["connection", "url"];
+use keyroute_jwt::JwtSection;
 
 /// Where keys and users live: `[store]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct StoreConfig {
     /// The configured connection whose database holds keyroute's tables. Default:
@@ -55,26 +44,14 @@ pub struct StoreConfig {
     pub url: Option<DatabaseUrl>,
 }
 
-impl StoreConfig {
-    fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
-        let value = value.trim();
-        match option {
-            "connection" => self.connection = Some(value.to_owned()),
-            "url" => {
-                let url = DatabaseUrl::new(value);
-                url.backend()
-                    .map_err(|e| ConfigError::invalid("store", option, e))?;
-                self.url = Some(url);
-            }
-            other => return Err(ConfigError::unknown("store", other, STORE_OPTIONS)),
-        }
-        Ok(())
-    }
-}
-
-/// keyroute's whole configuration. `Default` is keyroute's defaults; load a file and
-/// variables over it with [`Config::load`], or set fields in code.
-#[derive(Debug, Clone, Default)]
+/// keyroute's whole configuration. `Default` is keyroute's defaults; read a file and
+/// variables with [`Config::load`] (or the other constructors), or set fields in code.
+///
+/// It serializes to the same sections (database passwords masked, the JWT secret
+/// redacted), and deserializes from any serde format; the constructors here also run
+/// [`validate`](Self::validate), which [`Keyroute`](crate::Keyroute)'s builder runs too.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct Config {
     /// `[apikey]`: how keys are made and checked.
@@ -83,12 +60,16 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[connections]`, `[routing]`, `[pools]`: the named databases and how requests
     /// are routed to them.
+    #[serde(flatten)]
     pub router: RouterConfig,
     /// `[resolver]`: caches, last-used stamps, accepted credentials, proxies.
     pub resolver: ResolverConfig,
     /// `[jwt]`: JWTs, off unless enabled.
     #[cfg(feature = "jwt")]
     pub jwt: JwtSection,
+    /// `[jwt]` without the `jwt` feature: only `enabled = false` is accepted.
+    #[cfg(not(feature = "jwt"))]
+    jwt: without_jwt::NoJwt,
 }
 
 impl Config {
@@ -98,11 +79,11 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, section or option at fault.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let config = match path {
-            Some(path) => Self::from_toml_file(path)?,
-            None => Self::default(),
+        let Some(path) = path else {
+            return Self::from_env();
         };
-        config.apply_env_vars(std::env::vars())
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+        Self::from_sources(&text, std::env::vars()).map_err(|e| e.in_file(path))
     }
 
     /// The defaults overridden by a TOML document.
@@ -110,7 +91,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the section and option at fault.
     pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
-        Self::default().apply_toml_str(toml)
+        Self::from_sources(toml, std::iter::empty::<(&str, &str)>())
     }
 
     /// The defaults overridden by the TOML file at `path`.
@@ -118,117 +99,57 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] for a file that cannot be read, or as [`Self::from_toml_str`].
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path: PathBuf = path.as_ref().to_owned();
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::io(&path, e))?;
-        Self::from_toml_str(&text).map_err(|e| e.in_file(&path))
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+        Self::from_toml_str(&text).map_err(|e| e.in_file(path))
     }
 
     /// The defaults overridden by the process's `KEYROUTE_*` variables.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the section and option at fault.
+    /// [`ConfigError`] naming the section, option and variable at fault.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::default().apply_env_vars(std::env::vars())
+        Self::from_env_vars(std::env::vars())
     }
 
-    /// Overrides options with a TOML document.
+    /// The defaults overridden by the `KEYROUTE_<SECTION>_<OPTION>` pairs among `vars`
+    /// (`KEYROUTE_DB_<NAME>` for connections); other pairs are ignored.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the section and option at fault: an unknown section or
-    /// option, a value of the wrong kind, or options that contradict each other.
-    pub fn apply_toml_str(self, toml: &str) -> Result<Self, ConfigError> {
-        let doc: toml::Table = toml::from_str(toml).map_err(|e| ConfigError::syntax(toml, &e))?;
-        self.apply_table(&doc)
-    }
-
-    fn apply_table(mut self, doc: &toml::Table) -> Result<Self, ConfigError> {
-        for (section, table) in doc {
-            let toml::Value::Table(table) = table else {
-                return Err(ConfigError::invalid(
-                    section,
-                    "",
-                    format_args!("expected a table [{section}], found a plain value"),
-                ));
-            };
-            if !SECTIONS.contains(&section.as_str()) {
-                return Err(ConfigError::unknown(section, "", SECTIONS));
-            }
-            for (option, value) in table {
-                self.set(section, option, &toml_text(section, option, value)?)?;
-            }
-        }
-        self.validate()?;
-        Ok(self)
-    }
-
-    /// Overrides options with `KEYROUTE_<SECTION>_<OPTION>` pairs from `vars`
-    /// (`KEYROUTE_DB_<NAME>` for connections). Variables of other sections are
-    /// ignored.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the section and option of the first unknown option or
-    /// invalid value.
-    pub fn apply_env_vars<I, K, V>(mut self, vars: I) -> Result<Self, ConfigError>
+    /// [`ConfigError`] naming the section, option and variable at fault.
+    pub fn from_env_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        for (key, value) in vars {
-            let Some(rest) = key.as_ref().strip_prefix("KEYROUTE_") else {
-                continue;
-            };
-            let Some((section, option)) = rest.split_once('_') else {
-                continue;
-            };
-            let section = section.to_ascii_lowercase();
-            let (section, option) = match section.as_str() {
-                "db" | "connections" => {
-                    ("connections", option.to_ascii_lowercase().replace('_', "-"))
-                }
-                s if SECTIONS.contains(&s) => (
-                    SECTIONS
-                        .iter()
-                        .copied()
-                        .find(|k| *k == s)
-                        .unwrap_or("apikey"),
-                    option.to_ascii_lowercase(),
-                ),
-                _ => continue,
-            };
-            self.set(section, &option, value.as_ref())
-                .map_err(|e| with_variable(e, key.as_ref()))?;
-        }
-        self.validate()?;
-        Ok(self)
+        Self::from_sources("", vars)
     }
 
-    /// Sets one option from its text form, the parser behind every source.
+    /// The defaults overridden by a TOML document, then by the
+    /// `KEYROUTE_<SECTION>_<OPTION>` pairs among `vars`: one document, read once.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the section and option: unknown, or an invalid value.
-    pub fn set(&mut self, section: &str, option: &str, value: &str) -> Result<(), ConfigError> {
-        match section {
-            "apikey" => self.apikey.set(option, value),
-            "store" => self.store.set(option, value),
-            "connections" | "routing" | "pools" => self.router.set(section, option, value),
-            "resolver" => self.resolver.set(option, value),
-            #[cfg(feature = "jwt")]
-            "jwt" => self.jwt.set(option, value),
-            #[cfg(not(feature = "jwt"))]
-            "jwt" => {
-                if parse_bool("jwt", option, value).is_ok_and(|on| !on) && option == "enabled" {
-                    Ok(())
-                } else {
-                    Err(ConfigError::invalid(
-                        "jwt",
-                        option,
-                        "JWTs need keyroute's `jwt` feature; enable it in Cargo.toml",
-                    ))
-                }
+    /// [`ConfigError`] naming the section and option at fault (and the variable, when
+    /// a variable set it): not TOML, an unknown section or option, a value of the wrong
+    /// kind, or options that contradict each other.
+    pub fn from_sources<I, K, V>(toml: &str, vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut document = Document::from_toml_str(toml)?;
+        let sections = option_names(&Config::default(), &[]);
+        for (name, value) in vars {
+            let name = name.as_ref();
+            if let Some((section, option)) = variable_option(name, &sections) {
+                document.set_variable(name, &section, &option, value.as_ref())?;
             }
-            other => Err(ConfigError::unknown(other, "", SECTIONS)),
         }
+        let config: Config = document.read()?;
+        config.validate().map_err(|e| document.attribute(e))?;
+        Ok(config)
     }
 
     /// Checks what can be checked of each section alone; cross-references (routes to
@@ -238,7 +159,8 @@ impl Config {
     /// [`ConfigError`] naming the section and option at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.apikey.validate()?;
-        #[cfg(feature = "jwt")]
+        self.router.validate()?;
+        self.resolver.validate()?;
         self.jwt.validate()?;
         if self.store.connection.is_some() && self.store.url.is_some() {
             return Err(ConfigError::invalid(
@@ -251,21 +173,73 @@ impl Config {
     }
 }
 
-/// Says which variable an error came from.
-fn with_variable(mut error: ConfigError, variable: &str) -> ConfigError {
-    error.reason = format!("{} (from the variable {variable})", error.reason);
-    error
+/// The (section, option) the variable `name` sets, if it is one of keyroute's:
+/// `KEYROUTE_<SECTION>_<OPTION>` for a section in `sections`, or `KEYROUTE_DB_<NAME>`
+/// (`KEYROUTE_CONNECTIONS_<NAME>`) for a connection, `_` in the name becoming `-`.
+fn variable_option(name: &str, sections: &[String]) -> Option<(String, String)> {
+    let (section, option) = name.strip_prefix("KEYROUTE_")?.split_once('_')?;
+    let section = section.to_ascii_lowercase();
+    let option = option.to_ascii_lowercase();
+    match section.as_str() {
+        "db" | "connections" => Some(("connections".to_owned(), option.replace('_', "-"))),
+        known if sections.iter().any(|s| s == known) => Some((section, option)),
+        _ => None,
+    }
 }
 
-impl<'de> serde::Deserialize<'de> for Config {
-    /// Reads the same sections and options as a TOML file, from any serde format;
-    /// unknown sections and options are refused.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let doc = toml::Table::deserialize(deserializer)?;
-        Config::default()
-            .apply_table(&doc)
-            .map_err(D::Error::custom)
+/// `[jwt]` in a build without the `jwt` feature.
+#[cfg(not(feature = "jwt"))]
+mod without_jwt {
+    use keyroute_core::ConfigError;
+    use serde::de::{Error as _, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// What is refused: anything but `enabled = false`.
+    const NEEDS_FEATURE: &str = "JWTs need keyroute's `jwt` feature; enable it in Cargo.toml";
+
+    /// Reads `[jwt]` only to refuse it, unless it is `enabled = false`.
+    #[derive(Debug, Clone, Default)]
+    pub(super) struct NoJwt;
+
+    impl NoJwt {
+        /// Nothing to check: reading refused every other value.
+        pub(super) fn validate(&self) -> Result<(), ConfigError> {
+            Ok(())
+        }
+    }
+
+    impl Serialize for NoJwt {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap as _;
+            let mut map = serializer.serialize_map(Some(1))?;
+            map.serialize_entry("enabled", &false)?;
+            map.end()
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NoJwt {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_map(NoJwtVisitor)
+        }
+    }
+
+    struct NoJwtVisitor;
+
+    impl<'de> Visitor<'de> for NoJwtVisitor {
+        type Value = NoJwt;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table of options")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoJwt, A::Error> {
+            while let Some(option) = map.next_key::<String>()? {
+                if option != "enabled" || map.next_value::<bool>()? {
+                    return Err(A::Error::custom(NEEDS_FEATURE));
+                }
+            }
+            Ok(NoJwt)
+        }
     }
 }
 

@@ -1,5 +1,9 @@
-//! Configuration errors never carry a secret: syntax errors name the place, not the
-//! text; errors from `KEYROUTE_*` variables name the variable, not its value.
+//! The one configuration: the file and `KEYROUTE_*` variables read into the section
+//! structs in one pass, and errors that never carry a secret (syntax errors name the
+//! place, not the text; errors from variables name the variable, not its value). The
+//! README's configuration block is checked against the structs.
+
+use std::path::Path;
 
 use super::*;
 
@@ -97,8 +101,7 @@ fn variable_errors_never_echo_secret_values() {
         ],
     ];
     for vars in cases {
-        let error = Config::default()
-            .apply_env_vars(vars.iter().copied())
+        let error = Config::from_env_vars(vars.iter().copied())
             .and_then(|config| {
                 #[cfg(feature = "jwt")]
                 config.jwt.signing_key()?;
@@ -123,9 +126,8 @@ fn unknown_url_schemes_name_the_option() {
     );
     assert!(error.to_string().contains("`postgress://`"), "{error}");
     assert!(!shown(&error).contains("hunter2"), "{}", shown(&error));
-    let error = Config::default()
-        .apply_env_vars([("KEYROUTE_STORE_URL", "mysq://app:hunter2@db/keys")])
-        .unwrap_err();
+    let error =
+        Config::from_env_vars([("KEYROUTE_STORE_URL", "mysq://app:hunter2@db/keys")]).unwrap_err();
     assert_eq!(
         (error.section.as_str(), error.option.as_str()),
         ("store", "url")
@@ -138,8 +140,325 @@ fn unknown_url_schemes_name_the_option() {
         "mariadb://db/k",
         "sqlite://k.db",
     ] {
-        Config::default()
-            .apply_env_vars([("KEYROUTE_DB_LIVE", url)])
-            .unwrap();
+        Config::from_env_vars([("KEYROUTE_DB_LIVE", url)]).unwrap();
     }
+}
+
+/// A value that contains a comma is never split: a multi-host URL from a variable, a
+/// key file path, and a route table entry naming a connection with a comma in it
+/// (which the old text form turned into two malformed pairs).
+#[test]
+fn a_comma_inside_a_url_or_a_path_is_kept() {
+    let url = "postgres://app@db1:5432,db2:5432/live?target_session_attrs=read-write";
+    let config = Config::from_env_vars([
+        ("KEYROUTE_DB_LIVE", url),
+        ("KEYROUTE_STORE_URL", "/var/lib/keys,v2.db"),
+        #[cfg(feature = "jwt")]
+        ("KEYROUTE_JWT_PRIVATE_KEY_FILE", "/etc/keys/jwt,v2.pem"),
+    ])
+    .unwrap();
+    assert_eq!(config.router.connections["live"].expose_secret(), url);
+    assert_eq!(
+        config.store.url.as_ref().map(DatabaseUrl::expose_secret),
+        Some("/var/lib/keys,v2.db")
+    );
+    #[cfg(feature = "jwt")]
+    assert_eq!(
+        config.jwt.private_key_file.as_deref(),
+        Some(Path::new("/etc/keys/jwt,v2.pem"))
+    );
+    let config = Config::from_toml_str(
+        "[connections]\n\"eu,live\" = \"x.db\"\n[routing]\ntable = { live = \"eu,live\" }\n",
+    )
+    .unwrap();
+    assert_eq!(config.router.routing.table["live"], "eu,live");
+}
+
+/// A list is the same from a TOML array, a variable's array and a variable's
+/// comma-separated text; a table the same from TOML and from `key=value` pairs.
+#[test]
+fn an_array_and_a_comma_text_give_the_same_list() {
+    use keyroute_core::{Environment, KeyType};
+    let from_file = Config::from_toml_str(
+        "[apikey]\nkey_types = [\"secret\", \"publishable\"]\n\
+         type_prefixes = { secret = \"sk\", publishable = \"pk\" }\n\
+         [resolver]\naccept_environments = [\"test\"]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+         [routing]\ntable = { live = \"LiveDb\", test = \"TestDb\" }\n",
+    )
+    .unwrap();
+    let texts = Config::from_env_vars([
+        ("KEYROUTE_APIKEY_KEY_TYPES", "secret, publishable"),
+        ("KEYROUTE_APIKEY_TYPE_PREFIXES", "secret=sk,publishable=pk"),
+        ("KEYROUTE_RESOLVER_ACCEPT_ENVIRONMENTS", "test"),
+        ("KEYROUTE_RESOLVER_TRUSTED_PROXIES", "10.0.0.0/8,::1"),
+        ("KEYROUTE_ROUTING_TABLE", "live=LiveDb, test=TestDb"),
+    ])
+    .unwrap();
+    let arrays = Config::from_env_vars([
+        ("KEYROUTE_APIKEY_KEY_TYPES", r#"["secret", "publishable"]"#),
+        (
+            "KEYROUTE_APIKEY_TYPE_PREFIXES",
+            r#"{ secret = "sk", publishable = "pk" }"#,
+        ),
+        ("KEYROUTE_RESOLVER_ACCEPT_ENVIRONMENTS", r#"["test"]"#),
+        (
+            "KEYROUTE_RESOLVER_TRUSTED_PROXIES",
+            r#"["10.0.0.0/8", "::1"]"#,
+        ),
+        (
+            "KEYROUTE_ROUTING_TABLE",
+            r#"{ live = "LiveDb", test = "TestDb" }"#,
+        ),
+    ])
+    .unwrap();
+    for config in [&from_file, &texts, &arrays] {
+        assert_eq!(
+            config.apikey.key_types,
+            [KeyType::SECRET, KeyType::PUBLISHABLE]
+        );
+        assert_eq!(config.apikey.type_prefixes.len(), 2);
+        assert_eq!(
+            config.resolver.accept_environments.as_deref(),
+            Some(&[Environment::TEST][..])
+        );
+        let proxies: Vec<String> = config
+            .resolver
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(config.router.routing.table["test"], "TestDb");
+    }
+}
+
+/// A variable overrides the file's value of its option and nothing else.
+#[test]
+fn a_variable_overlays_a_file_value() {
+    let config = Config::from_sources(
+        "[pools]\nmax_size = 4\nmax_pools = 8\n[connections]\nlive = \"file.db\"\ntest = \"test.db\"\n",
+        [
+            ("KEYROUTE_POOLS_MAX_SIZE", "6"),
+            ("KEYROUTE_DB_LIVE", "env.db"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.router.pools.settings.max_size, 6);
+    assert_eq!(config.router.pools.max_pools, 8);
+    assert_eq!(config.router.connections["live"].expose_secret(), "env.db");
+    assert_eq!(config.router.connections["test"].expose_secret(), "test.db");
+}
+
+/// A value of the wrong kind is refused naming its section and option, wherever the
+/// option is declared (the pool crate's `max_size` beside the router's `max_pools`,
+/// JWT options beside the service's).
+#[test]
+fn a_wrong_type_names_section_and_option() {
+    let cases = [
+        ("[pools]\nmax_size = \"many\"", "pools", "max_size"),
+        ("[pools]\nmax_pools = \"many\"", "pools", "max_pools"),
+        ("[pools]\ncheck = 1", "pools", "check"),
+        ("[apikey]\ninit_schema = \"yes\"", "apikey", "init_schema"),
+        ("[apikey]\nenvironments = 3", "apikey", "environments"),
+        (
+            "[resolver]\ncache_capacity = true",
+            "resolver",
+            "cache_capacity",
+        ),
+        ("[routing]\ntable = 3", "routing", "table"),
+        ("[connections]\nlive = 3", "connections", "live"),
+        ("[store]\nurl = false", "store", "url"),
+        #[cfg(feature = "jwt")]
+        ("[jwt]\nleeway = 5", "jwt", "leeway"),
+        #[cfg(feature = "jwt")]
+        (
+            "[jwt]\nexchange_lifetime = true",
+            "jwt",
+            "exchange_lifetime",
+        ),
+        #[cfg(feature = "jwt")]
+        ("[jwt]\nenabled = \"on\"", "jwt", "enabled"),
+        ("apikey = 3", "apikey", ""),
+    ];
+    for (document, section, option) in cases {
+        let error = Config::from_toml_str(document).unwrap_err();
+        assert_eq!(
+            error.kind,
+            keyroute_core::ConfigErrorKind::Invalid,
+            "{document}"
+        );
+        assert_eq!(
+            (error.section.as_str(), error.option.as_str()),
+            (section, option),
+            "{document}: {error}"
+        );
+    }
+}
+
+/// An unknown option or section is refused listing the valid names, whichever
+/// crate declares them.
+#[test]
+fn an_unknown_option_lists_the_valid_ones() {
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "[pools]\nmax_sise = 4",
+            "pools",
+            "max_sise",
+            &["max_size", "connection_budget", "check"],
+        ),
+        (
+            "[apikey]\nkeysize = 32",
+            "apikey",
+            "keysize",
+            &["key_size_bytes", "environments"],
+        ),
+        (
+            "[routing]\ntemplates = \"{env}\"",
+            "routing",
+            "templates",
+            &["template", "table", "anonymous"],
+        ),
+        #[cfg(feature = "jwt")]
+        (
+            "[jwt]\nlifetime = \"1h\"",
+            "jwt",
+            "lifetime",
+            &["exchange_lifetime", "private_key_file", "enabled"],
+        ),
+        (
+            "[pool]\nmax_size = 4",
+            "pool",
+            "",
+            &["apikey", "connections", "pools", "routing", "jwt"],
+        ),
+    ];
+    for (document, section, option, listed) in cases {
+        let error = Config::from_toml_str(document).unwrap_err();
+        assert_eq!(
+            error.kind,
+            keyroute_core::ConfigErrorKind::Unknown,
+            "{document}"
+        );
+        assert_eq!(
+            (error.section.as_str(), error.option.as_str()),
+            (*section, *option)
+        );
+        for name in *listed {
+            assert!(
+                error.reason.contains(name),
+                "{document}: lists {name}: {error}"
+            );
+        }
+    }
+    let error = Config::from_env_vars([("KEYROUTE_POOLS_MAX_SISE", "4")]).unwrap_err();
+    assert_eq!(
+        (error.section.as_str(), error.option.as_str()),
+        ("pools", "max_sise")
+    );
+    assert!(error.reason.contains("max_size"), "{error}");
+    assert!(error.reason.contains("KEYROUTE_POOLS_MAX_SISE"), "{error}");
+}
+
+/// A secret given to the wrong variable is never echoed, whatever refuses it (a
+/// number, a boolean, a name, an address range, a duration, a choice, a prefix); the
+/// error names the variable instead. The old text parsers quoted the value.
+#[test]
+fn a_secret_in_a_bad_variable_value_is_not_echoed() {
+    let secret = "postgres://app:hunter2@db/live";
+    let cases = [
+        ("KEYROUTE_POOLS_MAX_SIZE", secret.to_owned()),
+        ("KEYROUTE_POOLS_CHECK", secret.to_owned()),
+        ("KEYROUTE_APIKEY_ENVIRONMENTS", secret.to_owned()),
+        ("KEYROUTE_APIKEY_EXPIRE_KEYS_AFTER", secret.to_owned()),
+        ("KEYROUTE_APIKEY_TYPE_PREFIXES", format!("secret={secret}")),
+        (
+            "KEYROUTE_RESOLVER_TRUST_FORWARDED_PROTO",
+            "hunter2".to_owned(),
+        ),
+        (
+            "KEYROUTE_RESOLVER_TRUSTED_PROXIES",
+            "hunter2-secret".to_owned(),
+        ),
+        ("KEYROUTE_RESOLVER_API_KEY_HEADER", "x hunter2".to_owned()),
+        #[cfg(feature = "jwt")]
+        ("KEYROUTE_JWT_ALGORITHM", "hunter2".to_owned()),
+        #[cfg(feature = "jwt")]
+        ("KEYROUTE_JWT_MAX_TOKEN_BYTES", "hunter2".to_owned()),
+    ];
+    for (variable, value) in cases {
+        let error = Config::from_env_vars([(variable, value.as_str())]).unwrap_err();
+        let text = shown(&error);
+        assert!(!text.contains("hunter2"), "{variable}: {text}");
+        assert!(error.reason.contains(variable), "{variable}: {text}");
+    }
+}
+
+/// The README's configuration block parses, documents every option of every section
+/// and no option that does not exist; each option it shows commented out parses
+/// too; its `[apikey]` options table lists the same options.
+#[cfg(feature = "jwt")]
+#[test]
+fn the_readme_documents_every_option() {
+    use keyroute_core::config::option_names;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("## Configuration").unwrap()..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    Config::from_toml_str(block).unwrap();
+
+    let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in block.lines() {
+        if let Some(header) = line.strip_prefix('[') {
+            current = header.split(']').next().unwrap().to_owned();
+            documented.entry(current.clone()).or_default();
+            continue;
+        }
+        let uncommented = line.strip_prefix("# ").unwrap_or(line);
+        let Some((name, _)) = uncommented.split_once('=') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            continue;
+        }
+        documented
+            .entry(current.clone())
+            .or_default()
+            .insert(name.to_owned());
+        if uncommented.len() < line.len() {
+            let alone = block.replacen(line, uncommented, 1);
+            Config::from_toml_str(&alone).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+    }
+
+    let defaults = Config::default();
+    let sections = option_names(&defaults, &[]);
+    assert_eq!(
+        documented.keys().collect::<BTreeSet<_>>(),
+        sections.iter().collect::<BTreeSet<_>>()
+    );
+    for section in &sections {
+        if section == "connections" {
+            continue; // its options are the connections' names
+        }
+        let options: BTreeSet<String> = option_names(&defaults, &[section]).into_iter().collect();
+        assert_eq!(documented[section], options, "[{section}]");
+    }
+
+    let table = &readme[readme.find("## Options").unwrap()..];
+    let listed: BTreeSet<String> = table
+        .lines()
+        .take_while(|line| !line.starts_with("Hooks"))
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    let apikey: BTreeSet<String> = option_names(&defaults.apikey, &[]).into_iter().collect();
+    assert_eq!(listed, apikey);
 }

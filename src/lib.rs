@@ -69,8 +69,6 @@ mod builder;
 mod config;
 mod error;
 mod handle;
-#[cfg(feature = "jwt")]
-mod jwt_config;
 
 pub use builder::KeyrouteBuilder;
 pub use config::Config;
@@ -100,7 +98,7 @@ pub mod auth {
         AuthMethod, Credential, CredentialError, CredentialExtractor, CredentialSource, JwtError,
         TokenVerifier, looks_like_jwt,
     };
-    pub use keyroute_router::{KeyResolver, ResolverBuilder, ResolverConfig};
+    pub use keyroute_router::{KeyResolver, ResolverBuilder};
 }
 
 /// The connection router: named pools, routing policies, the gateway (resolver and
@@ -108,7 +106,7 @@ pub mod auth {
 pub mod routing {
     pub use keyroute_router::{
         ByEnvironment, ConnectionRouter, ConnectionSchema, Gateway, RouteTable, RoutedConnection,
-        RouterBuilder, RouterConfig, RoutingPolicy, SchemaDrift, SchemaReport, Template,
+        RouterBuilder, RoutingPolicy, SchemaDrift, SchemaReport, Template,
     };
 }
 
@@ -162,10 +160,11 @@ pub mod clock {
 /// The sections of the configuration, one type each; [`Config`](crate::Config) holds
 /// them all.
 pub mod sections {
-    pub use crate::config::{SECTIONS, StoreConfig};
-    #[cfg(feature = "jwt")]
-    pub use crate::jwt_config::JwtSection;
+    pub use crate::config::StoreConfig;
     pub use keyroute_core::ConfigErrorKind;
+    #[cfg(feature = "jwt")]
+    pub use keyroute_jwt::JwtSection;
+    pub use keyroute_router::{PoolsConfig, ResolverConfig, RouterConfig, RoutingConfig};
 }
 
 /// axum and tower (`keyroute-axum`): extractors, an authenticating layer, RFC 9457

@@ -10,7 +10,7 @@ fuzz_target!(|input: &str| {
         assert!(config.validate().is_ok(), "a loaded configuration validates");
     }
     let vars = input.lines().filter_map(|line| line.split_once('='));
-    if let Ok(config) = Config::default().apply_env_vars(vars) {
+    if let Ok(config) = Config::from_env_vars(vars) {
         assert!(config.validate().is_ok(), "a loaded configuration validates");
     }
 });

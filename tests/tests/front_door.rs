@@ -173,9 +173,7 @@ fn a_bad_environment_variable_is_named() {
             "exchange_lifetime",
         ),
     ] {
-        let e = Config::default()
-            .apply_env_vars([(var, value)])
-            .unwrap_err();
+        let e = Config::from_env_vars([(var, value)]).unwrap_err();
         assert_eq!(
             (e.section.as_str(), e.option.as_str()),
             (section, option),
@@ -184,9 +182,7 @@ fn a_bad_environment_variable_is_named() {
         assert!(e.to_string().contains(var), "{e}");
     }
     // Variables of sections keyroute does not read are left alone.
-    Config::default()
-        .apply_env_vars([("KEYROUTE_POSTGRES_IMAGE", "postgres"), ("HOME", "/root")])
-        .unwrap();
+    Config::from_env_vars([("KEYROUTE_POSTGRES_IMAGE", "postgres"), ("HOME", "/root")]).unwrap();
 }
 
 /// A TOML file and environment variables set the `[apikey]` options the same way.
@@ -203,16 +199,15 @@ fn toml_and_environment_agree_on_key_options() {
         "#,
     )
     .unwrap();
-    let from_env = Config::default()
-        .apply_env_vars([
-            ("KEYROUTE_APIKEY_KEY_TYPES", "secret, publishable"),
-            ("KEYROUTE_APIKEY_KEY_SIZE_BYTES", "32"),
-            ("KEYROUTE_APIKEY_SESSION_CACHE_DURATION", "10m"),
-            ("KEYROUTE_APIKEY_REQUIRE_SECURE_CONNECTION", "false"),
-            ("KEYROUTE_APIKEY_TYPE_PREFIXES", "secret=sk,publishable=pk"),
-            ("PATH", "/usr/bin"),
-        ])
-        .unwrap();
+    let from_env = Config::from_env_vars([
+        ("KEYROUTE_APIKEY_KEY_TYPES", "secret, publishable"),
+        ("KEYROUTE_APIKEY_KEY_SIZE_BYTES", "32"),
+        ("KEYROUTE_APIKEY_SESSION_CACHE_DURATION", "10m"),
+        ("KEYROUTE_APIKEY_REQUIRE_SECURE_CONNECTION", "false"),
+        ("KEYROUTE_APIKEY_TYPE_PREFIXES", "secret=sk,publishable=pk"),
+        ("PATH", "/usr/bin"),
+    ])
+    .unwrap();
     for config in [&from_toml, &from_env] {
         let o = &config.apikey;
         assert_eq!(o.key_types, [KeyType::SECRET, KeyType::PUBLISHABLE]);
@@ -234,7 +229,7 @@ fn resolver_options_are_reachable_from_the_file() {
     assert_eq!(config.resolver.negative_cache_ttl, Duration::from_secs(5));
     assert_eq!(config.resolver.api_key_header.as_deref(), Some("x-key"));
     assert_eq!(
-        config.router.pool.connection_timeout,
+        config.router.pools.settings.connection_timeout,
         Duration::from_millis(250)
     );
 }
@@ -419,12 +414,11 @@ fn feed_options_from_every_source() {
         "[resolver]\nfeed_poll_interval = \"100ms\"\nfeed_retention = \"2h\"",
     )
     .unwrap();
-    let from_env = Config::default()
-        .apply_env_vars([
-            ("KEYROUTE_RESOLVER_FEED_POLL_INTERVAL", "100ms"),
-            ("KEYROUTE_RESOLVER_FEED_RETENTION", "2h"),
-        ])
-        .unwrap();
+    let from_env = Config::from_env_vars([
+        ("KEYROUTE_RESOLVER_FEED_POLL_INTERVAL", "100ms"),
+        ("KEYROUTE_RESOLVER_FEED_RETENTION", "2h"),
+    ])
+    .unwrap();
     let mut in_code = Config::default();
     in_code.resolver.set("feed_poll_interval", "100ms").unwrap();
     in_code.resolver.set("feed_retention", "2h").unwrap();

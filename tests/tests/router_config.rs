@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use keyroute::auth::{AuthMethod, KeyResolver};
 use keyroute::keys::{KeyOptions, KeyService, Tenant};
-use keyroute::routing::{Gateway, RouterConfig};
+use keyroute::routing::Gateway;
+use keyroute::sections::RouterConfig;
 use keyroute::store::{MemoryStore, Sqlite};
 use keyroute::{Config, ConfigError, Environment, IncomingRequest, NewUser, Principal, RouteError};
 
@@ -20,7 +21,7 @@ fn from_toml(toml: &str) -> Result<RouterConfig, ConfigError> {
 fn from_env<'a>(
     vars: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<RouterConfig, ConfigError> {
-    Config::default().apply_env_vars(vars).map(|c| c.router)
+    Config::from_env_vars(vars).map(|c| c.router)
 }
 
 /// Headers carrying `key` as a bearer token.
@@ -275,11 +276,23 @@ fn fast_failure_settings_are_configurable() {
         "[pools]\nconnect_timeout = \"1s\"\nretry_backoff = \"100ms\"\nretry_backoff_max = \"2s\"",
     )
     .unwrap();
-    assert_eq!(config.pool.connect_timeout, Duration::from_secs(1));
-    assert_eq!(config.pool.retry_backoff, Duration::from_millis(100));
-    assert_eq!(config.pool.retry_backoff_max, Duration::from_secs(2));
+    assert_eq!(
+        config.pools.settings.connect_timeout,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        config.pools.settings.retry_backoff,
+        Duration::from_millis(100)
+    );
+    assert_eq!(
+        config.pools.settings.retry_backoff_max,
+        Duration::from_secs(2)
+    );
     let config = from_env([("KEYROUTE_POOLS_RETRY_BACKOFF", "50ms")]).unwrap();
-    assert_eq!(config.pool.retry_backoff, Duration::from_millis(50));
+    assert_eq!(
+        config.pools.settings.retry_backoff,
+        Duration::from_millis(50)
+    );
     let err = from_toml("[pools]\nretry_backoff = \"soon\"").unwrap_err();
     assert!(err.to_string().contains("retry_backoff"), "{err}");
 }

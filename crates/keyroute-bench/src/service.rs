@@ -146,7 +146,7 @@ pub async fn start<B: BenchDb>(
         })
         .collect::<Result<Vec<_>, BenchError>>()?;
 
-    let lookup = DbPool::<B>::connect(live, config.router.pool.clone())
+    let lookup = DbPool::<B>::connect(live, config.router.pools.settings.clone())
         .await
         .map_err(|e| fail(format!("opening the naive lookup pool: {e}")))?;
     let resolver_with =
@@ -264,7 +264,7 @@ fn describe<B: Backend>(config: &Config, keyroute: &Keyroute<B>, lookup: &DbPool
     let _ = write!(
         out,
         "\npools: {} connections each (live, test, keyroute's store, the naive lookup); checkout check: routed {routed}, naive lookup {:?}",
-        config.router.pool.max_size,
+        config.router.pools.settings.max_size,
         lookup.settings().recycling_check,
     );
     out

@@ -1,20 +1,33 @@
-//! [`ConfigError`] and the one parser behind every keyroute option.
+//! [`ConfigError`], and the one reader behind every keyroute option.
 //!
-//! keyroute is configured from code, from one TOML file and from `KEYROUTE_<SECTION>_<OPTION>`
-//! environment variables. Whatever the source, an option's value goes through the same
-//! text parser here, so a bad value is the same [`ConfigError`] naming the section and
-//! the option wherever it came from. TOML values are first rendered to that text form
-//! ([`toml_text`]): lists become comma-separated, tables `key=value` pairs.
+//! keyroute is configured from code, from one TOML file and from
+//! `KEYROUTE_<SECTION>_<OPTION>` environment variables. Each section is a serde struct
+//! owned by the crate whose options they are (`[apikey]` is [`KeyOptions`](crate::KeyOptions)),
+//! with `#[serde(deny_unknown_fields, default)]`: its fields are the only list of its
+//! options. A [`Document`] holds the file's tables with the variables laid over them
+//! and reads them in one deserialization, so a value from the file, a variable or code
+//! ([`set_option`]) goes through the same code and a bad one is the same
+//! [`ConfigError`] naming the section and option.
+//!
+//! How a variable's text is read: an option that takes text (a URL, a path, a secret)
+//! takes it as it is, commas and all; any other option reads it as a TOML value when it
+//! is one (`4`, `true`, `["secret", "publishable"]`, `"quoted"`), else as text. Lists
+//! and maps also take comma-separated text ([`list`], [`map`]); durations are humantime
+//! text ([`duration`], [`optional_duration`]). Errors never quote a value: one given to
+//! the wrong option may be a password.
 
 use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::name::NameError;
-
+mod de;
+mod document;
+mod fields;
 mod syntax;
+
+pub use document::{Document, option_names, set_option};
+pub use fields::{duration, list, map, optional_duration, optional_list};
 
 /// What kind of mistake a [`ConfigError`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,133 +233,4 @@ pub fn check_duration(section: &str, option: &str, value: Duration) -> Result<()
         ));
     }
     Ok(())
-}
-
-/// Splits a comma-separated list, dropping empty items.
-pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
-/// Parses a comma-separated list of names.
-///
-/// # Errors
-/// [`ConfigError`] naming the option and the first invalid name.
-pub fn parse_list<T>(
-    section: &str,
-    option: &str,
-    value: &str,
-    parse: impl Fn(&str) -> Result<T, NameError>,
-) -> Result<Vec<T>, ConfigError> {
-    split_list(value)
-        .map(|item| parse(item).map_err(|e| ConfigError::invalid(section, option, e)))
-        .collect()
-}
-
-/// Parses `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
-///
-/// # Errors
-/// [`ConfigError`] naming the option.
-pub fn parse_bool(section: &str, option: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::invalid(
-            section,
-            option,
-            format_args!("{value:?} is not true or false"),
-        )),
-    }
-}
-
-/// Parses a whole number.
-///
-/// # Errors
-/// [`ConfigError`] naming the option.
-pub fn parse_number<T: FromStr>(
-    section: &str,
-    option: &str,
-    value: &str,
-) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| {
-        ConfigError::invalid(
-            section,
-            option,
-            format_args!("{value:?} is not a whole number in range"),
-        )
-    })
-}
-
-/// Parses an optional duration (`10m`, `12h`, `90days`; `none` or empty for none),
-/// checked with [`check_duration`].
-///
-/// # Errors
-/// [`ConfigError`] naming the option.
-pub fn parse_duration(
-    section: &str,
-    option: &str,
-    value: &str,
-) -> Result<Option<Duration>, ConfigError> {
-    let value = value.trim();
-    if value.is_empty() || value.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    let duration = humantime::parse_duration(value).map_err(|e| {
-        ConfigError::invalid(
-            section,
-            option,
-            format_args!("{e}; expected e.g. 10m, 12h, 90days or none"),
-        )
-    })?;
-    check_duration(section, option, duration)?;
-    Ok(Some(duration))
-}
-
-/// Parses a required duration (as [`parse_duration`], `none` refused).
-///
-/// # Errors
-/// [`ConfigError`] naming the option.
-pub fn parse_required_duration(
-    section: &str,
-    option: &str,
-    value: &str,
-) -> Result<Duration, ConfigError> {
-    parse_duration(section, option, value)?.ok_or_else(|| {
-        ConfigError::invalid(section, option, "a duration is required, e.g. 30s or 5m")
-    })
-}
-
-/// Renders a TOML value in the text form the parsers read: scalars as they are, arrays
-/// comma-separated, tables as `key=value` pairs.
-///
-/// # Errors
-/// [`ConfigError`] for nested arrays and tables, which no option takes.
-pub fn toml_text(section: &str, option: &str, value: &toml::Value) -> Result<String, ConfigError> {
-    use toml::Value;
-    let scalar = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Integer(i) => Some(i.to_string()),
-        Value::Boolean(b) => Some(b.to_string()),
-        Value::Float(f) => Some(f.to_string()),
-        _ => None,
-    };
-    let text = match value {
-        Value::Array(items) => items
-            .iter()
-            .map(scalar)
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.join(",")),
-        Value::Table(table) => table
-            .iter()
-            .map(|(k, v)| scalar(v).map(|v| format!("{k}={v}")))
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.join(",")),
-        other => scalar(other),
-    };
-    text.ok_or_else(|| {
-        ConfigError::invalid(
-            section,
-            option,
-            "expected a string, number, boolean, or an array or table of them",
-        )
-    })
 }

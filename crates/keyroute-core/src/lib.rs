@@ -22,7 +22,7 @@
 //! | `principal` | [`Principal`]: the resolved caller |
 //! | `authority` | who may do what with keys: [`Actor`], [`Denied`] |
 //! | `options` | [`KeyOptions`]: the `[apikey]` section |
-//! | [`config`] | [`ConfigError`] and the one parser behind every option of every section |
+//! | [`config`] | [`ConfigError`] and the one reader (serde) behind every option of every section |
 //! | `store` | the traits backends implement: [`ApiKeyStore`], [`UserStore`] |
 //! | `feed` | the change feed between instances: [`ChangeFeed`], [`FeedListener`], [`FeedGate`] |
 //! | `service` | [`KeyService`]: register, issue, list, revoke, regenerate, backfill |

@@ -14,19 +14,20 @@
 //!
 //! Options are set in code, or by keyroute's one configuration (the facade's `Config`)
 //! from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
-//! environment variables. Every source goes through [`KeyOptions::set`], one parser
-//! per option, so an invalid value is the same [`ConfigError`] naming the option
-//! wherever it came from. Lists are comma-separated in variables
-//! (`KEYROUTE_APIKEY_KEY_TYPES=secret,publishable`) and arrays in TOML.
+//! environment variables. `KeyOptions` is that section's serde struct: its fields are
+//! the options, and every source reads them through the same deserializer (see
+//! [`config`](crate::config)), so an invalid value is the same [`ConfigError`] naming
+//! the option wherever it came from. Lists are arrays in TOML and arrays or
+//! comma-separated text in variables (`KEYROUTE_APIKEY_KEY_TYPES=secret,publishable`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{
-    ConfigError, check_duration, parse_bool, parse_duration, parse_list, parse_number, split_list,
-};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, check_duration};
 use crate::model::ApiKey;
 use crate::name::{Environment, KeyType};
 use crate::secret::PlaintextKey;
@@ -35,19 +36,6 @@ use crate::token::{GenerateError, MAX_KEY_BYTES, MIN_KEY_BYTES, TokenFormat};
 /// The configuration section these options are read from: `[apikey]`, and
 /// `KEYROUTE_APIKEY_<OPTION>` variables.
 pub(crate) const SECTION: &str = "apikey";
-
-/// The options of the `[apikey]` section, as [`KeyOptions::set`] names them.
-pub(crate) const OPTIONS: &[&str] = &[
-    "environments",
-    "key_types",
-    "type_prefixes",
-    "key_size_bytes",
-    "expire_keys_after",
-    "require_secure_connection",
-    "init_schema",
-    "session_cache_duration",
-    "max_keys_per_user",
-];
 
 fn invalid(option: &str, reason: impl fmt::Display) -> ConfigError {
     ConfigError::invalid(SECTION, option, reason)
@@ -90,19 +78,25 @@ where
 /// metadata. It may not change the key's id, hash, type or environment.
 pub type CreateKeyHook = Arc<dyn Fn(&mut ApiKey) + Send + Sync>;
 
-/// How keys are made and checked. See the [module docs](self) for the table of options.
-#[derive(Clone)]
+/// How keys are made and checked: the `[apikey]` section. See the [module docs](self)
+/// for the table of options.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct KeyOptions {
     /// Environments keys are issued for. Default `live`, `test`.
+    #[serde(with = "crate::config::list")]
     pub environments: Vec<Environment>,
     /// Types of key each user gets on registration. Default `secret`.
+    #[serde(with = "crate::config::list")]
     pub key_types: Vec<KeyType>,
     /// The token prefix of each type. Default `secret=sk`, `publishable=pk`, `restricted=rk`.
+    #[serde(with = "crate::config::map")]
     pub type_prefixes: BTreeMap<KeyType, String>,
     /// Random bytes per key. Default 24 (32 characters), at least 16.
     pub key_size_bytes: usize,
     /// Lifetime of new keys. Default none: keys do not expire.
+    #[serde(with = "crate::config::optional_duration")]
     pub expire_keys_after: Option<Duration>,
     /// Refuse keys presented over plain HTTP. Default true.
     pub require_secure_connection: bool,
@@ -119,13 +113,16 @@ pub struct KeyOptions {
     /// event were ever lost in a way the feed could not detect, and it lets an
     /// expired or edited row be re-read now and then. Five minutes keeps the
     /// backstop short while a busy key still costs one lookup per five minutes.
+    #[serde(with = "crate::config::optional_duration")]
     pub session_cache_duration: Option<Duration>,
     /// The most working keys one user may hold at once (issued, or kept working by a
     /// roll's grace period), so one caller cannot fill the store. Default 100.
     pub max_keys_per_user: usize,
-    /// Replaces keyroute's key generator.
+    /// Replaces keyroute's key generator. Code only, not configuration.
+    #[serde(skip)]
     pub generate_key: Option<Arc<dyn KeyGenerator>>,
-    /// Run on every new key before it is stored.
+    /// Run on every new key before it is stored. Code only, not configuration.
+    #[serde(skip)]
     pub on_create_key: Option<CreateKeyHook>,
 }
 
@@ -176,8 +173,10 @@ impl fmt::Debug for KeyOptions {
 }
 
 impl KeyOptions {
-    /// Sets one option of the `[apikey]` section from its text form, the one parser
-    /// behind every source (code, the TOML file, `KEYROUTE_APIKEY_*` variables).
+    /// Sets one option of the `[apikey]` section from text, as the variable
+    /// `KEYROUTE_APIKEY_<OPTION>` would: a thin wrapper over the deserializer every
+    /// source goes through ([`set_option`](crate::config::set_option)). The hooks are
+    /// kept.
     ///
     /// Checks the value alone; options that depend on each other (a key type and its
     /// prefix) are checked by [`validate`](Self::validate), which every loader runs once
@@ -186,39 +185,10 @@ impl KeyOptions {
     /// # Errors
     /// [`ConfigError`] naming the option: unknown, or an invalid value.
     pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
-        let value = value.trim();
-        match option {
-            "environments" => {
-                self.environments = parse_list(SECTION, option, value, Environment::new)?
-            }
-            "key_types" => self.key_types = parse_list(SECTION, option, value, KeyType::new)?,
-            "type_prefixes" => {
-                self.type_prefixes = split_list(value)
-                    .map(|pair| {
-                        let (t, p) = pair.split_once('=').ok_or_else(|| {
-                            invalid(option, "expected type=prefix pairs, e.g. secret=sk")
-                        })?;
-                        let t = KeyType::new(t.trim()).map_err(|e| invalid(option, e))?;
-                        Ok((t, p.trim().to_owned()))
-                    })
-                    .collect::<Result<_, ConfigError>>()?;
-            }
-            "key_size_bytes" => {
-                self.key_size_bytes = parse_number(SECTION, option, value)?;
-            }
-            "expire_keys_after" => self.expire_keys_after = parse_duration(SECTION, option, value)?,
-            "session_cache_duration" => {
-                self.session_cache_duration = parse_duration(SECTION, option, value)?
-            }
-            "require_secure_connection" => {
-                self.require_secure_connection = parse_bool(SECTION, option, value)?
-            }
-            "init_schema" => self.init_schema = parse_bool(SECTION, option, value)?,
-            "max_keys_per_user" => {
-                self.max_keys_per_user = parse_number(SECTION, option, value)?;
-            }
-            other => return Err(ConfigError::unknown(SECTION, other, OPTIONS)),
-        }
+        let mut updated = crate::config::set_option(SECTION, self, option, value)?;
+        updated.generate_key = self.generate_key.take();
+        updated.on_create_key = self.on_create_key.take();
+        *self = updated;
         Ok(())
     }
 

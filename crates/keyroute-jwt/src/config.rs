@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use keyroute_core::Environment;
 use keyroute_core::config::check_duration;
+use serde::{Deserialize, Serialize};
 
 use crate::error::JwtServiceError;
 
@@ -28,21 +29,29 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// | `deny_cache_ttl` | 10 seconds | how long a deny-list answer is trusted; zero disables the cache |
 /// | `deny_cache_capacity` | 100 000 | most ids the deny cache holds |
 ///
-/// Build it with `Default` and the `with_*` methods, or set the public fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Build it with `Default` and the `with_*` methods, or set the public fields. Every
+/// option but `environments` (always `[apikey]`'s) is also an option of the `[jwt]`
+/// section ([`JwtSection`](crate::JwtSection)), under the field's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct JwtConfig {
     /// The `iss` written into tokens and required of them.
     pub issuer: Option<String>,
     /// The `aud` written into tokens and required of them.
     pub audience: Option<String>,
-    /// The environments tokens may carry; any other `env` is an invalid claim.
+    /// The environments tokens may carry; any other `env` is an invalid claim. Not
+    /// an option of `[jwt]`: the front door sets it to `[apikey] environments`.
+    #[serde(skip)]
     pub environments: Vec<Environment>,
     /// How long a token exchanged for an API key lives (capped at the key's own expiry).
+    #[serde(with = "keyroute_core::config::duration")]
     pub exchange_lifetime: Duration,
     /// How long a session token lives unless the request says otherwise.
+    #[serde(with = "keyroute_core::config::duration")]
     pub session_lifetime: Duration,
     /// Tolerated clock difference when checking `exp` and `nbf`.
+    #[serde(with = "keyroute_core::config::duration")]
     pub leeway: Duration,
     /// Tokens longer than this are refused with `TooLong` before any work.
     pub max_token_bytes: usize,
@@ -52,6 +61,7 @@ pub struct JwtConfig {
     pub check_deny_list: bool,
     /// How long a deny-list answer is cached. Other instances see a revocation within
     /// this time; the revoking instance sees it at once. Zero: ask the store every time.
+    #[serde(with = "keyroute_core::config::duration")]
     pub deny_cache_ttl: Duration,
     /// The most ids the deny cache holds.
     pub deny_cache_capacity: u64,

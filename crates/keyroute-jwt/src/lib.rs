@@ -10,6 +10,7 @@
 //! | [`key`] | [`SigningKey`], [`VerificationKey`], [`JwtAlgorithm`]: keys named by `kid`, each pinned to one algorithm |
 //! | [`claims`] | the claim names, [`TokenKind`], [`ScopeFormat`] (flat or structured scopes) |
 //! | [`config`] | [`JwtConfig`]: lifetimes, issuer, audience, environments, leeway, deny cache |
+//! | [`section`] | [`JwtSection`]: the `[jwt]` section of keyroute's configuration, and the signing key it names |
 //! | [`service`] | [`JwtService`]: issue (exchange, key, session), verify, rotate keys |
 //! | [`deny`] | the deny-list check and its cache, [`RevocationListener`] |
 //! | [`error`] | [`JwtServiceError`] for loading keys and issuing; rejections are core's [`JwtError`](keyroute_core::JwtError) |
@@ -133,6 +134,7 @@ mod config;
 mod deny;
 mod error;
 mod key;
+mod section;
 mod service;
 
 pub use claims::{ScopeFormat, TokenKind};
@@ -140,6 +142,7 @@ pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
 pub use deny::{DenyFeed, RevocationListener};
 pub use error::JwtServiceError;
 pub use key::{JwtAlgorithm, SigningKey, VerificationKey};
+pub use section::JwtSection;
 pub use service::{
     IssuedJwtKey, IssuedToken, JwtKeyRequest, JwtService, JwtServiceBuilder, SessionRequest,
     VerifiedToken,

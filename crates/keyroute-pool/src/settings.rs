@@ -1,6 +1,10 @@
-//! How big the pool is, how long it waits, and what it checks on checkout.
+//! How big the pool is, how long it waits, and what it checks on checkout: the
+//! options of the `[pools]` section that each pool takes (the router adds its own
+//! bounds on all pools together).
 
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 /// How pooled connections are checked when taken from the pool.
 ///
@@ -10,7 +14,8 @@ use std::time::Duration;
 /// uses [`Fast`](Self::Fast): its database is a file opened in-process, so a
 /// `SELECT 1` can find nothing wrong and only costs a hop to a blocking thread
 /// (24-45 us against 0.25 us per checkout, measured on the lookup benchmark).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum RecyclingCheck {
     /// The backend's choice: `Verified` for PostgreSQL and MySQL, `Fast` for SQLite.
@@ -34,8 +39,11 @@ impl RecyclingCheck {
     }
 }
 
-/// Pool settings. Build them from [`PoolSettings::default`] and change fields.
-#[derive(Debug, Clone)]
+/// Pool settings. Build them from [`PoolSettings::default`] and change fields, or read
+/// them from the `[pools]` section of keyroute's configuration (a field's name is its
+/// option's, `recycling_check` is `check`; durations are text such as `5s`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct PoolSettings {
     /// Most connections open at once. Default 10.
@@ -44,22 +52,30 @@ pub struct PoolSettings {
     pub min_idle: Option<u32>,
     /// How long to wait for a connection before giving up. Default 5 s: a request
     /// should fail fast, with the cause, rather than hang.
+    #[serde(with = "keyroute_core::config::duration")]
     pub connection_timeout: Duration,
     /// Idle connections are closed after this long. Default 10 minutes.
+    #[serde(with = "keyroute_core::config::optional_duration")]
     pub idle_timeout: Option<Duration>,
     /// Connections are replaced after this long. Default 30 minutes.
+    #[serde(with = "keyroute_core::config::optional_duration")]
     pub max_lifetime: Option<Duration>,
-    /// The check run on checkout. Default [`RecyclingCheck::Auto`]: `Verified` for
-    /// PostgreSQL and MySQL, `Fast` for SQLite (see [`RecyclingCheck`] for why).
+    /// The check run on checkout (`auto`, `fast` or `verified`). Default
+    /// [`RecyclingCheck::Auto`]: `Verified` for PostgreSQL and MySQL, `Fast` for SQLite
+    /// (see [`RecyclingCheck`] for why).
+    #[serde(rename = "check")]
     pub recycling_check: RecyclingCheck,
     /// How long opening one connection (TCP, TLS, authentication) may take. Default
     /// 2 s: a host that drops packets fails the request after this, not after the
     /// whole `connection_timeout`, and opens the circuit breaker.
+    #[serde(with = "keyroute_core::config::duration")]
     pub connect_timeout: Duration,
     /// After a failed connect, checkouts fail at once (`Unavailable`, with the cause)
     /// for this long before one probe tries again. Default 250 ms.
+    #[serde(with = "keyroute_core::config::duration")]
     pub retry_backoff: Duration,
     /// The window doubles after each failed probe, up to this. Default 5 s.
+    #[serde(with = "keyroute_core::config::duration")]
     pub retry_backoff_max: Duration,
 }
 

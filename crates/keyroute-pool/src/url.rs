@@ -146,6 +146,25 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Written with its passwords masked: a serialized configuration may be shown, and
+/// never reads back a password.
+impl serde::Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.masked())
+    }
+}
+
+/// Read from text, whose scheme must name a database keyroute knows: a misspelt
+/// `postgress://` is refused here, quoting the scheme alone, not opened later as a
+/// SQLite file of that name.
+impl<'de> serde::Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let url = DatabaseUrl(<String as serde::Deserialize>::deserialize(deserializer)?);
+        url.backend().map_err(serde::de::Error::custom)?;
+        Ok(url)
+    }
+}
+
 impl From<&str> for DatabaseUrl {
     fn from(url: &str) -> Self {
         Self::new(url)

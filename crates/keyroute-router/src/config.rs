@@ -1,10 +1,12 @@
 //! The router's and the resolver's sections of keyroute's one configuration.
 //!
-//! The facade's `Config` reads `keyroute.toml` and `KEYROUTE_*` variables and hands
-//! each option, as text, to the `set` of the section that owns it: [`RouterConfig`]
-//! owns `[connections]`, `[routing]` and `[pools]`, [`ResolverConfig`] owns
-//! `[resolver]`. Both can also be filled in code and turned into the component
-//! builders (the advanced API).
+//! [`RouterConfig`] owns `[connections]`, `[routing]` ([`RoutingConfig`]) and `[pools]`
+//! ([`PoolsConfig`]: the pool crate's [`PoolSettings`] for each pool, and the router's
+//! bounds on all of them); [`ResolverConfig`] owns `[resolver]`. Each is a serde struct
+//! whose fields are its options (`deny_unknown_fields`), read by the facade's `Config`
+//! from `keyroute.toml` and `KEYROUTE_*` variables through the one deserializer of
+//! [`keyroute_core::config`]. Both can also be filled in code and turned into the
+//! component builders (the advanced API).
 //!
 //! ```toml
 //! [connections]
@@ -28,164 +30,88 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keyroute_core::config::{parse_bool, parse_duration, parse_list, parse_number, split_list};
+use keyroute_core::config::check_duration;
 use keyroute_core::{ApiKeyStore, ConfigError, CredentialExtractor, Environment, KeyType};
-use keyroute_pool::{Backend, DatabaseUrl, PoolSettings, RecyclingCheck};
+use keyroute_pool::{Backend, DatabaseUrl, PoolSettings};
+use serde::{Deserialize, Serialize};
 
 use crate::error::RouteError;
 use crate::policy::{RouteTable, Template};
 use crate::resolver::{ProxyNet, ResolverBuilder};
-use crate::router::{ConnectionRouter, RouterBuilder};
-
-/// The options of `[routing]`.
-pub(crate) const ROUTING_OPTIONS: &[&str] = &["template", "table", "anonymous"];
-/// The options of `[pools]`.
-pub(crate) const POOLS_OPTIONS: &[&str] = &[
-    "max_size",
-    "min_idle",
-    "connection_timeout",
-    "idle_timeout",
-    "max_lifetime",
-    "check",
-    "connect_timeout",
-    "retry_backoff",
-    "retry_backoff_max",
-    "max_pools",
-    "connection_budget",
-];
-/// The options of `[resolver]`.
-pub(crate) const RESOLVER_OPTIONS: &[&str] = &[
-    "cache_capacity",
-    "negative_cache_ttl",
-    "negative_cache_capacity",
-    "last_used_interval",
-    "trust_forwarded_proto",
-    "trusted_proxies",
-    "api_key_header",
-    "query_parameter",
-    "accept_environments",
-    "accept_key_types",
-    "feed_poll_interval",
-    "feed_retention",
-];
+use crate::router::{
+    ConnectionRouter, DEFAULT_CONNECTION_BUDGET, DEFAULT_MAX_POOLS, RouterBuilder,
+};
 
 /// The router's configuration: `[connections]`, `[routing]` and `[pools]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct RouterConfig {
-    /// Connection name to database URL.
+    /// `[connections]`: connection name to database URL. A URL whose scheme names no
+    /// database keyroute knows is refused when read.
     pub connections: BTreeMap<String, DatabaseUrl>,
+    /// `[routing]`: how principals are routed to connections.
+    pub routing: RoutingConfig,
+    /// `[pools]`: the settings of every pool, and bounds on all of them together.
+    pub pools: PoolsConfig,
+}
+
+/// `[routing]`: by environment (the default), by a table, or by a template.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RoutingConfig {
     /// A route template such as `{tenant}_{env}`.
-    pub route_template: Option<String>,
-    /// Environment to connection name, when not routing by environment or template.
-    pub route_table: BTreeMap<String, String>,
-    /// The connection unauthenticated requests may use.
-    pub anonymous_route: Option<String>,
-    /// Settings of every pool.
-    pub pool: PoolSettings,
-    /// Pools open at once.
-    pub max_pools: Option<usize>,
-    /// Connections of all open pools together.
-    pub connection_budget: Option<u32>,
+    pub template: Option<String>,
+    /// Environment to connection name (`{ test = "TestDb" }`; in a variable
+    /// `test=TestDb,live=LiveDb`), when not routing by environment or template.
+    #[serde(with = "keyroute_core::config::map")]
+    pub table: BTreeMap<String, String>,
+    /// The connection unauthenticated requests may use. Default: none may.
+    pub anonymous: Option<String>,
+}
+
+/// `[pools]`: each pool's [`PoolSettings`] (`max_size`, timeouts, `check`, ...) and the
+/// router's bounds on all pools together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PoolsConfig {
+    /// The settings of every pool.
+    #[serde(flatten)]
+    pub settings: PoolSettings,
+    /// Pools open at once. Default [`DEFAULT_MAX_POOLS`] (64).
+    pub max_pools: usize,
+    /// Connections of all open pools together. Default [`DEFAULT_CONNECTION_BUDGET`]
+    /// (512).
+    pub connection_budget: u32,
+}
+
+impl Default for PoolsConfig {
+    fn default() -> Self {
+        Self {
+            settings: PoolSettings::default(),
+            max_pools: DEFAULT_MAX_POOLS,
+            connection_budget: DEFAULT_CONNECTION_BUDGET,
+        }
+    }
 }
 
 impl RouterConfig {
-    /// Sets one option of `[connections]`, `[routing]` or `[pools]` from its text form.
-    /// In `[connections]` every option is a connection name and its value the URL.
+    /// Checks what can be checked of the sections alone: every connection has a name.
+    /// The routing policy (a template or a table, not both) is checked by
+    /// [`builder`](Self::builder); routes to connections that do not exist and the
+    /// pools' bounds by [`RouterBuilder::build`].
     ///
     /// # Errors
-    /// [`ConfigError`] naming the section and option: unknown, or an invalid value.
-    pub fn set(&mut self, section: &str, option: &str, value: &str) -> Result<(), ConfigError> {
-        let value = value.trim();
-        match (section, option) {
-            ("connections", name) => {
-                if name.is_empty() {
-                    return Err(ConfigError::invalid(
-                        section,
-                        name,
-                        "a connection needs a name",
-                    ));
-                }
-                let url = DatabaseUrl::new(value);
-                // A misspelt scheme is refused here, naming the connection, rather than
-                // opened later as a SQLite file of that name.
-                url.backend()
-                    .map_err(|e| ConfigError::invalid(section, name, e))?;
-                self.connections.insert(name.to_owned(), url);
-            }
-            ("routing", "template") => self.route_template = Some(value.to_owned()),
-            ("routing", "anonymous") => self.anonymous_route = Some(value.to_owned()),
-            ("routing", "table") => {
-                self.route_table = split_list(value)
-                    .map(|pair| {
-                        let (env, name) = pair.split_once('=').ok_or_else(|| {
-                            ConfigError::invalid(
-                                section,
-                                option,
-                                "expected environment=connection pairs, e.g. test=TestDb",
-                            )
-                        })?;
-                        Ok((env.trim().to_owned(), name.trim().to_owned()))
-                    })
-                    .collect::<Result<_, ConfigError>>()?;
-            }
-            ("routing", other) => {
-                return Err(ConfigError::unknown(section, other, ROUTING_OPTIONS));
-            }
-            ("pools", "max_size") => self.pool.max_size = parse_number(section, option, value)?,
-            ("pools", "min_idle") => {
-                self.pool.min_idle = match value {
-                    "" | "none" => None,
-                    n => Some(parse_number(section, option, n)?),
-                }
-            }
-            ("pools", "connection_timeout") => {
-                self.pool.connection_timeout =
-                    keyroute_core::config::parse_required_duration(section, option, value)?
-            }
-            ("pools", "idle_timeout") => {
-                self.pool.idle_timeout = parse_duration(section, option, value)?
-            }
-            ("pools", "max_lifetime") => {
-                self.pool.max_lifetime = parse_duration(section, option, value)?
-            }
-            ("pools", "check") => {
-                self.pool.recycling_check = match value.to_ascii_lowercase().as_str() {
-                    "verified" => RecyclingCheck::Verified,
-                    "fast" => RecyclingCheck::Fast,
-                    _ => {
-                        return Err(ConfigError::invalid(
-                            section,
-                            option,
-                            "expected verified or fast",
-                        ));
-                    }
-                }
-            }
-            ("pools", "connect_timeout") => {
-                self.pool.connect_timeout =
-                    keyroute_core::config::parse_required_duration(section, option, value)?
-            }
-            ("pools", "retry_backoff") => {
-                self.pool.retry_backoff =
-                    keyroute_core::config::parse_required_duration(section, option, value)?
-            }
-            ("pools", "retry_backoff_max") => {
-                self.pool.retry_backoff_max =
-                    keyroute_core::config::parse_required_duration(section, option, value)?
-            }
-            ("pools", "max_pools") => self.max_pools = Some(parse_number(section, option, value)?),
-            ("pools", "connection_budget") => {
-                self.connection_budget = Some(parse_number(section, option, value)?)
-            }
-            ("pools", other) => return Err(ConfigError::unknown(section, other, POOLS_OPTIONS)),
-            (other, _) => {
-                return Err(ConfigError::unknown(
-                    other,
-                    "",
-                    &["connections", "routing", "pools"],
-                ));
-            }
+    /// [`ConfigError`] naming the section and option at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.connections.keys().any(String::is_empty) {
+            return Err(ConfigError::invalid(
+                "connections",
+                "",
+                "a connection needs a name",
+            ));
         }
         Ok(())
     }
@@ -196,47 +122,44 @@ impl RouterConfig {
     /// [`RouteError::Config`] for a bad template, a table entry for an invalid
     /// environment, or both a template and a table.
     pub fn builder<B: Backend>(&self) -> Result<RouterBuilder<B>, RouteError> {
-        let mut builder = ConnectionRouter::<B>::builder().pool_settings(self.pool.clone());
+        self.validate()?;
+        let mut builder =
+            ConnectionRouter::<B>::builder().pool_settings(self.pools.settings.clone());
         for (name, url) in &self.connections {
             builder = builder.connection(name.clone(), url.clone());
         }
-        builder = match (&self.route_template, self.route_table.is_empty()) {
-            (Some(_), false) => {
-                return Err(ConfigError::invalid(
-                    "routing",
-                    "table",
-                    "choose a route template or a route table, not both",
-                )
-                .into());
+        let routing = &self.routing;
+        if routing.template.is_some() && !routing.table.is_empty() {
+            return Err(ConfigError::invalid(
+                "routing",
+                "table",
+                "choose a route template or a route table, not both",
+            )
+            .into());
+        }
+        if let Some(template) = &routing.template {
+            builder = builder.policy(Template::parse(template)?);
+        } else if !routing.table.is_empty() {
+            let mut table = RouteTable::new();
+            for (env, name) in &routing.table {
+                let env = Environment::new(env)
+                    .map_err(|e| ConfigError::invalid("routing", "table", e))?;
+                table = table.environment(env, name.clone());
             }
-            (Some(template), true) => builder.policy(Template::parse(template)?),
-            (None, false) => {
-                let mut table = RouteTable::new();
-                for (env, name) in &self.route_table {
-                    let env = Environment::new(env)
-                        .map_err(|e| ConfigError::invalid("routing", "table", e))?;
-                    table = table.environment(env, name.clone());
-                }
-                builder.policy(table)
-            }
-            (None, true) => builder,
-        };
-        if let Some(anonymous) = &self.anonymous_route {
+            builder = builder.policy(table);
+        }
+        if let Some(anonymous) = &routing.anonymous {
             builder = builder.anonymous_route(anonymous.clone());
         }
-        if let Some(max_pools) = self.max_pools {
-            builder = builder.max_pools(max_pools);
-        }
-        if let Some(budget) = self.connection_budget {
-            builder = builder.connection_budget(budget);
-        }
-        Ok(builder)
+        Ok(builder
+            .max_pools(self.pools.max_pools)
+            .connection_budget(self.pools.connection_budget))
     }
 
     /// The environments the route table names (for cross-checks against the
     /// environments keys are issued for).
     pub fn table_environments(&self) -> impl Iterator<Item = &str> {
-        self.route_table.keys().map(String::as_str)
+        self.routing.table.keys().map(String::as_str)
     }
 
     /// The router this configuration describes.
@@ -251,22 +174,26 @@ impl RouterConfig {
 /// The resolver's configuration: `[resolver]`. The cache duration and the
 /// secure-connection rule are in `[apikey]` (`session_cache_duration`,
 /// `require_secure_connection`), under ServiceStack's names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct ResolverConfig {
     /// The most resolved keys cached at once. Default 100 000.
     pub cache_capacity: u64,
     /// How long an unknown key is remembered. Default 30 s.
+    #[serde(with = "keyroute_core::config::duration")]
     pub negative_cache_ttl: Duration,
     /// The most unknown keys remembered. Default 100 000.
     pub negative_cache_capacity: u64,
     /// How often a key's last-used time is written at most. Default 60 s.
+    #[serde(with = "keyroute_core::config::duration")]
     pub last_used_interval: Duration,
     /// Count `X-Forwarded-Proto: https` as a secure connection. Only behind a proxy
     /// that sets the header itself. Default false.
     pub trust_forwarded_proto: bool,
     /// Peers whose `Forwarded` / `X-Forwarded-Proto` headers count, read from the
     /// right, one value per trusted hop. Default none.
+    #[serde(with = "keyroute_core::config::list")]
     pub trusted_proxies: Vec<ProxyNet>,
     /// The header an API key may be sent in. Default `X-Api-Key`.
     pub api_key_header: Option<String>,
@@ -275,17 +202,21 @@ pub struct ResolverConfig {
     pub query_parameter: Option<String>,
     /// Accept only keys of these environments. Default: every environment keys are
     /// issued for.
+    #[serde(with = "keyroute_core::config::optional_list")]
     pub accept_environments: Option<Vec<Environment>>,
     /// Accept only keys of these types. Default: every type keys are issued as.
+    #[serde(with = "keyroute_core::config::optional_list")]
     pub accept_key_types: Option<Vec<KeyType>>,
     /// How often the change feed is polled (SQLite, MySQL/MariaDB: a query on
     /// `keyroute_events`), or its PostgreSQL `LISTEN` connection checked. A revocation
     /// reaches other instances within about this interval on polled backends.
     /// Default 250 ms.
+    #[serde(with = "keyroute_core::config::duration")]
     pub feed_poll_interval: Duration,
     /// How long published change events are kept before the background work purges
     /// them. Pollers read events within `feed_poll_interval`; longer retention only
     /// helps someone reading the table. Default 1 hour.
+    #[serde(with = "keyroute_core::config::duration")]
     pub feed_retention: Duration,
 }
 
@@ -312,66 +243,58 @@ impl ResolverConfig {
     /// The section these options are read from.
     pub const SECTION: &'static str = "resolver";
 
-    /// Sets one option of `[resolver]` from its text form.
+    /// Sets one option of `[resolver]` from text, as the variable
+    /// `KEYROUTE_RESOLVER_<OPTION>` would: a thin wrapper over the deserializer every
+    /// source goes through ([`set_option`](keyroute_core::config::set_option)).
     ///
     /// # Errors
     /// [`ConfigError`] naming the option: unknown, or an invalid value.
     pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
-        let section = Self::SECTION;
-        let value = value.trim();
-        let duration =
-            |value: &str| keyroute_core::config::parse_required_duration(section, option, value);
-        match option {
-            "cache_capacity" => self.cache_capacity = parse_number(section, option, value)?,
-            "negative_cache_ttl" => self.negative_cache_ttl = duration(value)?,
-            "negative_cache_capacity" => {
-                self.negative_cache_capacity = parse_number(section, option, value)?
-            }
-            "last_used_interval" => self.last_used_interval = duration(value)?,
-            "trust_forwarded_proto" => {
-                self.trust_forwarded_proto = parse_bool(section, option, value)?
-            }
-            "trusted_proxies" => {
-                self.trusted_proxies = split_list(value)
-                    .map(|net| {
-                        net.trim_matches('"')
-                            .parse::<ProxyNet>()
-                            .map_err(|e| ConfigError::invalid(section, option, e))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "api_key_header" => {
-                http::HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
-                    ConfigError::invalid(section, option, "not a valid HTTP header name")
-                })?;
-                self.api_key_header = Some(value.to_owned());
-            }
-            "query_parameter" => {
-                self.query_parameter =
-                    (!value.is_empty() && value != "none").then(|| value.to_owned())
-            }
-            "accept_environments" => {
-                self.accept_environments =
-                    Some(parse_list(section, option, value, Environment::new)?)
-            }
-            "accept_key_types" => {
-                self.accept_key_types = Some(parse_list(section, option, value, KeyType::new)?)
-            }
-            "feed_poll_interval" => {
-                let interval = duration(value)?;
-                if interval.is_zero() {
-                    return Err(ConfigError::invalid(
-                        section,
-                        option,
-                        "must be over zero; 250ms is the default",
-                    ));
-                }
-                self.feed_poll_interval = interval;
-            }
-            "feed_retention" => self.feed_retention = duration(value)?,
-            other => return Err(ConfigError::unknown(section, other, RESOLVER_OPTIONS)),
+        let updated = keyroute_core::config::set_option(Self::SECTION, self, option, value)?;
+        updated.validate()?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// Checks the options: durations over zero, a valid header name, a query
+    /// parameter with a name.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the option at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (option, duration) in [
+            ("negative_cache_ttl", self.negative_cache_ttl),
+            ("last_used_interval", self.last_used_interval),
+            ("feed_poll_interval", self.feed_poll_interval),
+            ("feed_retention", self.feed_retention),
+        ] {
+            check_duration(Self::SECTION, option, duration)?;
+        }
+        self.api_key_header()?;
+        if self.query_parameter.as_deref() == Some("") {
+            return Err(ConfigError::invalid(
+                Self::SECTION,
+                "query_parameter",
+                "give the parameter a name, or leave the option out",
+            ));
         }
         Ok(())
+    }
+
+    /// The configured API-key header, checked.
+    fn api_key_header(&self) -> Result<Option<http::HeaderName>, ConfigError> {
+        self.api_key_header
+            .as_deref()
+            .map(|header| {
+                http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                    ConfigError::invalid(
+                        Self::SECTION,
+                        "api_key_header",
+                        "not a valid HTTP header name",
+                    )
+                })
+            })
+            .transpose()
     }
 
     /// The change feed's settings these options give.
@@ -388,14 +311,7 @@ impl ResolverConfig {
         mut builder: ResolverBuilder<S>,
     ) -> Result<ResolverBuilder<S>, ConfigError> {
         let mut extractor = CredentialExtractor::default();
-        if let Some(header) = &self.api_key_header {
-            let header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-                ConfigError::invalid(
-                    Self::SECTION,
-                    "api_key_header",
-                    "not a valid HTTP header name",
-                )
-            })?;
+        if let Some(header) = self.api_key_header()? {
             extractor = extractor.with_api_key_header(header);
         }
         if let Some(parameter) = &self.query_parameter {

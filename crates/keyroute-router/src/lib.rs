@@ -13,7 +13,7 @@
 //! | [`resolver`] | [`KeyResolver`]: offline rejection, cache, negative cache, checks, last-used batching |
 //! | [`router`] | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
 //! | [`policy`] | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
-//! | [`config`] | [`RouterConfig`] from TOML or `KEYROUTE_DB_*` variables |
+//! | [`config`] | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
 //! | [`gateway`] | [`Gateway`]: both in one call, for handlers |
 //!
 //! | feature | connections |
@@ -40,7 +40,7 @@ mod resolver;
 mod router;
 mod schema;
 
-pub use config::{ResolverConfig, RouterConfig};
+pub use config::{PoolsConfig, ResolverConfig, RouterConfig, RoutingConfig};
 pub use error::RouteError;
 pub use gateway::Gateway;
 pub use keyroute_pool::{ConnectionSchema, SchemaDrift, SchemaReport};

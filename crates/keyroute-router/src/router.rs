@@ -128,6 +128,13 @@ impl<B: Backend> fmt::Debug for ConnectionRouter<B> {
     }
 }
 
+/// The most pools open at once, unless told otherwise (`[pools] max_pools`).
+pub(crate) const DEFAULT_MAX_POOLS: usize = 64;
+
+/// The most connections of all open pools together, unless told otherwise
+/// (`[pools] connection_budget`).
+pub(crate) const DEFAULT_CONNECTION_BUDGET: u32 = 512;
+
 /// Builds a [`ConnectionRouter`].
 pub struct RouterBuilder<B: Backend> {
     targets: HashMap<String, Target>,
@@ -191,13 +198,14 @@ impl<B: Backend> RouterBuilder<B> {
         self
     }
 
-    /// The most pools open at once. Default 64.
+    /// The most pools open at once. Default [`DEFAULT_MAX_POOLS`] (64).
     pub fn max_pools(mut self, max_pools: usize) -> Self {
         self.max_pools = max_pools;
         self
     }
 
-    /// The most connections all open pools may hold together. Default 512.
+    /// The most connections all open pools may hold together. Default
+    /// [`DEFAULT_CONNECTION_BUDGET`] (512).
     pub fn connection_budget(mut self, budget: u32) -> Self {
         self.budget = budget;
         self
@@ -291,8 +299,8 @@ impl<B: Backend> ConnectionRouter<B> {
             policy: Box::new(ByEnvironment),
             anonymous: None,
             settings: PoolSettings::default(),
-            max_pools: 64,
-            budget: 512,
+            max_pools: DEFAULT_MAX_POOLS,
+            budget: DEFAULT_CONNECTION_BUDGET,
             environments: Vec::new(),
             keyroute_versions: Vec::new(),
             _backend: std::marker::PhantomData,

@@ -139,47 +139,7 @@ impl JwtService {
 
         // The registered claims first (RFC 7519 §4.1), so any standard JWT gets the
         // standard answer (an expired one is Expired), and then keyroute's own.
-        // Times, against the injected clock, in whole seconds with the leeway.
-        let now = self.now_secs();
-        let expires_at = date_claim(&claims.exp, "exp")?;
-        if let Some(exp) = expires_at
-            && now >= exp.saturating_add(self.leeway_secs)
-        {
-            return Err(JwtError::Expired);
-        }
-        // The limit an exchanged token inherited from its key; its exp is never later.
-        let key_exp = date_claim(&claims.key_exp, "key_exp")?;
-        if let Some(limit) = key_exp
-            && now >= limit.saturating_add(self.leeway_secs)
-        {
-            return Err(JwtError::Expired);
-        }
-        if let Some(nbf) = date_claim(&claims.nbf, "nbf")?
-            && now.saturating_add(self.leeway_secs) < nbf
-        {
-            return Err(JwtError::NotYetValid);
-        }
-        date_claim(&claims.iat, "iat")?;
-
-        if let Some(expected) = &self.config.issuer {
-            match string_claim(&claims.iss, "iss")? {
-                None => return Err(MissingClaim("iss")),
-                Some(iss) if iss != expected => return Err(JwtError::WrongIssuer),
-                Some(_) => {}
-            }
-        }
-        match (&self.config.audience, &claims.aud) {
-            (_, Some(Audience(Claim::Invalid))) => return Err(InvalidClaim("aud")),
-            (Some(_), None) => return Err(MissingClaim("aud")),
-            (Some(expected), Some(Audience(Claim::Valid(names)))) => {
-                if !names.iter().any(|name| name == expected) {
-                    return Err(JwtError::WrongAudience);
-                }
-            }
-            // RFC 7519 §4.1.3: a token for an audience we are not is refused.
-            (None, Some(_)) => return Err(JwtError::WrongAudience),
-            (None, None) => {}
-        }
+        let (expires_at, key_exp) = self.check_registered_claims(claims)?;
 
         let kind = TokenKind::from_claim(required_string(&claims.kind, "kind")?)
             .ok_or(InvalidClaim("kind"))?;
@@ -239,6 +199,58 @@ impl JwtService {
             jti: jti.as_str().to_owned(),
             expires_at: expires_at.and_then(|at| DateTime::from_timestamp(at, 0)),
         })
+    }
+
+    /// Checks the registered claims (RFC 7519 §4.1): the times, against the injected
+    /// clock in whole seconds with the leeway, then the issuer and audience. Gives the
+    /// token's `exp` and the `key_exp` it inherited from its key.
+    fn check_registered_claims(
+        &self,
+        claims: &IncomingClaims<'_>,
+    ) -> Result<(Option<i64>, Option<i64>), JwtError> {
+        use JwtError::{InvalidClaim, MissingClaim};
+
+        let now = self.now_secs();
+        let expires_at = date_claim(&claims.exp, "exp")?;
+        if let Some(exp) = expires_at
+            && now >= exp.saturating_add(self.leeway_secs)
+        {
+            return Err(JwtError::Expired);
+        }
+        // The limit an exchanged token inherited from its key; its exp is never later.
+        let key_exp = date_claim(&claims.key_exp, "key_exp")?;
+        if let Some(limit) = key_exp
+            && now >= limit.saturating_add(self.leeway_secs)
+        {
+            return Err(JwtError::Expired);
+        }
+        if let Some(nbf) = date_claim(&claims.nbf, "nbf")?
+            && now.saturating_add(self.leeway_secs) < nbf
+        {
+            return Err(JwtError::NotYetValid);
+        }
+        date_claim(&claims.iat, "iat")?;
+
+        if let Some(expected) = &self.config.issuer {
+            match string_claim(&claims.iss, "iss")? {
+                None => return Err(MissingClaim("iss")),
+                Some(iss) if iss != expected => return Err(JwtError::WrongIssuer),
+                Some(_) => {}
+            }
+        }
+        match (&self.config.audience, &claims.aud) {
+            (_, Some(Audience(Claim::Invalid))) => return Err(InvalidClaim("aud")),
+            (Some(_), None) => return Err(MissingClaim("aud")),
+            (Some(expected), Some(Audience(Claim::Valid(names)))) => {
+                if !names.iter().any(|name| name == expected) {
+                    return Err(JwtError::WrongAudience);
+                }
+            }
+            // RFC 7519 §4.1.3: a token for an audience we are not is refused.
+            (None, Some(_)) => return Err(JwtError::WrongAudience),
+            (None, None) => {}
+        }
+        Ok((expires_at, key_exp))
     }
 
     /// Verifies a token completely: [`decode`](Self::decode), then the deny-list

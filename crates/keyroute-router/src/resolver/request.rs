@@ -273,3 +273,18 @@ impl fmt::Display for ProxyNet {
         write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
+
+/// Written as its CIDR text.
+impl serde::Serialize for ProxyNet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Read from CIDR text (or one address), as [`FromStr`].
+impl<'de> serde::Deserialize<'de> for ProxyNet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -1,52 +1,44 @@
-//! The `[jwt]` section: whether JWTs are on, how they are issued and checked
-//! ([`JwtConfig`]), and the key that signs them.
+//! [`JwtSection`]: the `[jwt]` section of keyroute's configuration: whether JWTs are
+//! on, how they are issued and checked ([`JwtConfig`], whose options sit in the same
+//! table), and the key that signs them.
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use keyroute_core::config::{parse_bool, parse_number, parse_required_duration};
 use keyroute_core::{ConfigError, PlaintextKey};
-use keyroute_jwt::{JwtAlgorithm, JwtConfig, SigningKey};
+use serde::{Deserialize, Serialize};
 
+use crate::config::JwtConfig;
+use crate::error::JwtServiceError;
+use crate::key::{JwtAlgorithm, SigningKey};
+
+/// The section's name in the configuration.
 const SECTION: &str = "jwt";
-
-/// The options of `[jwt]`.
-pub(crate) const JWT_OPTIONS: &[&str] = &[
-    "enabled",
-    "issuer",
-    "audience",
-    "exchange_lifetime",
-    "session_lifetime",
-    "leeway",
-    "max_token_bytes",
-    "check_deny_list",
-    "deny_cache_ttl",
-    "deny_cache_capacity",
-    "kid",
-    "algorithm",
-    "secret",
-    "private_key_file",
-];
 
 /// `[jwt]`: JWTs are off unless `enabled`. The signing key is an HMAC `secret`
 /// (best given as `KEYROUTE_JWT_SECRET`, never committed), or a PEM
 /// `private_key_file` for RS256, ES256 and EdDSA; with neither, each process generates
 /// its own HS256 key, which suits one instance only: another instance could not verify
 /// its tokens.
-#[derive(Clone)]
+///
+/// The options are this struct's fields and [`JwtConfig`]'s (but its `environments`,
+/// which are always `[apikey]`'s), in one table.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct JwtSection {
     /// Whether the handle issues and accepts JWTs. Default false.
     pub enabled: bool,
-    /// Lifetimes, issuer, audience, leeway, deny-list check. The environments are
-    /// always those of `[apikey]`.
+    /// Lifetimes, issuer, audience, leeway, deny-list check.
+    #[serde(flatten)]
     pub config: JwtConfig,
     /// The signing key's `kid`. Default `keyroute-1`.
     pub kid: String,
     /// The signing algorithm. Default HS256.
     pub algorithm: JwtAlgorithm,
-    /// The HMAC secret (at least as long as the algorithm's hash).
+    /// The HMAC secret (at least as long as the algorithm's hash), taken byte for
+    /// byte. Serialized as `[redacted]`.
+    #[serde(with = "secret")]
     pub secret: Option<PlaintextKey>,
     /// A PKCS#8 PEM private key, for the asymmetric algorithms.
     pub private_key_file: Option<PathBuf>,
@@ -78,56 +70,48 @@ impl fmt::Debug for JwtSection {
     }
 }
 
-/// A duration that may be zero (`leeway`, `deny_cache_ttl`).
-fn duration_or_zero(option: &str, value: &str) -> Result<Duration, ConfigError> {
-    match value.trim() {
-        "0" | "0s" => Ok(Duration::ZERO),
-        other => parse_required_duration(SECTION, option, other),
+/// The `secret` option: read as text (empty text is no secret); never written out.
+mod secret {
+    use keyroute_core::PlaintextKey;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<PlaintextKey>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(_) => serializer.serialize_some("[redacted]"),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<PlaintextKey>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok((!text.is_empty()).then(|| PlaintextKey::new(text)))
+    }
+}
+
+/// Written as its `alg` name (`HS256`).
+impl Serialize for JwtAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// Read from its `alg` name, case-sensitive: `HS256`, `HS384`, `HS512`, `RS256`,
+/// `ES256` or `EdDSA` (never `none`).
+impl<'de> Deserialize<'de> for JwtAlgorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        JwtAlgorithm::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom("expected HS256, HS384, HS512, RS256, ES256 or EdDSA")
+        })
     }
 }
 
 impl JwtSection {
-    /// Sets one option of `[jwt]` from its text form.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the option: unknown, or an invalid value.
-    pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
-        let text = value.trim();
-        let c = &mut self.config;
-        let optional = |v: &str| (!v.is_empty() && v != "none").then(|| v.to_owned());
-        match option {
-            "enabled" => self.enabled = parse_bool(SECTION, option, text)?,
-            "issuer" => c.issuer = optional(text),
-            "audience" => c.audience = optional(text),
-            "exchange_lifetime" => {
-                c.exchange_lifetime = parse_required_duration(SECTION, option, text)?
-            }
-            "session_lifetime" => {
-                c.session_lifetime = parse_required_duration(SECTION, option, text)?
-            }
-            "leeway" => c.leeway = duration_or_zero(option, text)?,
-            "max_token_bytes" => c.max_token_bytes = parse_number(SECTION, option, text)?,
-            "check_deny_list" => c.check_deny_list = parse_bool(SECTION, option, text)?,
-            "deny_cache_ttl" => c.deny_cache_ttl = duration_or_zero(option, text)?,
-            "deny_cache_capacity" => c.deny_cache_capacity = parse_number(SECTION, option, text)?,
-            "kid" => text.clone_into(&mut self.kid),
-            "algorithm" => {
-                self.algorithm = JwtAlgorithm::from_name(text).ok_or_else(|| {
-                    ConfigError::invalid(
-                        SECTION,
-                        option,
-                        "expected HS256, HS384, HS512, RS256, ES256 or EdDSA",
-                    )
-                })?
-            }
-            // Not trimmed: a secret is taken byte for byte.
-            "secret" => self.secret = (!value.is_empty()).then(|| PlaintextKey::new(value)),
-            "private_key_file" => self.private_key_file = optional(text).map(PathBuf::from),
-            other => return Err(ConfigError::unknown(SECTION, other, JWT_OPTIONS)),
-        }
-        Ok(())
-    }
-
     /// Checks the section alone.
     ///
     /// # Errors
@@ -158,9 +142,7 @@ impl JwtSection {
     /// [`ConfigError`] naming `secret` or `private_key_file` when the key is refused or
     /// the file cannot be read; never with key material in it.
     pub fn signing_key(&self) -> Result<Option<SigningKey>, ConfigError> {
-        let refused = |option: &str, e: keyroute_jwt::JwtServiceError| {
-            ConfigError::invalid(SECTION, option, e)
-        };
+        let refused = |option: &str, e: JwtServiceError| ConfigError::invalid(SECTION, option, e);
         if let Some(secret) = &self.secret {
             return SigningKey::from_hmac_secret(
                 &self.kid,
