@@ -54,7 +54,7 @@ async fn create_order(
     item: &str,
 ) -> Result<String, HandlerError> {
     // Whether the request came over TLS is the server's to say; this demo has no
-    // network, and its config turns `require_secure_connection` off instead.
+    // network, and its config says `dangerous_accept_plain_http` instead.
     let request = IncomingRequest::new(headers);
     let (_caller, mut db) = app.connect(&request).await.map_err(HandlerError::Route)?;
     let id = keyroute::KeyId::random().to_string()[..8].to_owned();
@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         SqliteStore::connect(live.to_string_lossy().as_ref()).await?,
     ));
     let config = Config::from_toml_str(&format!(
-        "[apikey]\nrequire_secure_connection = false\n\
+        "[apikey]\ndangerous_accept_plain_http = true\n\
          [connections]\nlive = {live:?}\ntest = {test:?}\n\
          [jwt]\nenabled = true\ncheck_deny_list = false\n"
     ))?;

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Plain HTTP is accepted because its configuration says so
-//! (`require_secure_connection = false`), which is right for localhost only. Behind a
+//! (`dangerous_accept_plain_http = true`), which is right for localhost only. Behind a
 //! TLS-terminating proxy, drop that line and list the proxy in
 //! `[resolver] trusted_proxies` instead.
 #![allow(clippy::print_stdout)] // a demo's output is its point
@@ -51,7 +51,7 @@ pub fn config(dir: &Path) -> String {
         "[apikey]\n\
          key_types = [\"secret\", \"publishable\"]\n\
          # plain HTTP on localhost only; behind TLS remove this line\n\
-         require_secure_connection = false\n\
+         dangerous_accept_plain_http = true\n\
          [connections]\nlive = {:?}\ntest = {:?}\n\
          [pools]\nmax_size = 8\n\
          [jwt]\nenabled = true\n",

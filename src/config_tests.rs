@@ -18,7 +18,7 @@ fn shown(error: &ConfigError) -> String {
 fn syntax_errors_name_the_place_never_the_text() {
     let cases = [
         (
-            "[apikey]\nrequire_secure_connection = false\n\n[connections]\nlive = \"postgres://app:hunter2@db/live\ntest = \"test.db\"\n",
+            "[apikey]\ndangerous_accept_plain_http = true\n\n[connections]\nlive = \"postgres://app:hunter2@db/live\ntest = \"test.db\"\n",
             "hunter2",
             ("connections", "live", 5),
         ),
@@ -372,7 +372,7 @@ fn a_secret_in_a_bad_variable_value_is_not_echoed() {
         ("KEYROUTE_APIKEY_EXPIRE_KEYS_AFTER", secret.to_owned()),
         ("KEYROUTE_APIKEY_TYPE_PREFIXES", format!("secret={secret}")),
         (
-            "KEYROUTE_RESOLVER_TRUST_FORWARDED_PROTO",
+            "KEYROUTE_RESOLVER_DANGEROUS_TRUST_ANY_PROXY",
             "hunter2".to_owned(),
         ),
         (

@@ -16,7 +16,7 @@ use keyroute::{
 /// deny-list check, and room for the hundreds of keys a drop sweep leaves working.
 async fn handle(dir: &std::path::Path) -> Keyroute<Sqlite> {
     let config = Config::from_toml_str(&format!(
-        "[apikey]\nsession_cache_duration = \"1h\"\nrequire_secure_connection = false\n\
+        "[apikey]\nsession_cache_duration = \"1h\"\ndangerous_accept_plain_http = true\n\
          max_keys_per_user = 1000\n\
          [connections]\nlive = {:?}\ntest = {:?}\n\
          [jwt]\nenabled = true\ndeny_cache_ttl = \"10m\"",

@@ -77,7 +77,7 @@ async fn caller_env(keyroute::axum::Caller(caller): keyroute::axum::Caller) -> S
     format!("{}", caller.environment())
 }
 
-/// With `require_secure_connection` on, the server's word decides: a request its TLS
+/// With plain HTTP refused (the default), the server's word decides: a request its TLS
 /// acceptor marked with `TlsConnection` is accepted, the same request unmarked is
 /// 403 `insecure_connection`, naming the setting to change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +119,7 @@ async fn connected(
 async fn an_unreachable_database_is_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let config = keyroute::Config::from_toml_str(&format!(
-        "[apikey]\nrequire_secure_connection = false\n\
+        "[apikey]\ndangerous_accept_plain_http = true\n\
          [connections]\nlive = {:?}\ntest = {:?}\n\
          [pools]\nconnection_timeout = \"500ms\"\n",
         dir.path().join("live.db"),

@@ -53,7 +53,7 @@ fn bearer(token: &str) -> Vec<(&'static str, Vec<u8>)> {
 async fn rejected_requests_answer_exactly_and_never_echo_the_secret() {
     let s = start_with(
         true,
-        "[resolver]\ntrust_forwarded_proto = true\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        "[resolver]\ndangerous_trust_any_proxy = true\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
     )
     .await;
     let keys = s.keyroute.keys();

@@ -161,10 +161,10 @@ fn a_bad_environment_variable_is_named() {
             "session_cache_duration",
         ),
         (
-            "KEYROUTE_RESOLVER_TRUST_FORWARDED_PROTO",
+            "KEYROUTE_RESOLVER_DANGEROUS_TRUST_ANY_PROXY",
             "perhaps",
             "resolver",
-            "trust_forwarded_proto",
+            "dangerous_trust_any_proxy",
         ),
         (
             "KEYROUTE_JWT_EXCHANGE_LIFETIME",
@@ -194,7 +194,7 @@ fn toml_and_environment_agree_on_key_options() {
         key_types = ["secret", "publishable"]
         key_size_bytes = 32
         session_cache_duration = "10m"
-        require_secure_connection = false
+        dangerous_accept_plain_http = true
         type_prefixes = { secret = "sk", publishable = "pk" }
         "#,
     )
@@ -203,7 +203,7 @@ fn toml_and_environment_agree_on_key_options() {
         ("KEYROUTE_APIKEY_KEY_TYPES", "secret, publishable"),
         ("KEYROUTE_APIKEY_KEY_SIZE_BYTES", "32"),
         ("KEYROUTE_APIKEY_SESSION_CACHE_DURATION", "10m"),
-        ("KEYROUTE_APIKEY_REQUIRE_SECURE_CONNECTION", "false"),
+        ("KEYROUTE_APIKEY_DANGEROUS_ACCEPT_PLAIN_HTTP", "true"),
         ("KEYROUTE_APIKEY_TYPE_PREFIXES", "secret=sk,publishable=pk"),
         ("PATH", "/usr/bin"),
     ])
@@ -213,19 +213,19 @@ fn toml_and_environment_agree_on_key_options() {
         assert_eq!(o.key_types, [KeyType::SECRET, KeyType::PUBLISHABLE]);
         assert_eq!(o.key_size_bytes, 32);
         assert_eq!(o.session_cache_duration, Some(Duration::from_secs(600)));
-        assert!(!o.require_secure_connection);
+        assert!(o.dangerous_accept_plain_http);
     }
 }
 
-/// Every component option is reachable from the file, `trust_forwarded_proto` included.
+/// Every component option is reachable from the file, `dangerous_trust_any_proxy` included.
 #[test]
 fn resolver_options_are_reachable_from_the_file() {
     let config = Config::from_toml_str(
-        "[resolver]\ntrust_forwarded_proto = true\nnegative_cache_ttl = \"5s\"\napi_key_header = \"x-key\"\n\
+        "[resolver]\ndangerous_trust_any_proxy = true\nnegative_cache_ttl = \"5s\"\napi_key_header = \"x-key\"\n\
          [pools]\ncheck = \"fast\"\nconnection_timeout = \"250ms\"",
     )
     .unwrap();
-    assert!(config.resolver.trust_forwarded_proto);
+    assert!(config.resolver.dangerous_trust_any_proxy);
     assert_eq!(config.resolver.negative_cache_ttl, Duration::from_secs(5));
     assert_eq!(config.resolver.api_key_header.as_deref(), Some("x-key"));
     assert_eq!(
@@ -272,7 +272,7 @@ async fn a_revoked_key_is_rejected_at_once_with_the_cache_on() {
     let dir = tempfile::tempdir().unwrap();
     let (app, store) = counted_app(
         dir.path(),
-        "[apikey]\nsession_cache_duration = \"1h\"\nrequire_secure_connection = false",
+        "[apikey]\nsession_cache_duration = \"1h\"\ndangerous_accept_plain_http = true",
     )
     .await;
     // The cache is used only while the change feed runs (in the background work).
@@ -310,7 +310,8 @@ async fn a_revoked_key_is_rejected_at_once_with_the_cache_on() {
 #[tokio::test]
 async fn without_background_work_requests_are_served_uncached() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, store) = counted_app(dir.path(), "[apikey]\nrequire_secure_connection = false").await;
+    let (app, store) =
+        counted_app(dir.path(), "[apikey]\ndangerous_accept_plain_http = true").await;
     let ada = app
         .keys()
         .register_user(NewUser::named("ada"))
@@ -334,7 +335,7 @@ async fn the_handle_routes_each_environment() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::from_toml_str(&toml(
         dir.path(),
-        "[apikey]\nrequire_secure_connection = false",
+        "[apikey]\ndangerous_accept_plain_http = true",
     ))
     .unwrap();
     let app = Keyroute::<Sqlite>::from_config(config).await.unwrap();
@@ -360,7 +361,7 @@ async fn background_work_is_started_by_the_app_and_ends_with_the_handle() {
     let dir = tempfile::tempdir().unwrap();
     let (app, store) = counted_app(
         dir.path(),
-        "[apikey]\nrequire_secure_connection = false\n[resolver]\nlast_used_interval = \"1s\"",
+        "[apikey]\ndangerous_accept_plain_http = true\n[resolver]\nlast_used_interval = \"1s\"",
     )
     .await;
     let ada = app

@@ -159,7 +159,7 @@ struct World<B: Events> {
 fn config(store: &str, urls: &[(&str, String)]) -> Config {
     let mut toml = String::from(
         "[apikey]\nkey_types = [\"secret\", \"publishable\"]\n\
-         require_secure_connection = false\nsession_cache_duration = \"1h\"\n\
+         dangerous_accept_plain_http = true\nsession_cache_duration = \"1h\"\n\
          [resolver]\naccept_key_types = [\"secret\"]\n\
          [routing]\ntemplate = \"{tenant}_{env}\"\n\
          [jwt]\nenabled = true\nsecret = \"an-hmac-secret-of-at-least-32-bytes!\"\n\

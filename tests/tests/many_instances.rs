@@ -31,7 +31,7 @@ const LOAD_TASKS: usize = 4;
 
 async fn instance<B: StoreBackend>(url: &DatabaseUrl) -> Keyroute<B> {
     let mut options = KeyOptions::default();
-    options.require_secure_connection = false;
+    options.dangerous_accept_plain_http = true;
     assert!(
         options.session_cache_duration.is_some(),
         "cache on by default"

@@ -218,7 +218,7 @@ async fn tenants_without_a_connection_have_no_route() {
     let acme = keyroute_testing::sqlite().unwrap();
     let store = Arc::new(MemoryStore::new());
     let mut options = KeyOptions::default();
-    options.require_secure_connection = false;
+    options.dangerous_accept_plain_http = true;
     let service = KeyService::new(Arc::clone(&store), options.clone()).unwrap();
     let globex = service
         .register_user(NewUser::named("g").with_tenant(Tenant::new("globex").unwrap()))

@@ -66,7 +66,7 @@
 //! `keyroute-jwt` with the `jwt` feature, and axum-core/axum and tower: HTTP only, no
 //! domain rules, no key store.
 //!
-//! Whether a request is secure (for `require_secure_connection`) comes from the
+//! Whether a request is secure (unless `dangerous_accept_plain_http`) comes from the
 //! server, never from what a client can write: a TLS acceptor inserts
 //! [`TlsConnection`]; forwarded headers (`Forwarded`, `X-Forwarded-Proto`) count only
 //! when the peer (axum's `ConnectInfo<SocketAddr>`, or [`PeerAddr`]) is in

@@ -72,7 +72,7 @@ where
 /// A handle on two SQLite files in `dir` that requires TLS, with `extra` configuration.
 async fn handle(dir: &std::path::Path, extra: &str) -> Keyroute<Sqlite> {
     let config = Config::from_toml_str(&format!(
-        "[apikey]\nrequire_secure_connection = true\n\
+        "[apikey]\ndangerous_accept_plain_http = false\n\
          [connections]\nlive = {:?}\ntest = {:?}\n{extra}",
         dir.join("live.db"),
         dir.join("test.db"),

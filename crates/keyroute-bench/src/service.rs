@@ -93,7 +93,7 @@ pub async fn start<B: BenchDb>(
     };
     // Plain HTTP on loopback; everything else is keyroute's default.
     let config = Config::from_toml_str(&format!(
-        "[apikey]\nrequire_secure_connection = false\n[pools]\nmax_size = {}\n",
+        "[apikey]\ndangerous_accept_plain_http = true\n[pools]\nmax_size = {}\n",
         options.pool_size
     ))
     .map_err(|e| fail(e.to_string()))?;

@@ -8,7 +8,7 @@ use keyroute::jwt::SessionRequest;
 use keyroute::store::Sqlite;
 use keyroute::{Config, Keyroute, UserId};
 
-const JWT: &str = "[apikey]\nrequire_secure_connection = false\n[jwt]\nenabled = true\nsecret = \"test-only-hmac-secret-0123456789abcdefghij\"\n";
+const JWT: &str = "[apikey]\ndangerous_accept_plain_http = true\n[jwt]\nenabled = true\nsecret = \"test-only-hmac-secret-0123456789abcdefghij\"\n";
 
 /// A rejected key with `--json` prints one JSON line with `valid: false` and the
 /// error's stable code, exits 1, and never prints the key.

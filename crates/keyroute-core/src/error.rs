@@ -173,7 +173,7 @@ pub enum AuthError {
     KeyTypeNotAllowed(KeyType),
     /// The key arrived over plain HTTP while secure connections are required.
     #[error(
-        "API keys are only accepted over HTTPS; behind a TLS-terminating proxy, list it in `[resolver] trusted_proxies` (plain HTTP on localhost: `[apikey] require_secure_connection = false`)"
+        "API keys are only accepted over HTTPS; behind a TLS-terminating proxy, list it in `[resolver] trusted_proxies` (plain HTTP on localhost: `[apikey] dangerous_accept_plain_http = true`)"
     )]
     InsecureConnection,
     /// The key lacks the scope the operation requires.

@@ -7,7 +7,7 @@
 //! | `type_prefixes` | `secret=sk,publishable=pk,restricted=rk` | token prefix per type |
 //! | `key_size_bytes` | `24` | random bytes per key (at least 16) |
 //! | `expire_keys_after` | none | lifetime of new keys (`90days`, `12h`) |
-//! | `require_secure_connection` | `true` | refuse keys that arrive over plain HTTP |
+//! | `dangerous_accept_plain_http` | `false` | accept keys that arrive over plain HTTP (localhost only; ServiceStack's `RequireSecureConnection = false`) |
 //! | `init_schema` | `true` | run the store's migrations at start-up |
 //! | `session_cache_duration` | `5m` | how long a resolved key is cached at most (`none`: off) |
 //! | `max_keys_per_user` | `100` | working keys a user may hold at once |
@@ -98,8 +98,12 @@ pub struct KeyOptions {
     /// Lifetime of new keys. Default none: keys do not expire.
     #[serde(with = "crate::config::optional_duration")]
     pub expire_keys_after: Option<Duration>,
-    /// Refuse keys presented over plain HTTP. Default true.
-    pub require_secure_connection: bool,
+    /// Accept keys presented over plain HTTP, where anyone on the path reads them.
+    /// Default false: a key must arrive over TLS (or through a proxy listed in
+    /// `[resolver] trusted_proxies` that says it did). For localhost only; the name
+    /// says so, as rustls's `dangerous()` does (ServiceStack calls the opposite
+    /// `RequireSecureConnection`).
+    pub dangerous_accept_plain_http: bool,
     /// Run the store's migrations at start-up. Default true.
     pub init_schema: bool,
     /// How long a resolved key is cached at most. Default 5 minutes; `None` (`none`
@@ -138,7 +142,7 @@ impl Default for KeyOptions {
             ]),
             key_size_bytes: 24,
             expire_keys_after: None,
-            require_secure_connection: true,
+            dangerous_accept_plain_http: false,
             init_schema: true,
             session_cache_duration: Some(Duration::from_secs(300)),
             max_keys_per_user: 100,
@@ -156,7 +160,10 @@ impl fmt::Debug for KeyOptions {
             .field("type_prefixes", &self.type_prefixes)
             .field("key_size_bytes", &self.key_size_bytes)
             .field("expire_keys_after", &self.expire_keys_after)
-            .field("require_secure_connection", &self.require_secure_connection)
+            .field(
+                "dangerous_accept_plain_http",
+                &self.dangerous_accept_plain_http,
+            )
             .field("init_schema", &self.init_schema)
             .field("session_cache_duration", &self.session_cache_duration)
             .field("max_keys_per_user", &self.max_keys_per_user)
@@ -296,7 +303,7 @@ mod tests {
         assert_eq!(o.environments, [Environment::LIVE, Environment::TEST]);
         assert_eq!(o.key_types, [KeyType::SECRET]);
         assert_eq!(o.key_size_bytes, 24);
-        assert!(o.require_secure_connection && o.init_schema);
+        assert!(!o.dangerous_accept_plain_http && o.init_schema);
         assert!(o.expire_keys_after.is_none());
         assert_eq!(o.session_cache_duration, Some(Duration::from_secs(300)));
         o.validate().unwrap();

@@ -63,7 +63,7 @@ fn bench_cached_resolve(c: &mut Criterion, rt: &Runtime) {
     let (store, key) = rt.block_on(live_key(Arc::new(MemoryStore::new()), true));
     let resolver = rt.block_on(async {
         KeyResolver::builder(store, options(true))
-            .cache_without_feed()
+            .dangerous_cache_without_feed()
             .build()
             .unwrap()
     });
@@ -73,7 +73,7 @@ fn bench_cached_resolve(c: &mut Criterion, rt: &Runtime) {
     let (many_store, many) = rt.block_on(many_live_keys(10_000));
     let many_resolver = rt.block_on(async {
         KeyResolver::builder(many_store, options(true))
-            .cache_without_feed()
+            .dangerous_cache_without_feed()
             .build()
             .unwrap()
     });
@@ -132,7 +132,7 @@ fn bench_connect<B: Backend>(
     let gateway = rt.block_on(async {
         Gateway::new(
             KeyResolver::builder(store, options(true))
-                .cache_without_feed()
+                .dangerous_cache_without_feed()
                 .build()
                 .unwrap(),
             router,

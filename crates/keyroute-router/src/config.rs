@@ -23,7 +23,7 @@
 //! connection_budget = 512
 //!
 //! [resolver]
-//! trust_forwarded_proto = false
+//! dangerous_trust_any_proxy = false
 //! trusted_proxies = ["10.0.0.0/8"]   # forwarded headers count only from these peers
 //! ```
 
@@ -173,7 +173,7 @@ impl RouterConfig {
 
 /// The resolver's configuration: `[resolver]`. The cache duration and the
 /// secure-connection rule are in `[apikey]` (`session_cache_duration`,
-/// `require_secure_connection`), under ServiceStack's names.
+/// `dangerous_accept_plain_http`), under ServiceStack's names where it has them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
@@ -188,9 +188,10 @@ pub struct ResolverConfig {
     /// How often a key's last-used time is written at most. Default 60 s.
     #[serde(with = "keyroute_core::config::duration")]
     pub last_used_interval: Duration,
-    /// Count `X-Forwarded-Proto: https` as a secure connection. Only behind a proxy
-    /// that sets the header itself. Default false.
-    pub trust_forwarded_proto: bool,
+    /// Take any peer for a proxy when `trusted_proxies` is empty, counting its
+    /// `X-Forwarded-Proto: https`: a client that reaches the service directly can then
+    /// claim HTTPS. List your proxies in `trusted_proxies` instead. Default false.
+    pub dangerous_trust_any_proxy: bool,
     /// Peers whose `Forwarded` / `X-Forwarded-Proto` headers count, read from the
     /// right, one value per trusted hop. Default none.
     #[serde(with = "keyroute_core::config::list")]
@@ -227,7 +228,7 @@ impl Default for ResolverConfig {
             negative_cache_ttl: Duration::from_secs(30),
             negative_cache_capacity: 100_000,
             last_used_interval: Duration::from_secs(60),
-            trust_forwarded_proto: false,
+            dangerous_trust_any_proxy: false,
             trusted_proxies: Vec::new(),
             api_key_header: None,
             query_parameter: None,
@@ -322,7 +323,7 @@ impl ResolverConfig {
             .cache_capacity(self.cache_capacity)
             .negative_cache(self.negative_cache_ttl, self.negative_cache_capacity)
             .last_used_every(self.last_used_interval)
-            .trust_forwarded_proto(self.trust_forwarded_proto)
+            .dangerous_trust_any_proxy(self.dangerous_trust_any_proxy)
             .trusted_proxies(self.trusted_proxies.clone());
         if let Some(environments) = &self.accept_environments {
             builder = builder.accept_environments(environments.clone());

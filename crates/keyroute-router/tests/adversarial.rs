@@ -299,7 +299,7 @@ async fn revoke_racing_a_cache_fill_is_not_undone() {
     options.session_cache_duration = Some(Duration::from_secs(3600));
     // The race is in the cache itself: used without a change feed here.
     let resolver = KeyResolver::builder(Arc::clone(&gated), options.clone())
-        .cache_without_feed()
+        .dangerous_cache_without_feed()
         .build()
         .unwrap();
     let service = KeyService::new(Arc::clone(&memory), options)

@@ -42,7 +42,7 @@ async fn a_thousand_concurrent_requests_over_a_pool_of_eight() {
     }
     let gateway = Gateway::new(
         KeyResolver::builder(store, options)
-            .cache_without_feed()
+            .dangerous_cache_without_feed()
             .build()
             .unwrap(),
         router,

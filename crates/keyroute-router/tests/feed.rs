@@ -17,7 +17,7 @@ use support::CountingStore;
 
 fn options() -> KeyOptions {
     let mut options = KeyOptions::default();
-    options.require_secure_connection = false;
+    options.dangerous_accept_plain_http = true;
     options
 }
 

@@ -55,7 +55,7 @@ async fn world() -> World {
     let store = Arc::new(MemoryStore::new());
     let clock = ManualClock::new(support::start());
     let mut options = KeyOptions::default();
-    options.require_secure_connection = false;
+    options.dangerous_accept_plain_http = true;
     options.session_cache_duration = Some(Duration::from_secs(60));
     let service = KeyService::new(Arc::clone(&store), options.clone())
         .unwrap()
@@ -138,7 +138,7 @@ async fn world() -> World {
     clock.advance(chrono::TimeDelta::minutes(5)); // past the expiring key's minute
     // One instance, its cache used without a change feed: the properties are the cache's.
     let resolver = KeyResolver::builder(store, options)
-        .cache_without_feed()
+        .dangerous_cache_without_feed()
         .clock(Arc::new(clock))
         .build()
         .unwrap();

@@ -26,7 +26,7 @@ struct Fixture {
 fn options(cache: Option<Duration>) -> KeyOptions {
     let mut options = KeyOptions::default();
     options.session_cache_duration = cache;
-    options.require_secure_connection = false;
+    options.dangerous_accept_plain_http = true;
     options
 }
 
@@ -45,7 +45,7 @@ async fn fixture_with(
     // cache is used without one (the default would serve uncached until a feed is live).
     let builder = KeyResolver::builder(Arc::clone(&store), options(cache))
         .clock(Arc::new(clock.clone()))
-        .cache_without_feed();
+        .dangerous_cache_without_feed();
     let resolver = adjust(builder).build().unwrap();
     let service = KeyService::new(Arc::clone(&store), options(cache))
         .unwrap()
@@ -122,7 +122,7 @@ async fn without_a_feed_other_instances_see_a_revocation_within_the_cache_durati
     let f = fixture(Some(Duration::from_secs(60))).await;
     let other = KeyResolver::builder(Arc::clone(&f.store), options(Some(Duration::from_secs(60))))
         .clock(Arc::new(f.clock.clone()))
-        .cache_without_feed()
+        .dangerous_cache_without_feed()
         .build()
         .unwrap();
     let issued = f.ada.key(&KeyType::SECRET, &Environment::LIVE).unwrap();
@@ -266,7 +266,7 @@ async fn secure_connection_rules() {
         Err(AuthError::InsecureConnection)
     ));
     let behind_proxy = KeyResolver::builder(Arc::clone(&store), KeyOptions::default())
-        .trust_forwarded_proto(true)
+        .dangerous_trust_any_proxy(true)
         .build()
         .unwrap();
     assert!(
@@ -323,7 +323,7 @@ async fn last_used_times_are_written_in_batches() {
     );
 }
 
-/// Forwarded headers are read from the right: with `trust_forwarded_proto` on, a
+/// Forwarded headers are read from the right: with `dangerous_trust_any_proxy` on, a
 /// client's `https` followed by the proxy's appended `http` is plain HTTP, refused
 /// with a message naming the setting to change.
 #[tokio::test]
@@ -333,7 +333,7 @@ async fn forwarded_proto_is_read_from_the_right() {
     let ada = service.register_user(NewUser::named("ada")).await.unwrap();
     let key = ada.keys[0].plaintext.expose_secret();
     let behind_proxy = KeyResolver::builder(Arc::clone(&store), KeyOptions::default())
-        .trust_forwarded_proto(true)
+        .dangerous_trust_any_proxy(true)
         .build()
         .unwrap();
     let mut spoofed = bearer(key);

@@ -38,14 +38,14 @@ pub struct Running {
 }
 
 /// Starts the example service in a fresh directory, with `extra` appended to its
-/// configuration and `require_secure_connection` as `secure` says.
+/// configuration, accepting plain HTTP unless `secure`.
 pub async fn start_with(secure: bool, extra: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut config = service::config(dir.path());
     if secure {
         config = config.replace(
-            "require_secure_connection = false",
-            "require_secure_connection = true",
+            "dangerous_accept_plain_http = true",
+            "dangerous_accept_plain_http = false",
         );
     }
     config.push_str(extra);

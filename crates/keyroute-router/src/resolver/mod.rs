@@ -4,7 +4,7 @@
 //!
 //! 1. **Offline rejection.** Format, prefix, environment and checksum are checked with
 //!    no I/O ([`TokenFormat::parse`]); so are the accepted environments and key types
-//!    and, for requests, `require_secure_connection`.
+//!    and, for requests, TLS (unless `dangerous_accept_plain_http`).
 //! 2. **Cache.** Resolved keys are kept by hash for `session_cache_duration`
 //!    (ServiceStack's `SessionCacheDuration`): a cached request makes no store call.
 //!    Concurrent misses for one key share one lookup. Age is measured with the
@@ -26,7 +26,7 @@
 //! instances learn of it through the store's change feed ([`follow_feed`]): the
 //! cache is used only while that feed is live, so a revocation anywhere reaches every
 //! instance within the feed's bound; while the feed is down the resolver serves
-//! uncached. A resolver built with [`ResolverBuilder::cache_without_feed`] uses its
+//! uncached. A resolver built with [`ResolverBuilder::dangerous_cache_without_feed`] uses its
 //! cache regardless, and other instances' revocations reach it only when entries age
 //! out (`session_cache_duration`).
 //!
@@ -62,7 +62,7 @@ struct Inner<S> {
     extractor: CredentialExtractor,
     clock: Arc<dyn Clock>,
     require_secure: bool,
-    trust_forwarded_proto: bool,
+    dangerous_trust_any_proxy: bool,
     trusted_proxies: Vec<ProxyNet>,
     environments: Vec<Environment>,
     key_types: Vec<KeyType>,
@@ -94,7 +94,7 @@ impl<S> fmt::Debug for KeyResolver<S> {
         let i = &self.inner;
         f.debug_struct("KeyResolver")
             .field("require_secure", &i.require_secure)
-            .field("trust_forwarded_proto", &i.trust_forwarded_proto)
+            .field("dangerous_trust_any_proxy", &i.dangerous_trust_any_proxy)
             .field("environments", &i.environments)
             .field("key_types", &i.key_types)
             .field("cache_ttl", &i.cache.as_ref().map(|(_, ttl)| ttl))
@@ -109,7 +109,7 @@ pub struct ResolverBuilder<S> {
     options: KeyOptions,
     extractor: CredentialExtractor,
     clock: Arc<dyn Clock>,
-    trust_forwarded_proto: bool,
+    dangerous_trust_any_proxy: bool,
     trusted_proxies: Vec<ProxyNet>,
     environments: Option<Vec<Environment>>,
     key_types: Option<Vec<KeyType>>,
@@ -118,7 +118,7 @@ pub struct ResolverBuilder<S> {
     negative_capacity: u64,
     verifier: Option<Arc<dyn TokenVerifier>>,
     last_used_every: Duration,
-    cache_without_feed: bool,
+    dangerous_cache_without_feed: bool,
 }
 
 impl<S> fmt::Debug for ResolverBuilder<S> {
@@ -142,10 +142,13 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
         self
     }
 
-    /// Counts `X-Forwarded-Proto: https` as a secure connection. Only behind a proxy
-    /// that sets the header itself; otherwise a client could claim HTTPS. Default off.
-    pub fn trust_forwarded_proto(mut self, trust: bool) -> Self {
-        self.trust_forwarded_proto = trust;
+    /// Takes any peer for a proxy when `trusted_proxies` is empty, so its
+    /// `X-Forwarded-Proto: https` / `Forwarded: proto=https` counts as a secure
+    /// connection. Dangerous, as the name says: a client that reaches the service
+    /// directly can claim HTTPS. List your proxies with `trusted_proxies` instead.
+    /// Default off.
+    pub fn dangerous_trust_any_proxy(mut self, trust: bool) -> Self {
+        self.dangerous_trust_any_proxy = trust;
         self
     }
 
@@ -200,8 +203,8 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
     /// (`session_cache_duration`): for a single instance, or a team that accepts that
     /// delay. Default off: the cache is used only while [`follow_feed`] reports the
     /// feed live, and the resolver serves uncached otherwise.
-    pub fn cache_without_feed(mut self) -> Self {
-        self.cache_without_feed = true;
+    pub fn dangerous_cache_without_feed(mut self) -> Self {
+        self.dangerous_cache_without_feed = true;
         self
     }
 
@@ -241,13 +244,13 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             format,
             extractor: self.extractor,
             clock: self.clock,
-            require_secure: self.options.require_secure_connection,
-            trust_forwarded_proto: self.trust_forwarded_proto,
+            require_secure: !self.options.dangerous_accept_plain_http,
+            dangerous_trust_any_proxy: self.dangerous_trust_any_proxy,
             trusted_proxies: self.trusted_proxies,
             environments: self.environments.unwrap_or(self.options.environments),
             key_types: self.key_types.unwrap_or(self.options.key_types),
             cache,
-            gate: if self.cache_without_feed {
+            gate: if self.dangerous_cache_without_feed {
                 FeedGate::unmanaged()
             } else {
                 FeedGate::expecting_feed()
@@ -271,7 +274,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             options,
             extractor: CredentialExtractor::default(),
             clock: Arc::new(SystemClock),
-            trust_forwarded_proto: false,
+            dangerous_trust_any_proxy: false,
             trusted_proxies: Vec::new(),
             environments: None,
             key_types: None,
@@ -280,7 +283,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             negative_capacity: 100_000,
             verifier: None,
             last_used_every: Duration::from_secs(60),
-            cache_without_feed: false,
+            dangerous_cache_without_feed: false,
         }
     }
 
@@ -307,7 +310,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         let inner = &self.inner;
         request.check_transport(
             inner.require_secure,
-            inner.trust_forwarded_proto,
+            inner.dangerous_trust_any_proxy,
             &inner.trusted_proxies,
         )?;
         self.resolve(credential.token.expose_secret()).await

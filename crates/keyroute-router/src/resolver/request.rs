@@ -84,15 +84,15 @@ impl IncomingRequest<'_> {
         self.caller
     }
 
-    /// `require_secure_connection`: the request must have come over TLS, or through
+    /// unless `dangerous_accept_plain_http`: the request must have come over TLS, or through
     /// trusted proxies that say the client's connection was HTTPS.
     pub(crate) fn check_transport(
         &self,
         require_secure: bool,
-        trust_forwarded_proto: bool,
+        dangerous_trust_any_proxy: bool,
         trusted_proxies: &[ProxyNet],
     ) -> Result<(), AuthError> {
-        if !require_secure || self.is_secure(trust_forwarded_proto, trusted_proxies) {
+        if !require_secure || self.is_secure(dangerous_trust_any_proxy, trusted_proxies) {
             Ok(())
         } else {
             Err(AuthError::InsecureConnection)
@@ -100,14 +100,14 @@ impl IncomingRequest<'_> {
     }
 
     /// Whether the client's connection was secure, as far as this request can show.
-    pub fn is_secure(&self, trust_forwarded_proto: bool, trusted_proxies: &[ProxyNet]) -> bool {
+    pub fn is_secure(&self, dangerous_trust_any_proxy: bool, trusted_proxies: &[ProxyNet]) -> bool {
         if self.tls {
             return true;
         }
         let trusted = |ip: IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
-        // With `trust_forwarded_proto` and no list, the peer is taken to be one proxy.
-        let peer_trusted =
-            self.peer.is_some_and(trusted) || (trust_forwarded_proto && trusted_proxies.is_empty());
+        // With `dangerous_trust_any_proxy` and no list, the peer is taken to be one proxy.
+        let peer_trusted = self.peer.is_some_and(trusted)
+            || (dangerous_trust_any_proxy && trusted_proxies.is_empty());
         if !peer_trusted {
             return false;
         }
