@@ -1,7 +1,7 @@
 //! The one configuration: the file and `KEYROUTE_*` variables read into the section
 //! structs in one pass, and errors that never carry a secret (syntax errors name the
 //! place, not the text; errors from variables name the variable, not its value). The
-//! README's configuration block is checked against the structs.
+//! guide's configuration block is checked against the structs.
 
 use std::path::Path;
 
@@ -393,18 +393,17 @@ fn a_secret_in_a_bad_variable_value_is_not_echoed() {
     }
 }
 
-/// The README's configuration block parses, documents every option of every section
-/// and no option that does not exist; each option it shows commented out parses
-/// too; its `[apikey]` options table lists the same options.
+/// The guide's configuration block (`src/guide/configuration.md`) parses, documents
+/// every option of every section and no option that does not exist; each option it
+/// shows commented out parses too; the `[apikey]` options table in the keys chapter
+/// lists the same options.
 #[cfg(feature = "jwt")]
 #[test]
-fn the_readme_documents_every_option() {
+fn the_guide_documents_every_option() {
     use keyroute_core::config::option_names;
     use std::collections::{BTreeMap, BTreeSet};
 
-    let readme = include_str!("../README.md");
-    let section = &readme[readme.find("## Configuration").unwrap()..];
-    let block = section
+    let block = include_str!("guide/configuration.md")
         .split("```toml\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
@@ -451,7 +450,8 @@ fn the_readme_documents_every_option() {
         assert_eq!(documented[section], options, "[{section}]");
     }
 
-    let table = &readme[readme.find("## Options").unwrap()..];
+    let keys = include_str!("guide/keys.md");
+    let table = &keys[keys.find("## Options").unwrap()..];
     let listed: BTreeSet<String> = table
         .lines()
         .take_while(|line| !line.starts_with("Hooks"))

@@ -53,6 +53,7 @@
 //! | [`jwt`] | exchanged JWTs, JWTs as keys, sessions, the verifier | `jwt` (default) |
 //! | [`axum`] | extractors, a tower layer, problem responses, key routes | `axum` |
 //! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
+//! | [`guide`] | the guide: every part of keyroute explained, with examples that run | always |
 //!
 //! This crate owns the front door and the curated names above; the work is done by
 //! the crates it depends on: `keyroute-core`, `keyroute-pool` (connections),
@@ -69,6 +70,13 @@ mod builder;
 mod config;
 mod error;
 mod handle;
+
+pub mod guide;
+
+// The README's Rust blocks are compiled (and run, unless marked no_run) as doctests.
+#[cfg(all(doctest, feature = "postgres"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use builder::KeyrouteBuilder;
 pub use config::Config;
@@ -91,7 +99,7 @@ pub mod keys {
     };
 }
 
-/// Credentials, the resolver that turns them into a [`Principal`](crate::Principal),
+/// Credentials, the resolver that turns them into a [`Principal`],
 /// and the seam for verifiers of self-contained tokens (JWTs).
 pub mod auth {
     pub use keyroute_core::{
@@ -157,7 +165,7 @@ pub mod clock {
     pub use keyroute_core::{Clock, SystemClock};
 }
 
-/// The sections of the configuration, one type each; [`Config`](crate::Config) holds
+/// The sections of the configuration, one type each; [`Config`] holds
 /// them all.
 pub mod sections {
     pub use crate::config::StoreConfig;

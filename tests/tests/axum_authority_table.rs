@@ -1,7 +1,7 @@
-//! The README's authorization table, cell by cell, against the example service over
+//! The guide's authorization table (`src/guide/authority.md`), cell by cell, against the example service over
 //! real HTTP: each cell gets a fresh service (so a roll or revoke in one cell cannot
 //! change another), the caller of its row and the request of its column, and must
-//! answer the status and problem code the README prints.
+//! answer the status and problem code the guide prints.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 mod axum_support;
@@ -11,14 +11,14 @@ use http::{Method, StatusCode};
 use keyroute::jwt::SessionRequest;
 use keyroute::{ApiKey, Environment, KeyRequest, KeyType, NewUser, Scopes, UserId};
 
-/// The table under "## Who may manage which keys": the header's columns and each
+/// The table under "## What each caller may do" in the guide's authority chapter: the header's columns and each
 /// row's caller and cells.
 fn table() -> (Vec<String>, Vec<(String, Vec<String>)>) {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../src/guide/authority.md");
     let section = readme
-        .split("## Who may manage which keys")
+        .split("## What each caller may do")
         .nth(1)
-        .expect("the README has a section '## Who may manage which keys'");
+        .expect("the guide's authority chapter has a section '## What each caller may do'");
     let rows: Vec<Vec<String>> = section
         .lines()
         .take_while(|l| !l.starts_with("## "))
@@ -193,9 +193,9 @@ async fn request(w: &World, column: &str, key: &str) -> Reply {
     }
 }
 
-/// Every cell of the README's authorization table is what the service answers.
+/// Every cell of the guide's authorization table is what the service answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readmes_authorization_table_is_what_the_routes_answer() {
+async fn the_guides_authorization_table_is_what_the_routes_answer() {
     let (columns, rows) = table();
     assert!(columns.len() >= 10 && rows.len() >= 6, "{columns:?}");
     let mut checked = 0;

@@ -6,8 +6,8 @@
 //! still refused within the bound, and the feed recovers by itself.
 //!
 //! Each test prints the propagation times it measured (p50/p99/max, from `revoke`
-//! returning to the other instance refusing the key); the README's "Many instances"
-//! section quotes them. Run with `--nocapture` to see them.
+//! returning to the other instance refusing the key); BENCHMARKS.md ("Revocation across
+//! instances") quotes them. Run with `--nocapture` to see them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the measured figures are this test's report
 
@@ -19,7 +19,7 @@ use keyroute::keys::KeyOptions;
 use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
 use keyroute::{AuthError, Environment, KeyType, Keyroute, NewUser};
 
-/// The documented bound (README, "Many instances"): a revocation committed on one
+/// The documented bound (the guide, `many_instances`): a revocation committed on one
 /// instance is refused by every other instance within one second.
 const BOUND: Duration = Duration::from_secs(1);
 /// Added to the bound before failing: the test machine may be a loaded 2-core box

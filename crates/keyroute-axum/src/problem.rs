@@ -9,7 +9,7 @@
 //!
 //! No response carries the presented key or token: details are the errors' own
 //! messages, which never hold a secret, and faults (and outages) are logged and
-//! answered with a generic detail. The README's table of codes is tested against
+//! answered with a generic detail. The crate README's table of codes is tested against
 //! this map.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The README's table of problem codes against the one map from error classes to
+//! The crate README's table of problem codes against the one map from error classes to
 //! statuses: every variant of every error a request can meet (credentials, keys,
 //! JWTs, routing, the key service, the store) is answered through `Problem`, and its
 //! code must be a row of the table with the status the answer has; every row must be
@@ -15,14 +15,15 @@ use keyroute_core::{
 };
 use keyroute_router::RouteError;
 
-/// The table under "## An HTTP service" whose header starts with `| code | status |`:
+/// The table under "## Rejections" in the crate's README (also its crate docs) whose header
+/// starts with `| code | status |`:
 /// each code and its status.
 fn readme_table() -> BTreeMap<String, StatusCode> {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../README.md");
     let section = readme
-        .split("## An HTTP service")
+        .split("## Rejections")
         .nth(1)
-        .expect("the README has a section '## An HTTP service'");
+        .expect("the crate's README has a section '## Rejections'");
     let section = section.split("\n## ").next().unwrap();
     let mut lines = section
         .lines()

@@ -1,18 +1,18 @@
-//! The README's session transcript, run for real.
+//! The crate README's session transcript, run for real.
 
 mod common;
 
 use common::Project;
 
-/// Every `$ keyroute ...` command of the README's transcript prints the lines the
+/// Every `$ keyroute ...` command of the crate README's transcript prints the lines the
 /// README shows (lines with `<...>` placeholders are not compared).
 #[test]
 fn readme_transcript_is_reproduced() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme
         .find("<!-- cli-transcript -->")
-        .expect("README has the transcript marker");
+        .expect("the crate README has the transcript marker");
     let block = &readme[start..];
     let block = &block[block.find("```console\n").unwrap() + 11..];
     let block = &block[..block.find("```").unwrap()];

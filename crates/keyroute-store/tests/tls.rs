@@ -257,7 +257,7 @@ async fn mariadb_plaintext_to_a_tls_only_server_says_what_to_set() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_verify_ca_checks_the_host_name_too_and_says_so() {
     let s = servers().await;
-    // A documented limit of mysql_async 0.36 on rustls 0.23 (see README, Known limits).
+    // A documented limit of mysql_async 0.36 on rustls 0.23 (see the guide, Known limits).
     let url = s.mariadb.url(
         "127.0.0.1",
         &with_ca("ssl-mode=VERIFY_CA&ssl-ca", s.certs.ca_path()),

@@ -137,7 +137,7 @@ fn scrub_quoted(text: &str) -> String {
 /// options included), a configuration's section names.
 ///
 /// This is how an unknown option's error lists the valid ones, how variables find
-/// their section, and how the README's options are checked: every name comes from the
+/// their section, and how the guide's options are checked: every name comes from the
 /// structs themselves.
 pub fn option_names<T: Serialize>(value: &T, path: &[&str]) -> Vec<String> {
     let path: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
