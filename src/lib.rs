@@ -74,7 +74,7 @@ mod handle;
 pub mod guide;
 
 // The README's Rust blocks are compiled (and run, unless marked no_run) as doctests.
-#[cfg(all(doctest, feature = "postgres"))]
+#[cfg(all(doctest, feature = "postgres", feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
