@@ -29,10 +29,9 @@
 //!   30 s before committing could have its event skipped by pollers (see
 //!   [Many instances](many_instances)); keyroute's own transactions insert the event
 //!   as their last write.
-//! - On a current-thread Tokio runtime SQLite queries still run on the blocking pool (one
-//!   thread hop each), and dropping a query future mid-query waits, in the drop, for that
-//!   one statement to finish; use the multi-threaded runtime with SQLite, where queries
-//!   run on the calling thread inside `block_in_place`.
+//! - Dropping a SQLite query future while its query runs waits, in the drop, for that
+//!   one statement to finish on its connection's thread: the connection is shared with
+//!   the running query until then.
 //! - A connection name with `_` (as `{tenant}_{env}` templates make) cannot be set
 //!   through `KEYROUTE_DB_<NAME>`, which turns `_` into `-`; set it in the file.
 

@@ -73,7 +73,7 @@ pub use postgres::Postgres;
 pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use settings::{PoolSettings, RecyclingCheck};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{CallerThread, Sqlite};
+pub use sqlite::{ConnectionThread, SQLITE_THREAD_NAME, Sqlite};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsMode};
 // `tls_error` is defined below.

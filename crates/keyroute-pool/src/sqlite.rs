@@ -1,16 +1,16 @@
 //! SQLite, the embedded default: a file or an in-memory database, no server.
 //!
 //! Connections are diesel's synchronous `SqliteConnection` in diesel-async's
-//! `SyncConnectionWrapper`, whose queries run where [`CallerThread`] says: on the
-//! calling thread (inside `block_in_place`) on the multi-threaded runtime, on the
-//! blocking pool on a current-thread one. Each connection enables foreign keys, waits
-//! up to 5 s for a busy database instead of failing, and (for files) uses WAL so readers
-//! never block the writer. An in-memory database exists only inside its one connection,
+//! `SyncConnectionWrapper`, whose queries run on a thread of the connection's own
+//! ([`ConnectionThread`]), so a query that waits for the database never blocks a
+//! Tokio worker. Each connection enables foreign keys, waits up to 5 s for a busy
+//! database instead of failing, and (for files) uses WAL so readers never block the
+//! writer. An in-memory database exists only inside its one connection,
 //! so its pool holds exactly one connection and never recycles it.
 //!
 //! Checkouts use [`RecyclingCheck::Fast`] unless told otherwise: the database is a
 //! file opened in this process, so the `SELECT 1` of `Verified` can find nothing
-//! wrong with a connection and only costs a hop to a blocking thread (24-45 us per
+//! wrong with a connection and only costs a hop to the connection's thread (24-45 us per
 //! checkout against 0.25 us).
 //!
 //! URLs: a path (`keys.db`), `sqlite://keys.db`, a `file:` URI, or `:memory:`.
@@ -30,7 +30,7 @@ use keyroute_core::BoxError;
 
 use crate::backend::{Backend, ConnectFuture, OwnedConnection, sealed};
 use crate::{DatabaseUrl, PoolSettings, RecyclingCheck};
-pub use thread::CallerThread;
+pub use thread::{ConnectionThread, THREAD_NAME as SQLITE_THREAD_NAME};
 
 /// The SQLite backend.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +47,7 @@ fn is_in_memory(url: &str) -> bool {
 impl sealed::Sealed for Sqlite {}
 
 impl Backend for Sqlite {
-    type Connection = SyncConnectionWrapper<SqliteConnection, CallerThread>;
+    type Connection = SyncConnectionWrapper<SqliteConnection, ConnectionThread>;
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "SQLite";
     const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Fast;
@@ -82,7 +82,8 @@ impl Backend for Sqlite {
         Box::pin(async move {
             let path = url.strip_prefix("sqlite://").unwrap_or(&url);
             let mut conn =
-                SyncConnectionWrapper::<SqliteConnection, CallerThread>::establish(path).await?;
+                SyncConnectionWrapper::<SqliteConnection, ConnectionThread>::establish(path)
+                    .await?;
             conn.batch_execute(PRAGMAS)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

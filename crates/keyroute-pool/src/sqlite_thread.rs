@@ -1,58 +1,110 @@
-//! Where a SQLite query runs: [`CallerThread`], the [`SpawnBlocking`] of keyroute's
+//! Where a SQLite query runs: [`ConnectionThread`], the [`SpawnBlocking`] of keyroute's
 //! SQLite connections.
 //!
 //! diesel's `SqliteConnection` is synchronous; diesel-async's `SyncConnectionWrapper`
-//! makes it usable from async code by handing every query to a [`SpawnBlocking`]. Its
-//! default sends each query to Tokio's blocking pool and waits for the answer: two
-//! thread hand-offs (there and back, each a wake-up of a parked thread) around a key
-//! lookup that SQLite answers in about 7 µs from a file in the page cache, which made
-//! the lookup cost 53-97 µs. This module runs the query where it can instead:
+//! makes it usable from async code by handing every query to a [`SpawnBlocking`]. Each
+//! SQLite connection keyroute opens has a thread of its own, started with the
+//! connection and ended when it closes, and all of the connection's queries run there
+//! in turn. A query waiting for SQLite's write lock (up to `busy_timeout`), a
+//! checkpoint's `fsync`, or a cold page read therefore blocks only that connection's
+//! thread, never a Tokio worker and the tasks queued behind it.
 //!
-//! - **Multi-threaded runtime**: on the calling thread, inside
-//!   [`tokio::task::block_in_place`]. That is what `block_in_place` is for: the worker
-//!   gives its run queue to another thread (started in the background, not waited
-//!   for), so other tasks keep running while this one blocks for the query, and the
-//!   query's own latency gains no hop. Measured on the lookup benchmark
-//!   (`bash scripts/bench store`), see the commit that introduced this file. Running
-//!   the query inline *without* `block_in_place` would be cheaper still, but a SQLite
-//!   query can block for as long as `busy_timeout` (a writer holding the lock) or a
-//!   disk read, and that must never stall a worker's other tasks.
-//! - **Outside any runtime** (a plain thread, `futures::executor::block_on`): on the
-//!   calling thread; nothing else is scheduled there.
-//! - **Current-thread runtime**: blocking its only thread would stall every task, so
-//!   the query goes to the blocking pool as before. If the future is dropped while
-//!   the query runs, the drop waits for the query to finish: the connection is shared
-//!   with the running query (diesel-async keeps it in an `Arc<Mutex<_>>`), and handing
-//!   it back to the pool while shared would panic inside diesel-async, which is what
-//!   its own wrapper did there (its drop calls `block_in_place`, which panics on a
-//!   current-thread runtime). A dropped query is at most one statement that is
-//!   already running; waiting for it is the price of a connection that stays whole.
+//! Why not the alternatives (measured with `bash scripts/bench http` on SQLite, 64
+//! connections, pools of 8; see BENCHMARKS.md):
+//! - **`block_in_place` on the calling worker** (keyroute's executor until this one):
+//!   no hop for the query itself, but every call hands the worker's run queue to
+//!   another thread taken from, or started in, Tokio's blocking pool. Under load that
+//!   meant 300-380 threads, a third of the CPU in the kernel switching between them,
+//!   and about twice the p99 latency of plain pools for the same work.
+//! - **Tokio's blocking pool** (`spawn_blocking`, diesel-async's default): two hops per
+//!   query and a thread count that follows bursts (about 100 threads in the same run),
+//!   the shared queue contended by every connection.
+//! - **Inline, on the worker**: the fastest single query, but a write waiting for the
+//!   lock, or a checkpoint, stalls the worker and every task queued on it; two writers
+//!   waiting on a 2-worker runtime can stall the task that holds the lock until
+//!   `busy_timeout` ends.
 //!
-//! Cancellation: on the first two paths the query runs to completion within a single
-//! `poll`, so a dropped future either never started its query or already finished it.
-//! A panic inside a query is returned as an error, as the blocking pool would.
+//! With a thread per connection the process runs the Tokio workers, one thread per
+//! open SQLite connection (at most the sum of the SQLite pools' `max_size`), and
+//! whatever else the application starts, however heavy the load.
+//!
+//! Outside any runtime (a plain thread, `futures::executor::block_on`) a query runs on
+//! the calling thread: nothing else is scheduled there.
+//!
+//! Cancellation: a query future dropped while its query runs waits, in the drop, for
+//! that one statement to finish. The connection is shared with the running query
+//! (diesel-async keeps it in an `Arc<Mutex<_>>`), and handing it back to the pool
+//! while shared would make diesel-async panic on its next use. A panic inside a query
+//! is returned as an error.
 
 use std::error::Error;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use diesel_async::sync_connection_wrapper::SpawnBlocking;
 use tokio::runtime::{Handle, RuntimeFlavor};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 /// What a query that could not run reports (diesel-async turns it into a
 /// `DatabaseError(UnableToSendCommand, ..)`).
 type TaskError = Box<dyn Error + Send + Sync + 'static>;
 
-/// Runs each SQLite query on the calling thread where blocking it is allowed, and on
-/// Tokio's blocking pool where it is not (see the module docs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CallerThread;
+/// A query for a connection's thread.
+type Job = Box<dyn FnOnce() + Send + 'static>;
 
-impl SpawnBlocking for CallerThread {
+/// The name of every connection's thread, as `top -H` and `/proc/<pid>/task/*/comm`
+/// show it.
+pub const THREAD_NAME: &str = "keyroute-sqlite";
+
+/// Runs each query of one SQLite connection on that connection's own thread (see the
+/// module docs). diesel-async makes one per connection.
+#[derive(Default)]
+pub struct ConnectionThread {
+    /// The thread's queue; `None` until the first query starts the thread.
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl std::fmt::Debug for ConnectionThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionThread")
+            .field("started", &self.jobs.is_some())
+            .finish()
+    }
+}
+
+impl ConnectionThread {
+    /// Hands `job` to the connection's thread, starting it on the first query and again
+    /// if it has gone.
+    fn send(&mut self, job: Job) -> Result<(), TaskError> {
+        let job = match &self.jobs {
+            Some(jobs) => match jobs.send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(THREAD_NAME.to_owned())
+            .spawn(move || {
+                // Ends when the connection, and with it the sender, is dropped.
+                for job in queue {
+                    job();
+                }
+            })
+            .map_err(|e| format!("cannot start a thread for a SQLite connection: {e}"))?;
+        jobs.send(job)
+            .map_err(|_| "a SQLite connection's thread ended at its start")?;
+        self.jobs = Some(jobs);
+        Ok(())
+    }
+}
+
+impl SpawnBlocking for ConnectionThread {
     fn spawn_blocking<'a, R>(
         &mut self,
         task: impl FnOnce() -> R + Send + 'static,
@@ -60,11 +112,27 @@ impl SpawnBlocking for CallerThread {
     where
         R: Send + 'static,
     {
-        Box::pin(Query::NotStarted(Some(task)))
+        if Handle::try_current().is_err() {
+            return Box::pin(std::future::ready(run(task)));
+        }
+        let finished = Arc::new(Finished::default());
+        let (answer, answered) = oneshot::channel();
+        let job = Query {
+            task,
+            answer,
+            _signal: Signal(Arc::clone(&finished)),
+        };
+        match self.send(Box::new(move || job.run())) {
+            Ok(()) => Box::pin(Answer {
+                answered,
+                finished: Some(finished),
+            }),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
     }
 
     fn get_runtime() -> Self {
-        Self
+        Self::default()
     }
 }
 
@@ -73,84 +141,69 @@ fn run<R>(task: impl FnOnce() -> R) -> Result<R, TaskError> {
     catch_unwind(AssertUnwindSafe(task)).map_err(|_| "a SQLite query panicked".into())
 }
 
-/// One query on its way through [`CallerThread`].
-enum Query<F, R> {
-    /// Not polled yet: where it runs is decided by the thread that polls it.
-    NotStarted(Option<F>),
-    /// Running on the blocking pool (current-thread runtime only).
-    OnBlockingPool {
-        handle: JoinHandle<Result<R, TaskError>>,
-        finished: Arc<Finished>,
-    },
-    /// Answered.
-    Done,
+/// A query on its way to the connection's thread. Fields drop in order, so an unrun
+/// task (and the connection it holds) is gone before its signal fires.
+struct Query<F, R> {
+    task: F,
+    answer: oneshot::Sender<Result<R, TaskError>>,
+    _signal: Signal,
 }
 
-// `F` is only ever moved out, never pinned, and `JoinHandle` is `Unpin`.
-impl<F, R> Unpin for Query<F, R> {}
+impl<F: FnOnce() -> R, R> Query<F, R> {
+    fn run(self) {
+        let Query {
+            task,
+            answer,
+            _signal,
+        } = self;
+        // The task (and with it the connection's `Arc`) is consumed here, before
+        // `_signal` drops at the end of this function. A caller that stopped waiting
+        // has dropped its receiver: nothing to tell it.
+        let _ = answer.send(run(task));
+    }
+}
 
-impl<F, R> Future for Query<F, R>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
+/// The caller's side of a [`Query`].
+struct Answer<R> {
+    answered: oneshot::Receiver<Result<R, TaskError>>,
+    /// Set until the answer has arrived; a drop before then waits on it.
+    finished: Option<Arc<Finished>>,
+}
+
+impl<R> Future for Answer<R> {
     type Output = Result<R, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        loop {
-            match this {
-                Query::NotStarted(task) => {
-                    let Some(task) = task.take() else {
-                        return Poll::Ready(Err("a SQLite query was polled twice".into()));
-                    };
-                    let handle = match Handle::try_current() {
-                        Err(_) => return Poll::Ready(run(task)),
-                        Ok(handle) => handle,
-                    };
-                    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-                        *this = Query::Done;
-                        return Poll::Ready(tokio::task::block_in_place(|| run(task)));
-                    }
-                    let finished = Arc::new(Finished::default());
-                    let job = Job {
-                        task,
-                        _signal: Signal(Arc::clone(&finished)),
-                    };
-                    *this = Query::OnBlockingPool {
-                        handle: handle.spawn_blocking(move || job.run()),
-                        finished,
-                    };
-                }
-                Query::OnBlockingPool { handle, .. } => {
-                    let answer = match Pin::new(handle).poll(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Ok(answer)) => answer,
-                        Poll::Ready(Err(e)) => Err(e.into()),
-                    };
-                    *this = Query::Done;
-                    return Poll::Ready(answer);
-                }
-                Query::Done => {
-                    return Poll::Ready(Err("a SQLite query was polled after it answered".into()));
-                }
-            }
-        }
+        let answer = match Pin::new(&mut this.answered).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(answer)) => answer,
+            Poll::Ready(Err(_)) => Err("a SQLite connection's thread dropped a query".into()),
+        };
+        this.finished = None;
+        Poll::Ready(answer)
     }
 }
 
-impl<F, R> Drop for Query<F, R> {
+impl<R> Drop for Answer<R> {
     fn drop(&mut self) {
-        if let Query::OnBlockingPool { handle, finished } = self
-            && !handle.is_finished()
-        {
-            // The query holds the connection; see the module docs for why we wait.
+        let Some(finished) = self.finished.take() else {
+            return;
+        };
+        // The query holds the connection; see the module docs for why we wait. On the
+        // multi-threaded runtime the worker's other tasks move to another thread
+        // meanwhile; a current-thread runtime has nowhere to move them.
+        let on_multi_thread =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if on_multi_thread {
+            tokio::task::block_in_place(|| finished.wait());
+        } else {
             finished.wait();
         }
     }
 }
 
-/// Set once a job's task has run or been dropped unrun.
+/// Set once a query's task has run or been dropped unrun.
 #[derive(Default)]
 struct Finished {
     done: Mutex<bool>,
@@ -170,31 +223,12 @@ impl Finished {
 }
 
 /// Marks its [`Finished`] when dropped: after the task ran, or with the task when the
-/// runtime shuts down before running it.
+/// thread is gone before running it.
 struct Signal(Arc<Finished>);
 
 impl Drop for Signal {
     fn drop(&mut self) {
         *self.0.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.0.changed.notify_all();
-    }
-}
-
-/// A task for the blocking pool. Fields drop in order, so an unrun task (and the
-/// connection it holds) is gone before its signal fires.
-struct Job<F> {
-    task: F,
-    _signal: Signal,
-}
-
-impl<F> Job<F> {
-    fn run<R>(self) -> Result<R, TaskError>
-    where
-        F: FnOnce() -> R,
-    {
-        let Job { task, _signal } = self;
-        // The task (and with it the connection's `Arc`) is consumed here, before
-        // `_signal` drops at the end of this function.
-        run(task)
     }
 }

@@ -69,8 +69,8 @@ async fn exhausted_pool_says_all_connections_are_in_use() {
     assert!(!store.api_key_exists(&KeyHash::of("x")).await.unwrap());
 }
 
-/// Migrations run on a current-thread runtime too (they block, so they run on a
-/// blocking thread rather than with `block_in_place`, which would panic here).
+/// Migrations run on a current-thread runtime too (they block, so they must not run
+/// on the runtime's only thread, nor with `block_in_place`, which would panic here).
 #[tokio::test(flavor = "current_thread")]
 async fn migrations_run_on_a_current_thread_runtime() {
     let store = SqliteStore::connect(":memory:").await.unwrap();
