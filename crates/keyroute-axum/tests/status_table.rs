@@ -244,6 +244,35 @@ fn every_row_of_the_readme_table_is_some_errors_answer() {
     }
 }
 
+/// Every error answered over HTTP with a code of its own (all but faults, which are
+/// answered `internal` whatever they were) is answered with the stable code core
+/// gives it, the one the CLI's JSON shows: the two transports never name one
+/// failure differently.
+#[test]
+fn http_answers_with_the_code_core_gives() {
+    let mut answers: Vec<(String, Problem, &'static str)> = Vec::new();
+    for e in route_errors() {
+        answers.push((format!("{e:?}"), Problem::route(&e, "keyroute"), e.code()));
+    }
+    for e in auth_errors() {
+        answers.push((format!("{e:?}"), Problem::auth(&e, "keyroute"), e.code()));
+    }
+    for e in service_errors() {
+        answers.push((format!("{e:?}"), Problem::service(&e), e.code()));
+    }
+    for (error, problem, code) in answers {
+        if problem.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            continue;
+        }
+        assert_eq!(
+            problem.code(),
+            code,
+            "{error}: HTTP answers `{}` but core's code is `{code}`",
+            problem.code()
+        );
+    }
+}
+
 /// The map gives every class the status the README's prose promises, and a
 /// malformed credential the same 400 whichever path reports it.
 #[test]
