@@ -189,20 +189,47 @@ fn service_errors() -> Vec<K> {
     errors
 }
 
-/// Every answer a request's error can get: (what it was, its problem, its class).
-fn answers() -> Vec<(String, Problem, ErrorClass)> {
+/// One error's answer over HTTP.
+struct Answer {
+    /// What the error was (its `Debug`).
+    error: String,
+    /// How HTTP answers it.
+    problem: Problem,
+    /// Its class in core.
+    class: ErrorClass,
+    /// Its stable code in core, the one every other transport shows; a bare store
+    /// error has none of its own (it is coded by the error that carries it).
+    code: Option<&'static str>,
+}
+
+/// Every answer a request's error can get.
+fn answers() -> Vec<Answer> {
+    let answer = |error: String, problem, class, code| Answer {
+        error,
+        problem,
+        class,
+        code,
+    };
     let mut answers = Vec::new();
     for e in route_errors() {
-        answers.push((format!("{e:?}"), Problem::route(&e, "keyroute"), e.class()));
+        let problem = Problem::route(&e, "keyroute");
+        answers.push(answer(format!("{e:?}"), problem, e.class(), Some(e.code())));
     }
     for e in auth_errors() {
-        answers.push((format!("{e:?}"), Problem::auth(&e, "keyroute"), e.class()));
+        let problem = Problem::auth(&e, "keyroute");
+        answers.push(answer(format!("{e:?}"), problem, e.class(), Some(e.code())));
     }
     for e in service_errors() {
-        answers.push((format!("{e:?}"), Problem::service(&e), e.class()));
+        let problem = Problem::service(&e);
+        answers.push(answer(format!("{e:?}"), problem, e.class(), Some(e.code())));
     }
     for e in store_errors() {
-        answers.push((format!("{e:?}"), Problem::store(&e), e.class()));
+        answers.push(answer(
+            format!("{e:?}"),
+            Problem::store(&e),
+            e.class(),
+            None,
+        ));
     }
     answers
 }
@@ -212,7 +239,13 @@ fn answers() -> Vec<(String, Problem, ErrorClass)> {
 #[test]
 fn every_error_answers_as_the_readme_table_says() {
     let table = readme_table();
-    for (error, problem, class) in answers() {
+    for Answer {
+        error,
+        problem,
+        class,
+        ..
+    } in answers()
+    {
         assert_eq!(
             problem.status(),
             http_status(class),
@@ -236,11 +269,34 @@ fn every_error_answers_as_the_readme_table_says() {
 /// Every row of the README's table is the answer to some error: no stale rows.
 #[test]
 fn every_row_of_the_readme_table_is_some_errors_answer() {
-    let answered: Vec<&'static str> = answers().iter().map(|(_, p, _)| p.code()).collect();
+    let answered: Vec<&'static str> = answers().iter().map(|a| a.problem.code()).collect();
     for code in readme_table().keys() {
         assert!(
             answered.contains(&code.as_str()),
             "the README lists `{code}`, which no error answers"
+        );
+    }
+}
+
+/// Every error answered over HTTP with a code of its own (all but faults, which are
+/// answered `internal` whatever they were) is answered with the stable code core
+/// gives it, the one the CLI's JSON shows: the two transports never name one
+/// failure differently.
+#[test]
+fn http_answers_with_the_code_core_gives() {
+    for answer in answers() {
+        let (Some(code), problem) = (answer.code, &answer.problem) else {
+            continue;
+        };
+        if problem.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            continue;
+        }
+        assert_eq!(
+            problem.code(),
+            code,
+            "{}: HTTP answers `{}` but core's code is `{code}`",
+            answer.error,
+            problem.code()
         );
     }
 }

@@ -204,12 +204,6 @@ impl ConfigError {
     pub fn column(&self) -> Option<usize> {
         self.at.as_ref().map(|at| at.column)
     }
-
-    /// The same error, said of `section` (for parsers shared between sections).
-    pub fn in_section(mut self, section: &str) -> Self {
-        section.clone_into(&mut self.section);
-        self
-    }
 }
 
 /// The bound on every duration option: 100 years (36 525 days). Caches panic on far

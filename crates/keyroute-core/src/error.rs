@@ -416,7 +416,7 @@ impl KeyServiceError {
         use KeyServiceError as E;
         match self {
             E::Config(_) => "invalid_configuration",
-            E::Store(e) if e.kind() == ErrorKind::Unavailable => "store_unavailable",
+            E::Store(e) if e.kind() == ErrorKind::Unavailable => "unavailable",
             E::Store(e) if e.kind() == ErrorKind::Conflict => "conflict",
             E::Store(_) => "store_error",
             E::Generate(_) | E::GeneratedKeyInvalid(_) | E::Mint(_) => "key_not_made",
@@ -489,5 +489,15 @@ mod tests {
             KeyServiceError::NoMinter("jwt".into()).class(),
             ErrorClass::Internal
         );
+    }
+
+    /// An outage has one stable code whichever error carries it: a key-service call
+    /// and a request's authentication that meet the same unavailable store both say
+    /// `unavailable`, as the HTTP map and the README's table do.
+    #[test]
+    fn an_outage_has_one_code() {
+        let down = StoreError::unavailable("down");
+        assert_eq!(AuthError::Store(down.clone()).code(), "unavailable");
+        assert_eq!(KeyServiceError::Store(down).code(), "unavailable");
     }
 }

@@ -12,6 +12,9 @@
 //! bad key fails at start-up, not on the first request. Key material lives in
 //! `jsonwebtoken`'s key types, which zero it on drop; `Debug` prints the `kid` and the
 //! algorithm only.
+//!
+//! This file loads and checks single keys; the set of keys a service holds (which
+//! signs, which verify, rotation) is `KeyRing`, in `key/ring.rs`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +26,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::TryRng as _;
 
 use crate::error::JwtServiceError;
+
+mod ring;
+pub(crate) use ring::KeyRing;
 
 /// The algorithms keyroute signs and verifies with. Each key is pinned to one.
 ///
@@ -422,86 +428,5 @@ impl fmt::Debug for SigningKey {
             .field("kid", &self.kid())
             .field("algorithm", &self.algorithm())
             .finish_non_exhaustive()
-    }
-}
-
-/// The keys of one service: every verification key by `kid`, and the newest signing key.
-///
-/// Few keys are live at once (the current one and one or two being rotated out), so a
-/// linear scan finds a `kid` faster than hashing it would.
-#[derive(Clone, Default)]
-pub(crate) struct KeyRing {
-    verification: Vec<VerificationKey>,
-    signing: Option<SigningKey>,
-}
-
-impl KeyRing {
-    pub(crate) fn find(&self, kid: &str) -> Option<&VerificationKey> {
-        self.verification.iter().find(|k| &*k.kid == kid)
-    }
-
-    /// The one key of `algorithm`, for a token that names no `kid`; `None` when there
-    /// is none or more than one (the token could not say which).
-    pub(crate) fn sole_key_for(&self, algorithm: JwtAlgorithm) -> Option<&VerificationKey> {
-        let mut of_algorithm = self
-            .verification
-            .iter()
-            .filter(|k| k.algorithm() == algorithm);
-        match (of_algorithm.next(), of_algorithm.next()) {
-            (Some(key), None) => Some(key),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn signing(&self) -> Option<&SigningKey> {
-        self.signing.as_ref()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.verification.is_empty()
-    }
-
-    /// Adds a key to verify with.
-    pub(crate) fn add_verification(&mut self, key: VerificationKey) -> Result<(), JwtServiceError> {
-        if self.find(key.kid()).is_some() {
-            return Err(JwtServiceError::DuplicateKeyId(key.kid().to_owned()));
-        }
-        self.verification.push(key);
-        Ok(())
-    }
-
-    /// Makes `key` the signing key; the previous one stays as a verification key.
-    pub(crate) fn rotate(&mut self, key: SigningKey) -> Result<(), JwtServiceError> {
-        self.add_verification(key.verification_key().clone())?;
-        self.signing = Some(key);
-        Ok(())
-    }
-
-    /// Removes a verification key; the signing key cannot be removed.
-    pub(crate) fn remove(&mut self, kid: &str) -> Result<bool, JwtServiceError> {
-        if self.signing.as_ref().is_some_and(|k| k.kid() == kid) {
-            return Err(JwtServiceError::Config(format!(
-                "key '{kid}' signs new tokens; rotate to another key before removing it"
-            )));
-        }
-        let before = self.verification.len();
-        self.verification.retain(|k| k.kid() != kid);
-        Ok(self.verification.len() != before)
-    }
-
-    pub(crate) fn kids(&self) -> Vec<String> {
-        self.verification
-            .iter()
-            .map(|k| k.kid().to_owned())
-            .collect()
-    }
-}
-
-impl fmt::Debug for KeyRing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRing")
-            .field("verification", &self.verification)
-            .field("signing", &self.signing.as_ref().map(SigningKey::kid))
-            .finish()
     }
 }

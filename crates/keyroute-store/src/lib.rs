@@ -39,6 +39,19 @@ mod memory;
 #[cfg(feature = "sql")]
 mod sql;
 
+/// Which users a page of users holds. `UserStore::list_users` and
+/// `UserStore::users_missing_keys` are one keyset-paged query (users in id order,
+/// after a cursor, up to a limit) that differs only in this filter, so each store
+/// writes that query once and takes the filter.
+#[cfg(any(feature = "memory", feature = "sql"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserFilter {
+    /// Every user, with keys or without.
+    Any,
+    /// Only users who own no key at all: the pages of a backfill.
+    WithoutKeys,
+}
+
 #[cfg(feature = "test-util")]
 pub use counting::CountingStore;
 #[cfg(feature = "memory")]

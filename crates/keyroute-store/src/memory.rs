@@ -16,6 +16,7 @@
 //! more than [`FEED_CAPACITY`] events behind is told its feed was interrupted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -25,6 +26,8 @@ use keyroute_core::{
     FeedSettings, FeedSignal, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
     StoreResult, User, UserId, UserStore,
 };
+
+use crate::UserFilter;
 
 /// How many unread events a subscriber may fall behind before its feed counts as
 /// interrupted.
@@ -130,6 +133,26 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Up to `limit` users that `filter` keeps, in id order, after `after`.
+    fn users_page(&self, after: Option<&UserId>, limit: usize, filter: UserFilter) -> Vec<User> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.users
+            .range::<UserId, _>((start, Bound::Unbounded))
+            .map(|(_, user)| user)
+            .filter(|user| match filter {
+                UserFilter::Any => true,
+                UserFilter::WithoutKeys => self.owns_no_key(&user.id),
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `user` owns no key at all.
+    fn owns_no_key(&self, user: &UserId) -> bool {
+        self.by_user.get(user).is_none_or(Vec::is_empty)
     }
 
     fn insert_user(&mut self, user: &User) {
@@ -297,16 +320,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn list_users(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<User>> {
-        use std::ops::Bound;
-        let inner = self.read();
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(inner
-            .users
-            .range::<UserId, _>((start, Bound::Unbounded))
-            .map(|(_, user)| user)
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.read().users_page(after, limit, UserFilter::Any))
     }
 
     async fn count_users(&self) -> StoreResult<u64> {
@@ -318,17 +332,9 @@ impl UserStore for MemoryStore {
         after: Option<&UserId>,
         limit: usize,
     ) -> StoreResult<Vec<User>> {
-        use std::ops::Bound;
-        let inner = self.read();
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(inner
-            .users
-            .range::<UserId, _>((start, Bound::Unbounded))
-            .map(|(_, user)| user)
-            .filter(|user| inner.by_user.get(&user.id).is_none_or(Vec::is_empty))
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self
+            .read()
+            .users_page(after, limit, UserFilter::WithoutKeys))
     }
 
     async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
@@ -336,11 +342,7 @@ impl UserStore for MemoryStore {
         let mut inner = self.write();
         let fresh: Vec<ApiKey> = keys
             .iter()
-            .filter(|k| {
-                k.user_id
-                    .as_ref()
-                    .is_some_and(|u| inner.by_user.get(u).is_none_or(Vec::is_empty))
-            })
+            .filter(|k| k.user_id.as_ref().is_some_and(|u| inner.owns_no_key(u)))
             .cloned()
             .collect();
         inner.check_new_keys(&fresh, &[])?;

@@ -8,7 +8,8 @@ use axum_core::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 use keyroute_core::{
-    ApiKey, Environment, KeyId, KeyRequest, KeyServiceError, KeyType, PlaintextKey, Scopes, UserId,
+    Acting, ApiKey, Environment, KeyId, KeyRequest, KeyServiceError, KeyStore, KeyType,
+    PlaintextKey, Principal, Scopes, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +142,22 @@ fn service_problem(error: &KeyServiceError) -> Problem {
     Problem::service(error)
 }
 
+/// The key service acting for `caller`, and the user the request acts on: the one
+/// `named` (a 422 for text that is no user id), or the caller's own. Whether the
+/// caller may act on that user is core's answer, given as its problem.
+fn acting_on<'a>(
+    auth: &'a AuthState,
+    caller: &Principal,
+    named: Option<&str>,
+) -> Result<(Acting<'a, KeyStore>, UserId), Problem> {
+    let named = user_id(named)?;
+    let acting = auth.keys().acting_as(caller);
+    let user = acting
+        .user_for(named.as_ref())
+        .map_err(|e| service_problem(&e))?;
+    Ok((acting, user))
+}
+
 /// `GET {prefix}/{env}`.
 pub(super) async fn list(
     State(auth): State<AuthState>,
@@ -148,12 +165,7 @@ pub(super) async fn list(
     Path(env): Path<String>,
     named: Result<Query<UserQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let named = user_id(query(named)?.user_id.as_deref())?;
-    let keys = auth.keys();
-    let acting = keys.acting_as(&caller);
-    let user = acting
-        .user_for(named.as_ref())
-        .map_err(|e| service_problem(&e))?;
+    let (acting, user) = acting_on(&auth, &caller, query(named)?.user_id.as_deref())?;
     let environment = environment(&auth, &env)?;
     let keys = acting
         .active_keys(&user, environment)
@@ -171,12 +183,7 @@ pub(super) async fn regenerate(
     named: Result<Query<UserQuery>, QueryRejection>,
     JsonBody(body): JsonBody<GraceBody>,
 ) -> Result<Response, Problem> {
-    let named = user_id(query(named)?.user_id.as_deref())?;
-    let keys = auth.keys();
-    let acting = keys.acting_as(&caller);
-    let user = acting
-        .user_for(named.as_ref())
-        .map_err(|e| service_problem(&e))?;
+    let (acting, user) = acting_on(&auth, &caller, query(named)?.user_id.as_deref())?;
     let environment = environment(&auth, &env)?;
     let grace = body
         .grace
@@ -201,12 +208,8 @@ pub(super) async fn issue(
     Caller(caller): Caller,
     JsonBody(body): JsonBody<IssueBody>,
 ) -> Result<Response, Problem> {
+    let (acting, user) = acting_on(&auth, &caller, body.user_id.as_deref())?;
     let keys = auth.keys();
-    let acting = keys.acting_as(&caller);
-    let named = user_id(body.user_id.as_deref())?;
-    let user = acting
-        .user_for(named.as_ref())
-        .map_err(|e| service_problem(&e))?;
     let options = keys.options();
     let key_type = match body.key_type.as_deref() {
         None => KeyType::SECRET,

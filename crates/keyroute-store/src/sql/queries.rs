@@ -32,6 +32,7 @@ use super::schema::{
     keyroute_api_keys as keys, keyroute_denylist as denied, keyroute_users as users,
 };
 use super::{Marker, Ts};
+use crate::UserFilter;
 use crate::sql::backend::sealed::{DenyQueries, FeedQueries as _, KeyQueries, UserQueries};
 use crate::sql::{INSERT_CHUNK, SqlStore, Timestamp, decode, map_error};
 
@@ -233,6 +234,39 @@ impl KeyQueries for Marker {
     }
 }
 
+/// Up to `limit` users that `filter` keeps, in id order, after `after`: keyset
+/// paging, one indexed range read per page. Both paged user queries are this one.
+async fn users_page(
+    store: &SqlStore<Marker>,
+    after: Option<&UserId>,
+    limit: usize,
+    filter: UserFilter,
+) -> StoreResult<Vec<User>> {
+    let mut q = users::table
+        .select(UserRow::as_select())
+        .order(users::id.asc())
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(users::id.gt(after.as_str().to_owned()));
+    }
+    match filter {
+        UserFilter::Any => {}
+        UserFilter::WithoutKeys => {
+            q = q.filter(diesel::dsl::not(diesel::dsl::exists(
+                keys::table.filter(keys::user_id.eq(users::id.nullable())),
+            )));
+        }
+    }
+    let mut conn = store.conn().await?;
+    q.load(&mut *conn)
+        .await
+        .map_err(map_error)?
+        .into_iter()
+        .map(UserRow::into_user)
+        .collect()
+}
+
 impl UserQueries for Marker {
     async fn create_user(
         store: &SqlStore<Self>,
@@ -303,21 +337,7 @@ impl UserQueries for Marker {
         after: Option<&UserId>,
         limit: usize,
     ) -> StoreResult<Vec<User>> {
-        let mut q = users::table
-            .select(UserRow::as_select())
-            .order(users::id.asc())
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .into_boxed();
-        if let Some(after) = after {
-            q = q.filter(users::id.gt(after.as_str().to_owned()));
-        }
-        let mut conn = store.conn().await?;
-        q.load(&mut *conn)
-            .await
-            .map_err(map_error)?
-            .into_iter()
-            .map(UserRow::into_user)
-            .collect()
+        users_page(store, after, limit, UserFilter::Any).await
     }
 
     async fn count_users(store: &SqlStore<Self>) -> StoreResult<u64> {
@@ -335,25 +355,7 @@ impl UserQueries for Marker {
         after: Option<&UserId>,
         limit: usize,
     ) -> StoreResult<Vec<User>> {
-        let without_keys = diesel::dsl::not(diesel::dsl::exists(
-            keys::table.filter(keys::user_id.eq(users::id.nullable())),
-        ));
-        let mut q = users::table
-            .filter(without_keys)
-            .select(UserRow::as_select())
-            .order(users::id.asc())
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .into_boxed();
-        if let Some(after) = after {
-            q = q.filter(users::id.gt(after.as_str().to_owned()));
-        }
-        let mut conn = store.conn().await?;
-        q.load(&mut *conn)
-            .await
-            .map_err(map_error)?
-            .into_iter()
-            .map(UserRow::into_user)
-            .collect()
+        users_page(store, after, limit, UserFilter::WithoutKeys).await
     }
 
     async fn store_backfill(
