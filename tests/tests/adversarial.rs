@@ -135,9 +135,8 @@ async fn drop_sweep<T>(done: &str, operation: impl AsyncFn(&Keyroute<Sqlite>, &K
 /// A revoke whose future was dropped after the store write (client gone, request timed
 /// out) left the key in the revoking instance's cache and a JWT issued as a key with no
 /// expiry off the deny-list, so both kept working. Dropped at every point in turn.
-/// (Current-thread: there SQLite queries run on the blocking pool, so a revoke has
-/// points to be dropped at; on the multi-threaded runtime each query finishes within
-/// the poll that starts it.)
+/// (SQLite queries run on their connection's thread, so the revoke's future is pending
+/// while each of its queries runs and can be dropped there.)
 #[tokio::test(flavor = "current_thread")]
 async fn revoke_dropped_after_the_store_write_is_not_lost() {
     drop_sweep("revoked", async |app, id| app.keys().revoke(id).await).await;
