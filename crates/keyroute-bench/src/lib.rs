@@ -1,45 +1,65 @@
 //! keyroute's HTTP load benchmark: what a request costs end to end, keyroute against
-//! the hand-written alternative and against no authentication, over real sockets.
-//! Unpublished; depends on the facade, keyroute-testing (databases) and hyper/axum.
+//! the hand-written alternative and against no authentication, on keyroute's pools and
+//! on plain bb8 pools, over real sockets. Unpublished; depends on the facade,
+//! keyroute-testing (databases) and hyper/axum.
 //!
 //! Layout:
 //! - [`service`]: one axum server on `127.0.0.1:0` exposing every [`Mode`] under its
-//!   own path prefix, on the same pools: `open` (no authentication), `naive` (the
-//!   request's plaintext key looked up per request in a `plain_keys` table, then the
-//!   handler's query on the connection its environment picks), `keyroute` (the front
-//!   door on its default settings), `keyroute-uncached` and `keyroute-cached` (the
-//!   resolver cache set explicitly off and on). The handler's own query is one indexed
-//!   read, an order by id, on the routed connection.
+//!   own path prefix. On keyroute's pools (the live and test pools of one keyroute
+//!   handle): `open` (no authentication), `naive` (the request's plaintext key looked
+//!   up per request in a `plain_keys` table, then the handler's query on the
+//!   connection its environment picks), `keyroute` (the front door on its default
+//!   settings), `keyroute-uncached` and `keyroute-cached` (the resolver cache set
+//!   explicitly off and on). On plain pools (`bb8::Pool` of diesel-async's
+//!   `AsyncDieselConnectionManager`, what a team has before adopting keyroute):
+//!   `open-plain` and `naive-plain`, the same two handlers. The handler's own query is
+//!   the same in every mode: one indexed read, an order by id.
 //! - [`load`]: the load generator: a fixed number of keep-alive HTTP/1.1 connections,
 //!   each owned by one task that sends its next request when the last one's body has
 //!   arrived; a warm-up, then a fixed measured duration; latencies in an HDR histogram.
-//! - [`report`]: medians across rounds, the ratios against the baselines measured in
-//!   the same run, and whether the targets are met.
-//! - [`run`]: per backend (SQLite files, PostgreSQL in a container), the modes
-//!   interleaved and repeated: round 1 runs every mode once, then round 2, and so on,
-//!   so a noisy minute on the shared machine lands on every mode alike; each round
-//!   starts one mode later, so no mode always runs first or after the same neighbour.
+//!   It runs in a process of its own: the benchmark re-executes its own binary as a
+//!   client (a hidden `client` subcommand), hands it the keys on its stdin (never on
+//!   its command line or in its environment) and reads one line of JSON back.
+//! - [`placement`]: which cores the server and the client run on.
+//! - [`report`]: medians across rounds, the ratios (requests/s and p99) against the
+//!   baselines measured in the same run, and whether the targets are met.
+//! - [`run`]: per backend (SQLite files; PostgreSQL and MariaDB in containers), the
+//!   modes interleaved and repeated: round 1 runs every mode once, then round 2, and
+//!   so on, so a noisy minute on the shared machine lands on every mode alike; each
+//!   round starts one mode later, so no mode always runs first or after the same
+//!   neighbour. After each mode's measurement the server's thread count is printed,
+//!   so a pool or executor that grows threads under load shows it.
 //!
-//! Fairness on a 2-core machine: the server runs on the multi-threaded Tokio runtime
-//! the binary starts (one worker per core, plus the blocking threads diesel-async's
-//! SQLite wrapper uses), and the load generator on a current-thread runtime of its own
-//! in a separate OS thread. One process keeps start-up and result collection simple;
-//! separate runtimes keep the client's work off the server's workers' queues. The client
-//! takes one core's share at most and does exactly the same work per request in every
-//! mode (the same request bytes, key header included, and the same response handling),
-//! so its cost is a constant that every mode pays: it dilutes the ratios towards 1.0,
-//! which makes a met target conservative rather than flattering. The operating
-//! system schedules both on the same two cores, as it would a client and a server
-//! sharing a small machine.
+//! Fairness. The server runs on the multi-threaded Tokio runtime of the benchmark's
+//! process, the client in a separate OS process, so neither shares a runtime, an
+//! allocator or a scheduler queue with the other. On a machine with at least 4 cores
+//! (and `taskset` installed) the two are pinned apart: the server on the first half of
+//! the cores it may use, the client on the rest, with one runtime worker per core each.
+//! On fewer cores they are not pinned (and the report says so): the client then runs
+//! on one thread and takes one core's share at most, and the operating system
+//! schedules both on the same cores, as it would a client and a server sharing a
+//! small machine. The client does exactly the same work per request in every mode
+//! (the same request bytes, key header included, and the same response handling), so
+//! on a shared machine its cost is a constant every mode pays: it dilutes the ratios
+//! towards 1.0, which makes a met target conservative rather than flattering. The
+//! plain pools get everything keyroute's pools get except the pool and executor
+//! themselves: the same `max_size`, `min_idle`, timeouts and checkout check, the same
+//! SQLite pragmas (foreign keys, `busy_timeout`, WAL, `synchronous = NORMAL`), and the
+//! same handler query; SQLite's plain connections run on diesel-async's default
+//! executor (`spawn_blocking`), keyroute's on its own. So `open` against `open-plain`
+//! is keyroute's pools against plain pools, on the same work.
 
 pub mod load;
+pub mod placement;
 pub mod report;
 pub mod service;
 
 mod run;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+pub use placement::Placement;
 pub use report::{BackendReport, ModeSample};
 pub use run::run;
 
@@ -57,16 +77,22 @@ pub enum Mode {
     KeyrouteUncached,
     /// keyroute with the resolver cache explicitly on.
     KeyrouteCached,
+    /// No authentication on a plain bb8 pool: `open`'s work without keyroute's pools.
+    OpenPlain,
+    /// The hand-written lookup on plain bb8 pools: what a team has before keyroute.
+    NaivePlain,
 }
 
 impl Mode {
     /// Every mode, in the order a round runs them.
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Open,
         Mode::Naive,
         Mode::Keyroute,
         Mode::KeyrouteUncached,
         Mode::KeyrouteCached,
+        Mode::OpenPlain,
+        Mode::NaivePlain,
     ];
 
     /// The mode's name, as printed and as its path prefix.
@@ -77,7 +103,14 @@ impl Mode {
             Mode::Keyroute => "keyroute",
             Mode::KeyrouteUncached => "keyroute-uncached",
             Mode::KeyrouteCached => "keyroute-cached",
+            Mode::OpenPlain => "open-plain",
+            Mode::NaivePlain => "naive-plain",
         }
+    }
+
+    /// The mode named `name` (as [`Mode::name`] prints it), if any.
+    pub fn from_name(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|mode| mode.name() == name)
     }
 
     /// The path a request for order `id` takes in this mode.
@@ -94,6 +127,8 @@ pub enum BackendKind {
     Sqlite,
     /// Two databases on a PostgreSQL container started through `keyroute-testing`.
     Postgres,
+    /// Two databases on a MariaDB container started through `keyroute-testing`.
+    Mariadb,
 }
 
 impl BackendKind {
@@ -102,6 +137,7 @@ impl BackendKind {
         match self {
             BackendKind::Sqlite => "sqlite",
             BackendKind::Postgres => "postgres",
+            BackendKind::Mariadb => "mariadb",
         }
     }
 }
@@ -126,12 +162,23 @@ pub struct Options {
     pub orders: u64,
     /// Connections per pool (`[pools] max_size`), the same for every pool of every mode.
     pub pool_size: u32,
+    /// The program run as the load generator's process, given the hidden `client`
+    /// subcommand. `None`: this process's own executable (`std::env::current_exe`),
+    /// which is the benchmark binary when it runs; tests name the binary themselves.
+    pub client_program: Option<PathBuf>,
+    /// Where the server and the client run; [`Placement::shared`] unless the binary
+    /// pinned itself before starting its runtime ([`Placement::pin_apart`]).
+    pub placement: Placement,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            backends: vec![BackendKind::Sqlite, BackendKind::Postgres],
+            backends: vec![
+                BackendKind::Sqlite,
+                BackendKind::Postgres,
+                BackendKind::Mariadb,
+            ],
             rounds: 5,
             warmup: Duration::from_secs(2),
             duration: Duration::from_secs(5),
@@ -139,6 +186,8 @@ impl Default for Options {
             keys: 10_000,
             orders: 10_000,
             pool_size: 8,
+            client_program: None,
+            placement: Placement::shared(),
         }
     }
 }
@@ -155,11 +204,16 @@ pub enum BenchError {
         /// What failed.
         reason: String,
     },
-    /// The PostgreSQL container could not be had (no engine, no image).
+    /// A database container could not be had (no engine, no image).
     #[error(
-        "no PostgreSQL for the benchmark: {0}; start a Docker engine (bash scripts/bench http does) or pass --backend sqlite"
+        "no {backend} for the benchmark: {reason}; start a Docker engine (bash scripts/bench http does) or pass --backend sqlite"
     )]
-    Container(String),
+    Container {
+        /// The backend that needs the container.
+        backend: &'static str,
+        /// Why there is none.
+        reason: String,
+    },
     /// The server or the load generator could not run.
     #[error("the load run failed: {0}")]
     Load(String),

@@ -1,8 +1,10 @@
 //! The load generator: `connections` keep-alive HTTP/1.1 connections over real TCP,
 //! each owned by one task that sends a request, reads the whole response, records
 //! the latency and sends the next (a closed loop: the offered load is what the
-//! server sustains at that concurrency). It runs on a current-thread Tokio runtime of
-//! its own, in a thread of its own, so its work never queues on the server's workers.
+//! server sustains at that concurrency). It runs in a process of its own (see
+//! [`process`]): [`drive`] starts it and reads its [`LoadResult`] back; the child
+//! runs [`client_main`] on a Tokio runtime of its own, one thread per core it was
+//! given (one thread when client and server are not pinned apart).
 //!
 //! Each mode's run opens fresh connections, loads for `warmup` unmeasured, then for
 //! `duration`; a request counts when its response completes inside the measured window.
@@ -10,6 +12,7 @@
 //! warm-up included, so a run that served errors cannot pass for a fast one.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +22,13 @@ use http::header::{HOST, HeaderValue};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
 
-use crate::{BenchError, Mode};
+use crate::{BenchError, Mode, Placement};
+
+pub mod process;
+
+pub use process::{ClientArgs, client_main};
 
 /// The highest latency recorded exactly: 60 s, in microseconds.
 const MAX_MICROS: u64 = 60_000_000;
@@ -43,6 +51,10 @@ pub struct LoadPlan {
     pub warmup: Duration,
     /// Then the measured window.
     pub duration: Duration,
+    /// The program started as the client (`None`: this process's own executable).
+    pub program: Option<PathBuf>,
+    /// The cores and threads the client gets.
+    pub placement: Placement,
 }
 
 impl LoadPlan {
@@ -62,24 +74,56 @@ impl LoadPlan {
             connections: options.connections,
             warmup: options.warmup,
             duration: options.duration,
+            program: options.client_program.clone(),
+            placement: options.placement.clone(),
         }
     }
 }
 
-/// What one load run measured.
-#[derive(Debug, Clone)]
+/// What one load run measured: the client process's answer, one line of JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct LoadResult {
     /// Responses completed in the measured window.
     pub requests: u64,
     /// The measured window.
     pub duration: Duration,
-    /// Latencies of the measured responses, in microseconds.
-    pub latencies: Histogram<u64>,
+    /// Latencies of the measured responses.
+    pub latency_us: Percentiles,
     /// Responses that were not 2xx, and requests that failed, warm-up included.
     pub non_2xx: u64,
     /// The first of those: its status and the start of its body, or the error.
     pub first_failure: Option<String>,
+}
+
+/// Latency percentiles of the measured responses from the HDR histogram, in
+/// microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Percentiles {
+    /// The median.
+    pub p50: u64,
+    /// The 90th percentile.
+    pub p90: u64,
+    /// The 99th percentile.
+    pub p99: u64,
+    /// The 99.9th percentile.
+    #[serde(rename = "p99.9")]
+    pub p99_9: u64,
+    /// The slowest response.
+    pub max: u64,
+}
+
+impl Percentiles {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        Self {
+            p50: histogram.value_at_quantile(0.50),
+            p90: histogram.value_at_quantile(0.90),
+            p99: histogram.value_at_quantile(0.99),
+            p99_9: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        }
+    }
 }
 
 impl LoadResult {
@@ -93,27 +137,27 @@ impl LoadResult {
         }
     }
 
-    /// The latency at `quantile` (0.5 for the median).
-    pub fn latency(&self, quantile: f64) -> Duration {
-        Duration::from_micros(self.latencies.value_at_quantile(quantile))
+    /// The median latency.
+    pub fn p50(&self) -> Duration {
+        Duration::from_micros(self.latency_us.p50)
+    }
+
+    /// The 99th-percentile latency.
+    pub fn p99(&self) -> Duration {
+        Duration::from_micros(self.latency_us.p99)
     }
 }
 
-/// Runs `plan` on a current-thread runtime in a blocking thread of its own and
-/// returns what it measured.
+/// Runs `plan` in a client process of its own (this binary re-executed, or
+/// [`LoadPlan::program`]) on the cores [`LoadPlan::placement`] gives it, and returns
+/// what it measured.
 ///
 /// # Errors
-/// [`BenchError::Load`] when the runtime cannot start or no connection can be made.
+/// [`BenchError::Load`] when the process cannot start, fails (no connection could be
+/// made, say; its stderr is in the message) or answers something that is not its
+/// result.
 pub async fn drive(plan: LoadPlan) -> Result<LoadResult, BenchError> {
-    tokio::task::spawn_blocking(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| BenchError::Load(format!("cannot start the client runtime: {e}")))?;
-        runtime.block_on(generate(plan))
-    })
-    .await
-    .map_err(|e| BenchError::Load(format!("the load generator stopped: {e}")))?
+    process::run_child(&plan).await
 }
 
 /// What one connection's task saw.
@@ -138,9 +182,8 @@ async fn generate(plan: LoadPlan) -> Result<LoadResult, BenchError> {
     for index in 0..plan.connections {
         tasks.spawn(connection(index, Arc::clone(&plan), measure_from, until));
     }
-    let mut total = LoadResult {
+    let mut total = TaskResult {
         requests: 0,
-        duration: plan.duration,
         latencies: histogram()?,
         non_2xx: 0,
         first_failure: None,
@@ -157,7 +200,13 @@ async fn generate(plan: LoadPlan) -> Result<LoadResult, BenchError> {
             .add(&task.latencies)
             .map_err(|e| BenchError::Load(format!("merging latencies: {e}")))?;
     }
-    Ok(total)
+    Ok(LoadResult {
+        requests: total.requests,
+        duration: plan.duration,
+        latency_us: Percentiles::of(&total.latencies),
+        non_2xx: total.non_2xx,
+        first_failure: total.first_failure,
+    })
 }
 
 fn histogram() -> Result<Histogram<u64>, BenchError> {

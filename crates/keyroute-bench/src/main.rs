@@ -5,20 +5,31 @@
 //! ```sh
 //! cargo run --release -p keyroute-bench -- --backend sqlite --rounds 3 --duration 5s
 //! ```
+//!
+//! The same binary is the load generator: the benchmark starts it again with the
+//! hidden `client` subcommand, in a process of its own, keys on its stdin.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
-use keyroute_bench::{BackendKind, Options};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use keyroute_bench::load::{ClientArgs, client_main};
+use keyroute_bench::{BackendKind, Options, Placement};
 
-/// keyroute over HTTP against a hand-written key lookup and against no authentication.
+/// keyroute over HTTP against a hand-written key lookup and against no authentication,
+/// on keyroute's pools and on plain bb8 pools.
 #[derive(Debug, Parser)]
-#[command(name = "keyroute-bench", version)]
+#[command(
+    name = "keyroute-bench",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Backends to measure, in order (comma-separated; the last --backend wins).
-    /// PostgreSQL needs a Docker engine.
-    #[arg(long, value_enum, value_delimiter = ',', action = ArgAction::Set, default_values_t = [Backend::Sqlite, Backend::Postgres])]
+    /// PostgreSQL and MariaDB need a Docker engine.
+    #[arg(long, value_enum, value_delimiter = ',', action = ArgAction::Set, default_values_t = [Backend::Sqlite, Backend::Postgres, Backend::Mariadb])]
     backend: Vec<Backend>,
     /// Rounds per backend; each round runs every mode once, interleaved.
     #[arg(long, default_value_t = 5)]
@@ -41,24 +52,68 @@ struct Args {
     /// Connections per pool (`[pools] max_size`), the same for every pool.
     #[arg(long, default_value_t = 8)]
     pool_size: u32,
+    /// Do not pin the server and the client apart, even on 4 cores or more.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The load generator's process, started by the benchmark itself: keys on stdin,
+    /// one per line; its result as one line of JSON on stdout.
+    #[command(hide = true)]
+    Client(ClientArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
     Sqlite,
     Postgres,
+    Mariadb,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    match &args.command {
+        Some(Command::Client(client)) => {
+            let stdin = std::io::stdin().lock();
+            match client_main(client, stdin, std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
+        None => bench(&args),
+    }
+}
+
+fn bench(args: &Args) -> ExitCode {
+    // Pinned before the runtime starts: its threads inherit the server's cores, and
+    // it starts one worker per core left to it.
+    let placement = if args.no_pin {
+        Placement::shared()
+    } else {
+        Placement::pin_apart()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return fail(&keyroute_bench::BenchError::Load(format!(
+                "cannot start the server's runtime: {error}"
+            )));
+        }
+    };
     let mut options = Options::default();
+    options.placement = placement;
     options.backends = args
         .backend
         .iter()
         .map(|b| match b {
             Backend::Sqlite => BackendKind::Sqlite,
             Backend::Postgres => BackendKind::Postgres,
+            Backend::Mariadb => BackendKind::Mariadb,
         })
         .collect();
     options.rounds = args.rounds;
@@ -68,11 +123,13 @@ async fn main() -> ExitCode {
     options.keys = args.keys;
     options.orders = args.orders;
     options.pool_size = args.pool_size;
-    match keyroute_bench::run(&options, &mut std::io::stdout()).await {
+    match runtime.block_on(keyroute_bench::run(&options, &mut std::io::stdout())) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("keyroute-bench: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(&error),
     }
+}
+
+fn fail(error: &keyroute_bench::BenchError) -> ExitCode {
+    eprintln!("keyroute-bench: {error}");
+    ExitCode::FAILURE
 }

@@ -1,12 +1,13 @@
 //! A whole run: per backend, set up the server, then the rounds (every mode once per
 //! round, in [`Mode::ALL`] order rotated by one each round), then the medians and
-//! ratios.
+//! ratios. After each mode's measurement, the server process's thread count.
 
 use std::io::Write;
 
-use keyroute::store::{DatabaseUrl, Postgres, Sqlite};
+use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite};
 
 use crate::load::{LoadPlan, drive};
+use crate::placement::process_threads;
 use crate::report::{BackendReport, ModeSample, load_average};
 use crate::service::{Served, start};
 use crate::{BackendKind, BenchError, Mode, Options};
@@ -16,8 +17,8 @@ use crate::{BackendKind, BenchError, Mode, Options};
 ///
 /// # Errors
 /// [`BenchError::Non2xx`] as soon as a mode answers anything but 2xx (the figures
-/// would measure errors); [`BenchError::Container`] when PostgreSQL is asked for and
-/// no engine answers; [`BenchError::Setup`], [`BenchError::Load`] otherwise.
+/// would measure errors); [`BenchError::Container`] when PostgreSQL or MariaDB is
+/// asked for and no engine answers; [`BenchError::Setup`], [`BenchError::Load`] otherwise.
 pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendReport>, BenchError> {
     check(options)?;
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
@@ -33,6 +34,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
         options.orders,
         load_average(),
     )?;
+    writeln!(out, "{}", options.placement.describe())?;
     let mut reports = Vec::new();
     for &backend in &options.backends {
         let served = serve(backend, options).await?;
@@ -51,7 +53,13 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                 let plan = LoadPlan::new(served.addr, mode, served.keys.clone(), options);
                 let result = drive(plan).await?;
                 let sample = ModeSample::new(mode, round, &result);
-                writeln!(out, "{}", sample.line())?;
+                let threads = process_threads().map_or_else(|| "?".to_owned(), |n| n.to_string());
+                writeln!(
+                    out,
+                    "{}   p99.9 {:>7.2} ms   server threads {threads}",
+                    sample.line(),
+                    result.latency_us.p99_9 as f64 / 1e3
+                )?;
                 out.flush()?;
                 if result.non_2xx > 0 {
                     return Err(BenchError::Non2xx {
@@ -137,10 +145,24 @@ async fn serve(backend: BackendKind, options: &Options) -> Result<Served, BenchE
         BackendKind::Postgres => {
             let dbs = keyroute_testing::postgres_live_and_test()
                 .await
-                .map_err(|e| BenchError::Container(e.to_string()))?;
+                .map_err(|e| container(backend, &e))?;
             let (live, test) = (dbs.live.url().clone(), dbs.test.url().clone());
             start::<Postgres>(live, test, Box::new(dbs), options).await
         }
+        BackendKind::Mariadb => {
+            let dbs = keyroute_testing::mariadb_live_and_test()
+                .await
+                .map_err(|e| container(backend, &e))?;
+            let (live, test) = (dbs.live.url().clone(), dbs.test.url().clone());
+            start::<Mysql>(live, test, Box::new(dbs), options).await
+        }
+    }
+}
+
+fn container(backend: BackendKind, error: &dyn std::fmt::Display) -> BenchError {
+    BenchError::Container {
+        backend: backend.name(),
+        reason: error.to_string(),
     }
 }
 
@@ -155,12 +177,13 @@ mod tests {
         assert_eq!(first, Mode::ALL);
         let second: Vec<Mode> = round_order(2).collect();
         assert_eq!(second[0], Mode::Naive);
-        assert_eq!(second[4], Mode::Open);
-        for round in 1..=7 {
+        assert_eq!(second[Mode::ALL.len() - 1], Mode::Open);
+        for round in 1..=9 {
             let mut modes: Vec<Mode> = round_order(round).collect();
             modes.sort();
             assert_eq!(modes, Mode::ALL, "round {round}");
         }
-        assert_eq!(round_order(6).next(), Some(Mode::Open));
+        let modes = u32::try_from(Mode::ALL.len()).unwrap();
+        assert_eq!(round_order(modes + 1).next(), Some(Mode::Open));
     }
 }

@@ -1,6 +1,7 @@
 //! The benchmark's axum service: one server, every [`Mode`](crate::Mode) under its own
-//! path prefix (`/open/orders/{id}`, `/naive/orders/{id}`, ...), all on the same live
-//! and test pools of one keyroute handle.
+//! path prefix (`/open/orders/{id}`, `/naive/orders/{id}`, ...): the keyroute-pool
+//! modes on the same live and test pools of one keyroute handle, the `-plain` modes
+//! on plain bb8 pools of their own (see [`plain`]).
 //!
 //! The handler's own query is the same in every mode: one order by its primary key,
 //! on the connection the mode picks. What differs is how the connection is picked:
@@ -14,6 +15,7 @@
 //! - `keyroute*`: the `Connected<B>` extractor of `keyroute::axum`, as a service writes
 //!   it; `keyroute` uses the front door's own resolver (its defaults), the other two a
 //!   resolver built over the same store with `session_cache_duration` set explicitly.
+//! - `open-plain`, `naive-plain`: `open`'s and `naive`'s handlers on plain pools.
 
 use std::any::Any;
 use std::fmt::Write as _;
@@ -40,9 +42,10 @@ use keyroute::{Config, Keyroute, NewUser};
 use crate::{BenchError, Options};
 
 mod db;
+pub mod plain;
 
-pub use db::BenchDb;
-use db::PLAIN_KEYS_SQL;
+pub use db::{BenchDb, SQLITE_PRAGMAS};
+use plain::PlainPools;
 
 /// How long `keyroute-cached` keeps a resolved key: longer than any run.
 pub const CACHED_FOR: Duration = Duration::from_secs(300);
@@ -100,7 +103,7 @@ pub async fn start<B: BenchDb>(
     let keyroute = Keyroute::<B>::builder()
         .config(config.clone())
         .connection("live", live.clone())
-        .connection("test", test)
+        .connection("test", test.clone())
         .build()
         .await
         .map_err(|e| fail(format!("building keyroute: {e}")))?;
@@ -127,7 +130,7 @@ pub async fn start<B: BenchDb>(
             .connection_named("live")
             .await
             .map_err(|e| fail(e.to_string()))?;
-        db.batch_execute(PLAIN_KEYS_SQL)
+        db.batch_execute(B::plain_keys_sql())
             .await
             .map_err(|e| fail(format!("creating plain_keys: {e}")))?;
         for chunk in rows.chunks(500) {
@@ -146,9 +149,18 @@ pub async fn start<B: BenchDb>(
         })
         .collect::<Result<Vec<_>, BenchError>>()?;
 
-    let lookup = DbPool::<B>::connect(live, config.router.pools.settings.clone())
+    let lookup = DbPool::<B>::connect(live.clone(), config.router.pools.settings.clone())
         .await
         .map_err(|e| fail(format!("opening the naive lookup pool: {e}")))?;
+    // The plain pools check connections on checkout as keyroute's pools resolved to.
+    let check = keyroute
+        .router()
+        .pool_named("live")
+        .map(|pool| pool.settings().recycling_check)
+        .map_err(|e| fail(e.to_string()))?;
+    let plain = PlainPools::<B>::open(&live, &test, &config.router.pools.settings, check)
+        .await
+        .map_err(&fail)?;
     let resolver_with =
         |cache: Option<Duration>| -> Result<(AuthState, KeyResolver<KeyStore>), BenchError> {
             let mut options = config.apikey.clone();
@@ -207,9 +219,15 @@ pub async fn start<B: BenchDb>(
             Router::new()
                 .route("/keyroute-cached/orders/{id}", get(routed::<B>))
                 .with_state(kr(cached)),
+        )
+        .merge(
+            Router::new()
+                .route("/open-plain/orders/{id}", get(plain::open_plain::<B>))
+                .route("/naive-plain/orders/{id}", get(plain::naive_plain::<B>))
+                .with_state(plain),
         );
 
-    let settings = describe(&config, &keyroute, &lookup);
+    let settings = describe(&config, &keyroute, &lookup, check);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| fail(format!("binding 127.0.0.1:0: {e}")))?;
@@ -238,8 +256,13 @@ fn tracing_error(error: &std::io::Error) {
     eprintln!("keyroute-bench: the server stopped: {error}");
 }
 
-/// What `keyroute` on its defaults means in this build, and the pools every mode shares.
-fn describe<B: Backend>(config: &Config, keyroute: &Keyroute<B>, lookup: &DbPool<B>) -> String {
+/// What `keyroute` on its defaults means in this build, and the pools of the modes.
+fn describe<B: Backend>(
+    config: &Config,
+    keyroute: &Keyroute<B>,
+    lookup: &DbPool<B>,
+    plain_check: keyroute::store::RecyclingCheck,
+) -> String {
     let mut out = String::new();
     let cache = match config.apikey.session_cache_duration {
         Some(ttl) => format!("session_cache_duration {ttl:?} (resolver cache on)"),
@@ -266,6 +289,16 @@ fn describe<B: Backend>(config: &Config, keyroute: &Keyroute<B>, lookup: &DbPool
         "\npools: {} connections each (live, test, keyroute's store, the naive lookup); checkout check: routed {routed}, naive lookup {:?}",
         config.router.pools.settings.max_size,
         lookup.settings().recycling_check,
+    );
+    let _ = write!(
+        out,
+        "\nplain pools (open-plain, naive-plain): bb8 + diesel-async, {} connections each (live, test, the naive-plain lookup); checkout check {plain_check:?}{}",
+        config.router.pools.settings.max_size,
+        if B::NAME == "SQLite" {
+            "; SQLite on diesel-async's default executor (spawn_blocking), keyroute's pragmas"
+        } else {
+            ""
+        },
     );
     out
 }

@@ -1,15 +1,25 @@
 //! The HTTP benchmark, small and in a debug build: every mode answers 2xx over real
-//! sockets, a mode that does not is caught, and the report prints. Correctness only:
-//! speed is the benchmark's own business (`bash scripts/bench http`), never asserted.
+//! sockets, a mode that does not is caught, the client process answers over its
+//! pipes, and the report prints. Correctness only: speed is the benchmark's own
+//! business (`bash scripts/bench http`), never asserted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
 use keyroute::store::{DatabaseUrl, Sqlite};
-use keyroute_bench::load::{self, LoadPlan};
+use keyroute_bench::load::{self, ClientArgs, LoadPlan, LoadResult};
 use keyroute_bench::{BackendKind, BenchError, Mode, Options, service};
+
+/// The benchmark binary: the client process it starts is itself, which from a test
+/// is Cargo's build of it rather than the test's own executable.
+fn bench_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keyroute-bench"))
+}
 
 /// A run small enough for CI: SQLite, one round, about a second per mode.
 fn small() -> Options {
@@ -21,6 +31,7 @@ fn small() -> Options {
     options.keys = 200;
     options.orders = 100;
     options.connections = 16;
+    options.client_program = Some(bench_binary());
     options
 }
 
@@ -51,6 +62,14 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
         "target >= 0.95 x",
         "keyroute on its defaults: session_cache_duration",
         "load average",
+        "keyroute / naive-plain",
+        "keyroute / open-plain",
+        "open / open-plain",
+        "target >= 1.50 x",
+        "target <= 1.20 x",
+        "plain pools (open-plain, naive-plain): bb8 + diesel-async",
+        "placement: not pinned",
+        "server threads ",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
@@ -112,4 +131,92 @@ async fn options_that_measure_nothing_are_refused() {
         "{error}"
     );
     assert!(error.to_string().contains("--rounds"), "{error}");
+}
+
+/// The client process round trip: the binary started as `client`, the keys written
+/// to its stdin, one line of JSON back with counts and HDR percentiles; the keys
+/// never appear on its command line or in its answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_process_reads_keys_on_stdin_and_answers_json() {
+    let files = tempfile::tempdir().unwrap();
+    let url = |name: &str| DatabaseUrl::new(files.path().join(name).to_string_lossy().into_owned());
+    let (live, test) = (url("live.db"), url("test.db"));
+    let mut options = small();
+    options.duration = Duration::from_millis(500);
+    let served = service::start::<Sqlite>(live, test, Box::new(files), &options)
+        .await
+        .unwrap();
+    let plan = LoadPlan::new(served.addr, Mode::NaivePlain, served.keys.clone(), &options);
+    let argv = ClientArgs::of(&plan).to_argv();
+    let keys: Vec<String> = served
+        .keys
+        .iter()
+        .map(|k| k.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|key| argv.iter().all(|arg| !arg.contains(key.as_str()))),
+        "{argv:?}"
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(bench_binary())
+            .arg("client")
+            .args(&argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for key in &keys {
+            writeln!(stdin, "{key}").unwrap();
+        }
+        drop(stdin);
+        (child.wait_with_output().unwrap(), keys)
+    });
+    let (output, keys) = output.await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(keys.iter().all(|key| !stdout.contains(key.as_str())));
+    for field in [
+        "\"requests\"",
+        "\"non_2xx\"",
+        "\"first_failure\"",
+        "\"p50\"",
+        "\"p90\"",
+        "\"p99\"",
+        "\"p99.9\"",
+        "\"max\"",
+    ] {
+        assert!(stdout.contains(field), "no {field} in {stdout}");
+    }
+    let result: LoadResult = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(result.requests > 0, "{stdout}");
+    assert_eq!(result.non_2xx, 0, "{stdout}");
+    let l = result.latency_us;
+    assert!(
+        0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p99_9 && l.p99_9 <= l.max,
+        "{stdout}"
+    );
+}
+
+/// A client process that fails (nothing listens at its address) is an error that
+/// carries the child's own message, not a hang or an empty result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_client_process_is_reported() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut options = small();
+    options.warmup = Duration::ZERO;
+    options.duration = Duration::from_millis(100);
+    let keys = Arc::new(vec![HeaderValue::from_static("sk_live_x")]);
+    let error = load::drive(LoadPlan::new(addr, Mode::Open, keys, &options))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("the client process failed"), "{text}");
+    assert!(text.contains(&format!("connecting to {addr}")), "{text}");
 }
