@@ -63,6 +63,9 @@
 //! [`routing::ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the
 //! advanced API, for wiring of your own.
 
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
+
 #[cfg(feature = "axum")]
 mod axum_state;
 mod builder;

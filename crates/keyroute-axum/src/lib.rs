@@ -76,6 +76,9 @@
 //! |---|---|
 //! | `jwt` | `POST /token`: a key or session exchanged for a short-lived JWT |
 
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
+
 mod extract;
 mod layer;
 mod problem;

@@ -129,6 +129,9 @@
 //! # }
 //! ```
 
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
+
 mod claims;
 mod config;
 mod deny;

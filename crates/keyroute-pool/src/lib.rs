@@ -35,6 +35,8 @@
 //! | `mysql` | [`Mysql`] (MySQL and MariaDB), on mysql_async (turns `tls` on) |
 //! | `tls` | [`TlsMode`], [`TlsError`], [`tls_error`] |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
 
 use std::fmt;
 use std::sync::Arc;

@@ -30,6 +30,9 @@
 //! keyroute's own migration versions reach schema reports from the front door
 //! ([`RouterBuilder::keyroute_versions`]).
 
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
+
 mod admin;
 mod checks;
 mod config;

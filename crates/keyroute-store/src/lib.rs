@@ -30,6 +30,8 @@
 //! [`StoreError`](keyroute_core::StoreError) kinds (a unique violation is a `Conflict`,
 //! a connection failure `Unavailable` with its real cause) and never show a password.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
 
 #[cfg(feature = "test-util")]
 mod counting;
