@@ -94,7 +94,7 @@ pub mod keys {
     };
 }
 
-/// Credentials, the resolver that turns them into a [`Principal`](crate::Principal),
+/// Credentials, the resolver that turns them into a [`Principal`],
 /// and the seam for verifiers of self-contained tokens (JWTs).
 pub mod auth {
     pub use keyroute_core::{
@@ -160,7 +160,7 @@ pub mod clock {
     pub use keyroute_core::{Clock, SystemClock};
 }
 
-/// The sections of the configuration, one type each; [`Config`](crate::Config) holds
+/// The sections of the configuration, one type each; [`Config`] holds
 /// them all.
 pub mod sections {
     pub use crate::config::StoreConfig;

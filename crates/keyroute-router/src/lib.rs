@@ -10,11 +10,11 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`resolver`] | [`KeyResolver`]: offline rejection, cache, negative cache, checks, last-used batching |
-//! | [`router`] | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
-//! | [`policy`] | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
-//! | [`config`] | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
-//! | [`gateway`] | [`Gateway`]: both in one call, for handlers |
+//! | `resolver` | [`KeyResolver`]: offline rejection, cache, negative cache, checks, last-used batching |
+//! | `router` | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
+//! | `policy` | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
+//! | `config` | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
+//! | `gateway` | [`Gateway`]: both in one call, for handlers |
 //!
 //! | feature | connections |
 //! |---|---|
