@@ -76,6 +76,8 @@
 //! |---|---|
 //! | `jwt` | `POST /token`: a key or session exchanged for a short-lived JWT |
 
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Every public item is documented: a published crate's docs are its manual.
 #![deny(missing_docs)]
 

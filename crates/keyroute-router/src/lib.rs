@@ -30,6 +30,8 @@
 //! keyroute's own migration versions reach schema reports from the front door
 //! ([`RouterBuilder::keyroute_versions`]).
 
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Every public item is documented: a published crate's docs are its manual.
 #![deny(missing_docs)]
 

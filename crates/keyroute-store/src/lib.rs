@@ -29,7 +29,9 @@
 //! [`migrate`](SqlStore::migrate), map database errors to
 //! [`StoreError`](keyroute_core::StoreError) kinds (a unique violation is a `Conflict`,
 //! a connection failure `Unavailable` with its real cause) and never show a password.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs;
+// `doc_auto_cfg` was merged into `doc_cfg` in Rust 1.92 and is an error since.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Every public item is documented: a published crate's docs are its manual.
 #![deny(missing_docs)]
 
