@@ -64,6 +64,11 @@
 //! [`routing::ConnectionRouter::builder`], [`jwt::JwtService::builder`]) remain the
 //! advanced API, for wiring of your own.
 
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
+
 #[cfg(feature = "axum")]
 mod axum_state;
 mod builder;

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
-    /// Now.
+    /// The current time in UTC: expiries, last-used times and token lifetimes are all
+    /// measured against it.
     fn now(&self) -> DateTime<Utc>;
 }
 

@@ -30,6 +30,11 @@
 //! | `verifier` | [`TokenVerifier`]: the seam where JWTs become principals |
 //! | `error` | [`KeyServiceError`], [`AuthError`], [`JwtError`], [`StoreError`], and [`ErrorClass`]: what each means to a caller, no transport |
 
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
+
 mod authority;
 mod clock;
 pub mod config;

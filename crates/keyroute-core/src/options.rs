@@ -1,24 +1,5 @@
 //! [`KeyOptions`]: how keys are made and checked, with ServiceStack's names and defaults.
-//!
-//! | option | default | meaning |
-//! |---|---|---|
-//! | `environments` | `live,test` | environments keys are issued for |
-//! | `key_types` | `secret` | types of key each user gets |
-//! | `type_prefixes` | `secret=sk,publishable=pk,restricted=rk` | token prefix per type |
-//! | `key_size_bytes` | `24` | random bytes per key (at least 16) |
-//! | `expire_keys_after` | none | lifetime of new keys (`90days`, `12h`) |
-//! | `dangerous_accept_plain_http` | `false` | accept keys that arrive over plain HTTP (localhost only; ServiceStack's `RequireSecureConnection = false`) |
-//! | `init_schema` | `true` | run the store's migrations at start-up |
-//! | `session_cache_duration` | `5m` | how long a resolved key is cached at most (`none`: off) |
-//! | `max_keys_per_user` | `100` | working keys a user may hold at once |
-//!
-//! Options are set in code, or by keyroute's one configuration (the facade's `Config`)
-//! from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
-//! environment variables. `KeyOptions` is that section's serde struct: its fields are
-//! the options, and every source reads them through the same deserializer (see
-//! [`config`](crate::config)), so an invalid value is the same [`ConfigError`] naming
-//! the option wherever it came from. Lists are arrays in TOML and arrays or
-//! comma-separated text in variables (`KEYROUTE_APIKEY_KEY_TYPES=secret,publishable`).
+//! The table of options is in `KeyOptions`' own docs, where the published docs show it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,8 +59,27 @@ where
 /// metadata. It may not change the key's id, hash, type or environment.
 pub type CreateKeyHook = Arc<dyn Fn(&mut ApiKey) + Send + Sync>;
 
-/// How keys are made and checked: the `[apikey]` section. See the [module docs](self)
-/// for the table of options.
+/// How keys are made and checked: the `[apikey]` section.
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `environments` | `live,test` | environments keys are issued for |
+/// | `key_types` | `secret` | types of key each user gets |
+/// | `type_prefixes` | `secret=sk,publishable=pk,restricted=rk` | token prefix per type |
+/// | `key_size_bytes` | `24` | random bytes per key (at least 16) |
+/// | `expire_keys_after` | none | lifetime of new keys (`90days`, `12h`) |
+/// | `dangerous_accept_plain_http` | `false` | accept keys that arrive over plain HTTP (localhost only; ServiceStack's `RequireSecureConnection = false`) |
+/// | `init_schema` | `true` | run the store's migrations at start-up |
+/// | `session_cache_duration` | `5m` | how long a resolved key is cached at most (`none`: off) |
+/// | `max_keys_per_user` | `100` | working keys a user may hold at once |
+///
+/// Options are set in code, or by keyroute's one configuration (the facade's `Config`)
+/// from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
+/// environment variables. `KeyOptions` is that section's serde struct: its fields are
+/// the options, and every source reads them through the same deserializer (see
+/// [`config`](crate::config)), so an invalid value is the same [`ConfigError`] naming
+/// the option wherever it came from. Lists are arrays in TOML and arrays or
+/// comma-separated text in variables (`KEYROUTE_APIKEY_KEY_TYPES=secret,publishable`).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]

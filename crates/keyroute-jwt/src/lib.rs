@@ -7,13 +7,13 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`key`] | [`SigningKey`], [`VerificationKey`], [`JwtAlgorithm`]: keys named by `kid`, each pinned to one algorithm |
-//! | [`claims`] | the claim names, [`TokenKind`], [`ScopeFormat`] (flat or structured scopes) |
-//! | [`config`] | [`JwtConfig`]: lifetimes, issuer, audience, environments, leeway, deny cache |
-//! | [`section`] | [`JwtSection`]: the `[jwt]` section of keyroute's configuration, and the signing key it names |
-//! | [`service`] | [`JwtService`]: issue (exchange, key, session), verify, rotate keys |
-//! | [`deny`] | the deny-list check and its cache, [`RevocationListener`] |
-//! | [`error`] | [`JwtServiceError`] for loading keys and issuing; rejections are core's [`JwtError`](keyroute_core::JwtError) |
+//! | `key` | [`SigningKey`], [`VerificationKey`], [`JwtAlgorithm`]: keys named by `kid`, each pinned to one algorithm |
+//! | `claims` | the claim names, [`TokenKind`], [`ScopeFormat`] (flat or structured scopes) |
+//! | `config` | [`JwtConfig`]: lifetimes, issuer, audience, environments, leeway, deny cache |
+//! | `section` | [`JwtSection`]: the `[jwt]` section of keyroute's configuration, and the signing key it names |
+//! | `service` | [`JwtService`]: issue (exchange, key, session), verify, rotate keys |
+//! | `deny` | the deny-list check and its cache, [`RevocationListener`] |
+//! | `error` | [`JwtServiceError`] for loading keys and issuing; rejections are core's [`JwtError`](keyroute_core::JwtError) |
 //!
 //! # Why JWTs next to API keys
 //!
@@ -129,6 +129,9 @@
 //! # }
 //! ```
 
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
+
 mod claims;
 mod config;
 mod deny;
@@ -149,7 +152,7 @@ pub use service::{
 };
 
 /// The [`ApiKey::meta`](keyroute_core::ApiKey::meta) entry that marks a key record as a
-/// JWT issued as a key: `format = jwt` (core's [`META_FORMAT`](keyroute_core::META_FORMAT)).
+/// JWT issued as a key: `format = jwt` (core's [`META_FORMAT`]).
 pub use keyroute_core::META_FORMAT;
 
 /// The value of [`META_FORMAT`] for JWT keys.

@@ -34,7 +34,11 @@
 //! | `postgres` | [`Postgres`], on tokio-postgres (turns `tls` on) |
 //! | `mysql` | [`Mysql`] (MySQL and MariaDB), on mysql_async (turns `tls` on) |
 //! | `tls` | [`TlsMode`], [`TlsError`], [`tls_error`] |
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs;
+// `doc_auto_cfg` was merged into `doc_cfg` in Rust 1.92 and is an error since.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
 
 use std::fmt;
 use std::sync::Arc;

@@ -80,10 +80,10 @@ pub struct PoolsConfig {
     /// The settings of every pool.
     #[serde(flatten)]
     pub settings: PoolSettings,
-    /// Pools open at once. Default [`DEFAULT_MAX_POOLS`] (64).
+    /// The most pools open at once; opening another closes the least recently used.
+    /// Default 64.
     pub max_pools: usize,
-    /// Connections of all open pools together. Default [`DEFAULT_CONNECTION_BUDGET`]
-    /// (512).
+    /// The most connections all open pools may hold together. Default 512.
     pub connection_budget: u32,
 }
 

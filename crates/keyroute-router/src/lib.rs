@@ -10,11 +10,11 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`resolver`] | [`KeyResolver`]: offline rejection, cache, negative cache, checks, last-used batching |
-//! | [`router`] | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
-//! | [`policy`] | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
-//! | [`config`] | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
-//! | [`gateway`] | [`Gateway`]: both in one call, for handlers |
+//! | `resolver` | [`KeyResolver`]: offline rejection, cache, negative cache, checks, last-used batching |
+//! | `router` | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
+//! | `policy` | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
+//! | `config` | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
+//! | `gateway` | [`Gateway`]: both in one call, for handlers |
 //!
 //! | feature | connections |
 //! |---|---|
@@ -29,6 +29,11 @@
 //! resolver is any [`ApiKeyStore`](keyroute_core::ApiKeyStore) it is given, and
 //! keyroute's own migration versions reach schema reports from the front door
 //! ([`RouterBuilder::keyroute_versions`]).
+
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
 
 mod admin;
 mod checks;

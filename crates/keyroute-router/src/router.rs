@@ -198,14 +198,13 @@ impl<B: Backend> RouterBuilder<B> {
         self
     }
 
-    /// The most pools open at once. Default [`DEFAULT_MAX_POOLS`] (64).
+    /// The most pools open at once. Default 64.
     pub fn max_pools(mut self, max_pools: usize) -> Self {
         self.max_pools = max_pools;
         self
     }
 
-    /// The most connections all open pools may hold together. Default
-    /// [`DEFAULT_CONNECTION_BUDGET`] (512).
+    /// The most connections all open pools may hold together. Default 512.
     pub fn connection_budget(mut self, budget: u32) -> Self {
         self.budget = budget;
         self

@@ -1,8 +1,8 @@
 //! keyroute's key stores: where users and API keys live.
 //!
 //! Owns the stores behind the core store traits ([`Store`](keyroute_core::Store)),
-//! keyroute's own tables and embedded migrations (`migrations/<backend>/` at the
-//! workspace root), the queries, and the change feed each store publishes to other
+//! keyroute's own tables and embedded migrations (`migrations/<backend>/` in this
+//! crate's directory), the queries, and the change feed each store publishes to other
 //! instances. Every backend passes one conformance suite, so a service moves between
 //! them by changing one line.
 //!
@@ -29,7 +29,11 @@
 //! [`migrate`](SqlStore::migrate), map database errors to
 //! [`StoreError`](keyroute_core::StoreError) kinds (a unique violation is a `Conflict`,
 //! a connection failure `Unavailable` with its real cause) and never show a password.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs;
+// `doc_auto_cfg` was merged into `doc_cfg` in Rust 1.92 and is an error since.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Every public item is documented: a published crate's docs are its manual.
+#![deny(missing_docs)]
 
 #[cfg(feature = "test-util")]
 mod counting;

@@ -92,8 +92,12 @@ impl JwtService {
         })
     }
 
-    /// The listener to attach to the [`KeyService`] (`with_listener`), so revoked and
-    /// regenerated keys are denied at once here and through the deny-list everywhere.
+    /// The listener to attach to the [`KeyService`] ([`KeyService::with_listener`]), so
+    /// revoked and regenerated keys are denied at once here and through the deny-list
+    /// everywhere.
+    ///
+    /// [`KeyService`]: keyroute_core::KeyService
+    /// [`KeyService::with_listener`]: keyroute_core::KeyService::with_listener
     pub fn revocation_listener(&self) -> Arc<RevocationListener> {
         let window = self
             .exchange_lifetime

@@ -10,7 +10,7 @@ use super::{SqlStore, StoreBackend, sealed};
 /// A store on MySQL or MariaDB.
 pub type MysqlStore = SqlStore<Mysql>;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
 impl sealed::Migrations for Mysql {
     super::keyroute_migrations!(MIGRATIONS);

@@ -10,7 +10,7 @@ use super::{SqlStore, StoreBackend, sealed};
 /// A store on PostgreSQL.
 pub type PostgresStore = SqlStore<Postgres>;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 impl sealed::Migrations for Postgres {
     super::keyroute_migrations!(MIGRATIONS);

@@ -10,7 +10,7 @@ use super::{SqlStore, StoreBackend, sealed};
 /// A store on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 impl sealed::Migrations for Sqlite {
     super::keyroute_migrations!(MIGRATIONS);
