@@ -1,8 +1,9 @@
 //! keyroute's key stores: where users and API keys live.
 //!
 //! Owns the stores behind the core store traits ([`Store`](keyroute_core::Store)),
-//! keyroute's own tables and embedded migrations (`migrations/<backend>/` in this
-//! crate's directory), the queries, and the change feed each store publishes to other
+//! keyroute's own tables and embedded migrations (`migrations/<backend>/` at the
+//! workspace root, reached through this crate's `migrations` link so the published
+//! crate carries them), the queries, and the change feed each store publishes to other
 //! instances. Every backend passes one conformance suite, so a service moves between
 //! them by changing one line.
 //!

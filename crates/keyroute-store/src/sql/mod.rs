@@ -17,8 +17,9 @@
 //! Schema: `keyroute_users` and `keyroute_api_keys` (prefixed, since teams embed keyroute
 //! in their own databases). Keys are found by `hash` only, under a unique index; an
 //! index on `(user_id, environment)` serves listing, regeneration and backfill.
-//! Migrations live in `migrations/<backend>/` in this crate's directory and are
-//! embedded: a published crate can only read files inside its own directory.
+//! Migrations live in `migrations/<backend>/` at the workspace root and are embedded
+//! through this crate's `migrations` link (a published crate can only read files
+//! inside its own directory; `cargo package` follows the link).
 //!
 //! Change feed: every write other instances' caches must learn of publishes an event
 //! in its own transaction through the backend's `publish`: `pg_notify` on PostgreSQL
