@@ -1,5 +1,4 @@
 #![doc = include_str!("../README.md")]
-
 // docs.rs (nightly, `--cfg docsrs`) marks each item with the features it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Every public item is documented: a published crate's docs are its manual.

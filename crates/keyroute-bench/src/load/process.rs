@@ -1,5 +1,5 @@
 //! The load generator as a process of its own: the server's side starts it
-//! ([`run_child`]) and the child's side runs it ([`client_main`]).
+//! (`run_child`) and the child's side runs it ([`client_main`]).
 //!
 //! The child is the benchmark binary itself with the hidden `client` subcommand and
 //! [`ClientArgs`] on its command line. The keys are secrets, so they never go on the
