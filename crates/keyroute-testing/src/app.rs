@@ -3,18 +3,17 @@
 //! app's migrations on them, a [`Keyroute`] handle configured for them, and the
 //! helpers a test needs around it (users, keys, direct connections, an HTTP server).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use keyroute::keys::Tenant;
 use keyroute::routing::RoutedConnection;
 use keyroute::{Config, Keyroute};
-use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 use crate::migrations::AppMigrations;
+use crate::provision::make_databases;
 use crate::{TestAppError, TestBackend, TestDatabase};
 
 /// The connection name of the key store's own database when the configuration gives
@@ -172,7 +171,7 @@ impl<B: TestBackend> TestAppBuilder<B> {
             Some(ConfigSource::File(path)) => Config::from_toml_file(path)?,
         };
         let names = connection_names(&mut config, &self.tenants)?;
-        let databases = make_databases::<B>(&names, migrations.as_ref()).await?;
+        let databases = make_databases::<B>(names, migrations).await?;
         config.router.connections = databases
             .iter()
             .filter(|(name, _)| name.as_str() != STORE_DATABASE)
@@ -219,71 +218,4 @@ fn connection_names(config: &mut Config, tenants: &[String]) -> Result<Vec<Strin
     names.sort();
     names.dedup();
     Ok(names)
-}
-
-/// A fresh database for each name: copies of a migrated template where the backend
-/// can copy (PostgreSQL), otherwise made and migrated one by one.
-async fn make_databases<B: TestBackend>(
-    names: &[String],
-    migrations: Option<&AppMigrations>,
-) -> Result<BTreeMap<String, TestDatabase<B>>, TestAppError> {
-    let mut databases = BTreeMap::new();
-    let template = match B::COPIES {
-        true => Some(template::<B>(migrations).await?),
-        false => None,
-    };
-    for name in names {
-        let db = match template.as_deref().and_then(B::copy_of) {
-            Some(copy) => copy.await?,
-            None => {
-                let db = B::fresh().await?;
-                if let Some(migrations) = migrations {
-                    migrations.apply(&db, name).await?;
-                }
-                db
-            }
-        };
-        databases.insert(name.clone(), db);
-    }
-    Ok(databases)
-}
-
-type Templates =
-    Mutex<HashMap<(&'static str, Option<PathBuf>), Arc<dyn std::any::Any + Send + Sync>>>;
-
-/// This test binary's migrated template for `B` and `migrations`, made by the first
-/// test that asks (keyroute's schema and the app's migrations applied) and shared by
-/// the rest. A failure is not kept: each test that asks reports it.
-async fn template<B: TestBackend>(
-    migrations: Option<&AppMigrations>,
-) -> Result<Arc<TestDatabase<B>>, TestAppError> {
-    static TEMPLATES: std::sync::OnceLock<Templates> = std::sync::OnceLock::new();
-    let key = (B::NAME, migrations.map(|m| m.dir().to_path_buf()));
-    let cell: Arc<OnceCell<Arc<TestDatabase<B>>>> = {
-        let mut map = TEMPLATES
-            .get_or_init(Templates::default)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let entry = map
-            .entry(key)
-            .or_insert_with(|| Arc::new(OnceCell::<Arc<TestDatabase<B>>>::new()));
-        match Arc::clone(entry).downcast() {
-            Ok(cell) => cell,
-            // The key holds B::NAME, so another backend's cell is never found here.
-            Err(_) => Arc::new(OnceCell::new()),
-        }
-    };
-    let db = cell
-        .get_or_try_init(|| async {
-            let db = B::fresh().await?;
-            // The store's schema in the template, so the store's database needs no
-            // migrating when copied; the store (and its pool) is closed before any copy.
-            drop(db.store().await?);
-            if let Some(migrations) = migrations {
-                migrations.apply(&db, "template").await?;
-            }
-            Ok::<_, TestAppError>(Arc::new(db))
-        })
-        .await?;
-    Ok(Arc::clone(db))
 }

@@ -303,6 +303,7 @@ async fn start(
         let mut request = image
             .with_cmd(cmd)
             .with_label(server::LABEL, "1")
+            .with_label(server::PID_LABEL, std::process::id().to_string())
             .with_startup_timeout(server::STARTUP_LIMIT);
         for (file, text) in files {
             request = request.with_copy_to(

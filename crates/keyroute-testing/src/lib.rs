@@ -10,6 +10,7 @@ pub mod dedicated;
 mod error;
 mod keys;
 mod migrations;
+mod provision;
 mod run;
 mod server;
 

@@ -15,7 +15,7 @@ use diesel_async::{
     AsyncConnection, AsyncMysqlConnection, AsyncPgConnection, SimpleAsyncConnection,
 };
 use keyroute_pool::DatabaseUrl;
-use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::core::{ContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{Image, ImageExt, TestcontainersError};
 use tokio::sync::OnceCell;
@@ -23,6 +23,9 @@ use tokio::sync::OnceCell;
 /// Label on every container the harness starts, so leftovers of a killed test binary
 /// can be found (`docker ps -a --filter label=org.keyroute.harness`).
 pub(crate) const LABEL: &str = "org.keyroute.harness";
+/// Label holding the id of the test process that started the container, so a check
+/// can tell its own containers from those of test binaries running beside it.
+pub(crate) const PID_LABEL: &str = "org.keyroute.harness.pid";
 /// How long a container may take to print its ready line.
 pub(crate) const STARTUP_LIMIT: Duration = Duration::from_secs(90);
 /// How long a started server may take to answer `SELECT 1`.
@@ -89,6 +92,10 @@ pub(crate) struct ServerKind {
     pub(crate) env: &'static [(&'static str, &'static str)],
     /// Server options that make throwaway databases faster (no durability needed).
     args: &'static [&'static str],
+    /// Where the server keeps its data: a tmpfs in the shared container, as a test
+    /// server's data need not survive it and copying databases on memory is several
+    /// times faster than on the container's overlay file system.
+    data_dir: &'static str,
     /// Lines the real server prints on stderr, in order, once it listens.
     pub(crate) ready_lines: &'static [&'static str],
     pub(crate) scheme: &'static str,
@@ -119,6 +126,7 @@ pub(crate) static POSTGRES: ServerKind = ServerKind {
         "-c",
         "max_connections=500",
     ],
+    data_dir: "/var/lib/postgresql/data",
     // The set-up server prints the same line on stdout; only the real one uses stderr.
     ready_lines: &["database system is ready to accept connections"],
     scheme: "postgres",
@@ -148,6 +156,7 @@ pub(crate) static MARIADB: ServerKind = ServerKind {
         "--innodb-flush-log-at-trx-commit=0",
         "--max-connections=500",
     ],
+    data_dir: "/var/lib/mysql",
     // The set-up server's line says "port: 0"; the real one's "port: 3306".
     ready_lines: &["mariadbd: ready for connections.", "port: 3306"],
     scheme: "mysql",
@@ -393,6 +402,8 @@ async fn start(kind: &'static ServerKind) -> Result<Server, HarnessError> {
         let reference = format!("{}:{}", image.name, image.tag);
         let request = image
             .with_label(LABEL, "1")
+            .with_label(PID_LABEL, std::process::id().to_string())
+            .with_mount(Mount::tmpfs_mount(kind.data_dir))
             .with_startup_timeout(STARTUP_LIMIT);
         let container = request
             .start()

@@ -22,6 +22,19 @@ async fn child_asks_for_a_database_without_an_engine() {
         "the failure is kept: {again:?}"
     );
     println!("HARNESS SAID: {err}");
+    // The whole-app fixture fails the same way, at once.
+    let app = keyroute_testing::TestApp::<keyroute::store::Postgres>::builder()
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            app,
+            keyroute_testing::TestAppError::Harness(HarnessError::NoEngine { .. })
+        ),
+        "{app:?}"
+    );
+    println!("TESTAPP SAID: {app}");
 }
 
 /// The child fails fast and its message says how to get an engine.
@@ -62,5 +75,9 @@ fn no_engine_fails_fast_with_advice() {
     assert!(
         stdout.contains("bash scripts/test"),
         "the message says what to do: {stdout}"
+    );
+    assert!(
+        stdout.contains("TESTAPP SAID: no Docker engine answered at tcp://127.0.0.1:9"),
+        "{stdout}"
     );
 }
