@@ -20,10 +20,11 @@ impl<B: Backend> ConnectionRouter<B> {
     /// not stop the others; check each entry.
     pub async fn migrate_each<S>(&self, source: S) -> SchemaReport
     where
-        S: MigrationSource<BackendDb<B>> + Clone + Send + 'static,
+        S: MigrationSource<BackendDb<B>> + Send + Sync + 'static,
     {
+        let source = Shared(std::sync::Arc::new(source));
         self.report(|pool| {
-            let source = source.clone();
+            let source = Shared(std::sync::Arc::clone(&source.0));
             async move { pool.run_migrations_from(source).await }
         })
         .await
@@ -52,5 +53,21 @@ impl<B: Backend> ConnectionRouter<B> {
             connections.push(ConnectionSchema::new(name, versions));
         }
         SchemaReport::new(connections, self.inner.keyroute_versions.clone())
+    }
+}
+
+/// One migration source handed to each connection in turn: diesel's
+/// `EmbeddedMigrations` (what `embed_migrations!` makes) is not `Clone`.
+struct Shared<S>(std::sync::Arc<S>);
+
+impl<S, DB> MigrationSource<DB> for Shared<S>
+where
+    S: MigrationSource<DB>,
+    DB: diesel::backend::Backend,
+{
+    fn migrations(
+        &self,
+    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
+        self.0.migrations()
     }
 }
