@@ -135,6 +135,21 @@ pub trait ApiKeyStore: Send + Sync {
     /// key. A key already cancelled earlier keeps its earlier cancellation time.
     async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>>;
 
+    /// Rolls one key, atomically: cancels `old` at `cancel_at` and stores
+    /// `replacement`, but only while `old` has no cancellation (neither revoked nor
+    /// rolled before). Returns the old key as now stored, or `None` when there is no
+    /// such key or it was already cancelled; then nothing has changed. Of two rolls of
+    /// one key racing each other, exactly one changes anything.
+    ///
+    /// A replacement whose id or hash is taken is
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict), and nothing has changed.
+    async fn roll_key(
+        &self,
+        old: &KeyId,
+        replacement: &ApiKey,
+        cancel_at: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKey>>;
+
     /// Atomically cancels (at `cancel_at`) every key [`Regeneration::retires`] and
     /// stores the new keys; returns the retired keys as now stored. On any error
     /// nothing has changed.
@@ -331,6 +346,14 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for std::sync::Arc<S> {
     }
     async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
         (**self).cancel_key(id, at).await
+    }
+    async fn roll_key(
+        &self,
+        old: &KeyId,
+        replacement: &ApiKey,
+        cancel_at: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKey>> {
+        (**self).roll_key(old, replacement, cancel_at).await
     }
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         (**self).regenerate(regeneration).await

@@ -267,6 +267,14 @@ impl keyroute_core::ApiKeyStore for GatedLookups {
     ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
         self.inner.cancel_key(id, at).await
     }
+    async fn roll_key(
+        &self,
+        old: &keyroute_core::KeyId,
+        replacement: &keyroute_core::ApiKey,
+        cancel_at: chrono::DateTime<chrono::Utc>,
+    ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
+        self.inner.roll_key(old, replacement, cancel_at).await
+    }
     async fn regenerate(
         &self,
         regeneration: &keyroute_core::Regeneration,

@@ -94,6 +94,15 @@ impl<S: ApiKeyStore> ApiKeyStore for CountingStore<S> {
         self.count(None);
         self.inner.cancel_key(id, at).await
     }
+    async fn roll_key(
+        &self,
+        old: &KeyId,
+        replacement: &ApiKey,
+        cancel_at: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKey>> {
+        self.count(None);
+        self.inner.roll_key(old, replacement, cancel_at).await
+    }
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         self.count(None);
         self.inner.regenerate(regeneration).await

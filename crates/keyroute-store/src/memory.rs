@@ -244,6 +244,27 @@ impl ApiKeyStore for MemoryStore {
         Ok(Some(key.clone()))
     }
 
+    async fn roll_key(
+        &self,
+        old: &KeyId,
+        replacement: &ApiKey,
+        cancel_at: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKey>> {
+        let mut inner = self.write();
+        if inner.keys.get(old).is_none_or(|k| k.cancelled_at.is_some()) {
+            return Ok(None);
+        }
+        inner.check_new_keys(std::slice::from_ref(replacement), &[])?;
+        let Some(key) = inner.keys.get_mut(old) else {
+            return Ok(None);
+        };
+        key.cancelled_at = Some(cancel_at);
+        let retired = key.clone();
+        inner.insert_key(replacement);
+        self.publish(ChangeKind::KeyRolled, old.as_str());
+        Ok(Some(retired))
+    }
+
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         let mut inner = self.write();
         inner.check_new_keys(&regeneration.new_keys, &[])?;

@@ -12,12 +12,12 @@
 //! old key's JWTs are refused from the announced time (fail closed) until the
 //! operation is retried.
 //!
-//! The store has no single-key counterpart of `regenerate`, so a roll is two writes:
-//! the replacement is stored first, then the old key's cancellation is scheduled. If
-//! the second write fails the replacement is cancelled again, so the caller is left
-//! with the old key working and no stray replacement. Two rolls of one key racing each
-//! other can both succeed (each has a working replacement, the old key ends at the
-//! earlier time); a key that is already scheduled to end is refused.
+//! A roll is one write ([`ApiKeyStore::roll_key`]): the old key's cancellation and its
+//! replacement are stored together, and only while no one has cancelled the old key.
+//! Of two rolls of one key racing each other exactly one succeeds; the other is
+//! `NotRollable`, as is a key already scheduled to end. The loser has announced the
+//! old key's retirement too (fail closed, as for a failed write), so the old key's
+//! JWTs may stop before a grace period the winner gave it.
 
 use std::time::Duration;
 
@@ -110,22 +110,18 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
         service
             .announce_revoking(std::slice::from_ref(&retiring))
             .await;
-        let stored = std::slice::from_ref(&issued.key);
-        service.store.store_all(stored).await?;
-        let retired = match service.store.cancel_key(&old.id, cancel_at).await {
-            Ok(Some(retired)) => retired,
-            outcome => {
-                // Undo the replacement so a failed roll leaves exactly the old key.
-                // If the undo fails too, the first error is the one worth reporting.
-                let _undone = service.store.cancel_key(&issued.key.id, now).await;
-                return match outcome {
-                    Err(e) => Err(e.into()),
-                    _ => Ok(None),
-                };
-            }
+        let Some(retired) = service
+            .store
+            .roll_key(&old.id, &issued.key, cancel_at)
+            .await?
+        else {
+            // Rolled or revoked by someone else since it was read.
+            return Err(KeyServiceError::NotRollable);
         };
         service.announce(std::slice::from_ref(&retired)).await;
-        service.announce_issued(stored).await;
+        service
+            .announce_issued(std::slice::from_ref(&issued.key))
+            .await;
         Ok(Some(Rolled { issued, retired }))
     }
 

@@ -98,6 +98,13 @@ pub(crate) mod sealed {
             id: &KeyId,
             at: DateTime<Utc>,
         ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
+        /// See [`ApiKeyStore::roll_key`](keyroute_core::ApiKeyStore::roll_key).
+        fn roll_key(
+            store: &SqlStore<Self>,
+            old: &KeyId,
+            replacement: &ApiKey,
+            cancel_at: DateTime<Utc>,
+        ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
         /// See [`ApiKeyStore::regenerate`](keyroute_core::ApiKeyStore::regenerate).
         fn regenerate(
             store: &SqlStore<Self>,

@@ -49,6 +49,14 @@ impl<B: StoreBackend> ApiKeyStore for SqlStore<B> {
         B::cancel_key(self, id, at).await
     }
 
+    async fn roll_key(
+        &self,
+        old: &KeyId,
+        replacement: &ApiKey,
+        cancel_at: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKey>> {
+        B::roll_key(self, old, replacement, cancel_at).await
+    }
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         B::regenerate(self, regeneration).await
     }

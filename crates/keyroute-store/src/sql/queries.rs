@@ -6,7 +6,7 @@
 //! `INSERT`, or a loop where the backend has none) and `read_one!` (its cheapest
 //! one-row read); the change each write publishes goes through `Marker`'s `FeedQueries`.
 //!
-//! Just past 500 lines on purpose: keys, users and the deny list share the helpers
+//! Past 500 lines on purpose: keys, users and the deny list share the helpers
 //! above their impls and form one include per backend; splitting the file would add
 //! an include (and its `duplicate_mod` allowance) to every backend module.
 //!
@@ -167,6 +167,44 @@ impl KeyQueries for Marker {
             .await
             .map_err(map_error)?;
         row.map(KeyRow::into_key).transpose()
+    }
+
+    async fn roll_key(
+        store: &SqlStore<Self>,
+        old: &KeyId,
+        replacement: &ApiKey,
+        cancel_at: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKey>> {
+        let at = Ts::from_instant(cancel_at);
+        let rows = [KeyRow::from_key(replacement)];
+        let mut conn = store.conn().await?;
+        let retired = conn
+            .transaction(async |conn| {
+                // Only a key nobody has cancelled: of two rolls racing, the second
+                // waits for the first's row lock, then finds nothing to change.
+                let changed = diesel::update(
+                    keys::table
+                        .find(old.as_str())
+                        .filter(keys::cancelled_at.is_null()),
+                )
+                .set(keys::cancelled_at.eq(at))
+                .execute(conn)
+                .await?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                insert_keys(conn, &rows).await?;
+                Marker::publish(conn, ChangeKind::KeyRolled, &[old.as_str()]).await?;
+                keys::table
+                    .find(old.as_str())
+                    .select(KeyRow::as_select())
+                    .get_result(conn)
+                    .await
+                    .map(Some)
+            })
+            .await
+            .map_err(map_error)?;
+        retired.map(KeyRow::into_key).transpose()
     }
 
     async fn regenerate(

@@ -20,6 +20,7 @@ mod backfill;
 mod deny;
 mod feed;
 mod robustness;
+mod roll;
 mod users;
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
 pub(crate) use deny::{
@@ -34,6 +35,7 @@ pub(crate) use robustness::{
     concurrent_issue_and_lookup, injection_shaped_strings_are_data,
     unicode_and_1kb_values_round_trip,
 };
+pub(crate) use roll::{concurrent_rolls_of_one_key_one_wins, roll_key_replaces_a_key_once};
 pub(crate) use users::list_users_pages_through_everyone;
 
 /// Instantiates every conformance case as a test, each with a fresh store from `$make`
@@ -48,6 +50,8 @@ macro_rules! conformance_suite {
             cancellation_keeps_the_earliest_time,
             regenerate_replaces_keys,
             regenerate_is_atomic,
+            roll_key_replaces_a_key_once,
+            concurrent_rolls_of_one_key_one_wins,
             store_all_is_all_or_nothing,
             keys_need_an_existing_owner,
             touch_last_used_updates_in_one_batch,
