@@ -99,8 +99,8 @@ pub mod keys {
     pub use keyroute_core::{
         ADMIN_SCOPE, Acting, Actor, BackfillReport, CreateKeyHook, Denied, GenerateError,
         KeyGenerator, KeyHash, KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyService, KeyStatus,
-        MAX_KEY_TEXT, META_FORMAT, Meta, Minted, NameError, Operator, PresentedKey, Regenerated,
-        Registration, Rolled, Scope, Tenant, TextError, TokenError, TokenFormat,
+        MAX_KEY_TEXT, MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError, Operator, PresentedKey,
+        Regenerated, Registration, Rolled, Scope, Tenant, TextError, TokenError, TokenFormat,
     };
 }
 

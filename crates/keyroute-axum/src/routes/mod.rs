@@ -3,6 +3,7 @@
 //! | route | does |
 //! |---|---|
 //! | `GET {prefix}/{env}` | the caller's working keys in `env` (hints, never hashes or plaintexts) |
+//! | `GET {prefix}/users` | a page of users, in id order (`?after=<id>&limit=<n>`): admin keys only; a tenant's admin sees its tenant's |
 //! | `POST {prefix}/regenerate/{env}` | cancels the caller's keys in `env`, returns new ones once; optional `{"grace": "1h"}` |
 //! | `POST {prefix}` | issues a key: `type`, `environment`, `name`, `scopes`, `expires_at` or `expires_in`, `notes` |
 //! | `DELETE {prefix}/{id}` | revokes a key |
@@ -43,6 +44,8 @@ pub enum KeyRoute {
     Roll,
     /// `POST /token`.
     Token,
+    /// `GET {prefix}/users`.
+    Users,
 }
 
 /// Which key routes to serve, and where. [`key_routes`] is the default: every route,
@@ -103,6 +106,11 @@ impl KeyRoutes {
         let root = if prefix.is_empty() { "/" } else { prefix };
         if self.has(KeyRoute::Issue) {
             router = router.route(root, post(keys::issue));
+        }
+        if self.has(KeyRoute::Users) {
+            // A fixed segment: matched before `{target}`, so no environment may be
+            // called `users` while this route is served.
+            router = router.route(&format!("{prefix}/users"), get(keys::users));
         }
         let target = format!("{prefix}/{{target}}");
         match (self.has(KeyRoute::List), self.has(KeyRoute::Revoke)) {

@@ -174,6 +174,21 @@ impl Bounds {
         user_ok && self.check_tenant(key.tenant.as_ref()).is_ok()
     }
 
+    /// Refuses to list users unless the actor may act on any user (an admin key, the
+    /// application, an operator). A caller bound to a tenant sees only its tenant's
+    /// users ([`may_see_user`](Self::may_see_user)).
+    pub(crate) fn check_may_list_users(&self) -> Result<(), Denied> {
+        match self.users {
+            Users::Any(_) => Ok(()),
+            Users::Own(_) => Err(Denied::NotYourKeys),
+        }
+    }
+
+    /// Whether the caller may see `user` in a listing: of its tenant, if it has one.
+    pub(crate) fn may_see_user(&self, user: &User) -> bool {
+        self.check_tenant(user.tenant.as_ref()).is_ok()
+    }
+
     /// Refuses scopes the caller may not give.
     pub(crate) fn check_grant(&self, scopes: &Scopes) -> Result<(), Denied> {
         match scopes.iter().find(|s| !self.grant.allows(s)) {

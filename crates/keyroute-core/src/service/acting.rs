@@ -15,9 +15,12 @@ use super::{IssuedKey, KeyMinter, KeyRequest, KeyService, NewKey, after};
 use crate::authority::{Actor, Bounds, Denied};
 use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
-use crate::model::ApiKey;
+use crate::model::{ApiKey, User};
 use crate::name::Environment;
 use crate::store::{ApiKeyStore, KeyQuery, UserStore};
+
+/// The most users one [`Acting::list_users`] page holds.
+pub const MAX_USERS_PAGE: usize = 1000;
 
 /// The [`KeyService`] acting on behalf of one [`Actor`]: made by
 /// [`KeyService::acting_as`]. Every operation applies the authority rules first and
@@ -194,6 +197,43 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
     ) -> Result<Vec<ApiKey>, KeyServiceError> {
         let query = KeyQuery::active_at(self.service.now()).in_environment(environment);
         self.list_keys(user_id, &query).await
+    }
+
+    /// A page of users in id order, starting after `after`: at most `limit` (and at
+    /// most [`MAX_USERS_PAGE`]). Only actors that may act on any user may list them
+    /// (admin keys, the application, operators); a caller bound to a tenant gets only
+    /// its tenant's users. A page shorter than `limit` is the last.
+    ///
+    /// # Errors
+    /// [`KeyServiceError::Denied`] (`not_your_keys`) for a caller without the admin
+    /// scope (`publishable_key`, `no_user` as for every operation); store errors.
+    pub async fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<User>, KeyServiceError> {
+        let bounds = self.bounds()?;
+        bounds.check_may_list_users()?;
+        let limit = limit.min(MAX_USERS_PAGE);
+        let store = &self.service.store;
+        if !bounds.has_tenant() || limit == 0 {
+            return Ok(store.list_users(after, limit).await?);
+        }
+        // Bound to a tenant: read pages until `limit` of its users are found or the
+        // users run out. The client's next `after` is the last user returned, so any
+        // read past it is read again then, never skipped.
+        let mut found = Vec::new();
+        let mut cursor = after.cloned();
+        loop {
+            let page = store.list_users(cursor.as_ref(), limit).await?;
+            let last_page = page.len() < limit;
+            cursor = page.last().map(|user| user.id.clone());
+            found.extend(page.into_iter().filter(|user| bounds.may_see_user(user)));
+            if found.len() >= limit || last_page {
+                found.truncate(limit);
+                return Ok(found);
+            }
+        }
     }
 
     /// The key `key_id`, if the actor may see it; `None` for no such key or one it may

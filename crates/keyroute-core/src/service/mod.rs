@@ -56,7 +56,7 @@ use crate::token::TokenFormat;
 mod seams;
 mod types;
 
-pub use acting::Acting;
+pub use acting::{Acting, MAX_USERS_PAGE};
 pub(crate) use make::{NewKey, after};
 pub use seams::{KeyListener, KeyMinter, META_FORMAT, Minted};
 pub use types::{BackfillReport, IssuedKey, KeyRequest, NewUser, Regenerated, Registration};
