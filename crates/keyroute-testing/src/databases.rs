@@ -185,7 +185,7 @@ pub fn sqlite() -> Result<TestDatabase<Sqlite>, HarnessError> {
 pub trait TestBackend: StoreBackend + sealed::Sealed {
     /// Whether fresh databases are copied from a migrated template ([`copy_of`](Self::copy_of)).
     #[doc(hidden)]
-    const COPIES: bool;
+    const COPIES: bool = false;
 
     /// A fresh, empty database.
     #[doc(hidden)]
@@ -195,8 +195,10 @@ pub trait TestBackend: StoreBackend + sealed::Sealed {
     /// can copy one (PostgreSQL); `None` when every database is migrated on its own.
     #[doc(hidden)]
     fn copy_of(
-        template: &TestDatabase<Self>,
-    ) -> Option<BoxFuture<Result<TestDatabase<Self>, HarnessError>>>;
+        _template: &TestDatabase<Self>,
+    ) -> Option<BoxFuture<Result<TestDatabase<Self>, HarnessError>>> {
+        None
+    }
 }
 
 mod sealed {
@@ -232,30 +234,14 @@ impl TestBackend for Postgres {
 }
 
 impl TestBackend for Mysql {
-    const COPIES: bool = false;
-
     fn fresh() -> BoxFuture<Result<TestDatabase<Self>, HarnessError>> {
         Box::pin(mariadb())
-    }
-
-    fn copy_of(
-        _: &TestDatabase<Self>,
-    ) -> Option<BoxFuture<Result<TestDatabase<Self>, HarnessError>>> {
-        None
     }
 }
 
 impl TestBackend for Sqlite {
-    const COPIES: bool = false;
-
     fn fresh() -> BoxFuture<Result<TestDatabase<Self>, HarnessError>> {
         Box::pin(std::future::ready(sqlite()))
-    }
-
-    fn copy_of(
-        _: &TestDatabase<Self>,
-    ) -> Option<BoxFuture<Result<TestDatabase<Self>, HarnessError>>> {
-        None
     }
 }
 
