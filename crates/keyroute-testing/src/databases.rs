@@ -11,18 +11,45 @@ use keyroute_pool::{
 };
 use keyroute_store::{SqlStore, StoreBackend};
 
-use crate::server::{self, BoxFuture, HarnessError, ServerKind, shared_server};
+use crate::server::{self, BoxFuture, HarnessError, Server, ServerKind, shared_server};
 
 /// The most connections a store from [`TestDatabase::store`] opens.
 pub const TEST_POOL_SIZE: u32 = 5;
 
 /// A fresh, empty database for one test. Keep it alive for as long as the test uses
-/// the database (a SQLite database's file is deleted when it drops).
+/// the database: when it drops, a server database is dropped (in the background) and a
+/// SQLite database's file is deleted.
 pub struct TestDatabase<B: Backend> {
     url: DatabaseUrl,
     name: String,
     _files: Option<tempfile::TempDir>,
+    /// The shared server it is on, which drops it when this drops.
+    server: Option<&'static Server>,
     _backend: PhantomData<B>,
+}
+
+impl<B: Backend> TestDatabase<B> {
+    /// Database `name`, just created on `server`.
+    fn on_server(server: &'static Server, name: String) -> Self {
+        Self {
+            url: server.database_url(&name),
+            name,
+            _files: None,
+            server: Some(server),
+            _backend: PhantomData,
+        }
+    }
+}
+
+/// A server database is dropped when its `TestDatabase` drops (in the background, so
+/// a long test binary does not fill the server's memory-backed storage); a SQLite
+/// database's directory is deleted.
+impl<B: Backend> Drop for TestDatabase<B> {
+    fn drop(&mut self) {
+        if let Some(server) = self.server {
+            server.drop_database_later(std::mem::take(&mut self.name));
+        }
+    }
 }
 
 impl<B: Backend> fmt::Debug for TestDatabase<B> {
@@ -176,6 +203,7 @@ pub fn sqlite() -> Result<TestDatabase<Sqlite>, HarnessError> {
         url: DatabaseUrl::new(path.to_string_lossy().into_owned()),
         name,
         _files: Some(files),
+        server: None,
         _backend: PhantomData,
     })
 }
@@ -223,12 +251,7 @@ impl TestBackend for Postgres {
             let server = shared_server(&server::POSTGRES).await?;
             let name = unique_name();
             server.copy_database(&name, &template).await?;
-            Ok(TestDatabase {
-                url: server.database_url(&name),
-                name,
-                _files: None,
-                _backend: PhantomData,
-            })
+            Ok(TestDatabase::on_server(server, name))
         }))
     }
 }
@@ -251,12 +274,7 @@ async fn fresh_database<B: Backend>(
     let server = shared_server(kind).await?;
     let name = unique_name();
     server.create_database(&name).await?;
-    Ok(TestDatabase {
-        url: server.database_url(&name),
-        name,
-        _files: None,
-        _backend: PhantomData,
-    })
+    Ok(TestDatabase::on_server(server, name))
 }
 
 /// `kr_<pid>_<n>`: unique within the shared server and readable in its logs.

@@ -30,6 +30,8 @@ pub(crate) const PID_LABEL: &str = "org.keyroute.harness.pid";
 pub(crate) const STARTUP_LIMIT: Duration = Duration::from_secs(90);
 /// How long a started server may take to answer `SELECT 1`.
 pub(crate) const ANSWER_LIMIT: Duration = Duration::from_secs(30);
+/// How often a database is tried to be dropped before it is left to the container.
+const DROP_ATTEMPTS: usize = 20;
 /// The password of the test servers' administrator. Test data only.
 pub(crate) const PASSWORD: &str = "keyroute";
 
@@ -104,6 +106,7 @@ pub(crate) struct ServerKind {
     /// Runs SQL on a fresh administrative connection.
     execute: fn(String, String) -> BoxFuture<Result<(), String>>,
     create_database: fn(&str) -> String,
+    drop_database: fn(&str) -> String,
     server: OnceCell<Result<Server, HarnessError>>,
 }
 
@@ -141,6 +144,7 @@ pub(crate) static POSTGRES: ServerKind = ServerKind {
         })
     },
     create_database: |name| format!("CREATE DATABASE \"{name}\""),
+    drop_database: |name| format!("DROP DATABASE IF EXISTS \"{name}\""),
     server: OnceCell::const_new(),
 };
 
@@ -171,6 +175,7 @@ pub(crate) static MARIADB: ServerKind = ServerKind {
         })
     },
     create_database: |name| format!("CREATE DATABASE `{name}`"),
+    drop_database: |name| format!("DROP DATABASE IF EXISTS `{name}`"),
     server: OnceCell::const_new(),
 };
 
@@ -303,6 +308,31 @@ impl Server {
                 self.kind.name
             ))
         })
+    }
+
+    /// Drops database `name` in the background, on the harness's runtime: retried for
+    /// a few seconds while its last connections close (a pool's connections end a
+    /// moment after the pool drops), then left to go with the container.
+    pub(crate) fn drop_database_later(&'static self, name: String) {
+        let Ok(harness) = harness() else {
+            return;
+        };
+        let admin = self
+            .url(self.kind.admin_database)
+            .expose_secret()
+            .to_owned();
+        let sql = (self.kind.drop_database)(&name);
+        harness.runtime.spawn(async move {
+            for _ in 0..DROP_ATTEMPTS {
+                if (self.kind.execute)(admin.clone(), sql.clone())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
     }
 
     /// Proves the server answers queries, retrying while it finishes starting.

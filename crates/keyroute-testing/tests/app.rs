@@ -248,3 +248,51 @@ async fn the_attribute_takes_results(
     app.key(&ada).test().await?;
     Ok(())
 }
+
+/// A dropped app's databases are dropped from the shared server, so a long test binary
+/// does not fill it; the template they were copied from stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_apps_databases_are_dropped() {
+    use diesel::QueryableByName;
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        datname: String,
+    }
+    let watcher = keyroute_testing::postgres().await.unwrap();
+    let app = TestApp::<keyroute::store::Postgres>::builder()
+        .build()
+        .await
+        .unwrap();
+    let names: Vec<String> = app
+        .database_names()
+        .map(|n| app.database(n).unwrap().name().to_owned())
+        .collect();
+    let mut conn = diesel_async::AsyncPgConnection::establish(watcher.url().expose_secret())
+        .await
+        .unwrap();
+    let present = async |conn: &mut diesel_async::AsyncPgConnection| {
+        let all: Vec<Name> = diesel::sql_query("SELECT datname FROM pg_database")
+            .load(conn)
+            .await
+            .unwrap();
+        names
+            .iter()
+            .filter(|n| all.iter().any(|d| &d.datname == *n))
+            .count()
+    };
+    assert_eq!(present(&mut conn).await, names.len());
+    drop(app);
+    // A guard against hanging, not a speed claim: drops take milliseconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while present(&mut conn).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
