@@ -18,6 +18,7 @@ use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 use crate::config::Config;
 use crate::error::BuildError;
 use crate::handle::{Inner, Keyroute};
+use crate::hooks::{FnHook, Hooks, KeyEvent, KeyHook};
 
 /// Builds a [`Keyroute`]. Start from [`Keyroute::builder`]; every part has a default
 /// except the connections, which come from [`config`](Self::config) or
@@ -28,6 +29,8 @@ pub struct KeyrouteBuilder<B: Backend> {
     clock: Arc<dyn Clock>,
     policy: Option<Box<dyn RoutingPolicy>>,
     listeners: Vec<Arc<dyn KeyListener>>,
+    hooks: Vec<Arc<dyn KeyHook>>,
+    hook_time_limit: std::time::Duration,
     #[cfg(feature = "jwt")]
     signing_keys: Vec<keyroute_jwt::SigningKey>,
     _backend: PhantomData<B>,
@@ -41,6 +44,7 @@ impl<B: Backend> fmt::Debug for KeyrouteBuilder<B> {
             .field("clock", &self.clock)
             .field("policy", &self.policy)
             .field("listeners", &self.listeners.len())
+            .field("hooks", &self.hooks.len())
             .finish_non_exhaustive()
     }
 }
@@ -53,6 +57,8 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
             clock: Arc::new(SystemClock),
             policy: None,
             listeners: Vec::new(),
+            hooks: Vec::new(),
+            hook_time_limit: crate::hooks::HOOK_TIME_LIMIT,
             #[cfg(feature = "jwt")]
             signing_keys: Vec::new(),
             _backend: PhantomData,
@@ -114,6 +120,30 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
         self
     }
 
+    /// Calls `hook` with every key event (created, revoked, rolled), off the request
+    /// path: a slow or failing hook never blocks or fails a request. See
+    /// [`hooks`](crate::hooks); `background()` must run for hooks to be called.
+    pub fn on_key_event<F, Fut>(self, hook: F) -> Self
+    where
+        F: Fn(KeyEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.key_hook(Arc::new(FnHook(hook)))
+    }
+
+    /// Calls `hook` with every key event, as [`on_key_event`](Self::on_key_event).
+    pub fn key_hook(mut self, hook: Arc<dyn KeyHook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// How long a hook may take with one event before keyroute goes on without it
+    /// (default [`HOOK_TIME_LIMIT`](crate::hooks::HOOK_TIME_LIMIT)).
+    pub fn hook_time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.hook_time_limit = limit;
+        self
+    }
+
     /// Turns JWTs on and signs with `key` (added in order of age: the last one signs,
     /// earlier ones still verify). Without any key, an enabled `[jwt]` section uses its
     /// `secret` or `private_key_file`, or a key generated for this process.
@@ -156,15 +186,14 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
         #[cfg(not(feature = "jwt"))]
         let jwt = jwt::Jwt;
         let resolver = build_resolver(&config, &store, &self.clock, &jwt)?;
-        let keys = key_service(
-            &config,
-            &store,
-            &self.clock,
-            &resolver,
-            &jwt,
-            self.listeners,
-        )?;
-        Ok(handle(&config, keys, resolver, router, jwt))
+        let mut listeners = self.listeners;
+        let hooks = (!self.hooks.is_empty()).then(|| {
+            let (hooks, queue) = Hooks::new(self.hooks, self.hook_time_limit);
+            listeners.push(queue);
+            hooks
+        });
+        let keys = key_service(&config, &store, &self.clock, &resolver, &jwt, listeners)?;
+        Ok(handle(&config, keys, resolver, router, jwt, hooks))
     }
 }
 
@@ -260,6 +289,7 @@ fn handle<B: Backend>(
     resolver: KeyResolver<KeyStore>,
     router: ConnectionRouter<B>,
     jwt: jwt::Jwt,
+    hooks: Option<Hooks>,
 ) -> Keyroute<B> {
     let resolver_listener: Arc<dyn FeedListener> = Arc::new(resolver.clone());
     let feed_listeners = std::iter::once(resolver_listener)
@@ -274,6 +304,7 @@ fn handle<B: Backend>(
             feed_listeners,
             feed: config.resolver.feed_settings(),
             event_retention: config.resolver.feed_retention,
+            hooks,
         }),
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Inner<B: Backend> {
     pub(crate) feed: FeedSettings,
     /// How long change events are kept: `[resolver] feed_retention`.
     pub(crate) event_retention: Duration,
+    /// The app's key hooks, when it registered any.
+    pub(crate) hooks: Option<crate::hooks::Hooks>,
 }
 
 /// How often the feed task checks whether the handle is still held.
@@ -179,7 +181,8 @@ impl<B: Backend> Keyroute<B> {
     /// use [`spawn_background`](Self::spawn_background)): follows the store's change
     /// feed (so revocations made on other instances evict here; the caches are used
     /// only while it is live), writes last-used times in batches, and purges deny-list
-    /// entries and change events that can no longer matter. It ends when the last
+    /// entries and change events that can no longer matter, and calls the app's key
+    /// [`hooks`](crate::hooks). It ends when the last
     /// clone of this handle is dropped. Nothing is started behind your back: without
     /// it the resolver serves every request uncached (and warns once).
     pub fn background(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -191,7 +194,14 @@ impl<B: Backend> Keyroute<B> {
             Arc::downgrade(&self.inner),
         );
         let handle = Arc::downgrade(&self.inner);
+        let hooks = self.inner.hooks.as_ref().map(crate::hooks::Hooks::dispatch);
         async move {
+            // Ends when the key service (the queue's only sender) goes with the handle.
+            let hooks = async move {
+                if let Some(dispatch) = hooks {
+                    dispatch.await;
+                }
+            };
             let purge = async move {
                 let mut ticks = tokio::time::interval(PURGE_EVERY);
                 loop {
@@ -214,7 +224,7 @@ impl<B: Backend> Keyroute<B> {
                     }
                 }
             };
-            tokio::join!(last_used, purge, feed);
+            tokio::join!(last_used, purge, feed, hooks);
         }
     }
 

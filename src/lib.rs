@@ -77,6 +77,7 @@ mod error;
 mod handle;
 
 pub mod guide;
+pub mod hooks;
 
 // The README's Rust blocks are compiled (and run, unless marked no_run) as doctests.
 #[cfg(all(doctest, feature = "postgres", feature = "axum"))]

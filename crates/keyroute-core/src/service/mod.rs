@@ -329,6 +329,15 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         }
     }
 
+    pub(crate) async fn announce_rolled(&self, keys: &[ApiKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        for listener in &self.listeners {
+            listener.keys_rolled(keys).await;
+        }
+    }
+
     pub(crate) async fn announce_revoking(&self, keys: &[ApiKey]) {
         if keys.is_empty() {
             return;

@@ -118,7 +118,9 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             // Rolled or revoked by someone else since it was read.
             return Err(KeyServiceError::NotRollable);
         };
-        service.announce(std::slice::from_ref(&retired)).await;
+        service
+            .announce_rolled(std::slice::from_ref(&retired))
+            .await;
         service
             .announce_issued(std::slice::from_ref(&issued.key))
             .await;
@@ -206,7 +208,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
         }
         service.announce_revoking(&retiring).await;
         let retired = service.store.regenerate(&regeneration).await?;
-        service.announce(&retired).await;
+        service.announce_rolled(&retired).await;
         service.announce_issued(&regeneration.new_keys).await;
         Ok(Regenerated { issued, retired })
     }

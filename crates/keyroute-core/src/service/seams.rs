@@ -24,9 +24,17 @@ pub trait KeyListener: Send + Sync {
         let _ = keys;
     }
 
-    /// `keys` were revoked, or rolled by a regeneration (their `cancelled_at` says when
-    /// they stop working).
+    /// `keys` were revoked (their `cancelled_at` says when they stop working), or
+    /// rolled, unless the listener tells rolls apart with
+    /// [`keys_rolled`](Self::keys_rolled).
     async fn keys_retired(&self, keys: &[ApiKey]);
+
+    /// `keys` were replaced by a roll or a regeneration; their replacements are told
+    /// to [`keys_issued`](Self::keys_issued), and `cancelled_at` says when the old keys
+    /// stop. Default: [`keys_retired`](Self::keys_retired), which is all a cache needs.
+    async fn keys_rolled(&self, keys: &[ApiKey]) {
+        self.keys_retired(keys).await;
+    }
 
     /// `keys` were just stored (issued, registered, regenerated, backfilled). Default:
     /// nothing to do.
