@@ -4,6 +4,10 @@
 //! runtime ends with the test, and a container (and its Docker client) created on it
 //! could not be removed from another; this runtime lives as long as the process, and
 //! an exit hook removes every container it started.
+//!
+//! Just past 500 lines on purpose: the server kinds, starting, readiness, creating,
+//! copying and dropping databases and the exit hook all use this runtime and the
+//! shared servers' private state, which splitting would have to expose crate-wide.
 
 use std::borrow::Cow;
 use std::future::Future;
