@@ -114,6 +114,22 @@ macro_rules! queries {
     };
 }
 
+/// `insert_plain_keys` as one multi-row `INSERT` (PostgreSQL, MariaDB; SQLite's
+/// wrapper has none and writes its own).
+macro_rules! multi_row_insert {
+    () => {
+        fn insert_plain_keys(
+            conn: &mut Self::Connection,
+            rows: &[(String, String, String)],
+        ) -> impl Future<Output = QueryResult<usize>> + Send {
+            let values: Vec<_> = rows.iter().map(plain_key_row).collect();
+            diesel::insert_into(plain_keys::table)
+                .values(values)
+                .execute(conn)
+        }
+    };
+}
+
 /// The plain pools' manager: `setup` opens a connection, the check is keyroute's.
 macro_rules! plain_manager {
     ($setup:expr) => {
@@ -201,15 +217,7 @@ impl BenchDb for Postgres {
         PLAIN_KEYS_SQL
     }
 
-    fn insert_plain_keys(
-        conn: &mut Self::Connection,
-        rows: &[(String, String, String)],
-    ) -> impl Future<Output = QueryResult<usize>> + Send {
-        let values: Vec<_> = rows.iter().map(plain_key_row).collect();
-        diesel::insert_into(plain_keys::table)
-            .values(values)
-            .execute(conn)
-    }
+    multi_row_insert!();
 
     fn orders_sql(n: u64) -> String {
         format!(
@@ -235,15 +243,7 @@ impl BenchDb for Mysql {
          PRIMARY KEY, user_id VARCHAR(255) NOT NULL, environment VARCHAR(16) NOT NULL)"
     }
 
-    fn insert_plain_keys(
-        conn: &mut Self::Connection,
-        rows: &[(String, String, String)],
-    ) -> impl Future<Output = QueryResult<usize>> + Send {
-        let values: Vec<_> = rows.iter().map(plain_key_row).collect();
-        diesel::insert_into(plain_keys::table)
-            .values(values)
-            .execute(conn)
-    }
+    multi_row_insert!();
 
     /// A recursive CTE counts the ids; MariaDB stops recursion at
     /// `max_recursive_iterations`, so the session allows `n`.
