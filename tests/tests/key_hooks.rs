@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyroute::hooks::KeyEvent;
+use keyroute::hooks::{KeyEvent, KeyHook};
 use keyroute::keys::KeyHash;
 use keyroute::store::{MemoryStore, Sqlite};
-use keyroute::{Config, Environment, KeyRequest, KeyType, Keyroute, NewUser};
+use keyroute::{Config, Environment, KeyRequest, KeyType, Keyroute, KeyrouteBuilder, NewUser};
 use tokio::sync::{Notify, mpsc};
 
 fn config(dir: &Path) -> Config {
@@ -20,6 +20,31 @@ fn config(dir: &Path) -> Config {
         dir.join("test.db")
     ))
     .unwrap()
+}
+
+/// A builder over a memory store, with SQLite files in `dir` to route to.
+fn builder(dir: &Path) -> KeyrouteBuilder<Sqlite> {
+    Keyroute::<Sqlite>::builder()
+        .config(config(dir))
+        .shared_store(Arc::new(MemoryStore::new()))
+}
+
+/// A hook that passes on what it sees, and where it passes it.
+struct Recorder(mpsc::UnboundedSender<(&'static str, String)>);
+
+#[async_trait::async_trait]
+impl KeyHook for Recorder {
+    async fn on_event(&self, event: KeyEvent) {
+        let _ = self.0.send(seen(&event));
+    }
+}
+
+fn recorder() -> (
+    Arc<Recorder>,
+    mpsc::UnboundedReceiver<(&'static str, String)>,
+) {
+    let (tx, events) = mpsc::unbounded_channel();
+    (Arc::new(Recorder(tx)), events)
 }
 
 /// What a hook saw: the kind and the key id of each event.
@@ -53,16 +78,9 @@ async fn next(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_hear_every_event_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let app = Keyroute::<Sqlite>::builder()
-        .config(config(dir.path()))
-        .shared_store(Arc::new(MemoryStore::new()))
-        .on_key_event(move |event| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(seen(&event));
-            }
-        })
+    let (recorder, mut events) = recorder();
+    let app = builder(dir.path())
+        .key_hook(recorder)
         .build()
         .await
         .unwrap();
@@ -107,9 +125,7 @@ async fn hooks_hear_every_event_in_order() {
 async fn a_stuck_hook_never_blocks_a_request() {
     let dir = tempfile::tempdir().unwrap();
     let entered = Arc::new(Notify::new());
-    let app = Keyroute::<Sqlite>::builder()
-        .config(config(dir.path()))
-        .shared_store(Arc::new(MemoryStore::new()))
+    let app = builder(dir.path())
         .on_key_event({
             let entered = Arc::clone(&entered);
             move |_| {
@@ -149,10 +165,8 @@ async fn a_stuck_hook_never_blocks_a_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hook_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let app = Keyroute::<Sqlite>::builder()
-        .config(config(dir.path()))
-        .shared_store(Arc::new(MemoryStore::new()))
+    let (recorder, mut events) = recorder();
+    let app = builder(dir.path())
         .hook_time_limit(Duration::from_millis(50))
         .on_key_event(|_| std::future::pending::<()>())
         .on_key_event(|event| async move {
@@ -160,12 +174,7 @@ async fn a_failing_hook_does_not_stop_the_others() {
                 panic!("a hook that fails");
             }
         })
-        .on_key_event(move |event| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(seen(&event));
-            }
-        })
+        .key_hook(recorder)
         .build()
         .await
         .unwrap();
@@ -202,16 +211,9 @@ async fn a_failing_hook_does_not_stop_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_events_not_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let app = Keyroute::<Sqlite>::builder()
-        .config(config(dir.path()))
-        .shared_store(Arc::new(MemoryStore::new()))
-        .on_key_event(move |event| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(seen(&event));
-            }
-        })
+    let (recorder, mut events) = recorder();
+    let app = builder(dir.path())
+        .key_hook(recorder)
         .build()
         .await
         .unwrap();
