@@ -9,9 +9,11 @@ use keyroute::store::Backend;
 use crate::{TestAppError, TestDatabase};
 
 /// A checked migrations directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct AppMigrations {
     dir: PathBuf,
+    /// diesel's source over `dir`, found once and cloned for each database.
+    source: FileBasedMigrations,
     /// Each migration's folder name and folder.
     folders: Vec<(String, PathBuf)>,
 }
@@ -43,9 +45,10 @@ impl AppMigrations {
         if folders.is_empty() {
             return Err(refuse("it holds no migration folders".to_owned()));
         }
-        FileBasedMigrations::from_path(dir).map_err(|e| refuse(e.to_string()))?;
+        let source = FileBasedMigrations::from_path(dir).map_err(|e| refuse(e.to_string()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            source,
             folders,
         })
     }
@@ -61,19 +64,16 @@ impl AppMigrations {
         db: &TestDatabase<B>,
         connection: &str,
     ) -> Result<(), TestAppError> {
-        let source =
-            FileBasedMigrations::from_path(&self.dir).map_err(|e| TestAppError::MigrationsDir {
-                path: self.dir.clone(),
-                reason: e.to_string(),
+        db.apply_migrations(self.source.clone())
+            .await
+            .map_err(|e| {
+                let cause = e.to_string();
+                TestAppError::Migration {
+                    file: self.file_named_in(&cause),
+                    connection: connection.to_owned(),
+                    cause,
+                }
             })?;
-        db.apply_migrations(source).await.map_err(|e| {
-            let cause = e.to_string();
-            TestAppError::Migration {
-                file: self.file_named_in(&cause),
-                connection: connection.to_owned(),
-                cause,
-            }
-        })?;
         Ok(())
     }
 
