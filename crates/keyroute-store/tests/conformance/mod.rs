@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use keyroute_core::{
-    ApiKey, Environment, ErrorKind, KeyHash, KeyId, KeyQuery, KeyType, Meta, Regeneration, Scopes,
-    Store, StoreError, Tenant, User, UserId,
+    ApiKey, Environment, ErrorKind, KeyHash, KeyId, KeyQuery, KeyType, Meta, Scopes, Store,
+    StoreError, Tenant, User, UserId,
 };
 
 mod backfill;
@@ -35,7 +35,10 @@ pub(crate) use robustness::{
     concurrent_issue_and_lookup, injection_shaped_strings_are_data,
     unicode_and_1kb_values_round_trip,
 };
-pub(crate) use roll::{concurrent_rolls_of_one_key_one_wins, roll_key_replaces_a_key_once};
+pub(crate) use roll::{
+    concurrent_rolls_of_one_key_one_wins, regenerate_is_atomic, regenerate_replaces_keys,
+    roll_key_replaces_a_key_once,
+};
 pub(crate) use users::list_users_pages_through_everyone;
 
 /// Instantiates every conformance case as a test, each with a fresh store from `$make`
@@ -311,105 +314,6 @@ pub(crate) async fn cancellation_keeps_the_earliest_time<S: Store>(store: Arc<S>
     assert_eq!(sooner.cancelled_at, Some(at - TimeDelta::seconds(5)));
     assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(sooner));
     assert_eq!(store.cancel_key(&KeyId::random(), at).await.unwrap(), None);
-}
-
-/// Regeneration cancels the environment's working keys, leaves the rest, stores the new.
-pub(crate) async fn regenerate_replaces_keys<S: Store>(store: Arc<S>) {
-    let ada = user("ada");
-    let live = key(Some(&ada), Environment::LIVE, t0());
-    let test = key(Some(&ada), Environment::TEST, t0());
-    let mut already = key(Some(&ada), Environment::LIVE, t0());
-    already.cancelled_at = Some(t0());
-    store
-        .create_user(&ada, &[live.clone(), test.clone(), already.clone()])
-        .await
-        .unwrap();
-
-    let fresh = key(Some(&ada), Environment::LIVE, t0() + TimeDelta::seconds(1));
-    let cancel_at = t0() + TimeDelta::hours(1);
-    let regeneration = Regeneration::new(
-        ada.id.clone(),
-        Environment::LIVE,
-        vec![fresh.clone()],
-        cancel_at,
-    );
-    let retired = store.regenerate(&regeneration).await.unwrap();
-    assert_eq!(
-        retired.iter().map(|k| &k.id).collect::<Vec<_>>(),
-        [&live.id]
-    );
-    assert_eq!(retired[0].cancelled_at, Some(cancel_at));
-    assert_eq!(
-        store
-            .get_api_key(&live.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .cancelled_at,
-        Some(cancel_at)
-    );
-    assert_eq!(
-        store
-            .get_api_key(&already.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .cancelled_at,
-        Some(t0())
-    );
-    assert_eq!(
-        store
-            .get_api_key(&test.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .cancelled_at,
-        None
-    );
-    assert_eq!(store.get_api_key(&fresh.id).await.unwrap(), Some(fresh));
-}
-
-/// A regeneration that fails half-way (its second new key collides with an existing
-/// hash, after the old keys were cancelled) leaves nothing changed.
-pub(crate) async fn regenerate_is_atomic<S: Store>(store: Arc<S>) {
-    let ada = user("ada");
-    let live = key(Some(&ada), Environment::LIVE, t0());
-    let other = key(None, Environment::LIVE, t0());
-    store
-        .create_user(&ada, std::slice::from_ref(&live))
-        .await
-        .unwrap();
-    store.store_all(std::slice::from_ref(&other)).await.unwrap();
-
-    let good = key(Some(&ada), Environment::LIVE, t0());
-    let mut colliding = key(Some(&ada), Environment::LIVE, t0());
-    colliding.hash = other.hash;
-    let regeneration = Regeneration::new(
-        ada.id.clone(),
-        Environment::LIVE,
-        vec![good.clone(), colliding],
-        t0(),
-    );
-    assert_conflict(
-        store.regenerate(&regeneration).await,
-        "regenerate with a colliding key",
-    );
-
-    assert_eq!(
-        store.get_api_key(&live.id).await.unwrap(),
-        Some(live),
-        "old key untouched"
-    );
-    assert_eq!(
-        store.get_api_key(&good.id).await.unwrap(),
-        None,
-        "no new key stored"
-    );
-    let keys = store
-        .get_user_api_keys(&ada.id, &KeyQuery::all())
-        .await
-        .unwrap();
-    assert_eq!(keys.len(), 1);
 }
 
 /// A batch with one bad key stores none of the batch.

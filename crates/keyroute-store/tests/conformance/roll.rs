@@ -1,11 +1,12 @@
-//! Rolling one key: the store's one-transaction `roll_key`, and two rolls of one key
-//! racing through the key service, of which exactly one may succeed.
+//! Replacing keys: regenerating an environment's keys, the store's one-transaction
+//! `roll_key`, and two rolls of one key racing through the key service, of which
+//! exactly one may succeed.
 
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use keyroute_core::{
-    Environment, KeyOptions, KeyQuery, KeyService, KeyServiceError, NewUser, Store,
+    Environment, KeyOptions, KeyQuery, KeyService, KeyServiceError, NewUser, Regeneration, Store,
 };
 
 use super::{assert_conflict, key, t0, user};
@@ -122,4 +123,103 @@ pub(crate) async fn concurrent_rolls_of_one_key_one_wins<S: Store + 'static>(sto
         );
         current = won[0].issued.key.clone();
     }
+}
+
+/// Regeneration cancels the environment's working keys, leaves the rest, stores the new.
+pub(crate) async fn regenerate_replaces_keys<S: Store>(store: Arc<S>) {
+    let ada = user("ada");
+    let live = key(Some(&ada), Environment::LIVE, t0());
+    let test = key(Some(&ada), Environment::TEST, t0());
+    let mut already = key(Some(&ada), Environment::LIVE, t0());
+    already.cancelled_at = Some(t0());
+    store
+        .create_user(&ada, &[live.clone(), test.clone(), already.clone()])
+        .await
+        .unwrap();
+
+    let fresh = key(Some(&ada), Environment::LIVE, t0() + TimeDelta::seconds(1));
+    let cancel_at = t0() + TimeDelta::hours(1);
+    let regeneration = Regeneration::new(
+        ada.id.clone(),
+        Environment::LIVE,
+        vec![fresh.clone()],
+        cancel_at,
+    );
+    let retired = store.regenerate(&regeneration).await.unwrap();
+    assert_eq!(
+        retired.iter().map(|k| &k.id).collect::<Vec<_>>(),
+        [&live.id]
+    );
+    assert_eq!(retired[0].cancelled_at, Some(cancel_at));
+    assert_eq!(
+        store
+            .get_api_key(&live.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancelled_at,
+        Some(cancel_at)
+    );
+    assert_eq!(
+        store
+            .get_api_key(&already.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancelled_at,
+        Some(t0())
+    );
+    assert_eq!(
+        store
+            .get_api_key(&test.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancelled_at,
+        None
+    );
+    assert_eq!(store.get_api_key(&fresh.id).await.unwrap(), Some(fresh));
+}
+
+/// A regeneration that fails half-way (its second new key collides with an existing
+/// hash, after the old keys were cancelled) leaves nothing changed.
+pub(crate) async fn regenerate_is_atomic<S: Store>(store: Arc<S>) {
+    let ada = user("ada");
+    let live = key(Some(&ada), Environment::LIVE, t0());
+    let other = key(None, Environment::LIVE, t0());
+    store
+        .create_user(&ada, std::slice::from_ref(&live))
+        .await
+        .unwrap();
+    store.store_all(std::slice::from_ref(&other)).await.unwrap();
+
+    let good = key(Some(&ada), Environment::LIVE, t0());
+    let mut colliding = key(Some(&ada), Environment::LIVE, t0());
+    colliding.hash = other.hash;
+    let regeneration = Regeneration::new(
+        ada.id.clone(),
+        Environment::LIVE,
+        vec![good.clone(), colliding],
+        t0(),
+    );
+    assert_conflict(
+        store.regenerate(&regeneration).await,
+        "regenerate with a colliding key",
+    );
+
+    assert_eq!(
+        store.get_api_key(&live.id).await.unwrap(),
+        Some(live),
+        "old key untouched"
+    );
+    assert_eq!(
+        store.get_api_key(&good.id).await.unwrap(),
+        None,
+        "no new key stored"
+    );
+    let keys = store
+        .get_user_api_keys(&ada.id, &KeyQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
 }
