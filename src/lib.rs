@@ -98,10 +98,11 @@ pub use keyroute_router::{IncomingRequest, RouteError};
 /// formatted, scoped and named.
 pub mod keys {
     pub use keyroute_core::{
-        ADMIN_SCOPE, Acting, Actor, BackfillReport, CreateKeyHook, Denied, GenerateError,
+        ADMIN_SCOPE, Acting, Actor, BackfillReport, CreateKeyHook, Denied, GenerateError, IpNet,
         KeyGenerator, KeyHash, KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyService, KeyStatus,
-        MAX_KEY_TEXT, MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError, Operator, PresentedKey,
-        Regenerated, Registration, Rolled, Scope, Tenant, TextError, TokenError, TokenFormat,
+        KeyUpdate, KeyUpdated, MAX_KEY_TEXT, MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError,
+        Operator, PresentedKey, Regenerated, Registration, Rolled, Scope, Tenant, TextError,
+        TokenError, TokenFormat,
     };
 }
 

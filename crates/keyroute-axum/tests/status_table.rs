@@ -101,6 +101,8 @@ fn auth_errors() -> Vec<AuthError> {
         AuthError::UnknownKey,
         AuthError::Revoked,
         AuthError::Expired,
+        AuthError::Disabled,
+        AuthError::NetworkNotAllowed,
         AuthError::EnvironmentNotAllowed(Environment::TEST),
         AuthError::KeyTypeNotAllowed(KeyType::SECRET),
         AuthError::InsecureConnection,
@@ -167,6 +169,7 @@ fn service_errors() -> Vec<K> {
             limit: chrono::DateTime::UNIX_EPOCH,
         },
         Denied::TooManyKeys { limit: 100 },
+        Denied::NetworkExceedsCaller,
     ];
     let mut errors: Vec<K> = denials.into_iter().map(K::Denied).collect();
     errors.extend([
@@ -184,6 +187,7 @@ fn service_errors() -> Vec<K> {
         K::UserRequired,
         K::NotRollable,
         K::NoMinter("jwt".into()),
+        K::NotUpdatable("revoked"),
     ]);
     errors.extend(store_errors().into_iter().map(K::Store));
     errors

@@ -165,6 +165,15 @@ pub enum AuthError {
     /// The key's expiry has passed.
     #[error("the API key has expired")]
     Expired,
+    /// The key is disabled; its owner (or an admin) can enable it again.
+    #[error("the API key is disabled; enable it to use it again")]
+    Disabled,
+    /// The key may be used only from its allowed networks, and this request came
+    /// from elsewhere (or from an address that could not be told).
+    #[error(
+        "the API key may not be used from this address; send it from one of its allowed networks (behind a proxy, list it in `[resolver] trusted_proxies`)"
+    )]
+    NetworkNotAllowed,
     /// The key's environment is not accepted here.
     #[error("keys of environment '{0}' are not accepted here")]
     EnvironmentNotAllowed(Environment),
@@ -271,6 +280,8 @@ impl AuthError {
             AuthError::UnknownKey => "unknown_key",
             AuthError::Revoked => "revoked_key",
             AuthError::Expired => "expired_key",
+            AuthError::Disabled => "disabled_key",
+            AuthError::NetworkNotAllowed => "network_not_allowed",
             AuthError::EnvironmentNotAllowed(_) => "environment_not_allowed",
             AuthError::KeyTypeNotAllowed(_) => "key_type_not_allowed",
             AuthError::InsecureConnection => "insecure_connection",
@@ -307,10 +318,12 @@ impl AuthError {
             | AuthError::UnknownKey
             | AuthError::Revoked
             | AuthError::Expired
+            | AuthError::Disabled
             | AuthError::Jwt(_)
             | AuthError::JwtNotAccepted => ErrorClass::InvalidCredential,
             AuthError::EnvironmentNotAllowed(_)
             | AuthError::KeyTypeNotAllowed(_)
+            | AuthError::NetworkNotAllowed
             | AuthError::InsecureConnection
             | AuthError::InsufficientScope { .. }
             | AuthError::NotAssociatedWithUser => ErrorClass::Forbidden,
@@ -378,6 +391,11 @@ pub enum KeyServiceError {
         "keys of format '{0}' are made by a minter this key service does not have; build the service with that format's minter (the front door registers the JWT one when [jwt] is enabled)"
     )]
     NoMinter(String),
+    /// The key cannot be updated: it is revoked (or rolled), or the change asked for
+    /// is one its format cannot take (the scopes, expiry, networks or state of a JWT
+    /// issued as a key are in its signed claims).
+    #[error("{0}")]
+    NotUpdatable(&'static str),
 }
 
 impl KeyServiceError {
@@ -394,7 +412,7 @@ impl KeyServiceError {
             E::Store(e) => e.class(),
             E::Denied(_) => ErrorClass::Forbidden,
             E::UnknownUser(_) => ErrorClass::NotFound,
-            E::NotRollable => ErrorClass::Conflict,
+            E::NotRollable | E::NotUpdatable(_) => ErrorClass::Conflict,
             E::EnvironmentNotEnabled(_)
             | E::KeyTypeNotEnabled(_)
             | E::Name(_)
@@ -429,6 +447,7 @@ impl KeyServiceError {
             E::UserRequired => "user_id_required",
             E::NotRollable => "not_rollable",
             E::NoMinter(_) => "no_minter",
+            E::NotUpdatable(_) => "not_updatable",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! instance's caches.
 //!
 //! A store that can publish changes implements [`ChangeFeed`]: every write that must
-//! reach other instances (a key revoked or rolled, a deny-list entry) publishes a
+//! reach other instances (a key revoked, rolled or updated, a deny-list entry) publishes a
 //! [`ChangeEvent`] in the same transaction as the change, so an event exists exactly
 //! when the change committed. An instance [`subscribe`](ChangeFeed::subscribe)s once and
 //! reads [`FeedSignal`]s: changes, and whether the feed is live. Events carry a kind and
@@ -37,6 +37,9 @@ pub enum ChangeKind {
     /// A deny-list entry was written; the subject is the denied id (a JWT's `jti` or a
     /// key id).
     Denied,
+    /// A key's settings were updated (scopes, expiry, networks, enabled, ...); the
+    /// subject is its key id.
+    KeyUpdated,
 }
 
 impl ChangeKind {
@@ -46,6 +49,7 @@ impl ChangeKind {
             ChangeKind::KeyRevoked => "key_revoked",
             ChangeKind::KeyRolled => "key_rolled",
             ChangeKind::Denied => "denied",
+            ChangeKind::KeyUpdated => "key_updated",
         }
     }
 
@@ -55,13 +59,17 @@ impl ChangeKind {
             "key_revoked" => Some(ChangeKind::KeyRevoked),
             "key_rolled" => Some(ChangeKind::KeyRolled),
             "denied" => Some(ChangeKind::Denied),
+            "key_updated" => Some(ChangeKind::KeyUpdated),
             _ => None,
         }
     }
 
     /// Whether the subject is a key id (the resolver evicts that key).
     pub fn names_key(self) -> bool {
-        matches!(self, ChangeKind::KeyRevoked | ChangeKind::KeyRolled)
+        matches!(
+            self,
+            ChangeKind::KeyRevoked | ChangeKind::KeyRolled | ChangeKind::KeyUpdated
+        )
     }
 }
 

@@ -70,6 +70,7 @@ pub use feed::{
     FeedSignal,
 };
 pub use ids::{KeyId, UserId};
+pub use ipnet::IpNet;
 pub use model::{ApiKey, KeyStatus, Meta, User};
 pub use name::{Environment, KeyType, NameError, Tenant};
 pub use options::{CreateKeyHook, KeyGenerator, KeyOptions};
@@ -78,8 +79,8 @@ pub use scope::{ADMIN_SCOPE, Scope, Scopes};
 pub use secret::{KeyHash, PlaintextKey};
 pub use service::roll::Rolled;
 pub use service::{
-    Acting, BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService,
-    MAX_USERS_PAGE, META_FORMAT, Minted, NewUser, Regenerated, Registration,
+    Acting, BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService, KeyUpdate,
+    KeyUpdated, MAX_USERS_PAGE, META_FORMAT, Minted, NewUser, Regenerated, Registration,
 };
 pub use store::{
     ApiKeyStore, Denial, DenyList, KeyQuery, KeyStore, Regeneration, ResolvedKey, Store, UserStore,

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 
 use crate::ids::{KeyId, UserId};
 use crate::name::{Environment, KeyType, Tenant};
@@ -96,6 +99,16 @@ pub struct ApiKey {
     pub ref_id: Option<String>,
     /// Team-defined metadata.
     pub meta: Meta,
+    /// Whether the key is switched on. A disabled key is refused (`disabled_key`)
+    /// until it is enabled again; unlike a revoked key it keeps its secret.
+    pub enabled: bool,
+    /// The address ranges requests with this key may come from; empty for anywhere.
+    /// Requests from elsewhere are refused (`network_not_allowed`).
+    pub allowed_networks: Vec<IpNet>,
+    /// How many times the key's settings were updated. A store refuses an update
+    /// made from an older read of the key, so concurrent updates never undo each
+    /// other (a rename racing a narrowing cannot write the old scopes back).
+    pub revision: u64,
 }
 
 impl ApiKey {
@@ -125,7 +138,30 @@ impl ApiKey {
             notes: None,
             ref_id: None,
             meta: Meta::new(),
+            enabled: true,
+            allowed_networks: Vec::new(),
+            revision: 0,
         }
+    }
+
+    /// Whether a request from `address` may use this key: any address when the key
+    /// has no allowed networks, else one inside them (an IPv4 address written as
+    /// IPv6, `::ffff:a.b.c.d`, counts as the IPv4 address). `None`, an address not
+    /// known, is allowed only for a key bound to no network.
+    pub fn allows_address(&self, address: Option<IpAddr>) -> bool {
+        if self.allowed_networks.is_empty() {
+            return true;
+        }
+        let Some(address) = address else {
+            return false;
+        };
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allowed_networks
+            .iter()
+            .any(|net| net.contains(&address))
     }
 
     /// Whether the key works at `now`. Cancellation wins over expiry.
@@ -139,7 +175,9 @@ impl ApiKey {
         }
     }
 
-    /// Whether the key works at `now`.
+    /// Whether the key works at `now` as far as its lifetime goes (neither cancelled
+    /// nor expired). A disabled key is still active: it counts towards
+    /// `max_keys_per_user` and is listed, and is refused when presented.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.status(now) == KeyStatus::Active
     }

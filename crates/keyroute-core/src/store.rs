@@ -150,6 +150,17 @@ pub trait ApiKeyStore: Send + Sync {
         cancel_at: DateTime<Utc>,
     ) -> StoreResult<Option<ApiKey>>;
 
+    /// Stores `key`'s changeable fields (name, scopes, expiry, notes, reference id,
+    /// metadata, allowed networks, enabled, revision), but only while the stored key
+    /// is at `expected_revision` and not cancelled; publishes
+    /// [`ChangeKind::KeyUpdated`](crate::ChangeKind::KeyUpdated) in the same
+    /// transaction. Returns the key as now stored, or `None` when there is no such
+    /// key, it was cancelled, or another update got there first; then nothing has
+    /// changed. The other fields (id, owner, type, environment, hash, times) are
+    /// never written.
+    async fn update_key(&self, key: &ApiKey, expected_revision: u64)
+    -> StoreResult<Option<ApiKey>>;
+
     /// Atomically cancels (at `cancel_at`) every key [`Regeneration::retires`] and
     /// stores the new keys; returns the retired keys as now stored. On any error
     /// nothing has changed.
@@ -354,6 +365,13 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for std::sync::Arc<S> {
         cancel_at: DateTime<Utc>,
     ) -> StoreResult<Option<ApiKey>> {
         (**self).roll_key(old, replacement, cancel_at).await
+    }
+    async fn update_key(
+        &self,
+        key: &ApiKey,
+        expected_revision: u64,
+    ) -> StoreResult<Option<ApiKey>> {
+        (**self).update_key(key, expected_revision).await
     }
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         (**self).regenerate(regeneration).await

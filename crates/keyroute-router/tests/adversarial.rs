@@ -275,6 +275,13 @@ impl keyroute_core::ApiKeyStore for GatedLookups {
     ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
         self.inner.roll_key(old, replacement, cancel_at).await
     }
+    async fn update_key(
+        &self,
+        key: &keyroute_core::ApiKey,
+        expected_revision: u64,
+    ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
+        self.inner.update_key(key, expected_revision).await
+    }
     async fn regenerate(
         &self,
         regeneration: &keyroute_core::Regeneration,

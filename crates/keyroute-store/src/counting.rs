@@ -103,6 +103,14 @@ impl<S: ApiKeyStore> ApiKeyStore for CountingStore<S> {
         self.count(None);
         self.inner.roll_key(old, replacement, cancel_at).await
     }
+    async fn update_key(
+        &self,
+        key: &ApiKey,
+        expected_revision: u64,
+    ) -> StoreResult<Option<ApiKey>> {
+        self.count(None);
+        self.inner.update_key(key, expected_revision).await
+    }
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         self.count(None);
         self.inner.regenerate(regeneration).await

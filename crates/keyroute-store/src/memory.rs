@@ -265,6 +265,32 @@ impl ApiKeyStore for MemoryStore {
         Ok(Some(retired))
     }
 
+    async fn update_key(
+        &self,
+        key: &ApiKey,
+        expected_revision: u64,
+    ) -> StoreResult<Option<ApiKey>> {
+        let mut inner = self.write();
+        let Some(stored) = inner.keys.get_mut(&key.id) else {
+            return Ok(None);
+        };
+        if stored.revision != expected_revision || stored.cancelled_at.is_some() {
+            return Ok(None);
+        }
+        stored.name.clone_from(&key.name);
+        stored.scopes = key.scopes.clone();
+        stored.expires_at = key.expires_at;
+        stored.notes.clone_from(&key.notes);
+        stored.ref_id.clone_from(&key.ref_id);
+        stored.meta.clone_from(&key.meta);
+        stored.allowed_networks.clone_from(&key.allowed_networks);
+        stored.enabled = key.enabled;
+        stored.revision = key.revision;
+        let updated = stored.clone();
+        self.publish(ChangeKind::KeyUpdated, key.id.as_str());
+        Ok(Some(updated))
+    }
+
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         let mut inner = self.write();
         inner.check_new_keys(&regeneration.new_keys, &[])?;

@@ -2,6 +2,7 @@
 //! [`Actor`], and the checks every operation applies with it.
 
 use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 
 use super::{Actor, Denied};
 use crate::ids::UserId;
@@ -50,6 +51,8 @@ pub(crate) struct Bounds {
     /// Whether the actor is a key (bound by the scope rule when acting on keys).
     is_key: bool,
     expires_at: Option<DateTime<Utc>>,
+    /// The networks the caller's own key is bound to; empty for none.
+    networks: Vec<IpNet>,
 }
 
 impl Bounds {
@@ -62,6 +65,7 @@ impl Bounds {
             grant: Grant::All,
             is_key: false,
             expires_at: None,
+            networks: Vec::new(),
         }
     }
 
@@ -105,6 +109,10 @@ impl Bounds {
             } else {
                 None
             },
+            networks: caller
+                .api_key()
+                .map(|key| key.allowed_networks.clone())
+                .unwrap_or_default(),
         })
     }
 
@@ -229,11 +237,40 @@ impl Bounds {
         Ok(())
     }
 
-    /// Every rule a finished new key must meet: environment, tenant, scopes, expiry.
+    /// Refuses an expiry set by an update that a key caller may not give: none when
+    /// the caller itself expires, or one after the caller's.
+    pub(crate) fn check_expiry(&self, expires_at: Option<DateTime<Utc>>) -> Result<(), Denied> {
+        match (self.expires_at, expires_at) {
+            (Some(limit), None) => Err(Denied::ExpiryExceedsCaller { limit }),
+            (Some(limit), Some(at)) if at > limit => Err(Denied::ExpiryExceedsCaller { limit }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses networks a caller bound to networks may not give: none (anywhere), or a
+    /// range not inside one of its own.
+    pub(crate) fn check_networks(&self, networks: &[IpNet]) -> Result<(), Denied> {
+        if self.networks.is_empty() {
+            return Ok(());
+        }
+        let within = |net: &IpNet| self.networks.iter().any(|own| own.contains(net));
+        if networks.is_empty() || !networks.iter().all(within) {
+            return Err(Denied::NetworkExceedsCaller);
+        }
+        Ok(())
+    }
+
+    /// Every rule a finished new key must meet: environment, tenant, scopes, expiry,
+    /// networks (a key of a caller bound to networks gets the caller's when it asks
+    /// for none).
     pub(crate) fn check_new_key(&self, key: &mut ApiKey, asked_expiry: bool) -> Result<(), Denied> {
         self.check_environment(&key.environment)?;
         self.check_tenant(key.tenant.as_ref())?;
         self.check_grant(&key.scopes)?;
+        if key.allowed_networks.is_empty() {
+            key.allowed_networks.clone_from(&self.networks);
+        }
+        self.check_networks(&key.allowed_networks)?;
         self.bound_expiry(key, asked_expiry)
     }
 }

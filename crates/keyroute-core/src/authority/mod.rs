@@ -20,6 +20,13 @@
 //! - **Expiry.** Nothing a key makes outlives it: a key caller's new keys expire no
 //!   later than the caller (and get the caller's expiry when none is asked); a rolled
 //!   or regenerated key keeps its old expiry, capped the same way.
+//! - **Networks.** A key bound to allowed networks makes and changes keys only
+//!   within them: its new keys inherit its networks when none are asked, and a
+//!   range outside them is refused.
+//! - **Updates.** An update is held to the rules a new key is: a key caller may
+//!   change only keys holding no scope beyond its own, grants only scopes it holds,
+//!   sets no expiry later than its own (nor none, if it has one) and no network
+//!   outside its own.
 //! - **Volume.** At most `[apikey] max_keys_per_user` working keys per user.
 //!
 //! A JWT carries the authority of the key it came from: its environment, scopes and
@@ -159,6 +166,12 @@ pub enum Denied {
         /// The caller's expiry.
         limit: DateTime<Utc>,
     },
+    /// A network the caller's own key is not bound within: a key bound to networks
+    /// makes and widens keys only within them.
+    #[error(
+        "this caller's key may be used only from its own allowed networks, so the keys it makes or changes must be bound within them; ask for ranges inside the caller's"
+    )]
+    NetworkExceedsCaller,
     /// The user already has the most working keys allowed.
     #[error(
         "the user already has {limit} working keys; revoke some, or raise [apikey] max_keys_per_user"
@@ -181,6 +194,7 @@ impl Denied {
             Denied::ScopeExceedsCaller { .. } => "scope_exceeds_caller",
             Denied::ExpiryExceedsCaller { .. } => "expiry_exceeds_caller",
             Denied::TooManyKeys { .. } => "too_many_keys",
+            Denied::NetworkExceedsCaller => "network_exceeds_caller",
         }
     }
 }

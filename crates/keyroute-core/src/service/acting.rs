@@ -133,6 +133,7 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
             key.notes = request.notes.clone();
             key.ref_id = request.ref_id.clone();
             key.meta = request.meta.clone();
+            key.allowed_networks.clone_from(&request.allowed_networks);
             if request.tenant.is_some() {
                 key.tenant = request.tenant.clone();
             }

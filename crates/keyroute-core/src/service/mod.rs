@@ -23,6 +23,7 @@
 //! | `acting.rs` | [`Acting`]: issue, list, show, revoke, on behalf of an actor |
 //! | `make.rs` | how a key is made: record, hook, the actor's bounds, then the secret |
 //! | `roll.rs` | roll and regenerate: replacements that keep what a key was |
+//! | `update.rs` | update: a key's name, scopes, expiry, notes, metadata, networks, state |
 //! | `seams.rs` | [`KeyListener`], [`KeyMinter`] |
 //! | `types.rs` | requests and results |
 //!
@@ -36,6 +37,7 @@
 mod acting;
 mod make;
 pub(crate) mod roll;
+mod update;
 
 use std::fmt;
 use std::sync::Arc;
@@ -51,6 +53,7 @@ use crate::model::{ApiKey, User};
 use crate::name::Environment;
 use crate::options::KeyOptions;
 use crate::store::{ApiKeyStore, KeyQuery, UserStore};
+
 use crate::token::TokenFormat;
 
 mod seams;
@@ -59,7 +62,10 @@ mod types;
 pub use acting::{Acting, MAX_USERS_PAGE};
 pub(crate) use make::{NewKey, after};
 pub use seams::{KeyListener, KeyMinter, META_FORMAT, Minted};
-pub use types::{BackfillReport, IssuedKey, KeyRequest, NewUser, Regenerated, Registration};
+pub use types::{
+    BackfillReport, IssuedKey, KeyRequest, KeyUpdate, KeyUpdated, NewUser, Regenerated,
+    Registration,
+};
 
 /// Key management over a store of keys and users.
 pub struct KeyService<S> {
@@ -271,6 +277,18 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         self.as_application().roll(key_id, grace).await
     }
 
+    /// Changes a key, as the application ([`Acting::update_key`]).
+    ///
+    /// # Errors
+    /// As [`Acting::update_key`].
+    pub async fn update_key(
+        &self,
+        key_id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyUpdated>, KeyServiceError> {
+        self.as_application().update_key(key_id, update).await
+    }
+
     fn as_application(&self) -> Acting<'_, S> {
         self.acting_as(Actor::Application)
     }
@@ -344,6 +362,18 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         }
         for listener in &self.listeners {
             listener.keys_revoking(keys).await;
+        }
+    }
+
+    pub(crate) async fn announce_narrowing(&self, keys: &[ApiKey]) {
+        for listener in &self.listeners {
+            listener.keys_narrowing(keys).await;
+        }
+    }
+
+    pub(crate) async fn announce_updated(&self, updates: &[KeyUpdated]) {
+        for listener in &self.listeners {
+            listener.keys_updated(updates).await;
         }
     }
 

@@ -43,7 +43,8 @@ pub struct Rolled {
 
 impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
     /// A replacement for `old`: same type, environment, owner, name, scopes, notes,
-    /// reference id, metadata, tenant and expiry, within `bounds`; its secret made by
+    /// reference id, metadata, tenant, expiry, allowed networks and enabled state,
+    /// within `bounds`; its secret made by
     /// the minter of `old`'s format.
     fn replacement(
         &self,
@@ -63,6 +64,8 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             key.meta = old.meta.clone();
             key.tenant = old.tenant.clone();
             key.expires_at = old.expires_at;
+            key.enabled = old.enabled;
+            key.allowed_networks.clone_from(&old.allowed_networks);
             Ok(())
         })
     }

@@ -41,6 +41,21 @@ pub trait KeyListener: Send + Sync {
     async fn keys_issued(&self, keys: &[ApiKey]) {
         let _ = keys;
     }
+
+    /// `keys` are about to be changed in a way that takes authority away (a scope
+    /// removed, the expiry brought forward, disabled, networks narrowed; each as it
+    /// will be stored): told *before* the store is written, as
+    /// [`keys_revoking`](Self::keys_revoking) is, so caches stop serving the old
+    /// authority even if the caller stops waiting. Default: nothing to do.
+    async fn keys_narrowing(&self, keys: &[ApiKey]) {
+        let _ = keys;
+    }
+
+    /// Keys were updated: each as now stored, with what changed. Default: nothing
+    /// to do.
+    async fn keys_updated(&self, updates: &[super::KeyUpdated]) {
+        let _ = updates;
+    }
 }
 
 /// The secret of a new key and how it is shown.

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+
 use crate::ids::UserId;
 use crate::model::{ApiKey, Meta, User};
 use crate::name::{Environment, KeyType, Tenant};
@@ -108,6 +111,9 @@ pub struct KeyRequest {
     pub ref_id: Option<String>,
     /// Team-defined metadata.
     pub meta: Meta,
+    /// The address ranges the key may be used from; empty for anywhere (or, for a
+    /// caller bound to networks, the caller's own).
+    pub allowed_networks: Vec<IpNet>,
 }
 
 impl KeyRequest {
@@ -124,6 +130,7 @@ impl KeyRequest {
             notes: None,
             ref_id: None,
             meta: Meta::new(),
+            allowed_networks: Vec::new(),
         }
     }
 
@@ -156,6 +163,107 @@ impl KeyRequest {
         self.expires_in = Some(lifetime);
         self
     }
+}
+
+/// A change to a stored key: each field set is changed, each `None` left as it is.
+/// Made with [`KeyUpdate::new`] and its setters, applied by
+/// [`Acting::update_key`](crate::Acting::update_key) within the actor's authority.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyUpdate {
+    /// The new name (`Some(None)` removes it).
+    pub name: Option<Option<String>>,
+    /// The new scopes, replacing the old.
+    pub scopes: Option<Scopes>,
+    /// The new expiry (`Some(None)`: never expires).
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// The new notes (`Some(None)` removes them).
+    pub notes: Option<Option<String>>,
+    /// The new reference id (`Some(None)` removes it).
+    pub ref_id: Option<Option<String>>,
+    /// The new metadata, replacing the old (its `format` entry cannot change).
+    pub meta: Option<Meta>,
+    /// The new allowed networks (empty: anywhere).
+    pub allowed_networks: Option<Vec<IpNet>>,
+    /// Enables (`true`) or disables (`false`) the key.
+    pub enabled: Option<bool>,
+}
+
+impl KeyUpdate {
+    /// An update that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets (or, with `None`, removes) the name.
+    pub fn name(mut self, name: Option<String>) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// Replaces the scopes.
+    pub fn scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// Sets the expiry (`None`: never).
+    pub fn expires_at(mut self, expires_at: Option<DateTime<Utc>>) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// Sets (or removes) the notes.
+    pub fn notes(mut self, notes: Option<String>) -> Self {
+        self.notes = Some(notes);
+        self
+    }
+
+    /// Sets (or removes) the reference id.
+    pub fn ref_id(mut self, ref_id: Option<String>) -> Self {
+        self.ref_id = Some(ref_id);
+        self
+    }
+
+    /// Replaces the metadata.
+    pub fn meta(mut self, meta: Meta) -> Self {
+        self.meta = Some(meta);
+        self
+    }
+
+    /// Replaces the allowed networks (empty: anywhere).
+    pub fn allowed_networks(mut self, networks: Vec<IpNet>) -> Self {
+        self.allowed_networks = Some(networks);
+        self
+    }
+
+    /// Enables or disables the key.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The outcome of an update.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KeyUpdated {
+    /// The key as now stored.
+    pub key: ApiKey,
+    /// The fields that changed (`name`, `scopes`, `expires_at`, `notes`, `ref_id`,
+    /// `meta`, `allowed_networks`, `enabled`); empty when the update changed nothing
+    /// and nothing was written.
+    pub changed: Vec<&'static str>,
+    /// Whether the update took authority away (a scope removed, the expiry brought
+    /// forward, the key disabled, its networks narrowed): such a change reaches every
+    /// instance's caches like a revocation, and ends the tokens exchanged from the
+    /// key before it.
+    pub narrowed: bool,
 }
 
 /// The outcome of a regeneration.

@@ -105,6 +105,12 @@ pub(crate) mod sealed {
             replacement: &ApiKey,
             cancel_at: DateTime<Utc>,
         ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
+        /// See [`ApiKeyStore::update_key`](keyroute_core::ApiKeyStore::update_key).
+        fn update_key(
+            store: &SqlStore<Self>,
+            key: &ApiKey,
+            expected_revision: u64,
+        ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
         /// See [`ApiKeyStore::regenerate`](keyroute_core::ApiKeyStore::regenerate).
         fn regenerate(
             store: &SqlStore<Self>,

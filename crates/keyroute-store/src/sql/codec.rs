@@ -84,6 +84,26 @@ pub(crate) fn decode_scopes(text: &str) -> StoreResult<keyroute_core::Scopes> {
     })
 }
 
+/// Allowed networks as stored: space-separated CIDR text, `None` for anywhere.
+pub(crate) fn encode_networks(networks: &[keyroute_core::IpNet]) -> Option<String> {
+    (!networks.is_empty()).then(|| {
+        networks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// Allowed networks back from their stored text.
+pub(crate) fn decode_networks(text: Option<&str>) -> StoreResult<Vec<keyroute_core::IpNet>> {
+    text.map_or(Ok(Vec::new()), |text| {
+        text.split_whitespace()
+            .map(|net| decode("api_keys.allowed_networks", net, str::parse))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,13 @@ impl<B: StoreBackend> ApiKeyStore for SqlStore<B> {
     ) -> StoreResult<Option<ApiKey>> {
         B::roll_key(self, old, replacement, cancel_at).await
     }
+    async fn update_key(
+        &self,
+        key: &ApiKey,
+        expected_revision: u64,
+    ) -> StoreResult<Option<ApiKey>> {
+        B::update_key(self, key, expected_revision).await
+    }
     async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
         B::regenerate(self, regeneration).await
     }

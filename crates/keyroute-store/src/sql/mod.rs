@@ -43,7 +43,10 @@ mod codec;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-use codec::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
+use codec::{
+    Timestamp, decode, decode_meta, decode_networks, decode_scopes, encode_meta, encode_networks,
+    encode_scopes,
+};
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 use error::map_error;
 
@@ -91,6 +94,9 @@ macro_rules! keyroute_schema {
                 notes -> Nullable<Text>,
                 ref_id -> Nullable<Text>,
                 meta -> Text,
+                enabled -> Bool,
+                allowed_networks -> Nullable<Text>,
+                revision -> BigInt,
             }
         }
 

@@ -27,7 +27,7 @@ use keyroute_core::{
     User, UserId,
 };
 
-use super::rows::{KeyRow, UserRow};
+use super::rows::{KeyChanges, KeyRow, UserRow};
 use super::schema::{
     keyroute_api_keys as keys, keyroute_denylist as denied, keyroute_users as users,
 };
@@ -205,6 +205,46 @@ impl KeyQueries for Marker {
             .await
             .map_err(map_error)?;
         retired.map(KeyRow::into_key).transpose()
+    }
+
+    async fn update_key(
+        store: &SqlStore<Self>,
+        key: &ApiKey,
+        expected_revision: u64,
+    ) -> StoreResult<Option<ApiKey>> {
+        let Ok(expected) = i64::try_from(expected_revision) else {
+            return Ok(None);
+        };
+        let changes = KeyChanges::of(key);
+        let id = key.id.as_str();
+        let mut conn = store.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                // Only the revision that was read, and only a key nobody cancelled: an
+                // update racing another (or a revoke) changes nothing and is re-read.
+                let changed = diesel::update(
+                    keys::table
+                        .find(id)
+                        .filter(keys::revision.eq(expected))
+                        .filter(keys::cancelled_at.is_null()),
+                )
+                .set(&changes)
+                .execute(conn)
+                .await?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                Marker::publish(conn, ChangeKind::KeyUpdated, &[id]).await?;
+                keys::table
+                    .find(id)
+                    .select(KeyRow::as_select())
+                    .get_result(conn)
+                    .await
+                    .map(Some)
+            })
+            .await
+            .map_err(map_error)?;
+        row.map(KeyRow::into_key).transpose()
     }
 
     async fn regenerate(

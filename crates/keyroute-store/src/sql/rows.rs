@@ -9,7 +9,10 @@ use keyroute_core::{
 
 use super::Ts;
 use super::schema::{keyroute_api_keys as keys, keyroute_users as users};
-use crate::sql::{Timestamp, decode, decode_meta, decode_scopes, encode_meta, encode_scopes};
+use crate::sql::{
+    Timestamp, decode, decode_meta, decode_networks, decode_scopes, encode_meta, encode_networks,
+    encode_scopes,
+};
 
 /// A `keyroute_users` row.
 #[derive(Queryable, Selectable, Insertable)]
@@ -51,6 +54,37 @@ impl UserRow {
     }
 }
 
+/// The columns an update writes ([`KeyRow`]'s changeable part).
+#[derive(AsChangeset)]
+#[diesel(table_name = keys, treat_none_as_null = true)]
+pub(super) struct KeyChanges {
+    name: Option<String>,
+    scopes: String,
+    expires_at: Option<Ts>,
+    notes: Option<String>,
+    ref_id: Option<String>,
+    meta: String,
+    enabled: bool,
+    allowed_networks: Option<String>,
+    revision: i64,
+}
+
+impl KeyChanges {
+    pub(super) fn of(key: &ApiKey) -> Self {
+        Self {
+            name: key.name.clone(),
+            scopes: encode_scopes(&key.scopes),
+            expires_at: key.expires_at.map(Ts::from_instant),
+            notes: key.notes.clone(),
+            ref_id: key.ref_id.clone(),
+            meta: encode_meta(&key.meta),
+            enabled: key.enabled,
+            allowed_networks: encode_networks(&key.allowed_networks),
+            revision: stored_revision(key.revision),
+        }
+    }
+}
+
 /// A `keyroute_api_keys` row.
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = keys, treat_none_as_null = true)]
@@ -71,6 +105,15 @@ pub(super) struct KeyRow {
     notes: Option<String>,
     ref_id: Option<String>,
     meta: String,
+    enabled: bool,
+    allowed_networks: Option<String>,
+    revision: i64,
+}
+
+/// A revision as stored: a signed 64-bit column (the type every backend has), which a
+/// count of updates never fills.
+fn stored_revision(revision: u64) -> i64 {
+    i64::try_from(revision).unwrap_or(i64::MAX)
 }
 
 impl KeyRow {
@@ -92,6 +135,9 @@ impl KeyRow {
             notes: key.notes.clone(),
             ref_id: key.ref_id.clone(),
             meta: encode_meta(&key.meta),
+            enabled: key.enabled,
+            allowed_networks: encode_networks(&key.allowed_networks),
+            revision: stored_revision(key.revision),
         }
     }
 
@@ -123,6 +169,10 @@ impl KeyRow {
         key.notes = self.notes;
         key.ref_id = self.ref_id;
         key.meta = decode_meta("api_keys.meta", &self.meta)?;
+        key.enabled = self.enabled;
+        key.allowed_networks = decode_networks(self.allowed_networks.as_deref())?;
+        key.revision = u64::try_from(self.revision)
+            .map_err(|_| StoreError::InvalidData("api_keys.revision: negative".to_owned()))?;
         Ok(key)
     }
 }

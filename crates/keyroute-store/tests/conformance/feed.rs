@@ -18,13 +18,13 @@ fn fast() -> FeedSettings {
 }
 
 /// The next signal, or a failure naming what was awaited.
-async fn next(feed: &mut Box<dyn ChangeSubscription>, awaiting: &str) -> FeedSignal {
+pub(super) async fn next(feed: &mut Box<dyn ChangeSubscription>, awaiting: &str) -> FeedSignal {
     tokio::time::timeout(Duration::from_secs(10), feed.next())
         .await
         .unwrap_or_else(|_| panic!("no signal within 10 s; awaiting {awaiting}"))
 }
 
-async fn subscribed<S: Store>(store: &S) -> Box<dyn ChangeSubscription> {
+pub(super) async fn subscribed<S: Store>(store: &S) -> Box<dyn ChangeSubscription> {
     let mut feed = store
         .subscribe(&fast())
         .await
@@ -33,7 +33,7 @@ async fn subscribed<S: Store>(store: &S) -> Box<dyn ChangeSubscription> {
     feed
 }
 
-fn change(kind: ChangeKind, subject: &str) -> FeedSignal {
+pub(super) fn change(kind: ChangeKind, subject: &str) -> FeedSignal {
     FeedSignal::Change(ChangeEvent::new(kind, subject))
 }
 

@@ -21,6 +21,7 @@ mod deny;
 mod feed;
 mod robustness;
 mod roll;
+mod update;
 mod users;
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
 pub(crate) use deny::{
@@ -39,6 +40,9 @@ pub(crate) use roll::{
     concurrent_rolls_of_one_key_one_wins, regenerate_is_atomic, regenerate_replaces_keys,
     roll_key_replaces_a_key_once,
 };
+pub(crate) use update::{
+    concurrent_updates_never_undo_each_other, update_key_applies_at_the_read_revision_only,
+};
 pub(crate) use users::list_users_pages_through_everyone;
 
 /// Instantiates every conformance case as a test, each with a fresh store from `$make`
@@ -55,6 +59,8 @@ macro_rules! conformance_suite {
             regenerate_is_atomic,
             roll_key_replaces_a_key_once,
             concurrent_rolls_of_one_key_one_wins,
+            update_key_applies_at_the_read_revision_only,
+            concurrent_updates_never_undo_each_other,
             store_all_is_all_or_nothing,
             keys_need_an_existing_owner,
             touch_last_used_updates_in_one_batch,
@@ -211,6 +217,12 @@ pub(crate) async fn every_key_field_round_trips<S: Store>(store: Arc<S>) {
         ("team".into(), "payments".into()),
         ("cost-centre".into(), "7".into()),
     ]);
+    k.enabled = false;
+    k.allowed_networks = ["192.0.2.0/24", "2001:db8::/32"]
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    k.revision = 7;
     store.store_all(std::slice::from_ref(&k)).await.unwrap();
     assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k.clone()));
     assert_eq!(
