@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use keyroute_core::{ApiKey, KeyListener};
+use keyroute_core::{ApiKey, KeyListener, KeyUpdated};
 use tokio::sync::mpsc;
 
 /// How many events wait for the hooks at most; more are dropped (and counted).
@@ -41,13 +41,28 @@ pub enum KeyEvent {
     /// A key was replaced by a roll or a regeneration (its replacement comes as
     /// [`Created`](Self::Created)); `cancelled_at` says when it stops.
     Rolled(ApiKey),
+    /// A key's settings were changed (as now stored), and which: `name`, `scopes`,
+    /// `expires_at`, `notes`, `ref_id`, `meta`, `allowed_networks`, `enabled` (an
+    /// update that enabled the key).
+    Updated {
+        /// The key as now stored.
+        key: ApiKey,
+        /// The fields that changed.
+        changed: Vec<&'static str>,
+    },
+    /// A key was disabled (and perhaps changed otherwise in the same update).
+    Disabled(ApiKey),
 }
 
 impl KeyEvent {
     /// The key the event is about.
     pub fn key(&self) -> &ApiKey {
         match self {
-            KeyEvent::Created(key) | KeyEvent::Revoked(key) | KeyEvent::Rolled(key) => key,
+            KeyEvent::Created(key)
+            | KeyEvent::Revoked(key)
+            | KeyEvent::Rolled(key)
+            | KeyEvent::Updated { key, .. }
+            | KeyEvent::Disabled(key) => key,
         }
     }
 }
@@ -108,6 +123,19 @@ impl KeyListener for HookQueue {
 
     async fn keys_rolled(&self, keys: &[ApiKey]) {
         self.push(keys.iter().cloned().map(KeyEvent::Rolled));
+    }
+
+    async fn keys_updated(&self, updates: &[KeyUpdated]) {
+        self.push(updates.iter().map(|update| {
+            if update.changed.contains(&"enabled") && !update.key.enabled {
+                KeyEvent::Disabled(update.key.clone())
+            } else {
+                KeyEvent::Updated {
+                    key: update.key.clone(),
+                    changed: update.changed.clone(),
+                }
+            }
+        }));
     }
 }
 

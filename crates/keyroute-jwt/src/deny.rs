@@ -339,6 +339,27 @@ impl KeyListener for RevocationListener {
         self.keys_retired(keys).await;
     }
 
+    /// A key losing authority (a scope removed, an earlier expiry, disabled) ends the
+    /// tokens exchanged from it so far, which carry the old authority: its id is
+    /// denied from now for as long as such a token can live (the exchange lifetime
+    /// plus leeway). Tokens exchanged from it during that window are refused too
+    /// (fail closed); exchange again once it has passed.
+    async fn keys_narrowing(&self, keys: &[ApiKey]) {
+        let now = self.state.clock().now();
+        let until = now
+            .checked_add_signed(self.exchange_window)
+            .unwrap_or_else(far_future);
+        for key in keys {
+            if let Err(error) = self.state.deny(key.id.as_str(), None, until).await {
+                tracing::warn!(
+                    key_id = %key.id,
+                    %error,
+                    "could not write the narrowed key to the deny-list; only this instance refuses its earlier tokens"
+                );
+            }
+        }
+    }
+
     async fn keys_retired(&self, keys: &[ApiKey]) {
         let now = self.state.clock().now();
         for key in keys {

@@ -72,6 +72,13 @@ impl KeyMinter for JwtMinter<'_> {
                 "scope '{s}' has no resource; the structured format needs resource:action"
             ))
         })?;
+        // A JWT is accepted from any address, so it cannot carry a network binding.
+        if !key.allowed_networks.is_empty() {
+            return Err(KeyServiceError::InvalidRequest(
+                "a JWT key cannot be bound to allowed networks (a JWT is accepted from any address); issue a keyroute key instead"
+                    .to_owned(),
+            ));
+        }
         // Checked on the final record: the creation hook may have set an expiry.
         if key.expires_at.is_none() && !self.service.config.check_deny_list {
             return Err(KeyServiceError::InvalidRequest(
@@ -165,6 +172,15 @@ impl JwtService {
             TokenKind::Exchange
         };
         self.check_environment(principal.environment())?;
+        if principal
+            .api_key()
+            .is_some_and(|key| !key.allowed_networks.is_empty())
+        {
+            return Err(JwtServiceError::InvalidRequest(
+                "a key bound to allowed networks cannot be exchanged for a JWT: a JWT is accepted from any address"
+                    .to_owned(),
+            ));
+        }
         let now = self.now_secs();
         let mut expires_at = Self::seconds_after(now, self.exchange_lifetime)?;
         // The key's expiry or cancellation, or for a re-exchange the presented token's

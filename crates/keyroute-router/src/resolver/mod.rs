@@ -16,7 +16,9 @@
 //! 4. **Store lookup.** Otherwise exactly one indexed lookup by SHA-256, which also
 //!    loads the owner.
 //! 5. **Checks on every request, cached or not:** cancelled, expired (an expiry that
-//!    passes while the key is cached takes effect), environment and type.
+//!    passes while the key is cached takes effect), disabled, allowed networks (the
+//!    client address as [`IncomingRequest::client_ip`] derives it), environment and
+//!    type.
 //!
 //! A JWT-shaped credential goes to the [`TokenVerifier`] the resolver was given, so
 //! one guard serves keys and JWTs; without one, JWTs are refused.
@@ -48,8 +50,8 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use keyroute_core::{
     ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialError, CredentialExtractor,
-    Environment, FeedGate, KeyHash, KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, Principal,
-    StoreResult, SystemClock, TokenFormat, TokenVerifier, looks_like_jwt,
+    Environment, FeedGate, KeyHash, KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, KeyUpdated,
+    Principal, StoreResult, SystemClock, TokenFormat, TokenVerifier, looks_like_jwt,
 };
 
 use cache::{CachedKey, KeyCache};
@@ -313,7 +315,9 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             inner.dangerous_trust_any_proxy,
             &inner.trusted_proxies,
         )?;
-        self.resolve(credential.token.expose_secret()).await
+        let client = request.client_ip(inner.dangerous_trust_any_proxy, &inner.trusted_proxies);
+        self.resolve_from(credential.token.expose_secret(), client)
+            .await
     }
 
     /// As [`authenticate`](Self::authenticate), for a request that may come without
@@ -357,7 +361,23 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
     ///
     /// # Errors
     /// The [`AuthError`] naming the first check that failed.
+    /// A key bound to allowed networks is refused here (`network_not_allowed`): no
+    /// address is known. [`authenticate`](Self::authenticate) passes the request's.
     pub async fn resolve(&self, token: &str) -> Result<Principal, AuthError> {
+        self.resolve_from(token, None).await
+    }
+
+    /// As [`resolve`](Self::resolve), for a request from `client` (the address
+    /// [`IncomingRequest::client_ip`] derives): a key bound to allowed networks is
+    /// accepted only from inside them.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub async fn resolve_from(
+        &self,
+        token: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AuthError> {
         let inner = &self.inner;
         if looks_like_jwt(token) {
             let verifier = inner.verifier.as_ref().ok_or(AuthError::JwtNotAccepted)?;
@@ -378,6 +398,12 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             KeyStatus::Active => {}
             KeyStatus::Expired => return Err(AuthError::Expired),
             _ => return Err(AuthError::Revoked),
+        }
+        if !key.enabled {
+            return Err(AuthError::Disabled);
+        }
+        if !key.allows_address(client) {
+            return Err(AuthError::NetworkNotAllowed);
         }
         inner.note_use(&entry, now);
         Ok(Principal::from_api_key(Arc::clone(key), entry.user.clone()))
@@ -426,6 +452,20 @@ impl<S: ApiKeyStore + 'static> KeyListener for KeyResolver<S> {
     async fn keys_retired(&self, keys: &[ApiKey]) {
         for key in keys {
             self.forget(&key.hash, false).await;
+        }
+    }
+
+    /// A key about to lose authority stops being served from this instance's cache
+    /// before the change is written, as a key being revoked does.
+    async fn keys_narrowing(&self, keys: &[ApiKey]) {
+        for key in keys {
+            self.forget(&key.hash, true).await;
+        }
+    }
+
+    async fn keys_updated(&self, updates: &[KeyUpdated]) {
+        for update in updates {
+            self.forget(&update.key.hash, false).await;
         }
     }
 

@@ -99,6 +99,48 @@ impl IncomingRequest<'_> {
         }
     }
 
+    /// The client's address, as far as this request can show: the socket's peer, or,
+    /// when the peer is a trusted proxy, the address the proxies forwarded: walking
+    /// `X-Forwarded-For` (or, without it, `Forwarded: for=`) from the right past
+    /// trusted proxies, the first address that is not one. `None` when no peer is
+    /// known or a forwarded address cannot be read (a key bound to networks is then
+    /// refused: the address could be anything).
+    pub fn client_ip(
+        &self,
+        dangerous_trust_any_proxy: bool,
+        trusted_proxies: &[ProxyNet],
+    ) -> Option<IpAddr> {
+        let peer = self.peer?;
+        let trusted = |ip: IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+        // With `dangerous_trust_any_proxy` and no list, the peer is one proxy.
+        let any_one = dangerous_trust_any_proxy && trusted_proxies.is_empty();
+        if !(trusted(peer) || any_one) {
+            return Some(peer);
+        }
+        let hops: Vec<IpAddr> = if self.headers.contains_key("x-forwarded-for") {
+            values(self.headers, "x-forwarded-for")?
+                .iter()
+                .map(|hop| hop.parse().ok())
+                .collect::<Option<_>>()?
+        } else if self.headers.contains_key(http::header::FORWARDED) {
+            values(self.headers, "forwarded")?
+                .iter()
+                .map(|element| pair(element, "for").and_then(|node| node_ip(&node)))
+                .collect::<Option<_>>()?
+        } else {
+            return Some(peer);
+        };
+        if any_one {
+            return hops.last().copied().or(Some(peer));
+        }
+        hops.iter()
+            .rev()
+            .find(|hop| !trusted(**hop))
+            .or(hops.first())
+            .copied()
+            .or(Some(peer))
+    }
+
     /// Whether the client's connection was secure, as far as this request can show.
     pub fn is_secure(&self, dangerous_trust_any_proxy: bool, trusted_proxies: &[ProxyNet]) -> bool {
         if self.tls {
