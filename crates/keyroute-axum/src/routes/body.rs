@@ -85,6 +85,72 @@ pub(crate) struct IssueBody {
     pub(crate) notes: Option<String>,
     /// Whose key; only a caller with the admin scope may name another user.
     pub(crate) user_id: Option<String>,
+    /// CIDR ranges the key may be used from; none for anywhere.
+    pub(crate) allowed_networks: Option<Vec<String>>,
+}
+
+/// CIDR ranges from a body, or a 422 naming the first that is not one.
+pub(crate) fn networks(
+    ranges: Option<&[String]>,
+) -> Result<Option<Vec<keyroute_core::IpNet>>, Problem> {
+    ranges
+        .map(|ranges| {
+            ranges
+                .iter()
+                .map(|range| {
+                    range.trim().parse().map_err(|_| {
+                        invalid(
+                            "invalid_network",
+                            "`allowed_networks` holds something that is not a CIDR range: write e.g. 10.0.0.0/8 or 2001:db8::/32",
+                        )
+                    })
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+/// Scopes from a body, or a 422.
+pub(crate) fn scopes(names: Option<&[String]>) -> Result<keyroute_core::Scopes, Problem> {
+    keyroute_core::Scopes::parse(names.into_iter().flatten().map(String::as_str)).map_err(|_| {
+        invalid(
+            "invalid_scope",
+            "scopes are ':'-separated segments of A-Z, a-z, 0-9, '_', '.', '-', with '*' only last",
+        )
+    })
+}
+
+/// `PATCH /apikeys/{id}`: each field given is changed; `null` removes a name, notes,
+/// reference or expiry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateBody {
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) name: Option<Option<String>>,
+    pub(crate) scopes: Option<Vec<String>>,
+    /// An absolute expiry, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) expires_at: Option<Option<DateTime<Utc>>>,
+    /// A lifetime from now, such as `30days`.
+    pub(crate) expires_in: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) notes: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) ref_id: Option<Option<String>>,
+    pub(crate) meta: Option<std::collections::BTreeMap<String, String>>,
+    /// CIDR ranges (`[]` for anywhere).
+    pub(crate) allowed_networks: Option<Vec<String>>,
+    pub(crate) enabled: Option<bool>,
+}
+
+/// A field that is present: `Some(None)` for `null`, so a field left out (`None`,
+/// through `default`) and one set to `null` differ.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /apikeys/regenerate/{env}` and `POST /apikeys/{id}/roll`.

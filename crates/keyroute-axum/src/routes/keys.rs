@@ -8,12 +8,14 @@ use axum_core::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 use keyroute_core::{
-    Acting, ApiKey, Environment, KeyId, KeyRequest, KeyServiceError, KeyStore, KeyType,
-    MAX_USERS_PAGE, PlaintextKey, Principal, Scopes, UserId,
+    Acting, ApiKey, Environment, KeyId, KeyRequest, KeyServiceError, KeyStore, KeyType, KeyUpdate,
+    MAX_USERS_PAGE, PlaintextKey, Principal, UserId,
 };
 use serde::{Deserialize, Serialize};
 
-use super::body::{GraceBody, IssueBody, JsonBody, duration, invalid};
+use super::body::{
+    GraceBody, IssueBody, JsonBody, UpdateBody, duration, invalid, networks, scopes,
+};
 use crate::extract::Caller;
 use crate::problem::Problem;
 use crate::state::AuthState;
@@ -34,6 +36,8 @@ struct KeyView<'a> {
     expires_at: Option<DateTime<Utc>>,
     cancelled_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
+    enabled: bool,
+    allowed_networks: Vec<String>,
 }
 
 impl<'a> KeyView<'a> {
@@ -51,6 +55,12 @@ impl<'a> KeyView<'a> {
             expires_at: key.expires_at,
             cancelled_at: key.cancelled_at,
             last_used_at: key.last_used_at,
+            enabled: key.enabled,
+            allowed_networks: key
+                .allowed_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 }
@@ -301,39 +311,102 @@ pub(super) async fn issue(
         .as_deref()
         .ok_or_else(|| invalid("missing_environment", "name the key's `environment`"))?;
     let mut request = KeyRequest::new(key_type, environment(&auth, env)?).for_user(user);
-    let scopes = Scopes::parse(body.scopes.iter().flatten().map(String::as_str)).map_err(|_| {
-        invalid(
-            "invalid_scope",
-            "scopes are ':'-separated segments of A-Z, a-z, 0-9, '_', '.', '-', with '*' only last",
-        )
-    })?;
-    request = request.with_scopes(scopes);
+    request = request.with_scopes(scopes(body.scopes.as_deref())?);
+    request.allowed_networks = networks(body.allowed_networks.as_deref())?.unwrap_or_default();
     request.name = body.name;
     request.notes = body.notes;
-    request.expires_in =
-        match (body.expires_at, body.expires_in.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "ambiguous_expiry",
-                    "give `expires_at` or `expires_in`, not both",
-                ));
-            }
-            (Some(at), None) => {
-                let now = keys.clock().now();
-                let lifetime = (at - now).to_std().ok().filter(|d| !d.is_zero());
-                Some(lifetime.ok_or_else(|| {
-                    invalid("expiry_in_past", "`expires_at` is not in the future")
-                })?)
-            }
-            (None, Some(text)) => Some(duration("expires_in", text)?),
-            (None, None) => None,
-        };
+    request.expires_in = match (body.expires_at, body.expires_in.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "ambiguous_expiry",
+                "give `expires_at` or `expires_in`, not both",
+            ));
+        }
+        (Some(at), None) => Some(lifetime_until(keys.clock().now(), at)?),
+        (None, Some(text)) => Some(duration("expires_in", text)?),
+        (None, None) => None,
+    };
     let issued_key = acting
         .issue_key(request)
         .await
         .map_err(|e| service_problem(&e))?;
     let view = issued(&issued_key.key, &issued_key.plaintext);
     Ok(json(StatusCode::CREATED, &view, true))
+}
+
+/// The lifetime from `now` until `at`, or a 422 when `at` is not in the future.
+fn lifetime_until(now: DateTime<Utc>, at: DateTime<Utc>) -> Result<std::time::Duration, Problem> {
+    (at - now)
+        .to_std()
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| invalid("expiry_in_past", "`expires_at` is not in the future"))
+}
+
+/// `PATCH {prefix}/{id}`: changes the fields given (see [`UpdateBody`]).
+pub(super) async fn update(
+    State(auth): State<AuthState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> Result<Response, Problem> {
+    let id = key_id(&id)?;
+    let keys = auth.keys();
+    let mut update = KeyUpdate::new();
+    update.name = body.name;
+    update.notes = body.notes;
+    update.ref_id = body.ref_id;
+    update.meta = body.meta;
+    update.enabled = body.enabled;
+    if body.scopes.is_some() {
+        update.scopes = Some(scopes(body.scopes.as_deref())?);
+    }
+    update.allowed_networks = networks(body.allowed_networks.as_deref())?;
+    update.expires_at = match (body.expires_at, body.expires_in.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "ambiguous_expiry",
+                "give `expires_at` or `expires_in`, not both",
+            ));
+        }
+        (Some(Some(at)), None) => {
+            lifetime_until(keys.clock().now(), at)?;
+            Some(Some(at))
+        }
+        (Some(None), None) => Some(None),
+        (None, Some(text)) => {
+            let lifetime = duration("expires_in", text)?;
+            let at = chrono::TimeDelta::from_std(lifetime)
+                .ok()
+                .and_then(|d| keys.clock().now().checked_add_signed(d))
+                .ok_or_else(|| invalid("invalid_duration", "`expires_in` is too long"))?;
+            Some(Some(at))
+        }
+        (None, None) => None,
+    };
+    if update.is_empty() {
+        return Err(invalid(
+            "empty_update",
+            "name at least one field to change: name, scopes, expires_at or expires_in, notes, ref_id, meta, allowed_networks, enabled",
+        ));
+    }
+    let updated = keys
+        .acting_as(&caller)
+        .update_key(&id, &update)
+        .await
+        .map_err(|e| service_problem(&e))?
+        .ok_or_else(not_found)?;
+    #[derive(Serialize)]
+    struct Updated<'a> {
+        #[serde(flatten)]
+        key: KeyView<'a>,
+        changed: &'a [&'static str],
+    }
+    let view = Updated {
+        key: KeyView::of(&updated.key),
+        changed: &updated.changed,
+    };
+    Ok(json(StatusCode::OK, &view, false))
 }
 
 /// The key id in a path; text that is no key id is no key.

@@ -5,8 +5,9 @@
 //! | `GET {prefix}/{env}` | the caller's working keys in `env` (hints, never hashes or plaintexts) |
 //! | `GET {prefix}/users` | a page of users, in id order (`?after=<id>&limit=<n>`): admin keys only; a tenant's admin sees its tenant's |
 //! | `POST {prefix}/regenerate/{env}` | cancels the caller's keys in `env`, returns new ones once; optional `{"grace": "1h"}` |
-//! | `POST {prefix}` | issues a key: `type`, `environment`, `name`, `scopes`, `expires_at` or `expires_in`, `notes` |
+//! | `POST {prefix}` | issues a key: `type`, `environment`, `name`, `scopes`, `expires_at` or `expires_in`, `notes`, `allowed_networks` |
 //! | `DELETE {prefix}/{id}` | revokes a key |
+//! | `PATCH {prefix}/{id}` | changes a key: `name`, `scopes`, `expires_at` or `expires_in`, `notes`, `ref_id`, `meta`, `allowed_networks`, `enabled` (`null` removes a name, notes, reference or expiry) |
 //! | `POST {prefix}/{id}/roll` | replaces one key; `{"grace": "1h"}` capped at the old key's expiry |
 //! | `POST /token` | exchanges the caller's key or session for a short-lived JWT (feature `jwt`) |
 //!
@@ -21,7 +22,7 @@ mod body;
 mod keys;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum_core::extract::FromRef;
 
 use crate::state::AuthState;
@@ -46,6 +47,8 @@ pub enum KeyRoute {
     Token,
     /// `GET {prefix}/users`.
     Users,
+    /// `PATCH {prefix}/{id}`.
+    Update,
 }
 
 /// Which key routes to serve, and where. [`key_routes`] is the default: every route,
@@ -112,14 +115,19 @@ impl KeyRoutes {
             // called `users` while this route is served.
             router = router.route(&format!("{prefix}/users"), get(keys::users));
         }
-        let target = format!("{prefix}/{{target}}");
-        match (self.has(KeyRoute::List), self.has(KeyRoute::Revoke)) {
-            (true, true) => {
-                router = router.route(&target, get(keys::list).delete(keys::revoke));
-            }
-            (true, false) => router = router.route(&target, get(keys::list)),
-            (false, true) => router = router.route(&target, delete(keys::revoke)),
-            (false, false) => {}
+        // `{prefix}/{target}` is an environment for GET and a key id for DELETE and
+        // PATCH: one path, a method router of the routes served.
+        let methods = [
+            (KeyRoute::List, get(keys::list)),
+            (KeyRoute::Revoke, delete(keys::revoke)),
+            (KeyRoute::Update, patch(keys::update)),
+        ]
+        .into_iter()
+        .filter(|(route, _)| self.has(*route))
+        .map(|(_, method)| method)
+        .reduce(MethodRouter::merge);
+        if let Some(methods) = methods {
+            router = router.route(&format!("{prefix}/{{target}}"), methods);
         }
         if self.has(KeyRoute::Regenerate) {
             let path = format!("{prefix}/regenerate/{{target}}");
