@@ -104,6 +104,8 @@ pub struct DemoKeys {
     pub publishable: PlaintextKey,
     /// The operator's live key with the admin scope.
     pub admin: PlaintextKey,
+    /// The id of Ada's live key (not secret: what `PATCH /apikeys/{id}` names).
+    pub live_id: keyroute::KeyId,
 }
 
 /// What [`app`] returns: the router, the handle, and the keys made at start-up.
@@ -135,10 +137,10 @@ pub async fn app_from(config: &str) -> Result<App, Box<dyn std::error::Error>> {
             .with_scopes(Scopes::parse(scopes.iter().copied()).unwrap_or_else(|_| Scopes::none()));
         keys.issue_key(request)
     };
+    let live = issue(&ada.id, KeyType::SECRET, Environment::LIVE, &["orders:*"]).await?;
     let demo = DemoKeys {
-        live: issue(&ada.id, KeyType::SECRET, Environment::LIVE, &["orders:*"])
-            .await?
-            .plaintext,
+        live_id: live.key.id,
+        live: live.plaintext,
         test: issue(&ada.id, KeyType::SECRET, Environment::TEST, &["orders:*"])
             .await?
             .plaintext,
@@ -189,6 +191,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("export TEST_KEY={}", keys.test.expose_secret());
     println!("export PK_KEY={}", keys.publishable.expose_secret());
     println!("export ADMIN_KEY={}", keys.admin.expose_secret());
+    println!("export LIVE_KEY_ID={}", keys.live_id);
     serve(listener, router).await?;
     Ok(())
 }

@@ -189,6 +189,21 @@ async fn request(w: &World, column: &str, key: &str) -> Reply {
             .await
         }
         "regenerate `live`" => post("/apikeys/regenerate/live".into(), "").await,
+        "widen the `orders:read` key to `admin`" => {
+            let path = format!("/apikeys/{}", w.narrow.id);
+            c.json(
+                Method::PATCH,
+                &path,
+                key,
+                r#"{"scopes":["orders:read","admin"]}"#,
+            )
+            .await
+        }
+        "disable the `admin` key" => {
+            let path = format!("/apikeys/{}", w.admin.0.id);
+            c.json(Method::PATCH, &path, key, r#"{"enabled":false}"#)
+                .await
+        }
         other => panic!("the test does not know the column '{other}'"),
     }
 }

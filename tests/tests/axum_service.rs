@@ -113,6 +113,7 @@ async fn the_readmes_curl_lines_work_as_written() {
             .env("TEST_KEY", s.keys.test.expose_secret())
             .env("PK_KEY", s.keys.publishable.expose_secret())
             .env("ADMIN_KEY", s.keys.admin.expose_secret())
+            .env("LIVE_KEY_ID", s.keys.live_id.as_str())
             .output()
             .await
             .unwrap();

@@ -5,6 +5,9 @@
 //! `LISTEN` connections mid-run (`pg_terminate_backend`): keys revoked in the gap are
 //! still refused within the bound, and the feed recovers by itself.
 //!
+//! A narrowing update (a key disabled, a scope taken away) reaches the others within
+//! the same bound: `*_narrowing_updates_reach_every_instance`.
+//!
 //! Each test prints the propagation times it measured (p50/p99/max, from `revoke`
 //! returning to the other instance refusing the key); BENCHMARKS.md ("Revocation across
 //! instances") quotes them. Run with `--nocapture` to see them.
@@ -15,9 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use keyroute::keys::KeyOptions;
+use keyroute::keys::{KeyOptions, KeyUpdate};
 use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
-use keyroute::{AuthError, Environment, KeyType, Keyroute, NewUser};
+use keyroute::{AuthError, Environment, KeyRequest, KeyType, Keyroute, NewUser, Scopes};
 
 /// The documented bound (the guide, `many_instances`): a revocation committed on one
 /// instance is refused by every other instance within one second.
@@ -200,6 +203,104 @@ async fn propagation<B: StoreBackend>(
     figures.print(backend);
     println!("{backend}: {served} requests served by the load tasks meanwhile");
     figures
+}
+
+/// Two instances over `url`. Each of `UPDATES` keys is cached on both, then changed on
+/// one: every other key disabled, the rest narrowed from `orders:*` to `orders:read`.
+/// The other instance must refuse the key (`disabled_key`), or see only the narrower
+/// scope, within the bound; the time from `update_key` returning to that is printed.
+async fn update_propagation<B: StoreBackend>(backend: &str, url: DatabaseUrl) {
+    const UPDATES: usize = 60;
+    let apps = [instance::<B>(&url).await, instance::<B>(&url).await];
+    for app in &apps {
+        until("a live feed", || app.resolver().is_caching()).await;
+    }
+    let owner = apps[0]
+        .keys()
+        .register_user(NewUser::named("owner"))
+        .await
+        .unwrap()
+        .user;
+    let mut figures = Vec::new();
+    for i in 0..UPDATES {
+        let request = KeyRequest::new(KeyType::SECRET, Environment::LIVE)
+            .for_user(owner.id.clone())
+            .with_scopes(Scopes::parse(["orders:*"]).unwrap());
+        let issued = apps[0].keys().issue_key(request).await.unwrap();
+        let secret = issued.plaintext.expose_secret().to_owned();
+        for app in &apps {
+            let caller = app.resolver().resolve(&secret).await.unwrap();
+            assert!(caller.has_scope("orders:write"));
+        }
+        let (changer, other) = (&apps[i % 2], &apps[(i + 1) % 2]);
+        let disable = i % 4 < 2;
+        let update = if disable {
+            KeyUpdate::new().enabled(false)
+        } else {
+            KeyUpdate::new().scopes(Scopes::parse(["orders:read"]).unwrap())
+        };
+        let updated = changer
+            .keys()
+            .update_key(&issued.key.id, &update)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(updated.narrowed);
+        let since = Instant::now();
+        loop {
+            let narrowed = match other.resolver().resolve(&secret).await {
+                Err(AuthError::Disabled) => disable,
+                Ok(caller) => !disable && !caller.has_scope("orders:write"),
+                Err(unexpected) => panic!("unexpected {unexpected:?}"),
+            };
+            let took = since.elapsed();
+            if narrowed {
+                figures.push(took);
+                break;
+            }
+            assert!(
+                took < BOUND + MARGIN,
+                "{backend}: the other instance still had the old authority after {took:?}"
+            );
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        // The instance that made the change refused at once.
+        let here = changer.resolver().resolve(&secret).await;
+        if disable {
+            assert!(matches!(here, Err(AuthError::Disabled)), "{here:?}");
+        } else {
+            assert!(!here.unwrap().has_scope("orders:write"));
+        }
+    }
+    let figures = Figures(figures);
+    println!(
+        "{backend}: {} narrowing updates reached the other instance: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        figures.0.len(),
+        figures.at(0.5).as_secs_f64() * 1e3,
+        figures.at(0.99).as_secs_f64() * 1e3,
+        figures.at(1.0).as_secs_f64() * 1e3,
+    );
+}
+
+/// SQLite file: a narrowing update reaches the other instance within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_narrowing_updates_reach_every_instance() {
+    let db = keyroute_testing::sqlite().unwrap();
+    update_propagation::<Sqlite>("SQLite", db.url().clone()).await;
+}
+
+/// PostgreSQL: a narrowing update reaches the other instance within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_narrowing_updates_reach_every_instance() {
+    let db = keyroute_testing::postgres().await.unwrap();
+    update_propagation::<Postgres>("PostgreSQL", db.url().clone()).await;
+}
+
+/// MariaDB: a narrowing update reaches the other instance within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_narrowing_updates_reach_every_instance() {
+    let db = keyroute_testing::mariadb().await.unwrap();
+    update_propagation::<Mysql>("MariaDB", db.url().clone()).await;
 }
 
 /// Awaits every future, concurrently (no extra dependency for one join).

@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
-use keyroute::keys::{Acting, KeyQuery, Operator, Tenant};
+use keyroute::keys::{Acting, IpNet, KeyQuery, KeyUpdate, Operator, Tenant};
 use keyroute::store::Backend;
 use keyroute::store::KeyStore;
 use keyroute::{
@@ -14,7 +14,7 @@ use keyroute::{
 use serde_json::{Value, json};
 
 use crate::output::{CliError, Out, when};
-use crate::{KeysCommand, Target, UsersCommand, args};
+use crate::{KeysCommand, Target, UpdateArgs, UsersCommand, args};
 
 /// The key service acting as the person at this command: an operator named
 /// `KEYROUTE_OPERATOR`, else `cli:$USER`, else `cli`. Operators may manage any key; the
@@ -88,6 +88,8 @@ fn key_json(key: &ApiKey) -> Value {
         "created_at": key.created_at.to_rfc3339(),
         "expires_at": key.expires_at.map(|t| t.to_rfc3339()),
         "cancelled_at": key.cancelled_at.map(|t| t.to_rfc3339()),
+        "enabled": key.enabled,
+        "allowed_networks": key.allowed_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }
 
@@ -333,6 +335,7 @@ pub(crate) async fn keys<B: Backend>(
             out.line(&format!("revoked {}", revoked.id.as_str()))?;
             out.table(KEY_HEADER, vec![key_row(&revoked)], key_json(&revoked))?;
         }
+        KeysCommand::Update(args) => update(keyroute, args, out).await?,
         KeysCommand::Regenerate { target, grace, yes } => {
             let grace = grace.map(|g| duration("grace", &g)).transpose()?;
             regenerate(keyroute, &target, grace, yes, out).await?;
@@ -344,6 +347,88 @@ pub(crate) async fn keys<B: Backend>(
         }
     }
     Ok(())
+}
+
+/// `keyroute keys update ID ...`: the options given become one [`KeyUpdate`], applied
+/// as the operator; core decides what may change.
+async fn update<B: Backend>(
+    keyroute: &Keyroute<B>,
+    options: UpdateArgs,
+    out: Out,
+) -> Result<(), CliError> {
+    let UpdateArgs {
+        id,
+        name,
+        clear_name,
+        scopes,
+        expires_in,
+        no_expiry,
+        notes,
+        networks,
+        any_network,
+        enable,
+        disable,
+    } = options;
+    let key_id = key_id(keyroute, &id)?;
+    let mut update = KeyUpdate::new();
+    if name.is_some() || clear_name {
+        update = update.name(name);
+    }
+    if !scopes.is_empty() {
+        let scopes =
+            Scopes::parse(scopes.iter()).map_err(|e| CliError::failed(format!("--scope: {e}")))?;
+        update = update.scopes(scopes);
+    }
+    if let Some(lifetime) = expires_in {
+        let lifetime = duration("expires-in", &lifetime)?;
+        let at = chrono::TimeDelta::from_std(lifetime)
+            .ok()
+            .and_then(|d| keyroute.keys().clock().now().checked_add_signed(d))
+            .ok_or_else(|| CliError::failed("--expires-in: too long to represent"))?;
+        update = update.expires_at(Some(at));
+    } else if no_expiry {
+        update = update.expires_at(None);
+    }
+    if let Some(notes) = notes {
+        update = update.notes(Some(notes));
+    }
+    if any_network {
+        update = update.allowed_networks(Vec::new());
+    } else if !networks.is_empty() {
+        let parsed = networks
+            .iter()
+            .map(|n| {
+                n.trim().parse::<IpNet>().map_err(|e| {
+                    args::bad_value("network", n, e, "write e.g. 10.0.0.0/8 or 2001:db8::/32")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        update = update.allowed_networks(parsed);
+    }
+    if enable || disable {
+        update = update.enabled(enable);
+    }
+    if update.is_empty() {
+        return Err(CliError::Usage(
+            "name something to change: --name, --clear-name, --scope, --expires-in, --no-expiry, --notes, --network, --any-network, --enable or --disable".to_owned(),
+        ));
+    }
+    let updated = as_operator(keyroute)
+        .update_key(&key_id, &update)
+        .await?
+        .ok_or_else(|| no_key(&id))?;
+    let changed = if updated.changed.is_empty() {
+        "nothing".to_owned()
+    } else {
+        updated.changed.join(", ")
+    };
+    out.line(&format!(
+        "updated {} (changed: {changed})",
+        updated.key.id.as_str()
+    ))?;
+    let mut value = key_json(&updated.key);
+    value["changed"] = json!(updated.changed);
+    out.table(KEY_HEADER, vec![key_row(&updated.key)], value)
 }
 
 /// `id` as a key id; a key or token given instead is refused unrepeated.

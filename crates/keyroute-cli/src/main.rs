@@ -124,6 +124,44 @@ pub(crate) struct Target {
     environment: String,
 }
 
+/// `keyroute keys update`'s options: each one given is changed.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpdateArgs {
+    /// The key's id.
+    id: String,
+    /// A new name.
+    #[arg(long, conflicts_with = "clear_name")]
+    name: Option<String>,
+    /// Remove the name.
+    #[arg(long)]
+    clear_name: bool,
+    /// The key's scopes from now on (repeatable; replaces the old ones).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Expire this long from now, e.g. 30days.
+    #[arg(long, conflicts_with = "no_expiry")]
+    expires_in: Option<String>,
+    /// Never expire.
+    #[arg(long)]
+    no_expiry: bool,
+    /// New notes.
+    #[arg(long)]
+    notes: Option<String>,
+    /// An address range the key may be used from, e.g. 10.0.0.0/8 (repeatable;
+    /// replaces the old ones).
+    #[arg(long = "network", conflicts_with = "any_network")]
+    networks: Vec<String>,
+    /// Usable from any address again.
+    #[arg(long)]
+    any_network: bool,
+    /// Switch the key on again.
+    #[arg(long, conflicts_with = "disable")]
+    enable: bool,
+    /// Switch the key off: refused until enabled, with the same secret.
+    #[arg(long)]
+    disable: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeysCommand {
     /// Issue one key; its plaintext is printed once.
@@ -166,6 +204,9 @@ pub(crate) enum KeysCommand {
         /// The key's id.
         id: String,
     },
+    /// Change a key: name, scopes, expiry, notes, allowed networks; or disable it
+    /// (refused until enabled again, same secret) and enable it.
+    Update(UpdateArgs),
     /// Replace a user's keys in one environment; asks first unless --yes.
     Regenerate {
         #[command(flatten)]

@@ -1,0 +1,158 @@
+//! `keyroute keys update` on SQLite files: each option changes what it names, a
+//! disabled key is refused until enabled, and bad input is one typed error line with
+//! nothing applied.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::{Project, one_error_line};
+
+/// What `keyroute verify` says of `plaintext`: its JSON, or its one error line.
+fn verify(p: &Project, plaintext: &str) -> Result<serde_json::Value, String> {
+    let output = p
+        .keyroute(&["verify", "--json"])
+        .write_stdin(format!("{plaintext}\n"))
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(one_error_line(&output))
+    }
+}
+
+#[test]
+fn keys_are_updated_disabled_and_enabled() {
+    let p = Project::sqlite();
+    let (id, plaintext) = p.user_with_test_key("ada");
+    assert!(verify(&p, &plaintext).is_ok());
+
+    let updated = p.json(&[
+        "keys",
+        "update",
+        &id,
+        "--name",
+        "ci",
+        "--scope",
+        "orders:read",
+        "--notes",
+        "from ci",
+        "--expires-in",
+        "30days",
+    ]);
+    assert_eq!(updated["name"], "ci");
+    assert_eq!(updated["scopes"], serde_json::json!(["orders:read"]));
+    assert!(updated["expires_at"].is_string());
+    assert_eq!(
+        updated["changed"],
+        serde_json::json!(["name", "scopes", "expires_at", "notes"])
+    );
+    assert_eq!(verify(&p, &plaintext).unwrap()["scopes"][0], "orders:read");
+
+    let disabled = p.json(&["keys", "update", &id, "--disable"]);
+    assert_eq!(disabled["enabled"], false);
+    let refused = verify(&p, &plaintext).unwrap_err();
+    assert!(refused.contains("disabled"), "{refused}");
+    let enabled = p.json(&["keys", "update", &id, "--enable"]);
+    assert_eq!(enabled["enabled"], true);
+    assert!(
+        verify(&p, &plaintext).is_ok(),
+        "the same secret works again"
+    );
+
+    let bound = p.json(&[
+        "keys",
+        "update",
+        &id,
+        "--network",
+        "10.0.0.0/8",
+        "--network",
+        "::1/128",
+    ]);
+    assert_eq!(
+        bound["allowed_networks"],
+        serde_json::json!(["10.0.0.0/8", "::1/128"])
+    );
+    let refused = verify(&p, &plaintext).unwrap_err();
+    assert!(refused.contains("allowed networks"), "{refused}");
+    let anywhere = p.json(&[
+        "keys",
+        "update",
+        &id,
+        "--any-network",
+        "--clear-name",
+        "--no-expiry",
+    ]);
+    assert_eq!(anywhere["allowed_networks"], serde_json::json!([]));
+    assert_eq!(anywhere["name"], serde_json::Value::Null);
+    assert_eq!(anywhere["expires_at"], serde_json::Value::Null);
+    assert!(verify(&p, &plaintext).is_ok());
+
+    // The human form says what changed.
+    let output = p
+        .keyroute(&["keys", "update", &id, "--name", "ci"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(changed: name)"), "{stdout}");
+}
+
+#[test]
+fn bad_updates_are_one_error_and_change_nothing() {
+    let p = Project::sqlite();
+    let (id, plaintext) = p.user_with_test_key("ada");
+    let before = p.json(&["keys", "show", &id]);
+    for (args, says) in [
+        (vec!["--network", "10.0.0.0/33"], "--network"),
+        (vec!["--network", "nowhere"], "--network"),
+        (vec!["--scope", "orders read"], "--scope"),
+        (vec!["--expires-in", "soon"], "expires-in"),
+        (vec!["--name", "bad\u{1b}[2Jname"], "control characters"),
+        (vec![], "name something to change"),
+    ] {
+        let mut all = vec!["keys", "update", id.as_str()];
+        all.extend(args.iter().copied());
+        let output = p.keyroute(&all).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let line = one_error_line(&output);
+        assert!(line.contains(says), "{args:?}: {line}");
+        assert_eq!(
+            p.json(&["keys", "show", &id]),
+            before,
+            "{args:?}: nothing applied"
+        );
+    }
+    // Both switches at once is a usage error from the parser.
+    let output = p
+        .keyroute(&["keys", "update", &id, "--enable", "--disable"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    // An unknown id, and a key where an id belongs (never repeated back).
+    let output = p
+        .keyroute(&[
+            "keys",
+            "update",
+            "0f3a9c2e4b5d6e7f8a9b0c1d2e3f4a5b",
+            "--name",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(one_error_line(&output).contains("no key with id"));
+    let output = p
+        .keyroute(&["keys", "update", &plaintext, "--name", "x"])
+        .output()
+        .unwrap();
+    let line = one_error_line(&output);
+    assert!(line.contains("that is an API key"), "{line}");
+    assert!(!line.contains(&plaintext));
+    // A revoked key is not changed.
+    p.json(&["keys", "revoke", &id]);
+    let output = p
+        .keyroute(&["keys", "update", &id, "--enable"])
+        .output()
+        .unwrap();
+    let line = one_error_line(&output);
+    assert!(line.contains("revoked or rolled"), "{line}");
+}
