@@ -380,3 +380,41 @@ async fn behind_a_trusted_proxy_the_forwarded_address_counts() {
         );
     }
 }
+
+/// Tokens exchanged from a key carry its authority at the time; a narrowing update ends
+/// them (they would keep the scope taken away, or outlive the disabling), while a
+/// rename leaves them working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowing_a_key_ends_the_tokens_exchanged_from_it() {
+    let s = start().await;
+    let ada = s.keys.live.expose_secret().to_owned();
+    for narrowing in [r#"{"enabled":false}"#, r#"{"scopes":["orders:write"]}"#] {
+        let (id, child) = issue(
+            &s,
+            &ada,
+            r#"{"environment":"live","scopes":["orders:read","orders:write"]}"#,
+        )
+        .await;
+        let token = s.client.json(Method::POST, "/token", &child, "").await;
+        assert_eq!(token.status, StatusCode::OK, "{}", token.body);
+        let jwt = token.json()["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(s.client.get("/orders", &jwt).await.status, StatusCode::OK);
+        let renamed = patch(&s.client, &id, &ada, r#"{"name":"renamed"}"#).await;
+        assert_eq!(renamed.status, StatusCode::OK);
+        assert_eq!(
+            s.client.get("/orders", &jwt).await.status,
+            StatusCode::OK,
+            "a rename takes nothing away"
+        );
+        let reply = patch(&s.client, &id, &ada, narrowing).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let refused = s.client.get("/orders", &jwt).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNAUTHORIZED,
+            "{narrowing}: {}",
+            refused.body
+        );
+        assert_eq!(refused.code(), "revoked_token", "{narrowing}");
+    }
+}

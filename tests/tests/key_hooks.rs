@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyroute::hooks::{KeyEvent, KeyHook};
-use keyroute::keys::KeyHash;
+use keyroute::keys::{KeyHash, KeyUpdate};
 use keyroute::store::{MemoryStore, Sqlite};
-use keyroute::{Config, Environment, KeyRequest, KeyType, Keyroute, KeyrouteBuilder, NewUser};
+use keyroute::{
+    Config, Environment, KeyRequest, KeyType, Keyroute, KeyrouteBuilder, NewUser, Scopes,
+};
 use tokio::sync::{Notify, mpsc};
 
 fn config(dir: &Path) -> Config {
@@ -53,6 +55,8 @@ fn seen(event: &KeyEvent) -> (&'static str, String) {
         KeyEvent::Created(_) => "created",
         KeyEvent::Revoked(_) => "revoked",
         KeyEvent::Rolled(_) => "rolled",
+        KeyEvent::Updated { .. } => "updated",
+        KeyEvent::Disabled(_) => "disabled",
         _ => "other",
     };
     (kind, event.key().id.to_string())
@@ -106,17 +110,67 @@ async fn hooks_hear_every_event_in_order() {
         .await
         .unwrap();
     let rolled = keys.roll(&issued.key.id, None).await.unwrap().unwrap();
-    keys.revoke(&rolled.issued.key.id).await.unwrap();
-    let got = next(&mut events, 4).await;
+    let new_id = rolled.issued.key.id.clone();
+    keys.update_key(&new_id, &KeyUpdate::new().name(Some("ci".into())))
+        .await
+        .unwrap();
+    keys.update_key(&new_id, &KeyUpdate::new().enabled(false))
+        .await
+        .unwrap();
+    // An update that changes nothing is no event.
+    keys.update_key(&new_id, &KeyUpdate::new().enabled(false))
+        .await
+        .unwrap();
+    keys.update_key(&new_id, &KeyUpdate::new().enabled(true))
+        .await
+        .unwrap();
+    keys.revoke(&new_id).await.unwrap();
+    let got = next(&mut events, 7).await;
     assert_eq!(
         got,
         [
             ("created", issued.key.id.to_string()),
             ("rolled", issued.key.id.to_string()),
-            ("created", rolled.issued.key.id.to_string()),
-            ("revoked", rolled.issued.key.id.to_string()),
+            ("created", new_id.to_string()),
+            ("updated", new_id.to_string()),
+            ("disabled", new_id.to_string()),
+            ("updated", new_id.to_string()),
+            ("revoked", new_id.to_string()),
         ]
     );
+}
+
+/// An update's event names what changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_events_name_the_changed_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let app = builder(dir.path())
+        .on_key_event(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let KeyEvent::Updated { key, changed } = event {
+                    let _ = tx.send((key.name.clone(), changed));
+                }
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    app.spawn_background().unwrap();
+    let keys = app.keys();
+    let ada = keys.register_user(NewUser::named("ada")).await.unwrap();
+    let id = ada.keys[0].key.id.clone();
+    let update = KeyUpdate::new()
+        .name(Some("laptop".into()))
+        .scopes(Scopes::parse(["orders:read"]).unwrap());
+    keys.update_key(&id, &update).await.unwrap();
+    let (name, changed) = tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("laptop"));
+    assert_eq!(changed, ["name", "scopes"]);
 }
 
 /// A stuck hook: while it holds an event, requests go on (a hook awaited on the request
