@@ -35,6 +35,7 @@
 // Every public item is documented: a published crate's docs are its manual.
 #![deny(missing_docs)]
 
+mod audit;
 mod authority;
 mod clock;
 pub mod config;
@@ -53,6 +54,7 @@ mod store;
 mod token;
 mod verifier;
 
+pub use audit::{AuditAction, AuditContext, AuditLog, AuditQuery, AuditRecord, MAX_AUDIT_PAGE};
 pub use authority::{Actor, Denied, MAX_KEY_TEXT, Operator, TextError};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;

@@ -5,10 +5,16 @@
 //! user's keys, store all) and what a key service needs on top: users, cancellation,
 //! atomic regeneration, backfill and batched last-used stamps. Lookups go by the key's
 //! SHA-256 hash only; "not found" is `Ok(None)`, never an error.
+//!
+//! Every write takes the [`AuditRecord`]s of its change and keeps them in the same
+//! transaction (see [`AuditLog`]): a write that changes nothing (a key already
+//! cancelled, a roll or update that lost a race) records nothing; one that fails
+//! records nothing. Pass `&[]` to write without a record (imports, fixtures).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit::{AuditLog, AuditRecord};
 use crate::error::StoreResult;
 use crate::feed::ChangeFeed;
 use crate::ids::{KeyId, UserId};
@@ -129,11 +135,16 @@ pub trait ApiKeyStore: Send + Sync {
     /// Stores new keys, all or none.
     ///
     /// A duplicate id or hash is [`StoreError::Conflict`](crate::StoreError::Conflict).
-    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()>;
+    async fn store_all(&self, keys: &[ApiKey], audit: &[AuditRecord]) -> StoreResult<()>;
 
     /// Cancels a key at `at` and returns it as now stored; `None` if there is no such
     /// key. A key already cancelled earlier keeps its earlier cancellation time.
-    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>>;
+    async fn cancel_key(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>>;
 
     /// Rolls one key, atomically: cancels `old` at `cancel_at` and stores
     /// `replacement`, but only while `old` has no cancellation (neither revoked nor
@@ -148,6 +159,7 @@ pub trait ApiKeyStore: Send + Sync {
         old: &KeyId,
         replacement: &ApiKey,
         cancel_at: DateTime<Utc>,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>>;
 
     /// Stores `key`'s changeable fields (name, scopes, expiry, notes, reference id,
@@ -158,13 +170,21 @@ pub trait ApiKeyStore: Send + Sync {
     /// key, it was cancelled, or another update got there first; then nothing has
     /// changed. The other fields (id, owner, type, environment, hash, times) are
     /// never written.
-    async fn update_key(&self, key: &ApiKey, expected_revision: u64)
-    -> StoreResult<Option<ApiKey>>;
+    async fn update_key(
+        &self,
+        key: &ApiKey,
+        expected_revision: u64,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>>;
 
     /// Atomically cancels (at `cancel_at`) every key [`Regeneration::retires`] and
     /// stores the new keys; returns the retired keys as now stored. On any error
     /// nothing has changed.
-    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>>;
+    async fn regenerate(
+        &self,
+        regeneration: &Regeneration,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<ApiKey>>;
 
     /// Records that the keys in `ids` were used at about `at`, in one write. Called
     /// with batches, never per request. Returns how many keys were updated.
@@ -177,7 +197,12 @@ pub trait UserStore: Send + Sync {
     /// Creates a user together with its first keys, all or none.
     ///
     /// A duplicate id or user name is [`StoreError::Conflict`](crate::StoreError::Conflict).
-    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()>;
+    async fn create_user(
+        &self,
+        user: &User,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<()>;
 
     /// Imports existing users (no keys) in one transaction: for teams bringing an
     /// existing user base, whose keys [`backfill`](crate::KeyService::backfill) then makes.
@@ -214,7 +239,11 @@ pub trait UserStore: Send + Sync {
     /// [`users_missing_keys`](Self::users_missing_keys) and then calling
     /// [`store_all`](ApiKeyStore::store_all) gives users two key sets when two
     /// backfills run at once, so there is no default.
-    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>>;
+    async fn store_backfill(
+        &self,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<UserId>>;
 }
 
 /// What the deny-list says about some ids at one instant: whether one of them is
@@ -318,12 +347,12 @@ pub trait DenyList: Send + Sync {
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
-/// Everything a store backend provides: keys, users, the deny-list and the change
-/// feed (whose methods all have defaults: `impl ChangeFeed for MyStore {}` is a store
-/// that publishes no changes).
-pub trait Store: ApiKeyStore + UserStore + DenyList + ChangeFeed {}
+/// Everything a store backend provides: keys, users, the deny-list, the change feed
+/// (whose methods all have defaults: `impl ChangeFeed for MyStore {}` is a store that
+/// publishes no changes) and the audit trail.
+pub trait Store: ApiKeyStore + UserStore + DenyList + ChangeFeed + AuditLog {}
 
-impl<T: ApiKeyStore + UserStore + DenyList + ChangeFeed + ?Sized> Store for T {}
+impl<T: ApiKeyStore + UserStore + DenyList + ChangeFeed + AuditLog + ?Sized> Store for T {}
 
 /// A store shared behind one pointer, whatever backend it is: the one type app state,
 /// the front door and the HTTP layer name. A call through it costs one pointer hop on
@@ -352,29 +381,40 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for std::sync::Arc<S> {
     ) -> StoreResult<Vec<ApiKey>> {
         (**self).get_user_api_keys(user_id, query).await
     }
-    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
-        (**self).store_all(keys).await
+    async fn store_all(&self, keys: &[ApiKey], audit: &[AuditRecord]) -> StoreResult<()> {
+        (**self).store_all(keys, audit).await
     }
-    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
-        (**self).cancel_key(id, at).await
+    async fn cancel_key(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
+        (**self).cancel_key(id, at, audit).await
     }
     async fn roll_key(
         &self,
         old: &KeyId,
         replacement: &ApiKey,
         cancel_at: DateTime<Utc>,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
-        (**self).roll_key(old, replacement, cancel_at).await
+        (**self).roll_key(old, replacement, cancel_at, audit).await
     }
     async fn update_key(
         &self,
         key: &ApiKey,
         expected_revision: u64,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
-        (**self).update_key(key, expected_revision).await
+        (**self).update_key(key, expected_revision, audit).await
     }
-    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
-        (**self).regenerate(regeneration).await
+    async fn regenerate(
+        &self,
+        regeneration: &Regeneration,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<ApiKey>> {
+        (**self).regenerate(regeneration, audit).await
     }
     async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
         (**self).touch_last_used(ids, at).await
@@ -383,8 +423,13 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for std::sync::Arc<S> {
 
 #[async_trait]
 impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
-    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
-        (**self).create_user(user, keys).await
+    async fn create_user(
+        &self,
+        user: &User,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<()> {
+        (**self).create_user(user, keys, audit).await
     }
     async fn import_users(&self, users: &[User]) -> StoreResult<()> {
         (**self).import_users(users).await
@@ -408,8 +453,12 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
     ) -> StoreResult<Vec<User>> {
         (**self).users_missing_keys(after, limit).await
     }
-    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
-        (**self).store_backfill(keys).await
+    async fn store_backfill(
+        &self,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<UserId>> {
+        (**self).store_backfill(keys, audit).await
     }
 }
 

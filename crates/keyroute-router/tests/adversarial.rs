@@ -257,36 +257,46 @@ impl keyroute_core::ApiKeyStore for GatedLookups {
     ) -> keyroute_core::StoreResult<Vec<keyroute_core::ApiKey>> {
         self.inner.get_user_api_keys(user_id, query).await
     }
-    async fn store_all(&self, keys: &[keyroute_core::ApiKey]) -> keyroute_core::StoreResult<()> {
-        self.inner.store_all(keys).await
+    async fn store_all(
+        &self,
+        keys: &[keyroute_core::ApiKey],
+        audit: &[keyroute_core::AuditRecord],
+    ) -> keyroute_core::StoreResult<()> {
+        self.inner.store_all(keys, audit).await
     }
     async fn cancel_key(
         &self,
         id: &keyroute_core::KeyId,
         at: chrono::DateTime<chrono::Utc>,
+        audit: &[keyroute_core::AuditRecord],
     ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
-        self.inner.cancel_key(id, at).await
+        self.inner.cancel_key(id, at, audit).await
     }
     async fn roll_key(
         &self,
         old: &keyroute_core::KeyId,
         replacement: &keyroute_core::ApiKey,
         cancel_at: chrono::DateTime<chrono::Utc>,
+        audit: &[keyroute_core::AuditRecord],
     ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
-        self.inner.roll_key(old, replacement, cancel_at).await
+        self.inner
+            .roll_key(old, replacement, cancel_at, audit)
+            .await
     }
     async fn update_key(
         &self,
         key: &keyroute_core::ApiKey,
         expected_revision: u64,
+        audit: &[keyroute_core::AuditRecord],
     ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
-        self.inner.update_key(key, expected_revision).await
+        self.inner.update_key(key, expected_revision, audit).await
     }
     async fn regenerate(
         &self,
         regeneration: &keyroute_core::Regeneration,
+        audit: &[keyroute_core::AuditRecord],
     ) -> keyroute_core::StoreResult<Vec<keyroute_core::ApiKey>> {
-        self.inner.regenerate(regeneration).await
+        self.inner.regenerate(regeneration, audit).await
     }
     async fn touch_last_used(
         &self,

@@ -52,7 +52,7 @@ async fn seed(store: &impl ApiKeyStore, count: usize) -> Vec<KeyHash> {
                 )
             })
             .collect();
-        store.store_all(&keys).await.unwrap();
+        store.store_all(&keys, &[]).await.unwrap();
     }
     known
 }

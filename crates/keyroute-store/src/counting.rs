@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, ChangeFeed, ChangeSubscription, Denial, DenyList, FeedSettings, KeyHash,
-    KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId, UserStore,
+    ApiKey, ApiKeyStore, AuditLog, AuditQuery, AuditRecord, ChangeFeed, ChangeSubscription, Denial,
+    DenyList, FeedSettings, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User,
+    UserId, UserStore,
 };
 
 /// Wraps a store and counts the calls made through it.
@@ -86,34 +87,47 @@ impl<S: ApiKeyStore> ApiKeyStore for CountingStore<S> {
         self.count(None);
         self.inner.get_user_api_keys(user_id, query).await
     }
-    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
+    async fn store_all(&self, keys: &[ApiKey], audit: &[AuditRecord]) -> StoreResult<()> {
         self.count(None);
-        self.inner.store_all(keys).await
+        self.inner.store_all(keys, audit).await
     }
-    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
+    async fn cancel_key(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
         self.count(None);
-        self.inner.cancel_key(id, at).await
+        self.inner.cancel_key(id, at, audit).await
     }
     async fn roll_key(
         &self,
         old: &KeyId,
         replacement: &ApiKey,
         cancel_at: DateTime<Utc>,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         self.count(None);
-        self.inner.roll_key(old, replacement, cancel_at).await
+        self.inner
+            .roll_key(old, replacement, cancel_at, audit)
+            .await
     }
     async fn update_key(
         &self,
         key: &ApiKey,
         expected_revision: u64,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         self.count(None);
-        self.inner.update_key(key, expected_revision).await
+        self.inner.update_key(key, expected_revision, audit).await
     }
-    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
+    async fn regenerate(
+        &self,
+        regeneration: &Regeneration,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<ApiKey>> {
         self.count(None);
-        self.inner.regenerate(regeneration).await
+        self.inner.regenerate(regeneration, audit).await
     }
     async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
         self.count(Some(&self.touches));
@@ -123,9 +137,14 @@ impl<S: ApiKeyStore> ApiKeyStore for CountingStore<S> {
 
 #[async_trait]
 impl<S: UserStore> UserStore for CountingStore<S> {
-    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
+    async fn create_user(
+        &self,
+        user: &User,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<()> {
         self.count(None);
-        self.inner.create_user(user, keys).await
+        self.inner.create_user(user, keys, audit).await
     }
     async fn import_users(&self, users: &[User]) -> StoreResult<()> {
         self.count(None);
@@ -155,9 +174,13 @@ impl<S: UserStore> UserStore for CountingStore<S> {
         self.count(None);
         self.inner.users_missing_keys(after, limit).await
     }
-    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
+    async fn store_backfill(
+        &self,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<UserId>> {
         self.count(None);
-        self.inner.store_backfill(keys).await
+        self.inner.store_backfill(keys, audit).await
     }
 }
 
@@ -179,6 +202,18 @@ impl<S: DenyList> DenyList for CountingStore<S> {
     async fn purge_denied(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         self.count(None);
         self.inner.purge_denied(now).await
+    }
+}
+
+#[async_trait]
+impl<S: AuditLog> AuditLog for CountingStore<S> {
+    async fn audit_records(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        self.count(None);
+        self.inner.audit_records(query).await
+    }
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.count(None);
+        self.inner.purge_audit(before).await
     }
 }
 

@@ -22,9 +22,9 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, ChangeEvent, ChangeFeed, ChangeKind, ChangeSubscription, Denial, DenyList,
-    FeedSettings, FeedSignal, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreError,
-    StoreResult, User, UserId, UserStore,
+    ApiKey, ApiKeyStore, AuditLog, AuditQuery, AuditRecord, ChangeEvent, ChangeFeed, ChangeKind,
+    ChangeSubscription, Denial, DenyList, FeedSettings, FeedSignal, KeyHash, KeyId, KeyQuery,
+    Regeneration, ResolvedKey, StoreError, StoreResult, User, UserId, UserStore,
 };
 
 use crate::UserFilter;
@@ -60,6 +60,10 @@ struct Inner {
     /// Denied token and key ids, with the time each entry stops mattering.
     /// Denied id to (from, until); `None` from: at once.
     denied: HashMap<String, (Option<DateTime<Utc>>, DateTime<Utc>)>,
+    /// The audit trail, in id order.
+    audit: Vec<AuditRecord>,
+    /// The last audit id given.
+    audit_id: u64,
 }
 
 impl MemoryStore {
@@ -85,6 +89,16 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// Appends `records` to the audit trail, each with the next id.
+    fn record(&mut self, records: &[AuditRecord]) {
+        for record in records {
+            self.audit_id = self.audit_id.saturating_add(1);
+            let mut record = record.clone();
+            record.id = self.audit_id;
+            self.audit.push(record);
+        }
+    }
+
     /// Checks that `keys` can all be inserted: new ids and hashes (also among
     /// themselves), owners that exist (or are among `new_users`).
     fn check_new_keys(&self, keys: &[ApiKey], new_users: &[&User]) -> StoreResult<()> {
@@ -222,16 +236,22 @@ impl ApiKeyStore for MemoryStore {
         Ok(keys)
     }
 
-    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
+    async fn store_all(&self, keys: &[ApiKey], audit: &[AuditRecord]) -> StoreResult<()> {
         let mut inner = self.write();
         inner.check_new_keys(keys, &[])?;
         for key in keys {
             inner.insert_key(key);
         }
+        inner.record(audit);
         Ok(())
     }
 
-    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
+    async fn cancel_key(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
         let mut inner = self.write();
         let Some(key) = inner.keys.get_mut(id) else {
             return Ok(None);
@@ -239,7 +259,10 @@ impl ApiKeyStore for MemoryStore {
         // Only a cancellation brought forward is a change (as the SQL stores see it).
         if key.cancelled_at.is_none_or(|earlier| earlier > at) {
             key.cancelled_at = Some(at);
+            let key = key.clone();
+            inner.record(audit);
             self.publish(ChangeKind::KeyRevoked, id.as_str());
+            return Ok(Some(key));
         }
         Ok(Some(key.clone()))
     }
@@ -249,6 +272,7 @@ impl ApiKeyStore for MemoryStore {
         old: &KeyId,
         replacement: &ApiKey,
         cancel_at: DateTime<Utc>,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         let mut inner = self.write();
         if inner.keys.get(old).is_none_or(|k| k.cancelled_at.is_some()) {
@@ -261,6 +285,7 @@ impl ApiKeyStore for MemoryStore {
         key.cancelled_at = Some(cancel_at);
         let retired = key.clone();
         inner.insert_key(replacement);
+        inner.record(audit);
         self.publish(ChangeKind::KeyRolled, old.as_str());
         Ok(Some(retired))
     }
@@ -269,6 +294,7 @@ impl ApiKeyStore for MemoryStore {
         &self,
         key: &ApiKey,
         expected_revision: u64,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         let mut inner = self.write();
         let Some(stored) = inner.keys.get_mut(&key.id) else {
@@ -287,11 +313,16 @@ impl ApiKeyStore for MemoryStore {
         stored.enabled = key.enabled;
         stored.revision = key.revision;
         let updated = stored.clone();
+        inner.record(audit);
         self.publish(ChangeKind::KeyUpdated, key.id.as_str());
         Ok(Some(updated))
     }
 
-    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
+    async fn regenerate(
+        &self,
+        regeneration: &Regeneration,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<ApiKey>> {
         let mut inner = self.write();
         inner.check_new_keys(&regeneration.new_keys, &[])?;
         let retiring: Vec<KeyId> = inner
@@ -315,6 +346,7 @@ impl ApiKeyStore for MemoryStore {
         for key in &regeneration.new_keys {
             inner.insert_key(key);
         }
+        inner.record(audit);
         Ok(retired)
     }
 
@@ -333,7 +365,12 @@ impl ApiKeyStore for MemoryStore {
 
 #[async_trait]
 impl UserStore for MemoryStore {
-    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
+    async fn create_user(
+        &self,
+        user: &User,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<()> {
         let mut inner = self.write();
         inner.check_new_users(&[user])?;
         inner.check_new_keys(keys, &[user])?;
@@ -341,6 +378,7 @@ impl UserStore for MemoryStore {
         for key in keys {
             inner.insert_key(key);
         }
+        inner.record(audit);
         Ok(())
     }
 
@@ -384,7 +422,11 @@ impl UserStore for MemoryStore {
             .users_page(after, limit, UserFilter::WithoutKeys))
     }
 
-    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
+    async fn store_backfill(
+        &self,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<UserId>> {
         // One write lock for the check and the insert: a concurrent backfill waits.
         let mut inner = self.write();
         let fresh: Vec<ApiKey> = keys
@@ -402,6 +444,9 @@ impl UserStore for MemoryStore {
             {
                 stored.push(owner.clone());
             }
+        }
+        if !stored.is_empty() {
+            inner.record(audit);
         }
         Ok(stored)
     }
@@ -440,6 +485,27 @@ impl DenyList for MemoryStore {
         let before = inner.denied.len();
         inner.denied.retain(|_, (_, until)| *until > now);
         Ok((before - inner.denied.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn audit_records(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        Ok(self
+            .read()
+            .audit
+            .iter()
+            .filter(|record| query.matches(record))
+            .take(query.page_size())
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut inner = self.write();
+        let was = inner.audit.len();
+        inner.audit.retain(|record| record.at >= before);
+        Ok(u64::try_from(was.saturating_sub(inner.audit.len())).unwrap_or(u64::MAX))
     }
 }
 

@@ -37,9 +37,9 @@ mod removed_file {
     async fn writes_to_a_removed_file_are_unavailable() {
         let db = keyroute_testing::sqlite().unwrap();
         let store = db.store().await.unwrap();
-        store.store_all(&[a_key()]).await.unwrap();
+        store.store_all(&[a_key()], &[]).await.unwrap();
         remove_database(db.url().expose_secret());
-        let err = store.store_all(&[a_key()]).await.unwrap_err();
+        let err = store.store_all(&[a_key()], &[]).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.to_string().contains("removed"), "{err}");
         let err = store.api_key_exists(&KeyHash::of("x")).await.unwrap_err();
@@ -53,12 +53,12 @@ mod removed_file {
         let db = keyroute_testing::sqlite().unwrap();
         let path = db.url().expose_secret().to_owned();
         let store = db.store().await.unwrap();
-        store.store_all(&[a_key()]).await.unwrap();
+        store.store_all(&[a_key()], &[]).await.unwrap();
         let copy = format!("{path}.copy");
         std::fs::copy(&path, &copy).unwrap();
         remove_database(&path);
         std::fs::rename(&copy, &path).unwrap();
-        let err = store.store_all(&[a_key()]).await.unwrap_err();
+        let err = store.store_all(&[a_key()], &[]).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.to_string().contains("replaced"), "{err}");
     }
@@ -68,9 +68,9 @@ mod removed_file {
     async fn in_memory_databases_are_not_watched() {
         let store = SqliteStore::connect(":memory:").await.unwrap();
         store.init_schema().await.unwrap();
-        store.store_all(&[a_key()]).await.unwrap();
+        store.store_all(&[a_key()], &[]).await.unwrap();
         let store = SqliteStore::connect("sqlite://:memory:").await.unwrap();
         store.init_schema().await.unwrap();
-        store.store_all(&[a_key()]).await.unwrap();
+        store.store_all(&[a_key()], &[]).await.unwrap();
     }
 }

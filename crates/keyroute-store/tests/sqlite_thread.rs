@@ -88,7 +88,7 @@ async fn user_with_keys(store: &SqliteStore, count: usize) -> (User, ApiKey) {
             key
         })
         .collect();
-    store.create_user(&ada, &keys).await.unwrap();
+    store.create_user(&ada, &keys, &[]).await.unwrap();
     (ada, keys[0].clone())
 }
 
@@ -212,7 +212,7 @@ async fn a_query_waiting_for_the_lock_leaves_the_workers_free() {
     let mut lock = holder.pool().get().await.unwrap();
     lock.batch_execute("BEGIN IMMEDIATE").await.unwrap();
     let ada = User::new(UserId::new("user-ada").unwrap(), "ada", Utc::now());
-    let write = tokio::spawn(async move { writer.create_user(&ada, &[]).await });
+    let write = tokio::spawn(async move { writer.create_user(&ada, &[], &[]).await });
 
     // The write now waits for the lock (busy_timeout is 5 s). The one worker must
     // stay free meanwhile: count its ticks.

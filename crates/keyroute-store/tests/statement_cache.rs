@@ -46,7 +46,7 @@ async fn cached_during_lookups<B: StoreBackend>(store: SqlStore<B>, rounds: usiz
         Utc::now(),
     );
     key.user_id = Some(ada.id.clone());
-    store.create_user(&ada, &[key.clone()]).await.unwrap();
+    store.create_user(&ada, &[key.clone()], &[]).await.unwrap();
 
     let recorder = CachedStatements::default();
     store
@@ -166,7 +166,10 @@ async fn mariadb_lookup_is_one_command() {
         "sk_test_…cret",
         Utc::now(),
     );
-    store.store_all(std::slice::from_ref(&key)).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&key), &[])
+        .await
+        .unwrap();
     // Warm: the lookup statement is prepared and cached.
     assert!(
         store

@@ -94,6 +94,22 @@ impl From<Operator> for Actor {
     }
 }
 
+impl Actor {
+    /// Who this is in the audit trail: `key:<id>` for a key or a JWT exchanged from one,
+    /// `user:<id>` for a person's session, `operator:<name>`, or `application`.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Actor::Application => "application".to_owned(),
+            Actor::Operator(operator) => format!("operator:{}", operator.name()),
+            Actor::Caller(principal) => match (principal.key_id(), principal.user_id()) {
+                (Some(key), _) => format!("key:{key}"),
+                (None, Some(user)) => format!("user:{user}"),
+                (None, None) => "caller".to_owned(),
+            },
+        }
+    }
+}
+
 /// The name of a person or tool operating keyroute directly, for the record
 /// (`cli:alice`, `admin-console`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{IssuedKey, KeyMinter, KeyRequest, KeyService, NewKey, after};
+use crate::audit::{AuditAction, AuditContext, AuditRecord};
 use crate::authority::{Actor, Bounds, Denied};
 use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
@@ -28,6 +29,8 @@ pub const MAX_USERS_PAGE: usize = 1000;
 pub struct Acting<'a, S> {
     pub(super) service: &'a KeyService<S>,
     pub(super) actor: Actor,
+    /// Where the request came from, for the audit trail.
+    pub(super) context: AuditContext,
 }
 
 impl<S> fmt::Debug for Acting<'_, S> {
@@ -44,13 +47,45 @@ impl<'a, S> From<&'a KeyService<S>> for Acting<'a, S> {
         Self {
             service,
             actor: Actor::Application,
+            context: AuditContext::default(),
         }
     }
 }
 
 impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
     pub(super) fn new(service: &'a KeyService<S>, actor: Actor) -> Self {
-        Self { service, actor }
+        Self {
+            service,
+            actor,
+            context: AuditContext::default(),
+        }
+    }
+
+    /// Records `context` (the client's address, the request's id) with every change
+    /// this makes, in the audit trail. The key routes give the request's.
+    pub fn with_context(mut self, context: AuditContext) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// An audit record of `action` on `key` (or on `user`'s keys) by this actor, now,
+    /// with `details`.
+    pub(super) fn record(
+        &self,
+        action: AuditAction,
+        key: Option<&ApiKey>,
+        user: Option<&UserId>,
+        details: serde_json::Value,
+    ) -> AuditRecord {
+        let mut record = AuditRecord::new(self.service.now(), self.actor.audit_name(), action);
+        record.key_id = key.map(|k| k.id.clone());
+        record.user_id = user
+            .cloned()
+            .or_else(|| key.and_then(|k| k.user_id.clone()));
+        record.details = details;
+        record.source = self.context.source;
+        record.request_id.clone_from(&self.context.request_id);
+        record
     }
 
     /// Who is acting.
@@ -143,7 +178,13 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
             Ok(())
         })?;
         let stored = std::slice::from_ref(&issued.key);
-        self.service.store.store_all(stored).await?;
+        let record = self.record(
+            AuditAction::KeyIssued,
+            Some(&issued.key),
+            None,
+            key_summary(&issued.key),
+        );
+        self.service.store.store_all(stored, &[record]).await?;
         self.service.announce_issued(stored).await;
         Ok(issued)
     }
@@ -285,7 +326,17 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
         self.service
             .announce_revoking(std::slice::from_ref(&key))
             .await;
-        let revoked = self.service.store.cancel_key(key_id, now).await?;
+        let record = self.record(
+            AuditAction::KeyRevoked,
+            Some(&key),
+            None,
+            serde_json::json!({ "cancelled_at": now }),
+        );
+        let revoked = self
+            .service
+            .store
+            .cancel_key(key_id, now, &[record])
+            .await?;
         if let Some(key) = &revoked {
             self.service.announce(std::slice::from_ref(key)).await;
         }
@@ -303,4 +354,26 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
             None => Ok(now),
         }
     }
+}
+
+/// What the audit trail keeps of a new key: never its hash or secret.
+pub(super) fn key_summary(key: &ApiKey) -> serde_json::Value {
+    serde_json::json!({
+        "type": key.key_type.as_str(),
+        "environment": key.environment.as_str(),
+        "name": key.name,
+        "scopes": key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "expires_at": key.expires_at,
+        "allowed_networks": key.allowed_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "enabled": key.enabled,
+    })
+}
+
+/// [`key_summary`] with the key's id, for records about several keys.
+pub(super) fn key_summary_with_id(key: &ApiKey) -> serde_json::Value {
+    let mut summary = key_summary(key);
+    if let Some(fields) = summary.as_object_mut() {
+        fields.insert("id".to_owned(), serde_json::json!(key.id.as_str()));
+    }
+    summary
 }

@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::AuditAction;
 use crate::authority::Actor;
 use crate::clock::{Clock, SystemClock};
 use crate::error::KeyServiceError;
@@ -188,7 +189,17 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         user.meta = new_user.meta;
         let keys = self.default_keys_for(&user)?;
         let records: Vec<ApiKey> = keys.iter().map(|k| k.key.clone()).collect();
-        self.store.create_user(&user, &records).await?;
+        let acting = self.as_application();
+        let record = acting.record(
+            AuditAction::UserRegistered,
+            None,
+            Some(&user.id),
+            serde_json::json!({
+                "user_name": user.user_name,
+                "keys": records.iter().map(acting::key_summary_with_id).collect::<Vec<_>>(),
+            }),
+        );
+        self.store.create_user(&user, &records, &[record]).await?;
         self.announce_issued(&records).await;
         Ok(Registration { user, keys })
     }
@@ -318,9 +329,15 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
             }
             // Only users still keyless get keys: a backfill running at the same
             // time may have keyed some of this page since it was read.
+            let record = self.as_application().record(
+                AuditAction::KeysBackfilled,
+                None,
+                None,
+                serde_json::json!({ "users_considered": users.len(), "keys_offered": keys.len() }),
+            );
             let stored: std::collections::HashSet<UserId> = self
                 .store
-                .store_backfill(&keys)
+                .store_backfill(&keys, &[record])
                 .await?
                 .into_iter()
                 .collect();

@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use super::{IssuedKey, NewKey, Regenerated};
+use crate::audit::AuditAction;
 use crate::authority::Bounds;
 use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
@@ -107,6 +108,12 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
         if let Some(expires_at) = old.expires_at {
             cancel_at = cancel_at.min(expires_at);
         }
+        let record = self.record(
+            AuditAction::KeyRolled,
+            Some(&old),
+            None,
+            serde_json::json!({ "replacement": issued.key.id.as_str(), "cancel_at": cancel_at }),
+        );
         // Told first: a roll dropped after the write below is not lost.
         let mut retiring = old.clone();
         retiring.cancelled_at = Some(cancel_at);
@@ -115,7 +122,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             .await;
         let Some(retired) = service
             .store
-            .roll_key(&old.id, &issued.key, cancel_at)
+            .roll_key(&old.id, &issued.key, cancel_at, &[record])
             .await?
         else {
             // Rolled or revoked by someone else since it was read.
@@ -210,7 +217,18 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             key.cancelled_at = Some(cancel_at);
         }
         service.announce_revoking(&retiring).await;
-        let retired = service.store.regenerate(&regeneration).await?;
+        let record = self.record(
+            AuditAction::KeysRegenerated,
+            None,
+            Some(user_id),
+            serde_json::json!({
+                "environment": environment.as_str(),
+                "retiring": retiring.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+                "issued": regeneration.new_keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+                "cancel_at": cancel_at,
+            }),
+        );
+        let retired = service.store.regenerate(&regeneration, &[record]).await?;
         service.announce_rolled(&retired).await;
         service.announce_issued(&regeneration.new_keys).await;
         Ok(Regenerated { issued, retired })

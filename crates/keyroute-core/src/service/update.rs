@@ -15,6 +15,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Acting, KeyUpdate, KeyUpdated, META_FORMAT};
+use crate::audit::AuditAction;
 use crate::authority::{Bounds, check_key_texts};
 use crate::error::{KeyServiceError, StoreError};
 use crate::ids::KeyId;
@@ -68,7 +69,17 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
                 // Told first: a narrowing dropped after the write below is not lost.
                 service.announce_narrowing(one).await;
             }
-            if let Some(stored) = service.store.update_key(&next, current.revision).await? {
+            let record = self.record(
+                AuditAction::KeyUpdated,
+                Some(&current),
+                None,
+                serde_json::json!({ "changed": changes(&current, &next, &changed) }),
+            );
+            let written = service
+                .store
+                .update_key(&next, current.revision, &[record])
+                .await?;
+            if let Some(stored) = written {
                 let updated = KeyUpdated {
                     key: stored,
                     changed,
@@ -185,6 +196,35 @@ pub(crate) fn changed_fields(current: &ApiKey, next: &ApiKey) -> Vec<&'static st
     .into_iter()
     .filter_map(|(field, changed)| changed.then_some(field))
     .collect()
+}
+
+/// Each changed field's old and new value, for the audit trail.
+fn changes(current: &ApiKey, next: &ApiKey, changed: &[&str]) -> serde_json::Value {
+    let value = |key: &ApiKey, field: &str| match field {
+        "name" => serde_json::json!(key.name),
+        "scopes" => serde_json::json!(key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+        "expires_at" => serde_json::json!(key.expires_at),
+        "notes" => serde_json::json!(key.notes),
+        "ref_id" => serde_json::json!(key.ref_id),
+        "meta" => serde_json::json!(key.meta),
+        "allowed_networks" => serde_json::json!(
+            key.allowed_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        ),
+        "enabled" => serde_json::json!(key.enabled),
+        _ => serde_json::Value::Null,
+    };
+    changed
+        .iter()
+        .map(|field| {
+            let pair =
+                serde_json::json!({ "from": value(current, field), "to": value(next, field) });
+            ((*field).to_owned(), pair)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Whether `next` takes authority away from `current`: a scope `current` held that

@@ -17,8 +17,8 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, BoxError, ChangeKind, ChangeSubscription, Denial, FeedSettings, KeyHash, KeyId,
-    KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId,
+    ApiKey, AuditRecord, BoxError, ChangeKind, ChangeSubscription, Denial, FeedSettings, KeyHash,
+    KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId,
 };
 use keyroute_pool::{Backend, OwnedConnection};
 
@@ -38,6 +38,7 @@ pub trait StoreBackend:
     + sealed::UserQueries
     + sealed::DenyQueries
     + sealed::FeedQueries
+    + sealed::AuditQueries
 {
 }
 
@@ -91,12 +92,14 @@ pub(crate) mod sealed {
         fn store_all(
             store: &SqlStore<Self>,
             keys: &[ApiKey],
+            audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<()>> + Send;
         /// See [`ApiKeyStore::cancel_key`](keyroute_core::ApiKeyStore::cancel_key).
         fn cancel_key(
             store: &SqlStore<Self>,
             id: &KeyId,
             at: DateTime<Utc>,
+            audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
         /// See [`ApiKeyStore::roll_key`](keyroute_core::ApiKeyStore::roll_key).
         fn roll_key(
@@ -104,17 +107,20 @@ pub(crate) mod sealed {
             old: &KeyId,
             replacement: &ApiKey,
             cancel_at: DateTime<Utc>,
+            audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
         /// See [`ApiKeyStore::update_key`](keyroute_core::ApiKeyStore::update_key).
         fn update_key(
             store: &SqlStore<Self>,
             key: &ApiKey,
             expected_revision: u64,
+            audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
         /// See [`ApiKeyStore::regenerate`](keyroute_core::ApiKeyStore::regenerate).
         fn regenerate(
             store: &SqlStore<Self>,
             regeneration: &Regeneration,
+            audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<Vec<ApiKey>>> + Send;
         /// See [`ApiKeyStore::touch_last_used`](keyroute_core::ApiKeyStore::touch_last_used).
         fn touch_last_used(
@@ -131,6 +137,7 @@ pub(crate) mod sealed {
             store: &SqlStore<Self>,
             user: &User,
             keys: &[ApiKey],
+            audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<()>> + Send;
         /// See [`UserStore::import_users`](keyroute_core::UserStore::import_users).
         fn import_users(
@@ -165,6 +172,7 @@ pub(crate) mod sealed {
         fn store_backfill(
             store: &SqlStore<Self>,
             keys: &[ApiKey],
+            audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<Vec<UserId>>> + Send;
     }
 
@@ -193,6 +201,21 @@ pub(crate) mod sealed {
 
     /// The change feed (`events.rs`, or `notify.rs` on PostgreSQL): how a write
     /// publishes its change, and [`ChangeFeed`](keyroute_core::ChangeFeed)'s methods.
+    /// [`AuditLog`](keyroute_core::AuditLog)'s queries (`audit.rs`), and the insert every
+    /// write makes in its transaction.
+    pub trait AuditQueries: Backend + Sized {
+        /// See [`AuditLog::audit_records`](keyroute_core::AuditLog::audit_records).
+        fn audit_records(
+            store: &SqlStore<Self>,
+            query: &keyroute_core::AuditQuery,
+        ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+        /// See [`AuditLog::purge_audit`](keyroute_core::AuditLog::purge_audit).
+        fn purge_audit(
+            store: &SqlStore<Self>,
+            before: DateTime<Utc>,
+        ) -> impl Future<Output = StoreResult<u64>> + Send;
+    }
+
     pub trait FeedQueries: Backend + Sized {
         /// Publishes one event per subject inside the caller's transaction (`queries.rs`
         /// calls it as each changing transaction's last write).

@@ -9,8 +9,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyroute_core::{
-    ApiKey, ApiKeyStore, ChangeFeed, ChangeSubscription, Denial, DenyList, FeedSettings, KeyHash,
-    KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId, UserStore,
+    ApiKey, ApiKeyStore, AuditLog, AuditQuery, AuditRecord, ChangeFeed, ChangeSubscription, Denial,
+    DenyList, FeedSettings, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User,
+    UserId, UserStore,
 };
 
 use super::{SqlStore, StoreBackend};
@@ -41,12 +42,17 @@ impl<B: StoreBackend> ApiKeyStore for SqlStore<B> {
         B::get_user_api_keys(self, user_id, query).await
     }
 
-    async fn store_all(&self, keys: &[ApiKey]) -> StoreResult<()> {
-        B::store_all(self, keys).await
+    async fn store_all(&self, keys: &[ApiKey], audit: &[AuditRecord]) -> StoreResult<()> {
+        B::store_all(self, keys, audit).await
     }
 
-    async fn cancel_key(&self, id: &KeyId, at: DateTime<Utc>) -> StoreResult<Option<ApiKey>> {
-        B::cancel_key(self, id, at).await
+    async fn cancel_key(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
+        B::cancel_key(self, id, at, audit).await
     }
 
     async fn roll_key(
@@ -54,18 +60,24 @@ impl<B: StoreBackend> ApiKeyStore for SqlStore<B> {
         old: &KeyId,
         replacement: &ApiKey,
         cancel_at: DateTime<Utc>,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
-        B::roll_key(self, old, replacement, cancel_at).await
+        B::roll_key(self, old, replacement, cancel_at, audit).await
     }
     async fn update_key(
         &self,
         key: &ApiKey,
         expected_revision: u64,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
-        B::update_key(self, key, expected_revision).await
+        B::update_key(self, key, expected_revision, audit).await
     }
-    async fn regenerate(&self, regeneration: &Regeneration) -> StoreResult<Vec<ApiKey>> {
-        B::regenerate(self, regeneration).await
+    async fn regenerate(
+        &self,
+        regeneration: &Regeneration,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<ApiKey>> {
+        B::regenerate(self, regeneration, audit).await
     }
 
     async fn touch_last_used(&self, ids: &[KeyId], at: DateTime<Utc>) -> StoreResult<u64> {
@@ -75,8 +87,13 @@ impl<B: StoreBackend> ApiKeyStore for SqlStore<B> {
 
 #[async_trait]
 impl<B: StoreBackend> UserStore for SqlStore<B> {
-    async fn create_user(&self, user: &User, keys: &[ApiKey]) -> StoreResult<()> {
-        B::create_user(self, user, keys).await
+    async fn create_user(
+        &self,
+        user: &User,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<()> {
+        B::create_user(self, user, keys, audit).await
     }
 
     async fn import_users(&self, users: &[User]) -> StoreResult<()> {
@@ -107,8 +124,23 @@ impl<B: StoreBackend> UserStore for SqlStore<B> {
         B::users_missing_keys(self, after, limit).await
     }
 
-    async fn store_backfill(&self, keys: &[ApiKey]) -> StoreResult<Vec<UserId>> {
-        B::store_backfill(self, keys).await
+    async fn store_backfill(
+        &self,
+        keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<Vec<UserId>> {
+        B::store_backfill(self, keys, audit).await
+    }
+}
+
+#[async_trait]
+impl<B: StoreBackend> AuditLog for SqlStore<B> {
+    async fn audit_records(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        B::audit_records(self, query).await
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        B::purge_audit(self, before).await
     }
 }
 

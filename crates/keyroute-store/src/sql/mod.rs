@@ -117,6 +117,20 @@ macro_rules! keyroute_schema {
             }
         }
 
+        diesel::table! {
+            keyroute_audit (id) {
+                id -> BigInt,
+                at -> $timestamp,
+                actor -> Text,
+                action -> Text,
+                key_id -> Nullable<Text>,
+                user_id -> Nullable<Text>,
+                details -> Text,
+                source -> Nullable<Text>,
+                request_id -> Nullable<Text>,
+            }
+        }
+
         diesel::joinable!(keyroute_api_keys -> keyroute_users (user_id));
         diesel::allow_tables_to_appear_in_same_query!(keyroute_users, keyroute_api_keys);
     };

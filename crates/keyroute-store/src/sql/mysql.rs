@@ -49,6 +49,9 @@ macro_rules! read_one {
 // clippy's `duplicate_mod` stays allowed on each include: one file in several modules
 // is exactly what it warns about, and here it is the design.
 #[allow(clippy::duplicate_mod)]
+#[path = "audit.rs"]
+mod audit;
+#[allow(clippy::duplicate_mod)]
 #[path = "events.rs"]
 mod events;
 #[allow(clippy::duplicate_mod)]

@@ -48,6 +48,9 @@ macro_rules! read_one {
 // and implement this backend's part of the `StoreBackend` contract (`backend.rs`).
 // clippy's `duplicate_mod` stays allowed on each include: one file in several modules
 // is exactly what it warns about, and here it is the design.
+#[allow(clippy::duplicate_mod)]
+#[path = "audit.rs"]
+mod audit;
 #[path = "notify.rs"]
 mod notify;
 #[allow(clippy::duplicate_mod)]

@@ -6,7 +6,7 @@
 //! `INSERT`, or a loop where the backend has none) and `read_one!` (its cheapest
 //! one-row read); the change each write publishes goes through `Marker`'s `FeedQueries`.
 //!
-//! Past 500 lines on purpose: keys, users and the deny list share the helpers
+//! Past 500 lines on purpose (about 620): keys, users and the deny list share the helpers
 //! above their impls and form one include per backend; splitting the file would add
 //! an include (and its `duplicate_mod` allowance) to every backend module.
 //!
@@ -23,10 +23,11 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use keyroute_core::{
-    ApiKey, ChangeKind, Denial, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult,
-    User, UserId,
+    ApiKey, AuditRecord, ChangeKind, Denial, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey,
+    StoreResult, User, UserId,
 };
 
+use super::audit::insert_audit;
 use super::rows::{KeyChanges, KeyRow, UserRow};
 use super::schema::{
     keyroute_api_keys as keys, keyroute_denylist as denied, keyroute_users as users,
@@ -127,21 +128,29 @@ impl KeyQueries for Marker {
         into_keys(q.load(&mut *conn).await.map_err(map_error)?)
     }
 
-    async fn store_all(store: &SqlStore<Self>, new_keys: &[ApiKey]) -> StoreResult<()> {
-        if new_keys.is_empty() {
+    async fn store_all(
+        store: &SqlStore<Self>,
+        new_keys: &[ApiKey],
+        audit: &[AuditRecord],
+    ) -> StoreResult<()> {
+        if new_keys.is_empty() && audit.is_empty() {
             return Ok(());
         }
         let rows: Vec<KeyRow> = new_keys.iter().map(KeyRow::from_key).collect();
         let mut conn = store.conn().await?;
-        conn.transaction(async |conn| insert_keys(conn, &rows).await)
-            .await
-            .map_err(map_error)
+        conn.transaction(async |conn| {
+            insert_keys(conn, &rows).await?;
+            insert_audit(conn, audit).await
+        })
+        .await
+        .map_err(map_error)
     }
 
     async fn cancel_key(
         store: &SqlStore<Self>,
         id: &KeyId,
         at: DateTime<Utc>,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         let at = Ts::from_instant(at);
         let mut conn = store.conn().await?;
@@ -155,6 +164,7 @@ impl KeyQueries for Marker {
                         .await?;
                 // Other instances learn of it when (and only if) this commits.
                 if changed > 0 {
+                    insert_audit(conn, audit).await?;
                     Marker::publish(conn, ChangeKind::KeyRevoked, &[id.as_str()]).await?;
                 }
                 keys::table
@@ -174,6 +184,7 @@ impl KeyQueries for Marker {
         old: &KeyId,
         replacement: &ApiKey,
         cancel_at: DateTime<Utc>,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         let at = Ts::from_instant(cancel_at);
         let rows = [KeyRow::from_key(replacement)];
@@ -194,6 +205,7 @@ impl KeyQueries for Marker {
                     return Ok(None);
                 }
                 insert_keys(conn, &rows).await?;
+                insert_audit(conn, audit).await?;
                 Marker::publish(conn, ChangeKind::KeyRolled, &[old.as_str()]).await?;
                 keys::table
                     .find(old.as_str())
@@ -211,6 +223,7 @@ impl KeyQueries for Marker {
         store: &SqlStore<Self>,
         key: &ApiKey,
         expected_revision: u64,
+        audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         let Ok(expected) = i64::try_from(expected_revision) else {
             return Ok(None);
@@ -234,6 +247,7 @@ impl KeyQueries for Marker {
                 if changed == 0 {
                     return Ok(None);
                 }
+                insert_audit(conn, audit).await?;
                 Marker::publish(conn, ChangeKind::KeyUpdated, &[id]).await?;
                 keys::table
                     .find(id)
@@ -250,6 +264,7 @@ impl KeyQueries for Marker {
     async fn regenerate(
         store: &SqlStore<Self>,
         regeneration: &Regeneration,
+        audit: &[AuditRecord],
     ) -> StoreResult<Vec<ApiKey>> {
         let cancel_at = Ts::from_instant(regeneration.cancel_at);
         let user = regeneration.user_id.as_str();
@@ -277,6 +292,7 @@ impl KeyQueries for Marker {
                     .load(conn)
                     .await?;
                 let ids: Vec<&str> = retired.iter().map(|(id, _)| id.as_str()).collect();
+                insert_audit(conn, audit).await?;
                 Marker::publish(conn, ChangeKind::KeyRolled, &ids).await?;
                 Ok(retired.into_iter().map(|(_, row)| row).collect())
             })
@@ -350,6 +366,7 @@ impl UserQueries for Marker {
         store: &SqlStore<Self>,
         user: &User,
         new_keys: &[ApiKey],
+        audit: &[AuditRecord],
     ) -> StoreResult<()> {
         let user = UserRow::from_user(user);
         let rows: Vec<KeyRow> = new_keys.iter().map(KeyRow::from_key).collect();
@@ -359,7 +376,8 @@ impl UserQueries for Marker {
                 .values(&user)
                 .execute(conn)
                 .await?;
-            insert_keys(conn, &rows).await
+            insert_keys(conn, &rows).await?;
+            insert_audit(conn, audit).await
         })
         .await
         .map_err(map_error)
@@ -439,6 +457,7 @@ impl UserQueries for Marker {
     async fn store_backfill(
         store: &SqlStore<Self>,
         new_keys: &[ApiKey],
+        audit: &[AuditRecord],
     ) -> StoreResult<Vec<UserId>> {
         let mut owners: Vec<&str> = new_keys
             .iter()
@@ -482,6 +501,9 @@ impl UserQueries for Marker {
                     .map(KeyRow::from_key)
                     .collect();
                 insert_keys(conn, &fresh).await?;
+                if !fresh.is_empty() {
+                    insert_audit(conn, audit).await?;
+                }
                 Ok(owners
                     .iter()
                     .filter(|u| !keyed.contains(**u))

@@ -19,7 +19,7 @@ pub(crate) async fn backfill_10_000_users<S: Store>(store: Arc<S>) {
     let keyed = user("already-keyed");
     let existing = key(Some(&keyed), Environment::LIVE, t0());
     store
-        .create_user(&keyed, std::slice::from_ref(&existing))
+        .create_user(&keyed, std::slice::from_ref(&existing), &[])
         .await
         .unwrap();
 

@@ -47,21 +47,31 @@ pub(crate) async fn each_change_publishes_its_event_in_order<S: Store>(store: Ar
     let second = key(Some(&ada), Environment::LIVE, t0());
     let other = key(None, Environment::LIVE, t0());
     store
-        .create_user(&ada, &[first.clone(), second.clone()])
+        .create_user(&ada, &[first.clone(), second.clone()], &[])
         .await
         .unwrap();
-    store.store_all(std::slice::from_ref(&other)).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&other), &[])
+        .await
+        .unwrap();
 
-    store.cancel_key(&first.id, t0()).await.unwrap().unwrap();
+    store
+        .cancel_key(&first.id, t0(), &[])
+        .await
+        .unwrap()
+        .unwrap();
     // Cancelling again, later, changes nothing and publishes nothing.
     store
-        .cancel_key(&first.id, t0() + TimeDelta::hours(1))
+        .cancel_key(&first.id, t0() + TimeDelta::hours(1), &[])
         .await
         .unwrap();
     let mut colliding = key(Some(&ada), Environment::LIVE, t0());
     colliding.hash = other.hash;
     let failed = Regeneration::new(ada.id.clone(), Environment::LIVE, vec![colliding], t0());
-    assert_conflict(store.regenerate(&failed).await, "colliding regeneration");
+    assert_conflict(
+        store.regenerate(&failed, &[]).await,
+        "colliding regeneration",
+    );
     let fresh = key(Some(&ada), Environment::LIVE, t0());
     let rolled = Regeneration::new(
         ada.id.clone(),
@@ -69,7 +79,7 @@ pub(crate) async fn each_change_publishes_its_event_in_order<S: Store>(store: Ar
         vec![fresh],
         t0() + TimeDelta::minutes(10),
     );
-    let retired = store.regenerate(&rolled).await.unwrap();
+    let retired = store.regenerate(&rolled, &[]).await.unwrap();
     assert_eq!(retired.len(), 1, "only the second key was still working");
     store
         .deny("jti-77", None, Utc::now() + TimeDelta::hours(1))
@@ -94,7 +104,11 @@ pub(crate) async fn each_change_publishes_its_event_in_order<S: Store>(store: Ar
         );
     }
     // Nothing else was published: the next change is the next signal.
-    store.cancel_key(&other.id, t0()).await.unwrap().unwrap();
+    store
+        .cancel_key(&other.id, t0(), &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         next(&mut feed, "the last revoke").await,
         change(ChangeKind::KeyRevoked, other.id.as_str())
@@ -106,9 +120,9 @@ pub(crate) async fn every_subscriber_receives_every_event<S: Store>(store: Arc<S
     let mut a = subscribed(&*store).await;
     let mut b = subscribed(&*store).await;
     let keys: Vec<_> = (0..5).map(|_| key(None, Environment::TEST, t0())).collect();
-    store.store_all(&keys).await.unwrap();
+    store.store_all(&keys, &[]).await.unwrap();
     for k in &keys {
-        store.cancel_key(&k.id, t0()).await.unwrap();
+        store.cancel_key(&k.id, t0(), &[]).await.unwrap();
     }
     for feed in [&mut a, &mut b] {
         for k in &keys {
@@ -124,9 +138,9 @@ pub(crate) async fn every_subscriber_receives_every_event<S: Store>(store: Arc<S
 /// feed goes on working afterwards (ids are never reused).
 pub(crate) async fn purged_events_are_gone_and_the_feed_goes_on<S: Store>(store: Arc<S>) {
     let keys: Vec<_> = (0..3).map(|_| key(None, Environment::TEST, t0())).collect();
-    store.store_all(&keys).await.unwrap();
+    store.store_all(&keys, &[]).await.unwrap();
     for k in &keys {
-        store.cancel_key(&k.id, t0()).await.unwrap();
+        store.cancel_key(&k.id, t0(), &[]).await.unwrap();
     }
     let long_ago = Utc::now() - TimeDelta::days(1);
     assert_eq!(
@@ -150,8 +164,11 @@ pub(crate) async fn purged_events_are_gone_and_the_feed_goes_on<S: Store>(store:
     );
     let mut feed = subscribed(&*store).await;
     let late = key(None, Environment::TEST, t0());
-    store.store_all(std::slice::from_ref(&late)).await.unwrap();
-    store.cancel_key(&late.id, t0()).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&late), &[])
+        .await
+        .unwrap();
+    store.cancel_key(&late.id, t0(), &[]).await.unwrap();
     assert_eq!(
         next(&mut feed, "the revoke after the purge").await,
         change(ChangeKind::KeyRevoked, late.id.as_str())

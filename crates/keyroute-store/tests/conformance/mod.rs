@@ -16,6 +16,7 @@ use keyroute_core::{
     StoreError, Tenant, User, UserId,
 };
 
+mod audit;
 mod backfill;
 mod deny;
 mod feed;
@@ -23,6 +24,9 @@ mod robustness;
 mod roll;
 mod update;
 mod users;
+pub(crate) use audit::{
+    audit_records_commit_with_their_change, audit_records_filter_page_and_purge,
+};
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
 pub(crate) use deny::{
     deny_list_entries_can_start_later, deny_list_keeps_the_latest_end_and_purges,
@@ -61,6 +65,8 @@ macro_rules! conformance_suite {
             concurrent_rolls_of_one_key_one_wins,
             update_key_applies_at_the_read_revision_only,
             concurrent_updates_never_undo_each_other,
+            audit_records_commit_with_their_change,
+            audit_records_filter_page_and_purge,
             store_all_is_all_or_nothing,
             keys_need_an_existing_owner,
             touch_last_used_updates_in_one_batch,
@@ -130,7 +136,7 @@ pub(crate) async fn users_round_trip<S: Store>(store: Arc<S>) {
     ada.meta = Meta::from([("plan".into(), "pro".into())]);
     let k = key(Some(&ada), Environment::LIVE, t0());
     store
-        .create_user(&ada, std::slice::from_ref(&k))
+        .create_user(&ada, std::slice::from_ref(&k), &[])
         .await
         .unwrap();
 
@@ -155,11 +161,14 @@ pub(crate) async fn users_round_trip<S: Store>(store: Arc<S>) {
 
     let mut same_id = user("other");
     same_id.id = ada.id.clone();
-    assert_conflict(store.create_user(&same_id, &[]).await, "duplicate user id");
+    assert_conflict(
+        store.create_user(&same_id, &[], &[]).await,
+        "duplicate user id",
+    );
     let mut same_name = user("ada");
     same_name.id = UserId::new("another-id").unwrap();
     assert_conflict(
-        store.create_user(&same_name, &[]).await,
+        store.create_user(&same_name, &[], &[]).await,
         "duplicate user name",
     );
 }
@@ -170,11 +179,11 @@ pub(crate) async fn keys_by_hash_load_their_owner<S: Store>(store: Arc<S>) {
     let owned = key(Some(&ada), Environment::TEST, t0());
     let orphan = key(None, Environment::LIVE, t0());
     store
-        .create_user(&ada, std::slice::from_ref(&owned))
+        .create_user(&ada, std::slice::from_ref(&owned), &[])
         .await
         .unwrap();
     store
-        .store_all(std::slice::from_ref(&orphan))
+        .store_all(std::slice::from_ref(&orphan), &[])
         .await
         .unwrap();
 
@@ -202,7 +211,7 @@ pub(crate) async fn keys_by_hash_load_their_owner<S: Store>(store: Arc<S>) {
 /// Every field of a key, optional ones set, reads back exactly.
 pub(crate) async fn every_key_field_round_trips<S: Store>(store: Arc<S>) {
     let ada = user("ada");
-    store.create_user(&ada, &[]).await.unwrap();
+    store.create_user(&ada, &[], &[]).await.unwrap();
     let mut k = key(Some(&ada), Environment::new("staging").unwrap(), t0());
     k.key_type = KeyType::PUBLISHABLE;
     k.tenant = Some(Tenant::new("tenant-42").unwrap());
@@ -223,7 +232,10 @@ pub(crate) async fn every_key_field_round_trips<S: Store>(store: Arc<S>) {
         .map(|n| n.parse().unwrap())
         .collect();
     k.revision = 7;
-    store.store_all(std::slice::from_ref(&k)).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&k), &[])
+        .await
+        .unwrap();
     assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k.clone()));
     assert_eq!(
         store
@@ -251,10 +263,10 @@ pub(crate) async fn user_keys_filter_by_environment_and_state<S: Store>(store: A
         test_expired.clone(),
         test_cancelled.clone(),
     ];
-    store.create_user(&ada, &keys).await.unwrap();
+    store.create_user(&ada, &keys, &[]).await.unwrap();
     let bob = user("bob");
     store
-        .create_user(&bob, &[key(Some(&bob), Environment::LIVE, t0())])
+        .create_user(&bob, &[key(Some(&bob), Environment::LIVE, t0())], &[])
         .await
         .unwrap();
 
@@ -304,12 +316,15 @@ pub(crate) async fn user_keys_filter_by_environment_and_state<S: Store>(store: A
 /// scheduled cancellation can be brought forward.
 pub(crate) async fn cancellation_keeps_the_earliest_time<S: Store>(store: Arc<S>) {
     let k = key(None, Environment::LIVE, t0());
-    store.store_all(std::slice::from_ref(&k)).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&k), &[])
+        .await
+        .unwrap();
     let at = t0() + TimeDelta::seconds(10);
-    let cancelled = store.cancel_key(&k.id, at).await.unwrap().unwrap();
+    let cancelled = store.cancel_key(&k.id, at, &[]).await.unwrap().unwrap();
     assert_eq!(cancelled.cancelled_at, Some(at));
     let again = store
-        .cancel_key(&k.id, at + TimeDelta::seconds(5))
+        .cancel_key(&k.id, at + TimeDelta::seconds(5), &[])
         .await
         .unwrap()
         .unwrap();
@@ -319,37 +334,46 @@ pub(crate) async fn cancellation_keeps_the_earliest_time<S: Store>(store: Arc<S>
         "a later cancel keeps the earlier time"
     );
     let sooner = store
-        .cancel_key(&k.id, at - TimeDelta::seconds(5))
+        .cancel_key(&k.id, at - TimeDelta::seconds(5), &[])
         .await
         .unwrap()
         .unwrap();
     assert_eq!(sooner.cancelled_at, Some(at - TimeDelta::seconds(5)));
     assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(sooner));
-    assert_eq!(store.cancel_key(&KeyId::random(), at).await.unwrap(), None);
+    assert_eq!(
+        store.cancel_key(&KeyId::random(), at, &[]).await.unwrap(),
+        None
+    );
 }
 
 /// A batch with one bad key stores none of the batch.
 pub(crate) async fn store_all_is_all_or_nothing<S: Store>(store: Arc<S>) {
     let first = key(None, Environment::LIVE, t0());
-    store.store_all(std::slice::from_ref(&first)).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&first), &[])
+        .await
+        .unwrap();
     let a = key(None, Environment::LIVE, t0());
     let b = key(None, Environment::TEST, t0());
     let mut dup = key(None, Environment::TEST, t0());
     dup.hash = first.hash;
     assert_conflict(
-        store.store_all(&[a.clone(), b.clone(), dup]).await,
+        store.store_all(&[a.clone(), b.clone(), dup], &[]).await,
         "duplicate hash",
     );
     let mut same_id = key(None, Environment::TEST, t0());
     same_id.id = first.id.clone();
-    assert_conflict(store.store_all(&[a.clone(), same_id]).await, "duplicate id");
+    assert_conflict(
+        store.store_all(&[a.clone(), same_id], &[]).await,
+        "duplicate id",
+    );
     for k in [a, b] {
         assert!(
             !store.api_key_exists(&k.hash).await.unwrap(),
             "nothing of a failed batch is kept"
         );
     }
-    store.store_all(&[]).await.unwrap();
+    store.store_all(&[], &[]).await.unwrap();
 }
 
 /// A key's owner must exist.
@@ -357,7 +381,7 @@ pub(crate) async fn keys_need_an_existing_owner<S: Store>(store: Arc<S>) {
     let ghost = user("ghost");
     let k = key(Some(&ghost), Environment::LIVE, t0());
     assert_conflict(
-        store.store_all(std::slice::from_ref(&k)).await,
+        store.store_all(std::slice::from_ref(&k), &[]).await,
         "key of a missing user",
     );
     assert!(!store.api_key_exists(&k.hash).await.unwrap());
@@ -369,7 +393,7 @@ pub(crate) async fn touch_last_used_updates_in_one_batch<S: Store>(store: Arc<S>
         key(None, Environment::LIVE, t0()),
         key(None, Environment::TEST, t0()),
     ];
-    store.store_all(&keys).await.unwrap();
+    store.store_all(&keys, &[]).await.unwrap();
     let at = t0() + TimeDelta::minutes(3);
     let ids = [keys[0].id.clone(), keys[1].id.clone(), KeyId::random()];
     assert_eq!(store.touch_last_used(&ids, at).await.unwrap(), 2);
@@ -394,7 +418,7 @@ pub(crate) async fn users_missing_keys_pages_in_id_order<S: Store>(store: Arc<S>
     for name in ["x", "y"] {
         let u = user(name);
         store
-            .create_user(&u, &[key(Some(&u), Environment::LIVE, t0())])
+            .create_user(&u, &[key(Some(&u), Environment::LIVE, t0())], &[])
             .await
             .unwrap();
     }
@@ -424,7 +448,10 @@ pub(crate) async fn init_schema_is_idempotent<S: Store>(store: Arc<S>) {
     store.init_schema().await.unwrap();
     store.init_schema().await.unwrap();
     let k = key(None, Environment::LIVE, t0().trunc_subsecs(0));
-    store.store_all(std::slice::from_ref(&k)).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&k), &[])
+        .await
+        .unwrap();
     store.init_schema().await.unwrap();
     assert!(store.api_key_exists(&k.hash).await.unwrap());
 }

@@ -54,7 +54,7 @@ pub(crate) async fn unicode_and_1kb_values_round_trip<S: Store>(store: Arc<S>) {
     k.notes = Some("x".repeat(1024));
     k.meta = Meta::from([("ελληνικά".into(), "🚀".repeat(256))]);
     store
-        .create_user(&u, std::slice::from_ref(&k))
+        .create_user(&u, std::slice::from_ref(&k), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -85,7 +85,7 @@ pub(crate) async fn injection_shaped_strings_are_data<S: Store>(store: Arc<S>) {
         k.notes = Some((*text).to_owned());
         k.meta = Meta::from([((*text).to_owned(), (*text).to_owned())]);
         store
-            .create_user(&u, std::slice::from_ref(&k))
+            .create_user(&u, std::slice::from_ref(&k), &[])
             .await
             .unwrap();
         assert_eq!(

@@ -19,7 +19,7 @@ pub(crate) async fn roll_key_replaces_a_key_once<S: Store>(store: Arc<S>) {
     let old = key(Some(&ada), Environment::LIVE, t0());
     let other = key(Some(&ada), Environment::LIVE, t0());
     store
-        .create_user(&ada, &[old.clone(), other.clone()])
+        .create_user(&ada, &[old.clone(), other.clone()], &[])
         .await
         .unwrap();
     let at = t0() + TimeDelta::hours(1);
@@ -28,7 +28,7 @@ pub(crate) async fn roll_key_replaces_a_key_once<S: Store>(store: Arc<S>) {
     let mut colliding = key(Some(&ada), Environment::LIVE, t0());
     colliding.hash = other.hash;
     assert_conflict(
-        store.roll_key(&old.id, &colliding, at).await,
+        store.roll_key(&old.id, &colliding, at, &[]).await,
         "a taken hash",
     );
     assert_eq!(
@@ -43,7 +43,11 @@ pub(crate) async fn roll_key_replaces_a_key_once<S: Store>(store: Arc<S>) {
     assert!(store.get_api_key(&colliding.id).await.unwrap().is_none());
 
     let first = key(Some(&ada), Environment::LIVE, t0());
-    let retired = store.roll_key(&old.id, &first, at).await.unwrap().unwrap();
+    let retired = store
+        .roll_key(&old.id, &first, at, &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(retired.id, old.id);
     assert_eq!(retired.cancelled_at, Some(at));
     assert_eq!(
@@ -54,7 +58,7 @@ pub(crate) async fn roll_key_replaces_a_key_once<S: Store>(store: Arc<S>) {
     let second = key(Some(&ada), Environment::LIVE, t0());
     assert!(
         store
-            .roll_key(&old.id, &second, at)
+            .roll_key(&old.id, &second, at, &[])
             .await
             .unwrap()
             .is_none(),
@@ -67,7 +71,7 @@ pub(crate) async fn roll_key_replaces_a_key_once<S: Store>(store: Arc<S>) {
     let unknown = key(Some(&ada), Environment::LIVE, t0());
     assert!(
         store
-            .roll_key(&unknown.id, &second, at)
+            .roll_key(&unknown.id, &second, at, &[])
             .await
             .unwrap()
             .is_none()
@@ -75,10 +79,10 @@ pub(crate) async fn roll_key_replaces_a_key_once<S: Store>(store: Arc<S>) {
     assert!(store.get_api_key(&second.id).await.unwrap().is_none());
 
     // A revoked key is not rolled either.
-    store.cancel_key(&other.id, t0()).await.unwrap();
+    store.cancel_key(&other.id, t0(), &[]).await.unwrap();
     assert!(
         store
-            .roll_key(&other.id, &second, at)
+            .roll_key(&other.id, &second, at, &[])
             .await
             .unwrap()
             .is_none()
@@ -133,7 +137,7 @@ pub(crate) async fn regenerate_replaces_keys<S: Store>(store: Arc<S>) {
     let mut already = key(Some(&ada), Environment::LIVE, t0());
     already.cancelled_at = Some(t0());
     store
-        .create_user(&ada, &[live.clone(), test.clone(), already.clone()])
+        .create_user(&ada, &[live.clone(), test.clone(), already.clone()], &[])
         .await
         .unwrap();
 
@@ -145,7 +149,7 @@ pub(crate) async fn regenerate_replaces_keys<S: Store>(store: Arc<S>) {
         vec![fresh.clone()],
         cancel_at,
     );
-    let retired = store.regenerate(&regeneration).await.unwrap();
+    let retired = store.regenerate(&regeneration, &[]).await.unwrap();
     assert_eq!(
         retired.iter().map(|k| &k.id).collect::<Vec<_>>(),
         [&live.id]
@@ -188,10 +192,13 @@ pub(crate) async fn regenerate_is_atomic<S: Store>(store: Arc<S>) {
     let live = key(Some(&ada), Environment::LIVE, t0());
     let other = key(None, Environment::LIVE, t0());
     store
-        .create_user(&ada, std::slice::from_ref(&live))
+        .create_user(&ada, std::slice::from_ref(&live), &[])
         .await
         .unwrap();
-    store.store_all(std::slice::from_ref(&other)).await.unwrap();
+    store
+        .store_all(std::slice::from_ref(&other), &[])
+        .await
+        .unwrap();
 
     let good = key(Some(&ada), Environment::LIVE, t0());
     let mut colliding = key(Some(&ada), Environment::LIVE, t0());
@@ -203,7 +210,7 @@ pub(crate) async fn regenerate_is_atomic<S: Store>(store: Arc<S>) {
         t0(),
     );
     assert_conflict(
-        store.regenerate(&regeneration).await,
+        store.regenerate(&regeneration, &[]).await,
         "regenerate with a colliding key",
     );
 

@@ -26,7 +26,7 @@ pub(crate) async fn update_key_applies_at_the_read_revision_only<S: Store>(store
     let ada = user("ada");
     let original = key(Some(&ada), Environment::LIVE, t0());
     store
-        .create_user(&ada, std::slice::from_ref(&original))
+        .create_user(&ada, std::slice::from_ref(&original), &[])
         .await
         .unwrap();
 
@@ -46,7 +46,7 @@ pub(crate) async fn update_key_applies_at_the_read_revision_only<S: Store>(store
     asked.created_at = t0() + TimeDelta::days(9);
     asked.cancelled_at = Some(t0());
     asked.last_used_at = Some(t0());
-    let stored = store.update_key(&asked, 0).await.unwrap().unwrap();
+    let stored = store.update_key(&asked, 0, &[]).await.unwrap().unwrap();
     assert_eq!(stored, next_key, "the changeable fields, and only they");
     assert_eq!(
         store.get_api_key(&original.id).await.unwrap(),
@@ -70,16 +70,20 @@ pub(crate) async fn update_key_applies_at_the_read_revision_only<S: Store>(store
     let mut stale = original.clone();
     stale.name = Some("stale".into());
     stale.revision = 1;
-    assert_eq!(store.update_key(&stale, 0).await.unwrap(), None);
+    assert_eq!(store.update_key(&stale, 0, &[]).await.unwrap(), None);
     assert_eq!(
         store.get_api_key(&original.id).await.unwrap(),
         Some(next_key.clone())
     );
 
     let unknown = key(Some(&ada), Environment::LIVE, t0());
-    assert_eq!(store.update_key(&unknown, 0).await.unwrap(), None);
+    assert_eq!(store.update_key(&unknown, 0, &[]).await.unwrap(), None);
 
-    store.cancel_key(&original.id, t0()).await.unwrap().unwrap();
+    store
+        .cancel_key(&original.id, t0(), &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         next(&mut feed, "the revoke's event").await,
         change(ChangeKind::KeyRevoked, original.id.as_str()),
@@ -89,7 +93,7 @@ pub(crate) async fn update_key_applies_at_the_read_revision_only<S: Store>(store
     after_cancel.enabled = true;
     after_cancel.revision = 2;
     assert_eq!(
-        store.update_key(&after_cancel, 1).await.unwrap(),
+        store.update_key(&after_cancel, 1, &[]).await.unwrap(),
         None,
         "a cancelled key is not updated"
     );

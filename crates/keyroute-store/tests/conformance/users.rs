@@ -17,7 +17,7 @@ pub(crate) async fn list_users_pages_through_everyone<S: Store>(store: Arc<S>) {
     for name in ["y", "x"] {
         let u = user(name);
         store
-            .create_user(&u, &[key(Some(&u), Environment::LIVE, t0())])
+            .create_user(&u, &[key(Some(&u), Environment::LIVE, t0())], &[])
             .await
             .unwrap();
     }

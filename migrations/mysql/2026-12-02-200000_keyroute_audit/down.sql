@@ -1,0 +1,1 @@
+DROP TABLE keyroute_audit;
