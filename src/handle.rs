@@ -222,6 +222,15 @@ impl<B: Backend> Keyroute<B> {
                     if let Err(error) = inner.keys.store().purge_events(before).await {
                         tracing::warn!(%error, "keyroute: could not purge old change events");
                     }
+                    if let Some(keep) = inner.keys.options().audit_retention {
+                        let keep =
+                            chrono::TimeDelta::from_std(keep).unwrap_or(chrono::TimeDelta::MAX);
+                        if let Some(before) = now.checked_sub_signed(keep)
+                            && let Err(error) = inner.keys.store().purge_audit(before).await
+                        {
+                            tracing::warn!(%error, "keyroute: could not purge old audit records");
+                        }
+                    }
                 }
             };
             tokio::join!(last_used, purge, feed, hooks);

@@ -98,9 +98,10 @@ pub use keyroute_router::{IncomingRequest, RouteError};
 /// formatted, scoped and named.
 pub mod keys {
     pub use keyroute_core::{
-        ADMIN_SCOPE, Acting, Actor, BackfillReport, CreateKeyHook, Denied, GenerateError, IpNet,
-        KeyGenerator, KeyHash, KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyService, KeyStatus,
-        KeyUpdate, KeyUpdated, MAX_KEY_TEXT, MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError,
+        ADMIN_SCOPE, Acting, Actor, AuditAction, AuditContext, AuditQuery, AuditRecord,
+        BackfillReport, CreateKeyHook, Denied, GenerateError, IpNet, KeyGenerator, KeyHash,
+        KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyService, KeyStatus, KeyUpdate, KeyUpdated,
+        MAX_AUDIT_PAGE, MAX_KEY_TEXT, MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError,
         Operator, PresentedKey, Regenerated, Registration, Rolled, Scope, Tenant, TextError,
         TokenError, TokenFormat,
     };
@@ -129,8 +130,8 @@ pub mod routing {
 /// connections the router uses.
 pub mod store {
     pub use keyroute_core::{
-        ApiKeyStore, Denial, DenyList, ErrorKind, KeyStore, Regeneration, ResolvedKey, Store,
-        StoreError, StoreResult, UserStore,
+        ApiKeyStore, AuditLog, Denial, DenyList, ErrorKind, KeyStore, Regeneration, ResolvedKey,
+        Store, StoreError, StoreResult, UserStore,
     };
     #[cfg(feature = "mysql")]
     pub use keyroute_pool::Mysql;

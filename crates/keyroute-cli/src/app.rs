@@ -121,5 +121,8 @@ async fn dispatch<B: StoreBackend>(
             keys::users(&handle::<B>(config, None).await?, command, out).await
         }
         Command::Keys(command) => keys::keys(&handle::<B>(config, None).await?, command, out).await,
+        Command::Audit(options) => {
+            crate::audit::audit(&handle::<B>(config, None).await?, options, out).await
+        }
     }
 }

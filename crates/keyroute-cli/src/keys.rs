@@ -47,7 +47,10 @@ fn environment(value: &str) -> Result<Environment, CliError> {
 }
 
 /// A user by name, else by id. A key or token given instead is refused unrepeated.
-async fn find_user<B: Backend>(keyroute: &Keyroute<B>, user: &str) -> Result<User, CliError> {
+pub(crate) async fn find_user<B: Backend>(
+    keyroute: &Keyroute<B>,
+    user: &str,
+) -> Result<User, CliError> {
     if let Some(refused) = args::refuse_secret(keyroute.keys().format(), user, "a user name or id")
     {
         return Err(refused);
@@ -432,7 +435,7 @@ async fn update<B: Backend>(
 }
 
 /// `id` as a key id; a key or token given instead is refused unrepeated.
-fn key_id<B: Backend>(keyroute: &Keyroute<B>, id: &str) -> Result<KeyId, CliError> {
+pub(crate) fn key_id<B: Backend>(keyroute: &Keyroute<B>, id: &str) -> Result<KeyId, CliError> {
     if let Some(refused) = args::refuse_secret(keyroute.keys().format(), id, "a key id") {
         return Err(refused);
     }

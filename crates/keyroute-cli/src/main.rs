@@ -25,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod app;
 mod args;
+mod audit;
 mod keys;
 mod listing;
 mod ops;
@@ -69,6 +70,8 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
+    /// The audit trail: who changed which key, how, when and from where.
+    Audit(audit::AuditArgs),
     /// Check a key or JWT read from standard input (never from arguments).
     Verify {
         /// Caught only to be refused without being repeated: a key on the command line

@@ -156,3 +156,46 @@ fn bad_updates_are_one_error_and_change_nothing() {
     let line = one_error_line(&output);
     assert!(line.contains("revoked or rolled"), "{line}");
 }
+
+#[test]
+fn the_audit_trail_names_the_operator_and_each_change() {
+    let p = Project::sqlite();
+    let (id, plaintext) = p.user_with_test_key("ada");
+    p.json(&["keys", "update", &id, "--disable"]);
+    p.json(&["keys", "revoke", &id]);
+    let trail = p.json(&["audit", "--key", &id]);
+    let records = trail["records"].as_array().unwrap();
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["key_updated", "key_revoked"]);
+    for record in records {
+        assert!(
+            record["actor"].as_str().unwrap().starts_with("operator:"),
+            "{record}"
+        );
+    }
+    assert!(!trail.to_string().contains(&plaintext));
+    let all = p.json(&["audit", "--user", "ada"]);
+    assert_eq!(all["records"][0]["action"], "user_registered");
+    // Pages: --limit, then --after the id the page ended with.
+    let first = p.json(&["audit", "--limit", "1"]);
+    let next = first["next_after"].as_u64().unwrap().to_string();
+    let second = p.json(&["audit", "--limit", "1", "--after", &next]);
+    assert_ne!(first["records"][0]["id"], second["records"][0]["id"]);
+    // Bad input: one line, nothing else.
+    for args in [
+        vec!["audit", "--since", "yesterday"],
+        vec!["audit", "--limit", "0"],
+        vec!["audit", "--user", "nobody"],
+    ] {
+        let output = p.keyroute(&args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        one_error_line(&output);
+    }
+    // The human form is a table.
+    let output = p.keyroute(&["audit", "--key", &id]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("key_revoked"), "{stdout}");
+}

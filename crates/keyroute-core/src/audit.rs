@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::StoreResult;
 use crate::ids::{KeyId, UserId};
+use crate::name::Environment;
 
 /// The most records one [`AuditLog::audit_records`] page holds.
 pub const MAX_AUDIT_PAGE: usize = 1000;
@@ -90,6 +91,8 @@ pub struct AuditRecord {
     pub action: AuditAction,
     /// The key changed, if one.
     pub key_id: Option<KeyId>,
+    /// The environment of the keys changed, when they are of one.
+    pub environment: Option<Environment>,
     /// The user whose keys changed, if known.
     pub user_id: Option<UserId>,
     /// What changed: a JSON object of ids, names, scopes, times (never a secret or a
@@ -110,6 +113,7 @@ impl AuditRecord {
             actor: actor.into(),
             action,
             key_id: None,
+            environment: None,
             user_id: None,
             details: serde_json::Value::Object(serde_json::Map::new()),
             source: None,
@@ -149,6 +153,9 @@ pub struct AuditQuery {
     pub key_id: Option<KeyId>,
     /// Only records about this user's keys.
     pub user_id: Option<UserId>,
+    /// Only records about keys of this environment, and those about no one
+    /// environment (a user registered with keys in each).
+    pub environment: Option<Environment>,
     /// Only records at or after this instant.
     pub since: Option<DateTime<Utc>>,
     /// Only records before this instant.
@@ -164,6 +171,7 @@ impl Default for AuditQuery {
         Self {
             key_id: None,
             user_id: None,
+            environment: None,
             since: None,
             until: None,
             after: None,
@@ -217,6 +225,10 @@ impl AuditQuery {
                 .user_id
                 .as_ref()
                 .is_none_or(|u| record.user_id.as_ref() == Some(u))
+            && self
+                .environment
+                .as_ref()
+                .is_none_or(|e| record.environment.as_ref().is_none_or(|own| own == e))
             && self.since.is_none_or(|since| record.at >= since)
             && self.until.is_none_or(|until| record.at < until)
             && self.after.is_none_or(|after| record.id > after)

@@ -72,6 +72,7 @@ pub type CreateKeyHook = Arc<dyn Fn(&mut ApiKey) + Send + Sync>;
 /// | `init_schema` | `true` | run the store's migrations at start-up |
 /// | `session_cache_duration` | `5m` | how long a resolved key is cached at most (`none`: off) |
 /// | `max_keys_per_user` | `100` | working keys a user may hold at once |
+/// | `audit_retention` | `365days` | how long audit records are kept (`none`: for ever) |
 ///
 /// Options are set in code, or by keyroute's one configuration (the facade's `Config`)
 /// from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
@@ -122,6 +123,10 @@ pub struct KeyOptions {
     /// The most working keys one user may hold at once (issued, or kept working by a
     /// roll's grace period), so one caller cannot fill the store. Default 100.
     pub max_keys_per_user: usize,
+    /// How long the audit trail keeps a record; older ones are purged by the handle's
+    /// background task. Default 365 days; `None` (`none`) keeps them for ever.
+    #[serde(with = "crate::config::optional_duration")]
+    pub audit_retention: Option<Duration>,
     /// Replaces keyroute's key generator. Code only, not configuration.
     #[serde(skip)]
     pub generate_key: Option<Arc<dyn KeyGenerator>>,
@@ -146,6 +151,7 @@ impl Default for KeyOptions {
             init_schema: true,
             session_cache_duration: Some(Duration::from_secs(300)),
             max_keys_per_user: 100,
+            audit_retention: Some(Duration::from_secs(365 * 24 * 3600)),
             generate_key: None,
             on_create_key: None,
         }
@@ -167,6 +173,7 @@ impl fmt::Debug for KeyOptions {
             .field("init_schema", &self.init_schema)
             .field("session_cache_duration", &self.session_cache_duration)
             .field("max_keys_per_user", &self.max_keys_per_user)
+            .field("audit_retention", &self.audit_retention)
             .field(
                 "generate_key",
                 &self.generate_key.as_ref().map(|_| "custom"),
@@ -251,6 +258,7 @@ impl KeyOptions {
         for (option, duration) in [
             ("expire_keys_after", self.expire_keys_after),
             ("session_cache_duration", self.session_cache_duration),
+            ("audit_retention", self.audit_retention),
         ] {
             if let Some(duration) = duration {
                 check_duration(SECTION, option, duration)?;

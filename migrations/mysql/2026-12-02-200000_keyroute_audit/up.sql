@@ -7,6 +7,7 @@ CREATE TABLE keyroute_audit (
     actor       VARCHAR(255) NOT NULL,
     action      VARCHAR(64) NOT NULL,
     key_id      VARBINARY(128),
+    environment VARCHAR(32),
     user_id     VARBINARY(128),
     details     TEXT NOT NULL,
     source      VARCHAR(64),

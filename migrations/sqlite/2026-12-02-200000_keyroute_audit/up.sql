@@ -7,6 +7,7 @@ CREATE TABLE keyroute_audit (
     actor       TEXT NOT NULL,
     action      TEXT NOT NULL,
     key_id      TEXT,
+    environment TEXT,
     user_id     TEXT,
     details     TEXT NOT NULL,
     source      TEXT,

@@ -8,14 +8,16 @@ use axum_core::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 use keyroute_core::{
-    Acting, ApiKey, Environment, KeyId, KeyRequest, KeyServiceError, KeyStore, KeyType, KeyUpdate,
-    MAX_USERS_PAGE, PlaintextKey, Principal, UserId,
+    Acting, ApiKey, AuditContext, AuditQuery, AuditRecord, Environment, KeyId, KeyRequest,
+    KeyServiceError, KeyStore, KeyType, KeyUpdate, MAX_AUDIT_PAGE, MAX_USERS_PAGE, PlaintextKey,
+    Principal, UserId,
 };
 use serde::{Deserialize, Serialize};
 
 use super::body::{
     GraceBody, IssueBody, JsonBody, UpdateBody, duration, invalid, networks, scopes,
 };
+use super::context::Context;
 use crate::extract::Caller;
 use crate::problem::Problem;
 use crate::state::AuthState;
@@ -152,16 +154,17 @@ fn service_problem(error: &KeyServiceError) -> Problem {
     Problem::service(error)
 }
 
-/// The key service acting for `caller`, and the user the request acts on: the one
+/// The key service acting for `caller` (its changes recorded with `context`), and the user the request acts on: the one
 /// `named` (a 422 for text that is no user id), or the caller's own. Whether the
 /// caller may act on that user is core's answer, given as its problem.
 fn acting_on<'a>(
     auth: &'a AuthState,
     caller: &Principal,
+    context: AuditContext,
     named: Option<&str>,
 ) -> Result<(Acting<'a, KeyStore>, UserId), Problem> {
     let named = user_id(named)?;
-    let acting = auth.keys().acting_as(caller);
+    let acting = auth.keys().acting_as(caller).with_context(context);
     let user = acting
         .user_for(named.as_ref())
         .map_err(|e| service_problem(&e))?;
@@ -200,6 +203,7 @@ const USERS_PAGE: usize = 100;
 pub(super) async fn users(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
+    Context(context): Context,
     query: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let query = query.map(|Query(q)| q).map_err(|_| {
@@ -220,6 +224,7 @@ pub(super) async fn users(
     let users = auth
         .keys()
         .acting_as(&caller)
+        .with_context(context)
         .list_users(after.as_ref(), limit)
         .await
         .map_err(|e| service_problem(&e))?;
@@ -241,14 +246,92 @@ pub(super) async fn users(
     Ok(json(StatusCode::OK, &page, false))
 }
 
+/// The query of `GET {prefix}/audit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditParams {
+    key_id: Option<String>,
+    user_id: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// A page of the audit trail and the `after` of the next page (`null` after the last).
+#[derive(Debug, Serialize)]
+struct AuditPage {
+    records: Vec<serde_json::Value>,
+    next_after: Option<u64>,
+}
+
+/// One record as the route shows it.
+fn audit_view(record: &AuditRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": record.id,
+        "at": record.at,
+        "actor": record.actor,
+        "action": record.action.as_str(),
+        "key_id": record.key_id.as_ref().map(KeyId::as_str),
+        "environment": record.environment.as_ref().map(Environment::as_str),
+        "user_id": record.user_id.as_ref().map(UserId::as_str),
+        "details": record.details,
+        "source": record.source.map(|s| s.to_string()),
+        "request_id": record.request_id,
+    })
+}
+
+/// `GET {prefix}/audit?key_id=&user_id=&since=&until=&after=&limit=`: a page of the
+/// audit trail; core decides whose records the caller may read.
+pub(super) async fn audit(
+    State(auth): State<AuthState>,
+    Caller(caller): Caller,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let params = params.map(|Query(q)| q).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_query",
+            "the query string cannot be read; give key_id, user_id, since and until (RFC 3339), after (a record id), limit (1 to 1000)",
+        )
+    })?;
+    let limit = params.limit.unwrap_or(USERS_PAGE);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(invalid(
+            "invalid_limit",
+            format!("`limit` must be 1 to {MAX_AUDIT_PAGE}"),
+        ));
+    }
+    let mut query = AuditQuery::new().limit(limit);
+    query.key_id = params.key_id.as_deref().map(key_id).transpose()?;
+    query.user_id = user_id(params.user_id.as_deref())?;
+    query.since = params.since;
+    query.until = params.until;
+    query.after = params.after;
+    let records = auth
+        .keys()
+        .acting_as(&caller)
+        .audit_records(&query)
+        .await
+        .map_err(|e| service_problem(&e))?;
+    let page = AuditPage {
+        next_after: (records.len() == limit)
+            .then(|| records.last().map(|r| r.id))
+            .flatten(),
+        records: records.iter().map(audit_view).collect(),
+    };
+    Ok(json(StatusCode::OK, &page, false))
+}
+
 /// `GET {prefix}/{env}`.
 pub(super) async fn list(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
+    Context(context): Context,
     Path(env): Path<String>,
     named: Result<Query<UserQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let (acting, user) = acting_on(&auth, &caller, query(named)?.user_id.as_deref())?;
+    let (acting, user) = acting_on(&auth, &caller, context, query(named)?.user_id.as_deref())?;
     let environment = environment(&auth, &env)?;
     let keys = acting
         .active_keys(&user, environment)
@@ -262,11 +345,12 @@ pub(super) async fn list(
 pub(super) async fn regenerate(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
+    Context(context): Context,
     Path(env): Path<String>,
     named: Result<Query<UserQuery>, QueryRejection>,
     JsonBody(body): JsonBody<GraceBody>,
 ) -> Result<Response, Problem> {
-    let (acting, user) = acting_on(&auth, &caller, query(named)?.user_id.as_deref())?;
+    let (acting, user) = acting_on(&auth, &caller, context, query(named)?.user_id.as_deref())?;
     let environment = environment(&auth, &env)?;
     let grace = body
         .grace
@@ -289,9 +373,10 @@ pub(super) async fn regenerate(
 pub(super) async fn issue(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
+    Context(context): Context,
     JsonBody(body): JsonBody<IssueBody>,
 ) -> Result<Response, Problem> {
-    let (acting, user) = acting_on(&auth, &caller, body.user_id.as_deref())?;
+    let (acting, user) = acting_on(&auth, &caller, context, body.user_id.as_deref())?;
     let keys = auth.keys();
     let options = keys.options();
     let key_type = match body.key_type.as_deref() {
@@ -347,6 +432,7 @@ fn lifetime_until(now: DateTime<Utc>, at: DateTime<Utc>) -> Result<std::time::Du
 pub(super) async fn update(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
+    Context(context): Context,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Response, Problem> {
@@ -392,6 +478,7 @@ pub(super) async fn update(
     }
     let updated = keys
         .acting_as(&caller)
+        .with_context(context)
         .update_key(&id, &update)
         .await
         .map_err(|e| service_problem(&e))?
@@ -418,12 +505,14 @@ fn key_id(id: &str) -> Result<KeyId, Problem> {
 pub(super) async fn revoke(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
+    Context(context): Context,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let id = key_id(&id)?;
     let revoked = auth
         .keys()
         .acting_as(&caller)
+        .with_context(context)
         .revoke(&id)
         .await
         .map_err(|e| service_problem(&e))?
@@ -435,6 +524,7 @@ pub(super) async fn revoke(
 pub(super) async fn roll(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
+    Context(context): Context,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<GraceBody>,
 ) -> Result<Response, Problem> {
@@ -447,6 +537,7 @@ pub(super) async fn roll(
     let rolled = auth
         .keys()
         .acting_as(&caller)
+        .with_context(context)
         .roll(&id, grace)
         .await
         .map_err(|e| service_problem(&e))?

@@ -9,6 +9,7 @@
 //! | `DELETE {prefix}/{id}` | revokes a key |
 //! | `PATCH {prefix}/{id}` | changes a key: `name`, `scopes`, `expires_at` or `expires_in`, `notes`, `ref_id`, `meta`, `allowed_networks`, `enabled` (`null` removes a name, notes, reference or expiry) |
 //! | `POST {prefix}/{id}/roll` | replaces one key; `{"grace": "1h"}` capped at the old key's expiry |
+//! | `GET {prefix}/audit` | a page of the audit trail (`?key_id=&user_id=&since=&until=&after=&limit=`): admin keys read their environment's, other callers their own user's |
 //! | `POST /token` | exchanges the caller's key or session for a short-lived JWT (feature `jwt`) |
 //!
 //! Who may do what is not decided here: every route acts through
@@ -19,6 +20,7 @@
 //! key or token are `Cache-Control: no-store`.
 
 mod body;
+mod context;
 mod keys;
 
 use axum::Router;
@@ -49,6 +51,8 @@ pub enum KeyRoute {
     Users,
     /// `PATCH {prefix}/{id}`.
     Update,
+    /// `GET {prefix}/audit`.
+    Audit,
 }
 
 /// Which key routes to serve, and where. [`key_routes`] is the default: every route,
@@ -117,6 +121,11 @@ impl KeyRoutes {
         }
         // `{prefix}/{target}` is an environment for GET and a key id for DELETE and
         // PATCH: one path, a method router of the routes served.
+        if self.has(KeyRoute::Audit) {
+            // A fixed segment, as `users`: no environment may be called `audit` while
+            // this route is served.
+            router = router.route(&format!("{prefix}/audit"), get(keys::audit));
+        }
         let methods = [
             (KeyRoute::List, get(keys::list)),
             (KeyRoute::Revoke, delete(keys::revoke)),

@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{IssuedKey, KeyMinter, KeyRequest, KeyService, NewKey, after};
-use crate::audit::{AuditAction, AuditContext, AuditRecord};
+use crate::audit::{AuditAction, AuditContext, AuditLog, AuditQuery, AuditRecord};
 use crate::authority::{Actor, Bounds, Denied};
 use crate::error::KeyServiceError;
 use crate::ids::{KeyId, UserId};
@@ -79,6 +79,7 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
     ) -> AuditRecord {
         let mut record = AuditRecord::new(self.service.now(), self.actor.audit_name(), action);
         record.key_id = key.map(|k| k.id.clone());
+        record.environment = key.map(|k| k.environment.clone());
         record.user_id = user
             .cloned()
             .or_else(|| key.and_then(|k| k.user_id.clone()));
@@ -353,6 +354,46 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
             Some(grace) => after(now, grace),
             None => Ok(now),
         }
+    }
+}
+
+impl<S: ApiKeyStore + UserStore + AuditLog> Acting<'_, S> {
+    /// A page of the audit trail matching `query` (at most [`MAX_AUDIT_PAGE`](crate::MAX_AUDIT_PAGE)
+    /// records, in id order). The application and operators read everything; an
+    /// admin key reads its environment's records (and those of no one environment);
+    /// any other caller reads only its own user's records. A caller bound to a tenant
+    /// must name a user of its tenant (`user_id`), whose records it then reads.
+    ///
+    /// # Errors
+    /// [`KeyServiceError::Denied`] for another user's records without the admin
+    /// scope, or a tenant's caller naming no user (or one of another tenant); store
+    /// errors.
+    pub async fn audit_records(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditRecord>, KeyServiceError> {
+        let bounds = self.bounds()?;
+        let mut query = query.clone();
+        if let Some(own) = bounds.environment() {
+            query.environment = Some(own.clone());
+        }
+        if bounds.check_may_list_users().is_err() {
+            // Not an admin: its own user's records only.
+            query.user_id = Some(self.user_for(query.user_id.as_ref())?);
+        }
+        if bounds.has_tenant() {
+            let Some(user_id) = &query.user_id else {
+                return Err(Denied::TenantMismatch.into());
+            };
+            let user = self
+                .service
+                .store
+                .get_user(user_id)
+                .await?
+                .ok_or_else(|| KeyServiceError::UnknownUser(user_id.clone()))?;
+            bounds.check_user(&user)?;
+        }
+        Ok(self.service.store.audit_records(&query).await?)
     }
 }
 

@@ -228,6 +228,8 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
                 "cancel_at": cancel_at,
             }),
         );
+        let mut record = record;
+        record.environment = Some(environment.clone());
         let retired = service.store.regenerate(&regeneration, &[record]).await?;
         service.announce_rolled(&retired).await;
         service.announce_issued(&regeneration.new_keys).await;

@@ -315,7 +315,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             inner.dangerous_trust_any_proxy,
             &inner.trusted_proxies,
         )?;
-        let client = request.client_ip(inner.dangerous_trust_any_proxy, &inner.trusted_proxies);
+        let client = self.client_address(request);
         self.resolve_from(credential.token.expose_secret(), client)
             .await
     }
@@ -354,6 +354,16 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         let caller = self.authenticate(request).await?;
         caller.require_scope(scope)?;
         Ok(caller)
+    }
+
+    /// The client's address for `request`, as this resolver reads proxies
+    /// (`trusted_proxies`, `dangerous_trust_any_proxy`): what a key's allowed
+    /// networks are checked against, and what the audit trail records.
+    pub fn client_address(&self, request: &IncomingRequest<'_>) -> Option<std::net::IpAddr> {
+        request.client_ip(
+            self.inner.dangerous_trust_any_proxy,
+            &self.inner.trusted_proxies,
+        )
     }
 
     /// Resolves a token already read from its request (an API key or a JWT). The

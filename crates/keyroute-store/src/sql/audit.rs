@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use keyroute_core::{AuditAction, AuditQuery, AuditRecord, KeyId, StoreError, StoreResult, UserId};
+use keyroute_core::{
+    AuditAction, AuditQuery, AuditRecord, Environment, KeyId, StoreError, StoreResult, UserId,
+};
 
 use super::schema::keyroute_audit as audit;
 use super::{Marker, Ts};
@@ -25,6 +27,7 @@ struct NewAuditRow {
     actor: String,
     action: &'static str,
     key_id: Option<String>,
+    environment: Option<String>,
     user_id: Option<String>,
     details: String,
     source: Option<String>,
@@ -40,6 +43,7 @@ struct AuditRow {
     actor: String,
     action: String,
     key_id: Option<String>,
+    environment: Option<String>,
     user_id: Option<String>,
     details: String,
     source: Option<String>,
@@ -57,6 +61,10 @@ impl AuditRow {
         record.key_id = self
             .key_id
             .map(|k| decode("audit.key_id", &k, KeyId::new))
+            .transpose()?;
+        record.environment = self
+            .environment
+            .map(|e| decode("audit.environment", &e, Environment::new))
             .transpose()?;
         record.user_id = self
             .user_id
@@ -86,6 +94,7 @@ pub(super) async fn insert_audit(conn: &mut Conn, records: &[AuditRecord]) -> Qu
             actor: record.actor.clone(),
             action: record.action.as_str(),
             key_id: record.key_id.as_ref().map(|k| k.as_str().to_owned()),
+            environment: record.environment.as_ref().map(|e| e.as_str().to_owned()),
             user_id: record.user_id.as_ref().map(|u| u.as_str().to_owned()),
             details: record.details.to_string(),
             source: record.source.map(|s| s.to_string()),
@@ -104,6 +113,14 @@ impl AuditQueries for Marker {
         let mut select = audit::table.select(AuditRow::as_select()).into_boxed();
         if let Some(key) = &query.key_id {
             select = select.filter(audit::key_id.eq(key.as_str().to_owned()));
+        }
+        if let Some(environment) = &query.environment {
+            // Records of no one environment (a user registered) are everyone's.
+            select = select.filter(
+                audit::environment
+                    .eq(environment.as_str().to_owned())
+                    .or(audit::environment.is_null()),
+            );
         }
         if let Some(user) = &query.user_id {
             select = select.filter(audit::user_id.eq(user.as_str().to_owned()));

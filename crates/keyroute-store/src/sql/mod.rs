@@ -124,6 +124,7 @@ macro_rules! keyroute_schema {
                 actor -> Text,
                 action -> Text,
                 key_id -> Nullable<Text>,
+                environment -> Nullable<Text>,
                 user_id -> Nullable<Text>,
                 details -> Text,
                 source -> Nullable<Text>,

@@ -32,6 +32,7 @@ pub(crate) async fn audit_records_commit_with_their_change<S: Store>(store: Arc<
     registered.user_id = Some(ada.id.clone());
     registered.source = Some("192.0.2.7".parse().unwrap());
     registered.request_id = Some("req-1".into());
+    registered.environment = Some(Environment::LIVE);
     store
         .create_user(
             &ada,
@@ -164,6 +165,12 @@ pub(crate) async fn audit_records_filter_page_and_purge<S: Store>(store: Arc<S>)
         let mut issued = record(AuditAction::KeyIssued, minute);
         issued.key_id = Some(k.id.clone());
         issued.user_id = Some(owner.id.clone());
+        // Every fifth about no one environment; the rest alternate.
+        issued.environment = match minute % 5 {
+            0 => None,
+            m if m % 2 == 0 => Some(Environment::TEST),
+            _ => Some(Environment::LIVE),
+        };
         store
             .store_all(std::slice::from_ref(&k), &[issued])
             .await
@@ -204,6 +211,21 @@ pub(crate) async fn audit_records_filter_page_and_purge<S: Store>(store: Arc<S>)
         seen.extend(page.iter().map(|r| r.details["minute"].as_i64().unwrap()));
     }
     assert_eq!(seen, (0..30).collect::<Vec<_>>());
+    let mut live = AuditQuery::new();
+    live.environment = Some(Environment::LIVE);
+    let live = of(live).await;
+    let expected: Vec<i64> = (0..30).filter(|m| m % 5 == 0 || (m % 5) % 2 == 1).collect();
+    assert_eq!(
+        live.iter()
+            .map(|r| r.details["minute"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        expected,
+        "live records and those of no one environment"
+    );
+    assert!(
+        live.iter()
+            .all(|r| r.environment != Some(Environment::TEST))
+    );
     let nobody = of(AuditQuery::new().for_user(UserId::new("nobody").unwrap())).await;
     assert!(nobody.is_empty());
     assert!(of(AuditQuery::new().after(u64::MAX)).await.is_empty());
