@@ -99,11 +99,11 @@ pub use keyroute_router::{IncomingRequest, RouteError};
 pub mod keys {
     pub use keyroute_core::{
         ADMIN_SCOPE, Acting, Actor, AuditAction, AuditContext, AuditQuery, AuditRecord,
-        BackfillReport, CreateKeyHook, Denied, GenerateError, IpNet, KeyGenerator, KeyHash,
-        KeyListener, KeyMinter, KeyOptions, KeyQuery, KeyService, KeyStatus, KeyUpdate, KeyUpdated,
-        MAX_AUDIT_PAGE, MAX_KEY_TEXT, MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError,
-        Operator, PresentedKey, Regenerated, Registration, Rolled, Scope, Tenant, TextError,
-        TokenError, TokenFormat,
+        BackfillReport, CreateKeyHook, Denied, GenerateError, ImportOutcome, ImportedKey,
+        ImportedSecret, IpNet, KeyGenerator, KeyHash, KeyListener, KeyMinter, KeyOptions, KeyQuery,
+        KeyService, KeyStatus, KeyUpdate, KeyUpdated, LEGACY_FORMAT, MAX_AUDIT_PAGE, MAX_KEY_TEXT,
+        MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError, Operator, PresentedKey, Regenerated,
+        Registration, Rolled, Scope, Tenant, TextError, TokenError, TokenFormat,
     };
 }
 

@@ -170,6 +170,7 @@ fn service_errors() -> Vec<K> {
         },
         Denied::TooManyKeys { limit: 100 },
         Denied::NetworkExceedsCaller,
+        Denied::OperatorsOnly,
     ];
     let mut errors: Vec<K> = denials.into_iter().map(K::Denied).collect();
     errors.extend([

@@ -339,6 +339,9 @@ pub(crate) async fn keys<B: Backend>(
             out.table(KEY_HEADER, vec![key_row(&revoked)], key_json(&revoked))?;
         }
         KeysCommand::Update(args) => update(keyroute, args, out).await?,
+        KeysCommand::Import { file, format } => {
+            crate::import::import(keyroute, &file, format, out).await?;
+        }
         KeysCommand::Regenerate { target, grace, yes } => {
             let grace = grace.map(|g| duration("grace", &g)).transpose()?;
             regenerate(keyroute, &target, grace, yes, out).await?;

@@ -26,6 +26,7 @@ use clap::{Args, Parser, Subcommand};
 mod app;
 mod args;
 mod audit;
+mod import;
 mod keys;
 mod listing;
 mod ops;
@@ -206,6 +207,16 @@ pub(crate) enum KeysCommand {
     Revoke {
         /// The key's id.
         id: String,
+    },
+    /// Import keys handed out under an earlier scheme (JSON lines or CSV: `key` or
+    /// `hash`, `user`, `type`, `environment`, `scopes`, `expires_at`, `name`). Safe to
+    /// run again: keys already stored are skipped.
+    Import {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Its format (default: by extension, .jsonl or .csv).
+        #[arg(long, value_enum)]
+        format: Option<import::Format>,
     },
     /// Change a key: name, scopes, expiry, notes, allowed networks; or disable it
     /// (refused until enabled again, same secret) and enable it.

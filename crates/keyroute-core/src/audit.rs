@@ -43,11 +43,13 @@ pub enum AuditAction {
     KeyUpdated,
     /// Keys were made for users who had none.
     KeysBackfilled,
+    /// A key handed out under an earlier scheme was imported.
+    KeyImported,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 8] = [
         AuditAction::UserRegistered,
         AuditAction::KeyIssued,
         AuditAction::KeyRevoked,
@@ -55,6 +57,7 @@ impl AuditAction {
         AuditAction::KeysRegenerated,
         AuditAction::KeyUpdated,
         AuditAction::KeysBackfilled,
+        AuditAction::KeyImported,
     ];
 
     /// The action's stored name.
@@ -67,6 +70,7 @@ impl AuditAction {
             AuditAction::KeysRegenerated => "keys_regenerated",
             AuditAction::KeyUpdated => "key_updated",
             AuditAction::KeysBackfilled => "keys_backfilled",
+            AuditAction::KeyImported => "key_imported",
         }
     }
 

@@ -81,8 +81,9 @@ pub use scope::{ADMIN_SCOPE, Scope, Scopes};
 pub use secret::{KeyHash, PlaintextKey};
 pub use service::roll::Rolled;
 pub use service::{
-    Acting, BackfillReport, IssuedKey, KeyListener, KeyMinter, KeyRequest, KeyService, KeyUpdate,
-    KeyUpdated, MAX_USERS_PAGE, META_FORMAT, Minted, NewUser, Regenerated, Registration,
+    Acting, BackfillReport, ImportOutcome, ImportedKey, ImportedSecret, IssuedKey, KeyListener,
+    KeyMinter, KeyRequest, KeyService, KeyUpdate, KeyUpdated, LEGACY_FORMAT, MAX_USERS_PAGE,
+    META_FORMAT, Minted, NewUser, Regenerated, Registration,
 };
 pub use store::{
     ApiKeyStore, Denial, DenyList, KeyQuery, KeyStore, Regeneration, ResolvedKey, Store, UserStore,

@@ -73,6 +73,7 @@ pub type CreateKeyHook = Arc<dyn Fn(&mut ApiKey) + Send + Sync>;
 /// | `session_cache_duration` | `5m` | how long a resolved key is cached at most (`none`: off) |
 /// | `max_keys_per_user` | `100` | working keys a user may hold at once |
 /// | `audit_retention` | `365days` | how long audit records are kept (`none`: for ever) |
+/// | `legacy_keys` | `false` | accept imported keys that are not in keyroute's format (looked up by hash, no offline check) |
 ///
 /// Options are set in code, or by keyroute's one configuration (the facade's `Config`)
 /// from the `[apikey]` table of `keyroute.toml` and `KEYROUTE_APIKEY_<OPTION>`
@@ -127,6 +128,12 @@ pub struct KeyOptions {
     /// background task. Default 365 days; `None` (`none`) keeps them for ever.
     #[serde(with = "crate::config::optional_duration")]
     pub audit_retention: Option<Duration>,
+    /// Accept keys imported from an earlier scheme (`keyroute keys import`) that are
+    /// not in keyroute's format: a token that fails keyroute's offline checks is then
+    /// looked up by its SHA-256 instead of being refused at once. The cost: mistyped
+    /// and forged tokens each cost a lookup (the negative cache absorbs repeats), for
+    /// every request, not only legacy ones. Default false.
+    pub legacy_keys: bool,
     /// Replaces keyroute's key generator. Code only, not configuration.
     #[serde(skip)]
     pub generate_key: Option<Arc<dyn KeyGenerator>>,
@@ -152,6 +159,7 @@ impl Default for KeyOptions {
             session_cache_duration: Some(Duration::from_secs(300)),
             max_keys_per_user: 100,
             audit_retention: Some(Duration::from_secs(365 * 24 * 3600)),
+            legacy_keys: false,
             generate_key: None,
             on_create_key: None,
         }
@@ -174,6 +182,7 @@ impl fmt::Debug for KeyOptions {
             .field("session_cache_duration", &self.session_cache_duration)
             .field("max_keys_per_user", &self.max_keys_per_user)
             .field("audit_retention", &self.audit_retention)
+            .field("legacy_keys", &self.legacy_keys)
             .field(
                 "generate_key",
                 &self.generate_key.as_ref().map(|_| "custom"),

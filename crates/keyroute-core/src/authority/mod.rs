@@ -188,6 +188,9 @@ pub enum Denied {
         "this caller's key may be used only from its own allowed networks, so the keys it makes or changes must be bound within them; ask for ranges inside the caller's"
     )]
     NetworkExceedsCaller,
+    /// Only the application and operators may do this (importing keys).
+    #[error("only the application or an operator may import keys; use `keyroute keys import`")]
+    OperatorsOnly,
     /// The user already has the most working keys allowed.
     #[error(
         "the user already has {limit} working keys; revoke some, or raise [apikey] max_keys_per_user"
@@ -211,6 +214,7 @@ impl Denied {
             Denied::ExpiryExceedsCaller { .. } => "expiry_exceeds_caller",
             Denied::TooManyKeys { .. } => "too_many_keys",
             Denied::NetworkExceedsCaller => "network_exceeds_caller",
+            Denied::OperatorsOnly => "operators_only",
         }
     }
 }

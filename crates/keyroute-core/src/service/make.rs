@@ -69,14 +69,15 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         key: &ApiKey,
         token: &'m TokenMinter<'m>,
     ) -> Result<&'m dyn KeyMinter, KeyServiceError> {
-        match key.meta.get(META_FORMAT) {
-            None => Ok(token),
+        match key.meta.get(META_FORMAT).map(String::as_str) {
+            // An imported key's replacement is one of keyroute's own.
+            None | Some(super::LEGACY_FORMAT) => Ok(token),
             Some(format) => self
                 .minters
                 .iter()
                 .find(|(f, _)| f == format)
                 .map(|(_, minter)| minter.as_ref())
-                .ok_or_else(|| KeyServiceError::NoMinter(format.clone())),
+                .ok_or_else(|| KeyServiceError::NoMinter(format.to_owned())),
         }
     }
 

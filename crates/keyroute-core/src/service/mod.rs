@@ -23,6 +23,7 @@
 //! | `acting.rs` | [`Acting`]: issue, list, show, revoke, on behalf of an actor |
 //! | `make.rs` | how a key is made: record, hook, the actor's bounds, then the secret |
 //! | `roll.rs` | roll and regenerate: replacements that keep what a key was |
+//! | `import.rs` | import: keys a team already handed out, by plaintext or hash |
 //! | `update.rs` | update: a key's name, scopes, expiry, notes, metadata, networks, state |
 //! | `seams.rs` | [`KeyListener`], [`KeyMinter`] |
 //! | `types.rs` | requests and results |
@@ -35,6 +36,7 @@
 //! writes keys around this service.
 
 mod acting;
+mod import;
 mod make;
 pub(crate) mod roll;
 mod update;
@@ -61,8 +63,9 @@ mod seams;
 mod types;
 
 pub use acting::{Acting, MAX_USERS_PAGE};
+pub use import::{ImportOutcome, ImportedKey, ImportedSecret};
 pub(crate) use make::{NewKey, after};
-pub use seams::{KeyListener, KeyMinter, META_FORMAT, Minted};
+pub use seams::{KeyListener, KeyMinter, LEGACY_FORMAT, META_FORMAT, Minted};
 pub use types::{
     BackfillReport, IssuedKey, KeyRequest, KeyUpdate, KeyUpdated, NewUser, Regenerated,
     Registration,

@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use super::{IssuedKey, NewKey, Regenerated};
+use super::{IssuedKey, LEGACY_FORMAT, META_FORMAT, NewKey, Regenerated};
 use crate::audit::AuditAction;
 use crate::authority::Bounds;
 use crate::error::KeyServiceError;
@@ -63,6 +63,9 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             key.notes = old.notes.clone();
             key.ref_id = old.ref_id.clone();
             key.meta = old.meta.clone();
+            if key.meta.get(META_FORMAT).map(String::as_str) == Some(LEGACY_FORMAT) {
+                key.meta.remove(META_FORMAT);
+            }
             key.tenant = old.tenant.clone();
             key.expires_at = old.expires_at;
             key.enabled = old.enabled;

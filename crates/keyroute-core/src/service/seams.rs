@@ -12,6 +12,11 @@ use crate::token::TokenFormat;
 /// ([`KeyService::with_minter`](crate::KeyService::with_minter)).
 pub const META_FORMAT: &str = "format";
 
+/// The [`META_FORMAT`] of a key imported without keyroute's format (a team's earlier
+/// scheme): found by the SHA-256 of what is presented, only while `[apikey]
+/// legacy_keys` is on. Rolling or regenerating it makes a keyroute key.
+pub const LEGACY_FORMAT: &str = "legacy";
+
 /// Told when keys stop working, so caches can forget them and revocation lists learn
 /// of them, and when keys are made.
 #[async_trait::async_trait]

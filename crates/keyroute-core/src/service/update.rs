@@ -155,7 +155,11 @@ fn updated(
         || next.expires_at != current.expires_at
         || next.allowed_networks != current.allowed_networks
         || next.enabled != current.enabled;
-    if authority_changed && current.meta.contains_key(META_FORMAT) {
+    let signed = current
+        .meta
+        .get(META_FORMAT)
+        .is_some_and(|format| format != super::LEGACY_FORMAT);
+    if authority_changed && signed {
         return Err(KeyServiceError::NotUpdatable(
             "this key's secret is a signed token carrying its scopes and expiry, so they cannot be changed in place; roll or revoke it, or issue a new key",
         ));

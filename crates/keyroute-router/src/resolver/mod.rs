@@ -51,15 +51,23 @@ use chrono::TimeDelta;
 use keyroute_core::{
     ApiKey, ApiKeyStore, AuthError, Clock, ConfigError, CredentialError, CredentialExtractor,
     Environment, FeedGate, KeyHash, KeyId, KeyListener, KeyOptions, KeyStatus, KeyType, KeyUpdated,
-    Principal, StoreResult, SystemClock, TokenFormat, TokenVerifier, looks_like_jwt,
+    LEGACY_FORMAT, META_FORMAT, Principal, StoreResult, SystemClock, TokenFormat, TokenVerifier,
+    looks_like_jwt,
 };
 
 use cache::{CachedKey, KeyCache};
 pub use feed::follow_feed;
 pub use request::{IncomingRequest, ProxyNet, ProxyNetError};
 
+/// Whether `key` was imported without keyroute's format (`meta.format = legacy`).
+fn is_legacy(key: &ApiKey) -> bool {
+    key.meta.get(META_FORMAT).map(String::as_str) == Some(LEGACY_FORMAT)
+}
+
 struct Inner<S> {
     store: S,
+    /// `[apikey] legacy_keys`: tokens that are not keyroute's keys are looked up too.
+    legacy_keys: bool,
     format: TokenFormat,
     extractor: CredentialExtractor,
     clock: Arc<dyn Clock>,
@@ -243,6 +251,7 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
         let every = self.last_used_every.max(Duration::from_secs(1));
         let inner = Arc::new(Inner {
             store: self.store,
+            legacy_keys: self.options.legacy_keys,
             format,
             extractor: self.extractor,
             clock: self.clock,
@@ -395,15 +404,54 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             self.check_accepted(principal.environment(), principal.key_type())?;
             return Ok(principal);
         }
-        let presented = inner.format.parse(token)?;
+        let presented = match inner.format.parse(token) {
+            Ok(presented) => presented,
+            // Not one of keyroute's keys: with `legacy_keys`, perhaps an imported one.
+            Err(_) if inner.legacy_keys => return self.resolve_legacy(token, client).await,
+            Err(error) => return Err(error.into()),
+        };
         self.check_accepted(&presented.environment, Some(&presented.key_type))?;
         let now = inner.clock.now();
         let entry = self.lookup(&presented.hash, now).await?;
         let key = &entry.key;
-        if key.environment != presented.environment || key.key_type != presented.key_type {
+        if key.environment != presented.environment
+            || key.key_type != presented.key_type
+            || is_legacy(key)
+        {
             // Only a hash collision or an edited row gets here; treat it as unknown.
             return Err(AuthError::UnknownKey);
         }
+        self.admit(&entry, now, client)
+    }
+
+    /// An imported key without keyroute's format (`[apikey] legacy_keys`): looked up
+    /// by the SHA-256 of what was presented, with no offline check before the lookup
+    /// (the negative cache still absorbs repeats). Only a record imported as legacy
+    /// answers; its environment and type come from the record.
+    async fn resolve_legacy(
+        &self,
+        token: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        let now = self.inner.clock.now();
+        let entry = self.lookup(&KeyHash::of(token), now).await?;
+        if !is_legacy(&entry.key) {
+            return Err(AuthError::UnknownKey);
+        }
+        self.check_accepted(&entry.key.environment, Some(&entry.key.key_type))?;
+        self.admit(&entry, now, client)
+    }
+
+    /// The checks every request makes of a found key, cached or not: lifetime,
+    /// enabled, allowed networks; then the caller it is.
+    fn admit(
+        &self,
+        entry: &CachedKey,
+        now: chrono::DateTime<chrono::Utc>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        let inner = &self.inner;
+        let key = &entry.key;
         match key.status(now) {
             KeyStatus::Active => {}
             KeyStatus::Expired => return Err(AuthError::Expired),
@@ -415,7 +463,7 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         if !key.allows_address(client) {
             return Err(AuthError::NetworkNotAllowed);
         }
-        inner.note_use(&entry, now);
+        inner.note_use(entry, now);
         Ok(Principal::from_api_key(Arc::clone(key), entry.user.clone()))
     }
 
