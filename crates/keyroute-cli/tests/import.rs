@@ -21,20 +21,6 @@ fn legacy_project() -> Project {
     Project::sqlite_with("[apikey]\nlegacy_keys = true\n")
 }
 
-/// What `keyroute verify` says of `secret`: its JSON, or its stderr.
-fn verify(p: &Project, secret: &str) -> Result<serde_json::Value, String> {
-    let output = p
-        .keyroute(&["verify", "--json"])
-        .write_stdin(format!("{secret}\n"))
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(serde_json::from_slice(&output.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 #[test]
 fn legacy_keys_are_imported_once_and_keep_working() {
     let p = legacy_project();
@@ -94,12 +80,12 @@ fn legacy_keys_are_imported_once_and_keep_working() {
     }
 
     // The imported keys resolve: by plaintext, and the one imported by hash alone.
-    let live = verify(&p, LEGACY).unwrap();
+    let live = p.verify(LEGACY).unwrap();
     assert_eq!(live["user"], "ada");
     assert_eq!(live["connection"], "live");
     assert_eq!(live["scopes"][0], "orders:read");
-    assert_eq!(verify(&p, LEGACY_TEST).unwrap()["connection"], "test");
-    let typo = verify(&p, "acme_live_0123456789abcdefXYy").unwrap_err();
+    assert_eq!(p.verify(LEGACY_TEST).unwrap()["connection"], "test");
+    let typo = p.verify("acme_live_0123456789abcdefXYy").unwrap_err();
     assert!(typo.contains("not recognised"), "{typo}");
 
     // Again: nothing new, every good line already stored.
@@ -141,7 +127,7 @@ fn csv_files_import_too() {
     .unwrap();
     let report = p.json(&["keys", "import", file.to_str().unwrap()]);
     assert_eq!(report["imported"], 1, "{report}");
-    let live = verify(&p, LEGACY).unwrap();
+    let live = p.verify(LEGACY).unwrap();
     assert_eq!(
         live["scopes"],
         serde_json::json!(["orders:read", "orders:write"])
@@ -174,7 +160,7 @@ fn without_the_legacy_setting_foreign_keys_are_refused() {
     assert!(stderr.contains("legacy_keys = true"), "{stderr}");
     assert!(!stderr.contains(LEGACY));
     // Nor does such a key resolve.
-    assert!(verify(&p, LEGACY).is_err());
+    assert!(p.verify(LEGACY).is_err());
     // A file of unknown format says how to name it.
     let other = p.path().join("keys.txt");
     std::fs::write(&other, "").unwrap();

@@ -7,25 +7,11 @@ mod common;
 
 use common::{Project, one_error_line};
 
-/// What `keyroute verify` says of `plaintext`: its JSON, or its one error line.
-fn verify(p: &Project, plaintext: &str) -> Result<serde_json::Value, String> {
-    let output = p
-        .keyroute(&["verify", "--json"])
-        .write_stdin(format!("{plaintext}\n"))
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(serde_json::from_slice(&output.stdout).unwrap())
-    } else {
-        Err(one_error_line(&output))
-    }
-}
-
 #[test]
 fn keys_are_updated_disabled_and_enabled() {
     let p = Project::sqlite();
     let (id, plaintext) = p.user_with_test_key("ada");
-    assert!(verify(&p, &plaintext).is_ok());
+    assert!(p.verify(&plaintext).is_ok());
 
     let updated = p.json(&[
         "keys",
@@ -47,18 +33,15 @@ fn keys_are_updated_disabled_and_enabled() {
         updated["changed"],
         serde_json::json!(["name", "scopes", "expires_at", "notes"])
     );
-    assert_eq!(verify(&p, &plaintext).unwrap()["scopes"][0], "orders:read");
+    assert_eq!(p.verify(&plaintext).unwrap()["scopes"][0], "orders:read");
 
     let disabled = p.json(&["keys", "update", &id, "--disable"]);
     assert_eq!(disabled["enabled"], false);
-    let refused = verify(&p, &plaintext).unwrap_err();
+    let refused = p.verify(&plaintext).unwrap_err();
     assert!(refused.contains("disabled"), "{refused}");
     let enabled = p.json(&["keys", "update", &id, "--enable"]);
     assert_eq!(enabled["enabled"], true);
-    assert!(
-        verify(&p, &plaintext).is_ok(),
-        "the same secret works again"
-    );
+    assert!(p.verify(&plaintext).is_ok(), "the same secret works again");
 
     let bound = p.json(&[
         "keys",
@@ -73,7 +56,7 @@ fn keys_are_updated_disabled_and_enabled() {
         bound["allowed_networks"],
         serde_json::json!(["10.0.0.0/8", "::1/128"])
     );
-    let refused = verify(&p, &plaintext).unwrap_err();
+    let refused = p.verify(&plaintext).unwrap_err();
     assert!(refused.contains("allowed networks"), "{refused}");
     let anywhere = p.json(&[
         "keys",
@@ -86,7 +69,7 @@ fn keys_are_updated_disabled_and_enabled() {
     assert_eq!(anywhere["allowed_networks"], serde_json::json!([]));
     assert_eq!(anywhere["name"], serde_json::Value::Null);
     assert_eq!(anywhere["expires_at"], serde_json::Value::Null);
-    assert!(verify(&p, &plaintext).is_ok());
+    assert!(p.verify(&plaintext).is_ok());
 
     // The human form says what changed.
     let output = p

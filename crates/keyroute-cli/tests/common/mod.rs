@@ -183,3 +183,20 @@ pub fn texts(output: &std::process::Output) -> (String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+impl Project {
+    /// What `keyroute verify --json` says of `secret` (read from stdin): its JSON, or
+    /// its stderr.
+    pub fn verify(&self, secret: &str) -> Result<serde_json::Value, String> {
+        let output = self
+            .keyroute(&["verify", "--json"])
+            .write_stdin(format!("{secret}\n"))
+            .output()
+            .unwrap();
+        if output.status.success() {
+            Ok(serde_json::from_slice(&output.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+}

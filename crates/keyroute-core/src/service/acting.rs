@@ -212,13 +212,7 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
             (None, None) => query.clone(),
         };
         if bounds.has_tenant() {
-            let user = self
-                .service
-                .store
-                .get_user(user_id)
-                .await?
-                .ok_or_else(|| KeyServiceError::UnknownUser(user_id.clone()))?;
-            bounds.check_user(&user)?;
+            self.check_tenant_of(&bounds, user_id).await?;
         }
         let mut keys = self
             .service
@@ -277,6 +271,22 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
                 return Ok(found);
             }
         }
+    }
+
+    /// Refuses `user_id` unless the caller may act on that user (its tenant's); an
+    /// unknown user is [`KeyServiceError::UnknownUser`].
+    pub(super) async fn check_tenant_of(
+        &self,
+        bounds: &Bounds,
+        user_id: &UserId,
+    ) -> Result<(), KeyServiceError> {
+        let user = self
+            .service
+            .store
+            .get_user(user_id)
+            .await?
+            .ok_or_else(|| KeyServiceError::UnknownUser(user_id.clone()))?;
+        Ok(bounds.check_user(&user)?)
     }
 
     /// The key `key_id`, if the actor may see it; `None` for no such key or one it may
@@ -385,13 +395,7 @@ impl<S: ApiKeyStore + UserStore + AuditLog> Acting<'_, S> {
             let Some(user_id) = &query.user_id else {
                 return Err(Denied::TenantMismatch.into());
             };
-            let user = self
-                .service
-                .store
-                .get_user(user_id)
-                .await?
-                .ok_or_else(|| KeyServiceError::UnknownUser(user_id.clone()))?;
-            bounds.check_user(&user)?;
+            self.check_tenant_of(&bounds, user_id).await?;
         }
         Ok(self.service.store.audit_records(&query).await?)
     }

@@ -47,6 +47,16 @@ async fn insert_keys(conn: &mut Conn, rows: &[KeyRow]) -> QueryResult<()> {
     Ok(())
 }
 
+/// The key `id` as it now stands, read inside the caller's transaction (after a write
+/// to it: what the write returns).
+async fn key_row(conn: &mut Conn, id: &str) -> QueryResult<KeyRow> {
+    keys::table
+        .find(id)
+        .select(KeyRow::as_select())
+        .get_result(conn)
+        .await
+}
+
 fn into_keys(rows: Vec<KeyRow>) -> StoreResult<Vec<ApiKey>> {
     rows.into_iter().map(KeyRow::into_key).collect()
 }
@@ -167,12 +177,7 @@ impl KeyQueries for Marker {
                     insert_audit(conn, audit).await?;
                     Marker::publish(conn, ChangeKind::KeyRevoked, &[id.as_str()]).await?;
                 }
-                keys::table
-                    .find(id.as_str())
-                    .select(KeyRow::as_select())
-                    .get_result(conn)
-                    .await
-                    .optional()
+                key_row(conn, id.as_str()).await.optional()
             })
             .await
             .map_err(map_error)?;
@@ -207,12 +212,7 @@ impl KeyQueries for Marker {
                 insert_keys(conn, &rows).await?;
                 insert_audit(conn, audit).await?;
                 Marker::publish(conn, ChangeKind::KeyRolled, &[old.as_str()]).await?;
-                keys::table
-                    .find(old.as_str())
-                    .select(KeyRow::as_select())
-                    .get_result(conn)
-                    .await
-                    .map(Some)
+                key_row(conn, old.as_str()).await.map(Some)
             })
             .await
             .map_err(map_error)?;
@@ -249,12 +249,7 @@ impl KeyQueries for Marker {
                 }
                 insert_audit(conn, audit).await?;
                 Marker::publish(conn, ChangeKind::KeyUpdated, &[id]).await?;
-                keys::table
-                    .find(id)
-                    .select(KeyRow::as_select())
-                    .get_result(conn)
-                    .await
-                    .map(Some)
+                key_row(conn, id).await.map(Some)
             })
             .await
             .map_err(map_error)?;
