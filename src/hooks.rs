@@ -52,6 +52,9 @@ pub enum KeyEvent {
     },
     /// A key was disabled (and perhaps changed otherwise in the same update).
     Disabled(ApiKey),
+    /// A key was reported as exposed by a secret scanner: revoked (`cancelled_at`
+    /// set), or left working when leaks are only reported. Tell its owner.
+    Leaked(ApiKey),
 }
 
 impl KeyEvent {
@@ -62,7 +65,8 @@ impl KeyEvent {
             | KeyEvent::Revoked(key)
             | KeyEvent::Rolled(key)
             | KeyEvent::Updated { key, .. }
-            | KeyEvent::Disabled(key) => key,
+            | KeyEvent::Disabled(key)
+            | KeyEvent::Leaked(key) => key,
         }
     }
 }
@@ -123,6 +127,10 @@ impl KeyListener for HookQueue {
 
     async fn keys_rolled(&self, keys: &[ApiKey]) {
         self.push(keys.iter().cloned().map(KeyEvent::Rolled));
+    }
+
+    async fn keys_leaked(&self, keys: &[ApiKey]) {
+        self.push(keys.iter().cloned().map(KeyEvent::Leaked));
     }
 
     async fn keys_updated(&self, updates: &[KeyUpdated]) {

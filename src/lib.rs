@@ -101,9 +101,10 @@ pub mod keys {
         ADMIN_SCOPE, Acting, Actor, AuditAction, AuditContext, AuditQuery, AuditRecord,
         BackfillReport, CreateKeyHook, Denied, GenerateError, ImportOutcome, ImportedKey,
         ImportedSecret, IpNet, KeyGenerator, KeyHash, KeyListener, KeyMinter, KeyOptions, KeyQuery,
-        KeyService, KeyStatus, KeyUpdate, KeyUpdated, LEGACY_FORMAT, MAX_AUDIT_PAGE, MAX_KEY_TEXT,
-        MAX_USERS_PAGE, META_FORMAT, Meta, Minted, NameError, Operator, PresentedKey, Regenerated,
-        Registration, Rolled, Scope, Tenant, TextError, TokenError, TokenFormat,
+        KeyService, KeyStatus, KeyUpdate, KeyUpdated, LEGACY_FORMAT, LeakReport, LeakResponse,
+        LeakVerdict, MAX_AUDIT_PAGE, MAX_KEY_TEXT, MAX_USERS_PAGE, META_FORMAT, Meta, Minted,
+        NameError, Operator, PresentedKey, Regenerated, Registration, Rolled, Scope, Tenant,
+        TextError, TokenError, TokenFormat,
     };
 }
 

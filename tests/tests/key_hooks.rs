@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyroute::hooks::{KeyEvent, KeyHook};
-use keyroute::keys::{KeyHash, KeyUpdate};
+use keyroute::keys::{KeyHash, KeyUpdate, LeakReport, LeakResponse, LeakVerdict, Operator};
 use keyroute::store::{MemoryStore, Sqlite};
 use keyroute::{
     Config, Environment, KeyRequest, KeyType, Keyroute, KeyrouteBuilder, NewUser, Scopes,
@@ -57,6 +57,7 @@ fn seen(event: &KeyEvent) -> (&'static str, String) {
         KeyEvent::Rolled(_) => "rolled",
         KeyEvent::Updated { .. } => "updated",
         KeyEvent::Disabled(_) => "disabled",
+        KeyEvent::Leaked(_) => "leaked",
         _ => "other",
     };
     (kind, event.key().id.to_string())
@@ -137,6 +138,35 @@ async fn hooks_hear_every_event_in_order() {
             ("updated", new_id.to_string()),
             ("revoked", new_id.to_string()),
         ]
+    );
+}
+
+/// A leaked key is revoked and reported to the hooks (to notify its owner).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaked_key_is_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (recorder, mut events) = recorder();
+    let app = builder(dir.path())
+        .key_hook(recorder)
+        .build()
+        .await
+        .unwrap();
+    app.spawn_background().unwrap();
+    let keys = app.keys();
+    let ada = keys.register_user(NewUser::named("ada")).await.unwrap();
+    let leaked = &ada.keys[0];
+    next(&mut events, ada.keys.len()).await;
+    let report = LeakReport::new(leaked.plaintext.clone(), "github", None);
+    let verdict = keys
+        .acting_as(Operator::new("scanner").unwrap())
+        .report_leak(&report, LeakResponse::Revoke)
+        .await
+        .unwrap();
+    assert!(matches!(verdict, LeakVerdict::Revoked(_)));
+    let id = leaked.key.id.to_string();
+    assert_eq!(
+        next(&mut events, 2).await,
+        [("revoked", id.clone()), ("leaked", id)]
     );
 }
 

@@ -13,5 +13,8 @@ mod state;
 pub use extract::{Caller, Connected, ScopeName, Scoped};
 pub use layer::{AuthLayer, AuthService};
 pub use problem::{Problem, http_status};
-pub use routes::{KeyRoute, KeyRoutes, MAX_BODY_BYTES, key_routes};
+pub use routes::{
+    KeyRoute, KeyRoutes, MAX_ALERT_BYTES, MAX_BODY_BYTES, ScanningKeysError, SecretScanning,
+    key_routes,
+};
 pub use state::{AuthState, PeerAddr, TlsConnection};

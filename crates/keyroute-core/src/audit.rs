@@ -45,11 +45,13 @@ pub enum AuditAction {
     KeysBackfilled,
     /// A key handed out under an earlier scheme was imported.
     KeyImported,
+    /// A key was reported as exposed (and revoked, or only reported).
+    KeyLeaked,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 8] = [
+    pub const ALL: [AuditAction; 9] = [
         AuditAction::UserRegistered,
         AuditAction::KeyIssued,
         AuditAction::KeyRevoked,
@@ -58,6 +60,7 @@ impl AuditAction {
         AuditAction::KeyUpdated,
         AuditAction::KeysBackfilled,
         AuditAction::KeyImported,
+        AuditAction::KeyLeaked,
     ];
 
     /// The action's stored name.
@@ -71,6 +74,7 @@ impl AuditAction {
             AuditAction::KeyUpdated => "key_updated",
             AuditAction::KeysBackfilled => "keys_backfilled",
             AuditAction::KeyImported => "key_imported",
+            AuditAction::KeyLeaked => "key_leaked",
         }
     }
 
@@ -249,6 +253,10 @@ pub trait AuditLog: Send + Sync {
     /// Removes the records made before `before` (the retention setting); returns how
     /// many.
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Appends records of events that change no key (a leak reported and left
+    /// working), in one transaction.
+    async fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -258,6 +266,9 @@ impl<S: AuditLog + ?Sized> AuditLog for std::sync::Arc<S> {
     }
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         (**self).purge_audit(before).await
+    }
+    async fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        (**self).append_audit(records).await
     }
 }
 

@@ -82,8 +82,9 @@ pub use secret::{KeyHash, PlaintextKey};
 pub use service::roll::Rolled;
 pub use service::{
     Acting, BackfillReport, ImportOutcome, ImportedKey, ImportedSecret, IssuedKey, KeyListener,
-    KeyMinter, KeyRequest, KeyService, KeyUpdate, KeyUpdated, LEGACY_FORMAT, MAX_USERS_PAGE,
-    META_FORMAT, Minted, NewUser, Regenerated, Registration,
+    KeyMinter, KeyRequest, KeyService, KeyUpdate, KeyUpdated, LEGACY_FORMAT, LeakReport,
+    LeakResponse, LeakVerdict, MAX_USERS_PAGE, META_FORMAT, Minted, NewUser, Regenerated,
+    Registration,
 };
 pub use store::{
     ApiKeyStore, Denial, DenyList, KeyQuery, KeyStore, Regeneration, ResolvedKey, Store, UserStore,

@@ -215,6 +215,10 @@ impl<S: AuditLog> AuditLog for CountingStore<S> {
         self.count(None);
         self.inner.purge_audit(before).await
     }
+    async fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        self.count(None);
+        self.inner.append_audit(records).await
+    }
 }
 
 /// The feed passes through uncounted: subscribing is once per instance, not per request.

@@ -507,6 +507,11 @@ impl AuditLog for MemoryStore {
         inner.audit.retain(|record| record.at >= before);
         Ok(u64::try_from(was.saturating_sub(inner.audit.len())).unwrap_or(u64::MAX))
     }
+
+    async fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        self.write().record(records);
+        Ok(())
+    }
 }
 
 #[async_trait]

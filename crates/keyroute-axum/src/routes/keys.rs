@@ -83,7 +83,7 @@ fn issued<'a>(key: &'a ApiKey, plaintext: &'a PlaintextKey) -> IssuedView<'a> {
 }
 
 /// JSON with `status`; `no-store` when it carries a secret.
-fn json(status: StatusCode, value: &impl Serialize, secret: bool) -> Response {
+pub(super) fn json(status: StatusCode, value: &impl Serialize, secret: bool) -> Response {
     let body = match serde_json::to_vec(value) {
         Ok(body) => body,
         Err(e) => return Problem::internal(&e).into_response(),

@@ -22,6 +22,7 @@
 mod body;
 mod context;
 mod keys;
+mod leaks;
 
 use axum::Router;
 use axum::routing::{MethodRouter, delete, get, patch, post};
@@ -30,6 +31,7 @@ use axum_core::extract::FromRef;
 use crate::state::AuthState;
 
 pub use body::MAX_BODY_BYTES;
+pub use leaks::{MAX_ALERT_BYTES, ScanningKeysError, SecretScanning};
 
 /// One of the key routes, to leave out with [`KeyRoutes::without`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,7 @@
 //! | `make.rs` | how a key is made: record, hook, the actor's bounds, then the secret |
 //! | `roll.rs` | roll and regenerate: replacements that keep what a key was |
 //! | `import.rs` | import: keys a team already handed out, by plaintext or hash |
+//! | `leak.rs` | leak response: a token a scanner found, revoked or reported |
 //! | `update.rs` | update: a key's name, scopes, expiry, notes, metadata, networks, state |
 //! | `seams.rs` | [`KeyListener`], [`KeyMinter`] |
 //! | `types.rs` | requests and results |
@@ -37,6 +38,7 @@
 
 mod acting;
 mod import;
+mod leak;
 mod make;
 pub(crate) mod roll;
 mod update;
@@ -64,6 +66,7 @@ mod types;
 
 pub use acting::{Acting, MAX_USERS_PAGE};
 pub use import::{ImportOutcome, ImportedKey, ImportedSecret};
+pub use leak::{LeakReport, LeakResponse, LeakVerdict};
 pub(crate) use make::{NewKey, after};
 pub use seams::{KeyListener, KeyMinter, LEGACY_FORMAT, META_FORMAT, Minted};
 pub use types::{
@@ -382,6 +385,12 @@ impl<S: ApiKeyStore + UserStore> KeyService<S> {
         }
         for listener in &self.listeners {
             listener.keys_revoking(keys).await;
+        }
+    }
+
+    pub(crate) async fn announce_leaked(&self, keys: &[ApiKey]) {
+        for listener in &self.listeners {
+            listener.keys_leaked(keys).await;
         }
     }
 

@@ -56,6 +56,12 @@ pub trait KeyListener: Send + Sync {
         let _ = keys;
     }
 
+    /// `keys` were reported as exposed (by a secret scanner), as now stored: revoked,
+    /// or left working when the app only reports leaks. Default: nothing to do.
+    async fn keys_leaked(&self, keys: &[ApiKey]) {
+        let _ = keys;
+    }
+
     /// Keys were updated: each as now stored, with what changed. Default: nothing
     /// to do.
     async fn keys_updated(&self, updates: &[super::KeyUpdated]) {

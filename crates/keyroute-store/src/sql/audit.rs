@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use keyroute_core::{
     AuditAction, AuditQuery, AuditRecord, Environment, KeyId, StoreError, StoreResult, UserId,
 };
@@ -156,5 +156,15 @@ impl AuditQueries for Marker {
             .await
             .map_err(map_error)?;
         Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+    }
+
+    async fn append_audit(store: &SqlStore<Self>, records: &[AuditRecord]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = store.conn().await?;
+        conn.transaction(async |conn| insert_audit(conn, records).await)
+            .await
+            .map_err(map_error)
     }
 }

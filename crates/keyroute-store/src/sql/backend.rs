@@ -214,6 +214,11 @@ pub(crate) mod sealed {
             store: &SqlStore<Self>,
             before: DateTime<Utc>,
         ) -> impl Future<Output = StoreResult<u64>> + Send;
+        /// See [`AuditLog::append_audit`](keyroute_core::AuditLog::append_audit).
+        fn append_audit(
+            store: &SqlStore<Self>,
+            records: &[AuditRecord],
+        ) -> impl Future<Output = StoreResult<()>> + Send;
     }
 
     pub trait FeedQueries: Backend + Sized {

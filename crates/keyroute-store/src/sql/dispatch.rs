@@ -142,6 +142,10 @@ impl<B: StoreBackend> AuditLog for SqlStore<B> {
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         B::purge_audit(self, before).await
     }
+
+    async fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        B::append_audit(self, records).await
+    }
 }
 
 #[async_trait]
