@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo run --example service --features axum          # listens on 127.0.0.1:8080
 //! KEYROUTE_SERVICE_ADDR=127.0.0.1:9000 cargo run --example service --features axum
+//! KEYROUTE_GITHUB_KEYS=github-keys.json cargo run --example service --features axum  # + leak alerts
 //! ```
 //!
 //! Plain HTTP is accepted because its configuration says so
@@ -22,7 +23,7 @@ use axum::Router;
 use axum::routing::post;
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use keyroute::axum::{Connected, Problem, Scoped, key_routes, scope};
+use keyroute::axum::{Connected, Problem, Scoped, SecretScanning, key_routes, scope};
 use keyroute::store::Sqlite;
 use keyroute::{Config, Environment, KeyRequest, KeyType, Keyroute, NewUser, PlaintextKey, Scopes};
 
@@ -163,6 +164,24 @@ pub async fn app_from(config: &str) -> Result<App, Box<dyn std::error::Error>> {
     Ok((router, keyroute, demo))
 }
 
+/// Where the secret-scanning route listens (the URL an app registers with GitHub).
+pub const SECRET_SCANNING_PATH: &str = "/github/secret-scanning";
+
+/// `router` with GitHub's secret-scanning alerts taken at [`SECRET_SCANNING_PATH`],
+/// verified with the published keys in `keys_file` (GitHub's public_keys JSON).
+pub fn with_secret_scanning(
+    router: Router,
+    keyroute: &Keyroute<Sqlite>,
+    keys_file: &Path,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    let scanning = SecretScanning::from_github_keys_file(keys_file)?;
+    Ok(router.merge(
+        scanning
+            .router(SECRET_SCANNING_PATH)
+            .with_state(keyroute.clone()),
+    ))
+}
+
 /// Serves `router` on `listener`, with the peer address forwarded headers are checked against.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     axum::serve(
@@ -179,7 +198,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let addr = std::env::var("KEYROUTE_SERVICE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let (router, _keyroute, keys) = app(&dir).await?;
+    let (mut router, keyroute, keys) = app(&dir).await?;
+    // With GitHub's secret scanning keys (the README's leak-response walk-through).
+    if let Ok(keys_file) = std::env::var("KEYROUTE_GITHUB_KEYS") {
+        router = with_secret_scanning(router, &keyroute, Path::new(&keys_file))?;
+        println!("secret scanning alerts: POST {SECRET_SCANNING_PATH}");
+    }
     println!("keyroute service on http://{}", listener.local_addr()?);
     println!(
         "databases: {}/live.db and {}/test.db",

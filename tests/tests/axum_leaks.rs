@@ -248,3 +248,104 @@ fn bad_key_files_are_typed_errors() {
         assert!(!error.to_string().is_empty());
     }
 }
+
+/// The README's leak-response walk-through, run as written: its openssl lines make the
+/// stand-in GitHub key and the published-keys file, the example service serves the
+/// route with that file (as `KEYROUTE_GITHUB_KEYS` does), and its curl lines leak the
+/// live key, see it refused and find the leak in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_leak_walk_through_works_as_written() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n### Leak response")
+        .nth(1)
+        .expect("the README has a section '### Leak response'")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let blocks: Vec<Vec<&str>> = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| {
+            block
+                .split("```")
+                .next()
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "a set-up block and a curl block: {blocks:?}"
+    );
+    let run = |line: &str, dir: &std::path::Path, envs: &[(&str, String)]| {
+        let line = line.split(" # ").next().unwrap().to_owned();
+        let dir = dir.to_owned();
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        async move {
+            let output = tokio::process::Command::new("bash")
+                .args(["-c", &format!("set -euo pipefail; {line}")])
+                .current_dir(&dir)
+                .envs(envs)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "README line failed: {line}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (set_up, start_line) = blocks[0].split_at(blocks[0].len() - 1);
+    assert!(start_line[0].contains("KEYROUTE_GITHUB_KEYS=github-keys.json"));
+    for line in set_up {
+        run(line, work.path(), &[]).await;
+    }
+
+    // The service as `KEYROUTE_GITHUB_KEYS=github-keys.json cargo run --example service` starts it.
+    let data = tempfile::tempdir().unwrap();
+    let (router, keyroute, keys) = service::app_from(&service::config(data.path()))
+        .await
+        .unwrap();
+    let router =
+        service::with_secret_scanning(router, &keyroute, &work.path().join("github-keys.json"))
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(service::serve(listener, router));
+    let envs = [
+        ("LIVE_KEY", keys.live.expose_secret().to_owned()),
+        ("TEST_KEY", keys.test.expose_secret().to_owned()),
+        ("ADMIN_KEY", keys.admin.expose_secret().to_owned()),
+    ];
+    let mut outputs = Vec::new();
+    for line in &blocks[1] {
+        let line = line.replace("localhost:8080", &addr.to_string());
+        let line = if line.starts_with("curl ") {
+            format!("{} -sS", line.split(" # ").next().unwrap())
+        } else {
+            line
+        };
+        outputs.push(run(&line, work.path(), &envs).await);
+    }
+    assert!(
+        outputs[1].contains("\"label\":\"true_positive\""),
+        "{}",
+        outputs[1]
+    );
+    assert!(outputs[2].contains("revoked_key"), "{}", outputs[2]);
+    assert!(
+        outputs[3].contains("\"action\":\"key_leaked\""),
+        "{}",
+        outputs[3]
+    );
+}
