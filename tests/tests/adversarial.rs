@@ -154,3 +154,66 @@ async fn roll_dropped_after_the_store_write_is_not_lost() {
     })
     .await;
 }
+
+/// Disabling a key (a narrowing update) dropped at every point in turn: whenever the
+/// store shows the key disabled, the revoking instance must refuse it (its cache was
+/// told before the write) and the JWT exchanged from it must be refused too. The
+/// sweep must see both drops and commits.
+#[tokio::test(flavor = "current_thread")]
+async fn disable_dropped_after_the_store_write_is_not_lost() {
+    use keyroute::keys::KeyUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let app = handle(dir.path()).await;
+    let jwt = app.jwt().unwrap();
+    let ada = app
+        .keys()
+        .register_user(NewUser::named("ada"))
+        .await
+        .unwrap();
+    let (mut committed, mut dropped) = (0, 0);
+    for step in 0..160u64 {
+        let key = app
+            .keys()
+            .issue_key(
+                KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(ada.user.id.clone()),
+            )
+            .await
+            .unwrap();
+        let headers = bearer(key.plaintext.expose_secret());
+        let caller = app
+            .authenticate(&IncomingRequest::new(&headers))
+            .await
+            .unwrap();
+        let exchanged = jwt.exchange(&caller).unwrap();
+        let budget = Duration::from_micros(25 * step);
+        let disable = KeyUpdate::new().enabled(false);
+        if tokio::time::timeout(budget, app.keys().update_key(&key.key.id, &disable))
+            .await
+            .is_err()
+        {
+            dropped += 1;
+        }
+        let stored = app.store().get_api_key(&key.key.id).await.unwrap().unwrap();
+        if !stored.enabled {
+            committed += 1;
+            assert!(
+                matches!(
+                    app.authenticate(&IncomingRequest::new(&headers)).await,
+                    Err(AuthError::Disabled)
+                ),
+                "step {step}: the disabled key was still accepted"
+            );
+            assert!(
+                matches!(
+                    jwt.verify(exchanged.token.expose_secret()).await,
+                    Err(AuthError::Jwt(JwtError::Revoked))
+                ),
+                "step {step}: a JWT exchanged for the disabled key was still accepted"
+            );
+        }
+    }
+    assert!(
+        dropped > 0 && committed > 0,
+        "dropped {dropped}, committed {committed}"
+    );
+}
