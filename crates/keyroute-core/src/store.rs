@@ -10,6 +10,10 @@
 //! transaction (see [`AuditLog`]): a write that changes nothing (a key already
 //! cancelled, a roll or update that lost a race) records nothing; one that fails
 //! records nothing. Pass `&[]` to write without a record (imports, fixtures).
+//!
+//! Past 500 lines on purpose: the traits and the `Arc` forwarding impls that let a
+//! shared store be a store are one contract; a team implementing a store reads them
+//! together.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -14,6 +14,9 @@
 //! entries) are published on an in-process broadcast channel while the write lock is
 //! held, so an event goes out exactly when its change is made. A subscriber that falls
 //! more than [`FEED_CAPACITY`] events behind is told its feed was interrupted.
+//!
+//! Past 500 lines on purpose: one store's every trait (keys, users, deny-list, feed,
+//! audit) over one lock, whose invariants are easiest to check in one place.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;

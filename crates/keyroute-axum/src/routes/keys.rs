@@ -8,9 +8,8 @@ use axum_core::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 use keyroute_core::{
-    Acting, ApiKey, AuditContext, AuditQuery, AuditRecord, Environment, KeyId, KeyRequest,
-    KeyServiceError, KeyStore, KeyType, KeyUpdate, MAX_AUDIT_PAGE, MAX_USERS_PAGE, PlaintextKey,
-    Principal, UserId,
+    Acting, ApiKey, AuditContext, Environment, KeyId, KeyRequest, KeyServiceError, KeyStore,
+    KeyType, KeyUpdate, MAX_USERS_PAGE, PlaintextKey, Principal, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +107,7 @@ pub(super) struct UserQuery {
 }
 
 /// A named user id, or a 422 for text that is no user id.
-fn user_id(named: Option<&str>) -> Result<Option<UserId>, Problem> {
+pub(super) fn user_id(named: Option<&str>) -> Result<Option<UserId>, Problem> {
     named
         .map(|n| {
             UserId::new(n).map_err(|_| invalid("invalid_user_id", "`user_id` is not a user id"))
@@ -150,7 +149,7 @@ fn not_found() -> Problem {
     )
 }
 
-fn service_problem(error: &KeyServiceError) -> Problem {
+pub(super) fn service_problem(error: &KeyServiceError) -> Problem {
     Problem::service(error)
 }
 
@@ -196,7 +195,7 @@ struct UsersPage<'a> {
 }
 
 /// Users per page when the query names no `limit`.
-const USERS_PAGE: usize = 100;
+pub(super) const USERS_PAGE: usize = 100;
 
 /// `GET {prefix}/users?after=<id>&limit=<n>`: a page of users in id order, for
 /// callers core lets list them (admin keys; a tenant's admin sees its tenant's).
@@ -242,83 +241,6 @@ pub(super) async fn users(
         next_after: (users.len() == limit)
             .then(|| users.last().map(|u| u.id.as_str()))
             .flatten(),
-    };
-    Ok(json(StatusCode::OK, &page, false))
-}
-
-/// The query of `GET {prefix}/audit`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct AuditParams {
-    key_id: Option<String>,
-    user_id: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-    after: Option<u64>,
-    limit: Option<usize>,
-}
-
-/// A page of the audit trail and the `after` of the next page (`null` after the last).
-#[derive(Debug, Serialize)]
-struct AuditPage {
-    records: Vec<serde_json::Value>,
-    next_after: Option<u64>,
-}
-
-/// One record as the route shows it.
-fn audit_view(record: &AuditRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": record.id,
-        "at": record.at,
-        "actor": record.actor,
-        "action": record.action.as_str(),
-        "key_id": record.key_id.as_ref().map(KeyId::as_str),
-        "environment": record.environment.as_ref().map(Environment::as_str),
-        "user_id": record.user_id.as_ref().map(UserId::as_str),
-        "details": record.details,
-        "source": record.source.map(|s| s.to_string()),
-        "request_id": record.request_id,
-    })
-}
-
-/// `GET {prefix}/audit?key_id=&user_id=&since=&until=&after=&limit=`: a page of the
-/// audit trail; core decides whose records the caller may read.
-pub(super) async fn audit(
-    State(auth): State<AuthState>,
-    Caller(caller): Caller,
-    params: Result<Query<AuditParams>, QueryRejection>,
-) -> Result<Response, Problem> {
-    let params = params.map(|Query(q)| q).map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_query",
-            "the query string cannot be read; give key_id, user_id, since and until (RFC 3339), after (a record id), limit (1 to 1000)",
-        )
-    })?;
-    let limit = params.limit.unwrap_or(USERS_PAGE);
-    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-        return Err(invalid(
-            "invalid_limit",
-            format!("`limit` must be 1 to {MAX_AUDIT_PAGE}"),
-        ));
-    }
-    let mut query = AuditQuery::new().limit(limit);
-    query.key_id = params.key_id.as_deref().map(key_id).transpose()?;
-    query.user_id = user_id(params.user_id.as_deref())?;
-    query.since = params.since;
-    query.until = params.until;
-    query.after = params.after;
-    let records = auth
-        .keys()
-        .acting_as(&caller)
-        .audit_records(&query)
-        .await
-        .map_err(|e| service_problem(&e))?;
-    let page = AuditPage {
-        next_after: (records.len() == limit)
-            .then(|| records.last().map(|r| r.id))
-            .flatten(),
-        records: records.iter().map(audit_view).collect(),
     };
     Ok(json(StatusCode::OK, &page, false))
 }
@@ -497,7 +419,7 @@ pub(super) async fn update(
 }
 
 /// The key id in a path; text that is no key id is no key.
-fn key_id(id: &str) -> Result<KeyId, Problem> {
+pub(super) fn key_id(id: &str) -> Result<KeyId, Problem> {
     KeyId::new(id).map_err(|_| not_found())
 }
 

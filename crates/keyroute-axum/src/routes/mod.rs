@@ -19,6 +19,7 @@
 //! names another user with `?user_id=` or `"user_id"`. Responses carrying a plaintext
 //! key or token are `Cache-Control: no-store`.
 
+mod audit;
 mod body;
 mod context;
 mod keys;
@@ -126,7 +127,7 @@ impl KeyRoutes {
         if self.has(KeyRoute::Audit) {
             // A fixed segment, as `users`: no environment may be called `audit` while
             // this route is served.
-            router = router.route(&format!("{prefix}/audit"), get(keys::audit));
+            router = router.route(&format!("{prefix}/audit"), get(audit::audit));
         }
         let methods = [
             (KeyRoute::List, get(keys::list)),

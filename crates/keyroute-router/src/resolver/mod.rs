@@ -35,6 +35,10 @@
 //! Last-used times are recorded without a write per request: each key is noted at
 //! most once per interval, and the notes are written in one batch by a background
 //! task (or by [`KeyResolver::flush_last_used`]).
+//!
+//! Past 500 lines on purpose: the resolver's one request path (offline checks, cache,
+//! lookup, legacy keys, the checks on every request) and its builder read top to
+//! bottom; its parts with state of their own live in the submodules.
 
 mod cache;
 mod feed;
