@@ -370,6 +370,8 @@ async fn update<B: Backend>(
         expires_in,
         no_expiry,
         notes,
+        ref_id,
+        meta,
         networks,
         any_network,
         enable,
@@ -398,6 +400,24 @@ async fn update<B: Backend>(
     if let Some(notes) = notes {
         update = update.notes(Some(notes));
     }
+    if let Some(ref_id) = ref_id {
+        update = update.ref_id(Some(ref_id));
+    }
+    if !meta.is_empty() {
+        let entries = meta
+            .iter()
+            .map(|entry| {
+                entry
+                    .split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| {
+                        args::bad_value("meta", entry, "no KEY=", "write e.g. --meta team=payments")
+                    })
+            })
+            .collect::<Result<keyroute::keys::Meta, _>>()?;
+        update = update.meta(entries);
+    }
     if any_network {
         update = update.allowed_networks(Vec::new());
     } else if !networks.is_empty() {
@@ -416,7 +436,7 @@ async fn update<B: Backend>(
     }
     if update.is_empty() {
         return Err(CliError::Usage(
-            "name something to change: --name, --clear-name, --scope, --expires-in, --no-expiry, --notes, --network, --any-network, --enable or --disable".to_owned(),
+            "name something to change: --name, --clear-name, --scope, --expires-in, --no-expiry, --notes, --ref-id, --meta, --network, --any-network, --enable or --disable".to_owned(),
         ));
     }
     let updated = as_operator(keyroute)

@@ -151,6 +151,12 @@ pub(crate) struct UpdateArgs {
     /// New notes.
     #[arg(long)]
     notes: Option<String>,
+    /// A new reference into your own systems.
+    #[arg(long)]
+    ref_id: Option<String>,
+    /// Metadata from now on, as KEY=VALUE (repeatable; replaces the old metadata).
+    #[arg(long = "meta")]
+    meta: Vec<String>,
     /// An address range the key may be used from, e.g. 10.0.0.0/8 (repeatable;
     /// replaces the old ones).
     #[arg(long = "network", conflicts_with = "any_network")]

@@ -71,6 +71,21 @@ fn keys_are_updated_disabled_and_enabled() {
     assert_eq!(anywhere["expires_at"], serde_json::Value::Null);
     assert!(p.verify(&plaintext).is_ok());
 
+    let tagged = p.json(&[
+        "keys",
+        "update",
+        &id,
+        "--ref-id",
+        "T-9",
+        "--meta",
+        "team=payments",
+    ]);
+    assert_eq!(tagged["changed"], serde_json::json!(["ref_id", "meta"]));
+    let output = p
+        .keyroute(&["keys", "update", &id, "--meta", "no-equals-sign"])
+        .output()
+        .unwrap();
+    assert!(one_error_line(&output).contains("--meta"));
     // The human form says what changed.
     let output = p
         .keyroute(&["keys", "update", &id, "--name", "ci"])
