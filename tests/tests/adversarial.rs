@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use keyroute::auth::{JwtError, TokenVerifier};
-use keyroute::jwt::JwtKeyRequest;
+use keyroute::jwt::{IssuedToken, JwtKeyRequest};
 use keyroute::store::ApiKeyStore;
 use keyroute::store::Sqlite;
 use keyroute::{
-    AuthError, Config, Environment, IncomingRequest, KeyId, KeyRequest, KeyType, Keyroute, NewUser,
+    AuthError, Config, Environment, IncomingRequest, IssuedKey, KeyId, KeyRequest, KeyType,
+    Keyroute, NewUser, UserId,
 };
 
 /// A handle on SQLite files in `dir`: keys cached for an hour, JWTs on with the
@@ -36,6 +37,26 @@ fn bearer(token: &str) -> http::HeaderMap {
     headers
 }
 
+/// A fresh test key of `user`, cached by a first request; its request headers and a
+/// JWT exchanged for it.
+async fn cached_key(
+    app: &Keyroute<Sqlite>,
+    user: &UserId,
+) -> (IssuedKey, http::HeaderMap, IssuedToken) {
+    let key = app
+        .keys()
+        .issue_key(KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(user.clone()))
+        .await
+        .unwrap();
+    let headers = bearer(key.plaintext.expose_secret());
+    let caller = app
+        .authenticate(&IncomingRequest::new(&headers))
+        .await
+        .unwrap();
+    let exchanged = app.jwt().unwrap().exchange(&caller).unwrap();
+    (key, headers, exchanged)
+}
+
 /// Drops `operation` at every point in turn: for 160 steps, a fresh API key (cached by
 /// a first request, with a JWT exchanged for it) and a JWT issued as a key with no
 /// expiry each get `operation`, its future given a growing budget and dropped when the
@@ -54,19 +75,7 @@ async fn drop_sweep<T>(done: &str, operation: impl AsyncFn(&Keyroute<Sqlite>, &K
     let (mut committed, mut dropped) = (0, 0);
     for step in 0..160u64 {
         // An API key, cached by a first request, and a JWT exchanged for it.
-        let key = app
-            .keys()
-            .issue_key(
-                KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(ada.user.id.clone()),
-            )
-            .await
-            .unwrap();
-        let headers = bearer(key.plaintext.expose_secret());
-        let caller = app
-            .authenticate(&IncomingRequest::new(&headers))
-            .await
-            .unwrap();
-        let exchanged = jwt.exchange(&caller).unwrap();
+        let (key, headers, exchanged) = cached_key(&app, &ada.user.id).await;
         // A JWT issued as a key, with no expiry: only the deny-list can stop it.
         let jwt_key = jwt
             .issue_key(
@@ -172,19 +181,7 @@ async fn disable_dropped_after_the_store_write_is_not_lost() {
         .unwrap();
     let (mut committed, mut dropped) = (0, 0);
     for step in 0..160u64 {
-        let key = app
-            .keys()
-            .issue_key(
-                KeyRequest::new(KeyType::SECRET, Environment::TEST).for_user(ada.user.id.clone()),
-            )
-            .await
-            .unwrap();
-        let headers = bearer(key.plaintext.expose_secret());
-        let caller = app
-            .authenticate(&IncomingRequest::new(&headers))
-            .await
-            .unwrap();
-        let exchanged = jwt.exchange(&caller).unwrap();
+        let (key, headers, exchanged) = cached_key(&app, &ada.user.id).await;
         let budget = Duration::from_micros(25 * step);
         let disable = KeyUpdate::new().enabled(false);
         if tokio::time::timeout(budget, app.keys().update_key(&key.key.id, &disable))
