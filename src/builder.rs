@@ -12,6 +12,7 @@ use keyroute_core::{
     Store, SystemClock,
 };
 use keyroute_pool::{Backend, DatabaseUrl};
+use keyroute_router::limits::Limiter;
 use keyroute_router::{ConnectionRouter, Gateway, KeyResolver, RoutingPolicy};
 use keyroute_store::{SqlStore, StoreBackend, keyroute_migration_versions};
 
@@ -185,7 +186,8 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
         let jwt = jwt::Jwt::build(&config, self.signing_keys, &store, &self.clock)?;
         #[cfg(not(feature = "jwt"))]
         let jwt = jwt::Jwt;
-        let resolver = build_resolver(&config, &store, &self.clock, &jwt)?;
+        let limiter = Limiter::from_config(&config.limits).await?;
+        let resolver = build_resolver(&config, &store, &self.clock, &jwt, limiter)?;
         let mut listeners = self.listeners;
         let hooks = (!self.hooks.is_empty()).then(|| {
             let (hooks, queue) = Hooks::new(self.hooks, self.hook_time_limit);
@@ -230,12 +232,13 @@ fn build_router<B: StoreBackend>(
 }
 
 /// The resolver of `[resolver]` and `[apikey]`, on `store` and `clock`, accepting
-/// JWTs when they are on.
+/// JWTs when they are on, enforcing `[limits]` and keys' own limits and credits.
 fn build_resolver(
     config: &Config,
     store: &KeyStore,
     clock: &Arc<dyn Clock>,
     jwt: &jwt::Jwt,
+    limiter: Limiter,
 ) -> Result<KeyResolver<KeyStore>, BuildError> {
     let builder = config
         .resolver
@@ -243,7 +246,8 @@ fn build_resolver(
             Arc::clone(store),
             config.apikey.clone(),
         ))?
-        .clock(Arc::clone(clock));
+        .clock(Arc::clone(clock))
+        .limiter(limiter);
     Ok(jwt.verify_for(builder).build()?)
 }
 

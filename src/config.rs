@@ -11,6 +11,7 @@
 //! | `[connections]` | [`RouterConfig`]: the named databases | `KEYROUTE_DB_<NAME>` (`_` in a name becomes `-`) |
 //! | `[routing]`, `[pools]` | [`RouterConfig`] ([`PoolSettings`](crate::store::PoolSettings) for each pool) | `KEYROUTE_ROUTING_<OPTION>`, `KEYROUTE_POOLS_<OPTION>` |
 //! | `[resolver]` | [`ResolverConfig`] | `KEYROUTE_RESOLVER_<OPTION>` |
+//! | `[limits]` | [`LimitsConfig`]: the limits' engine, fallbacks and `[[limits.default]]` | `KEYROUTE_LIMITS_<OPTION>` |
 //! | `[jwt]` | `JwtSection` (keyroute-jwt) | `KEYROUTE_JWT_<OPTION>` |
 //!
 //! The variables become entries of the file's tables before one deserialization
@@ -26,6 +27,7 @@ use std::path::Path;
 use keyroute_core::config::{Document, option_names};
 use keyroute_core::{ConfigError, KeyOptions};
 use keyroute_pool::DatabaseUrl;
+use keyroute_router::limits::LimitsConfig;
 use keyroute_router::{ResolverConfig, RouterConfig};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +66,8 @@ pub struct Config {
     pub router: RouterConfig,
     /// `[resolver]`: caches, last-used stamps, accepted credentials, proxies.
     pub resolver: ResolverConfig,
+    /// `[limits]`: the usage limits' engine and default limits.
+    pub limits: LimitsConfig,
     /// `[jwt]`: JWTs, off unless enabled.
     #[cfg(feature = "jwt")]
     pub jwt: JwtSection,
@@ -161,6 +165,7 @@ impl Config {
         self.apikey.validate()?;
         self.router.validate()?;
         self.resolver.validate()?;
+        self.limits.validate()?;
         self.jwt.validate()?;
         if self.store.connection.is_some() && self.store.url.is_some() {
             return Err(ConfigError::invalid(

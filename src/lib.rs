@@ -50,6 +50,7 @@
 //! | [`feed`] | the change feed between instances | always |
 //! | [`clock`] | the clock keyroute reads time from | always |
 //! | [`sections`] | the configuration's sections, one type each | always |
+//! | [`limits`] | rate limits and credits, the limiter and its engines | always (`valkey` for the shared engine) |
 //! | [`jwt`] | exchanged JWTs, JWTs as keys, sessions, the verifier | `jwt` (default) |
 //! | [`axum`] | extractors, a tower layer, problem responses, key routes | `axum` |
 //! | [`test_util`] | a clock tests move, a store that counts its calls | `test-util` |
@@ -181,7 +182,26 @@ pub mod sections {
     pub use keyroute_core::ConfigErrorKind;
     #[cfg(feature = "jwt")]
     pub use keyroute_jwt::JwtSection;
+    pub use keyroute_router::limits::LimitsConfig;
     pub use keyroute_router::{PoolsConfig, ResolverConfig, RouterConfig, RoutingConfig};
+}
+
+/// Usage limits and credits: rate limits per key, user or tenant
+/// ([`RateLimit`](limits::RateLimit)), credits with refills
+/// ([`Credits`](limits::Credits)), the [`Limiter`](limits::Limiter) step of the request
+/// pipeline and its engines (in process; Valkey/Redis with the `valkey` feature). See
+/// the guide's limits chapter.
+pub mod limits {
+    pub use keyroute_core::limits::{
+        CreditSpend, Credits, Gcra, GcraDecision, LimitError, LimitRefusal, LimitScope, LimitUsage,
+        MAX_LIMIT, MAX_WINDOW, RateLimit, Refill, RefillPeriod, check_limits,
+    };
+    #[cfg(feature = "valkey")]
+    pub use keyroute_router::limits::ValkeyLimiter;
+    pub use keyroute_router::limits::{
+        Check, DefaultLimit, EngineError, EngineKind, FailMode, LimitStatus, Limiter, LimitsConfig,
+        LocalLimiter, SharedEngine, ValkeyUrl, Verdict,
+    };
 }
 
 /// axum and tower (`keyroute-axum`): extractors, an authenticating layer, RFC 9457

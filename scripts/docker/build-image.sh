@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Builds a local stand-in for an official database image from Debian packages,
-# because no container registry is reachable on the project's machines.
+# Builds local stand-ins for official images from Debian packages, because no
+# container registry is reachable on the project's machines.
 #
 #   build-image.sh postgres   ->  keyroute-local/postgres:15   (postgresql-15)
 #   build-image.sh mariadb    ->  keyroute-local/mariadb:10.11 (mariadb-server)
+#   build-image.sh redis      ->  keyroute-local/redis:7.0     (redis-server)
+#   build-image.sh postgres mariadb redis   (several at once, sharing the base)
 #
-# Steps: debootstrap a minimal bookworm with the server package, turn it into
-# what the official image looks like at start (no database yet, config for
-# container use, our entrypoint), and `docker import` it with the official
-# image's ENTRYPOINT/CMD/ENV/EXPOSE. The Debian mirror is read from this
-# machine's apt sources at run time, so no mirror host is written down here.
-# Needs root and a running engine. Logs go to $KEYROUTE_STATE_DIR/build-NAME.log.
+# Steps: debootstrap a minimal bookworm once (the base, about 30 s); then for
+# each image, copy the base, install the server package into the copy (apt-get
+# in a chroot, from the package lists debootstrap fetched: a few seconds), turn
+# it into what the official image looks like at start (no database yet, config
+# for container use, our entrypoint), and `docker import` it with the official
+# image's ENTRYPOINT/CMD/ENV/EXPOSE. The base is deleted when the script ends.
+# The Debian mirror is read from this machine's apt sources at run time, so no
+# mirror host is written down here. Needs root and a running engine. Logs go to
+# $KEYROUTE_STATE_DIR/build-base.log and build-NAME.log.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,7 +23,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib.sh"
 
 readonly SUITE=bookworm
-readonly DEBOOTSTRAP_TIMEOUT=900 IMPORT_TIMEOUT=300
+readonly DEBOOTSTRAP_TIMEOUT=900 INSTALL_TIMEOUT=600 IMPORT_TIMEOUT=300
+
+# The root file systems this run made, deleted when it ends (remove_roots).
+ROOTS=()
 
 die() {
     keyroute_say "$*"
@@ -55,9 +63,9 @@ debian_mirror() {
     printf '%s\n' "$uri"
 }
 
-# Unmounts whatever debootstrap left mounted under the root (it mounts proc
-# and sys during installs, and may leave them if interrupted), then deletes
-# it. --one-file-system keeps rm away from anything still mounted.
+# Unmounts whatever was left mounted under the root (debootstrap mounts proc
+# and sys during installs, install_packages mounts proc, and either may leave
+# them if interrupted), then deletes it. --one-file-system keeps rm away from anything still mounted.
 remove_rootfs() {
     local root=$1 mount_point
     [[ -d $root ]] || return 0
@@ -67,10 +75,48 @@ remove_rootfs() {
     rm -rf --one-file-system "$root"
 }
 
+remove_roots() {
+    local root
+    for root in "${ROOTS[@]}"; do remove_rootfs "$root"; done
+}
+
+# Makes a new, empty root file system directory in the state dir, deleted at
+# exit, and names it in NEW_ROOT (not printed: a command substitution's subshell
+# could not add it to ROOTS).
+#   $1: what it is for (base, postgres, ...)
+new_root() {
+    NEW_ROOT=$(mktemp -d "$KEYROUTE_STATE_DIR/rootfs-$1.XXXXXX") \
+        || die "cannot make a directory in $KEYROUTE_STATE_DIR"
+    ROOTS+=("$NEW_ROOT")
+}
+
+# Installs packages into a copy of the base with apt-get in a chroot. The
+# package lists are the ones debootstrap fetched for the base, so the versions
+# are those debootstrap's --include would pick, from the same mirror (which
+# debootstrap wrote into the root's sources.list). As during debootstrap, /proc
+# is mounted for the packages' scripts, and a policy-rc.d keeps them from
+# starting their services.
+#   $1: root; $2: log; $3...: packages
+install_packages() {
+    local root=$1 log=$2 status=0
+    shift 2
+    printf '#!/bin/sh\nexit 101\n' >"$root"/usr/sbin/policy-rc.d
+    chmod 0755 "$root"/usr/sbin/policy-rc.d
+    mount -t proc proc "$root"/proc || return 1
+    timeout "$INSTALL_TIMEOUT" chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        apt-get -q -y -o Dpkg::Use-Pty=0 --no-install-recommends install "$@" >"$log" 2>&1 \
+        || status=$?
+    umount "$root"/proc || status=1
+    rm -f "$root"/usr/sbin/policy-rc.d
+    return "$status"
+}
+
 # Drops what a server image does not need at run time, to keep the import small.
 trim_rootfs() {
     local root=$1
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
+        "$root"/var/lib/apt/lists/* "$root"/var/log/apt/* \
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/*
 }
 
@@ -79,6 +125,7 @@ trim_rootfs() {
 configure_postgres() {
     local root=$1
     rm -rf "$root"/etc/postgresql/15/main "$root"/var/lib/postgresql/15
+    mkdir -p "$root"/docker-entrypoint-initdb.d
 }
 
 # MariaDB: the package initialised /var/lib/mysql; the official image starts
@@ -89,6 +136,7 @@ configure_postgres() {
 configure_mariadb() {
     local root=$1
     find "$root"/var/lib/mysql -mindepth 1 -delete
+    mkdir -p "$root"/docker-entrypoint-initdb.d
     cat >"$root"/etc/mysql/mariadb.conf.d/99-container.cnf <<'EOF'
 # Written by keyroute's build-image.sh for container use.
 [mariadbd]
@@ -98,12 +146,22 @@ host-cache-size = 0
 EOF
 }
 
-main() {
-    local kind=${1:-}
-    local packages ref changes
-    case $kind in
+# Redis: the official image runs redis-server with no configuration file, as
+# the redis user, in /data; the entrypoint does the rest. The package's own
+# /etc/redis/redis.conf stays unused.
+configure_redis() {
+    local root=$1
+    mkdir -p "$root"/data
+    chroot "$root" chown redis:redis /data
+}
+
+# What each image is: the packages, the reference, the official image's
+# settings. Sets `packages`, `ref` and `changes` in the caller.
+#   $1: postgres, mariadb or redis
+describe() {
+    case $1 in
         postgres)
-            packages=postgresql-15
+            packages=(postgresql-15)
             ref=$KEYROUTE_POSTGRES_LOCAL
             changes=(
                 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
@@ -117,7 +175,7 @@ main() {
             )
             ;;
         mariadb)
-            packages=mariadb-server
+            packages=(mariadb-server)
             ref=$KEYROUTE_MARIADB_LOCAL
             changes=(
                 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
@@ -126,42 +184,84 @@ main() {
                 'EXPOSE 3306'
             )
             ;;
-        *) die "usage: build-image.sh postgres|mariadb" ;;
+        redis)
+            packages=(redis-server)
+            ref=$KEYROUTE_REDIS_LOCAL
+            changes=(
+                'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
+                'CMD ["redis-server"]'
+                'WORKDIR /data'
+                'EXPOSE 6379'
+                # The official VOLUME /data is left out, as the other images
+                # leave out theirs: test servers keep nothing.
+            )
+            ;;
+        *) return 1 ;;
     esac
+}
 
-    ((EUID == 0)) || die "build-image.sh needs root (debootstrap)"
-    command -v debootstrap >/dev/null || keyroute_apt_install debootstrap debian-archive-keyring \
-        || die "cannot install debootstrap"
-
-    local mirror log root change change_args=()
-    mirror=$(debian_mirror)
-    mkdir -p "$KEYROUTE_STATE_DIR"
+# Builds one image from a copy of the base root.
+#   $1: kind; $2: the base root
+build() {
+    local kind=$1 base=$2
+    local packages ref changes root log change change_args=()
+    describe "$kind"
     log=$KEYROUTE_STATE_DIR/build-$kind.log
-    root=$(mktemp -d "$KEYROUTE_STATE_DIR/rootfs-$kind.XXXXXX")
-    # shellcheck disable=SC2064 # expand $root now: it is local to main
-    trap "remove_rootfs '$root'" EXIT
+    new_root "$kind"
+    root=$NEW_ROOT
 
-    keyroute_say "building $ref: debootstrap $SUITE + $packages (log: $log)"
-    if ! timeout "$DEBOOTSTRAP_TIMEOUT" debootstrap --variant=minbase --include="$packages" \
-        "$SUITE" "$root" "$mirror" >"$log" 2>&1; then
+    keyroute_say "building $ref: the base + ${packages[*]} (log: $log)"
+    cp -a "$base"/. "$root"/ || die "cannot copy the base root"
+    if ! install_packages "$root" "$log" "${packages[@]}"; then
         tail -n 20 "$log" >&2
-        die "debootstrap failed or took over $DEBOOTSTRAP_TIMEOUT s"
+        die "installing ${packages[*]} failed or took over $INSTALL_TIMEOUT s"
     fi
 
     "configure_$kind" "$root"
     trim_rootfs "$root"
-    mkdir -p "$root"/docker-entrypoint-initdb.d
     install -m 0755 "$here/$kind-entrypoint.sh" "$root"/usr/local/bin/docker-entrypoint.sh
 
     for change in "${changes[@]}"; do change_args+=(--change "$change"); done
     keyroute_say "importing $ref"
     # --numeric-owner: the image must keep the rootfs's own uids (postgres,
-    # mysql), not the build host's names for them.
+    # mysql, redis), not the build host's names for them.
     # shellcheck disable=SC2016 # the inner shell expands its own arguments
     timeout "$IMPORT_TIMEOUT" bash -c 'set -o pipefail; tar -C "$1" --numeric-owner -c . | docker import "${@:3}" - "$2" >/dev/null' \
         _ "$root" "$ref" "${change_args[@]}" \
         || die "docker import of $ref failed or took over $IMPORT_TIMEOUT s"
+    remove_rootfs "$root"
     keyroute_say "built $ref"
+}
+
+main() {
+    local kind packages ref changes
+    (($# > 0)) || die "usage: build-image.sh postgres|mariadb|redis..."
+    for kind in "$@"; do
+        describe "$kind" || die "usage: build-image.sh postgres|mariadb|redis..."
+    done
+
+    ((EUID == 0)) || die "build-image.sh needs root (debootstrap)"
+    command -v debootstrap >/dev/null || keyroute_apt_install debootstrap debian-archive-keyring \
+        || die "cannot install debootstrap"
+
+    local mirror log base
+    mirror=$(debian_mirror)
+    mkdir -p "$KEYROUTE_STATE_DIR"
+    trap remove_roots EXIT
+    log=$KEYROUTE_STATE_DIR/build-base.log
+    new_root base
+    base=$NEW_ROOT
+
+    keyroute_say "debootstrap $SUITE for $* (log: $log)"
+    if ! timeout "$DEBOOTSTRAP_TIMEOUT" debootstrap --variant=minbase \
+        "$SUITE" "$base" "$mirror" >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "debootstrap failed or took over $DEBOOTSTRAP_TIMEOUT s"
+    fi
+
+    for kind in "$@"; do
+        build "$kind" "$base"
+    done
 }
 
 main "$@"

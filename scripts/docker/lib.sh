@@ -1,17 +1,19 @@
 # shellcheck shell=bash
-# Docker engine and database images for keyroute's container tests.
+# Docker engine and server images for keyroute's container tests.
 #
 # Source this file, then call `keyroute_docker_up` before the tests and
 # `keyroute_docker_down` after them (it is safe in `trap ... EXIT`).
 #
 # Why this exists: the project's machines have the docker client but no running
-# engine, and no container registry is reachable, so the official postgres and
-# mariadb images cannot be pulled. `keyroute_docker_up` starts Debian's engine
-# when none answers and builds stand-in images from Debian packages
-# (build-image.sh) that keep the official images' contract: same environment
-# variables, same readiness log lines. The Rust harness then reads
+# engine, and no container registry is reachable, so the official postgres,
+# mariadb and redis images cannot be pulled. `keyroute_docker_up` starts
+# Debian's engine when none answers and builds stand-in images from Debian
+# packages (build-image.sh, all missing images from one base) that keep the
+# official images' contract: same environment variables, same readiness log
+# lines. The Rust harness then reads
 #   KEYROUTE_POSTGRES_IMAGE / KEYROUTE_POSTGRES_TAG
 #   KEYROUTE_MARIADB_IMAGE  / KEYROUTE_MARIADB_TAG
+#   KEYROUTE_REDIS_IMAGE    / KEYROUTE_REDIS_TAG
 # and needs no special case for local images. It also exports DOCKER_HOST
 # when the engine listens on loopback TCP (see KEYROUTE_DOCKER_TCP).
 #
@@ -21,12 +23,22 @@
 KEYROUTE_DOCKER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KEYROUTE_STATE_DIR=${KEYROUTE_STATE_DIR:-/tmp/keyroute-docker}
 
-# Image references. The official tags match the PostgreSQL and MariaDB
-# versions that Debian bookworm ships, so either image runs the same server.
-KEYROUTE_POSTGRES_OFFICIAL=postgres:15
-KEYROUTE_POSTGRES_LOCAL=keyroute-local/postgres:15
-KEYROUTE_MARIADB_OFFICIAL=mariadb:10.11
-KEYROUTE_MARIADB_LOCAL=keyroute-local/mariadb:10.11
+# Image references, KEYROUTE_<KIND>_OFFICIAL and _LOCAL for each kind of
+# KEYROUTE_IMAGE_KINDS (a kind is build-image.sh's argument; in upper case it
+# names the variables). The official tags match the PostgreSQL, MariaDB and
+# Redis versions that Debian bookworm ships, so either image runs the same
+# server. Redis 7.0 speaks the protocol Valkey does (Debian packages Valkey
+# from trixie on).
+KEYROUTE_IMAGE_KINDS=(postgres mariadb redis)
+# shellcheck disable=SC2034 # read by name (${!var}) below, and by build-image.sh
+{
+    KEYROUTE_POSTGRES_OFFICIAL=postgres:15
+    KEYROUTE_POSTGRES_LOCAL=keyroute-local/postgres:15
+    KEYROUTE_MARIADB_OFFICIAL=mariadb:10.11
+    KEYROUTE_MARIADB_LOCAL=keyroute-local/mariadb:10.11
+    KEYROUTE_REDIS_OFFICIAL=redis:7.0
+    KEYROUTE_REDIS_LOCAL=keyroute-local/redis:7.0
+}
 
 # Where our engine also listens, and what keyroute_docker_up exports as
 # DOCKER_HOST. testcontainers' get_host() derives the container host from
@@ -106,20 +118,20 @@ _keyroute_image_present() {
 }
 
 # Exports KEYROUTE_<DB>_IMAGE and KEYROUTE_<DB>_TAG from the reference NAME:TAG.
-#   $1: DB in upper case (POSTGRES, MARIADB); $2: NAME:TAG
+#   $1: DB in upper case (POSTGRES, MARIADB, REDIS); $2: NAME:TAG
 _keyroute_export_image() {
     export "KEYROUTE_$1_IMAGE=${2%:*}" "KEYROUTE_$1_TAG=${2##*:}"
 }
 
-# Chooses the image for one database and exports its variables.
-# Order: the user's own choice if present, the official image if present,
-# our local build if present (so later runs are fast), a bounded pull of the
-# official image, and finally a local build.
-#   $1: DB in upper case; $2: build-image.sh argument; $3: official NAME:TAG;
-#   $4: local NAME:TAG
-_keyroute_choose_image() {
-    local db=$1 kind=$2 official=$3 local_ref=$4
-    local image_var=KEYROUTE_${db}_IMAGE tag_var=KEYROUTE_${db}_TAG ref
+# Finds an image for one kind of server and exports its variables. Order: the
+# user's own choice if present, the official image if present, our local build
+# if present (so later runs are fast), a bounded pull of the official image.
+# Returns 1 when none can be had: the caller builds the local image.
+#   $1: kind (postgres, mariadb, redis)
+_keyroute_find_image() {
+    local db=${1^^}
+    local image_var=KEYROUTE_${db}_IMAGE tag_var=KEYROUTE_${db}_TAG
+    local official_var=KEYROUTE_${db}_OFFICIAL local_var=KEYROUTE_${db}_LOCAL ref
 
     if [[ -n ${!image_var:-} ]]; then
         ref=${!image_var}:${!tag_var:-latest}
@@ -130,7 +142,7 @@ _keyroute_choose_image() {
         keyroute_say "$image_var/$tag_var name $ref, which is not in the engine; ignoring them"
     fi
 
-    for ref in "$official" "$local_ref"; do
+    for ref in "${!official_var}" "${!local_var}"; do
         if _keyroute_image_present "$ref"; then
             _keyroute_export_image "$db" "$ref"
             return 0
@@ -139,17 +151,38 @@ _keyroute_choose_image() {
 
     # No registry is reachable on the project's machines (the pull fails at
     # once there); the timeout bounds it where a registry is slow.
-    if timeout 20 docker pull -q "$official" >/dev/null 2>&1; then
-        _keyroute_export_image "$db" "$official"
+    if timeout 20 docker pull -q "${!official_var}" >/dev/null 2>&1; then
+        _keyroute_export_image "$db" "${!official_var}"
         return 0
     fi
 
-    keyroute_say "$official cannot be pulled; building $local_ref"
-    "$KEYROUTE_DOCKER_DIR/build-image.sh" "$kind" || return 1
-    _keyroute_export_image "$db" "$local_ref"
+    keyroute_say "${!official_var} cannot be pulled; building ${!local_var}"
+    return 1
 }
 
-# Makes a docker engine answer and the database images available, and exports
+# Makes an image available for every kind of server, and exports the image
+# variables. The missing images are built together, in one build-image.sh run,
+# so they share its one debootstrap. An image that was built is exported even
+# when another failed.
+_keyroute_choose_images() {
+    local kind local_var missing=() status=0
+    for kind in "${KEYROUTE_IMAGE_KINDS[@]}"; do
+        _keyroute_find_image "$kind" || missing+=("$kind")
+    done
+    ((${#missing[@]} > 0)) || return 0
+    "$KEYROUTE_DOCKER_DIR/build-image.sh" "${missing[@]}" || status=1
+    for kind in "${missing[@]}"; do
+        local_var=KEYROUTE_${kind^^}_LOCAL
+        if _keyroute_image_present "${!local_var}"; then
+            _keyroute_export_image "${kind^^}" "${!local_var}"
+        else
+            status=1
+        fi
+    done
+    return "$status"
+}
+
+# Makes a docker engine answer and the server images available, and exports
 # the image variables the Rust harness reads. Reuses whatever already exists.
 keyroute_docker_up() {
     if ! command -v docker >/dev/null; then
@@ -173,9 +206,8 @@ keyroute_docker_up() {
     else
         _keyroute_start_engine || return 1
     fi
-    _keyroute_choose_image POSTGRES postgres "$KEYROUTE_POSTGRES_OFFICIAL" "$KEYROUTE_POSTGRES_LOCAL" || return 1
-    _keyroute_choose_image MARIADB mariadb "$KEYROUTE_MARIADB_OFFICIAL" "$KEYROUTE_MARIADB_LOCAL" || return 1
-    keyroute_say "postgres: $KEYROUTE_POSTGRES_IMAGE:$KEYROUTE_POSTGRES_TAG, mariadb: $KEYROUTE_MARIADB_IMAGE:$KEYROUTE_MARIADB_TAG"
+    _keyroute_choose_images || return 1
+    keyroute_say "postgres: $KEYROUTE_POSTGRES_IMAGE:$KEYROUTE_POSTGRES_TAG, mariadb: $KEYROUTE_MARIADB_IMAGE:$KEYROUTE_MARIADB_TAG, redis: $KEYROUTE_REDIS_IMAGE:$KEYROUTE_REDIS_TAG"
 }
 
 # Removes containers left by a test binary that was killed before its exit hook

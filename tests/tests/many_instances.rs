@@ -5,7 +5,7 @@
 //! `LISTEN` connections mid-run (`pg_terminate_backend`): keys revoked in the gap are
 //! still refused within the bound, and the feed recovers by itself.
 //!
-//! A narrowing update (a key disabled, a scope taken away) reaches the others within
+//! A narrowing update (a key disabled, a scope taken away, a rate limit set) reaches the others within
 //! the same bound: `*_narrowing_updates_reach_every_instance`.
 //!
 //! Each test prints the propagation times it measured (p50/p99/max, from `revoke`
@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use keyroute::keys::{KeyOptions, KeyUpdate};
+use keyroute::limits::RateLimit;
 use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite, StoreBackend};
 use keyroute::{AuthError, Environment, KeyRequest, KeyType, Keyroute, NewUser, Scopes};
 
@@ -233,9 +234,14 @@ async fn update_propagation<B: StoreBackend>(backend: &str, url: DatabaseUrl) {
             assert!(caller.has_scope("orders:write"));
         }
         let (changer, other) = (&apps[i % 2], &apps[(i + 1) % 2]);
-        let disable = i % 4 < 2;
+        // Disabled, a scope taken away, or a rate limit set (an override of limits
+        // reaches every instance like any narrowing).
+        let (disable, limit) = (i % 6 < 2, i % 6 >= 4);
         let update = if disable {
             KeyUpdate::new().enabled(false)
+        } else if limit {
+            let one = RateLimit::new("requests", 1, Duration::from_secs(3600)).unwrap();
+            KeyUpdate::new().limits(vec![one])
         } else {
             KeyUpdate::new().scopes(Scopes::parse(["orders:read"]).unwrap())
         };
@@ -250,6 +256,7 @@ async fn update_propagation<B: StoreBackend>(backend: &str, url: DatabaseUrl) {
         loop {
             let narrowed = match other.resolver().resolve(&secret).await {
                 Err(AuthError::Disabled) => disable,
+                Ok(caller) if limit => caller.api_key().is_some_and(|k| k.limits.len() == 1),
                 Ok(caller) => !disable && !caller.has_scope("orders:write"),
                 Err(unexpected) => panic!("unexpected {unexpected:?}"),
             };
@@ -268,6 +275,8 @@ async fn update_propagation<B: StoreBackend>(backend: &str, url: DatabaseUrl) {
         let here = changer.resolver().resolve(&secret).await;
         if disable {
             assert!(matches!(here, Err(AuthError::Disabled)), "{here:?}");
+        } else if limit {
+            assert_eq!(here.unwrap().api_key().unwrap().limits.len(), 1);
         } else {
             assert!(!here.unwrap().has_scope("orders:write"));
         }

@@ -1,7 +1,9 @@
 //! [`AuthLayer`]: authentication as a tower layer, for stacks that are not axum
 //! handlers. It puts the caller's [`Principal`](keyroute_core::Principal) into the request's extensions, where
 //! the extractors (and any service) find it, and answers rejections with the same
-//! [`Problem`] responses the extractors give.
+//! [`Problem`] responses the extractors give. Admitted responses carry the caller's
+//! `RateLimit-Policy` / `RateLimit` headers when usage limits apply to it (the
+//! extractors alone can add them only to their 429s).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -71,7 +73,11 @@ where
             let (mut parts, body) = request.into_parts();
             match authenticate(&mut parts, &auth).await {
                 // `authenticate` has put the Principal into the extensions.
-                Ok(_principal) => inner.call(Request::from_parts(parts, body)).await,
+                Ok(principal) => {
+                    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+                    crate::limits::add_headers(response.headers_mut(), principal.usage());
+                    Ok(response)
+                }
                 Err(problem) => Ok(problem.into_response()),
             }
         })

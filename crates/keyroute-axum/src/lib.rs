@@ -6,12 +6,14 @@
 
 mod extract;
 mod layer;
+mod limits;
 mod problem;
 mod routes;
 mod state;
 
 pub use extract::{Caller, Connected, ScopeName, Scoped};
 pub use layer::{AuthLayer, AuthService};
+pub use limits::{RATELIMIT, RATELIMIT_POLICY, RequestCost};
 pub use problem::{Problem, http_status};
 pub use routes::{
     KeyRoute, KeyRoutes, MAX_ALERT_BYTES, MAX_BODY_BYTES, ScanningKeysError, SecretScanning,

@@ -36,6 +36,7 @@ const RETRY_AFTER_SECS: u32 = 5;
 /// | `NotFound` | 404 | |
 /// | `Conflict` | 409 | |
 /// | `InvalidInput` | 422 | |
+/// | `LimitReached` | 429, with `Retry-After` (and `RateLimit` headers for a rate limit) | |
 /// | `Unavailable` | 503, with `Retry-After` | |
 /// | `Internal` | 500 | |
 ///
@@ -49,6 +50,7 @@ pub fn http_status(class: ErrorClass) -> StatusCode {
         ErrorClass::Conflict => StatusCode::CONFLICT,
         ErrorClass::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::LimitReached => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -61,6 +63,9 @@ pub struct Problem {
     detail: String,
     challenge: Option<String>,
     retry_after: bool,
+    /// Seconds to wait, when the error says (a rate limit); else `RETRY_AFTER_SECS`.
+    retry_secs: Option<u64>,
+    usage: Vec<keyroute_core::limits::LimitUsage>,
 }
 
 impl fmt::Debug for Problem {
@@ -92,6 +97,8 @@ impl Problem {
             detail: detail.into(),
             challenge: None,
             retry_after: false,
+            retry_secs: None,
+            usage: Vec::new(),
         }
     }
 
@@ -162,6 +169,19 @@ impl Problem {
         if let AuthError::Store(e) = error {
             return Self::store(e);
         }
+        if let AuthError::LimitsUnavailable = error {
+            // Not a database: say what is down (the message names no host).
+            tracing::warn!(
+                "keyroute: usage limits cannot be checked; refusing (`on_unavailable = \"refuse\"`)"
+            );
+            let mut p = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.to_string(),
+            );
+            p.retry_after = true;
+            return p;
+        }
         let class = error.class();
         let mut problem = Self::classified(class, error.code(), error);
         let challenge = |rfc_error: &str| {
@@ -179,6 +199,21 @@ impl Problem {
             (ErrorClass::Malformed, _) => Some(challenge("invalid_request")),
             _ => None,
         };
+        match error {
+            AuthError::RateLimited(refusal) => {
+                problem.retry_after = true;
+                problem.retry_secs = Some(refusal.retry_after_secs());
+                problem.usage.clone_from(&refusal.usage);
+            }
+            AuthError::CreditsExhausted {
+                next_refill_at: Some(at),
+            } => {
+                let wait = (*at - chrono::Utc::now()).num_seconds().max(1);
+                problem.retry_after = true;
+                problem.retry_secs = u64::try_from(wait).ok();
+            }
+            _ => {}
+        }
         problem
     }
 
@@ -229,8 +264,10 @@ impl IntoResponse for Problem {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            let secs = self.retry_secs.unwrap_or(u64::from(RETRY_AFTER_SECS));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        crate::limits::add_headers(headers, &self.usage);
         response
     }
 }

@@ -110,7 +110,12 @@ pub(crate) fn incoming(parts: &Parts) -> IncomingRequest<'_> {
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip())
     });
+    let cost = parts
+        .extensions
+        .get::<crate::RequestCost>()
+        .map_or(1, |c| c.0);
     IncomingRequest::new(&parts.headers)
+        .with_cost(cost)
         .with_query(parts.uri.query())
         .over_tls(parts.extensions.get::<TlsConnection>().is_some())
         .from_peer(peer)

@@ -111,6 +111,14 @@ fn auth_errors() -> Vec<AuthError> {
         },
         AuthError::NotAssociatedWithUser,
         AuthError::JwtNotAccepted,
+        AuthError::RateLimited(Box::new(keyroute_core::limits::LimitRefusal::new(
+            "requests",
+            std::time::Duration::from_millis(1500),
+        ))),
+        AuthError::CreditsExhausted {
+            next_refill_at: None,
+        },
+        AuthError::LimitsUnavailable,
     ]);
     errors.extend(store_errors().into_iter().map(AuthError::Store));
     errors
@@ -171,6 +179,10 @@ fn service_errors() -> Vec<K> {
         Denied::TooManyKeys { limit: 100 },
         Denied::NetworkExceedsCaller,
         Denied::OperatorsOnly,
+        Denied::LimitExceedsCaller {
+            limit: "requests".into(),
+        },
+        Denied::CreditsExceedCaller,
     ];
     let mut errors: Vec<K> = denials.into_iter().map(K::Denied).collect();
     errors.extend([

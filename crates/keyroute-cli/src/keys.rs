@@ -93,6 +93,8 @@ fn key_json(key: &ApiKey) -> Value {
         "cancelled_at": key.cancelled_at.map(|t| t.to_rfc3339()),
         "enabled": key.enabled,
         "allowed_networks": key.allowed_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "limits": key.limits,
+        "credits": key.credits,
     })
 }
 
@@ -293,6 +295,7 @@ pub(crate) async fn keys<B: Backend>(
             name,
             scopes,
             expires_in,
+            limits,
         } => {
             let user = find_user(keyroute, &user).await?;
             let key_type =
@@ -309,6 +312,8 @@ pub(crate) async fn keys<B: Backend>(
             if let Some(lifetime) = expires_in {
                 request = request.expires_in(duration("expires-in", &lifetime)?);
             }
+            request.limits = limits.parsed_limits()?;
+            request.credits = limits.parsed_credits()?;
             let issued = as_operator(keyroute).issue_key(request).await?;
             print_issued(out, std::slice::from_ref(&issued), Value::Null)?;
         }
@@ -376,6 +381,9 @@ async fn update<B: Backend>(
         any_network,
         enable,
         disable,
+        limits,
+        no_limits,
+        unmetered,
     } = options;
     let key_id = key_id(keyroute, &id)?;
     let mut update = KeyUpdate::new();
@@ -434,9 +442,19 @@ async fn update<B: Backend>(
     if enable || disable {
         update = update.enabled(enable);
     }
+    if no_limits {
+        update = update.limits(Vec::new());
+    } else if !limits.limits.is_empty() {
+        update = update.limits(limits.parsed_limits()?);
+    }
+    if unmetered {
+        update = update.credits(None);
+    } else if let Some(credits) = limits.parsed_credits()? {
+        update = update.credits(Some(credits));
+    }
     if update.is_empty() {
         return Err(CliError::Usage(
-            "name something to change: --name, --clear-name, --scope, --expires-in, --no-expiry, --notes, --ref-id, --meta, --network, --any-network, --enable or --disable".to_owned(),
+            "name something to change: --name, --clear-name, --scope, --expires-in, --no-expiry, --notes, --ref-id, --meta, --network, --any-network, --enable, --disable, --limit, --no-limits, --credits or --unmetered".to_owned(),
         ));
     }
     let updated = as_operator(keyroute)

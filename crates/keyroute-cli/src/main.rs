@@ -23,6 +23,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::output::CliError;
+
 mod app;
 mod args;
 mod audit;
@@ -128,6 +130,56 @@ pub(crate) struct Target {
     environment: String,
 }
 
+/// A key's rate limits and credits, on `keys issue` and `keys update`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct LimitArgs {
+    /// A rate limit of the key's own, NAME=COUNT/WINDOW with optional ,burst=N and
+    /// ,per=key|user|tenant, e.g. requests=100/1m,burst=20 (repeatable; on update,
+    /// replaces the key's own limits).
+    #[arg(long = "limit", value_name = "NAME=COUNT/WINDOW")]
+    pub(crate) limits: Vec<String>,
+    /// Meter the key with this many credits (on update: the new balance outright).
+    #[arg(long)]
+    pub(crate) credits: Option<u64>,
+    /// Refill the credits to AMOUNT every period: AMOUNT/daily, AMOUNT/monthly or
+    /// AMOUNT/<duration> such as 500/1h.
+    #[arg(long, requires = "credits", value_name = "AMOUNT/PERIOD")]
+    pub(crate) refill: Option<String>,
+}
+
+impl LimitArgs {
+    /// The limits given, or the first that cannot be read.
+    pub(crate) fn parsed_limits(&self) -> Result<Vec<keyroute::limits::RateLimit>, CliError> {
+        self.limits
+            .iter()
+            .map(|text| {
+                text.parse().map_err(|e| {
+                    args::bad_value(
+                        "limit",
+                        text,
+                        e,
+                        "write e.g. --limit requests=100/1m,burst=20",
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The credits given, if any.
+    pub(crate) fn parsed_credits(&self) -> Result<Option<keyroute::limits::Credits>, CliError> {
+        let Some(remaining) = self.credits else {
+            return Ok(None);
+        };
+        let mut credits = keyroute::limits::Credits::new(remaining);
+        if let Some(text) = &self.refill {
+            credits.refill = Some(text.parse().map_err(|e| {
+                args::bad_value("refill", text, e, "write e.g. --refill 1000/daily")
+            })?);
+        }
+        Ok(Some(credits))
+    }
+}
+
 /// `keyroute keys update`'s options: each one given is changed.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpdateArgs {
@@ -170,6 +222,14 @@ pub(crate) struct UpdateArgs {
     /// Switch the key off: refused until enabled, with the same secret.
     #[arg(long)]
     disable: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Remove the key's own rate limits (the configured defaults still apply).
+    #[arg(long, conflicts_with = "limits")]
+    no_limits: bool,
+    /// Remove the key's credits: unmetered from now on.
+    #[arg(long, conflicts_with = "credits")]
+    unmetered: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +254,8 @@ pub(crate) enum KeysCommand {
         /// Lifetime, e.g. 90days (default: the configured expire_keys_after).
         #[arg(long)]
         expires_in: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// A user's keys (no plaintexts: only hints).
     List {
@@ -224,7 +286,8 @@ pub(crate) enum KeysCommand {
         #[arg(long, value_enum)]
         format: Option<import::Format>,
     },
-    /// Change a key: name, scopes, expiry, notes, allowed networks; or disable it
+    /// Change a key: name, scopes, expiry, notes, allowed networks, rate limits,
+    /// credits; or disable it
     /// (refused until enabled again, same secret) and enable it.
     Update(UpdateArgs),
     /// Replace a user's keys in one environment; asks first unless --yes.

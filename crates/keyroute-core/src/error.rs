@@ -51,6 +51,8 @@ pub enum ErrorClass {
     /// The request was read but its content is refused (an environment keys are not
     /// issued for, a name that is not one); the message says what to change.
     InvalidInput,
+    /// A usage limit or the credits are used up: try again after the time given.
+    LimitReached,
     /// A database could not be reached: try again later.
     Unavailable,
     /// The service failed (its configuration, a bug, stored data it cannot read): not
@@ -200,6 +202,23 @@ pub enum AuthError {
     /// The credential looks like a JWT, and this service accepts none.
     #[error("JWTs are not accepted here; send an API key")]
     JwtNotAccepted,
+    /// One of the rate limits that apply to the key is used up for now.
+    #[error("the rate limit '{}' is used up; retry in {} s", .0.name, .0.retry_after_secs())]
+    RateLimited(Box<crate::limits::LimitRefusal>),
+    /// The key has fewer credits left than the request costs.
+    #[error(
+        "the API key has no credits left for this request; wait for the refill or set new credits on the key"
+    )]
+    CreditsExhausted {
+        /// When the balance is refilled next, if it will be.
+        next_refill_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// The shared limiter (Valkey/Redis) cannot be reached and the limit is set to
+    /// refuse then (`on_unavailable = "refuse"`).
+    #[error(
+        "usage limits cannot be checked right now; retry shortly (the limiter is unreachable and `[limits] on_unavailable` is \"refuse\")"
+    )]
+    LimitsUnavailable,
     /// The store could not be asked; not the caller's fault.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -291,6 +310,9 @@ impl AuthError {
             AuthError::Jwt(JwtError::Revoked) => "revoked_token",
             AuthError::Jwt(_) => "invalid_token",
             AuthError::JwtNotAccepted => "jwt_not_accepted",
+            AuthError::RateLimited(_) => "rate_limited",
+            AuthError::CreditsExhausted { .. } => "credits_exhausted",
+            AuthError::LimitsUnavailable => "unavailable",
             AuthError::Store(e) => match e.kind() {
                 ErrorKind::Unavailable => "unavailable",
                 ErrorKind::Conflict => "conflict",
@@ -327,6 +349,10 @@ impl AuthError {
             | AuthError::InsecureConnection
             | AuthError::InsufficientScope { .. }
             | AuthError::NotAssociatedWithUser => ErrorClass::Forbidden,
+            AuthError::RateLimited(_) | AuthError::CreditsExhausted { .. } => {
+                ErrorClass::LimitReached
+            }
+            AuthError::LimitsUnavailable => ErrorClass::Unavailable,
             AuthError::Store(e) => e.class(),
         }
     }

@@ -19,6 +19,7 @@
 //! | `credentials` | [`CredentialExtractor`]: read keys from HTTP headers |
 //! | `model` | the stored records [`User`] and [`ApiKey`] |
 //! | `scope` | [`Scope`], [`Scopes`], wildcards and the admin scope |
+//! | [`limits`] | rate limits and credits as data, and the algorithm every engine runs |
 //! | `principal` | [`Principal`]: the resolved caller |
 //! | `authority` | who may do what with keys: [`Actor`], [`Denied`] |
 //! | `options` | [`KeyOptions`]: the `[apikey]` section |
@@ -43,6 +44,7 @@ mod credentials;
 mod error;
 mod feed;
 mod ids;
+pub mod limits;
 mod model;
 mod name;
 mod options;

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
 use crate::ids::{KeyId, UserId};
+use crate::limits::{Credits, RateLimit};
 use crate::name::{Environment, KeyType, Tenant};
 use crate::scope::Scopes;
 use crate::secret::KeyHash;
@@ -109,6 +110,13 @@ pub struct ApiKey {
     /// made from an older read of the key, so concurrent updates never undo each
     /// other (a rename racing a narrowing cannot write the old scopes back).
     pub revision: u64,
+    /// The key's own rate limits (each counted for the key, its user or its tenant),
+    /// on top of the configured defaults; one named like a default replaces it.
+    pub limits: Vec<RateLimit>,
+    /// The key's credits, if it is metered: each request spends its cost, and a key
+    /// with too few left is refused (`credits_exhausted`). The balance here is as of
+    /// the read; the store holds the live one.
+    pub credits: Option<Credits>,
 }
 
 impl ApiKey {
@@ -141,6 +149,8 @@ impl ApiKey {
             enabled: true,
             allowed_networks: Vec::new(),
             revision: 0,
+            limits: Vec::new(),
+            credits: None,
         }
     }
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::AuthError;
 use crate::ids::{KeyId, UserId};
+use crate::limits::LimitUsage;
 use crate::model::{ApiKey, User};
 use crate::name::{Environment, KeyType, Tenant};
 use crate::scope::Scopes;
@@ -52,6 +53,9 @@ pub struct Principal {
     /// When the authority behind the credential ends, when it differs from the
     /// credential's own expiry (a JWT exchanged from a key: the key's expiry).
     authority_expires_at: Option<Option<DateTime<Utc>>>,
+    /// The usage limits' state after this request was admitted (empty when no limit
+    /// applies, or limits are off).
+    usage: Arc<[LimitUsage]>,
 }
 
 /// The earlier of two optional instants; `None` means "no limit".
@@ -78,6 +82,7 @@ impl Principal {
             authority_expires_at: None,
             key: Some(key),
             user,
+            usage: Arc::new([]),
         }
     }
 
@@ -96,7 +101,21 @@ impl Principal {
             scopes: Scopes::none(),
             expires_at: None,
             authority_expires_at: None,
+            usage: Arc::new([]),
         }
+    }
+
+    /// Records where the usage limits stood when this request was admitted (the
+    /// resolver does this; the HTTP layer turns it into `RateLimit` headers).
+    pub fn with_usage(mut self, usage: Vec<LimitUsage>) -> Self {
+        self.usage = usage.into();
+        self
+    }
+
+    /// Where the usage limits stood when this request was admitted: one entry per
+    /// limit that applies to the caller.
+    pub fn usage(&self) -> &[LimitUsage] {
+        &self.usage
     }
 
     /// Sets when the credential stops working (for a JWT: its `exp`, or its key's

@@ -22,6 +22,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::error::StoreResult;
 use crate::feed::ChangeFeed;
 use crate::ids::{KeyId, UserId};
+use crate::limits::{CreditSpend, Credits};
 use crate::model::{ApiKey, User};
 use crate::name::Environment;
 use crate::secret::KeyHash;
@@ -180,6 +181,28 @@ pub trait ApiKeyStore: Send + Sync {
         expected_revision: u64,
         audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>>;
+
+    /// Sets key `id`'s credits outright (`None`: unmetered), with `audit`, and
+    /// publishes [`ChangeKind::KeyUpdated`](crate::ChangeKind::KeyUpdated), all in one
+    /// transaction. Returns the key as now stored, or `None` when there is no such key
+    /// or it is cancelled.
+    async fn set_credits(
+        &self,
+        id: &KeyId,
+        credits: Option<&Credits>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>>;
+
+    /// Spends `cost` of key `id`'s credits at `now`, all or nothing, atomically
+    /// against every other instance: first the refill that is due, if one is (applied
+    /// by exactly one writer, however many race for it), then the cost if the balance
+    /// covers it. [`CreditSpend::Unmetered`] for a key without credits (or no key).
+    async fn spend_credits(
+        &self,
+        id: &KeyId,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CreditSpend>;
 
     /// Atomically cancels (at `cancel_at`) every key [`Regeneration::retires`] and
     /// stores the new keys; returns the retired keys as now stored. On any error
@@ -412,6 +435,22 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for std::sync::Arc<S> {
         audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         (**self).update_key(key, expected_revision, audit).await
+    }
+    async fn set_credits(
+        &self,
+        id: &KeyId,
+        credits: Option<&Credits>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
+        (**self).set_credits(id, credits, audit).await
+    }
+    async fn spend_credits(
+        &self,
+        id: &KeyId,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CreditSpend> {
+        (**self).spend_credits(id, cost, now).await
     }
     async fn regenerate(
         &self,

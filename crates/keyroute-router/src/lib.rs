@@ -15,6 +15,7 @@
 //! | `policy` | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
 //! | `config` | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
 //! | `gateway` | [`Gateway`]: both in one call, for handlers |
+//! | [`limits`] | `[limits]`, the [`Limiter`](limits::Limiter) step of the pipeline and its engines (in process; Valkey/Redis with `valkey`) |
 //!
 //! | feature | connections |
 //! |---|---|
@@ -40,6 +41,7 @@ mod checks;
 mod config;
 mod error;
 mod gateway;
+pub mod limits;
 mod policy;
 mod resolver;
 mod router;

@@ -291,6 +291,22 @@ impl keyroute_core::ApiKeyStore for GatedLookups {
     ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
         self.inner.update_key(key, expected_revision, audit).await
     }
+    async fn set_credits(
+        &self,
+        id: &keyroute_core::KeyId,
+        credits: Option<&keyroute_core::limits::Credits>,
+        audit: &[keyroute_core::AuditRecord],
+    ) -> keyroute_core::StoreResult<Option<keyroute_core::ApiKey>> {
+        self.inner.set_credits(id, credits, audit).await
+    }
+    async fn spend_credits(
+        &self,
+        id: &keyroute_core::KeyId,
+        cost: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> keyroute_core::StoreResult<keyroute_core::limits::CreditSpend> {
+        self.inner.spend_credits(id, cost, now).await
+    }
     async fn regenerate(
         &self,
         regeneration: &keyroute_core::Regeneration,

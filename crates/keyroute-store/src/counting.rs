@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use keyroute_core::limits::{CreditSpend, Credits};
 use keyroute_core::{
     ApiKey, ApiKeyStore, AuditLog, AuditQuery, AuditRecord, ChangeFeed, ChangeSubscription, Denial,
     DenyList, FeedSettings, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User,
@@ -120,6 +121,24 @@ impl<S: ApiKeyStore> ApiKeyStore for CountingStore<S> {
     ) -> StoreResult<Option<ApiKey>> {
         self.count(None);
         self.inner.update_key(key, expected_revision, audit).await
+    }
+    async fn set_credits(
+        &self,
+        id: &KeyId,
+        credits: Option<&Credits>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
+        self.count(None);
+        self.inner.set_credits(id, credits, audit).await
+    }
+    async fn spend_credits(
+        &self,
+        id: &KeyId,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CreditSpend> {
+        self.count(None);
+        self.inner.spend_credits(id, cost, now).await
     }
     async fn regenerate(
         &self,

@@ -24,6 +24,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use keyroute_core::limits::{CreditSpend, Credits};
 use keyroute_core::{
     ApiKey, ApiKeyStore, AuditLog, AuditQuery, AuditRecord, ChangeEvent, ChangeFeed, ChangeKind,
     ChangeSubscription, Denial, DenyList, FeedSettings, FeedSignal, KeyHash, KeyId, KeyQuery,
@@ -314,11 +315,43 @@ impl ApiKeyStore for MemoryStore {
         stored.meta.clone_from(&key.meta);
         stored.allowed_networks.clone_from(&key.allowed_networks);
         stored.enabled = key.enabled;
+        stored.limits.clone_from(&key.limits);
         stored.revision = key.revision;
         let updated = stored.clone();
         inner.record(audit);
         self.publish(ChangeKind::KeyUpdated, key.id.as_str());
         Ok(Some(updated))
+    }
+
+    async fn set_credits(
+        &self,
+        id: &KeyId,
+        credits: Option<&Credits>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
+        let mut inner = self.write();
+        let Some(stored) = inner.keys.get_mut(id) else {
+            return Ok(None);
+        };
+        if stored.cancelled_at.is_some() {
+            return Ok(None);
+        }
+        stored.credits = credits.copied();
+        let updated = stored.clone();
+        inner.record(audit);
+        self.publish(ChangeKind::KeyUpdated, id.as_str());
+        Ok(Some(updated))
+    }
+
+    async fn spend_credits(
+        &self,
+        id: &KeyId,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CreditSpend> {
+        let mut inner = self.write();
+        let credits = inner.keys.get_mut(id).and_then(|key| key.credits.as_mut());
+        Ok(credits.map_or(CreditSpend::Unmetered, |credits| credits.spend(cost, now)))
     }
 
     async fn regenerate(

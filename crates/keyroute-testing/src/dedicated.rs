@@ -115,9 +115,38 @@ impl TestCerts {
 }
 
 /// Something done to a container on the harness runtime (stop, start).
-type ContainerAction = fn(
-    Arc<ContainerAsync<ServerImage>>,
-) -> server::BoxFuture<Result<(), testcontainers::TestcontainersError>>;
+pub(crate) type ContainerActionOn<I> =
+    fn(
+        Arc<ContainerAsync<I>>,
+    ) -> server::BoxFuture<Result<(), testcontainers::TestcontainersError>>;
+type ContainerAction = ContainerActionOn<ServerImage>;
+
+/// Runs `action` on the container in `slot`, on the harness runtime that owns its
+/// client; `fail` words an error. The container is borrowed out and put back: `rm` at
+/// exit needs to own it.
+pub(crate) async fn on_container<I: Image + 'static>(
+    slot: &std::sync::Mutex<Option<ContainerAsync<I>>>,
+    action: ContainerActionOn<I>,
+    fail: impl Fn(String) -> HarnessError,
+) -> Result<(), HarnessError> {
+    let harness = server::harness()?;
+    let container = slot
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or_else(|| fail("the container is gone".into()))?;
+    let shared = Arc::new(container);
+    let result = harness
+        .runtime
+        .spawn(action(Arc::clone(&shared)))
+        .await
+        .map_err(|e| fail(e.to_string()))
+        .and_then(|r| r.map_err(|e| fail(e.to_string())));
+    if let Ok(container) = Arc::try_unwrap(shared) {
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(container);
+    }
+    result
+}
 
 /// A database server container this test owns.
 pub struct DedicatedServer {
@@ -181,32 +210,12 @@ impl DedicatedServer {
 
     /// Runs `action` on the container, on the harness runtime that owns its client.
     async fn on_container(&self, action: ContainerAction) -> Result<(), HarnessError> {
-        let harness = server::harness()?;
-        let fail = |cause: String| HarnessError::Start {
-            server: self.kind.name,
+        let name = self.kind.name;
+        on_container(&self.container, action, |cause| HarnessError::Start {
+            server: name,
             cause,
-        };
-        // Borrow the container out and back: `rm` at exit needs to own it.
-        let container = self
-            .container
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .ok_or_else(|| fail("the container is gone".into()))?;
-        let shared = Arc::new(container);
-        let result = harness
-            .runtime
-            .spawn(action(Arc::clone(&shared)))
-            .await
-            .map_err(|e| fail(e.to_string()))
-            .and_then(|r| r.map_err(|e| fail(e.to_string())));
-        if let Ok(container) = Arc::try_unwrap(shared) {
-            *self
-                .container
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(container);
-        }
-        result
+        })
+        .await
     }
 }
 
@@ -272,7 +281,7 @@ pub async fn mariadb_tls(certs: &TestCerts) -> Result<DedicatedServer, HarnessEr
 /// # Errors
 /// As [`crate::postgres`].
 pub async fn postgres_restartable() -> Result<DedicatedServer, HarnessError> {
-    let port = free_port()?;
+    let port = free_port().map_err(|e| HarnessError::Database(format!("no free port: {e}")))?;
     let args = ["-c", "fsync=off", "-c", "synchronous_commit=off"]
         .map(str::to_owned)
         .to_vec();
@@ -280,13 +289,10 @@ pub async fn postgres_restartable() -> Result<DedicatedServer, HarnessError> {
 }
 
 /// A port nobody listens on now (the kernel's choice, released at once).
-fn free_port() -> Result<u16, HarnessError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| HarnessError::Database(format!("no free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| HarnessError::Database(format!("no free port: {e}")))
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
 }
 
 async fn start(

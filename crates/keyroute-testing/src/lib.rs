@@ -13,6 +13,7 @@ mod migrations;
 mod provision;
 mod run;
 mod server;
+mod valkey;
 
 pub use app::{STORE_DATABASE, TestApp, TestAppBuilder};
 pub use client::{TestClient, TestServer};
@@ -23,6 +24,7 @@ pub use databases::{
 pub use error::TestAppError;
 pub use keys::KeyBuilder;
 pub use server::HarnessError;
+pub use valkey::{DedicatedValkey, TestValkey, valkey, valkey_restartable};
 
 /// Builds a fresh [`TestApp`] for an `async fn` test and passes it in; see the crate
 /// docs. Options: `migrations = "migrations"` and `config = "keyroute.toml"` (paths

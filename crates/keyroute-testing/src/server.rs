@@ -476,6 +476,15 @@ pub(crate) fn classify(
     reference: &str,
     error: TestcontainersError,
 ) -> HarnessError {
+    classify_image((kind.name, kind.image_var, kind.tag_var), reference, error)
+}
+
+/// [`classify`] for any server: its name and the variables that choose its image.
+pub(crate) fn classify_image(
+    (name, image_var, tag_var): (&'static str, &'static str, &'static str),
+    reference: &str,
+    error: TestcontainersError,
+) -> HarnessError {
     use testcontainers::core::error::ClientError;
     let cause = error.to_string();
     let unreachable = [
@@ -491,8 +500,8 @@ pub(crate) fn classify(
         TestcontainersError::Client(ClientError::PullImage { .. }) if !unreachable => {
             HarnessError::ImageUnavailable {
                 image: reference.to_owned(),
-                image_var: kind.image_var,
-                tag_var: kind.tag_var,
+                image_var,
+                tag_var,
                 cause,
             }
         }
@@ -502,7 +511,7 @@ pub(crate) fn classify(
             cause,
         },
         _ => HarnessError::Start {
-            server: kind.name,
+            server: name,
             cause,
         },
     }

@@ -8,6 +8,7 @@ use axum_core::extract::{FromRequest, Request};
 use chrono::{DateTime, Utc};
 use http::{StatusCode, header};
 use keyroute_core::config::MAX_DURATION;
+use keyroute_core::limits::{Credits, RateLimit, Refill};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -87,6 +88,29 @@ pub(crate) struct IssueBody {
     pub(crate) user_id: Option<String>,
     /// CIDR ranges the key may be used from; none for anywhere.
     pub(crate) allowed_networks: Option<Vec<String>>,
+    /// The key's own rate limits.
+    pub(crate) limits: Option<Vec<RateLimit>>,
+    /// The key's credits; unmetered when absent.
+    pub(crate) credits: Option<CreditsBody>,
+}
+
+/// `credits`: `{ "remaining": 1000, "refill": "1000/daily" }` (`refill` optional:
+/// `AMOUNT/daily`, `AMOUNT/monthly` or `AMOUNT/<duration>`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreditsBody {
+    remaining: u64,
+    #[serde(default)]
+    refill: Option<Refill>,
+}
+
+impl CreditsBody {
+    /// The credits asked for; the service sets the first refill's instant.
+    pub(crate) fn credits(self) -> Credits {
+        let mut credits = Credits::new(self.remaining);
+        credits.refill = self.refill;
+        credits
+    }
 }
 
 /// CIDR ranges from a body, or a 422 naming the first that is not one.
@@ -141,6 +165,11 @@ pub(crate) struct UpdateBody {
     /// CIDR ranges (`[]` for anywhere).
     pub(crate) allowed_networks: Option<Vec<String>>,
     pub(crate) enabled: Option<bool>,
+    /// The key's rate limits, replacing its old ones (`[]`: none of its own).
+    pub(crate) limits: Option<Vec<RateLimit>>,
+    /// New credits outright, or `null` for unmetered.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) credits: Option<Option<CreditsBody>>,
 }
 
 /// A field that is present: `Some(None)` for `null`, so a field left out (`None`,

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum_core::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
+use keyroute_core::limits::{Credits, RateLimit};
 use keyroute_core::{
     Acting, ApiKey, AuditContext, Environment, KeyId, KeyRequest, KeyServiceError, KeyStore,
     KeyType, KeyUpdate, MAX_USERS_PAGE, PlaintextKey, Principal, UserId,
@@ -14,7 +15,7 @@ use keyroute_core::{
 use serde::{Deserialize, Serialize};
 
 use super::body::{
-    GraceBody, IssueBody, JsonBody, UpdateBody, duration, invalid, networks, scopes,
+    CreditsBody, GraceBody, IssueBody, JsonBody, UpdateBody, duration, invalid, networks, scopes,
 };
 use super::context::Context;
 use crate::extract::Caller;
@@ -39,6 +40,8 @@ struct KeyView<'a> {
     last_used_at: Option<DateTime<Utc>>,
     enabled: bool,
     allowed_networks: Vec<String>,
+    limits: &'a [RateLimit],
+    credits: Option<Credits>,
 }
 
 impl<'a> KeyView<'a> {
@@ -62,6 +65,8 @@ impl<'a> KeyView<'a> {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            limits: &key.limits,
+            credits: key.credits,
         }
     }
 }
@@ -320,6 +325,8 @@ pub(super) async fn issue(
     let mut request = KeyRequest::new(key_type, environment(&auth, env)?).for_user(user);
     request = request.with_scopes(scopes(body.scopes.as_deref())?);
     request.allowed_networks = networks(body.allowed_networks.as_deref())?.unwrap_or_default();
+    request.limits = body.limits.unwrap_or_default();
+    request.credits = body.credits.map(CreditsBody::credits);
     request.name = body.name;
     request.notes = body.notes;
     request.expires_in = match (body.expires_at, body.expires_in.as_deref()) {
@@ -370,6 +377,8 @@ pub(super) async fn update(
         update.scopes = Some(scopes(body.scopes.as_deref())?);
     }
     update.allowed_networks = networks(body.allowed_networks.as_deref())?;
+    update.limits = body.limits;
+    update.credits = body.credits.map(|c| c.map(CreditsBody::credits));
     update.expires_at = match (body.expires_at, body.expires_in.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -395,7 +404,7 @@ pub(super) async fn update(
     if update.is_empty() {
         return Err(invalid(
             "empty_update",
-            "name at least one field to change: name, scopes, expires_at or expires_in, notes, ref_id, meta, allowed_networks, enabled",
+            "name at least one field to change: name, scopes, expires_at or expires_in, notes, ref_id, meta, allowed_networks, enabled, limits, credits",
         ));
     }
     let updated = keys

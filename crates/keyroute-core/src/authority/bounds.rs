@@ -6,6 +6,7 @@ use ipnet::IpNet;
 
 use super::{Actor, Denied};
 use crate::ids::UserId;
+use crate::limits::{Credits, RateLimit};
 use crate::model::{ApiKey, User};
 use crate::name::{Environment, KeyType, Tenant};
 use crate::scope::{ADMIN_SCOPE, Scope, Scopes};
@@ -53,6 +54,10 @@ pub(crate) struct Bounds {
     expires_at: Option<DateTime<Utc>>,
     /// The networks the caller's own key is bound to; empty for none.
     networks: Vec<IpNet>,
+    /// The caller's own key's rate limits: keys it makes or changes keep within them.
+    limits: Vec<RateLimit>,
+    /// The caller's own key's credits, as of its request.
+    credits: Option<Credits>,
 }
 
 impl Bounds {
@@ -66,6 +71,8 @@ impl Bounds {
             is_key: false,
             expires_at: None,
             networks: Vec::new(),
+            limits: Vec::new(),
+            credits: None,
         }
     }
 
@@ -113,6 +120,11 @@ impl Bounds {
                 .api_key()
                 .map(|key| key.allowed_networks.clone())
                 .unwrap_or_default(),
+            limits: caller
+                .api_key()
+                .map(|key| key.limits.clone())
+                .unwrap_or_default(),
+            credits: caller.api_key().and_then(|key| key.credits),
         })
     }
 
@@ -260,6 +272,40 @@ impl Bounds {
         Ok(())
     }
 
+    /// Refuses limits that lift one of the caller's: each of its limits must be there,
+    /// as strict or stricter.
+    pub(crate) fn check_limits(&self, limits: &[RateLimit]) -> Result<(), Denied> {
+        for own in &self.limits {
+            if !limits.iter().any(|l| l.is_within(own)) {
+                return Err(Denied::LimitExceedsCaller {
+                    limit: own.name().to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses credits beyond a metered caller's own (none at all included).
+    pub(crate) fn check_credits(&self, credits: Option<&Credits>) -> Result<(), Denied> {
+        match (&self.credits, credits) {
+            (None, _) => Ok(()),
+            (Some(own), Some(asked)) if asked.is_within(own) => Ok(()),
+            (Some(_), _) => Err(Denied::CreditsExceedCaller),
+        }
+    }
+
+    /// Gives a new key the caller's limits it does not name itself, then checks
+    /// limits and credits.
+    fn bound_limits(&self, key: &mut ApiKey) -> Result<(), Denied> {
+        for own in &self.limits {
+            if !key.limits.iter().any(|l| l.name() == own.name()) {
+                key.limits.push(own.clone());
+            }
+        }
+        self.check_limits(&key.limits)?;
+        self.check_credits(key.credits.as_ref())
+    }
+
     /// Every rule a finished new key must meet: environment, tenant, scopes, expiry,
     /// networks (a key of a caller bound to networks gets the caller's when it asks
     /// for none).
@@ -271,6 +317,7 @@ impl Bounds {
             key.allowed_networks.clone_from(&self.networks);
         }
         self.check_networks(&key.allowed_networks)?;
+        self.bound_limits(key)?;
         self.bound_expiry(key, asked_expiry)
     }
 }

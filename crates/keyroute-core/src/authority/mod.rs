@@ -188,6 +188,22 @@ pub enum Denied {
         "this caller's key may be used only from its own allowed networks, so the keys it makes or changes must be bound within them; ask for ranges inside the caller's"
     )]
     NetworkExceedsCaller,
+    /// A caller with a rate limit may make or change keys only with that limit (or a
+    /// stricter one of the same name and scope): a key never lifts its own limits by
+    /// making another key.
+    #[error(
+        "this caller's key is limited by '{limit}', so the keys it makes or changes must carry that limit, no higher; ask for a rate and burst no larger than the caller's"
+    )]
+    LimitExceedsCaller {
+        /// The caller's limit that the key would exceed.
+        limit: String,
+    },
+    /// A caller with credits may make or change keys only with credits no larger
+    /// than its own balance and refill.
+    #[error(
+        "this caller's key is metered, so the keys it makes or changes must have credits no larger than its own; set `credits` (and `refill`) within the caller's"
+    )]
+    CreditsExceedCaller,
     /// Only the application and operators may do this (importing keys).
     #[error("only the application or an operator may import keys; use `keyroute keys import`")]
     OperatorsOnly,
@@ -215,6 +231,8 @@ impl Denied {
             Denied::TooManyKeys { .. } => "too_many_keys",
             Denied::NetworkExceedsCaller => "network_exceeds_caller",
             Denied::OperatorsOnly => "operators_only",
+            Denied::LimitExceedsCaller { .. } => "limit_exceeds_caller",
+            Denied::CreditsExceedCaller => "credits_exceed_caller",
         }
     }
 }

@@ -170,6 +170,12 @@ impl<'a, S: ApiKeyStore + UserStore> Acting<'a, S> {
             key.ref_id = request.ref_id.clone();
             key.meta = request.meta.clone();
             key.allowed_networks.clone_from(&request.allowed_networks);
+            crate::limits::check_limits(&request.limits)
+                .map_err(|e| KeyServiceError::InvalidRequest(e.to_string()))?;
+            key.limits.clone_from(&request.limits);
+            key.credits = request
+                .credits
+                .map(|credits| metered_from(credits, key.created_at));
             if request.tenant.is_some() {
                 key.tenant = request.tenant.clone();
             }
@@ -411,7 +417,20 @@ pub(super) fn key_summary(key: &ApiKey) -> serde_json::Value {
         "expires_at": key.expires_at,
         "allowed_networks": key.allowed_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "enabled": key.enabled,
+        "limits": key.limits,
+        "credits": key.credits,
     })
+}
+
+/// Credits as set at `now`: a refill without its first instant gets one.
+pub(super) fn metered_from(
+    credits: crate::limits::Credits,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::limits::Credits {
+    match (credits.refill, credits.next_refill_at) {
+        (Some(refill), None) => credits.with_refill(refill, now),
+        _ => credits,
+    }
 }
 
 /// [`key_summary`] with the key's id, for records about several keys.

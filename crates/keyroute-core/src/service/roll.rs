@@ -70,6 +70,8 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             key.expires_at = old.expires_at;
             key.enabled = old.enabled;
             key.allowed_networks.clone_from(&old.allowed_networks);
+            key.limits.clone_from(&old.limits);
+            key.credits = old.credits;
             Ok(())
         })
     }
@@ -102,6 +104,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             return Err(KeyServiceError::NotRollable);
         }
         let owner = service.owner(old.user_id.as_ref()).await?;
+        refuse_grace_for_metered(grace, std::slice::from_ref(&old))?;
         if grace.is_some() {
             // The old key keeps working alongside its replacement until the grace ends.
             service.check_volume(owner.as_ref(), 1).await?;
@@ -184,6 +187,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             }
             bounds.check_may_replace(key)?;
         }
+        refuse_grace_for_metered(grace, &current)?;
         let replaced: Vec<&ApiKey> = current
             .iter()
             .filter(|key| key.cancelled_at.is_none() && key.is_active(now))
@@ -238,4 +242,18 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
         service.announce_issued(&regeneration.new_keys).await;
         Ok(Regenerated { issued, retired })
     }
+}
+
+/// A metered key is replaced without a grace period: its replacement takes its balance
+/// whole, and two keys spending one balance side by side would double it.
+fn refuse_grace_for_metered(
+    grace: Option<Duration>,
+    keys: &[ApiKey],
+) -> Result<(), KeyServiceError> {
+    if grace.is_some() && keys.iter().any(|key| key.credits.is_some()) {
+        return Err(KeyServiceError::InvalidRequest(
+            "a key with credits is replaced without a grace period (its replacement takes its balance whole); leave out the grace period".to_owned(),
+        ));
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
 use crate::ids::UserId;
+use crate::limits::{Credits, RateLimit};
 use crate::model::{ApiKey, Meta, User};
 use crate::name::{Environment, KeyType, Tenant};
 use crate::scope::Scopes;
@@ -114,6 +115,11 @@ pub struct KeyRequest {
     /// The address ranges the key may be used from; empty for anywhere (or, for a
     /// caller bound to networks, the caller's own).
     pub allowed_networks: Vec<IpNet>,
+    /// The key's own rate limits (a limited caller's are added when not named here).
+    pub limits: Vec<RateLimit>,
+    /// The key's credits; unmetered when `None`. A refill's first instant is set from
+    /// the time the key is made when `next_refill_at` is empty.
+    pub credits: Option<Credits>,
 }
 
 impl KeyRequest {
@@ -131,7 +137,21 @@ impl KeyRequest {
             ref_id: None,
             meta: Meta::new(),
             allowed_networks: Vec::new(),
+            limits: Vec::new(),
+            credits: None,
         }
+    }
+
+    /// Sets the key's rate limits.
+    pub fn with_limits(mut self, limits: Vec<RateLimit>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Meters the key with these credits.
+    pub fn with_credits(mut self, credits: Credits) -> Self {
+        self.credits = Some(credits);
+        self
     }
 
     /// Sets the owner.
@@ -187,6 +207,11 @@ pub struct KeyUpdate {
     pub allowed_networks: Option<Vec<IpNet>>,
     /// Enables (`true`) or disables (`false`) the key.
     pub enabled: Option<bool>,
+    /// The key's new rate limits, replacing the old (empty: only the defaults).
+    pub limits: Option<Vec<RateLimit>>,
+    /// The key's new credits (`Some(None)`: unmetered). Sets the balance outright: a
+    /// top-up is a new balance, not an addition.
+    pub credits: Option<Option<Credits>>,
 }
 
 impl KeyUpdate {
@@ -243,6 +268,18 @@ impl KeyUpdate {
         self
     }
 
+    /// Replaces the rate limits.
+    pub fn limits(mut self, limits: Vec<RateLimit>) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Sets the credits (`None`: unmetered).
+    pub fn credits(mut self, credits: Option<Credits>) -> Self {
+        self.credits = Some(credits);
+        self
+    }
+
     /// Whether the update changes nothing.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -256,7 +293,7 @@ pub struct KeyUpdated {
     /// The key as now stored.
     pub key: ApiKey,
     /// The fields that changed (`name`, `scopes`, `expires_at`, `notes`, `ref_id`,
-    /// `meta`, `allowed_networks`, `enabled`); empty when the update changed nothing
+    /// `meta`, `allowed_networks`, `enabled`, `limits`, `credits`); empty when the update changed nothing
     /// and nothing was written.
     pub changed: Vec<&'static str>,
     /// Whether the update took authority away (a scope removed, the expiry brought

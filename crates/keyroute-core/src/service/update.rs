@@ -1,5 +1,5 @@
 //! Changing a stored key: name, scopes, expiry, notes, reference id, metadata,
-//! allowed networks, enabled. The same authority rules as for a new key hold (see
+//! allowed networks, enabled, rate limits, credits. The same authority rules as for a new key hold (see
 //! `authority`): a key caller changes only keys holding no scope beyond its own,
 //! grants only scopes it holds, and sets no expiry or network beyond its own.
 //!
@@ -69,16 +69,7 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
                 // Told first: a narrowing dropped after the write below is not lost.
                 service.announce_narrowing(one).await;
             }
-            let record = self.record(
-                AuditAction::KeyUpdated,
-                Some(&current),
-                None,
-                serde_json::json!({ "changed": changes(&current, &next, &changed) }),
-            );
-            let written = service
-                .store
-                .update_key(&next, current.revision, &[record])
-                .await?;
+            let written = self.write_update(&current, &next, &changed).await?;
             if let Some(stored) = written {
                 let updated = KeyUpdated {
                     key: stored,
@@ -96,6 +87,46 @@ impl<S: ApiKeyStore + UserStore> Acting<'_, S> {
             "the key was changed by others {ATTEMPTS} times while this update was applied; retry it"
         ))
         .into())
+    }
+
+    /// Writes `next` over `current`: its settings in one write conditional on the
+    /// revision read, and a new balance of credits, if it has one, in a write of its
+    /// own (spending does not move the revision, so the settings' write never touches
+    /// the balance and cannot undo a spend). Each write keeps its own audit record.
+    /// `None` when the key changed (or was cancelled) since it was read.
+    async fn write_update(
+        &self,
+        current: &ApiKey,
+        next: &ApiKey,
+        changed: &[&'static str],
+    ) -> Result<Option<ApiKey>, KeyServiceError> {
+        let store = &self.service.store;
+        let (credits, settings): (Vec<&str>, Vec<&str>) =
+            changed.iter().partition(|field| **field == "credits");
+        let record = |fields: &[&str]| {
+            self.record(
+                AuditAction::KeyUpdated,
+                Some(current),
+                None,
+                serde_json::json!({ "changed": changes(current, next, fields) }),
+            )
+        };
+        let mut stored = None;
+        if !settings.is_empty() {
+            let record = record(&settings);
+            match store.update_key(next, current.revision, &[record]).await? {
+                Some(key) => stored = Some(key),
+                None => return Ok(None),
+            }
+        }
+        if !credits.is_empty() {
+            let record = record(&credits);
+            let written = store
+                .set_credits(&next.id, next.credits.as_ref(), &[record])
+                .await?;
+            stored = written.or(stored);
+        }
+        Ok(stored)
     }
 }
 
@@ -150,6 +181,17 @@ fn updated(
     if let Some(enabled) = update.enabled {
         next.enabled = enabled;
     }
+    if let Some(limits) = &update.limits {
+        crate::limits::check_limits(limits)
+            .map_err(|e| KeyServiceError::InvalidRequest(e.to_string()))?;
+        bounds.check_limits(limits)?;
+        next.limits.clone_from(limits);
+    }
+    if let Some(credits) = update.credits {
+        let credits = credits.map(|c| super::acting::metered_from(c, now));
+        bounds.check_credits(credits.as_ref())?;
+        next.credits = credits;
+    }
     check_key_texts(&next)?;
     let authority_changed = next.scopes != current.scopes
         || next.expires_at != current.expires_at
@@ -196,6 +238,8 @@ pub(crate) fn changed_fields(current: &ApiKey, next: &ApiKey) -> Vec<&'static st
             current.allowed_networks != next.allowed_networks,
         ),
         ("enabled", current.enabled != next.enabled),
+        ("limits", current.limits != next.limits),
+        ("credits", current.credits != next.credits),
     ]
     .into_iter()
     .filter_map(|(field, changed)| changed.then_some(field))
@@ -218,6 +262,8 @@ fn changes(current: &ApiKey, next: &ApiKey, changed: &[&str]) -> serde_json::Val
                 .collect::<Vec<_>>()
         ),
         "enabled" => serde_json::json!(key.enabled),
+        "limits" => serde_json::json!(key.limits),
+        "credits" => serde_json::json!(key.credits),
         _ => serde_json::Value::Null,
     };
     changed
@@ -251,7 +297,14 @@ pub(crate) fn narrows(current: &ApiKey, next: &ApiKey) -> bool {
                 .allowed_networks
                 .iter()
                 .all(|was| next.allowed_networks.iter().any(|now| now.contains(was))));
-    scope_removed || expiry_earlier || disabled || networks_narrowed
+    // A limit that no limit of the key already met (new, or stricter), or credits on
+    // a key that had none: the cached key must not keep serving without them.
+    let limits_narrowed = next
+        .limits
+        .iter()
+        .any(|n| !current.limits.iter().any(|c| c.is_within(n)));
+    let metered = current.credits.is_none() && next.credits.is_some();
+    scope_removed || expiry_earlier || disabled || networks_narrowed || limits_narrowed || metered
 }
 
 #[cfg(test)]

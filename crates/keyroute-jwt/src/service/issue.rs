@@ -79,6 +79,13 @@ impl KeyMinter for JwtMinter<'_> {
                     .to_owned(),
             ));
         }
+        // A JWT is verified without the store, so nothing would count its requests.
+        if !key.limits.is_empty() || key.credits.is_some() {
+            return Err(KeyServiceError::InvalidRequest(
+                "a JWT key cannot carry its own rate limits or credits (a JWT is checked without the store); issue a keyroute key instead"
+                    .to_owned(),
+            ));
+        }
         // Checked on the final record: the creation hook may have set an expiry.
         if key.expires_at.is_none() && !self.service.config.check_deny_list {
             return Err(KeyServiceError::InvalidRequest(
@@ -178,6 +185,15 @@ impl JwtService {
         {
             return Err(JwtServiceError::InvalidRequest(
                 "a key bound to allowed networks cannot be exchanged for a JWT: a JWT is accepted from any address"
+                    .to_owned(),
+            ));
+        }
+        if principal
+            .api_key()
+            .is_some_and(|key| !key.limits.is_empty() || key.credits.is_some())
+        {
+            return Err(JwtServiceError::InvalidRequest(
+                "a key with its own rate limits or credits cannot be exchanged for a JWT: the JWT's requests would not be counted against them"
                     .to_owned(),
             ));
         }

@@ -59,6 +59,7 @@ use keyroute_core::{
     looks_like_jwt,
 };
 
+use crate::limits::Limiter;
 use cache::{CachedKey, KeyCache};
 pub use feed::follow_feed;
 pub use request::{IncomingRequest, ProxyNet, ProxyNetError};
@@ -88,6 +89,8 @@ struct Inner<S> {
     verifier: Option<Arc<dyn TokenVerifier>>,
     last_used_every: i64,
     last_used: Mutex<HashSet<KeyId>>,
+    /// Usage limits and credits, checked once per authenticated request.
+    limiter: Option<Limiter>,
 }
 
 /// Resolves credentials to principals. Cheap to clone: clones share one cache.
@@ -133,6 +136,7 @@ pub struct ResolverBuilder<S> {
     verifier: Option<Arc<dyn TokenVerifier>>,
     last_used_every: Duration,
     dangerous_cache_without_feed: bool,
+    limiter: Option<Limiter>,
 }
 
 impl<S> fmt::Debug for ResolverBuilder<S> {
@@ -144,6 +148,14 @@ impl<S> fmt::Debug for ResolverBuilder<S> {
 }
 
 impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
+    /// Checks every authenticated request against the caller's usage limits and
+    /// spends its credits ([`Limiter`]). Without one, keys' limits and credits are
+    /// not enforced.
+    pub fn limiter(mut self, limiter: Limiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
     /// Resolves with `clock` instead of the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -275,6 +287,7 @@ impl<S: ApiKeyStore + 'static> ResolverBuilder<S> {
             verifier: self.verifier,
             last_used_every: i64::try_from(every.as_secs()).unwrap_or(i64::MAX),
             last_used: Mutex::new(HashSet::new()),
+            limiter: self.limiter,
         });
         Ok(KeyResolver { inner })
     }
@@ -299,11 +312,13 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             verifier: None,
             last_used_every: Duration::from_secs(60),
             dangerous_cache_without_feed: false,
+            limiter: None,
         }
     }
 
     /// Authenticates a request: reads its one credential, checks the connection is
-    /// secure where required, and resolves the credential. A request already
+    /// secure where required, resolves the credential, and (with a [`Limiter`])
+    /// checks the request's cost against the caller's usage limits and credits. A request already
     /// authenticated ([`IncomingRequest::with_caller`]) gives its caller.
     ///
     /// This and the two methods after it are the authentication half of the request
@@ -329,8 +344,18 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
             &inner.trusted_proxies,
         )?;
         let client = self.client_address(request);
-        self.resolve_from(credential.token.expose_secret(), client)
-            .await
+        let caller = self
+            .resolve_from(credential.token.expose_secret(), client)
+            .await?;
+        match &inner.limiter {
+            Some(limiter) => {
+                let now = inner.clock.now();
+                limiter
+                    .admit(&inner.store, caller, request.cost(), now)
+                    .await
+            }
+            None => Ok(caller),
+        }
     }
 
     /// As [`authenticate`](Self::authenticate), for a request that may come without

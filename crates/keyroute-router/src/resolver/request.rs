@@ -24,6 +24,7 @@ pub struct IncomingRequest<'a> {
     tls: bool,
     peer: Option<IpAddr>,
     caller: Option<&'a Principal>,
+    cost: u64,
 }
 
 impl<'a> IncomingRequest<'a> {
@@ -35,7 +36,20 @@ impl<'a> IncomingRequest<'a> {
             tls: false,
             peer: None,
             caller: None,
+            cost: 1,
         }
+    }
+
+    /// What the request costs against the caller's usage limits and credits: 1
+    /// unless set; 0 checks the limits without spending.
+    pub fn with_cost(mut self, cost: u64) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// The request's cost ([`with_cost`](Self::with_cost)).
+    pub fn cost(&self) -> u64 {
+        self.cost
     }
 
     /// Sets the raw query string (read only if the extractor enables a query parameter).

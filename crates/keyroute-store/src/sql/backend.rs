@@ -16,6 +16,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use keyroute_core::limits::{CreditSpend, Credits};
 use keyroute_core::{
     ApiKey, AuditRecord, BoxError, ChangeKind, ChangeSubscription, Denial, FeedSettings, KeyHash,
     KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User, UserId,
@@ -116,6 +117,20 @@ pub(crate) mod sealed {
             expected_revision: u64,
             audit: &[AuditRecord],
         ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
+        /// See [`ApiKeyStore::set_credits`](keyroute_core::ApiKeyStore::set_credits).
+        fn set_credits(
+            store: &SqlStore<Self>,
+            id: &KeyId,
+            credits: Option<&Credits>,
+            audit: &[AuditRecord],
+        ) -> impl Future<Output = StoreResult<Option<ApiKey>>> + Send;
+        /// See [`ApiKeyStore::spend_credits`](keyroute_core::ApiKeyStore::spend_credits).
+        fn spend_credits(
+            store: &SqlStore<Self>,
+            id: &KeyId,
+            cost: u64,
+            now: DateTime<Utc>,
+        ) -> impl Future<Output = StoreResult<CreditSpend>> + Send;
         /// See [`ApiKeyStore::regenerate`](keyroute_core::ApiKeyStore::regenerate).
         fn regenerate(
             store: &SqlStore<Self>,

@@ -95,6 +95,21 @@ pub(crate) fn encode_networks(networks: &[keyroute_core::IpNet]) -> Option<Strin
     })
 }
 
+/// A key's own rate limits as stored: a JSON list, or NULL for none.
+pub(crate) fn encode_limits(limits: &[keyroute_core::limits::RateLimit]) -> Option<String> {
+    (!limits.is_empty()).then(|| serde_json::to_string(limits).unwrap_or_default())
+}
+
+/// A key's rate limits back from their stored JSON.
+pub(crate) fn decode_limits(
+    text: Option<&str>,
+) -> StoreResult<Vec<keyroute_core::limits::RateLimit>> {
+    text.map_or(Ok(Vec::new()), |text| {
+        serde_json::from_str(text)
+            .map_err(|e| StoreError::InvalidData(format!("api_keys.limits: {e}")))
+    })
+}
+
 /// Allowed networks back from their stored text.
 pub(crate) fn decode_networks(text: Option<&str>) -> StoreResult<Vec<keyroute_core::IpNet>> {
     text.map_or(Ok(Vec::new()), |text| {

@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use keyroute_core::limits::{CreditSpend, Credits};
 use keyroute_core::{
     ApiKey, ApiKeyStore, AuditLog, AuditQuery, AuditRecord, ChangeFeed, ChangeSubscription, Denial,
     DenyList, FeedSettings, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey, StoreResult, User,
@@ -71,6 +72,22 @@ impl<B: StoreBackend> ApiKeyStore for SqlStore<B> {
         audit: &[AuditRecord],
     ) -> StoreResult<Option<ApiKey>> {
         B::update_key(self, key, expected_revision, audit).await
+    }
+    async fn set_credits(
+        &self,
+        id: &KeyId,
+        credits: Option<&Credits>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
+        B::set_credits(self, id, credits, audit).await
+    }
+    async fn spend_credits(
+        &self,
+        id: &KeyId,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CreditSpend> {
+        B::spend_credits(self, id, cost, now).await
     }
     async fn regenerate(
         &self,

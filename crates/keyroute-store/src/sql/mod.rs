@@ -44,8 +44,8 @@ mod codec;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 use codec::{
-    Timestamp, decode, decode_meta, decode_networks, decode_scopes, encode_meta, encode_networks,
-    encode_scopes,
+    Timestamp, decode, decode_limits, decode_meta, decode_networks, decode_scopes, encode_limits,
+    encode_meta, encode_networks, encode_scopes,
 };
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 use error::map_error;
@@ -97,6 +97,10 @@ macro_rules! keyroute_schema {
                 enabled -> Bool,
                 allowed_networks -> Nullable<Text>,
                 revision -> BigInt,
+                limits -> Nullable<Text>,
+                credits_remaining -> Nullable<BigInt>,
+                credits_refill -> Nullable<Text>,
+                credits_next_refill_at -> Nullable<$timestamp>,
             }
         }
 

@@ -22,13 +22,14 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use keyroute_core::limits::{CreditSpend, Credits};
 use keyroute_core::{
     ApiKey, AuditRecord, ChangeKind, Denial, KeyHash, KeyId, KeyQuery, Regeneration, ResolvedKey,
     StoreResult, User, UserId,
 };
 
 use super::audit::insert_audit;
-use super::rows::{KeyChanges, KeyRow, UserRow};
+use super::rows::{CreditColumns, KeyChanges, KeyRow, UserRow};
 use super::schema::{
     keyroute_api_keys as keys, keyroute_denylist as denied, keyroute_users as users,
 };
@@ -254,6 +255,120 @@ impl KeyQueries for Marker {
             .await
             .map_err(map_error)?;
         row.map(KeyRow::into_key).transpose()
+    }
+
+    async fn set_credits(
+        store: &SqlStore<Self>,
+        id: &KeyId,
+        credits: Option<&Credits>,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<ApiKey>> {
+        let columns = CreditColumns::of(credits);
+        let id = id.as_str();
+        let mut conn = store.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                let changed =
+                    diesel::update(keys::table.find(id).filter(keys::cancelled_at.is_null()))
+                        .set(&columns)
+                        .execute(conn)
+                        .await?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                insert_audit(conn, audit).await?;
+                Marker::publish(conn, ChangeKind::KeyUpdated, &[id]).await?;
+                key_row(conn, id).await.map(Some)
+            })
+            .await
+            .map_err(map_error)?;
+        row.map(KeyRow::into_key).transpose()
+    }
+
+    async fn spend_credits(
+        store: &SqlStore<Self>,
+        id: &KeyId,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CreditSpend> {
+        let Ok(cost) = i64::try_from(cost) else {
+            return Ok(CreditSpend::Exhausted {
+                remaining: 0,
+                next_refill_at: None,
+            });
+        };
+        let id = id.as_str();
+        let now_ts = Ts::from_instant(now);
+        let mut conn = store.conn().await?;
+        // A refill lost to another writer is applied by that writer; the spend is then
+        // tried again. Two rounds cover every race but a clock far behind the others'.
+        for _ in 0..4 {
+            // The common case, one statement: the balance covers the cost and no refill
+            // is due. The condition and the decrement are one atomic UPDATE.
+            let spent = diesel::update(
+                keys::table
+                    .find(id)
+                    .filter(keys::credits_remaining.ge(cost))
+                    .filter(
+                        keys::credits_next_refill_at
+                            .is_null()
+                            .or(keys::credits_next_refill_at.gt(now_ts)),
+                    ),
+            )
+            .set(keys::credits_remaining.eq(keys::credits_remaining - cost))
+            .execute(&mut conn)
+            .await
+            .map_err(map_error)?;
+            if spent == 1 {
+                return Ok(CreditSpend::Spent { remaining: None });
+            }
+            let row: Option<(Option<i64>, Option<String>, Option<Ts>)> = keys::table
+                .find(id)
+                .select((
+                    keys::credits_remaining,
+                    keys::credits_refill,
+                    keys::credits_next_refill_at,
+                ))
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_error)?;
+            let Some((remaining, refill, next)) = row else {
+                return Ok(CreditSpend::Unmetered);
+            };
+            let due_at = next;
+            let columns = CreditColumns {
+                credits_remaining: remaining,
+                credits_refill: refill,
+                credits_next_refill_at: next,
+            };
+            let Some(credits) = columns.into_credits()? else {
+                return Ok(CreditSpend::Unmetered);
+            };
+            let Some((amount, next_at)) = credits.due_refill(now) else {
+                return Ok(CreditSpend::Exhausted {
+                    remaining: credits.remaining,
+                    next_refill_at: credits.next_refill_at,
+                });
+            };
+            // The refill, by whoever still sees the instant it was due at: once.
+            diesel::update(
+                keys::table
+                    .find(id)
+                    .filter(keys::credits_next_refill_at.eq(due_at)),
+            )
+            .set((
+                keys::credits_remaining.eq(i64::try_from(amount).unwrap_or(i64::MAX)),
+                keys::credits_next_refill_at.eq(Ts::from_instant(next_at)),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(map_error)?;
+        }
+        Err(keyroute_core::StoreError::Conflict(
+            "credits: the refill kept moving under this spend; check the instances' clocks"
+                .to_owned(),
+        ))
     }
 
     async fn regenerate(

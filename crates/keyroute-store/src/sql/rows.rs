@@ -3,6 +3,7 @@
 //! backend supplies `schema` and `Ts`, its timestamp type.
 
 use diesel::prelude::*;
+use keyroute_core::limits::{Credits, Refill};
 use keyroute_core::{
     ApiKey, Environment, KeyHash, KeyId, KeyType, StoreError, StoreResult, Tenant, User, UserId,
 };
@@ -10,8 +11,8 @@ use keyroute_core::{
 use super::Ts;
 use super::schema::{keyroute_api_keys as keys, keyroute_users as users};
 use crate::sql::{
-    Timestamp, decode, decode_meta, decode_networks, decode_scopes, encode_meta, encode_networks,
-    encode_scopes,
+    Timestamp, decode, decode_limits, decode_meta, decode_networks, decode_scopes, encode_limits,
+    encode_meta, encode_networks, encode_scopes,
 };
 
 /// A `keyroute_users` row.
@@ -67,6 +68,7 @@ pub(super) struct KeyChanges {
     enabled: bool,
     allowed_networks: Option<String>,
     revision: i64,
+    limits: Option<String>,
 }
 
 impl KeyChanges {
@@ -81,7 +83,44 @@ impl KeyChanges {
             enabled: key.enabled,
             allowed_networks: encode_networks(&key.allowed_networks),
             revision: stored_revision(key.revision),
+            limits: encode_limits(&key.limits),
         }
+    }
+}
+
+/// The credit columns of a `keyroute_api_keys` row: what sets a key's credits writes.
+#[derive(AsChangeset)]
+#[diesel(table_name = keys, treat_none_as_null = true)]
+pub(super) struct CreditColumns {
+    pub(super) credits_remaining: Option<i64>,
+    pub(super) credits_refill: Option<String>,
+    pub(super) credits_next_refill_at: Option<Ts>,
+}
+
+impl CreditColumns {
+    pub(super) fn of(credits: Option<&Credits>) -> Self {
+        Self {
+            credits_remaining: credits.map(|c| i64::try_from(c.remaining).unwrap_or(i64::MAX)),
+            credits_refill: credits.and_then(|c| c.refill).map(|r| r.to_string()),
+            credits_next_refill_at: credits.and_then(|c| c.next_refill_at).map(Ts::from_instant),
+        }
+    }
+
+    /// The credits these columns hold; `None` for an unmetered key.
+    pub(super) fn into_credits(self) -> StoreResult<Option<Credits>> {
+        let Some(remaining) = self.credits_remaining else {
+            return Ok(None);
+        };
+        let mut credits = Credits::new(u64::try_from(remaining).unwrap_or(0));
+        credits.refill = self
+            .credits_refill
+            .map(|r| decode("api_keys.credits_refill", &r, |r: &str| r.parse::<Refill>()))
+            .transpose()?;
+        credits.next_refill_at = self
+            .credits_next_refill_at
+            .map(Timestamp::into_instant)
+            .transpose()?;
+        Ok(Some(credits))
     }
 }
 
@@ -108,6 +147,10 @@ pub(super) struct KeyRow {
     enabled: bool,
     allowed_networks: Option<String>,
     revision: i64,
+    limits: Option<String>,
+    credits_remaining: Option<i64>,
+    credits_refill: Option<String>,
+    credits_next_refill_at: Option<Ts>,
 }
 
 /// A revision as stored: a signed 64-bit column (the type every backend has), which a
@@ -118,6 +161,7 @@ fn stored_revision(revision: u64) -> i64 {
 
 impl KeyRow {
     pub(super) fn from_key(key: &ApiKey) -> Self {
+        let credits = CreditColumns::of(key.credits.as_ref());
         Self {
             id: key.id.as_str().to_owned(),
             user_id: key.user_id.as_ref().map(|u| u.as_str().to_owned()),
@@ -138,6 +182,10 @@ impl KeyRow {
             enabled: key.enabled,
             allowed_networks: encode_networks(&key.allowed_networks),
             revision: stored_revision(key.revision),
+            limits: encode_limits(&key.limits),
+            credits_remaining: credits.credits_remaining,
+            credits_refill: credits.credits_refill,
+            credits_next_refill_at: credits.credits_next_refill_at,
         }
     }
 
@@ -173,6 +221,13 @@ impl KeyRow {
         key.allowed_networks = decode_networks(self.allowed_networks.as_deref())?;
         key.revision = u64::try_from(self.revision)
             .map_err(|_| StoreError::InvalidData("api_keys.revision: negative".to_owned()))?;
+        key.limits = decode_limits(self.limits.as_deref())?;
+        key.credits = CreditColumns {
+            credits_remaining: self.credits_remaining,
+            credits_refill: self.credits_refill,
+            credits_next_refill_at: self.credits_next_refill_at,
+        }
+        .into_credits()?;
         Ok(key)
     }
 }

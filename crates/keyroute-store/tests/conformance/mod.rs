@@ -18,6 +18,7 @@ use keyroute_core::{
 
 mod audit;
 mod backfill;
+mod credits;
 mod deny;
 mod feed;
 mod robustness;
@@ -28,6 +29,7 @@ pub(crate) use audit::{
     audit_records_commit_with_their_change, audit_records_filter_page_and_purge,
 };
 pub(crate) use backfill::{backfill_10_000_users, concurrent_backfills_key_each_user_once};
+pub(crate) use credits::{a_due_refill_happens_once, credits_are_spent_atomically};
 pub(crate) use deny::{
     deny_list_entries_can_start_later, deny_list_keeps_the_latest_end_and_purges,
     deny_list_reports_when_a_pending_entry_starts,
@@ -65,6 +67,8 @@ macro_rules! conformance_suite {
             concurrent_rolls_of_one_key_one_wins,
             update_key_applies_at_the_read_revision_only,
             concurrent_updates_never_undo_each_other,
+            credits_are_spent_atomically,
+            a_due_refill_happens_once,
             audit_records_commit_with_their_change,
             audit_records_filter_page_and_purge,
             store_all_is_all_or_nothing,

@@ -1,0 +1,249 @@
+//! [`LocalLimiter`]: the in-process engine. One theoretical arrival time per limiter
+//! in a sharded map; exact within the process, lost on restart, not shared between
+//! instances (N instances admit up to N times a limit).
+//!
+//! Memory is bounded by `max_tracked` limiters. A limiter whose arrival time has
+//! passed is full, the same as one never seen, so it is dropped without changing any
+//! decision; only when more limiters than that are active at once are active ones
+//! dropped (they start full again: lenient, never stricter), and a warning is logged.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+#[cfg(test)]
+use keyroute_core::limits::Gcra;
+use keyroute_core::limits::GcraDecision;
+
+use super::{Check, LimitStatus, Verdict};
+
+const SHARDS: usize = 64;
+
+type Shard = HashMap<Box<str>, u64>;
+
+/// The in-process limit engine.
+#[derive(Debug)]
+pub struct LocalLimiter {
+    shards: Box<[Mutex<Shard>]>,
+    epoch: Instant,
+    per_shard: usize,
+}
+
+impl LocalLimiter {
+    /// An engine keeping at most about `max_tracked` active limiters.
+    pub fn new(max_tracked: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            epoch: Instant::now(),
+            per_shard: max_tracked.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    /// Nanoseconds since the engine started, never 0 (0 is a fresh limiter's state).
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    fn shard_of(subject: &str) -> usize {
+        // FNV-1a: cheap, and only spreads subjects over shards.
+        let hash = subject.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (hash % SHARDS as u64) as usize
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        // A panic elsewhere while holding a shard leaves whole numbers in it.
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks `cost` against every limit in `checks`: admitted only if all admit, and
+    /// then spent from all; a refusal spends nothing. The shards involved are held
+    /// together (in order), so concurrent checks of shared limiters are exact.
+    pub fn check(&self, checks: &[Check<'_>], cost: u64) -> Verdict {
+        if let [one] = checks {
+            // The common case: one limit, one shard, no allocation but a new entry.
+            let mut shard = self.lock(Self::shard_of(one.subject));
+            let now = self.now();
+            let decision = decide(&shard, one, now, cost);
+            return self.conclude(&mut [&mut shard], &[(0, decision)], checks, now, cost);
+        }
+        let mut order: Vec<usize> = checks.iter().map(|c| Self::shard_of(c.subject)).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: Vec<MutexGuard<'_, Shard>> = order.iter().map(|&i| self.lock(i)).collect();
+        let now = self.now();
+        let decisions: Vec<(usize, GcraDecision)> = checks
+            .iter()
+            .map(|check| {
+                let slot = order
+                    .binary_search(&Self::shard_of(check.subject))
+                    .unwrap_or(0);
+                (slot, decide(&guards[slot], check, now, cost))
+            })
+            .collect();
+        let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        self.conclude(&mut shards, &decisions, checks, now, cost)
+    }
+
+    /// Returns `cost` to every limiter in `checks` (the request was admitted by the
+    /// limits and then refused for another reason, such as its credits).
+    pub fn refund(&self, checks: &[Check<'_>], cost: u64) {
+        for check in checks {
+            let mut shard = self.lock(Self::shard_of(check.subject));
+            if let Some(tat) = shard.get_mut(check.subject) {
+                *tat = tat.saturating_sub(cost.saturating_mul(check.gcra.interval()));
+            }
+        }
+    }
+
+    fn conclude(
+        &self,
+        shards: &mut [&mut Shard],
+        decisions: &[(usize, GcraDecision)],
+        checks: &[Check<'_>],
+        now: u64,
+        cost: u64,
+    ) -> Verdict {
+        let refused = decisions
+            .iter()
+            .enumerate()
+            .find_map(|(i, (_, d))| match d {
+                GcraDecision::Refuse { retry_after, .. } => Some((i, *retry_after)),
+                _ => None,
+            });
+        let statuses = decisions.iter().map(|(_, d)| status(d)).collect();
+        if let Some((index, retry_after)) = refused {
+            return Verdict::Refused {
+                index,
+                retry_after: Duration::from_nanos(retry_after),
+                statuses,
+            };
+        }
+        if cost > 0 {
+            for ((slot, decision), check) in decisions.iter().zip(checks) {
+                if let GcraDecision::Admit { tat, .. } = decision {
+                    self.store(shards[*slot], check.subject, *tat, now);
+                }
+            }
+        }
+        Verdict::Admitted(statuses)
+    }
+
+    fn store(&self, shard: &mut Shard, subject: &str, tat: u64, now: u64) {
+        if let Some(slot) = shard.get_mut(subject) {
+            *slot = tat;
+            return;
+        }
+        if shard.len() >= self.per_shard {
+            // Full limiters are the same as absent ones: dropping them changes nothing.
+            shard.retain(|_, at| *at > now);
+            if shard.len() >= self.per_shard {
+                let keep = self.per_shard - self.per_shard / 10 - 1;
+                tracing::warn!(
+                    tracked = shard.len(),
+                    "keyroute: more rate limiters are active than `[limits] max_tracked` allows; some start over (lenient) until the load drops"
+                );
+                let mut kept = 0;
+                shard.retain(|_, _| {
+                    kept += 1;
+                    kept <= keep
+                });
+            }
+        }
+        shard.insert(subject.into(), tat);
+    }
+
+    /// How many limiters are tracked now (for tests and metrics).
+    pub fn tracked(&self) -> usize {
+        (0..SHARDS).map(|i| self.lock(i).len()).sum()
+    }
+}
+
+fn decide(shard: &Shard, check: &Check<'_>, now: u64, cost: u64) -> GcraDecision {
+    let tat = shard.get(check.subject).copied().unwrap_or(0);
+    check.gcra.check(tat, now, cost)
+}
+
+fn status(decision: &GcraDecision) -> LimitStatus {
+    match *decision {
+        GcraDecision::Admit {
+            remaining,
+            reset_after,
+            ..
+        }
+        | GcraDecision::Refuse {
+            remaining,
+            reset_after,
+            ..
+        } => LimitStatus {
+            remaining,
+            reset_after: Duration::from_nanos(reset_after),
+        },
+        // `GcraDecision` is non-exhaustive: a future variant reports a full limiter.
+        #[allow(unreachable_patterns)]
+        _ => LimitStatus {
+            remaining: 0,
+            reset_after: Duration::ZERO,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(subject: &str, limit: u64, burst: u64) -> Check<'_> {
+        Check {
+            subject,
+            gcra: Gcra::new(limit, Duration::from_secs(3600), burst),
+        }
+    }
+
+    /// Several limits: all or nothing, and a refusal spends nothing from any.
+    #[test]
+    fn all_or_nothing() {
+        let engine = LocalLimiter::new(1000);
+        let wide = check("key:a:wide", 1, 10);
+        let narrow = check("key:a:narrow", 1, 2);
+        assert!(engine.check(&[wide, narrow], 1).admitted());
+        assert!(engine.check(&[wide, narrow], 1).admitted());
+        // The narrow one is used up: refused, and the wide one keeps its 8.
+        assert!(!engine.check(&[wide, narrow], 1).admitted());
+        for _ in 0..8 {
+            assert!(engine.check(&[wide], 1).admitted());
+        }
+        assert!(!engine.check(&[wide], 1).admitted());
+    }
+
+    /// Idle limiters are dropped when the engine is full, and only they.
+    #[test]
+    fn memory_is_bounded() {
+        let engine = LocalLimiter::new(640);
+        let subjects: Vec<String> = (0..5_000).map(|i| format!("key:{i}:r")).collect();
+        for subject in &subjects {
+            // Window of a nanosecond per unit: each limiter is full again at once.
+            let fast = Check {
+                subject,
+                gcra: Gcra::new(1_000_000, Duration::from_millis(1), 1),
+            };
+            assert!(engine.check(&[fast], 1).admitted());
+        }
+        assert!(engine.tracked() <= 640 + SHARDS, "{}", engine.tracked());
+    }
+
+    /// Refund gives back what was spent.
+    #[test]
+    fn refund_returns_the_cost() {
+        let engine = LocalLimiter::new(100);
+        let one = check("key:b:r", 1, 1);
+        assert!(engine.check(&[one], 1).admitted());
+        assert!(!engine.check(&[one], 1).admitted());
+        engine.refund(&[one], 1);
+        assert!(engine.check(&[one], 1).admitted());
+    }
+}

@@ -1,0 +1,398 @@
+//! Usage limits and credits over real HTTP: 429 with `Retry-After` and the IETF
+//! draft's `RateLimit` headers, credits spent and refused at zero and refilled, a
+//! refusal that spends nothing, limits and credits kept within the caller's on issue,
+//! update and roll, and the README's walk-through run as written with the real curl.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod axum_support;
+
+use axum_support::{Reply, Running, start, start_with};
+use http::{Method, StatusCode};
+use keyroute::KeyId;
+
+const TEST_LIMIT: &str = "\n[[limits.default]]\nname = \"requests\"\nlimit = 3\nwindow = \"1m\"\nenvironment = \"test\"\n";
+
+/// Issues a key with `body` as `parent`: its id and secret.
+async fn issue(s: &Running, parent: &str, body: &str) -> (String, String) {
+    let reply = s.client.json(Method::POST, "/apikeys", parent, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let json = reply.json();
+    (
+        json["id"].as_str().unwrap().to_owned(),
+        json["key_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn patch(s: &Running, id: &str, key: &str, body: &str) -> Reply {
+    s.client
+        .json(Method::PATCH, &format!("/apikeys/{id}"), key, body)
+        .await
+}
+
+/// The stored record, read past HTTP.
+async fn stored(s: &Running, id: &str) -> keyroute::ApiKey {
+    use keyroute::store::ApiKeyStore as _;
+    let id = KeyId::new(id).unwrap();
+    s.keyroute
+        .keys()
+        .store()
+        .get_api_key(&id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn remaining_credits(key: &keyroute::ApiKey) -> u64 {
+    key.credits.expect("the key is metered").remaining
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_up_limit_answers_429_with_the_drafts_headers() {
+    let s = start_with(false, TEST_LIMIT).await;
+    let test = s.keys.test.expose_secret().to_owned();
+    for _ in 0..3 {
+        let reply = s.client.get("/orders", &test).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let refused = s.client.get("/orders", &test).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "rate_limited");
+    assert_eq!(refused.header("content-type"), "application/problem+json");
+    let retry: u64 = refused.header("retry-after").parse().unwrap();
+    assert!(
+        (1..=20).contains(&retry),
+        "one unit comes back every 20 s: {retry}"
+    );
+    assert_eq!(refused.header("ratelimit-policy"), "\"requests\";q=3;w=60");
+    assert!(
+        refused
+            .header("ratelimit")
+            .starts_with("\"requests\";r=0;t="),
+        "{}",
+        refused.header("ratelimit")
+    );
+    assert!(!refused.mentions(&test));
+    // The default is for test keys: live keys are not limited.
+    let live = s.keys.live.expose_secret().to_owned();
+    for _ in 0..5 {
+        assert_eq!(s.client.get("/orders", &live).await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_are_spent_refused_at_zero_topped_up_and_refilled() {
+    let s = start().await;
+    let ada = s.keys.live.expose_secret().to_owned();
+    let (id, key) = issue(
+        &s,
+        &ada,
+        r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":2}}"#,
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
+    }
+    let refused = s.client.get("/orders", &key).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "credits_exhausted");
+    assert_eq!(
+        remaining_credits(&stored(&s, &id).await),
+        0,
+        "never below zero"
+    );
+
+    // A new balance outright, shown by the listing; then unmetered.
+    let reply = patch(&s, &id, &ada, r#"{"credits":{"remaining":3}}"#).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["credits"]["remaining"], 3);
+    assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
+    let listed = s.client.get("/apikeys/live", &ada).await;
+    let json = listed.json();
+    let keys = json
+        .as_array()
+        .or_else(|| json["keys"].as_array())
+        .unwrap_or_else(|| panic!("a list of keys: {}", listed.body));
+    let shown = keys.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert_eq!(shown["credits"]["remaining"], 2, "{}", listed.body);
+    let reply = patch(&s, &id, &ada, r#"{"credits":null}"#).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    for _ in 0..5 {
+        assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
+    }
+
+    // A refill sets the balance back once per period.
+    let (_, refilled) = issue(
+        &s,
+        &ada,
+        r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":1,"refill":"2/1s"}}"#,
+    )
+    .await;
+    assert_eq!(
+        s.client.get("/orders", &refilled).await.status,
+        StatusCode::OK
+    );
+    let refused = s.client.get("/orders", &refilled).await;
+    assert_eq!(refused.code(), "credits_exhausted");
+    assert!(
+        !refused.header("retry-after").is_empty(),
+        "the refill's time"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for _ in 0..2 {
+        assert_eq!(
+            s.client.get("/orders", &refilled).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        s.client.get("/orders", &refilled).await.code(),
+        "credits_exhausted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_spends_nothing_from_limits_or_credits() {
+    let s = start().await;
+    let ada = s.keys.live.expose_secret().to_owned();
+    // Refused by the rate limit: the credits are untouched.
+    let (id, key) = issue(
+        &s,
+        &ada,
+        r#"{"environment":"live","scopes":["orders:read"],"limits":[{"name":"r","limit":2,"window":"1h"}],"credits":{"remaining":10}}"#,
+    )
+    .await;
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        assert_eq!(s.client.get("/orders", &key).await.status, expected);
+    }
+    assert_eq!(remaining_credits(&stored(&s, &id).await), 8);
+
+    // Refused for its credits: the rate limit gets the unit back.
+    let (id, key) = issue(
+        &s,
+        &ada,
+        r#"{"environment":"live","scopes":["orders:read"],"limits":[{"name":"r","limit":3,"window":"1h"}],"credits":{"remaining":1}}"#,
+    )
+    .await;
+    assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(
+            s.client.get("/orders", &key).await.code(),
+            "credits_exhausted"
+        );
+    }
+    patch(&s, &id, &ada, r#"{"credits":{"remaining":10}}"#).await;
+    for _ in 0..2 {
+        assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
+    }
+    assert_eq!(s.client.get("/orders", &key).await.code(), "rate_limited");
+    assert_eq!(remaining_credits(&stored(&s, &id).await), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_credits_stay_within_the_callers() {
+    let s = start().await;
+    let ada = s.keys.live.expose_secret().to_owned();
+    let (child_id, child) = issue(
+        &s,
+        &ada,
+        r#"{"environment":"live","scopes":["orders:read"],"limits":[{"name":"r","limit":100,"window":"1h"}]}"#,
+    )
+    .await;
+    // A key it makes without limits gets the caller's; a looser one is refused.
+    let (grandchild, _) = issue(
+        &s,
+        &child,
+        r#"{"environment":"live","scopes":["orders:read"]}"#,
+    )
+    .await;
+    let limits = &stored(&s, &grandchild).await.limits;
+    assert_eq!(limits.len(), 1);
+    assert_eq!((limits[0].name(), limits[0].limit()), ("r", 100));
+    let looser = s
+        .client
+        .json(
+            Method::POST,
+            "/apikeys",
+            &child,
+            r#"{"environment":"live","scopes":["orders:read"],"limits":[{"name":"r","limit":101,"window":"1h"}]}"#,
+        )
+        .await;
+    assert_eq!(looser.status, StatusCode::FORBIDDEN, "{}", looser.body);
+    assert_eq!(looser.code(), "limit_exceeds_caller");
+    // It cannot lift its own limit, nor drop it.
+    for body in [
+        r#"{"limits":[{"name":"r","limit":1000,"window":"1h"}]}"#,
+        r#"{"limits":[]}"#,
+        r#"{"limits":[{"name":"r","limit":100,"window":"1h","burst":101}]}"#,
+    ] {
+        let reply = patch(&s, &child_id, &child, body).await;
+        assert_eq!(
+            reply.code(),
+            "limit_exceeds_caller",
+            "{body}: {}",
+            reply.body
+        );
+    }
+    // A stricter one is fine; a roll keeps it.
+    let reply = patch(
+        &s,
+        &child_id,
+        &child,
+        r#"{"limits":[{"name":"r","limit":50,"window":"1h"}]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let rolled = s
+        .client
+        .json(
+            Method::POST,
+            &format!("/apikeys/{child_id}/roll"),
+            &ada,
+            "{}",
+        )
+        .await;
+    assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.body);
+    assert_eq!(
+        rolled.json()["issued"]["limits"][0]["limit"],
+        50,
+        "{}",
+        rolled.body
+    );
+
+    // A metered key makes only metered keys, with no more than it has (each of its
+    // requests, these included, spends a credit).
+    let (metered_id, metered) = issue(
+        &s,
+        &ada,
+        r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":50,"refill":"50/daily"}}"#,
+    )
+    .await;
+    for (body, code) in [
+        (
+            r#"{"environment":"live","scopes":["orders:read"]}"#,
+            "credits_exceed_caller",
+        ),
+        (
+            r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":51}}"#,
+            "credits_exceed_caller",
+        ),
+        (
+            r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":3,"refill":"60/daily"}}"#,
+            "credits_exceed_caller",
+        ),
+    ] {
+        let reply = s
+            .client
+            .json(Method::POST, "/apikeys", &metered, body)
+            .await;
+        assert_eq!(reply.code(), code, "{body}: {}", reply.body);
+    }
+    issue(
+        &s,
+        &metered,
+        r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":3}}"#,
+    )
+    .await;
+    let reply = patch(
+        &s,
+        &metered_id,
+        &metered,
+        r#"{"credits":{"remaining":500}}"#,
+    )
+    .await;
+    assert_eq!(reply.code(), "credits_exceed_caller", "{}", reply.body);
+    let reply = patch(&s, &metered_id, &metered, r#"{"credits":null}"#).await;
+    assert_eq!(reply.code(), "credits_exceed_caller", "{}", reply.body);
+    // Two keys spending one balance side by side would double it: no grace period.
+    let graced = s
+        .client
+        .json(
+            Method::POST,
+            &format!("/apikeys/{metered_id}/roll"),
+            &ada,
+            r#"{"grace":"1h"}"#,
+        )
+        .await;
+    assert_eq!(
+        graced.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        graced.body
+    );
+    // Nor can it escape them through a JWT.
+    let token = s.client.json(Method::POST, "/token", &metered, "").await;
+    assert!(token.status.is_client_error(), "{}", token.body);
+    assert!(
+        token.body.contains("rate limits or credits"),
+        "{}",
+        token.body
+    );
+}
+
+/// The README's limits walk-through, run as written with the real curl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_limits_walk_through_works_as_written() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n### Usage limits")
+        .nth(1)
+        .expect("the README has a section '### Usage limits'")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .expect("a curl block")
+        .split("```")
+        .next()
+        .unwrap();
+    let s = start().await;
+    let mut outputs = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let line = line
+            .split(" # ")
+            .next()
+            .unwrap()
+            .replace("localhost:8080", &s.addr.to_string());
+        let output = tokio::process::Command::new("bash")
+            .args(["-c", &format!("set -euo pipefail; {line}")])
+            .env("LIVE_KEY", s.keys.live.expose_secret())
+            .env("TEST_KEY", s.keys.test.expose_secret())
+            .current_dir(s.dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "README line failed: {line}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        outputs.push(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let last = outputs.last().unwrap().to_ascii_lowercase();
+    assert!(last.starts_with("http/1.1 429"), "{last}");
+    for header in [
+        "retry-after:",
+        "ratelimit-policy: \"requests\";q=2;w=60",
+        "ratelimit: \"requests\";r=0;t=",
+    ] {
+        assert!(last.contains(header), "{header} in {last}");
+    }
+    assert!(last.contains("\"code\":\"rate_limited\""), "{last}");
+}
