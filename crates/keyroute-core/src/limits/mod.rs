@@ -102,7 +102,7 @@ pub enum LimitError {
 #[serde(try_from = "RateLimitFields", into = "RateLimitFields")]
 #[non_exhaustive]
 pub struct RateLimit {
-    name: String,
+    name: std::sync::Arc<str>,
     limit: u64,
     window: Duration,
     burst: u64,
@@ -119,7 +119,7 @@ impl RateLimit {
         check_name(&name)?;
         let limit = Self {
             burst: limit,
-            name,
+            name: name.into(),
             limit,
             window,
             per: LimitScope::Key,
@@ -147,11 +147,11 @@ impl RateLimit {
     fn check(&self) -> Result<(), LimitError> {
         for count in [self.limit, self.burst] {
             if count == 0 || count > MAX_LIMIT {
-                return Err(LimitError::BadCount(self.name.clone()));
+                return Err(LimitError::BadCount(self.name.to_string()));
             }
         }
         if self.window < Duration::from_millis(1) || self.window > MAX_WINDOW {
-            return Err(LimitError::BadWindow(self.name.clone()));
+            return Err(LimitError::BadWindow(self.name.to_string()));
         }
         Ok(())
     }
@@ -251,7 +251,7 @@ impl std::str::FromStr for RateLimit {
 pub fn check_limits(limits: &[RateLimit]) -> Result<(), LimitError> {
     for (i, limit) in limits.iter().enumerate() {
         if limits[..i].iter().any(|l| l.name == limit.name) {
-            return Err(LimitError::DuplicateName(limit.name.clone()));
+            return Err(LimitError::DuplicateName(limit.name.to_string()));
         }
     }
     Ok(())
@@ -272,7 +272,7 @@ fn check_name(name: &str) -> Result<(), LimitError> {
 #[non_exhaustive]
 pub struct LimitUsage {
     /// The limit's name.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// Units per window.
     pub limit: u64,
     /// The window.
@@ -364,7 +364,7 @@ impl TryFrom<RateLimitFields> for RateLimit {
 impl From<RateLimit> for RateLimitFields {
     fn from(l: RateLimit) -> Self {
         Self {
-            name: l.name,
+            name: l.name.to_string(),
             limit: l.limit,
             window: l.window,
             burst: Some(l.burst),

@@ -7,51 +7,70 @@
 //! decision; only when more limiters than that are active at once are active ones
 //! dropped (they start full again: lenient, never stricter), and a warning is logged.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[cfg(test)]
 use keyroute_core::limits::Gcra;
 use keyroute_core::limits::GcraDecision;
 
-use super::{Check, LimitStatus, Verdict};
+use super::{Check, LimitStatus, Statuses, Verdict};
 
-const SHARDS: usize = 64;
+/// 64 shards, chosen by the top bits of a subject's hash (the table uses the low ones).
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
 
-type Shard = HashMap<Box<str>, u64>;
+/// One limiter: its subject and theoretical arrival time.
+#[derive(Debug)]
+struct Entry {
+    subject: Box<str>,
+    tat: u64,
+}
+
+/// A shard: limiters by their subject's hash, hashed once per check for both the shard
+/// and the table.
+type Shard = hashbrown::HashTable<Entry>;
 
 /// The in-process limit engine.
 #[derive(Debug)]
 pub struct LocalLimiter {
     shards: Box<[Mutex<Shard>]>,
-    epoch: Instant,
+    hasher: foldhash::fast::RandomState,
+    /// A TSC-based clock where the CPU has a usable one (a few ns a reading, against
+    /// ~20-25 for the system clock), monotonic either way.
+    clock: quanta::Clock,
+    epoch: quanta::Instant,
     per_shard: usize,
 }
 
 impl LocalLimiter {
     /// An engine keeping at most about `max_tracked` active limiters.
     pub fn new(max_tracked: usize) -> Self {
+        let clock = quanta::Clock::new();
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            epoch: Instant::now(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            epoch: clock.now(),
+            clock,
             per_shard: max_tracked.div_ceil(SHARDS).max(1),
         }
     }
 
     /// Nanoseconds since the engine started, never 0 (0 is a fresh limiter's state).
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos())
+        let elapsed = self.clock.now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_nanos())
             .unwrap_or(u64::MAX)
             .saturating_add(1)
     }
 
-    fn shard_of(subject: &str) -> usize {
-        // FNV-1a: cheap, and only spreads subjects over shards.
-        let hash = subject.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        (hash % SHARDS as u64) as usize
+    fn hash(&self, subject: &str) -> u64 {
+        self.hasher.hash_one(subject)
+    }
+
+    fn shard_of(hash: u64) -> usize {
+        (hash >> (64 - SHARD_BITS)) as usize
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
@@ -67,23 +86,24 @@ impl LocalLimiter {
     pub fn check(&self, checks: &[Check<'_>], cost: u64) -> Verdict {
         if let [one] = checks {
             // The common case: one limit, one shard, no allocation but a new entry.
-            let mut shard = self.lock(Self::shard_of(one.subject));
+            let hash = self.hash(one.subject);
+            let mut shard = self.lock(Self::shard_of(hash));
             let now = self.now();
-            let decision = decide(&shard, one, now, cost);
-            return self.conclude(&mut [&mut shard], &[(0, decision)], checks, now, cost);
+            let decision = decide(&shard, one, hash, now, cost);
+            return self.conclude(&mut [&mut shard], &[(0, hash, decision)], checks, now, cost);
         }
-        let mut order: Vec<usize> = checks.iter().map(|c| Self::shard_of(c.subject)).collect();
+        let hashes: Vec<u64> = checks.iter().map(|c| self.hash(c.subject)).collect();
+        let mut order: Vec<usize> = hashes.iter().map(|&h| Self::shard_of(h)).collect();
         order.sort_unstable();
         order.dedup();
         let mut guards: Vec<MutexGuard<'_, Shard>> = order.iter().map(|&i| self.lock(i)).collect();
         let now = self.now();
-        let decisions: Vec<(usize, GcraDecision)> = checks
+        let decisions: Vec<(usize, u64, GcraDecision)> = checks
             .iter()
-            .map(|check| {
-                let slot = order
-                    .binary_search(&Self::shard_of(check.subject))
-                    .unwrap_or(0);
-                (slot, decide(&guards[slot], check, now, cost))
+            .zip(&hashes)
+            .map(|(check, &hash)| {
+                let slot = order.binary_search(&Self::shard_of(hash)).unwrap_or(0);
+                (slot, hash, decide(&guards[slot], check, hash, now, cost))
             })
             .collect();
         let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
@@ -94,9 +114,12 @@ impl LocalLimiter {
     /// limits and then refused for another reason, such as its credits).
     pub fn refund(&self, checks: &[Check<'_>], cost: u64) {
         for check in checks {
-            let mut shard = self.lock(Self::shard_of(check.subject));
-            if let Some(tat) = shard.get_mut(check.subject) {
-                *tat = tat.saturating_sub(cost.saturating_mul(check.gcra.interval()));
+            let hash = self.hash(check.subject);
+            let mut shard = self.lock(Self::shard_of(hash));
+            if let Some(entry) = shard.find_mut(hash, |e| *e.subject == *check.subject) {
+                entry.tat = entry
+                    .tat
+                    .saturating_sub(cost.saturating_mul(check.gcra.interval()));
             }
         }
     }
@@ -104,7 +127,7 @@ impl LocalLimiter {
     fn conclude(
         &self,
         shards: &mut [&mut Shard],
-        decisions: &[(usize, GcraDecision)],
+        decisions: &[(usize, u64, GcraDecision)],
         checks: &[Check<'_>],
         now: u64,
         cost: u64,
@@ -112,11 +135,11 @@ impl LocalLimiter {
         let refused = decisions
             .iter()
             .enumerate()
-            .find_map(|(i, (_, d))| match d {
+            .find_map(|(i, (_, _, d))| match d {
                 GcraDecision::Refuse { retry_after, .. } => Some((i, *retry_after)),
                 _ => None,
             });
-        let statuses = decisions.iter().map(|(_, d)| status(d)).collect();
+        let statuses: Statuses = decisions.iter().map(|(_, _, d)| status(d)).collect();
         if let Some((index, retry_after)) = refused {
             return Verdict::Refused {
                 index,
@@ -125,23 +148,23 @@ impl LocalLimiter {
             };
         }
         if cost > 0 {
-            for ((slot, decision), check) in decisions.iter().zip(checks) {
+            for ((slot, hash, decision), check) in decisions.iter().zip(checks) {
                 if let GcraDecision::Admit { tat, .. } = decision {
-                    self.store(shards[*slot], check.subject, *tat, now);
+                    self.store(shards[*slot], check.subject, *hash, *tat, now);
                 }
             }
         }
         Verdict::Admitted(statuses)
     }
 
-    fn store(&self, shard: &mut Shard, subject: &str, tat: u64, now: u64) {
-        if let Some(slot) = shard.get_mut(subject) {
-            *slot = tat;
+    fn store(&self, shard: &mut Shard, subject: &str, hash: u64, tat: u64, now: u64) {
+        if let Some(entry) = shard.find_mut(hash, |e| *e.subject == *subject) {
+            entry.tat = tat;
             return;
         }
         if shard.len() >= self.per_shard {
             // Full limiters are the same as absent ones: dropping them changes nothing.
-            shard.retain(|_, at| *at > now);
+            shard.retain(|e| e.tat > now);
             if shard.len() >= self.per_shard {
                 let keep = self.per_shard - self.per_shard / 10 - 1;
                 tracing::warn!(
@@ -149,13 +172,17 @@ impl LocalLimiter {
                     "keyroute: more rate limiters are active than `[limits] max_tracked` allows; some start over (lenient) until the load drops"
                 );
                 let mut kept = 0;
-                shard.retain(|_, _| {
+                shard.retain(|_| {
                     kept += 1;
                     kept <= keep
                 });
             }
         }
-        shard.insert(subject.into(), tat);
+        let entry = Entry {
+            subject: subject.into(),
+            tat,
+        };
+        shard.insert_unique(hash, entry, |e| self.hash(&e.subject));
     }
 
     /// How many limiters are tracked now (for tests and metrics).
@@ -164,8 +191,10 @@ impl LocalLimiter {
     }
 }
 
-fn decide(shard: &Shard, check: &Check<'_>, now: u64, cost: u64) -> GcraDecision {
-    let tat = shard.get(check.subject).copied().unwrap_or(0);
+fn decide(shard: &Shard, check: &Check<'_>, hash: u64, now: u64, cost: u64) -> GcraDecision {
+    let tat = shard
+        .find(hash, |e| *e.subject == *check.subject)
+        .map_or(0, |e| e.tat);
     check.gcra.check(tat, now, cost)
 }
 

@@ -53,11 +53,15 @@ pub struct LimitStatus {
     pub reset_after: Duration,
 }
 
+/// Every limit's status after a check, in the order of the checks (inline up to four:
+/// a check allocates nothing for them).
+pub type Statuses = smallvec::SmallVec<[LimitStatus; 4]>;
+
 /// What an engine decided for a set of limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Every limit admitted the cost, and it was spent from each.
-    Admitted(Vec<LimitStatus>),
+    Admitted(Statuses),
     /// The limit at `index` refused; nothing was spent.
     Refused {
         /// Which check refused (the first one that did).
@@ -65,7 +69,7 @@ pub enum Verdict {
         /// How long until the cost would be admitted.
         retry_after: Duration,
         /// Every limit as it stands.
-        statuses: Vec<LimitStatus>,
+        statuses: Statuses,
     },
 }
 
@@ -279,7 +283,7 @@ impl Limiter {
         cost: u64,
     ) -> Result<(Verdict, bool), AuthError> {
         if checks.is_empty() {
-            return Ok((Verdict::Admitted(Vec::new()), false));
+            return Ok((Verdict::Admitted(Statuses::new()), false));
         }
         let Some((engine, breaker, timeout)) = &self.inner.shared else {
             return Ok((self.inner.local.check(checks, cost), false));

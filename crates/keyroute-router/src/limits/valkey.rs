@@ -387,7 +387,7 @@ impl Drop for Attempt<'_> {
 impl SharedEngine for ValkeyLimiter {
     async fn check(&self, checks: &[Check<'_>], cost: u64) -> Result<Verdict, EngineError> {
         if checks.is_empty() {
-            return Ok(Verdict::Admitted(Vec::new()));
+            return Ok(Verdict::Admitted(super::Statuses::new()));
         }
         let keys: Vec<String> = checks.iter().map(|c| self.key(c.subject)).collect();
         let mut args = Vec::with_capacity(1 + 2 * checks.len());

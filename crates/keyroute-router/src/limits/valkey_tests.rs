@@ -22,7 +22,7 @@ fn microseconds_round_up_and_keep_the_burst() {
 fn replies_become_verdicts() {
     assert_eq!(
         verdict(&[0, 0, 4, 1_500], 1).ok(),
-        Some(Verdict::Admitted(vec![LimitStatus {
+        Some(Verdict::Admitted(smallvec::smallvec![LimitStatus {
             remaining: 4,
             reset_after: Duration::from_micros(1_500),
         }]))
