@@ -10,10 +10,15 @@
 //!   up per request in a `plain_keys` table, then the handler's query on the
 //!   connection its environment picks), `keyroute` (the front door on its default
 //!   settings), `keyroute-uncached` and `keyroute-cached` (the resolver cache set
-//!   explicitly off and on). On plain pools (`bb8::Pool` of diesel-async's
-//!   `AsyncDieselConnectionManager`, what a team has before adopting keyroute):
-//!   `open-plain` and `naive-plain`, the same two handlers. The handler's own query is
-//!   the same in every mode: one indexed read, an order by id.
+//!   explicitly off and on), `keyroute-limited` and `keyroute-valkey` (`keyroute`'s
+//!   settings plus one default rate limit per key that every request is checked
+//!   against and none exhausts, in process and on a Valkey server: the limiter's cost;
+//!   `keyroute-valkey` only with keyroute's `valkey` feature and a server from
+//!   keyroute-testing, else it is skipped and the run says why). On plain pools
+//!   (`bb8::Pool` of diesel-async's `AsyncDieselConnectionManager`, what a team has
+//!   before adopting keyroute): `open-plain` and `naive-plain`, the same two handlers.
+//!   The handler's own query is the same in every mode: one indexed read, an order by
+//!   id.
 //! - [`load`]: the load generator: a fixed number of keep-alive HTTP/1.1 connections,
 //!   each owned by one task that sends its next request when the last one's body has
 //!   arrived; a warm-up, then a fixed measured duration; latencies in an HDR histogram.
@@ -22,13 +27,17 @@
 //!   its command line or in its environment) and reads one line of JSON back.
 //! - [`placement`]: which cores the server and the client run on.
 //! - [`report`]: medians across rounds, the ratios (requests/s and p99) against the
-//!   baselines measured in the same run, and whether the targets are met.
+//!   baselines measured in the same run, whether the targets are met, and
+//!   `keyroute-valkey`'s Valkey commands per request (`INFO commandstats` read before
+//!   and after each of its measurements, divided by the requests it served).
 //! - [`run`]: per backend (SQLite files; PostgreSQL and MariaDB in containers), the
 //!   modes interleaved and repeated: round 1 runs every mode once, then round 2, and
 //!   so on, so a noisy minute on the shared machine lands on every mode alike; each
 //!   round starts one mode later, so no mode always runs first or after the same
 //!   neighbour. After each mode's measurement the server's thread count is printed,
-//!   so a pool or executor that grows threads under load shows it.
+//!   so a pool or executor that grows threads under load shows it. A mode the server
+//!   could not set up (`keyroute-valkey` without a server) is left out of every round,
+//!   and the run prints why.
 //!
 //! Fairness. The server runs on the multi-threaded Tokio runtime of the benchmark's
 //! process, the client in a separate OS process, so neither shares a runtime, an
@@ -60,7 +69,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use placement::Placement;
-pub use report::{BackendReport, ModeSample};
+pub use report::{BackendReport, ModeSample, ValkeyCommands};
 pub use run::run;
 
 /// What is measured: the modes every backend serves, in the order each round runs them.
@@ -77,6 +86,10 @@ pub enum Mode {
     KeyrouteUncached,
     /// keyroute with the resolver cache explicitly on.
     KeyrouteCached,
+    /// keyroute on its defaults plus one in-process rate limit every key hits.
+    KeyrouteLimited,
+    /// keyroute on its defaults plus the same rate limit on a Valkey server.
+    KeyrouteValkey,
     /// No authentication on a plain bb8 pool: `open`'s work without keyroute's pools.
     OpenPlain,
     /// The hand-written lookup on plain bb8 pools: what a team has before keyroute.
@@ -85,12 +98,14 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in the order a round runs them.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Open,
         Mode::Naive,
         Mode::Keyroute,
         Mode::KeyrouteUncached,
         Mode::KeyrouteCached,
+        Mode::KeyrouteLimited,
+        Mode::KeyrouteValkey,
         Mode::OpenPlain,
         Mode::NaivePlain,
     ];
@@ -103,6 +118,8 @@ impl Mode {
             Mode::Keyroute => "keyroute",
             Mode::KeyrouteUncached => "keyroute-uncached",
             Mode::KeyrouteCached => "keyroute-cached",
+            Mode::KeyrouteLimited => "keyroute-limited",
+            Mode::KeyrouteValkey => "keyroute-valkey",
             Mode::OpenPlain => "open-plain",
             Mode::NaivePlain => "naive-plain",
         }

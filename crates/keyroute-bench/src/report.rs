@@ -1,5 +1,6 @@
-//! What a run prints: each mode's figures per round, the medians across rounds, and
-//! the ratios against the baselines measured in the same run, with their targets.
+//! What a run prints: each mode's figures per round, the medians across rounds, the
+//! ratios against the baselines measured in the same run, with their targets, and
+//! `keyroute-valkey`'s Valkey commands per request.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -25,6 +26,29 @@ pub struct ModeSample {
     pub p99: Duration,
     /// Responses that were not 2xx (must be 0).
     pub non_2xx: u64,
+    /// `keyroute-valkey` only: the Valkey server's commands per request served over
+    /// the mode's run (warm-up included), when they could be read.
+    pub valkey_commands: Option<ValkeyCommands>,
+}
+
+/// `keyroute-valkey`'s commands on the Valkey server per request served, from its
+/// `INFO commandstats`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct ValkeyCommands {
+    /// Every command counted: those sent to the server and those its scripts called
+    /// (`INFO commandstats` counts a script's `TIME`, `GET` and `SET` too).
+    pub total: f64,
+    /// Script runs (`EVALSHA`, or `EVAL` when the server lacks the script): the
+    /// limiter's checks, one round trip each.
+    pub scripts: f64,
+}
+
+impl ValkeyCommands {
+    /// `total` commands per request, `scripts` of them script runs.
+    pub fn new(total: f64, scripts: f64) -> Self {
+        Self { total, scripts }
+    }
 }
 
 impl ModeSample {
@@ -38,6 +62,7 @@ impl ModeSample {
             p50: result.p50(),
             p99: result.p99(),
             non_2xx: result.non_2xx,
+            valkey_commands: None,
         }
     }
 
@@ -130,8 +155,9 @@ impl Ratio {
 /// against no authentication, and keyroute on its defaults against the two modes on
 /// plain pools (what a team has before adopting it). p99: keyroute on its defaults
 /// against no authentication on plain pools, and `open` against `open-plain` (the same
-/// work on keyroute's pools and on plain pools).
-pub const RATIOS: [(Mode, Mode, Figure, Option<Target>); 7] = [
+/// work on keyroute's pools and on plain pools). Limits: keyroute with a rate limit in
+/// process and on Valkey against keyroute on its defaults, throughput and p99.
+pub const RATIOS: [(Mode, Mode, Figure, Option<Target>); 11] = [
     (
         Mode::Keyroute,
         Mode::Naive,
@@ -174,6 +200,20 @@ pub const RATIOS: [(Mode, Mode, Figure, Option<Target>); 7] = [
         Figure::P99,
         Some(Target::AtMost(1.2)),
     ),
+    (
+        Mode::KeyrouteLimited,
+        Mode::Keyroute,
+        Figure::Throughput,
+        Some(Target::AtLeast(0.95)),
+    ),
+    (
+        Mode::KeyrouteValkey,
+        Mode::Keyroute,
+        Figure::Throughput,
+        Some(Target::AtLeast(0.7)),
+    ),
+    (Mode::KeyrouteLimited, Mode::Keyroute, Figure::P99, None),
+    (Mode::KeyrouteValkey, Mode::Keyroute, Figure::P99, None),
 ];
 
 /// Every round of every mode on one backend.
@@ -184,6 +224,8 @@ pub struct BackendReport {
     pub backend: BackendKind,
     /// Every sample, in the order measured.
     pub samples: Vec<ModeSample>,
+    /// Modes not measured on this backend, and why.
+    pub skipped: Vec<(Mode, String)>,
 }
 
 impl BackendReport {
@@ -192,6 +234,7 @@ impl BackendReport {
         Self {
             backend,
             samples: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -265,6 +308,8 @@ impl BackendReport {
                     millis(p50),
                     millis(p99)
                 )?;
+            } else if let Some((_, reason)) = self.skipped.iter().find(|(m, _)| *m == mode) {
+                writeln!(out, "  {:<18} skipped: {reason}", mode.name())?;
             }
         }
         writeln!(
@@ -288,7 +333,34 @@ impl BackendReport {
                 ratio.figure.name()
             )?;
         }
-        Ok(())
+        self.write_valkey_commands(out)
+    }
+
+    /// `keyroute-valkey`'s Valkey commands per request: the script runs (one
+    /// `EVALSHA` expected) and every command counted, medians and each round's.
+    fn write_valkey_commands(&self, out: &mut dyn Write) -> io::Result<()> {
+        let rounds: Vec<ValkeyCommands> = self
+            .samples
+            .iter()
+            .filter(|s| s.mode == Mode::KeyrouteValkey)
+            .filter_map(|s| s.valkey_commands)
+            .collect();
+        if rounds.is_empty() {
+            return Ok(());
+        }
+        let figure = |f: fn(&ValkeyCommands) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(f).collect();
+            let each: Vec<String> = values.iter().map(|n| format!("{n:.2}")).collect();
+            let median = median(&mut values).unwrap_or(f64::NAN);
+            format!("{median:.2} (rounds {})", each.join(", "))
+        };
+        writeln!(
+            out,
+            "{}: keyroute-valkey per request (medians): {} EVALSHA/EVAL sent (expected 1.00: one round trip); {} Valkey commands in all (INFO commandstats, the script's own calls included)",
+            self.backend.name(),
+            figure(|c| c.scripts),
+            figure(|c| c.total),
+        )
     }
 }
 
@@ -318,126 +390,4 @@ pub fn load_average() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Medians of odd and even counts, and none of nothing.
-    #[test]
-    fn median_of_rounds() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
-    }
-
-    /// Ratios divide medians, and a target is met at or above its floor only.
-    #[test]
-    fn ratios_and_targets() {
-        let mut report = BackendReport::new(BackendKind::Sqlite);
-        let sample = |mode, round, rps| ModeSample {
-            mode,
-            round,
-            requests: 1,
-            rps,
-            p50: Duration::from_millis(1),
-            p99: Duration::from_millis(2),
-            non_2xx: 0,
-        };
-        for (round, open, naive, kr, uncached, cached) in [
-            (1, 1000.0, 500.0, 600.0, 250.0, 950.0),
-            (2, 1100.0, 400.0, 500.0, 200.0, 900.0),
-            (3, 900.0, 450.0, 9000.0, 300.0, 1000.0),
-        ] {
-            report.samples.push(sample(Mode::Open, round, open));
-            report.samples.push(sample(Mode::Naive, round, naive));
-            report.samples.push(sample(Mode::Keyroute, round, kr));
-            report
-                .samples
-                .push(sample(Mode::KeyrouteUncached, round, uncached));
-            report
-                .samples
-                .push(sample(Mode::KeyrouteCached, round, cached));
-        }
-        let ratios = report.ratios();
-        // keyroute 600 (median) / naive 450 = 1.33: met.
-        assert!((ratios[0].value.unwrap() - 600.0 / 450.0).abs() < 1e-9);
-        assert_eq!(ratios[0].met(), Some(true));
-        // uncached 250 / naive 450: no target.
-        assert_eq!(ratios[1].met(), None);
-        // cached 950 / open 1000 = 0.95: met at the floor exactly.
-        assert_eq!(ratios[2].met(), Some(true));
-        let mut out = Vec::new();
-        report.write_summary(&mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("keyroute / naive"), "{text}");
-        assert!(text.contains("1.33 x"), "{text}");
-    }
-
-    /// The plain-pool ratios: throughput against `naive-plain` and `open-plain` with
-    /// floors, p99 against `open-plain` with a ceiling met at or below it only.
-    #[test]
-    fn plain_pool_ratios_and_p99_ceilings() {
-        let mut report = BackendReport::new(BackendKind::Sqlite);
-        let sample = |mode, round, rps, p99_ms| ModeSample {
-            mode,
-            round,
-            requests: 1,
-            rps,
-            p50: Duration::from_millis(1),
-            p99: Duration::from_millis(p99_ms),
-            non_2xx: 0,
-        };
-        // (mode, [(rps, p99 ms) per round])
-        for (mode, rounds) in [
-            (Mode::Keyroute, [(1500.0, 12), (1400.0, 14), (1600.0, 10)]),
-            (Mode::NaivePlain, [(1000.0, 9), (900.0, 11), (1100.0, 10)]),
-            (Mode::OpenPlain, [(1500.0, 10), (1500.0, 8), (1600.0, 12)]),
-            (Mode::Open, [(1400.0, 13), (1500.0, 12), (1450.0, 11)]),
-        ] {
-            for (round, (rps, p99)) in (1..).zip(rounds) {
-                report.samples.push(sample(mode, round, rps, p99));
-            }
-        }
-        let ratios = report.ratios();
-        let find = |mode, baseline, figure| {
-            ratios
-                .iter()
-                .find(|r| r.mode == mode && r.baseline == baseline && r.figure == figure)
-                .unwrap()
-        };
-        // keyroute 1500 / naive-plain 1000 = 1.5: met at the floor exactly.
-        let r = find(Mode::Keyroute, Mode::NaivePlain, Figure::Throughput);
-        assert!((r.value.unwrap() - 1.5).abs() < 1e-9);
-        assert_eq!(r.met(), Some(true));
-        // keyroute 1500 / open-plain 1500 = 1.0 >= 0.95: met.
-        let r = find(Mode::Keyroute, Mode::OpenPlain, Figure::Throughput);
-        assert!((r.value.unwrap() - 1.0).abs() < 1e-9);
-        assert_eq!(r.met(), Some(true));
-        // p99: keyroute median 12 ms / open-plain median 10 ms = 1.2: met at the ceiling.
-        let r = find(Mode::Keyroute, Mode::OpenPlain, Figure::P99);
-        assert!((r.value.unwrap() - 1.2).abs() < 1e-9);
-        assert_eq!(r.met(), Some(true));
-        // p99: open median 12 ms / open-plain 10 ms is also 1.2; at 13 ms it is missed.
-        let r = find(Mode::Open, Mode::OpenPlain, Figure::P99);
-        assert!((r.value.unwrap() - 1.2).abs() < 1e-9);
-        report.samples.retain(|s| s.mode != Mode::Open);
-        for round in 1..=3 {
-            report.samples.push(sample(Mode::Open, round, 1400.0, 13));
-        }
-        let r = report
-            .ratios()
-            .into_iter()
-            .find(|r| r.mode == Mode::Open && r.figure == Figure::P99)
-            .unwrap();
-        assert!((r.value.unwrap() - 1.3).abs() < 1e-9);
-        assert_eq!(r.met(), Some(false));
-        // Modes not measured (naive, the cached ones) leave their ratios without a value.
-        assert!(report.ratios().iter().any(|r| r.value.is_none()));
-        let mut out = Vec::new();
-        report.write_summary(&mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("open / open-plain"), "{text}");
-        assert!(text.contains("1.30 x   target <= 1.20 x: MISSED"), "{text}");
-        assert!(text.contains("target >= 1.50 x: met"), "{text}");
-        assert!(text.contains("not measured"), "{text}");
-    }
-}
+mod tests;

@@ -1,14 +1,15 @@
 //! A whole run: per backend, set up the server, then the rounds (every mode once per
-//! round, in [`Mode::ALL`] order rotated by one each round), then the medians and
-//! ratios. After each mode's measurement, the server process's thread count.
+//! round, in [`Mode::ALL`] order rotated by one each round, less the modes the server
+//! skipped), then the medians and ratios. After each mode's measurement, the server
+//! process's thread count, and for `keyroute-valkey` the Valkey commands per request.
 
 use std::io::Write;
 
 use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite};
 
-use crate::load::{LoadPlan, drive};
+use crate::load::{LoadPlan, LoadResult, drive};
 use crate::placement::process_threads;
-use crate::report::{BackendReport, ModeSample, load_average};
+use crate::report::{BackendReport, ModeSample, ValkeyCommands, load_average};
 use crate::service::{Served, start};
 use crate::{BackendKind, BenchError, Mode, Options};
 
@@ -41,6 +42,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
         writeln!(out, "\n{}: serving on {}", backend.name(), served.addr)?;
         writeln!(out, "{}", served.settings)?;
         let mut report = BackendReport::new(backend);
+        report.skipped.clone_from(&served.skipped);
         for round in 1..=options.rounds {
             writeln!(
                 out,
@@ -49,16 +51,19 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                 options.rounds,
                 load_average()
             )?;
-            for mode in round_order(round) {
-                let plan = LoadPlan::new(served.addr, mode, served.keys.clone(), options);
-                let result = drive(plan).await?;
-                let sample = ModeSample::new(mode, round, &result);
+            let served_modes =
+                round_order(round).filter(|m| served.skipped.iter().all(|s| s.0 != *m));
+            for mode in served_modes {
+                let (result, commands, note) = measure(&served, mode, options).await?;
+                let mut sample = ModeSample::new(mode, round, &result);
+                sample.valkey_commands = commands;
                 let threads = process_threads().map_or_else(|| "?".to_owned(), |n| n.to_string());
                 writeln!(
                     out,
-                    "{}   p99.9 {:>7.2} ms   server threads {threads}",
+                    "{}   p99.9 {:>7.2} ms   server threads {threads}{}",
                     sample.line(),
-                    result.latency_us.p99_9 as f64 / 1e3
+                    result.latency_us.p99_9 as f64 / 1e3,
+                    note,
                 )?;
                 out.flush()?;
                 if result.non_2xx > 0 {
@@ -83,6 +88,49 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Drives `mode`'s load on `served`; for `keyroute-valkey`, also the server's commands
+/// per request served over the run (warm-up included: `INFO commandstats` before and
+/// after, divided by the requests the mode's handler served), and a note for its line
+/// (empty for the other modes).
+async fn measure(
+    served: &Served,
+    mode: Mode,
+    options: &Options,
+) -> Result<(LoadResult, Option<ValkeyCommands>, String), BenchError> {
+    let plan = LoadPlan::new(served.addr, mode, served.keys.clone(), options);
+    let probe = served
+        .valkey
+        .as_ref()
+        .filter(|_| mode == Mode::KeyrouteValkey);
+    let Some(probe) = probe else {
+        return Ok((drive(plan).await?, None, String::new()));
+    };
+    let before = probe.count().await;
+    let result = drive(plan).await?;
+    let after = probe.count().await;
+    let (commands, note) = match (before, after) {
+        (Ok(before), Ok(after)) => match after.since(&before) {
+            Some(delta) => {
+                let per = delta.per_request();
+                let note = format!(
+                    "{:.2} sent, {:.2} in all ({})",
+                    per.scripts,
+                    per.total,
+                    delta.describe()
+                );
+                (Some(per), note)
+            }
+            None => (None, "n/a (no request served)".to_owned()),
+        },
+        (Err(e), _) | (_, Err(e)) => (None, format!("n/a ({e})")),
+    };
+    Ok((
+        result,
+        commands,
+        format!("\n    valkey per request: {note}"),
+    ))
 }
 
 /// The modes of `round` (from 1): [`Mode::ALL`] rotated by one more each round, so no

@@ -15,6 +15,8 @@
 //! - `keyroute*`: the `Connected<B>` extractor of `keyroute::axum`, as a service writes
 //!   it; `keyroute` uses the front door's own resolver (its defaults), the other two a
 //!   resolver built over the same store with `session_cache_duration` set explicitly.
+//! - `keyroute-limited`, `keyroute-valkey`: `keyroute` plus one default rate limit
+//!   every key hits and none exhausts, in process and on Valkey (see [`limited`]).
 //! - `open-plain`, `naive-plain`: `open`'s and `naive`'s handlers on plain pools.
 
 use std::any::Any;
@@ -34,17 +36,20 @@ use keyroute::auth::KeyResolver;
 use keyroute::axum::{AuthState, Connected};
 use keyroute::feed::{ChangeFeed, FeedSettings};
 use keyroute::keys::KeyService;
+use keyroute::limits::Limiter;
 use keyroute::routing::ConnectionRouter;
 use keyroute::store::KeyStore;
 use keyroute::store::{Backend, DatabaseUrl, DbPool};
 use keyroute::{Config, Keyroute, NewUser};
 
-use crate::{BenchError, Options};
+use crate::{BenchError, Mode, Options};
 
 mod db;
+mod limited;
 pub mod plain;
 
 pub use db::{BenchDb, SQLITE_PRAGMAS};
+pub use limited::{CommandCount, CommandDelta, LIMIT, ValkeyProbe};
 use plain::PlainPools;
 
 /// How long `keyroute-cached` keeps a resolved key: longer than any run.
@@ -58,6 +63,10 @@ pub struct Served {
     pub keys: Arc<Vec<HeaderValue>>,
     /// What `keyroute` on its defaults means in this build, and the pools' settings.
     pub settings: String,
+    /// Modes this server does not serve, and why (`keyroute-valkey` without a server).
+    pub skipped: Vec<(Mode, String)>,
+    /// `keyroute-valkey`'s command counts, when it is served.
+    pub valkey: Option<ValkeyProbe>,
     server: tokio::task::JoinHandle<()>,
     _databases: Box<dyn Any + Send>,
 }
@@ -161,32 +170,40 @@ pub async fn start<B: BenchDb>(
     let plain = PlainPools::<B>::open(&live, &test, &config.router.pools.settings, check)
         .await
         .map_err(&fail)?;
-    let resolver_with =
-        |cache: Option<Duration>| -> Result<(AuthState, KeyResolver<KeyStore>), BenchError> {
-            let mut options = config.apikey.clone();
-            options.session_cache_duration = cache;
-            let store = Arc::clone(keyroute.store());
-            let resolver = config
-                .resolver
-                .apply(KeyResolver::builder(Arc::clone(&store), options.clone()))
-                .and_then(|builder| builder.build())
-                .map_err(|e| fail(e.to_string()))?;
-            let keys = KeyService::new(store, options).map_err(|e| fail(e.to_string()))?;
-            Ok((AuthState::new(resolver.clone(), Arc::new(keys)), resolver))
-        };
-    let (uncached, _) = resolver_with(None)?;
-    let (cached, cached_resolver) = resolver_with(Some(CACHED_FOR))?;
+    let resolver_with = |cache: Option<Duration>,
+                         limiter: Option<Limiter>|
+     -> Result<(AuthState, KeyResolver<KeyStore>), BenchError> {
+        let mut options = config.apikey.clone();
+        options.session_cache_duration = cache;
+        let store = Arc::clone(keyroute.store());
+        let resolver = config
+            .resolver
+            .apply(KeyResolver::builder(Arc::clone(&store), options.clone()))
+            .map(|builder| match limiter {
+                Some(limiter) => builder.limiter(limiter),
+                None => builder,
+            })
+            .and_then(|builder| builder.build())
+            .map_err(|e| fail(e.to_string()))?;
+        let keys = KeyService::new(store, options).map_err(|e| fail(e.to_string()))?;
+        Ok((AuthState::new(resolver.clone(), Arc::new(keys)), resolver))
+    };
+    let (uncached, _) = resolver_with(None, None)?;
+    let (cached, cached_resolver) = resolver_with(Some(CACHED_FOR), None)?;
+    let limited = limited::LimitedModes::set_up(&config, &resolver_with, &fail).await?;
     // A resolver trusts its cache only while a change feed keeps it fresh (issue 13):
-    // this one follows the store's feed, as the front door's own does in background().
+    // these follow the store's feed (keyroute-cached's, and the limited modes' when
+    // they cache), as the front door's own does in background().
     let subscription = keyroute
         .store()
         .subscribe(&FeedSettings::default())
         .await
         .ok_or_else(|| fail("the key store publishes no change feed".to_owned()))?;
-    tokio::spawn(keyroute::feed::follow_feed(
-        subscription,
-        vec![Arc::new(cached_resolver)],
-    ));
+    let mut following: Vec<Arc<dyn keyroute::feed::FeedListener>> = vec![Arc::new(cached_resolver)];
+    for resolver in &limited.feed {
+        following.push(Arc::new(resolver.clone()));
+    }
+    tokio::spawn(keyroute::feed::follow_feed(subscription, following));
     let router = keyroute.router().clone();
     let kr = |auth: AuthState| KeyrouteState {
         auth,
@@ -220,6 +237,7 @@ pub async fn start<B: BenchDb>(
                 .route("/keyroute-cached/orders/{id}", get(routed::<B>))
                 .with_state(kr(cached)),
         )
+        .merge(limited.routes::<B>(&router))
         .merge(
             Router::new()
                 .route("/open-plain/orders/{id}", get(plain::open_plain::<B>))
@@ -227,7 +245,9 @@ pub async fn start<B: BenchDb>(
                 .with_state(plain),
         );
 
-    let settings = describe(&config, &keyroute, &lookup, check);
+    let mut settings = describe(&config, &keyroute, &lookup, check);
+    settings.push('\n');
+    settings.push_str(&limited.settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| fail(format!("binding 127.0.0.1:0: {e}")))?;
@@ -244,6 +264,8 @@ pub async fn start<B: BenchDb>(
         addr,
         keys: Arc::new(keys),
         settings,
+        skipped: limited.skipped(),
+        valkey: limited.probe(),
         server,
         _databases: databases,
     })

@@ -37,13 +37,27 @@ fn small() -> Options {
 
 /// Every mode serves 2xx to every request over real sockets, and the report prints
 /// each mode's figures, the medians, the ratios with their targets, and the defaults.
+/// `keyroute-valkey` needs a Valkey server (a Docker engine): without one it is
+/// skipped, and the report says why.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_mode_serves_2xx_and_the_report_prints() {
     let mut out = Vec::new();
     let reports = keyroute_bench::run(&small(), &mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(reports.len(), 1, "{text}");
-    for mode in Mode::ALL {
+    let skipped = |mode: Mode| reports[0].skipped.iter().any(|(m, _)| *m == mode);
+    assert!(
+        reports[0]
+            .skipped
+            .iter()
+            .all(|(m, _)| *m == Mode::KeyrouteValkey),
+        "{text}"
+    );
+    for (mode, reason) in &reports[0].skipped {
+        let line = format!("{}: skipped: {reason}", mode.name());
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
+    for mode in Mode::ALL.into_iter().filter(|m| !skipped(*m)) {
         let sample = reports[0]
             .samples
             .iter()
@@ -70,13 +84,35 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
         "plain pools (open-plain, naive-plain): bb8 + diesel-async",
         "placement: not pinned",
         "server threads ",
+        "keyroute-limited / keyroute",
+        "keyroute-valkey / keyroute",
+        "target >= 0.70 x",
+        "keyroute-limited: keyroute's settings",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     assert!(
-        reports[0].ratios().iter().all(|r| r.value.is_some()),
+        reports[0]
+            .ratios()
+            .iter()
+            .filter(|r| !skipped(r.mode) && !skipped(r.baseline))
+            .all(|r| r.value.is_some()),
         "{text}"
     );
+    if !skipped(Mode::KeyrouteValkey) {
+        let valkey = reports[0]
+            .samples
+            .iter()
+            .find(|s| s.mode == Mode::KeyrouteValkey)
+            .unwrap();
+        let commands = valkey.valkey_commands.unwrap();
+        assert!(
+            commands.scripts > 0.0 && commands.total >= commands.scripts,
+            "{text}"
+        );
+        assert!(text.contains("valkey per request: "), "{text}");
+        assert!(text.contains("EVALSHA/EVAL sent"), "{text}");
+    }
 }
 
 /// Requests the server refuses are counted as non-2xx with the first one kept, so a

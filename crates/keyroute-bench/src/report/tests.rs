@@ -1,0 +1,161 @@
+//! The report's medians, ratios and targets.
+
+use super::*;
+
+/// Medians of odd and even counts, and none of nothing.
+#[test]
+fn median_of_rounds() {
+    assert_eq!(median(&mut []), None);
+    assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+    assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+}
+
+/// Ratios divide medians, and a target is met at or above its floor only.
+#[test]
+fn ratios_and_targets() {
+    let mut report = BackendReport::new(BackendKind::Sqlite);
+    let sample = |mode, round, rps| ModeSample {
+        mode,
+        round,
+        requests: 1,
+        rps,
+        p50: Duration::from_millis(1),
+        p99: Duration::from_millis(2),
+        non_2xx: 0,
+        valkey_commands: None,
+    };
+    for (round, open, naive, kr, uncached, cached) in [
+        (1, 1000.0, 500.0, 600.0, 250.0, 950.0),
+        (2, 1100.0, 400.0, 500.0, 200.0, 900.0),
+        (3, 900.0, 450.0, 9000.0, 300.0, 1000.0),
+    ] {
+        report.samples.push(sample(Mode::Open, round, open));
+        report.samples.push(sample(Mode::Naive, round, naive));
+        report.samples.push(sample(Mode::Keyroute, round, kr));
+        report
+            .samples
+            .push(sample(Mode::KeyrouteUncached, round, uncached));
+        report
+            .samples
+            .push(sample(Mode::KeyrouteCached, round, cached));
+    }
+    let ratios = report.ratios();
+    // keyroute 600 (median) / naive 450 = 1.33: met.
+    assert!((ratios[0].value.unwrap() - 600.0 / 450.0).abs() < 1e-9);
+    assert_eq!(ratios[0].met(), Some(true));
+    // uncached 250 / naive 450: no target.
+    assert_eq!(ratios[1].met(), None);
+    // cached 950 / open 1000 = 0.95: met at the floor exactly.
+    assert_eq!(ratios[2].met(), Some(true));
+    let mut out = Vec::new();
+    report.write_summary(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("keyroute / naive"), "{text}");
+    assert!(text.contains("1.33 x"), "{text}");
+}
+
+/// The plain-pool ratios: throughput against `naive-plain` and `open-plain` with
+/// floors, p99 against `open-plain` with a ceiling met at or below it only.
+#[test]
+fn plain_pool_ratios_and_p99_ceilings() {
+    let mut report = BackendReport::new(BackendKind::Sqlite);
+    let sample = |mode, round, rps, p99_ms| ModeSample {
+        mode,
+        round,
+        requests: 1,
+        rps,
+        p50: Duration::from_millis(1),
+        p99: Duration::from_millis(p99_ms),
+        non_2xx: 0,
+        valkey_commands: (mode == Mode::KeyrouteValkey).then_some(ValkeyCommands::new(4.0, 1.0)),
+    };
+    // (mode, [(rps, p99 ms) per round])
+    for (mode, rounds) in [
+        (Mode::Keyroute, [(1500.0, 12), (1400.0, 14), (1600.0, 10)]),
+        (Mode::NaivePlain, [(1000.0, 9), (900.0, 11), (1100.0, 10)]),
+        (Mode::OpenPlain, [(1500.0, 10), (1500.0, 8), (1600.0, 12)]),
+        (Mode::Open, [(1400.0, 13), (1500.0, 12), (1450.0, 11)]),
+    ] {
+        for (round, (rps, p99)) in (1..).zip(rounds) {
+            report.samples.push(sample(mode, round, rps, p99));
+        }
+    }
+    let ratios = report.ratios();
+    let find = |mode, baseline, figure| {
+        ratios
+            .iter()
+            .find(|r| r.mode == mode && r.baseline == baseline && r.figure == figure)
+            .unwrap()
+    };
+    // keyroute 1500 / naive-plain 1000 = 1.5: met at the floor exactly.
+    let r = find(Mode::Keyroute, Mode::NaivePlain, Figure::Throughput);
+    assert!((r.value.unwrap() - 1.5).abs() < 1e-9);
+    assert_eq!(r.met(), Some(true));
+    // keyroute 1500 / open-plain 1500 = 1.0 >= 0.95: met.
+    let r = find(Mode::Keyroute, Mode::OpenPlain, Figure::Throughput);
+    assert!((r.value.unwrap() - 1.0).abs() < 1e-9);
+    assert_eq!(r.met(), Some(true));
+    // p99: keyroute median 12 ms / open-plain median 10 ms = 1.2: met at the ceiling.
+    let r = find(Mode::Keyroute, Mode::OpenPlain, Figure::P99);
+    assert!((r.value.unwrap() - 1.2).abs() < 1e-9);
+    assert_eq!(r.met(), Some(true));
+    // p99: open median 12 ms / open-plain 10 ms is also 1.2; at 13 ms it is missed.
+    let r = find(Mode::Open, Mode::OpenPlain, Figure::P99);
+    assert!((r.value.unwrap() - 1.2).abs() < 1e-9);
+    report.samples.retain(|s| s.mode != Mode::Open);
+    for round in 1..=3 {
+        report.samples.push(sample(Mode::Open, round, 1400.0, 13));
+    }
+    let r = report
+        .ratios()
+        .into_iter()
+        .find(|r| r.mode == Mode::Open && r.figure == Figure::P99)
+        .unwrap();
+    assert!((r.value.unwrap() - 1.3).abs() < 1e-9);
+    assert_eq!(r.met(), Some(false));
+    // Modes not measured (naive, the cached ones) leave their ratios without a value.
+    assert!(report.ratios().iter().any(|r| r.value.is_none()));
+    let mut out = Vec::new();
+    report.write_summary(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("open / open-plain"), "{text}");
+    assert!(text.contains("1.30 x   target <= 1.20 x: MISSED"), "{text}");
+    assert!(text.contains("target >= 1.50 x: met"), "{text}");
+    assert!(text.contains("not measured"), "{text}");
+}
+
+/// The limits' ratios against `keyroute`, a skipped mode's reason, and
+/// `keyroute-valkey`'s commands per request (the median of its rounds).
+#[test]
+fn limits_ratios_skips_and_valkey_commands() {
+    let mut report = BackendReport::new(BackendKind::Sqlite);
+    for (round, commands) in [(1, 1.0), (2, 1.5), (3, 1.02)] {
+        for (mode, rps) in [(Mode::Keyroute, 1000.0), (Mode::KeyrouteValkey, 690.0)] {
+            report.samples.push(ModeSample {
+                mode,
+                round,
+                requests: 1,
+                rps,
+                p50: Duration::from_millis(1),
+                p99: Duration::from_millis(2),
+                non_2xx: 0,
+                valkey_commands: (mode == Mode::KeyrouteValkey)
+                    .then_some(ValkeyCommands::new(commands + 3.0, commands)),
+            });
+        }
+    }
+    report.skipped = vec![(Mode::KeyrouteLimited, "no reason".to_owned())];
+    let mut out = Vec::new();
+    report.write_summary(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for line in [
+        "keyroute-limited   skipped: no reason",
+        "keyroute-limited / keyroute    req/s      n/a   target >= 0.95 x: not measured",
+        "keyroute-valkey / keyroute     req/s   0.69 x   target >= 0.70 x: MISSED",
+        "keyroute-valkey / keyroute     p99     1.00 x   no target",
+        "keyroute-valkey per request (medians): 1.02 (rounds 1.00, 1.50, 1.02) EVALSHA/EVAL sent",
+        "4.02 (rounds 4.00, 4.50, 4.02) Valkey commands in all",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
