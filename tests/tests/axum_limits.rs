@@ -6,11 +6,81 @@
 
 mod axum_support;
 
-use axum_support::{Reply, Running, start, start_with};
+use axum::routing::get;
+use axum::{Extension, Router};
+use axum_support::{Client, Reply, Running, start, start_with};
 use http::{Method, StatusCode};
 use keyroute::KeyId;
+use keyroute::axum::{AuthLayer, Caller, RequestCost};
 
 const TEST_LIMIT: &str = "\n[[limits.default]]\nname = \"requests\"\nlimit = 3\nwindow = \"1m\"\nenvironment = \"test\"\n";
+
+/// The caller's limits as the handler sees them: `name=remaining`.
+async fn usage(Caller(caller): Caller) -> String {
+    caller
+        .usage()
+        .iter()
+        .map(|u| format!("{}={}", u.name, u.remaining))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A route charges its own cost (`RequestCost`), 0 only looks; behind `AuthLayer` an
+/// admitted response carries the `RateLimit` headers too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_charges_its_cost_and_the_layer_adds_the_headers() {
+    let s = start_with(false, &TEST_LIMIT.replace("limit = 3", "limit = 10")).await;
+    let router = Router::new()
+        .route("/export", get(usage).layer(Extension(RequestCost(4))))
+        .route("/peek", get(usage).layer(Extension(RequestCost(0))))
+        .route("/one", get(usage))
+        .with_state(s.keyroute.clone())
+        .merge(
+            Router::new()
+                .route("/layered", get(|| async { "ok" }))
+                .layer(AuthLayer::new(s.keyroute.axum_state())),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = Client::new(listener.local_addr().unwrap());
+    tokio::spawn(axum_support::service::serve(listener, router));
+    let key = s.keys.test.expose_secret().to_owned();
+    for (path, expected) in [
+        ("/peek", "requests=10"),
+        ("/export", "requests=6"),
+        ("/one", "requests=5"),
+        ("/export", "requests=1"),
+        ("/peek", "requests=1"),
+    ] {
+        let reply = client.get(path, &key).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, expected),
+            "{path}"
+        );
+    }
+    let refused = client.get("/export", &key).await;
+    assert_eq!(refused.code(), "rate_limited", "4 units asked, 1 left");
+    assert_eq!(
+        client.get("/one", &key).await.body,
+        "requests=0",
+        "the refusal spent nothing"
+    );
+
+    let other = s.keys.publishable.expose_secret().to_owned();
+    let admitted = client.get("/layered", &other).await;
+    assert_eq!(admitted.status, StatusCode::OK);
+    assert_eq!(
+        admitted.header("ratelimit-policy"),
+        "\"requests\";q=10;w=60"
+    );
+    assert!(
+        admitted
+            .header("ratelimit")
+            .starts_with("\"requests\";r=9;t="),
+        "{}",
+        admitted.header("ratelimit")
+    );
+}
 
 /// Issues a key with `body` as `parent`: its id and secret.
 async fn issue(s: &Running, parent: &str, body: &str) -> (String, String) {
