@@ -1,4 +1,4 @@
-//! The benchmark's axum service: one server, every [`Mode`](crate::Mode) under its own
+//! The benchmark's axum service: one server, every [`Mode`] under its own
 //! path prefix (`/open/orders/{id}`, `/naive/orders/{id}`, ...): the keyroute-pool
 //! modes on the same live and test pools of one keyroute handle, the `-plain` modes
 //! on plain bb8 pools of their own (see [`plain`]).
@@ -16,7 +16,7 @@
 //!   it; `keyroute` uses the front door's own resolver (its defaults), the other two a
 //!   resolver built over the same store with `session_cache_duration` set explicitly.
 //! - `keyroute-limited`, `keyroute-valkey`: `keyroute` plus one default rate limit
-//!   every key hits and none exhausts, in process and on Valkey (see [`limited`]).
+//!   every key hits and none exhausts, in process and on Valkey (see `service/limited.rs`).
 //! - `open-plain`, `naive-plain`: `open`'s and `naive`'s handlers on plain pools.
 
 use std::any::Any;
