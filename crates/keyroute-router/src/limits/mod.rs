@@ -322,19 +322,17 @@ impl Limiter {
 }
 
 /// The counter of `limit` for `principal`: per key, user or tenant, per environment.
-/// A key with no user (or no tenant) counts alone.
+/// A key with no user (or no tenant) counts alone; a caller with no key (a person's
+/// session) counts as its user, and one with neither as one shared `unknown` caller.
 fn subject(limit: &RateLimit, principal: &Principal) -> String {
-    let key = principal.key_id().map_or("", |k| k.as_str());
+    let key = principal.key_id().map(|k| ("key", k.as_str()));
+    let user = principal.user_id().map(|u| ("user", u.as_str()));
+    let tenant = principal.tenant().map(|t| ("tenant", t.as_str()));
+    let own = key.or(user).unwrap_or(("key", "unknown"));
     let (scope, owner) = match limit.scope() {
-        LimitScope::User => match principal.user_id() {
-            Some(user) => ("user", user.as_str()),
-            None => ("key", key),
-        },
-        LimitScope::Tenant => match principal.tenant() {
-            Some(tenant) => ("tenant", tenant.as_str()),
-            None => ("key", key),
-        },
-        _ => ("key", key),
+        LimitScope::User => user.unwrap_or(own),
+        LimitScope::Tenant => tenant.unwrap_or(own),
+        _ => own,
     };
     format!(
         "{scope}:{}:{owner}:{}",
@@ -357,4 +355,48 @@ fn refusal(
     let mut refusal = LimitRefusal::new(name, retry_after);
     refusal.usage = usage;
     refusal
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use keyroute_core::{ApiKey, AuthMethod, Environment, KeyHash, KeyId, KeyType, Tenant, UserId};
+
+    use super::*;
+
+    /// Counters: a key's own, its user's, its tenant's; a session counts as its user,
+    /// never as one counter shared by every session.
+    #[test]
+    fn subjects_name_whose_traffic_counts() {
+        let per = |scope| {
+            RateLimit::new("r", 1, Duration::from_secs(1))
+                .unwrap()
+                .per(scope)
+        };
+        let mut key = ApiKey::new(
+            KeyId::new("k1").unwrap(),
+            KeyType::SECRET,
+            Environment::LIVE,
+            KeyHash::of("x"),
+            "h",
+            chrono::Utc::now(),
+        );
+        key.user_id = Some(UserId::new("u1").unwrap());
+        key.tenant = Some(Tenant::new("acme").unwrap());
+        let caller = Principal::from_api_key(Arc::new(key), None);
+        assert_eq!(subject(&per(LimitScope::Key), &caller), "key:live:k1:r");
+        assert_eq!(subject(&per(LimitScope::User), &caller), "user:live:u1:r");
+        assert_eq!(
+            subject(&per(LimitScope::Tenant), &caller),
+            "tenant:live:acme:r"
+        );
+        let session = Principal::from_claims(AuthMethod::UserSession, Environment::TEST)
+            .with_user_id(Some(UserId::new("u2").unwrap()));
+        assert_eq!(subject(&per(LimitScope::Key), &session), "user:test:u2:r");
+        assert_eq!(
+            subject(&per(LimitScope::Tenant), &session),
+            "user:test:u2:r"
+        );
+    }
 }
