@@ -255,55 +255,13 @@ fn bad_key_files_are_typed_errors() {
 /// live key, see it refused and find the leak in the audit trail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_leak_walk_through_works_as_written() {
-    let readme = include_str!("../../README.md");
-    let section = readme
-        .split("\n### Leak response")
-        .nth(1)
-        .expect("the README has a section '### Leak response'")
-        .split("\n## ")
-        .next()
-        .unwrap();
-    let blocks: Vec<Vec<&str>> = section
-        .split("```sh\n")
-        .skip(1)
-        .map(|block| {
-            block
-                .split("```")
-                .next()
-                .unwrap()
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .collect()
-        })
-        .collect();
+    let blocks = axum_support::readme_sh_blocks("### Leak response");
     assert_eq!(
         blocks.len(),
         2,
         "a set-up block and a curl block: {blocks:?}"
     );
-    let run = |line: &str, dir: &std::path::Path, envs: &[(&str, String)]| {
-        let line = line.split(" # ").next().unwrap().to_owned();
-        let dir = dir.to_owned();
-        let envs: Vec<(String, String)> = envs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        async move {
-            let output = tokio::process::Command::new("bash")
-                .args(["-c", &format!("set -euo pipefail; {line}")])
-                .current_dir(&dir)
-                .envs(envs)
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "README line failed: {line}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8_lossy(&output.stdout).into_owned()
-        }
-    };
+    let run = axum_support::run_readme_line;
     let work = tempfile::tempdir().unwrap();
     let (set_up, start_line) = blocks[0].split_at(blocks[0].len() - 1);
     assert!(start_line[0].contains("KEYROUTE_GITHUB_KEYS=github-keys.json"));

@@ -8,9 +8,8 @@ mod axum_support;
 
 use axum::routing::get;
 use axum::{Extension, Router};
-use axum_support::{Client, Reply, Running, start, start_with};
+use axum_support::{Client, start, start_with};
 use http::{Method, StatusCode};
-use keyroute::KeyId;
 use keyroute::axum::{AuthLayer, Caller, RequestCost};
 
 const TEST_LIMIT: &str = "\n[[limits.default]]\nname = \"requests\"\nlimit = 3\nwindow = \"1m\"\nenvironment = \"test\"\n";
@@ -82,36 +81,6 @@ async fn a_route_charges_its_cost_and_the_layer_adds_the_headers() {
     );
 }
 
-/// Issues a key with `body` as `parent`: its id and secret.
-async fn issue(s: &Running, parent: &str, body: &str) -> (String, String) {
-    let reply = s.client.json(Method::POST, "/apikeys", parent, body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    let json = reply.json();
-    (
-        json["id"].as_str().unwrap().to_owned(),
-        json["key_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn patch(s: &Running, id: &str, key: &str, body: &str) -> Reply {
-    s.client
-        .json(Method::PATCH, &format!("/apikeys/{id}"), key, body)
-        .await
-}
-
-/// The stored record, read past HTTP.
-async fn stored(s: &Running, id: &str) -> keyroute::ApiKey {
-    use keyroute::store::ApiKeyStore as _;
-    let id = KeyId::new(id).unwrap();
-    s.keyroute
-        .keys()
-        .store()
-        .get_api_key(&id)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 fn remaining_credits(key: &keyroute::ApiKey) -> u64 {
     key.credits.expect("the key is metered").remaining
 }
@@ -158,12 +127,12 @@ async fn a_used_up_limit_answers_429_with_the_drafts_headers() {
 async fn credits_are_spent_refused_at_zero_topped_up_and_refilled() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
-    let (id, key) = issue(
-        &s,
-        &ada,
-        r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":2}}"#,
-    )
-    .await;
+    let (id, key) = s
+        .issue(
+            &ada,
+            r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":2}}"#,
+        )
+        .await;
     for _ in 0..2 {
         assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
     }
@@ -176,13 +145,16 @@ async fn credits_are_spent_refused_at_zero_topped_up_and_refilled() {
     );
     assert_eq!(refused.code(), "credits_exhausted");
     assert_eq!(
-        remaining_credits(&stored(&s, &id).await),
+        remaining_credits(&s.stored(&id).await),
         0,
         "never below zero"
     );
 
     // A new balance outright, shown by the listing; then unmetered.
-    let reply = patch(&s, &id, &ada, r#"{"credits":{"remaining":3}}"#).await;
+    let reply = s
+        .client
+        .patch_key(&id, &ada, r#"{"credits":{"remaining":3}}"#)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.json()["credits"]["remaining"], 3);
     assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
@@ -194,16 +166,14 @@ async fn credits_are_spent_refused_at_zero_topped_up_and_refilled() {
         .unwrap_or_else(|| panic!("a list of keys: {}", listed.body));
     let shown = keys.iter().find(|k| k["id"] == id.as_str()).unwrap();
     assert_eq!(shown["credits"]["remaining"], 2, "{}", listed.body);
-    let reply = patch(&s, &id, &ada, r#"{"credits":null}"#).await;
+    let reply = s.client.patch_key(&id, &ada, r#"{"credits":null}"#).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     for _ in 0..5 {
         assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
     }
 
     // A refill sets the balance back once per period.
-    let (_, refilled) = issue(
-        &s,
-        &ada,
+    let (_, refilled) = s.issue(&ada,
         r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":1,"refill":"2/1s"}}"#,
     )
     .await;
@@ -235,9 +205,7 @@ async fn a_refusal_spends_nothing_from_limits_or_credits() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
     // Refused by the rate limit: the credits are untouched.
-    let (id, key) = issue(
-        &s,
-        &ada,
+    let (id, key) = s.issue(&ada,
         r#"{"environment":"live","scopes":["orders:read"],"limits":[{"name":"r","limit":2,"window":"1h"}],"credits":{"remaining":10}}"#,
     )
     .await;
@@ -249,12 +217,10 @@ async fn a_refusal_spends_nothing_from_limits_or_credits() {
     ] {
         assert_eq!(s.client.get("/orders", &key).await.status, expected);
     }
-    assert_eq!(remaining_credits(&stored(&s, &id).await), 8);
+    assert_eq!(remaining_credits(&s.stored(&id).await), 8);
 
     // Refused for its credits: the rate limit gets the unit back.
-    let (id, key) = issue(
-        &s,
-        &ada,
+    let (id, key) = s.issue(&ada,
         r#"{"environment":"live","scopes":["orders:read"],"limits":[{"name":"r","limit":3,"window":"1h"}],"credits":{"remaining":1}}"#,
     )
     .await;
@@ -265,32 +231,29 @@ async fn a_refusal_spends_nothing_from_limits_or_credits() {
             "credits_exhausted"
         );
     }
-    patch(&s, &id, &ada, r#"{"credits":{"remaining":10}}"#).await;
+    s.client
+        .patch_key(&id, &ada, r#"{"credits":{"remaining":10}}"#)
+        .await;
     for _ in 0..2 {
         assert_eq!(s.client.get("/orders", &key).await.status, StatusCode::OK);
     }
     assert_eq!(s.client.get("/orders", &key).await.code(), "rate_limited");
-    assert_eq!(remaining_credits(&stored(&s, &id).await), 8);
+    assert_eq!(remaining_credits(&s.stored(&id).await), 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_credits_stay_within_the_callers() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
-    let (child_id, child) = issue(
-        &s,
-        &ada,
+    let (child_id, child) = s.issue(&ada,
         r#"{"environment":"live","scopes":["orders:read"],"limits":[{"name":"r","limit":100,"window":"1h"}]}"#,
     )
     .await;
     // A key it makes without limits gets the caller's; a looser one is refused.
-    let (grandchild, _) = issue(
-        &s,
-        &child,
-        r#"{"environment":"live","scopes":["orders:read"]}"#,
-    )
-    .await;
-    let limits = &stored(&s, &grandchild).await.limits;
+    let (grandchild, _) = s
+        .issue(&child, r#"{"environment":"live","scopes":["orders:read"]}"#)
+        .await;
+    let limits = &s.stored(&grandchild).await.limits;
     assert_eq!(limits.len(), 1);
     assert_eq!((limits[0].name(), limits[0].limit()), ("r", 100));
     let looser = s
@@ -310,7 +273,7 @@ async fn limits_and_credits_stay_within_the_callers() {
         r#"{"limits":[]}"#,
         r#"{"limits":[{"name":"r","limit":100,"window":"1h","burst":101}]}"#,
     ] {
-        let reply = patch(&s, &child_id, &child, body).await;
+        let reply = s.client.patch_key(&child_id, &child, body).await;
         assert_eq!(
             reply.code(),
             "limit_exceeds_caller",
@@ -319,13 +282,14 @@ async fn limits_and_credits_stay_within_the_callers() {
         );
     }
     // A stricter one is fine; a roll keeps it.
-    let reply = patch(
-        &s,
-        &child_id,
-        &child,
-        r#"{"limits":[{"name":"r","limit":50,"window":"1h"}]}"#,
-    )
-    .await;
+    let reply = s
+        .client
+        .patch_key(
+            &child_id,
+            &child,
+            r#"{"limits":[{"name":"r","limit":50,"window":"1h"}]}"#,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let rolled = s
         .client
@@ -346,9 +310,7 @@ async fn limits_and_credits_stay_within_the_callers() {
 
     // A metered key makes only metered keys, with no more than it has (each of its
     // requests, these included, spends a credit).
-    let (metered_id, metered) = issue(
-        &s,
-        &ada,
+    let (metered_id, metered) = s.issue(&ada,
         r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":50,"refill":"50/daily"}}"#,
     )
     .await;
@@ -372,21 +334,20 @@ async fn limits_and_credits_stay_within_the_callers() {
             .await;
         assert_eq!(reply.code(), code, "{body}: {}", reply.body);
     }
-    issue(
-        &s,
+    s.issue(
         &metered,
         r#"{"environment":"live","scopes":["orders:read"],"credits":{"remaining":3}}"#,
     )
     .await;
-    let reply = patch(
-        &s,
-        &metered_id,
-        &metered,
-        r#"{"credits":{"remaining":500}}"#,
-    )
-    .await;
+    let reply = s
+        .client
+        .patch_key(&metered_id, &metered, r#"{"credits":{"remaining":500}}"#)
+        .await;
     assert_eq!(reply.code(), "credits_exceed_caller", "{}", reply.body);
-    let reply = patch(&s, &metered_id, &metered, r#"{"credits":null}"#).await;
+    let reply = s
+        .client
+        .patch_key(&metered_id, &metered, r#"{"credits":null}"#)
+        .await;
     assert_eq!(reply.code(), "credits_exceed_caller", "{}", reply.body);
     // Two keys spending one balance side by side would double it: no grace period.
     let graced = s
@@ -417,43 +378,16 @@ async fn limits_and_credits_stay_within_the_callers() {
 /// The README's limits walk-through, run as written with the real curl.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_limits_walk_through_works_as_written() {
-    let readme = include_str!("../../README.md");
-    let section = readme
-        .split("\n### Usage limits")
-        .nth(1)
-        .expect("the README has a section '### Usage limits'")
-        .split("\n## ")
-        .next()
-        .unwrap();
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .expect("a curl block")
-        .split("```")
-        .next()
-        .unwrap();
+    let blocks = axum_support::readme_sh_blocks("### Usage limits");
     let s = start().await;
+    let envs = [
+        ("LIVE_KEY", s.keys.live.expose_secret().to_owned()),
+        ("TEST_KEY", s.keys.test.expose_secret().to_owned()),
+    ];
     let mut outputs = Vec::new();
-    for line in block.lines().filter(|l| !l.trim().is_empty()) {
-        let line = line
-            .split(" # ")
-            .next()
-            .unwrap()
-            .replace("localhost:8080", &s.addr.to_string());
-        let output = tokio::process::Command::new("bash")
-            .args(["-c", &format!("set -euo pipefail; {line}")])
-            .env("LIVE_KEY", s.keys.live.expose_secret())
-            .env("TEST_KEY", s.keys.test.expose_secret())
-            .current_dir(s.dir.path())
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "README line failed: {line}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        outputs.push(String::from_utf8_lossy(&output.stdout).into_owned());
+    for line in &blocks[0] {
+        let line = line.replace("localhost:8080", &s.addr.to_string());
+        outputs.push(axum_support::run_readme_line(&line, s.dir.path(), &envs).await);
     }
     let last = outputs.last().unwrap().to_ascii_lowercase();
     assert!(last.starts_with("http/1.1 429"), "{last}");

@@ -6,60 +6,31 @@
 
 mod axum_support;
 
-use axum_support::{Client, Running, start, start_with};
+use axum_support::{start, start_with};
 use http::{Method, StatusCode};
 use keyroute::KeyId;
-
-/// Issues a key with `body` as `parent`: its id and secret.
-async fn issue(s: &Running, parent: &str, body: &str) -> (String, String) {
-    let reply = s.client.json(Method::POST, "/apikeys", parent, body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    let json = reply.json();
-    (
-        json["id"].as_str().unwrap().to_owned(),
-        json["key_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn patch(client: &Client, id: &str, key: &str, body: &str) -> axum_support::Reply {
-    client
-        .json(Method::PATCH, &format!("/apikeys/{id}"), key, body)
-        .await
-}
-
-/// The stored record, read past HTTP.
-async fn stored(s: &Running, id: &str) -> keyroute::ApiKey {
-    use keyroute::store::ApiKeyStore as _;
-    let id = KeyId::new(id).unwrap();
-    s.keyroute
-        .keys()
-        .store()
-        .get_api_key(&id)
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_is_changed_within_the_callers_authority() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
-    let (id, child) = issue(
-        &s,
-        &ada,
-        r#"{"environment":"live","name":"ci","scopes":["orders:read","orders:write"]}"#,
-    )
-    .await;
+    let (id, child) = s
+        .issue(
+            &ada,
+            r#"{"environment":"live","name":"ci","scopes":["orders:read","orders:write"]}"#,
+        )
+        .await;
     assert_eq!(s.client.get("/orders", &child).await.status, StatusCode::OK);
 
     // Rename, note and narrow: each change applied and named.
-    let reply = patch(
-        &s.client,
-        &id,
-        &ada,
-        r#"{"name":"ci deploy","notes":"read only from now on","scopes":["orders:read"]}"#,
-    )
-    .await;
+    let reply = s
+        .client
+        .patch_key(
+            &id,
+            &ada,
+            r#"{"name":"ci deploy","notes":"read only from now on","scopes":["orders:read"]}"#,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let json = reply.json();
     assert_eq!(json["name"], "ci deploy");
@@ -77,15 +48,15 @@ async fn a_key_is_changed_within_the_callers_authority() {
     assert_eq!(write.status, StatusCode::FORBIDDEN, "{}", write.body);
     assert_eq!(write.code(), "insufficient_scope");
     // `null` removes; an update that changes nothing writes nothing.
-    let reply = patch(&s.client, &id, &ada, r#"{"notes":null}"#).await;
+    let reply = s.client.patch_key(&id, &ada, r#"{"notes":null}"#).await;
     assert_eq!(reply.json()["notes"], serde_json::Value::Null);
-    let revision = stored(&s, &id).await.revision;
-    let reply = patch(&s.client, &id, &ada, r#"{"notes":null}"#).await;
+    let revision = s.stored(&id).await.revision;
+    let reply = s.client.patch_key(&id, &ada, r#"{"notes":null}"#).await;
     assert_eq!(reply.json()["changed"], serde_json::json!([]));
-    assert_eq!(stored(&s, &id).await.revision, revision);
+    assert_eq!(s.stored(&id).await.revision, revision);
 
     // The narrowed key may not widen itself back, nor outlive its parent's choice.
-    let before = stored(&s, &id).await;
+    let before = s.stored(&id).await;
     let admin = s.keys.admin.expose_secret().to_owned();
     let test = s.keys.test.expose_secret().to_owned();
     let publishable = s.keys.publishable.expose_secret().to_owned();
@@ -169,22 +140,28 @@ async fn a_key_is_changed_within_the_callers_authority() {
             "malformed_body",
         ),
     ] {
-        let reply = patch(&s.client, &id, key, body).await;
+        let reply = s.client.patch_key(&id, key, body).await;
         assert_eq!(reply.status, status, "{body}: {}", reply.body);
         assert_eq!(reply.code(), code, "{body}: {}", reply.body);
-        assert_eq!(stored(&s, &id).await, before, "{body}: nothing applied");
+        assert_eq!(s.stored(&id).await, before, "{body}: nothing applied");
     }
     // Unknown ids, and keys the caller may not see, are no key.
     for unknown in [KeyId::random().to_string(), "not%20a%20key%20id".to_owned()] {
-        let reply = patch(&s.client, &unknown, &ada, r#"{"name":"x"}"#).await;
+        let reply = s.client.patch_key(&unknown, &ada, r#"{"name":"x"}"#).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
         assert_eq!(reply.code(), "key_not_found");
     }
-    let (ops_key, _) = issue(&s, &admin, r#"{"environment":"live"}"#).await;
-    let reply = patch(&s.client, &ops_key, &ada, r#"{"name":"mine now"}"#).await;
+    let (ops_key, _) = s.issue(&admin, r#"{"environment":"live"}"#).await;
+    let reply = s
+        .client
+        .patch_key(&ops_key, &ada, r#"{"name":"mine now"}"#)
+        .await;
     assert_eq!(reply.code(), "key_not_found", "another user's key");
     // An admin key of the environment changes anyone's key.
-    let reply = patch(&s.client, &id, &admin, r#"{"name":"by ops"}"#).await;
+    let reply = s
+        .client
+        .patch_key(&id, &admin, r#"{"name":"by ops"}"#)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
 
@@ -192,15 +169,15 @@ async fn a_key_is_changed_within_the_callers_authority() {
 async fn expiry_is_bounded_by_the_caller_on_update() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
-    let (id, short) = issue(
-        &s,
-        &ada,
-        r#"{"environment":"live","scopes":["orders:read"],"expires_in":"1h"}"#,
-    )
-    .await;
-    let before = stored(&s, &id).await;
+    let (id, short) = s
+        .issue(
+            &ada,
+            r#"{"environment":"live","scopes":["orders:read"],"expires_in":"1h"}"#,
+        )
+        .await;
+    let before = s.stored(&id).await;
     for body in [r#"{"expires_in":"90days"}"#, r#"{"expires_at":null}"#] {
-        let reply = patch(&s.client, &id, &short, body).await;
+        let reply = s.client.patch_key(&id, &short, body).await;
         assert_eq!(
             reply.status,
             StatusCode::FORBIDDEN,
@@ -208,12 +185,18 @@ async fn expiry_is_bounded_by_the_caller_on_update() {
             reply.body
         );
         assert_eq!(reply.code(), "expiry_exceeds_caller", "{body}");
-        assert_eq!(stored(&s, &id).await, before, "{body}: nothing applied");
+        assert_eq!(s.stored(&id).await, before, "{body}: nothing applied");
     }
     // Shortening its own life is its right; its owner may extend it.
-    let reply = patch(&s.client, &id, &short, r#"{"expires_in":"30m"}"#).await;
+    let reply = s
+        .client
+        .patch_key(&id, &short, r#"{"expires_in":"30m"}"#)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let reply = patch(&s.client, &id, &ada, r#"{"expires_in":"90days"}"#).await;
+    let reply = s
+        .client
+        .patch_key(&id, &ada, r#"{"expires_in":"90days"}"#)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.json()["changed"], serde_json::json!(["expires_at"]));
 }
@@ -222,14 +205,14 @@ async fn expiry_is_bounded_by_the_caller_on_update() {
 async fn a_disabled_key_is_refused_until_enabled() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
-    let (id, child) = issue(
-        &s,
-        &ada,
-        r#"{"environment":"live","scopes":["orders:read"]}"#,
-    )
-    .await;
+    let (id, child) = s
+        .issue(&ada, r#"{"environment":"live","scopes":["orders:read"]}"#)
+        .await;
     assert_eq!(s.client.get("/orders", &child).await.status, StatusCode::OK);
-    let reply = patch(&s.client, &id, &child, r#"{"enabled":false}"#).await;
+    let reply = s
+        .client
+        .patch_key(&id, &child, r#"{"enabled":false}"#)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "a key may switch itself off");
     assert_eq!(reply.json()["enabled"], false);
     for _ in 0..3 {
@@ -243,29 +226,29 @@ async fn a_disabled_key_is_refused_until_enabled() {
             refused.headers
         );
     }
-    let reply = patch(&s.client, &id, &child, r#"{"enabled":true}"#).await;
+    let reply = s.client.patch_key(&id, &child, r#"{"enabled":true}"#).await;
     assert_eq!(
         reply.code(),
         "disabled_key",
         "a disabled key cannot enable itself"
     );
-    let reply = patch(&s.client, &id, &ada, r#"{"enabled":true}"#).await;
+    let reply = s.client.patch_key(&id, &ada, r#"{"enabled":true}"#).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(s.client.get("/orders", &child).await.status, StatusCode::OK);
     // The same secret works again: nothing was re-issued.
-    assert!(stored(&s, &id).await.enabled);
+    assert!(s.stored(&id).await.enabled);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_works_only_from_its_allowed_networks() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
-    let (id, child) = issue(
-        &s,
-        &ada,
-        r#"{"environment":"live","scopes":["orders:read"],"allowed_networks":["10.0.0.0/8"]}"#,
-    )
-    .await;
+    let (id, child) = s
+        .issue(
+            &ada,
+            r#"{"environment":"live","scopes":["orders:read"],"allowed_networks":["10.0.0.0/8"]}"#,
+        )
+        .await;
     let refused = s.client.get("/orders", &child).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert_eq!(refused.code(), "network_not_allowed");
@@ -288,13 +271,10 @@ async fn a_key_works_only_from_its_allowed_networks() {
         "a client's own claim"
     );
 
-    let reply = patch(
-        &s.client,
-        &id,
-        &ada,
-        r#"{"allowed_networks":["127.0.0.0/8"]}"#,
-    )
-    .await;
+    let reply = s
+        .client
+        .patch_key(&id, &ada, r#"{"allowed_networks":["127.0.0.0/8"]}"#)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.json()["allowed_networks"],
@@ -313,7 +293,10 @@ async fn a_key_works_only_from_its_allowed_networks() {
         )
         .await;
     assert_eq!(reply.code(), "network_exceeds_caller", "{}", reply.body);
-    let reply = patch(&s.client, &id, &child, r#"{"allowed_networks":[]}"#).await;
+    let reply = s
+        .client
+        .patch_key(&id, &child, r#"{"allowed_networks":[]}"#)
+        .await;
     assert_eq!(reply.code(), "network_exceeds_caller", "{}", reply.body);
     let reply = s
         .client
@@ -344,9 +327,7 @@ async fn a_key_works_only_from_its_allowed_networks() {
 async fn behind_a_trusted_proxy_the_forwarded_address_counts() {
     let s = start_with(false, "[resolver]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").await;
     let ada = s.keys.live.expose_secret().to_owned();
-    let (_, child) = issue(
-        &s,
-        &ada,
+    let (_, child) = s.issue(&ada,
         r#"{"environment":"live","scopes":["orders:read"],"allowed_networks":["192.0.2.0/24"]}"#,
     )
     .await;
@@ -389,24 +370,24 @@ async fn narrowing_a_key_ends_the_tokens_exchanged_from_it() {
     let s = start().await;
     let ada = s.keys.live.expose_secret().to_owned();
     for narrowing in [r#"{"enabled":false}"#, r#"{"scopes":["orders:write"]}"#] {
-        let (id, child) = issue(
-            &s,
-            &ada,
-            r#"{"environment":"live","scopes":["orders:read","orders:write"]}"#,
-        )
-        .await;
+        let (id, child) = s
+            .issue(
+                &ada,
+                r#"{"environment":"live","scopes":["orders:read","orders:write"]}"#,
+            )
+            .await;
         let token = s.client.json(Method::POST, "/token", &child, "").await;
         assert_eq!(token.status, StatusCode::OK, "{}", token.body);
         let jwt = token.json()["access_token"].as_str().unwrap().to_owned();
         assert_eq!(s.client.get("/orders", &jwt).await.status, StatusCode::OK);
-        let renamed = patch(&s.client, &id, &ada, r#"{"name":"renamed"}"#).await;
+        let renamed = s.client.patch_key(&id, &ada, r#"{"name":"renamed"}"#).await;
         assert_eq!(renamed.status, StatusCode::OK);
         assert_eq!(
             s.client.get("/orders", &jwt).await.status,
             StatusCode::OK,
             "a rename takes nothing away"
         );
-        let reply = patch(&s.client, &id, &ada, narrowing).await;
+        let reply = s.client.patch_key(&id, &ada, narrowing).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let refused = s.client.get("/orders", &jwt).await;
         assert_eq!(

@@ -67,6 +67,35 @@ pub async fn start() -> Running {
     start_with(false, "").await
 }
 
+impl Running {
+    /// Issues a key with `body` (`POST /apikeys`) as `parent`: its id and secret.
+    pub async fn issue(&self, parent: &str, body: &str) -> (String, String) {
+        let reply = self
+            .client
+            .json(Method::POST, "/apikeys", parent, body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let json = reply.json();
+        (
+            json["id"].as_str().unwrap().to_owned(),
+            json["key_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The stored record of key `id`, read past HTTP.
+    pub async fn stored(&self, id: &str) -> keyroute::ApiKey {
+        use keyroute::store::ApiKeyStore as _;
+        let id = keyroute::KeyId::new(id).unwrap();
+        self.keyroute
+            .keys()
+            .store()
+            .get_api_key(&id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -159,6 +188,12 @@ impl Client {
             .await
     }
 
+    /// `PATCH /apikeys/{id}` with `body`, as `key`.
+    pub async fn patch_key(&self, id: &str, key: &str, body: &str) -> Reply {
+        self.json(Method::PATCH, &format!("/apikeys/{id}"), key, body)
+            .await
+    }
+
     /// `method path` with `Authorization: Bearer key` and a JSON body.
     pub async fn json(&self, method: Method, path: &str, key: &str, body: &str) -> Reply {
         let auth = format!("Bearer {key}");
@@ -195,4 +230,50 @@ pub async fn items_in(keyroute: &Keyroute<Sqlite>, name: &str) -> Vec<String> {
 /// The directory path as text, for messages.
 pub fn shown(dir: &Path) -> String {
     dir.display().to_string()
+}
+
+/// The `sh` blocks of the README section under `heading` (up to the next `## `), each
+/// as its non-empty lines.
+pub fn readme_sh_blocks(heading: &str) -> Vec<Vec<&'static str>> {
+    let readme: &'static str = include_str!("../../../README.md");
+    let section = readme
+        .split(&format!("\n{heading}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("the README has a section '{heading}'"))
+        .split("\n## ")
+        .next()
+        .unwrap();
+    section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| {
+            block
+                .split("```")
+                .next()
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs one README line as written (its ` # ` comment cut) with bash, `set -euo
+/// pipefail`, in `dir` with `envs`: its standard output. A line that fails fails the
+/// test, with its standard error.
+pub async fn run_readme_line(line: &str, dir: &Path, envs: &[(&str, String)]) -> String {
+    let line = line.split(" # ").next().unwrap();
+    let output = tokio::process::Command::new("bash")
+        .args(["-c", &format!("set -euo pipefail; {line}")])
+        .current_dir(dir)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "README line failed: {line}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
