@@ -58,6 +58,23 @@ async fn key_row(conn: &mut Conn, id: &str) -> QueryResult<KeyRow> {
         .await
 }
 
+/// After a write to key `id` that changed `changed` rows, inside its transaction: its
+/// audit records, its `key_updated` event, and the key as now stored; nothing (and
+/// nothing written) when the write changed nothing.
+async fn key_changed(
+    conn: &mut Conn,
+    id: &str,
+    changed: usize,
+    audit: &[AuditRecord],
+) -> QueryResult<Option<KeyRow>> {
+    if changed == 0 {
+        return Ok(None);
+    }
+    insert_audit(conn, audit).await?;
+    Marker::publish(conn, ChangeKind::KeyUpdated, &[id]).await?;
+    key_row(conn, id).await.map(Some)
+}
+
 fn into_keys(rows: Vec<KeyRow>) -> StoreResult<Vec<ApiKey>> {
     rows.into_iter().map(KeyRow::into_key).collect()
 }
@@ -245,12 +262,7 @@ impl KeyQueries for Marker {
                 .set(&changes)
                 .execute(conn)
                 .await?;
-                if changed == 0 {
-                    return Ok(None);
-                }
-                insert_audit(conn, audit).await?;
-                Marker::publish(conn, ChangeKind::KeyUpdated, &[id]).await?;
-                key_row(conn, id).await.map(Some)
+                key_changed(conn, id, changed, audit).await
             })
             .await
             .map_err(map_error)?;
@@ -273,12 +285,7 @@ impl KeyQueries for Marker {
                         .set(&columns)
                         .execute(conn)
                         .await?;
-                if changed == 0 {
-                    return Ok(None);
-                }
-                insert_audit(conn, audit).await?;
-                Marker::publish(conn, ChangeKind::KeyUpdated, &[id]).await?;
-                key_row(conn, id).await.map(Some)
+                key_changed(conn, id, changed, audit).await
             })
             .await
             .map_err(map_error)?;
