@@ -288,6 +288,23 @@ pub async fn postgres_restartable() -> Result<DedicatedServer, HarnessError> {
     start(&server::POSTGRES, args, Vec::new(), Some(port), "").await
 }
 
+/// Removes the container in `slot` (if it is there then) when the test binary exits.
+pub(crate) fn remove_at_exit<I: Image + 'static>(
+    harness: &server::Harness,
+    slot: Arc<std::sync::Mutex<Option<ContainerAsync<I>>>>,
+) {
+    harness
+        .removals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Box::pin(async move {
+            let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(container) = taken {
+                let _ = container.rm().await;
+            }
+        }));
+}
+
 /// A port nobody listens on now (the kernel's choice, released at once).
 pub(crate) fn free_port() -> std::io::Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -332,17 +349,7 @@ async fn start(
         cause: e.to_string(),
     })??;
     let container = Arc::new(std::sync::Mutex::new(Some(container)));
-    let owned = Arc::clone(&container);
-    harness
-        .removals
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(Box::pin(async move {
-            let taken = owned.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(container) = taken {
-                let _ = container.rm().await;
-            }
-        }));
+    remove_at_exit(harness, Arc::clone(&container));
     let port = port.map_err(|e| HarnessError::Start {
         server: kind.name,
         cause: e.to_string(),

@@ -197,16 +197,7 @@ pub async fn valkey_restartable() -> Result<DedicatedValkey, HarnessError> {
     let started = harness.runtime.spawn(async move {
         let (started, address) = start_container(Some(host_port)).await?;
         *owned.lock().unwrap_or_else(PoisonError::into_inner) = Some(started);
-        harness
-            .removals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Box::pin(async move {
-                let taken = owned.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some(container) = taken {
-                    let _ = container.rm().await;
-                }
-            }));
+        dedicated::remove_at_exit(harness, owned);
         address
     });
     let (host, port) = started.await.map_err(|e| start_error(e.to_string()))??;
