@@ -10,7 +10,8 @@ use keyroute_core::{AuditQuery, AuditRecord, Environment, KeyId, MAX_AUDIT_PAGE,
 use serde::{Deserialize, Serialize};
 
 use super::body::invalid;
-use super::keys::{USERS_PAGE, json, key_id, service_problem, user_id};
+use super::keys::{json, key_id, service_problem, user_id};
+use super::users::USERS_PAGE;
 use crate::extract::Caller;
 use crate::problem::Problem;
 use crate::state::AuthState;

@@ -24,6 +24,7 @@ mod body;
 mod context;
 mod keys;
 mod leaks;
+mod users;
 
 use axum::Router;
 use axum::routing::{MethodRouter, delete, get, patch, post};
@@ -120,7 +121,7 @@ impl KeyRoutes {
         if self.has(KeyRoute::Users) {
             // A fixed segment: matched before `{target}`, so no environment may be
             // called `users` while this route is served.
-            router = router.route(&format!("{prefix}/users"), get(keys::users));
+            router = router.route(&format!("{prefix}/users"), get(users::users));
         }
         // `{prefix}/{target}` is an environment for GET and a key id for DELETE and
         // PATCH: one path, a method router of the routes served.
