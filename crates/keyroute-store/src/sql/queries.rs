@@ -336,7 +336,7 @@ impl KeyQueries for Marker {
                     keys::credits_refill,
                     keys::credits_next_refill_at,
                 ))
-                .first(&mut conn)
+                .get_result(&mut conn)
                 .await
                 .optional()
                 .map_err(map_error)?;
