@@ -91,8 +91,12 @@ async fn the_readmes_curl_lines_work_as_written() {
         .split("\n## ")
         .next()
         .unwrap()
-        // Its leak-response walk-through runs in tests/axum_leaks.rs, on a service
-        // started with the key file it makes.
+        // Its walk-throughs that follow run in tests of their own: usage limits in
+        // tests/axum_limits.rs (its last line answers 429 on purpose), leak response
+        // in tests/axum_leaks.rs (on a service started with the key file it makes).
+        .split("\n### Usage limits")
+        .next()
+        .unwrap()
         .split("\n### Leak response")
         .next()
         .unwrap();
