@@ -6,7 +6,7 @@
 //! `INSERT`, or a loop where the backend has none) and `read_one!` (its cheapest
 //! one-row read); the change each write publishes goes through `Marker`'s `FeedQueries`.
 //!
-//! Past 500 lines on purpose (about 620): keys, users and the deny list share the helpers
+//! Past 500 lines on purpose (about 750): keys, credits, users and the deny list share the helpers
 //! above their impls and form one include per backend; splitting the file would add
 //! an include (and its `duplicate_mod` allowance) to every backend module.
 //!
