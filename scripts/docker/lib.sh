@@ -86,7 +86,12 @@ keyroute_apt_install() {
 # 127.0.0.1 only: the test databases have well-known passwords. dockerd picks
 # its storage driver itself (overlay2 where the kernel allows it). Its output
 # goes to a log file, never to the caller's stdout, so a caller reading our
-# output through a pipe is not held open by the engine.
+# output through a pipe is not held open by the engine. Published ports are
+# forwarded by the kernel (--userland-proxy=false) rather than by a
+# docker-proxy process per port: on a 2-core machine that process copied every
+# byte of every test and benchmark round trip on the cores the client and
+# server also need (measured: the Valkey-backed HTTP benchmark mode gained
+# most of its gap back without it).
 _keyroute_start_engine() {
     local log=$KEYROUTE_STATE_DIR/dockerd.log deadline
     if ! command -v dockerd >/dev/null; then
@@ -96,6 +101,7 @@ _keyroute_start_engine() {
     mkdir -p "$KEYROUTE_STATE_DIR" || return 1
     keyroute_say "starting dockerd (log: $log)"
     dockerd -H unix:///var/run/docker.sock -H "$KEYROUTE_DOCKER_TCP" --ip 127.0.0.1 \
+        --userland-proxy=false \
         </dev/null >"$log" 2>&1 &
     _KEYROUTE_DOCKERD_PID=$!
     export DOCKER_HOST=$KEYROUTE_DOCKER_TCP
