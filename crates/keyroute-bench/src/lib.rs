@@ -165,6 +165,9 @@ impl BackendKind {
 pub struct Options {
     /// The backends to measure, in order.
     pub backends: Vec<BackendKind>,
+    /// The modes measured each round (in [`Mode::ALL`]'s rotating order whatever
+    /// order they are given in); ratios need both of their modes.
+    pub modes: Vec<Mode>,
     /// Rounds per backend; each round runs every mode once.
     pub rounds: u32,
     /// Unmeasured load before each mode's measurement (new connections, warm pools).
@@ -191,6 +194,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            modes: Mode::ALL.to_vec(),
             backends: vec![
                 BackendKind::Sqlite,
                 BackendKind::Postgres,

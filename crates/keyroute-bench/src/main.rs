@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use keyroute_bench::load::{ClientArgs, client_main};
-use keyroute_bench::{BackendKind, Options, Placement};
+use keyroute_bench::{BackendKind, Mode, Options, Placement};
 
 /// keyroute over HTTP against a hand-written key lookup and against no authentication,
 /// on keyroute's pools and on plain bb8 pools.
@@ -31,6 +31,10 @@ struct Args {
     /// PostgreSQL and MariaDB need a Docker engine.
     #[arg(long, value_enum, value_delimiter = ',', action = ArgAction::Set, default_values_t = [Backend::Sqlite, Backend::Postgres, Backend::Mariadb])]
     backend: Vec<Backend>,
+    /// Modes to measure (comma-separated names as printed; default: all). Ratios are
+    /// printed for the pairs both measured, e.g. `--modes keyroute,keyroute-valkey`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
+    modes: Vec<Mode>,
     /// Rounds per backend; each round runs every mode once, interleaved.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
@@ -116,6 +120,9 @@ fn bench(args: &Args) -> ExitCode {
             Backend::Mariadb => BackendKind::Mariadb,
         })
         .collect();
+    if !args.modes.is_empty() {
+        options.modes.clone_from(&args.modes);
+    }
     options.rounds = args.rounds;
     options.duration = args.duration;
     options.warmup = args.warmup;
@@ -127,6 +134,13 @@ fn bench(args: &Args) -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }
+}
+
+fn parse_mode(name: &str) -> Result<Mode, String> {
+    Mode::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+        format!("no mode `{name}`; the modes are {}", names.join(", "))
+    })
 }
 
 fn fail(error: &keyroute_bench::BenchError) -> ExitCode {

@@ -28,7 +28,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
         "keyroute HTTP benchmark: {} connections, {} rounds x {} modes, warm-up {:?} + {:?} measured per mode; {} keys, {} orders per database; {cores} cores, load average {}",
         options.connections,
         options.rounds,
-        Mode::ALL.len(),
+        options.modes.len(),
         options.warmup,
         options.duration,
         options.keys,
@@ -51,8 +51,8 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                 options.rounds,
                 load_average()
             )?;
-            let served_modes =
-                round_order(round).filter(|m| served.skipped.iter().all(|s| s.0 != *m));
+            let served_modes = round_order(round)
+                .filter(|m| options.modes.contains(m) && served.skipped.iter().all(|s| s.0 != *m));
             for mode in served_modes {
                 let (result, commands, note) = measure(&served, mode, options).await?;
                 let mut sample = ModeSample::new(mode, round, &result);
@@ -148,6 +148,9 @@ fn check(options: &Options) -> Result<(), BenchError> {
     let invalid = |option, reason| Err(BenchError::Options { option, reason });
     if options.backends.is_empty() {
         return invalid("backend", "name at least one backend");
+    }
+    if options.modes.is_empty() {
+        return invalid("modes", "name at least one mode");
     }
     if options.rounds == 0 {
         return invalid("rounds", "at least one round");

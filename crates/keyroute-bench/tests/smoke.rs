@@ -148,6 +148,41 @@ async fn refused_requests_are_counted() {
     assert!(genuine.requests > 0);
 }
 
+/// `--modes` measures only the modes named: no sample of any other, the ratio the two
+/// make is computed and the others say "not measured"; no mode at all is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_modes_named_are_measured() {
+    let mut options = small();
+    options.modes = vec![Mode::OpenPlain, Mode::Open];
+    let mut out = Vec::new();
+    let reports = keyroute_bench::run(&options, &mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let mut measured: Vec<Mode> = reports[0].samples.iter().map(|s| s.mode).collect();
+    measured.sort();
+    assert_eq!(measured, [Mode::Open, Mode::OpenPlain], "{text}");
+    assert!(text.contains("1 rounds x 2 modes"), "{text}");
+    let ratios = reports[0].ratios();
+    let open = ratios
+        .iter()
+        .find(|r| r.mode == Mode::Open && r.baseline == Mode::OpenPlain)
+        .unwrap();
+    assert!(open.value.is_some_and(|v| v > 0.0), "{text}");
+    assert!(
+        ratios
+            .iter()
+            .filter(|r| r.mode != Mode::Open)
+            .all(|r| r.value.is_none()),
+        "{text}"
+    );
+    assert!(text.contains("not measured"), "{text}");
+
+    options.modes.clear();
+    let error = keyroute_bench::run(&options, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("--modes"), "{error}");
+}
+
 /// Options that cannot make a measurement are refused, naming the flag.
 #[tokio::test(flavor = "multi_thread")]
 async fn options_that_measure_nothing_are_refused() {
