@@ -2,7 +2,7 @@
 //! keyroute-testing: it decides exactly as the in-process engine, holds one limit
 //! across three instances under concurrent load (where in-process limiters each admit
 //! the limit), falls back and recovers when its server stops and starts, and costs one
-//! script call per check.
+//! script call per check (fewer when checks made at the same time share one).
 //!
 //! Past 500 lines on purpose: each engine property is one test with its own load and
 //! measurements, and they share one set of helpers; split, each file would repeat them.
@@ -589,8 +589,8 @@ fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> Vec<(St
     changed
 }
 
-/// (d) One script call per check, however many limits: 100 checks of two limits are
-/// 100 `EVALSHA`s and nothing else; a server that forgot the script gets it back with
+/// (d) One script call per check, however many limits: 100 checks of two limits, one
+/// after another, are 100 `EVALSHA`s and nothing else; a server that forgot the script gets it back with
 /// one `EVAL`.
 #[tokio::test]
 async fn one_script_call_per_check() {
@@ -648,6 +648,52 @@ async fn one_script_call_per_check() {
         changed.iter().find(|(n, _)| n == "eval").map(|(_, c)| *c),
         Some(1)
     );
+}
+
+/// (d, under load) Checks made at the same time share script calls, and sharing
+/// changes no decision: 400 checks at once over 10 limiters with a burst of 7 each
+/// admit exactly 70 (several checks of one limiter in one call each see the ones
+/// before them), in fewer `EVALSHA`s than checks, one clock read per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_share_calls_and_stay_exact() {
+    let server = keyroute_testing::valkey_restartable().await.unwrap();
+    let engine = Arc::new(ValkeyLimiter::connect(&ValkeyUrl::from(server.url()), "kr:").unwrap());
+    let mut conn = direct(server.url()).await;
+    let gcra = Gcra::new(1, Duration::from_secs(3600), 7);
+    // Connected, with the script on the server.
+    let warm = [check("key:live:warm:requests", gcra)];
+    assert!(engine.check(&warm, 1).await.unwrap().admitted());
+
+    let before = command_calls(&mut conn).await;
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                let subject = format!("key:live:k{}:requests", i % 10);
+                let c = [check(&subject, gcra)];
+                engine.check(&c, 1).await.unwrap().admitted()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    let after = command_calls(&mut conn).await;
+    let calls = |n: &str| after.get(n).copied().unwrap_or(0) - before.get(n).copied().unwrap_or(0);
+    println!(
+        "400 concurrent checks: {admitted} admitted in {} EVALSHA calls ({} clock reads)",
+        calls("evalsha"),
+        calls("time")
+    );
+    assert_eq!(admitted, 70, "exactly each limiter's burst");
+    assert!(
+        (1..400).contains(&calls("evalsha")),
+        "checks made at once share calls: {} calls",
+        calls("evalsha")
+    );
+    assert_eq!(calls("time"), calls("evalsha"), "one clock read per call");
+    assert_eq!(calls("eval"), 0);
 }
 
 /// An unreachable server is no error when connecting, an `EngineError` naming

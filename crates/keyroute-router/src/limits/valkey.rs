@@ -19,21 +19,27 @@
 //!   without breaking (a partition) is dropped after a few failed checks in a row,
 //!   and the next check makes a new one.
 //!
-//! # One round trip per check
+//! # One round trip per check, shared under load
 //!
-//! A check sends one `EVALSHA` of a Lua script that takes all of the request's limits
-//! at once (`KEYS`: the prefixed subjects; `ARGV`: the cost, then each limit's interval
-//! and tolerance in microseconds) and answers every limit's remaining units and
-//! reset time, which limit refused, and its retry time. Only when the server has
-//! forgotten the script (after a restart or `SCRIPT FLUSH`) does the same call go again
-//! as `EVAL` with the script's text, which the server then keeps: `NOSCRIPT` runs
-//! nothing, so the retry cannot count a request twice. A script runs atomically, so
-//! concurrent checks from any number of instances are exact.
+//! A check is one `EVALSHA` of a Lua script that takes all of the request's limits at
+//! once and answers every limit's remaining units and reset time, which limit refused,
+//! and its retry time. Checks made at the same time share a call (module `batch`):
+//! while up to two calls are out, the checks that arrive queue and go in the next
+//! one, up to 64 per call, so under load the server runs one script and the network
+//! carries one command for many requests; a lone check goes at once. The script takes
+//! `ARGV`: the number of checks, then per check its number of limits, its cost, and
+//! each limit's interval and tolerance in microseconds; `KEYS`: every check's
+//! prefixed subjects in order. Only when the server has forgotten the script (after a
+//! restart or `SCRIPT FLUSH`) does the same call go again as `EVAL` with the script's
+//! text, which the server then keeps: `NOSCRIPT` runs nothing, so the retry cannot
+//! count a request twice. A script runs atomically, so concurrent checks from any
+//! number of instances are exact.
 //!
 //! The script mirrors [`Gcra::check`] line for line: it reads the server's clock
-//! (`redis.call('TIME')`, so the instances' clocks do not matter), decides every limit
-//! at that one instant, and only if all admit writes each new TAT; a refusal writes
-//! nothing. Its numbers stay exact: Lua's are doubles, exact below 2^53, and every
+//! (`redis.call('TIME')`, so the instances' clocks do not matter) and decides the
+//! call's checks one after another at that one instant: each check's limits all at
+//! once, writing each new TAT only if all admit (so a later check of the same call
+//! sees them); a refusal writes nothing. Its numbers stay exact: Lua's are doubles, exact below 2^53, and every
 //! value the script computes saturates at 2^52 µs (about 142 years, as [`Gcra`]
 //! saturates at `u64::MAX` ns), where division is exact too. Intervals are rounded
 //! *up* from nanoseconds to microseconds (the burst is kept), so the shared engine
@@ -48,10 +54,14 @@
 //!
 //! The server must be a single Valkey or Redis (≥ 5; a primary with replicas is
 //! fine), not a Cluster: one request's limiters are different keys in one script.
+//!
+//! Past 500 lines on purpose (about 540): a third of it is the two Lua scripts and the
+//! contract they keep, which belong beside the code that calls them; the batching of
+//! checks is in `valkey_batch.rs`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use keyroute_core::limits::Gcra;
@@ -59,6 +69,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
 use super::{Check, EngineError, LimitStatus, SharedEngine, ValkeyUrl, Verdict};
+use batch::Batches;
+
+#[path = "valkey_batch.rs"]
+mod batch;
 
 /// The largest time or duration the scripts compute with, in microseconds: 2^52, where
 /// Lua's doubles still add, subtract and divide whole numbers exactly.
@@ -78,13 +92,16 @@ const RECONNECT_RETRIES: usize = 2;
 /// never breaks it, so the connection manager would not reconnect by itself.
 const STALLS_BEFORE_RECONNECT: u32 = 3;
 
-/// The check: every limit decided at the server's `now`; all new TATs written only if
-/// all admit. Mirrors `Gcra::check` (crates/keyroute-core/src/limits/gcra.rs).
+/// The check of a batch of requests, one after another at the server's one `now`: each
+/// request's limits all decided, and their new TATs written only if all admit (so a
+/// later request of the batch sees them). Mirrors `Gcra::check`
+/// (crates/keyroute-core/src/limits/gcra.rs).
 ///
-/// KEYS[i]: limiter i. ARGV[1]: cost; ARGV[2i], ARGV[2i+1]: limiter i's interval and
-/// tolerance, in µs. Answers {refused (1-based, 0 if admitted), retry_after, then per
-/// limiter: remaining, reset_after}, times in µs.
-const CHECK_LUA: &str = r"-- keyroute: GCRA check of one request's limits (mirrors Gcra::check)
+/// ARGV[1]: the number of requests; then per request: its number of limits n, its
+/// cost, and each limit's interval and tolerance in µs. KEYS: every request's n
+/// limiters, in order. Answers, per request: {refused (1-based, 0 if admitted),
+/// retry_after, then per limiter: remaining, reset_after}, times in µs.
+const CHECK_LUA: &str = r"-- keyroute: GCRA checks of a batch of requests' limits (mirrors Gcra::check)
 if redis.replicate_commands then redis.replicate_commands() end
 local MAX = 4503599627370496
 local function add(a, b) local s = a + b if s > MAX then return MAX end return s end
@@ -92,35 +109,46 @@ local function mul(a, b) local p = a * b if p > MAX then return MAX end return p
 local function sub(a, b) if a > b then return a - b end return 0 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local cost = tonumber(ARGV[1])
-local out = {0, 0}
-local tats = {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local tolerance = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  local base = math.max(tat, now)
-  local full_at = add(now, tolerance)
-  local allow_at = sub(add(base, mul(math.max(cost, 1), interval)), tolerance)
-  if allow_at <= now then
-    local new = add(base, mul(cost, interval))
-    tats[i] = new
-    out[2 * i + 1] = math.floor(sub(full_at, new) / interval)
-    out[2 * i + 2] = new - now
-  else
-    if out[1] == 0 then
-      out[1] = i
-      out[2] = allow_at - now
+local out = {}
+local k = 0
+local a = 1
+for r = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a + 1])
+  local cost = tonumber(ARGV[a + 2])
+  a = a + 2
+  local o = #out
+  out[o + 1] = 0
+  out[o + 2] = 0
+  local tats = {}
+  for i = 1, n do
+    local interval = tonumber(ARGV[a + 2 * i - 1])
+    local tolerance = tonumber(ARGV[a + 2 * i])
+    local tat = tonumber(redis.call('GET', KEYS[k + i]) or '0') or 0
+    local base = math.max(tat, now)
+    local full_at = add(now, tolerance)
+    local allow_at = sub(add(base, mul(math.max(cost, 1), interval)), tolerance)
+    if allow_at <= now then
+      local new = add(base, mul(cost, interval))
+      tats[i] = new
+      out[o + 2 * i + 1] = math.floor(sub(full_at, new) / interval)
+      out[o + 2 * i + 2] = new - now
+    else
+      if out[o + 1] == 0 then
+        out[o + 1] = i
+        out[o + 2] = allow_at - now
+      end
+      out[o + 2 * i + 1] = math.floor(sub(full_at, base) / interval)
+      out[o + 2 * i + 2] = base - now
     end
-    out[2 * i + 1] = math.floor(sub(full_at, base) / interval)
-    out[2 * i + 2] = base - now
   end
-end
-if out[1] == 0 and cost > 0 then
-  for i = 1, #KEYS do
-    local ms = math.max(math.ceil((tats[i] - now) / 1000), 1)
-    redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', string.format('%.0f', ms))
+  if out[o + 1] == 0 and cost > 0 then
+    for i = 1, n do
+      local ms = math.max(math.ceil((tats[i] - now) / 1000), 1)
+      redis.call('SET', KEYS[k + i], string.format('%.0f', tats[i]), 'PX', string.format('%.0f', ms))
+    end
   end
+  k = k + n
+  a = a + 2 * n
 end
 return out
 ";
@@ -170,8 +198,17 @@ return 0
 ///   Cluster.
 ///
 /// One per process is enough (its connection is multiplexed and reconnects by
-/// itself); share it behind an `Arc`.
+/// itself); share it behind an `Arc`. Checks made at the same time are sent together:
+/// while a script call is on its way, the checks that arrive wait for the next call
+/// and go in it, one script run deciding each of them in turn (at most
+/// `MAX_BATCH` per call, `MAX_IN_FLIGHT` calls at a time). A lone check goes at once.
 pub struct ValkeyLimiter {
+    engine: Arc<Engine>,
+    batches: Batches,
+}
+
+/// The client side of the server: its connection, scripts and key prefix.
+struct Engine {
     client: redis::Client,
     url: ValkeyUrl,
     prefix: String,
@@ -189,8 +226,8 @@ impl fmt::Debug for ValkeyLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL's Debug masks its password; the client's is not relied on.
         f.debug_struct("ValkeyLimiter")
-            .field("url", &self.url)
-            .field("key_prefix", &self.prefix)
+            .field("url", &self.engine.url)
+            .field("key_prefix", &self.engine.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -211,7 +248,7 @@ impl ValkeyLimiter {
     /// The client's error for a URL it refuses (a bad scheme, host or database).
     pub fn connect(url: &ValkeyUrl, key_prefix: &str) -> Result<Self, RedisError> {
         let client = redis::Client::open(url.expose())?;
-        let engine = Self {
+        let engine = Engine {
             client,
             url: url.clone(),
             prefix: key_prefix.to_owned(),
@@ -225,9 +262,14 @@ impl ValkeyLimiter {
             // Only fails without a runtime; the first check then tries again.
             let _ = engine.connection();
         }
-        Ok(engine)
+        Ok(Self {
+            engine: Arc::new(engine),
+            batches: Batches::default(),
+        })
     }
+}
 
+impl Engine {
     /// The connection (and its generation), made now if there is none: the manager
     /// connects in a task of its own, so a check that gives up (`[limits] timeout`)
     /// does not abandon the connection half made.
@@ -296,6 +338,14 @@ impl ValkeyLimiter {
             );
         }
         self.stalls.store(0, Ordering::Release);
+    }
+
+    /// A caller stopped waiting for its check (`[limits] timeout`): a stall of the
+    /// current connection.
+    fn gave_up(&self) {
+        if let Some((generation, _)) = self.read_slot() {
+            self.stalled(generation);
+        }
     }
 
     fn answered(&self) {
@@ -370,7 +420,7 @@ impl ValkeyLimiter {
 /// A script call in flight: if it is dropped unsettled (the caller's `[limits]
 /// timeout` ran out), the server did not answer in time, which counts as a stall.
 struct Attempt<'a> {
-    engine: &'a ValkeyLimiter,
+    engine: &'a Engine,
     generation: u64,
     settled: bool,
 }
@@ -389,14 +439,14 @@ impl SharedEngine for ValkeyLimiter {
         if checks.is_empty() {
             return Ok(Verdict::Admitted(super::Statuses::new()));
         }
-        let keys: Vec<String> = checks.iter().map(|c| self.key(c.subject)).collect();
-        let mut args = Vec::with_capacity(1 + 2 * checks.len());
-        args.push(cost.min(MAX_MICROS));
+        let keys: Vec<String> = checks.iter().map(|c| self.engine.key(c.subject)).collect();
+        let mut args = Vec::with_capacity(2 + 2 * checks.len());
+        args.extend([checks.len() as u64, cost.min(MAX_MICROS)]);
         for check in checks {
             let (interval, tolerance) = micros(check.gcra);
             args.extend([interval, tolerance]);
         }
-        let reply: Vec<i64> = self.run(&self.check, CHECK_LUA, &keys, &args).await?;
+        let reply = self.batches.check(&self.engine, keys, args).await?;
         verdict(&reply, checks.len())
     }
 
@@ -404,11 +454,12 @@ impl SharedEngine for ValkeyLimiter {
         if checks.is_empty() || cost == 0 {
             return Ok(());
         }
-        let keys: Vec<String> = checks.iter().map(|c| self.key(c.subject)).collect();
+        let keys: Vec<String> = checks.iter().map(|c| self.engine.key(c.subject)).collect();
         let mut args = Vec::with_capacity(1 + checks.len());
         args.push(cost.min(MAX_MICROS));
         args.extend(checks.iter().map(|c| micros(c.gcra).0));
-        let _: i64 = self.run(&self.refund, REFUND_LUA, &keys, &args).await?;
+        let engine = &self.engine;
+        let _: i64 = engine.run(&engine.refund, REFUND_LUA, &keys, &args).await?;
         Ok(())
     }
 }
