@@ -7,6 +7,8 @@
 //! window of `w` seconds) and `RateLimit: "requests";r=42;t=12` (`r` units left now,
 //! `t` seconds until the limit is full again).
 
+use std::fmt::Write as _;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use keyroute_core::limits::LimitUsage;
 
@@ -40,10 +42,22 @@ pub(crate) fn add_headers(headers: &mut HeaderMap, usage: &[LimitUsage]) {
     if usage.is_empty() {
         return;
     }
-    let join =
-        |f: &dyn Fn(&LimitUsage) -> String| usage.iter().map(f).collect::<Vec<_>>().join(", ");
-    let policy = join(&|u| format!("\"{}\";q={};w={}", u.name, u.limit, secs(u.window).max(1)));
-    let state = join(&|u| format!("\"{}\";r={};t={}", u.name, u.remaining, secs(u.reset_after)));
+    // Written straight into one string per header: this runs on every admitted
+    // request of a limited key.
+    let mut policy = String::with_capacity(48 * usage.len());
+    let mut state = String::with_capacity(48 * usage.len());
+    for (i, u) in usage.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let window = secs(u.window).max(1);
+        let _ = write!(policy, "{sep}\"{}\";q={};w={window}", u.name, u.limit);
+        let _ = write!(
+            state,
+            "{sep}\"{}\";r={};t={}",
+            u.name,
+            u.remaining,
+            secs(u.reset_after)
+        );
+    }
     for (name, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
         if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(name.clone(), value);

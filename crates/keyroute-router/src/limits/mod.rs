@@ -95,11 +95,17 @@ pub trait SharedEngine: Send + Sync + fmt::Debug {
     async fn refund(&self, checks: &[Check<'_>], cost: u64) -> Result<(), EngineError>;
 }
 
-struct Applicable {
-    limit: RateLimit,
+/// A limit that applies to a request, borrowed from the configured defaults or the
+/// caller's key.
+struct Applicable<'a> {
+    limit: &'a RateLimit,
     fail: FailMode,
     subject: String,
 }
+
+/// A request's limits, inline up to four (a request's step allocates only their
+/// counters' names).
+type Applicables<'a> = smallvec::SmallVec<[Applicable<'a>; 4]>;
 
 /// The limits step of the request pipeline: rate limits (in process or shared) and
 /// credits (in the key store). Cheap to clone.
@@ -165,21 +171,21 @@ impl Limiter {
     /// The limits that apply to `principal`: the defaults for its key type and
     /// environment, each replaced by the key's own limit of the same name, then the
     /// key's other limits.
-    fn applicable(&self, principal: &Principal) -> Vec<Applicable> {
+    fn applicable<'a>(&'a self, principal: &'a Principal) -> Applicables<'a> {
         let own = principal.api_key().map_or(&[][..], |k| k.limits.as_slice());
         let defaults = self
             .inner
             .defaults
             .iter()
             .filter(|d| d.applies_to(principal));
-        let mut limits: Vec<Applicable> = defaults
+        let mut limits: Applicables<'a> = defaults
             .map(|d| {
                 let limit = own
                     .iter()
                     .find(|l| l.name() == d.limit.name())
                     .unwrap_or(&d.limit);
                 let fail = d.on_unavailable.unwrap_or(self.inner.on_unavailable);
-                (limit.clone(), fail)
+                (limit, fail)
             })
             .chain(
                 own.iter()
@@ -190,16 +196,18 @@ impl Limiter {
                             .iter()
                             .any(|d| d.applies_to(principal) && d.limit.name() == l.name())
                     })
-                    .map(|l| (l.clone(), self.inner.on_unavailable)),
+                    .map(|l| (l, self.inner.on_unavailable)),
             )
             .map(|(limit, fail)| Applicable {
-                subject: subject(&limit, principal),
+                subject: subject(limit, principal),
                 limit,
                 fail,
             })
             .collect();
-        limits.sort_by(|a, b| a.subject.cmp(&b.subject));
-        limits.dedup_by(|a, b| a.subject == b.subject);
+        if limits.len() > 1 {
+            limits.sort_by(|a, b| a.subject.cmp(&b.subject));
+            limits.dedup_by(|a, b| a.subject == b.subject);
+        }
         limits
     }
 
@@ -226,7 +234,7 @@ impl Limiter {
             return Ok(principal);
         }
         let limits = self.applicable(&principal);
-        let checks: Vec<Check<'_>> = limits
+        let checks: smallvec::SmallVec<[Check<'_>; 4]> = limits
             .iter()
             .map(|a| Check {
                 subject: &a.subject,
@@ -270,15 +278,17 @@ impl Limiter {
         let usage = limits
             .iter()
             .zip(statuses)
-            .map(|(a, s)| LimitUsage::new(&a.limit, s.remaining, s.reset_after))
+            .map(|(a, s)| LimitUsage::new(a.limit, s.remaining, s.reset_after))
             .collect();
+        drop(checks);
+        drop(limits);
         Ok(principal.with_usage(usage))
     }
 
     /// The engines' verdict, and whether the shared engine gave it.
     async fn decide(
         &self,
-        limits: &[Applicable],
+        limits: &[Applicable<'_>],
         checks: &[Check<'_>],
         cost: u64,
     ) -> Result<(Verdict, bool), AuthError> {
@@ -344,13 +354,13 @@ fn subject(limit: &RateLimit, principal: &Principal) -> String {
 fn refusal(
     name: String,
     retry_after: Duration,
-    limits: &[Applicable],
+    limits: &[Applicable<'_>],
     statuses: &[LimitStatus],
 ) -> LimitRefusal {
     let usage = limits
         .iter()
         .zip(statuses)
-        .map(|(a, s)| LimitUsage::new(&a.limit, s.remaining, s.reset_after))
+        .map(|(a, s)| LimitUsage::new(a.limit, s.remaining, s.reset_after))
         .collect();
     let mut refusal = LimitRefusal::new(name, retry_after);
     refusal.usage = usage;
