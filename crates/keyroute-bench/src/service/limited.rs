@@ -15,7 +15,7 @@
 //!
 //! For `keyroute-valkey` a [`ValkeyProbe`] reads the server's `INFO commandstats` and
 //! counts the requests the mode's handler served, so a run can say how many commands
-//! each request cost (one `EVALSHA` expected).
+//! each request cost (at most one `EVALSHA`: checks made at the same time share one).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
