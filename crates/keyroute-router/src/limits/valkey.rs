@@ -39,8 +39,8 @@
 //! (`redis.call('TIME')`, so the instances' clocks do not matter) and decides the
 //! call's checks one after another at that one instant: each check's limits all at
 //! once, writing each new TAT only if all admit (so a later check of the same call
-//! sees them); a refusal writes nothing. Its numbers stay exact: Lua's are doubles, exact below 2^53, and every
-//! value the script computes saturates at 2^52 µs (about 142 years, as [`Gcra`]
+//! sees them); a refusal writes nothing. Its numbers stay exact: Lua's are doubles,
+//! exact below 2^53, and every value the script computes saturates at 2^52 µs (about 142 years, as [`Gcra`]
 //! saturates at `u64::MAX` ns), where division is exact too. Intervals are rounded
 //! *up* from nanoseconds to microseconds (the burst is kept), so the shared engine
 //! never admits more than the in-process one.
@@ -200,8 +200,8 @@ return 0
 /// One per process is enough (its connection is multiplexed and reconnects by
 /// itself); share it behind an `Arc`. Checks made at the same time are sent together:
 /// while a script call is on its way, the checks that arrive wait for the next call
-/// and go in it, one script run deciding each of them in turn (at most
-/// `MAX_BATCH` per call, `MAX_IN_FLIGHT` calls at a time). A lone check goes at once.
+/// and go in it, one script run deciding each of them in turn (at most 64 per call,
+/// two calls out at a time). A lone check goes at once.
 pub struct ValkeyLimiter {
     engine: Arc<Engine>,
     batches: Batches,
@@ -417,8 +417,10 @@ impl Engine {
     }
 }
 
-/// A script call in flight: if it is dropped unsettled (the caller's `[limits]
-/// timeout` ran out), the server did not answer in time, which counts as a stall.
+/// A script call in flight: if it is dropped unsettled (a refund whose caller's
+/// `[limits] timeout` ran out, or a batched call whose runtime stopped), the server did
+/// not answer in time, which counts as a stall. A check's caller that gives up counts
+/// through `Engine::gave_up` instead: its batched call goes on without it.
 struct Attempt<'a> {
     engine: &'a Engine,
     generation: u64,
