@@ -9,9 +9,8 @@ use http::StatusCode;
 use keyroute_core::{AuditQuery, AuditRecord, Environment, KeyId, MAX_AUDIT_PAGE, UserId};
 use serde::{Deserialize, Serialize};
 
-use super::body::invalid;
+use super::body::{page_limit, read_query};
 use super::keys::{json, key_id, service_problem, user_id};
-use super::users::USERS_PAGE;
 use crate::extract::Caller;
 use crate::problem::Problem;
 use crate::state::AuthState;
@@ -58,20 +57,11 @@ pub(super) async fn audit(
     Caller(caller): Caller,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let params = params.map(|Query(q)| q).map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_query",
-            "the query string cannot be read; give key_id, user_id, since and until (RFC 3339), after (a record id), limit (1 to 1000)",
-        )
-    })?;
-    let limit = params.limit.unwrap_or(USERS_PAGE);
-    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-        return Err(invalid(
-            "invalid_limit",
-            format!("`limit` must be 1 to {MAX_AUDIT_PAGE}"),
-        ));
-    }
+    let params = read_query(
+        params,
+        "key_id, user_id, since and until (RFC 3339), after (a record id), limit (1 to 1000)",
+    )?;
+    let limit = page_limit(params.limit, MAX_AUDIT_PAGE)?;
     let mut query = AuditQuery::new().limit(limit);
     query.key_id = params.key_id.as_deref().map(key_id).transpose()?;
     query.user_id = user_id(params.user_id.as_deref())?;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
 use axum_core::body::Body;
 use axum_core::extract::{FromRequest, Request};
 use chrono::{DateTime, Utc};
@@ -213,6 +215,37 @@ pub(crate) fn duration(field: &'static str, value: &str) -> Result<Duration, Pro
 /// A 422 saying which field is wrong and how.
 pub(crate) fn invalid(code: &'static str, detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+}
+
+/// Entries per page when a listing's query names no `limit`.
+pub(crate) const PAGE: usize = 100;
+
+/// The query string read as `T`, or a 400 `malformed_query` that says what to `give`.
+pub(crate) fn read_query<T>(
+    query: Result<Query<T>, QueryRejection>,
+    give: &str,
+) -> Result<T, Problem> {
+    query.map(|Query(q)| q).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_query",
+            format!("the query string cannot be read; give {give}"),
+        )
+    })
+}
+
+/// A listing's page size: `asked`, or [`PAGE`]; anything but 1 to `max` is a 422
+/// `invalid_limit`.
+pub(crate) fn page_limit(asked: Option<usize>, max: usize) -> Result<usize, Problem> {
+    let limit = asked.unwrap_or(PAGE);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(invalid(
+            "invalid_limit",
+            format!("`limit` must be 1 to {max}"),
+        ))
+    }
 }
 
 /// The answer to `POST /token`.

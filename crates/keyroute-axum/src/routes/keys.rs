@@ -15,7 +15,8 @@ use keyroute_core::{
 use serde::{Deserialize, Serialize};
 
 use super::body::{
-    CreditsBody, GraceBody, IssueBody, JsonBody, UpdateBody, duration, invalid, networks, scopes,
+    CreditsBody, GraceBody, IssueBody, JsonBody, UpdateBody, duration, invalid, networks,
+    read_query, scopes,
 };
 use super::context::Context;
 use crate::extract::Caller;
@@ -122,13 +123,7 @@ pub(super) fn user_id(named: Option<&str>) -> Result<Option<UserId>, Problem> {
 
 /// The query string, or a 400 problem when it cannot be read.
 fn query(query: Result<Query<UserQuery>, QueryRejection>) -> Result<UserQuery, Problem> {
-    query.map(|Query(q)| q).map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_query",
-            "the query string cannot be read; give at most `user_id=<id>`",
-        )
-    })
+    read_query(query, "at most `user_id=<id>`")
 }
 
 fn environment(auth: &AuthState, name: &str) -> Result<Environment, Problem> {

@@ -8,7 +8,7 @@ use http::StatusCode;
 use keyroute_core::MAX_USERS_PAGE;
 use serde::{Deserialize, Serialize};
 
-use super::body::invalid;
+use super::body::{page_limit, read_query};
 use super::context::Context;
 use super::keys::{json, service_problem, user_id};
 use crate::extract::Caller;
@@ -39,9 +39,6 @@ struct UsersPage<'a> {
     next_after: Option<&'a str>,
 }
 
-/// Users per page when the query names no `limit`.
-pub(super) const USERS_PAGE: usize = 100;
-
 /// `GET {prefix}/users?after=<id>&limit=<n>`: a page of users in id order, for
 /// callers core lets list them (admin keys; a tenant's admin sees its tenant's).
 pub(super) async fn users(
@@ -50,20 +47,8 @@ pub(super) async fn users(
     Context(context): Context,
     query: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let query = query.map(|Query(q)| q).map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_query",
-            "the query string cannot be read; give `after=<user id>` and `limit=<1 to 1000>`",
-        )
-    })?;
-    let limit = query.limit.unwrap_or(USERS_PAGE);
-    if !(1..=MAX_USERS_PAGE).contains(&limit) {
-        return Err(invalid(
-            "invalid_limit",
-            format!("`limit` must be 1 to {MAX_USERS_PAGE}"),
-        ));
-    }
+    let query = read_query(query, "`after=<user id>` and `limit=<1 to 1000>`")?;
+    let limit = page_limit(query.limit, MAX_USERS_PAGE)?;
     let after = user_id(query.after.as_deref())?;
     let users = auth
         .keys()
