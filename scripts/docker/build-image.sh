@@ -5,7 +5,8 @@
 #   build-image.sh postgres   ->  keyroute-local/postgres:15   (postgresql-15)
 #   build-image.sh mariadb    ->  keyroute-local/mariadb:10.11 (mariadb-server)
 #   build-image.sh redis      ->  keyroute-local/redis:7.0     (redis-server)
-#   build-image.sh postgres mariadb redis   (several at once, sharing the base)
+#   build-image.sh pgbouncer  ->  keyroute-local/pgbouncer:1.18 (pgbouncer)
+#   build-image.sh postgres mariadb redis pgbouncer   (several at once, sharing the base)
 #
 # Steps: debootstrap a minimal bookworm once (the base, about 30 s); then for
 # each image, copy the base, install the server package into the copy (apt-get
@@ -155,9 +156,21 @@ configure_redis() {
     chroot "$root" chown redis:redis /data
 }
 
+# PgBouncer: the package wrote a configuration and userlist for Debian's own
+# service; the image instead starts with none and its entrypoint writes both
+# from the environment, as the postgres user (PgBouncer refuses root), so that
+# user gets the directory. edoburu's image runs /usr/bin/pgbouncer (its CMD,
+# which users repeat in their own commands); Debian installs it in /usr/sbin.
+configure_pgbouncer() {
+    local root=$1
+    rm -f "$root"/etc/pgbouncer/pgbouncer.ini "$root"/etc/pgbouncer/userlist.txt
+    chroot "$root" chown postgres:postgres /etc/pgbouncer
+    ln -s ../sbin/pgbouncer "$root"/usr/bin/pgbouncer
+}
+
 # What each image is: the packages, the reference, the official image's
 # settings. Sets `packages`, `ref` and `changes` in the caller.
-#   $1: postgres, mariadb or redis
+#   $1: postgres, mariadb, redis or pgbouncer
 describe() {
     case $1 in
         postgres)
@@ -194,6 +207,18 @@ describe() {
                 'EXPOSE 6379'
                 # The official VOLUME /data is left out, as the other images
                 # leave out theirs: test servers keep nothing.
+            )
+            ;;
+        pgbouncer)
+            packages=(pgbouncer)
+            ref=$KEYROUTE_PGBOUNCER_LOCAL
+            changes=(
+                'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
+                'CMD ["/usr/bin/pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]'
+                'ENV LANG=C.UTF-8'
+                # PgBouncer's own port, which the entrypoint defaults to
+                # (edoburu's image listens on 5432 unless LISTEN_PORT says).
+                'EXPOSE 6432'
             )
             ;;
         *) return 1 ;;
@@ -235,9 +260,9 @@ build() {
 
 main() {
     local kind packages ref changes
-    (($# > 0)) || die "usage: build-image.sh postgres|mariadb|redis..."
+    (($# > 0)) || die "usage: build-image.sh postgres|mariadb|redis|pgbouncer..."
     for kind in "$@"; do
-        describe "$kind" || die "usage: build-image.sh postgres|mariadb|redis..."
+        describe "$kind" || die "usage: build-image.sh postgres|mariadb|redis|pgbouncer..."
     done
 
     ((EUID == 0)) || die "build-image.sh needs root (debootstrap)"

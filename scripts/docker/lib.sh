@@ -6,14 +6,15 @@
 #
 # Why this exists: the project's machines have the docker client but no running
 # engine, and no container registry is reachable, so the official postgres,
-# mariadb and redis images cannot be pulled. `keyroute_docker_up` starts
-# Debian's engine when none answers and builds stand-in images from Debian
-# packages (build-image.sh, all missing images from one base) that keep the
-# official images' contract: same environment variables, same readiness log
-# lines. The Rust harness then reads
-#   KEYROUTE_POSTGRES_IMAGE / KEYROUTE_POSTGRES_TAG
-#   KEYROUTE_MARIADB_IMAGE  / KEYROUTE_MARIADB_TAG
-#   KEYROUTE_REDIS_IMAGE    / KEYROUTE_REDIS_TAG
+# mariadb and redis images, and the community pgbouncer image, cannot be
+# pulled. `keyroute_docker_up` starts Debian's engine when none answers and
+# builds stand-in images from Debian packages (build-image.sh, all missing
+# images from one base) that keep the official images' contract: same
+# environment variables, same readiness log lines. The Rust harness then reads
+#   KEYROUTE_POSTGRES_IMAGE  / KEYROUTE_POSTGRES_TAG
+#   KEYROUTE_MARIADB_IMAGE   / KEYROUTE_MARIADB_TAG
+#   KEYROUTE_REDIS_IMAGE     / KEYROUTE_REDIS_TAG
+#   KEYROUTE_PGBOUNCER_IMAGE / KEYROUTE_PGBOUNCER_TAG
 # and needs no special case for local images. It also exports DOCKER_HOST
 # when the engine listens on loopback TCP (see KEYROUTE_DOCKER_TCP).
 #
@@ -25,11 +26,13 @@ KEYROUTE_STATE_DIR=${KEYROUTE_STATE_DIR:-/tmp/keyroute-docker}
 
 # Image references, KEYROUTE_<KIND>_OFFICIAL and _LOCAL for each kind of
 # KEYROUTE_IMAGE_KINDS (a kind is build-image.sh's argument; in upper case it
-# names the variables). The official tags match the PostgreSQL, MariaDB and
-# Redis versions that Debian bookworm ships, so either image runs the same
-# server. Redis 7.0 speaks the protocol Valkey does (Debian packages Valkey
-# from trixie on).
-KEYROUTE_IMAGE_KINDS=(postgres mariadb redis)
+# names the variables). The official tags match the PostgreSQL, MariaDB, Redis
+# and PgBouncer versions that Debian bookworm ships, so either image runs the
+# same server. Redis 7.0 speaks the protocol Valkey does (Debian packages Valkey
+# from trixie on). PgBouncer has no official image: its "official" one is the
+# widely used community image edoburu/pgbouncer, whose environment variables
+# the local one takes (pgbouncer-entrypoint.sh says where it differs).
+KEYROUTE_IMAGE_KINDS=(postgres mariadb redis pgbouncer)
 # shellcheck disable=SC2034 # read by name (${!var}) below, and by build-image.sh
 {
     KEYROUTE_POSTGRES_OFFICIAL=postgres:15
@@ -38,6 +41,8 @@ KEYROUTE_IMAGE_KINDS=(postgres mariadb redis)
     KEYROUTE_MARIADB_LOCAL=keyroute-local/mariadb:10.11
     KEYROUTE_REDIS_OFFICIAL=redis:7.0
     KEYROUTE_REDIS_LOCAL=keyroute-local/redis:7.0
+    KEYROUTE_PGBOUNCER_OFFICIAL=edoburu/pgbouncer:1.18.0
+    KEYROUTE_PGBOUNCER_LOCAL=keyroute-local/pgbouncer:1.18
 }
 
 # Where our engine also listens, and what keyroute_docker_up exports as
@@ -124,7 +129,7 @@ _keyroute_image_present() {
 }
 
 # Exports KEYROUTE_<DB>_IMAGE and KEYROUTE_<DB>_TAG from the reference NAME:TAG.
-#   $1: DB in upper case (POSTGRES, MARIADB, REDIS); $2: NAME:TAG
+#   $1: DB in upper case (POSTGRES, MARIADB, REDIS, PGBOUNCER); $2: NAME:TAG
 _keyroute_export_image() {
     export "KEYROUTE_$1_IMAGE=${2%:*}" "KEYROUTE_$1_TAG=${2##*:}"
 }
@@ -133,7 +138,7 @@ _keyroute_export_image() {
 # user's own choice if present, the official image if present, our local build
 # if present (so later runs are fast), a bounded pull of the official image.
 # Returns 1 when none can be had: the caller builds the local image.
-#   $1: kind (postgres, mariadb, redis)
+#   $1: kind (postgres, mariadb, redis, pgbouncer)
 _keyroute_find_image() {
     local db=${1^^}
     local image_var=KEYROUTE_${db}_IMAGE tag_var=KEYROUTE_${db}_TAG
@@ -213,7 +218,7 @@ keyroute_docker_up() {
         _keyroute_start_engine || return 1
     fi
     _keyroute_choose_images || return 1
-    keyroute_say "postgres: $KEYROUTE_POSTGRES_IMAGE:$KEYROUTE_POSTGRES_TAG, mariadb: $KEYROUTE_MARIADB_IMAGE:$KEYROUTE_MARIADB_TAG, redis: $KEYROUTE_REDIS_IMAGE:$KEYROUTE_REDIS_TAG"
+    keyroute_say "postgres: $KEYROUTE_POSTGRES_IMAGE:$KEYROUTE_POSTGRES_TAG, mariadb: $KEYROUTE_MARIADB_IMAGE:$KEYROUTE_MARIADB_TAG, redis: $KEYROUTE_REDIS_IMAGE:$KEYROUTE_REDIS_TAG, pgbouncer: $KEYROUTE_PGBOUNCER_IMAGE:$KEYROUTE_PGBOUNCER_TAG"
 }
 
 # Removes containers left by a test binary that was killed before its exit hook

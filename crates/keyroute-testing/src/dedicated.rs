@@ -14,6 +14,7 @@
 //!   documentation suggests for keys from outside.
 //! - MariaDB takes `--ssl-cert --ssl-key --ssl-ca --require-secure-transport=ON`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -114,11 +115,11 @@ impl TestCerts {
     }
 }
 
+/// Something asked of a container on the harness runtime (its bridge address).
+pub(crate) type ContainerQueryOn<I, T> =
+    fn(Arc<ContainerAsync<I>>) -> server::BoxFuture<Result<T, testcontainers::TestcontainersError>>;
 /// Something done to a container on the harness runtime (stop, start).
-pub(crate) type ContainerActionOn<I> =
-    fn(
-        Arc<ContainerAsync<I>>,
-    ) -> server::BoxFuture<Result<(), testcontainers::TestcontainersError>>;
+pub(crate) type ContainerActionOn<I> = ContainerQueryOn<I, ()>;
 type ContainerAction = ContainerActionOn<ServerImage>;
 
 /// Runs `action` on the container in `slot`, on the harness runtime that owns its
@@ -129,6 +130,15 @@ pub(crate) async fn on_container<I: Image + 'static>(
     action: ContainerActionOn<I>,
     fail: impl Fn(String) -> HarnessError,
 ) -> Result<(), HarnessError> {
+    query_container(slot, action, fail).await
+}
+
+/// [`on_container`] for an action that answers something.
+pub(crate) async fn query_container<I: Image + 'static, T: Send + 'static>(
+    slot: &std::sync::Mutex<Option<ContainerAsync<I>>>,
+    action: ContainerQueryOn<I, T>,
+    fail: impl Fn(String) -> HarnessError,
+) -> Result<T, HarnessError> {
     let harness = server::harness()?;
     let container = slot
         .lock()
@@ -153,6 +163,10 @@ pub struct DedicatedServer {
     kind: &'static ServerKind,
     port: u16,
     container: Arc<std::sync::Mutex<Option<ContainerAsync<ServerImage>>>>,
+    /// The container's address on the Docker bridge network (or why it could not be
+    /// read), read when it starts: asking the engine later would lend the container
+    /// out of `container`, where a concurrent caller would find it gone.
+    bridge_ip: std::sync::Mutex<Result<IpAddr, HarnessError>>,
 }
 
 impl std::fmt::Debug for DedicatedServer {
@@ -205,7 +219,20 @@ impl DedicatedServer {
     /// [`HarnessError::Start`] when the engine refuses.
     pub async fn start(&self) -> Result<(), HarnessError> {
         self.on_container(|c| Box::pin(async move { c.start().await }))
-            .await
+            .await?;
+        // The engine may have given it another address.
+        let kind = self.kind;
+        let ip = query_container(
+            &self.container,
+            |c| Box::pin(async move { c.get_bridge_ip_address().await }),
+            |cause| bridge_error(kind, &cause),
+        )
+        .await;
+        *self
+            .bridge_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = ip;
+        Ok(())
     }
 
     /// Runs `action` on the container, on the harness runtime that owns its client.
@@ -216,6 +243,32 @@ impl DedicatedServer {
             cause,
         })
         .await
+    }
+
+    /// Which server this is.
+    pub(crate) fn kind(&self) -> &'static ServerKind {
+        self.kind
+    }
+
+    /// Where another container (a pooler) reaches the server: its address on the
+    /// Docker bridge network and its port in the container. The engine may give the
+    /// container another address when it starts again after [`stop`](Self::stop); this
+    /// answers the one of its latest start.
+    pub(crate) fn bridge_address(&self) -> Result<SocketAddr, HarnessError> {
+        let ip = self
+            .bridge_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        Ok(SocketAddr::new(ip, self.kind.port))
+    }
+}
+
+/// Why the bridge network address of a `kind` server could not be read.
+fn bridge_error(kind: &ServerKind, cause: &dyn std::fmt::Display) -> HarnessError {
+    HarnessError::Start {
+        server: kind.name,
+        cause: format!("its bridge network address: {cause}"),
     }
 }
 
@@ -323,8 +376,13 @@ async fn start(
     let started = harness.runtime.spawn(async move {
         let image = kind.image();
         let reference = format!("{}:{}", image.name(), image.tag());
+        // The default bridge network, named: testcontainers' get_bridge_ip_address()
+        // looks up the container's network by the name its host config gives, and
+        // a container started without one is in the engine's `default` mode, which
+        // Docker 20.10 (Debian bookworm's) does not answer to by that name.
         let mut request = image
             .with_cmd(cmd)
+            .with_network("bridge")
             .with_label(server::LABEL, "1")
             .with_label(server::PID_LABEL, std::process::id().to_string())
             .with_startup_timeout(server::STARTUP_LIMIT);
@@ -342,9 +400,13 @@ async fn start(
             .await
             .map_err(|e| server::classify(kind, &reference, e))?;
         let port = container.get_host_port_ipv4(kind.port).await;
-        Ok::<_, HarnessError>((container, port))
+        let bridge_ip = container
+            .get_bridge_ip_address()
+            .await
+            .map_err(|e| bridge_error(kind, &e));
+        Ok::<_, HarnessError>((container, port, bridge_ip))
     });
-    let (container, port) = started.await.map_err(|e| HarnessError::Start {
+    let (container, port, bridge_ip) = started.await.map_err(|e| HarnessError::Start {
         server: kind.name,
         cause: e.to_string(),
     })??;
@@ -358,6 +420,7 @@ async fn start(
         kind,
         port,
         container,
+        bridge_ip: std::sync::Mutex::new(bridge_ip),
     };
     server.wait_until_answering(check_options).await?;
     Ok(server)

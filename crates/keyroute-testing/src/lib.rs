@@ -10,6 +10,7 @@ pub mod dedicated;
 mod error;
 mod keys;
 mod migrations;
+mod pgbouncer;
 mod provision;
 mod run;
 mod server;
@@ -23,6 +24,7 @@ pub use databases::{
 };
 pub use error::TestAppError;
 pub use keys::KeyBuilder;
+pub use pgbouncer::{ConsoleRow, PgBouncerOptions, PoolMode, TestPgBouncer, pgbouncer};
 pub use server::HarnessError;
 pub use valkey::{DedicatedValkey, TestValkey, valkey, valkey_restartable};
 

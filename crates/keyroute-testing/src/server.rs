@@ -183,14 +183,23 @@ pub(crate) static MARIADB: ServerKind = ServerKind {
     server: OnceCell::const_new(),
 };
 
+/// An image's name and tag: the variables `image_var` and `tag_var` (as
+/// `scripts/docker/lib.sh` exports them) when set, else the defaults.
+pub(crate) fn image_reference(
+    (image_var, tag_var): (&str, &str),
+    (default_image, default_tag): (&str, &str),
+) -> (String, String) {
+    let var =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    (var(image_var, default_image), var(tag_var, default_tag))
+}
+
 impl ServerKind {
     /// The image name and tag, from the environment or the defaults.
     pub(crate) fn reference(&self) -> (String, String) {
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        (
-            var(self.image_var, self.default_image),
-            var(self.tag_var, self.default_tag),
+        image_reference(
+            (self.image_var, self.tag_var),
+            (self.default_image, self.default_tag),
         )
     }
 
