@@ -358,7 +358,25 @@ async fn open_store<B: StoreBackend>(config: &Config) -> Result<SqlStore<B>, Bui
             })?
         }
     };
-    Ok(SqlStore::<B>::connect_with(url, config.router.pools.settings.clone()).await?)
+    let mut store = SqlStore::<B>::connect_with(url, config.router.pools.settings.clone()).await?;
+    if let Some(direct) = &config.store.direct_url {
+        store = store.with_direct_url(direct.clone());
+    }
+    if store.db().transaction_pooled() && config.store.direct_url.is_none() {
+        return Err(ConfigError::missing(
+            "store",
+            "direct_url",
+            "behind a pooler in transaction mode ([pools] pooler = \"transaction\") the change feed's LISTEN and keyroute's migrations need a direct connection to the store's database",
+        )
+        .into());
+    }
+    // Caches are trusted only while the feed delivers: a feed that cannot (LISTEN
+    // through a transaction pooler nobody declared) is refused here, not found out
+    // by a revoked key that still works.
+    if config.apikey.session_cache_duration.is_some() {
+        store.verify_feed().await?;
+    }
+    Ok(store)
 }
 
 /// JWTs' part in the handle, so the build steps read the same with the `jwt` feature

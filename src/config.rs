@@ -44,6 +44,11 @@ pub struct StoreConfig {
     pub connection: Option<String>,
     /// A database of its own for keys, instead of a connection's.
     pub url: Option<DatabaseUrl>,
+    /// A direct (session) URL of the same database, for what a pooler in transaction
+    /// mode cannot carry: the change feed's `LISTEN` and keyroute's migrations.
+    /// Needed when the store's URL goes through one (`[pools] pooler =
+    /// "transaction"`); default: the store's URL.
+    pub direct_url: Option<DatabaseUrl>,
 }
 
 /// keyroute's whole configuration. `Default` is keyroute's defaults; read a file and

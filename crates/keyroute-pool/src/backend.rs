@@ -11,12 +11,15 @@ use diesel_async::pooled_connection::{
 };
 use keyroute_core::BoxError;
 
-use super::{DatabaseUrl, PoolSettings, RecyclingCheck};
+use super::{DatabaseUrl, PoolSettings, Pooler, RecyclingCheck};
 
 /// A connection being opened ([`Backend::establish`]); a failure says why, typed where
 /// it can be.
 pub type ConnectFuture<C> =
     Pin<Box<dyn Future<Output = Result<C, super::connect::ConnectFailure>> + Send>>;
+
+/// A statement on a connection that borrows it ([`Backend::begin_unit`]).
+pub type UnitFuture<'c> = Pin<Box<dyn Future<Output = diesel::QueryResult<()>> + Send + 'c>>;
 
 /// A pooled connection that does not borrow its pool ([`DbPool::get_owned`](crate::DbPool::get_owned)),
 /// so it can move to a blocking thread.
@@ -41,6 +44,11 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// `Verified` where a server can drop connections, `Fast` for SQLite.
     const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Verified;
 
+    /// Whether the backend honours [`Pooler::Transaction`]; the pool treats the
+    /// setting as [`Pooler::Session`] where it does not.
+    #[doc(hidden)]
+    const TRANSACTION_POOLER: bool = false;
+
     /// Adjusts settings the backend cannot honour (an in-memory SQLite database lives
     /// in one connection, so its pool holds exactly one).
     fn adjust(_url: &DatabaseUrl, settings: PoolSettings) -> PoolSettings {
@@ -55,9 +63,18 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
         None
     }
 
-    /// Opens one connection to `url` (the whole connection string, password included).
+    /// Opens one connection to `url` (the whole connection string, password included),
+    /// ready for use behind `pooler`.
     #[doc(hidden)]
-    fn establish(url: String) -> ConnectFuture<Self::Connection>;
+    fn establish(url: String, pooler: Pooler) -> ConnectFuture<Self::Connection>;
+
+    /// Begins a unit of work behind a transaction pooler: a transaction, begun by
+    /// undoing what an earlier client may have left on the server connection. Only
+    /// called where [`TRANSACTION_POOLER`](Self::TRANSACTION_POOLER) holds.
+    #[doc(hidden)]
+    fn begin_unit(_conn: &mut Self::Connection) -> UnitFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// The connection manager for `url`: diesel-async's, opening each connection with
     /// [`establish`](Self::establish) within the connect timeout and reporting every
@@ -125,6 +142,7 @@ pub(crate) use app_migrations;
 #[derive(Debug, Clone)]
 pub struct ConnectSetup {
     pub(crate) recycling: RecyclingCheck,
+    pub(crate) pooler: Pooler,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) health: std::sync::Arc<super::health::Health>,
     pub(crate) url: DatabaseUrl,
@@ -135,13 +153,14 @@ pub struct ConnectSetup {
 fn manager<C: AsyncConnection + 'static>(
     url: &DatabaseUrl,
     setup: ConnectSetup,
-    establish: fn(String) -> ConnectFuture<C>,
+    establish: fn(String, Pooler) -> ConnectFuture<C>,
 ) -> AsyncDieselConnectionManager<C> {
     use super::connect::ConnectFailure;
     let mut config = ManagerConfig::<C>::default();
     let recycling = setup.recycling;
+    let pooler = setup.pooler;
     config.custom_setup = Box::new(move |url| {
-        let opening = establish(url.to_owned());
+        let opening = establish(url.to_owned(), setup.pooler);
         let setup = setup.clone();
         Box::pin(async move {
             let outcome = match tokio::time::timeout(setup.connect_timeout, opening).await {
@@ -168,6 +187,16 @@ fn manager<C: AsyncConnection + 'static>(
     });
     config.recycling_method = match recycling {
         RecyclingCheck::Fast => RecyclingMethod::Fast,
+        // diesel-async's own check prepares `SELECT 1` as a named statement outside a
+        // transaction, which a transaction pooler may split across two server
+        // connections: the simple protocol sends it in one message.
+        RecyclingCheck::Verified | RecyclingCheck::Auto if pooler == Pooler::Transaction => {
+            RecyclingMethod::CustomFunction(Box::new(|conn: &mut C| {
+                Box::pin(diesel_async::SimpleAsyncConnection::batch_execute(
+                    conn, "SELECT 1",
+                ))
+            }))
+        }
         // `Auto` is resolved by the pool before it builds a manager; if it ever
         // arrives here, the safe choice is the check that verifies.
         RecyclingCheck::Verified | RecyclingCheck::Auto => RecyclingMethod::Verified,

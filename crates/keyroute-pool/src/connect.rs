@@ -68,13 +68,38 @@ impl From<TlsError> for ConnectFailure {
 
 /// Opens a PostgreSQL connection: `sslmode` and `sslrootcert` are keyroute's, the rest
 /// of the string is tokio-postgres', and the connection is handed to diesel-async
-/// (whose own `establish` drops the cause of a failure and knows no TLS).
+/// (whose own `establish` drops the cause of a failure and knows no TLS). Behind a
+/// transaction pooler, see `postgres.rs` for what changes.
 #[cfg(feature = "postgres")]
 pub(crate) async fn postgres(
     url: String,
+    pooler: super::Pooler,
 ) -> Result<diesel_async::AsyncPgConnection, ConnectFailure> {
+    use diesel::connection::CacheSize;
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
     let (client, connection) = postgres_client(&url, |_| {}).await?;
-    Ok(diesel_async::AsyncPgConnection::try_from_client_and_connection(client, connection).await?)
+    if pooler == super::Pooler::Session {
+        return Ok(AsyncPgConnection::try_from_client_and_connection(client, connection).await?);
+    }
+    // diesel-async's set-up runs its `SET`s as named prepared statements: inside one
+    // transaction each `Parse` and its `Bind` reach the same server connection.
+    // Turning the cache off drops (and so closes) them before the `COMMIT`. The
+    // connection is driven here rather than by diesel-async, which only takes it
+    // together with the client and would run the set-up before the `BEGIN`; it ends
+    // when the client is dropped.
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("keyroute: a PostgreSQL connection ended: {e}");
+        }
+    });
+    let failed = |e: tokio_postgres::Error| ConnectFailure::Other(describe(&e));
+    client.batch_execute("BEGIN").await.map_err(failed)?;
+    let mut conn = AsyncPgConnection::try_from(client).await?;
+    conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+    conn.batch_execute("COMMIT")
+        .await
+        .map_err(|e| ConnectFailure::Other(describe(&e)))?;
+    Ok(conn)
 }
 
 /// A PostgreSQL client and the connection that drives it, opened with keyroute's TLS

@@ -63,10 +63,11 @@ mod sink;
 mod sqlite;
 #[cfg(feature = "tls")]
 mod tls;
+mod unit;
 mod url;
 mod watch;
 
-pub use backend::{Backend, BackendDb, ConnectFuture, ConnectSetup, OwnedConnection};
+pub use backend::{Backend, BackendDb, ConnectFuture, ConnectSetup, OwnedConnection, UnitFuture};
 pub use connect::ConnectFailure;
 #[cfg(feature = "postgres")]
 pub use connect::{PgConnection, postgres_client};
@@ -75,12 +76,13 @@ pub use mysql::Mysql;
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
 pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
-pub use settings::{PoolSettings, RecyclingCheck};
+pub use settings::{PoolSettings, Pooler, RecyclingCheck};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{ConnectionThread, SQLITE_THREAD_NAME, Sqlite};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsMode};
 // `tls_error` is defined below.
+pub use unit::Checkout;
 pub use url::{BackendKind, DatabaseUrl, UnknownScheme};
 
 use sink::{ErrorSink, LastError};
@@ -195,6 +197,9 @@ impl<B: Backend> DbPool<B> {
         let url = url.into();
         let mut settings = B::adjust(&url, settings);
         settings.recycling_check = settings.recycling_check.or_default(B::DEFAULT_CHECK);
+        if !B::TRANSACTION_POOLER {
+            settings.pooler = Pooler::Session;
+        }
         let last_error = LastError::default();
         let health = health::Health::new(
             settings.retry_backoff,
@@ -205,6 +210,7 @@ impl<B: Backend> DbPool<B> {
             &url,
             ConnectSetup {
                 recycling: settings.recycling_check,
+                pooler: settings.pooler,
                 connect_timeout: settings.connect_timeout,
                 health: Arc::clone(&health),
                 url: url.clone(),
@@ -258,6 +264,25 @@ impl<B: Backend> DbPool<B> {
         let conn = self.checkout(self.pool.get_owned()).await?;
         self.check_file()?;
         Ok(conn)
+    }
+
+    /// A connection for one unit of work: behind a transaction pooler
+    /// ([`Pooler::Transaction`]) a transaction begun on it, which the [`Checkout`]
+    /// ends; otherwise the pooled connection as it is. keyroute's own queries and the
+    /// connections handed to handlers go through here.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), or [`StoreError::Database`] when the transaction cannot
+    /// begin.
+    pub async fn unit(&self) -> StoreResult<Checkout<B>> {
+        let conn = self.get_owned().await?;
+        Checkout::begin(conn, self.transaction_pooled()).await
+    }
+
+    /// Whether this pool's connections go through a pooler in transaction mode
+    /// ([`PoolSettings::pooler`], on a backend that honours it).
+    pub fn transaction_pooled(&self) -> bool {
+        self.settings.pooler == Pooler::Transaction
     }
 
     /// A checkout through the circuit breaker: refused at once while it is open,

@@ -4,6 +4,7 @@ use diesel_async::AsyncMysqlConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use keyroute_core::BoxError;
 
+use crate::Pooler;
 use crate::backend::{Backend, ConnectFuture, OwnedConnection, sealed};
 
 /// The MySQL / MariaDB backend.
@@ -17,7 +18,7 @@ impl Backend for Mysql {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "MySQL";
 
-    fn establish(url: String) -> ConnectFuture<Self::Connection> {
+    fn establish(url: String, _pooler: Pooler) -> ConnectFuture<Self::Connection> {
         Box::pin(crate::connect::mysql(url))
     }
 

@@ -39,6 +39,32 @@ impl RecyclingCheck {
     }
 }
 
+/// What sits between keyroute's PostgreSQL pools and the server ([`PoolSettings::pooler`]).
+///
+/// Behind a pooler in transaction mode (PgBouncer's `pool_mode = transaction`, RDS
+/// Proxy, Supavisor's transaction port) each transaction may run on a different server
+/// connection, so anything a connection keeps between transactions is lost or, worse,
+/// seen by another client: named prepared statements, session `SET`s, `LISTEN`.
+/// [`Transaction`](Self::Transaction) makes keyroute's PostgreSQL connections safe
+/// there (see the variant). MySQL, MariaDB and SQLite pools ignore this setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Pooler {
+    /// Each pooled connection is one server session: a direct connection, or a pooler
+    /// in session mode. Statements are prepared once per connection and cached.
+    #[default]
+    Session,
+    /// A pooler in transaction mode. Every unit of work on a connection
+    /// ([`DbPool::unit`](crate::DbPool::unit)) is one transaction, begun by resetting
+    /// what an earlier client may have left on the server connection (`RESET ALL`,
+    /// `RESET ROLE`, `DEALLOCATE ALL`); statements are prepared inside it and closed
+    /// before it commits (no statement cache), so nothing outlives the transaction;
+    /// the checkout check is a plain `SELECT 1`. The change feed's `LISTEN` and
+    /// migrations need a session: give them a direct URL (`[store] direct_url`).
+    Transaction,
+}
+
 /// Pool settings. Build them from [`PoolSettings::default`] and change fields, or read
 /// them from the `[pools]` section of keyroute's configuration (a field's name is its
 /// option's, `recycling_check` is `check`; durations are text such as `5s`).
@@ -77,6 +103,10 @@ pub struct PoolSettings {
     /// The window doubles after each failed probe, up to this. Default 5 s.
     #[serde(with = "keyroute_core::config::duration")]
     pub retry_backoff_max: Duration,
+    /// What sits between the pools and PostgreSQL: `session` (the default: nothing,
+    /// or a pooler in session mode) or `transaction` (PgBouncer in transaction mode
+    /// and its kind; see [`Pooler`]). Other backends ignore it.
+    pub pooler: Pooler,
 }
 
 impl Default for PoolSettings {
@@ -91,6 +121,7 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(2),
             retry_backoff: Duration::from_millis(250),
             retry_backoff_max: Duration::from_secs(5),
+            pooler: Pooler::Session,
         }
     }
 }

@@ -29,7 +29,7 @@ use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use keyroute_core::BoxError;
 
 use crate::backend::{Backend, ConnectFuture, OwnedConnection, sealed};
-use crate::{DatabaseUrl, PoolSettings, RecyclingCheck};
+use crate::{DatabaseUrl, PoolSettings, Pooler, RecyclingCheck};
 pub use thread::{ConnectionThread, THREAD_NAME as SQLITE_THREAD_NAME};
 
 /// The SQLite backend.
@@ -78,7 +78,7 @@ impl Backend for Sqlite {
     }
 
     /// Opens a connection and applies [`PRAGMAS`].
-    fn establish(url: String) -> ConnectFuture<Self::Connection> {
+    fn establish(url: String, _pooler: Pooler) -> ConnectFuture<Self::Connection> {
         Box::pin(async move {
             let path = url.strip_prefix("sqlite://").unwrap_or(&url);
             let mut conn =

@@ -21,9 +21,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bb8::PooledConnection;
 use keyroute_core::{ConfigError, Environment, Principal, StoreError};
-use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings};
+use keyroute_pool::{Backend, Checkout, DatabaseUrl, DbPool, PoolSettings};
 
 use crate::checks::{check_pool_settings, check_routes};
 use crate::error::RouteError;
@@ -31,8 +30,17 @@ use crate::policy::{ByEnvironment, RoutingPolicy};
 
 /// A connection taken from the pool a principal was routed to. Derefs to the
 /// backend's connection; returns to its pool when dropped.
+///
+/// Behind a pooler in transaction mode (`[pools] pooler = "transaction"`) it is one
+/// transaction for the request, begun with nothing left of an earlier client's
+/// session (see [`Pooler::Transaction`](keyroute_pool::Pooler::Transaction)): the
+/// handler's own `transaction(...)` calls nest in it as savepoints, [`commit`](Self::commit)
+/// ends it and reports the outcome, and dropping it commits on a task of its own.
+/// Directly, `commit` does nothing: each statement is kept as it runs. Calling
+/// `commit` before answering is the portable way to write a handler that reports a
+/// failed commit.
 pub struct RoutedConnection<B: Backend> {
-    conn: PooledConnection<'static, B::Manager>,
+    conn: Checkout<B>,
     name: Arc<str>,
 }
 
@@ -40,6 +48,25 @@ impl<B: Backend> RoutedConnection<B> {
     /// The name of the connection this came from (`live`, `test`, ...).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Ends the request's transaction behind a transaction pooler, keeping its writes;
+    /// does nothing directly.
+    ///
+    /// # Errors
+    /// The database's answer to `COMMIT`.
+    pub async fn commit(self) -> diesel::QueryResult<()> {
+        self.conn.commit().await
+    }
+
+    /// Ends the request's transaction behind a transaction pooler, discarding its
+    /// writes; does nothing directly (each statement was kept as it ran: use
+    /// `transaction(...)` for work that must be all or nothing everywhere).
+    ///
+    /// # Errors
+    /// The database's answer to `ROLLBACK`.
+    pub async fn rollback(self) -> diesel::QueryResult<()> {
+        self.conn.rollback().await
     }
 }
 
@@ -388,7 +415,7 @@ async fn take<B: Backend>(
     name: Arc<str>,
     pool: &DbPool<B>,
 ) -> Result<RoutedConnection<B>, RouteError> {
-    match pool.get_owned().await {
+    match pool.unit().await {
         Ok(conn) => Ok(RoutedConnection { conn, name }),
         Err(source) => Err(RouteError::Unavailable {
             connection: name.to_string(),

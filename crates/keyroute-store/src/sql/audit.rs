@@ -15,7 +15,7 @@ use keyroute_core::{
 use super::schema::keyroute_audit as audit;
 use super::{Marker, Ts};
 use crate::sql::backend::sealed::AuditQueries;
-use crate::sql::{SqlStore, Timestamp, decode, map_error};
+use crate::sql::{SqlStore, Timestamp, decode, done, map_error};
 
 type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
@@ -146,6 +146,7 @@ impl AuditQueries for Marker {
             .load(&mut *conn)
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         rows.into_iter().map(AuditRow::into_record).collect()
     }
 
@@ -155,6 +156,7 @@ impl AuditQueries for Marker {
             .execute(&mut *conn)
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         Ok(u64::try_from(purged).unwrap_or(u64::MAX))
     }
 
@@ -165,6 +167,7 @@ impl AuditQueries for Marker {
         let mut conn = store.conn().await?;
         conn.transaction(async |conn| insert_audit(conn, records).await)
             .await
-            .map_err(map_error)
+            .map_err(map_error)?;
+        done(conn).await
     }
 }

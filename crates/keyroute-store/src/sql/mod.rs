@@ -161,10 +161,21 @@ pub(crate) use read_one_async;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 const INSERT_CHUNK: usize = 1000;
 
+/// Ends a store operation's unit of work ([`SqlStore::conn`]): commits it behind a
+/// transaction pooler; directly, each statement was kept as it ran and this does
+/// nothing.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+async fn done<B: Backend>(conn: keyroute_pool::Checkout<B>) -> StoreResult<()> {
+    conn.commit().await.map_err(map_error)
+}
+
 /// A store on a SQL database: [`PostgresStore`](crate::PostgresStore),
 /// [`MysqlStore`](crate::MysqlStore) or [`SqliteStore`](crate::SqliteStore).
 pub struct SqlStore<B: Backend> {
     db: DbPool<B>,
+    /// A session connection's URL for what a transaction pooler cannot carry (the
+    /// change feed's `LISTEN`, migrations), when it differs from the pool's.
+    direct: Option<DatabaseUrl>,
     _backend: PhantomData<B>,
 }
 
@@ -172,6 +183,7 @@ impl<B: Backend> Clone for SqlStore<B> {
     fn clone(&self) -> Self {
         Self {
             db: self.db.clone(),
+            direct: self.direct.clone(),
             _backend: PhantomData,
         }
     }
@@ -179,7 +191,10 @@ impl<B: Backend> Clone for SqlStore<B> {
 
 impl<B: Backend> fmt::Debug for SqlStore<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqlStore").field("db", &self.db).finish()
+        f.debug_struct("SqlStore")
+            .field("db", &self.db)
+            .field("direct", &self.direct)
+            .finish()
     }
 }
 
@@ -207,8 +222,24 @@ impl<B: Backend> SqlStore<B> {
     pub fn from_pool(db: DbPool<B>) -> Self {
         Self {
             db,
+            direct: None,
             _backend: PhantomData,
         }
+    }
+
+    /// This store, with `url` for what needs a session of its own on the store's
+    /// database: the change feed's `LISTEN` connection and keyroute's migrations.
+    /// Give it when the pool's URL goes through a pooler in transaction mode
+    /// (`[store] direct_url`); the pool's URL serves them otherwise.
+    pub fn with_direct_url(mut self, url: impl Into<DatabaseUrl>) -> Self {
+        self.direct = Some(url.into());
+        self
+    }
+
+    /// The URL of the change feed's connection and of migrations: the direct URL if
+    /// one was given, the pool's otherwise.
+    pub fn session_url(&self) -> &DatabaseUrl {
+        self.direct.as_ref().unwrap_or_else(|| self.db.url())
     }
 
     /// The store's pool.
@@ -226,14 +257,31 @@ impl<B: Backend> SqlStore<B> {
         self.db.url()
     }
 
-    /// A pooled connection, or `Unavailable` with the real cause (for the queries).
+    /// A connection for one of the store's operations, or `Unavailable` with the real
+    /// cause: behind a transaction pooler a unit transaction, which the operation ends
+    /// with [`done`] once its work is in (so what it wrote is committed, and published,
+    /// before it returns).
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-    async fn conn(&self) -> StoreResult<bb8::PooledConnection<'_, B::Manager>> {
-        self.db.get().await
+    async fn conn(&self) -> StoreResult<keyroute_pool::Checkout<B>> {
+        self.db.unit().await
     }
 }
 
 impl<B: StoreBackend> SqlStore<B> {
+    /// Checks that this store's change feed delivers what is committed: on
+    /// PostgreSQL, a `LISTEN` connection on [`session_url`](Self::session_url) must
+    /// receive a probe notification within 3 s (behind a pooler in transaction mode
+    /// it receives nothing: give the store a direct URL). Backends whose feed is
+    /// polled have nothing to check. keyroute's builder runs it when caches follow the
+    /// feed.
+    ///
+    /// # Errors
+    /// [`StoreError::Misuse`] naming `[store] direct_url` when nothing arrives;
+    /// `Unavailable` when the connection cannot be opened.
+    pub async fn verify_feed(&self) -> StoreResult<()> {
+        B::verify_feed(self).await
+    }
+
     /// Runs the embedded migrations (idempotent). Works on either Tokio runtime flavour:
     /// the migration harness blocks, so it runs on a blocking thread.
     ///
@@ -241,7 +289,21 @@ impl<B: StoreBackend> SqlStore<B> {
     /// [`StoreError::Migration`] when a migration fails, `Unavailable` when the database
     /// cannot be reached.
     pub async fn migrate(&self) -> StoreResult<()> {
-        let conn = self.db.get_owned().await?;
+        let conn = match &self.direct {
+            // A session of its own: diesel's harness runs statements outside its
+            // migrations' transactions, which a transaction pooler may split.
+            Some(url) => {
+                let mut settings = self.db.settings().clone();
+                settings.max_size = 1;
+                settings.min_idle = None;
+                settings.pooler = keyroute_pool::Pooler::Session;
+                DbPool::<B>::connect(url.clone(), settings)
+                    .await?
+                    .get_owned()
+                    .await?
+            }
+            None => self.db.get_owned().await?,
+        };
         tokio::task::spawn_blocking(move || B::run_migrations(conn))
             .await
             .map_err(StoreError::migration)?

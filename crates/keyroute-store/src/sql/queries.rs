@@ -36,7 +36,7 @@ use super::schema::{
 use super::{Marker, Ts};
 use crate::UserFilter;
 use crate::sql::backend::sealed::{DenyQueries, FeedQueries as _, KeyQueries, UserQueries};
-use crate::sql::{INSERT_CHUNK, SqlStore, Timestamp, decode, map_error};
+use crate::sql::{INSERT_CHUNK, SqlStore, Timestamp, decode, done, map_error};
 
 type Conn = <Marker as keyroute_pool::Backend>::Connection;
 
@@ -85,15 +85,95 @@ fn not_cancelled_by(at: Ts) -> _ {
     keys::cancelled_at.is_null().or(keys::cancelled_at.gt(at))
 }
 
+/// Spends `cost` credits of key `id` on `conn` (see `spend_credits`).
+async fn spend(
+    conn: &mut Conn,
+    id: &str,
+    cost: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<CreditSpend> {
+    let now_ts = Ts::from_instant(now);
+    // A refill lost to another writer is applied by that writer; the spend is then
+    // tried again. Two rounds cover every race but a clock far behind the others'.
+    for _ in 0..4 {
+        // The common case, one statement: the balance covers the cost and no refill
+        // is due. The condition and the decrement are one atomic UPDATE.
+        let spent = diesel::update(
+            keys::table
+                .find(id)
+                .filter(keys::credits_remaining.ge(cost))
+                .filter(
+                    keys::credits_next_refill_at
+                        .is_null()
+                        .or(keys::credits_next_refill_at.gt(now_ts)),
+                ),
+        )
+        .set(keys::credits_remaining.eq(keys::credits_remaining - cost))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_error)?;
+        if spent == 1 {
+            return Ok(CreditSpend::Spent { remaining: None });
+        }
+        let row: Option<(Option<i64>, Option<String>, Option<Ts>)> = keys::table
+            .find(id)
+            .select((
+                keys::credits_remaining,
+                keys::credits_refill,
+                keys::credits_next_refill_at,
+            ))
+            .get_result(&mut *conn)
+            .await
+            .optional()
+            .map_err(map_error)?;
+        let Some((remaining, refill, next)) = row else {
+            return Ok(CreditSpend::Unmetered);
+        };
+        let due_at = next;
+        let columns = CreditColumns {
+            credits_remaining: remaining,
+            credits_refill: refill,
+            credits_next_refill_at: next,
+        };
+        let Some(credits) = columns.into_credits()? else {
+            return Ok(CreditSpend::Unmetered);
+        };
+        let Some((amount, next_at)) = credits.due_refill(now) else {
+            return Ok(CreditSpend::Exhausted {
+                remaining: credits.remaining,
+                next_refill_at: credits.next_refill_at,
+            });
+        };
+        // The refill, by whoever still sees the instant it was due at: once.
+        diesel::update(
+            keys::table
+                .find(id)
+                .filter(keys::credits_next_refill_at.eq(due_at)),
+        )
+        .set((
+            keys::credits_remaining.eq(i64::try_from(amount).unwrap_or(i64::MAX)),
+            keys::credits_next_refill_at.eq(Ts::from_instant(next_at)),
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    }
+    Err(keyroute_core::StoreError::Conflict(
+        "credits: the refill kept moving under this spend; check the instances' clocks".to_owned(),
+    ))
+}
+
 impl KeyQueries for Marker {
     async fn api_key_exists(store: &SqlStore<Self>, hash: &KeyHash) -> StoreResult<bool> {
         let mut conn = store.conn().await?;
-        diesel::select(diesel::dsl::exists(
+        let exists = diesel::select(diesel::dsl::exists(
             keys::table.filter(keys::hash.eq(hash.as_bytes().as_slice())),
         ))
         .get_result(&mut *conn)
         .await
-        .map_err(map_error)
+        .map_err(map_error)?;
+        done(conn).await?;
+        Ok(exists)
     }
 
     async fn get_api_key_by_hash(
@@ -111,6 +191,7 @@ impl KeyQueries for Marker {
                 .select((KeyRow::as_select(), Option::<UserRow>::as_select()))
         )
         .map_err(map_error)?;
+        done(conn).await?;
         row.map(|(key, user)| {
             Ok(ResolvedKey {
                 key: key.into_key()?,
@@ -122,15 +203,15 @@ impl KeyQueries for Marker {
 
     async fn get_api_key(store: &SqlStore<Self>, id: &KeyId) -> StoreResult<Option<ApiKey>> {
         let mut conn = store.conn().await?;
-        keys::table
+        let row = keys::table
             .find(id.as_str())
             .select(KeyRow::as_select())
             .get_result(&mut *conn)
             .await
             .optional()
-            .map_err(map_error)?
-            .map(KeyRow::into_key)
-            .transpose()
+            .map_err(map_error)?;
+        done(conn).await?;
+        row.map(KeyRow::into_key).transpose()
     }
 
     async fn get_user_api_keys(
@@ -153,7 +234,9 @@ impl KeyQueries for Marker {
                 .filter(keys::expires_at.is_null().or(keys::expires_at.gt(now)));
         }
         let mut conn = store.conn().await?;
-        into_keys(q.load(&mut *conn).await.map_err(map_error)?)
+        let rows = q.load(&mut *conn).await.map_err(map_error)?;
+        done(conn).await?;
+        into_keys(rows)
     }
 
     async fn store_all(
@@ -171,7 +254,8 @@ impl KeyQueries for Marker {
             insert_audit(conn, audit).await
         })
         .await
-        .map_err(map_error)
+        .map_err(map_error)?;
+        done(conn).await
     }
 
     async fn cancel_key(
@@ -199,6 +283,7 @@ impl KeyQueries for Marker {
             })
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         row.map(KeyRow::into_key).transpose()
     }
 
@@ -234,6 +319,7 @@ impl KeyQueries for Marker {
             })
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         retired.map(KeyRow::into_key).transpose()
     }
 
@@ -266,6 +352,7 @@ impl KeyQueries for Marker {
             })
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         row.map(KeyRow::into_key).transpose()
     }
 
@@ -289,6 +376,7 @@ impl KeyQueries for Marker {
             })
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         row.map(KeyRow::into_key).transpose()
     }
 
@@ -304,78 +392,10 @@ impl KeyQueries for Marker {
                 next_refill_at: None,
             });
         };
-        let id = id.as_str();
-        let now_ts = Ts::from_instant(now);
         let mut conn = store.conn().await?;
-        // A refill lost to another writer is applied by that writer; the spend is then
-        // tried again. Two rounds cover every race but a clock far behind the others'.
-        for _ in 0..4 {
-            // The common case, one statement: the balance covers the cost and no refill
-            // is due. The condition and the decrement are one atomic UPDATE.
-            let spent = diesel::update(
-                keys::table
-                    .find(id)
-                    .filter(keys::credits_remaining.ge(cost))
-                    .filter(
-                        keys::credits_next_refill_at
-                            .is_null()
-                            .or(keys::credits_next_refill_at.gt(now_ts)),
-                    ),
-            )
-            .set(keys::credits_remaining.eq(keys::credits_remaining - cost))
-            .execute(&mut conn)
-            .await
-            .map_err(map_error)?;
-            if spent == 1 {
-                return Ok(CreditSpend::Spent { remaining: None });
-            }
-            let row: Option<(Option<i64>, Option<String>, Option<Ts>)> = keys::table
-                .find(id)
-                .select((
-                    keys::credits_remaining,
-                    keys::credits_refill,
-                    keys::credits_next_refill_at,
-                ))
-                .get_result(&mut conn)
-                .await
-                .optional()
-                .map_err(map_error)?;
-            let Some((remaining, refill, next)) = row else {
-                return Ok(CreditSpend::Unmetered);
-            };
-            let due_at = next;
-            let columns = CreditColumns {
-                credits_remaining: remaining,
-                credits_refill: refill,
-                credits_next_refill_at: next,
-            };
-            let Some(credits) = columns.into_credits()? else {
-                return Ok(CreditSpend::Unmetered);
-            };
-            let Some((amount, next_at)) = credits.due_refill(now) else {
-                return Ok(CreditSpend::Exhausted {
-                    remaining: credits.remaining,
-                    next_refill_at: credits.next_refill_at,
-                });
-            };
-            // The refill, by whoever still sees the instant it was due at: once.
-            diesel::update(
-                keys::table
-                    .find(id)
-                    .filter(keys::credits_next_refill_at.eq(due_at)),
-            )
-            .set((
-                keys::credits_remaining.eq(i64::try_from(amount).unwrap_or(i64::MAX)),
-                keys::credits_next_refill_at.eq(Ts::from_instant(next_at)),
-            ))
-            .execute(&mut conn)
-            .await
-            .map_err(map_error)?;
-        }
-        Err(keyroute_core::StoreError::Conflict(
-            "credits: the refill kept moving under this spend; check the instances' clocks"
-                .to_owned(),
-        ))
+        let spend = spend(&mut conn, id.as_str(), cost, now).await?;
+        done(conn).await?;
+        Ok(spend)
     }
 
     async fn regenerate(
@@ -415,6 +435,7 @@ impl KeyQueries for Marker {
             })
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         into_keys(retired)
     }
 
@@ -429,19 +450,22 @@ impl KeyQueries for Marker {
         let at = Ts::from_instant(at);
         let ids: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
         let mut conn = store.conn().await?;
-        conn.transaction(async |conn| {
-            let mut touched = 0u64;
-            for chunk in ids.chunks(INSERT_CHUNK) {
-                let n = diesel::update(keys::table.filter(keys::id.eq_any(chunk)))
-                    .set(keys::last_used_at.eq(at))
-                    .execute(conn)
-                    .await?;
-                touched += n as u64;
-            }
-            Ok(touched)
-        })
-        .await
-        .map_err(map_error)
+        let touched = conn
+            .transaction(async |conn| {
+                let mut touched = 0u64;
+                for chunk in ids.chunks(INSERT_CHUNK) {
+                    let n = diesel::update(keys::table.filter(keys::id.eq_any(chunk)))
+                        .set(keys::last_used_at.eq(at))
+                        .execute(conn)
+                        .await?;
+                    touched += n as u64;
+                }
+                Ok(touched)
+            })
+            .await
+            .map_err(map_error)?;
+        done(conn).await?;
+        Ok(touched)
     }
 }
 
@@ -470,12 +494,9 @@ async fn users_page(
         }
     }
     let mut conn = store.conn().await?;
-    q.load(&mut *conn)
-        .await
-        .map_err(map_error)?
-        .into_iter()
-        .map(UserRow::into_user)
-        .collect()
+    let rows: Vec<UserRow> = q.load(&mut *conn).await.map_err(map_error)?;
+    done(conn).await?;
+    rows.into_iter().map(UserRow::into_user).collect()
 }
 
 impl UserQueries for Marker {
@@ -513,20 +534,21 @@ impl UserQueries for Marker {
             Ok(())
         })
         .await
-        .map_err(map_error)
+        .map_err(map_error)?;
+        done(conn).await
     }
 
     async fn get_user(store: &SqlStore<Self>, id: &UserId) -> StoreResult<Option<User>> {
         let mut conn = store.conn().await?;
-        users::table
+        let row = users::table
             .find(id.as_str())
             .select(UserRow::as_select())
             .get_result(&mut *conn)
             .await
             .optional()
-            .map_err(map_error)?
-            .map(UserRow::into_user)
-            .transpose()
+            .map_err(map_error)?;
+        done(conn).await?;
+        row.map(UserRow::into_user).transpose()
     }
 
     async fn find_user_by_name(
@@ -534,15 +556,15 @@ impl UserQueries for Marker {
         user_name: &str,
     ) -> StoreResult<Option<User>> {
         let mut conn = store.conn().await?;
-        users::table
+        let row = users::table
             .filter(users::user_name.eq(user_name))
             .select(UserRow::as_select())
             .get_result(&mut *conn)
             .await
             .optional()
-            .map_err(map_error)?
-            .map(UserRow::into_user)
-            .transpose()
+            .map_err(map_error)?;
+        done(conn).await?;
+        row.map(UserRow::into_user).transpose()
     }
 
     async fn list_users(
@@ -560,6 +582,7 @@ impl UserQueries for Marker {
             .get_result(&mut *conn)
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
@@ -629,6 +652,7 @@ impl UserQueries for Marker {
             })
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         stored
             .iter()
             .map(|u| decode("users.id", u, UserId::new))
@@ -699,7 +723,8 @@ impl DenyQueries for Marker {
             Marker::publish(conn, ChangeKind::Denied, &[id]).await
         })
         .await
-        .map_err(map_error)
+        .map_err(map_error)?;
+        done(conn).await
     }
 
     async fn denial(
@@ -721,6 +746,7 @@ impl DenyQueries for Marker {
             .load(&mut *conn)
             .await
             .map_err(map_error)?;
+        done(conn).await?;
         let entries = entries
             .into_iter()
             .map(|(from, until)| {
@@ -735,10 +761,12 @@ impl DenyQueries for Marker {
 
     async fn purge_denied(store: &SqlStore<Self>, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut conn = store.conn().await?;
-        diesel::delete(denied::table.filter(denied::expires_at.le(Ts::from_instant(now))))
-            .execute(&mut *conn)
-            .await
-            .map(|n| n as u64)
-            .map_err(map_error)
+        let purged =
+            diesel::delete(denied::table.filter(denied::expires_at.le(Ts::from_instant(now))))
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+        done(conn).await?;
+        Ok(purged as u64)
     }
 }

@@ -1,0 +1,153 @@
+//! [`Checkout`]: a pooled connection for one unit of work, which behind a transaction
+//! pooler is one transaction.
+//!
+//! Behind PgBouncer in transaction mode, a statement outside a transaction can have its
+//! `Parse` reach one server connection and its `Bind` another ("prepared statement
+//! does not exist"), and a session `SET` stays on a server connection that the next
+//! client gets. So there ([`Pooler::Transaction`](crate::Pooler::Transaction)) a
+//! checkout begins a transaction ([`Backend::begin_unit`](crate::Backend::begin_unit):
+//! it first undoes what an earlier client left on the server connection) and the unit
+//! ends when it is finished: [`Checkout::commit`], [`Checkout::rollback`], or, when it
+//! is dropped, a commit on a task of its own, so a unit that is dropped behaves as
+//! the statements of a direct connection do (each kept once it ran). Directly, a
+//! checkout is the pooled connection as it is, and finishing it does nothing.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use diesel_async::{AsyncConnection, TransactionManager};
+use keyroute_core::{StoreError, StoreResult};
+
+use crate::backend::{Backend, OwnedConnection};
+
+/// The transaction manager of `B`'s connections.
+type Manager<B> = <<B as Backend>::Connection as AsyncConnection>::TransactionManager;
+
+/// A pooled connection for one unit of work ([`DbPool::unit`](crate::DbPool::unit)).
+/// It dereferences to the backend's connection, so diesel-async's query methods take
+/// it as they take a pooled connection.
+///
+/// Behind a transaction pooler the unit is one transaction: a handler's own
+/// `conn.transaction(...)` nests in it as a savepoint, [`commit`](Self::commit)
+/// ends it and says whether the commit succeeded, and dropping the checkout commits
+/// on a task of its own (a failure is logged, the connection discarded). Directly,
+/// `commit` and `rollback` do nothing and each statement is kept as it runs.
+pub struct Checkout<B: Backend> {
+    /// `None` only once `Drop` has handed the connection to its commit task.
+    conn: Option<OwnedConnection<B>>,
+    /// A unit transaction this checkout began is still open.
+    open: bool,
+}
+
+impl<B: Backend> Checkout<B> {
+    /// Wraps `conn`, beginning a unit transaction on it when `transaction` holds.
+    pub(crate) async fn begin(
+        mut conn: OwnedConnection<B>,
+        transaction: bool,
+    ) -> StoreResult<Self> {
+        if transaction {
+            B::begin_unit(&mut conn).await.map_err(|e| {
+                StoreError::database(format!(
+                    "{}: could not begin a unit transaction behind the pooler ([pools] pooler = \"transaction\"): {e}",
+                    B::NAME
+                ))
+            })?;
+        }
+        Ok(Self {
+            conn: Some(conn),
+            open: transaction,
+        })
+    }
+
+    /// Whether this checkout is a transaction keyroute began (behind a transaction
+    /// pooler) that has not ended yet.
+    pub fn in_unit_transaction(&self) -> bool {
+        self.open
+    }
+
+    /// Ends the unit, keeping what it wrote. Directly, does nothing.
+    ///
+    /// # Errors
+    /// The database's answer to `COMMIT` (the unit's work is then lost: PostgreSQL
+    /// rolls back a transaction that failed).
+    pub async fn commit(mut self) -> diesel::QueryResult<()> {
+        self.end(true).await
+    }
+
+    /// Ends the unit, discarding what it wrote. Directly, does nothing: each
+    /// statement was kept as it ran.
+    ///
+    /// # Errors
+    /// The database's answer to `ROLLBACK`.
+    pub async fn rollback(mut self) -> diesel::QueryResult<()> {
+        self.end(false).await
+    }
+
+    async fn end(&mut self, commit: bool) -> diesel::QueryResult<()> {
+        if !self.open {
+            return Ok(());
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        self.open = false;
+        let conn = &mut **conn;
+        if commit {
+            Manager::<B>::commit_transaction(conn).await
+        } else {
+            Manager::<B>::rollback_transaction(conn).await
+        }
+    }
+}
+
+impl<B: Backend> Deref for Checkout<B> {
+    type Target = B::Connection;
+
+    fn deref(&self) -> &Self::Target {
+        #[allow(clippy::expect_used)] // `conn` is taken only in `drop`
+        self.conn
+            .as_deref()
+            .expect("a checkout has its connection until dropped")
+    }
+}
+
+impl<B: Backend> DerefMut for Checkout<B> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        #[allow(clippy::expect_used)] // `conn` is taken only in `drop`
+        self.conn
+            .as_deref_mut()
+            .expect("a checkout has its connection until dropped")
+    }
+}
+
+impl<B: Backend> Drop for Checkout<B> {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        // Without a runtime the connection goes back with its transaction open, and
+        // the pool discards it (the server rolls the transaction back).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = Manager::<B>::commit_transaction(&mut *conn).await {
+                    tracing::warn!(
+                        backend = B::NAME,
+                        "keyroute: a unit of work dropped behind a transaction pooler did not commit: {e}"
+                    );
+                }
+            });
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for Checkout<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkout")
+            .field("backend", &B::NAME)
+            .field("in_unit_transaction", &self.open)
+            .finish_non_exhaustive()
+    }
+}
