@@ -142,8 +142,8 @@ pub mod store {
     #[cfg(feature = "sqlite")]
     pub use keyroute_pool::Sqlite;
     pub use keyroute_pool::{
-        Backend, BackendDb, BackendKind, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck,
-        UnknownScheme,
+        Backend, BackendDb, BackendKind, Checkout, DatabaseUrl, DbPool, PoolSettings, Pooler,
+        RecyclingCheck, UnknownScheme,
     };
     #[cfg(feature = "memory")]
     pub use keyroute_store::MemoryStore;

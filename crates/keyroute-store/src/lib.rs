@@ -69,7 +69,9 @@ pub use keyroute_pool::Postgres;
 #[cfg(feature = "sqlite")]
 pub use keyroute_pool::Sqlite;
 #[cfg(feature = "sql")]
-pub use keyroute_pool::{Backend, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
+pub use keyroute_pool::{
+    Backend, Checkout, DatabaseUrl, DbPool, PoolSettings, Pooler, RecyclingCheck,
+};
 #[cfg(feature = "mysql")]
 pub use sql::mysql::MysqlStore;
 #[cfg(feature = "postgres")]

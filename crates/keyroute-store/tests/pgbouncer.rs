@@ -56,27 +56,13 @@ async fn servers() -> &'static (DedicatedServer, TestPgBouncer) {
 /// A new, empty database on the server: its pooled and direct URLs, and its name.
 async fn database() -> (DatabaseUrl, DatabaseUrl, String) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let (postgres, bouncer) = servers().await;
     let name = format!(
         "pgb_{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let admin = postgres.url("127.0.0.1", "");
-    let (client, connection) =
-        tokio_postgres::connect(admin.expose_secret(), tokio_postgres::NoTls)
-            .await
-            .expect("the server directly");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("a database");
-    (
-        bouncer.database_url(&name),
-        postgres.database_url("127.0.0.1", &name, ""),
-        name,
-    )
+    let (pooled, direct) = servers().await.1.create_database(&name).await.unwrap();
+    (pooled, direct, name)
 }
 
 fn settings(pooler: Pooler) -> PoolSettings {

@@ -135,6 +135,8 @@ pub struct TestPgBouncer {
     port: u16,
     pooled: DatabaseUrl,
     direct: DatabaseUrl,
+    /// The PostgreSQL server's published port, for direct URLs of other databases.
+    server_port: u16,
     admin: DatabaseUrl,
     backend: SocketAddr,
     options: PgBouncerOptions,
@@ -170,6 +172,38 @@ impl TestPgBouncer {
     /// container's own published port on the loopback address.
     pub fn direct_url(&self) -> &DatabaseUrl {
         &self.direct
+    }
+
+    /// Creates the database `name` on the server (directly, around PgBouncer) and
+    /// answers its pooled URL (through PgBouncer) and its direct one. `name` is
+    /// ASCII letters, digits and `_`, starting with a letter.
+    ///
+    /// # Errors
+    /// [`HarnessError::Database`] for another name, or when the server refuses.
+    pub async fn create_database(
+        &self,
+        name: &str,
+    ) -> Result<(DatabaseUrl, DatabaseUrl), HarnessError> {
+        let plain = name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            return Err(HarnessError::Database(format!(
+                "a test database name is ASCII letters, digits and _, starting with a letter: {name:?}"
+            )));
+        }
+        let fail = |e: tokio_postgres::Error| {
+            HarnessError::Database(format!("CREATE DATABASE {name}: {e}"))
+        };
+        connect(&self.direct)
+            .await
+            .map_err(fail)?
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .map_err(fail)?;
+        Ok((
+            self.database_url(name),
+            url(&self.host, self.server_port, name),
+        ))
     }
 
     /// PgBouncer's admin console (its `pgbouncer` database), where the server's user is
@@ -306,6 +340,7 @@ pub async fn pgbouncer(
         pooled: url(&host, port, DATABASE),
         admin: url(&host, port, ADMIN_DATABASE),
         direct: postgres.url(&host, ""),
+        server_port: postgres.port(),
         host,
         port,
         backend,
