@@ -346,18 +346,7 @@ fn accepted_environments(config: &Config) -> Result<Vec<Environment>, ConfigErro
 /// Opens the `[store]` database: its own `url`, or the URL of the named connection
 /// (default `live`), with the `[pools]` settings.
 async fn open_store<B: StoreBackend>(config: &Config) -> Result<SqlStore<B>, BuildError> {
-    let url = match (&config.store.url, &config.store.connection) {
-        (Some(url), _) => url.clone(),
-        (None, name) => {
-            let name = name.as_deref().unwrap_or("live");
-            config.router.connections.get(name).cloned().ok_or_else(|| {
-                let reason = format!(
-                    "keys and users live in the database of connection '{name}', which is not configured; set [store] connection or url"
-                );
-                ConfigError::missing("store", "connection", reason)
-            })?
-        }
-    };
+    let url = config.store_url()?;
     let mut store = SqlStore::<B>::connect_with(url, config.router.pools.settings.clone()).await?;
     if let Some(direct) = &config.store.direct_url {
         store = store.with_direct_url(direct.clone());

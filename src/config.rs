@@ -161,6 +161,24 @@ impl Config {
         Ok(config)
     }
 
+    /// The URL of the database keys and users live in: `[store] url`, or the URL of
+    /// the connection `[store] connection` names (default `live`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for `[store] connection` when that connection is not configured.
+    pub fn store_url(&self) -> Result<DatabaseUrl, ConfigError> {
+        if let Some(url) = &self.store.url {
+            return Ok(url.clone());
+        }
+        let name = self.store.connection.as_deref().unwrap_or("live");
+        self.router.connections.get(name).cloned().ok_or_else(|| {
+            let reason = format!(
+                "keys and users live in the database of connection '{name}', which is not configured; set [store] connection or url"
+            );
+            ConfigError::missing("store", "connection", reason)
+        })
+    }
+
     /// Checks what can be checked of each section alone; cross-references (routes to
     /// connections, environments) are checked when the handle is built.
     ///

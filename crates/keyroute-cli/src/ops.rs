@@ -7,7 +7,7 @@ use std::sync::Arc;
 use diesel_migrations::FileBasedMigrations;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyroute::keys::KeyListener;
-use keyroute::store::{StoreBackend, keyroute_migration_versions};
+use keyroute::store::{SqlStore, StoreBackend, keyroute_migration_versions};
 use keyroute::{ApiKey, Config, UserId};
 use serde_json::json;
 
@@ -141,6 +141,10 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
     for d in &drift {
         problems.push(format!("schema drift: {d}"));
     }
+    let feed = feed_check::<B>(&config).await;
+    if let Err(problem) = &feed {
+        problems.push(format!("the change feed: {problem}"));
+    }
     out.table(
         &[
             "connection",
@@ -156,9 +160,16 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
                 "reference": d.reference, "connection": d.connection,
                 "missing": d.missing, "extra": d.extra,
             })).collect::<Vec<_>>(),
+            "feed": match &feed {
+                Ok(state) => json!({ "ok": true, "state": state }),
+                Err(problem) => json!({ "ok": false, "problem": problem }),
+            },
             "problems": problems,
         }),
     )?;
+    if let Ok(state) = &feed {
+        out.line(&format!("change feed: {state}"))?;
+    }
     match problems.len() {
         0 => {
             out.line("ok: every connection answers and their schemas match")?;
@@ -170,6 +181,24 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
             problems.join("; ")
         ))),
     }
+}
+
+/// Whether the store's change feed delivers what is committed, as `build()` checks it
+/// when caches follow the feed: a `LISTEN` behind a pooler in transaction mode (with
+/// no `[store] direct_url`) receives nothing, so instances would serve uncached.
+async fn feed_check<B: StoreBackend>(config: &Config) -> Result<&'static str, String> {
+    if config.apikey.session_cache_duration.is_none() {
+        return Ok("not needed (session_cache_duration = \"none\": nothing is cached)");
+    }
+    let url = config.store_url().map_err(|e| e.to_string())?;
+    let mut store = SqlStore::<B>::connect_with(url, config.router.pools.settings.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(direct) = &config.store.direct_url {
+        store = store.with_direct_url(direct.clone());
+    }
+    store.verify_feed().await.map_err(|e| e.to_string())?;
+    Ok("ok (on PostgreSQL a probe notification came back; other backends poll theirs)")
 }
 
 /// Counts the users keyed by each stored backfill batch, for the progress display.
