@@ -187,16 +187,12 @@ fn manager<C: AsyncConnection + 'static>(
     });
     config.recycling_method = match recycling {
         RecyclingCheck::Fast => RecyclingMethod::Fast,
-        // diesel-async's own check prepares `SELECT 1` as a named statement outside a
-        // transaction, which a transaction pooler may split across two server
-        // connections: the simple protocol sends it in one message.
-        RecyclingCheck::Verified | RecyclingCheck::Auto if pooler == Pooler::Transaction => {
-            RecyclingMethod::CustomFunction(Box::new(|conn: &mut C| {
-                Box::pin(diesel_async::SimpleAsyncConnection::batch_execute(
-                    conn, "SELECT 1",
-                ))
-            }))
-        }
+        // Behind a transaction pooler every checkout that is used begins a unit
+        // transaction (`DbPool::unit`), a round trip that finds a dropped connection as
+        // `SELECT 1` would and discards it: a check of its own would only add one.
+        // (diesel-async's check would also prepare a named statement outside a
+        // transaction, which the pooler may split across server connections.)
+        _ if pooler == Pooler::Transaction => RecyclingMethod::Fast,
         // `Auto` is resolved by the pool before it builds a manager; if it ever
         // arrives here, the safe choice is the check that verifies.
         RecyclingCheck::Verified | RecyclingCheck::Auto => RecyclingMethod::Verified,

@@ -275,8 +275,21 @@ impl<B: Backend> DbPool<B> {
     /// As [`get`](Self::get), or [`StoreError::Database`] when the transaction cannot
     /// begin.
     pub async fn unit(&self) -> StoreResult<Checkout<B>> {
-        let conn = self.get_owned().await?;
-        Checkout::begin(conn, self.transaction_pooled()).await
+        if !self.transaction_pooled() {
+            return self.get_owned().await.map(Checkout::direct);
+        }
+        // The unit's BEGIN is the connection's check in this mode (the pool runs no
+        // SELECT 1 of its own, see `backend.rs`): a connection the server dropped fails
+        // it and is discarded, and the next one is tried, as the check would have.
+        let mut tries = self.settings.max_size.saturating_add(1);
+        loop {
+            let conn = self.get_owned().await?;
+            match Checkout::begin(conn).await {
+                Ok(unit) => return Ok(unit),
+                Err(began) if began.lost && tries > 1 => tries -= 1,
+                Err(began) => return Err(began.into_store_error(B::NAME)),
+            }
+        }
     }
 
     /// Whether this pool's connections go through a pooler in transaction mode

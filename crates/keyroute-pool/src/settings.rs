@@ -60,7 +60,8 @@ pub enum Pooler {
     /// what an earlier client may have left on the server connection (`RESET ALL`,
     /// `RESET ROLE`, `DEALLOCATE ALL`); statements are prepared inside it and closed
     /// before it commits (no statement cache), so nothing outlives the transaction;
-    /// the checkout check is a plain `SELECT 1`. The change feed's `LISTEN` and
+    /// the unit's `BEGIN` is the checkout check (a connection the server dropped fails
+    /// it and another is taken), so no `SELECT 1` is added. The change feed's `LISTEN` and
     /// migrations need a session: give them a direct URL (`[store] direct_url`).
     Transaction,
 }

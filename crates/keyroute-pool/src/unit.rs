@@ -16,7 +16,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use diesel_async::{AsyncConnection, TransactionManager};
-use keyroute_core::{StoreError, StoreResult};
+use keyroute_core::StoreError;
 
 use crate::backend::{Backend, OwnedConnection};
 
@@ -40,23 +40,36 @@ pub struct Checkout<B: Backend> {
 }
 
 impl<B: Backend> Checkout<B> {
-    /// Wraps `conn`, beginning a unit transaction on it when `transaction` holds.
-    pub(crate) async fn begin(
-        mut conn: OwnedConnection<B>,
-        transaction: bool,
-    ) -> StoreResult<Self> {
-        if transaction {
-            B::begin_unit(&mut conn).await.map_err(|e| {
-                StoreError::database(format!(
-                    "{}: could not begin a unit transaction behind the pooler ([pools] pooler = \"transaction\"): {e}",
-                    B::NAME
-                ))
-            })?;
-        }
-        Ok(Self {
+    /// `conn` as it is: a direct connection's unit.
+    pub(crate) fn direct(conn: OwnedConnection<B>) -> Self {
+        Self {
             conn: Some(conn),
-            open: transaction,
-        })
+            open: false,
+        }
+    }
+
+    /// Begins a unit transaction on `conn`. On failure the connection is marked
+    /// broken, so the pool discards it rather than lend it again, and the error says
+    /// whether the connection was lost (worth another) or the server refused.
+    pub(crate) async fn begin(mut conn: OwnedConnection<B>) -> Result<Self, Began> {
+        match B::begin_unit(&mut conn).await {
+            Ok(()) => Ok(Self {
+                conn: Some(conn),
+                open: true,
+            }),
+            Err(error) => {
+                Manager::<B>::transaction_manager_status_mut(&mut conn).set_in_error();
+                let lost = matches!(
+                    error,
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::ClosedConnection
+                            | diesel::result::DatabaseErrorKind::UnableToSendCommand,
+                        _
+                    )
+                );
+                Err(Began { lost, error })
+            }
+        }
     }
 
     /// Whether this checkout is a transaction keyroute began (behind a transaction
@@ -96,6 +109,29 @@ impl<B: Backend> Checkout<B> {
             Manager::<B>::commit_transaction(conn).await
         } else {
             Manager::<B>::rollback_transaction(conn).await
+        }
+    }
+}
+
+/// Why a unit transaction did not begin ([`Checkout::begin`]).
+#[derive(Debug)]
+pub(crate) struct Began {
+    /// The connection was lost (the server dropped it): another may do.
+    pub(crate) lost: bool,
+    pub(crate) error: diesel::result::Error,
+}
+
+impl Began {
+    /// The error a caller of [`DbPool::unit`](crate::DbPool::unit) sees.
+    pub(crate) fn into_store_error(self, backend: &str) -> StoreError {
+        let text = format!(
+            "{backend}: could not begin a unit transaction behind the pooler ([pools] pooler = \"transaction\"): {}",
+            self.error
+        );
+        if self.lost {
+            StoreError::unavailable(text)
+        } else {
+            StoreError::database(text)
         }
     }
 }

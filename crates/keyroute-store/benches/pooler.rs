@@ -5,7 +5,8 @@
 //!   once per connection and cached);
 //! - `pgbouncer_transaction`: through PgBouncer 1.18 in transaction mode with `[pools]
 //!   pooler = "transaction"` (each lookup one unit transaction: `BEGIN; RESET ALL;
-//!   RESET ROLE; DEALLOCATE ALL`, the statement prepared and closed, `COMMIT`);
+//!   RESET ROLE; DEALLOCATE ALL`, which is also the checkout's check, the statement
+//!   prepared and closed, `COMMIT`);
 //! - `direct_transaction`: the same transaction-mode pools straight to PostgreSQL, to
 //!   split the cost between keyroute's units and PgBouncer's hop.
 //!

@@ -271,3 +271,39 @@ async fn a_feed_through_the_pooler_is_found_out() {
     );
     through.with_direct_url(direct).verify_feed().await.unwrap();
 }
+
+/// In transaction mode the unit's `BEGIN` is the checkout check: connections the
+/// server dropped while idle are discarded there and replaced, and the unit still
+/// begins (directly, with every pooled connection terminated by the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_replaced_when_its_unit_begins() {
+    let (_, direct, name) = database().await;
+    let pool = DbPool::<Postgres>::connect(direct.clone(), settings(Pooler::Transaction))
+        .await
+        .unwrap();
+    // Four units at once: four connections, idle in the pool once committed.
+    let mut units = Vec::new();
+    for _ in 0..4 {
+        units.push(pool.unit().await.unwrap());
+    }
+    for unit in units {
+        unit.commit().await.unwrap();
+    }
+    let (client, connection) =
+        tokio_postgres::connect(direct.expose_secret(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let killed = client
+        .simple_query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .await
+        .unwrap();
+    assert!(killed.len() > 1, "the pool's connections were terminated");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut unit = pool.unit().await.unwrap();
+    assert_eq!(setting(&mut unit, "statement_timeout").await, "0");
+    unit.commit().await.unwrap();
+}
