@@ -53,9 +53,9 @@ pub struct Principal {
     /// When the authority behind the credential ends, when it differs from the
     /// credential's own expiry (a JWT exchanged from a key: the key's expiry).
     authority_expires_at: Option<Option<DateTime<Utc>>>,
-    /// The usage limits' state after this request was admitted (empty when no limit
-    /// applies, or limits are off).
-    usage: Arc<[LimitUsage]>,
+    /// The usage limits' state after this request was admitted (`None` when no limit
+    /// applies, or limits are off: no allocation for the common case).
+    usage: Option<Arc<[LimitUsage]>>,
 }
 
 /// The earlier of two optional instants; `None` means "no limit".
@@ -82,7 +82,7 @@ impl Principal {
             authority_expires_at: None,
             key: Some(key),
             user,
-            usage: Arc::new([]),
+            usage: None,
         }
     }
 
@@ -101,21 +101,21 @@ impl Principal {
             scopes: Scopes::none(),
             expires_at: None,
             authority_expires_at: None,
-            usage: Arc::new([]),
+            usage: None,
         }
     }
 
     /// Records where the usage limits stood when this request was admitted (the
     /// resolver does this; the HTTP layer turns it into `RateLimit` headers).
     pub fn with_usage(mut self, usage: Vec<LimitUsage>) -> Self {
-        self.usage = usage.into();
+        self.usage = (!usage.is_empty()).then(|| usage.into());
         self
     }
 
     /// Where the usage limits stood when this request was admitted: one entry per
     /// limit that applies to the caller.
     pub fn usage(&self) -> &[LimitUsage] {
-        &self.usage
+        self.usage.as_deref().unwrap_or_default()
     }
 
     /// Sets when the credential stops working (for a JWT: its `exp`, or its key's

@@ -211,6 +211,47 @@ impl Limiter {
         limits
     }
 
+    /// [`admit`](Self::admit) where it needs no `.await`: with the in-process engine
+    /// and no credits to spend (the common case), the decision; otherwise the
+    /// principal back, for `admit`. The request pipeline calls this first, so the
+    /// common case takes no future of its own.
+    pub fn admit_in_process(&self, principal: Principal, cost: u64) -> Admission {
+        let metered = principal.api_key().is_some_and(|k| k.credits.is_some());
+        if !metered
+            && self.inner.defaults.is_empty()
+            && principal.api_key().is_none_or(|k| k.limits.is_empty())
+        {
+            // Nothing applies: the common case costs no allocation.
+            return Admission::Decided(Ok(principal));
+        }
+        if self.inner.shared.is_some() || (metered && cost > 0) {
+            return Admission::Ask(principal);
+        }
+        let limits = self.applicable(&principal);
+        if limits.is_empty() {
+            drop(limits);
+            return Admission::Decided(Ok(principal));
+        }
+        let checks: smallvec::SmallVec<[Check<'_>; 4]> = limits
+            .iter()
+            .map(|a| Check {
+                subject: &a.subject,
+                gcra: a.limit.gcra(),
+            })
+            .collect();
+        let decided = match self.inner.local.check(&checks, cost) {
+            Verdict::Admitted(statuses) => Ok(usage(&limits, &statuses)),
+            Verdict::Refused {
+                index,
+                retry_after,
+                statuses,
+            } => Err(refused(index, retry_after, &limits, &statuses)),
+        };
+        drop(checks);
+        drop(limits);
+        Admission::Decided(decided.map(|usage| principal.with_usage(usage)))
+    }
+
     /// Checks `principal`'s request of `cost` units against its limits and spends its
     /// credits in `store`: the principal with its usage recorded, or the refusal.
     ///
@@ -225,14 +266,10 @@ impl Limiter {
         cost: u64,
         now: DateTime<Utc>,
     ) -> Result<Principal, AuthError> {
-        let metered = principal.api_key().is_some_and(|k| k.credits.is_some());
-        if !metered
-            && self.inner.defaults.is_empty()
-            && principal.api_key().is_none_or(|k| k.limits.is_empty())
-        {
-            // Nothing applies: the common case costs no allocation.
-            return Ok(principal);
-        }
+        let principal = match self.admit_in_process(principal, cost) {
+            Admission::Decided(decided) => return decided,
+            Admission::Ask(principal) => principal,
+        };
         let limits = self.applicable(&principal);
         let checks: smallvec::SmallVec<[Check<'_>; 4]> = limits
             .iter()
@@ -248,18 +285,7 @@ impl Limiter {
                 index,
                 retry_after,
                 statuses,
-            } => {
-                let name = limits
-                    .get(index)
-                    .map(|a| a.limit.name().to_owned())
-                    .unwrap_or_default();
-                return Err(AuthError::RateLimited(Box::new(refusal(
-                    name,
-                    retry_after,
-                    &limits,
-                    &statuses,
-                ))));
-            }
+            } => return Err(refused(index, retry_after, &limits, &statuses)),
         };
         let metered = principal.api_key().filter(|k| k.credits.is_some());
         if let Some(key) = metered
@@ -275,11 +301,7 @@ impl Limiter {
                 return Err(AuthError::Store(error));
             }
         }
-        let usage = limits
-            .iter()
-            .zip(statuses)
-            .map(|(a, s)| LimitUsage::new(a.limit, s.remaining, s.reset_after))
-            .collect();
+        let usage = usage(&limits, &statuses);
         drop(checks);
         drop(limits);
         Ok(principal.with_usage(usage))
@@ -351,20 +373,39 @@ fn subject(limit: &RateLimit, principal: &Principal) -> String {
     )
 }
 
-fn refusal(
-    name: String,
-    retry_after: Duration,
-    limits: &[Applicable<'_>],
-    statuses: &[LimitStatus],
-) -> LimitRefusal {
-    let usage = limits
+/// What the step decided without awaiting anything ([`Limiter::admit_in_process`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Admission {
+    /// The decision: the principal with its usage recorded, or the refusal.
+    Decided(Result<Principal, AuthError>),
+    /// The shared engine or the key store must be asked: [`Limiter::admit`].
+    Ask(Principal),
+}
+
+/// Where each limit stands after an admitted request.
+fn usage(limits: &[Applicable<'_>], statuses: &[LimitStatus]) -> Vec<LimitUsage> {
+    limits
         .iter()
         .zip(statuses)
         .map(|(a, s)| LimitUsage::new(a.limit, s.remaining, s.reset_after))
-        .collect();
+        .collect()
+}
+
+/// The refusal of the limit at `index`, with where every limit stands.
+fn refused(
+    index: usize,
+    retry_after: Duration,
+    limits: &[Applicable<'_>],
+    statuses: &[LimitStatus],
+) -> AuthError {
+    let name = limits
+        .get(index)
+        .map(|a| a.limit.name().to_owned())
+        .unwrap_or_default();
     let mut refusal = LimitRefusal::new(name, retry_after);
-    refusal.usage = usage;
-    refusal
+    refusal.usage = usage(limits, statuses);
+    AuthError::RateLimited(Box::new(refusal))
 }
 
 #[cfg(test)]
@@ -374,6 +415,51 @@ mod tests {
     use keyroute_core::{ApiKey, AuthMethod, Environment, KeyHash, KeyId, KeyType, Tenant, UserId};
 
     use super::*;
+
+    /// The in-process engine decides without a future: admitted with its usage, then
+    /// refused, with no store; a key with credits to spend, or a shared engine, is
+    /// handed to `admit`, and a cost of 0 spends no credit, so it is decided here.
+    #[test]
+    fn in_process_decisions_take_no_future() {
+        let limit = RateLimit::new("r", 2, Duration::from_secs(60)).unwrap();
+        let mut config = LimitsConfig::default();
+        config.default = vec![DefaultLimit::new(limit)];
+        let limiter = Limiter::in_process(&config);
+        let mut key = ApiKey::new(
+            KeyId::new("k1").unwrap(),
+            KeyType::SECRET,
+            Environment::LIVE,
+            KeyHash::of("x"),
+            "h",
+            chrono::Utc::now(),
+        );
+        let caller = Principal::from_api_key(Arc::new(key.clone()), None);
+        for admitted in [true, true, false] {
+            match limiter.admit_in_process(caller.clone(), 1) {
+                Admission::Decided(Ok(p)) if admitted => assert_eq!(p.usage().len(), 1),
+                Admission::Decided(Err(AuthError::RateLimited(r))) if !admitted => {
+                    assert_eq!(r.name, "r");
+                }
+                other => panic!("request {admitted}: {other:?}"),
+            }
+        }
+        key.id = KeyId::new("k2").unwrap();
+        key.credits = Some(keyroute_core::limits::Credits::new(5));
+        let metered = Principal::from_api_key(Arc::new(key), None);
+        assert!(matches!(
+            limiter.admit_in_process(metered.clone(), 1),
+            Admission::Ask(_)
+        ));
+        assert!(matches!(
+            limiter.admit_in_process(metered, 0),
+            Admission::Decided(Ok(_))
+        ));
+        let none = Limiter::in_process(&LimitsConfig::default());
+        match none.admit_in_process(caller, 1) {
+            Admission::Decided(Ok(p)) => assert!(p.usage().is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// Counters: a key's own, its user's, its tenant's; a session counts as its user,
     /// never as one counter shared by every session.

@@ -59,7 +59,7 @@ use keyroute_core::{
     looks_like_jwt,
 };
 
-use crate::limits::Limiter;
+use crate::limits::{Admission, Limiter};
 use cache::{CachedKey, KeyCache};
 pub use feed::follow_feed;
 pub use request::{IncomingRequest, ProxyNet, ProxyNetError};
@@ -347,14 +347,17 @@ impl<S: ApiKeyStore + 'static> KeyResolver<S> {
         let caller = self
             .resolve_from(credential.token.expose_secret(), client)
             .await?;
-        match &inner.limiter {
-            Some(limiter) => {
+        let Some(limiter) = &inner.limiter else {
+            return Ok(caller);
+        };
+        match limiter.admit_in_process(caller, request.cost()) {
+            Admission::Decided(decided) => decided,
+            // Boxed: the shared engine's and the store's futures stay out of every
+            // request's future (and of those that embed it) when they are not needed.
+            Admission::Ask(caller) => {
                 let now = inner.clock.now();
-                limiter
-                    .admit(&inner.store, caller, request.cost(), now)
-                    .await
+                Box::pin(limiter.admit(&inner.store, caller, request.cost(), now)).await
             }
-            None => Ok(caller),
         }
     }
 
