@@ -422,8 +422,10 @@ mod tests {
     #[test]
     fn in_process_decisions_take_no_future() {
         let limit = RateLimit::new("r", 2, Duration::from_secs(60)).unwrap();
-        let mut config = LimitsConfig::default();
-        config.default = vec![DefaultLimit::new(limit)];
+        let config = LimitsConfig {
+            default: vec![DefaultLimit::new(limit)],
+            ..LimitsConfig::default()
+        };
         let limiter = Limiter::in_process(&config);
         let mut key = ApiKey::new(
             KeyId::new("k1").unwrap(),
