@@ -48,7 +48,12 @@ mod sql;
 /// `UserStore::users_missing_keys` are one keyset-paged query (users in id order,
 /// after a cursor, up to a limit) that differs only in this filter, so each store
 /// writes that query once and takes the filter.
-#[cfg(any(feature = "memory", feature = "sql"))]
+#[cfg(any(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql"
+))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum UserFilter {
     /// Every user, with keys or without.
