@@ -140,17 +140,22 @@ async fn hammer(store: &PostgresStore, key: &ApiKey) -> (usize, Vec<String>) {
 /// fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_pools_break_behind_the_pooler_and_transaction_pools_do_not() {
-    let (pooled, direct, _) = database().await;
-    let migrated = PostgresStore::connect(direct).await.unwrap();
-    migrated.migrate().await.unwrap();
+    // A database each: PgBouncer pools server connections per database, and the
+    // session-mode clients' stray statements must not meet the transaction-mode ones'
+    // (what that does to PgBouncer is not what is measured here).
+    let mut stores = Vec::new();
     let key = new_key();
-    migrated
-        .store_all(std::slice::from_ref(&key), &[])
-        .await
-        .unwrap();
-
-    let session = PostgresStore::connect_with(pooled.clone(), settings(Pooler::Session)).await;
-    let failed = match session {
+    for pooler in [Pooler::Session, Pooler::Transaction] {
+        let (pooled, direct, _) = database().await;
+        let migrated = PostgresStore::connect(direct).await.unwrap();
+        migrated.migrate().await.unwrap();
+        migrated
+            .store_all(std::slice::from_ref(&key), &[])
+            .await
+            .unwrap();
+        stores.push(PostgresStore::connect_with(pooled, settings(pooler)).await);
+    }
+    let failed = match stores.remove(0) {
         // Even the connection's set-up may already have failed.
         Err(e) => vec![e.to_string()],
         Ok(store) => hammer(&store, &key).await.1,
@@ -164,9 +169,7 @@ async fn session_pools_break_behind_the_pooler_and_transaction_pools_do_not() {
         "the failures are the known ones: {failed:?}"
     );
 
-    let store = PostgresStore::connect_with(pooled, settings(Pooler::Transaction))
-        .await
-        .unwrap();
+    let store = stores.remove(0).unwrap();
     let (count, errors) = hammer(&store, &key).await;
     assert_eq!(
         count, 0,

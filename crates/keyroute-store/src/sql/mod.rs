@@ -156,6 +156,45 @@ macro_rules! read_one_async {
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) use read_one_async;
 
+/// The keys among `$ids` (sorted) whose rows no other transaction holds, locked in id
+/// order (`FOR UPDATE SKIP LOCKED`): PostgreSQL's `unheld!`. Its `UPDATE ... WHERE id =
+/// ANY(...)` locks rows in the order of whatever plan it gets (index or heap order),
+/// so two batches of overlapping keys deadlocked; now they never wait on each other.
+/// A row another transaction holds is being stamped by it, as freshly.
+#[cfg(feature = "postgres")]
+macro_rules! unheld_skip_locked {
+    ($conn:expr, $ids:expr) => {
+        diesel_async::RunQueryDsl::load::<String>(
+            keys::table
+                .filter(keys::id.eq_any($ids))
+                .order(keys::id)
+                .select(keys::id)
+                .for_update()
+                .skip_locked(),
+            $conn,
+        )
+        .await?
+    };
+}
+#[cfg(feature = "postgres")]
+pub(crate) use unheld_skip_locked;
+
+/// All of `$ids` (sorted), to stamp without locking first: the `unheld!` of SQLite (no
+/// row locks: a writing transaction holds the database) and MySQL / MariaDB (InnoDB
+/// locks an `IN` list on the primary key in key order, so batches of overlapping keys
+/// wait for each other but cannot deadlock; `SKIP LOCKED` before the update made
+/// MariaDB 10.11 report deadlocks).
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+macro_rules! unheld_all {
+    ($ids:expr) => {
+        $ids.iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<String>>()
+    };
+}
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) use unheld_all;
+
 /// Rows per multi-row `INSERT`: 1000 rows × 16 columns stays under every backend's
 /// bind-parameter limit (SQLite's is the lowest, 32 766).
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

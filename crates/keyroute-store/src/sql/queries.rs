@@ -448,13 +448,21 @@ impl KeyQueries for Marker {
             return Ok(0);
         }
         let at = Ts::from_instant(at);
-        let ids: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
+        let mut ids: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut conn = store.conn().await?;
         let touched = conn
             .transaction(async |conn| {
                 let mut touched = 0u64;
                 for chunk in ids.chunks(INSERT_CHUNK) {
-                    let n = diesel::update(keys::table.filter(keys::id.eq_any(chunk)))
+                    // Rows locked in one order, skipping those another instance is
+                    // stamping: concurrent batches never deadlock (see `unheld!`).
+                    let free: Vec<String> = unheld!(conn, chunk);
+                    if free.is_empty() {
+                        continue;
+                    }
+                    let n = diesel::update(keys::table.filter(keys::id.eq_any(&free)))
                         .set(keys::last_used_at.eq(at))
                         .execute(conn)
                         .await?;

@@ -61,6 +61,14 @@ macro_rules! read_one {
     };
 }
 
+/// The keys among `$ids` to stamp in a last-used batch (used by `queries.rs`; see
+/// the macro it calls).
+macro_rules! unheld {
+    ($conn:expr, $ids:expr) => {
+        crate::sql::unheld_all!($ids)
+    };
+}
+
 // Compiled once per backend on purpose: the queries are written once (see `sql/mod.rs`)
 // and implement this backend's part of the `StoreBackend` contract (`backend.rs`).
 // clippy's `duplicate_mod` stays allowed on each include: one file in several modules

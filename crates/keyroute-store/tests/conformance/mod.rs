@@ -39,8 +39,8 @@ pub(crate) use feed::{
     purged_events_are_gone_and_the_feed_goes_on,
 };
 pub(crate) use robustness::{
-    concurrent_issue_and_lookup, injection_shaped_strings_are_data,
-    unicode_and_1kb_values_round_trip,
+    concurrent_issue_and_lookup, concurrent_last_used_batches_never_deadlock,
+    injection_shaped_strings_are_data, unicode_and_1kb_values_round_trip,
 };
 pub(crate) use roll::{
     concurrent_rolls_of_one_key_one_wins, regenerate_is_atomic, regenerate_replaces_keys,
@@ -79,6 +79,7 @@ macro_rules! conformance_suite {
             backfill_10_000_users,
             concurrent_backfills_key_each_user_once,
             concurrent_issue_and_lookup,
+            concurrent_last_used_batches_never_deadlock,
             unicode_and_1kb_values_round_trip,
             injection_shaped_strings_are_data,
             init_schema_is_idempotent,
