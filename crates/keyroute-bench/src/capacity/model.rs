@@ -18,9 +18,11 @@
 //!   measured window predicts none; in the long run each instance re-reads each key
 //!   it serves once per cache duration, `N × M / session_cache_duration`.
 //! - Last-used stamps: each instance notes a key at most once per interval and
-//!   writes its notes in one `UPDATE` per interval. An instance serving `r` random
+//!   writes its notes in one batch per interval. An instance serving `r` random
 //!   requests per second over `M` keys notes `M × (1 - (1 - 1/M)^(r × interval))`
-//!   distinct keys per interval; `N` instances write that many rows each.
+//!   distinct keys per interval; `N` instances write that many rows each. A batch
+//!   first locks the rows no other instance is stamping (`SELECT ... FOR UPDATE SKIP
+//!   LOCKED`, in id order), then stamps those: two statements.
 //! - Per operation (a lookup, a last-used batch), from keyroute's pools as built:
 //!   directly, each checkout first runs `SELECT 1` (the `verified` check), its own
 //!   transaction, so an operation is 2 transactions; a batch is `BEGIN`, `UPDATE`,
@@ -55,7 +57,8 @@ fn statements(pooler: Pooler, lookups: f64, batches: f64) -> Vec<(Class, f64)> {
     };
     vec![
         (Class::Lookup, lookups),
-        (Class::LastUsed, batches),
+        // Each batch locks its free rows, then stamps them: two statements.
+        (Class::LastUsed, 2.0 * batches),
         (Class::Check, check),
         (Class::Transaction, transaction),
         (Class::Reset, reset),

@@ -40,7 +40,8 @@ const MARKER: &str = "capacity-";
 pub(crate) enum Class {
     /// The resolver's lookup of a key by hash: a cache miss.
     Lookup,
-    /// A batch of last-used stamps (`UPDATE ... last_used_at`).
+    /// A batch of last-used stamps: its rows locked (`SELECT ... FOR UPDATE SKIP
+    /// LOCKED`), then stamped (`UPDATE ... last_used_at`).
     LastUsed,
     /// The pool's checkout check (`SELECT 1`).
     Check,
@@ -70,7 +71,9 @@ impl Class {
             Class::Notify
         } else if q.starts_with("SELECT") && q.contains("\"HASH\" = $") {
             Class::Lookup
-        } else if q.starts_with("UPDATE") && q.contains("LAST_USED_AT") {
+        } else if (q.starts_with("UPDATE") && q.contains("LAST_USED_AT"))
+            || (q.starts_with("SELECT") && q.contains("SKIP LOCKED"))
+        {
             Class::LastUsed
         } else if starts(&[
             "BEGIN",
@@ -92,7 +95,7 @@ impl Class {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Class::Lookup => "key lookups (cache misses)",
-            Class::LastUsed => "last-used UPDATE batches",
+            Class::LastUsed => "last-used batches (lock + UPDATE statements)",
             Class::Check => "pool checkout checks (SELECT 1)",
             Class::Transaction => "BEGIN/COMMIT/SAVEPOINT/RELEASE",
             Class::Reset => "unit resets (RESET/DEALLOCATE)",
