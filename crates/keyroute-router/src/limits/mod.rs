@@ -232,13 +232,7 @@ impl Limiter {
             drop(limits);
             return Admission::Decided(Ok(principal));
         }
-        let checks: smallvec::SmallVec<[Check<'_>; 4]> = limits
-            .iter()
-            .map(|a| Check {
-                subject: &a.subject,
-                gcra: a.limit.gcra(),
-            })
-            .collect();
+        let checks = checks(&limits);
         let decided = match self.inner.local.check(&checks, cost) {
             Verdict::Admitted(statuses) => Ok(usage(&limits, &statuses)),
             Verdict::Refused {
@@ -271,13 +265,7 @@ impl Limiter {
             Admission::Ask(principal) => principal,
         };
         let limits = self.applicable(&principal);
-        let checks: smallvec::SmallVec<[Check<'_>; 4]> = limits
-            .iter()
-            .map(|a| Check {
-                subject: &a.subject,
-                gcra: a.limit.gcra(),
-            })
-            .collect();
+        let checks = checks(&limits);
         let (verdict, shared) = self.decide(&limits, &checks, cost).await?;
         let statuses = match verdict {
             Verdict::Admitted(statuses) => statuses,
@@ -381,6 +369,17 @@ pub enum Admission {
     Decided(Result<Principal, AuthError>),
     /// The shared engine or the key store must be asked: [`Limiter::admit`].
     Ask(Principal),
+}
+
+/// The engines' view of `limits`: each counter and its rate, inline up to four.
+fn checks<'a>(limits: &'a [Applicable<'_>]) -> smallvec::SmallVec<[Check<'a>; 4]> {
+    limits
+        .iter()
+        .map(|a| Check {
+            subject: &a.subject,
+            gcra: a.limit.gcra(),
+        })
+        .collect()
 }
 
 /// Where each limit stands after an admitted request.
