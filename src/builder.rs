@@ -351,7 +351,10 @@ async fn open_store<B: StoreBackend>(config: &Config) -> Result<SqlStore<B>, Bui
     if let Some(direct) = &config.store.direct_url {
         store = store.with_direct_url(direct.clone());
     }
-    if store.db().transaction_pooled() && config.store.direct_url.is_none() {
+    // What needs a session of its own: the feed (when caches follow it) and
+    // keyroute's migrations (when build() applies them).
+    let needs_session = config.apikey.session_cache_duration.is_some() || config.apikey.init_schema;
+    if store.db().transaction_pooled() && needs_session && config.store.direct_url.is_none() {
         return Err(ConfigError::missing(
             "store",
             "direct_url",

@@ -47,7 +47,8 @@ pub struct StoreConfig {
     /// A direct (session) URL of the same database, for what a pooler in transaction
     /// mode cannot carry: the change feed's `LISTEN` and keyroute's migrations.
     /// Needed when the store's URL goes through one (`[pools] pooler =
-    /// "transaction"`); default: the store's URL.
+    /// "transaction"`) and caches follow the feed or `init_schema` is on (the
+    /// defaults); default: the store's URL.
     pub direct_url: Option<DatabaseUrl>,
 }
 

@@ -106,6 +106,7 @@ async fn text(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> String {
 
 /// Without a direct URL the pooler's mode cannot carry the feed: refused at build, with
 /// the option to set. A pooler nobody declared is found out by the feed's probe.
+/// Without a cache or migrations, no direct URL is needed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_refuses_a_feed_the_pooler_cannot_carry() {
     let bouncer = bouncer(4).await;
@@ -126,6 +127,12 @@ async fn build_refuses_a_feed_the_pooler_cannot_carry() {
         error.contains("LISTEN") && error.contains("[store] direct_url"),
         "{error}"
     );
+
+    // With no cache to keep fresh and no migrations to apply, nothing needs a session.
+    let mut neither = config(&live, &live, None, "transaction");
+    neither.apikey.session_cache_duration = None;
+    neither.apikey.init_schema = false;
+    Keyroute::<Postgres>::from_config(neither).await.unwrap();
 }
 
 /// Three instances through the pooler: every request of a test key reads the test
