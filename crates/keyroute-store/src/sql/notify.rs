@@ -42,6 +42,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the liveness check may take before the connection counts as lost.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long opening the listening connection (or its probe's) may take, unless the URL
+/// says (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a new listening connection waits for its probe notification.
 const PROBE_WITHIN: Duration = Duration::from_secs(3);
 
@@ -165,7 +169,7 @@ async fn open_listener(url: &keyroute_pool::DatabaseUrl) -> Result<Listening, St
     let (client, mut connection) = keyroute_pool::postgres_client(url.expose_secret(), |config| {
         config.application_name(LISTENER_APPLICATION_NAME);
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
+            config.connect_timeout(CONNECT_TIMEOUT);
         }
     })
     .await
@@ -211,9 +215,13 @@ async fn probe_delivery(
         std::process::id(),
         PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    let (notifier, connection) = keyroute_pool::postgres_client(url.expose_secret(), |_| {})
-        .await
-        .map_err(|e| Undelivered::Failed(e.redacted(url).to_string()))?;
+    let (notifier, connection) = keyroute_pool::postgres_client(url.expose_secret(), |config| {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+    })
+    .await
+    .map_err(|e| Undelivered::Failed(e.redacted(url).to_string()))?;
     let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ended = connection.await;
     }));
