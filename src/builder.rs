@@ -174,6 +174,8 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
     /// [`BuildError::Config`] naming the setting: an invalid option, a route to a
     /// connection that does not exist, a routing entry or accepted environment that
     /// keys are not issued for, a store connection that is not configured;
+    /// [`BuildError::RowSecurity`] when `[tenancy] mode = "row_security"` and a
+    /// connection's role or tables would let requests escape the policies;
     /// [`BuildError::Store`] when the store cannot be opened or migrated;
     /// [`BuildError::NoRuntime`] outside a Tokio runtime.
     pub async fn build(self) -> Result<Keyroute<B>, BuildError> {
@@ -181,6 +183,10 @@ impl<B: StoreBackend> KeyrouteBuilder<B> {
         let config = self.config;
         config.validate()?;
         let router = build_router::<B>(&config, self.policy)?;
+        let findings = router.check_tenancy().await?;
+        if !findings.is_empty() {
+            return Err(BuildError::RowSecurity(findings));
+        }
         let store = open_key_store::<B>(&config, self.store).await?;
         #[cfg(feature = "jwt")]
         let jwt = jwt::Jwt::build(&config, self.signing_keys, &store, &self.clock)?;

@@ -30,9 +30,23 @@ pub enum BuildError {
     /// are [`Config`](Self::Config)); carries the key service's error.
     #[error("the key service could not be built: {0}")]
     KeyService(KeyServiceError),
+    /// `[tenancy] mode = "row_security"`, and on some connection a request could
+    /// escape the policies: the role bypasses them, or a table with the tenant column
+    /// is not guarded. Each entry names the connection and says what to change.
+    #[error("row-level security would not hold ([tenancy] mode = \"row_security\"): {}", list_findings(.0))]
+    RowSecurity(Vec<(String, keyroute_pool::RowSecurityFinding)>),
     /// Called outside a Tokio runtime, which keyroute's pools and tasks need.
     #[error("no Tokio runtime is running; build and use keyroute inside one (e.g. #[tokio::main])")]
     NoRuntime,
+}
+
+/// `connection: finding; ...`, for [`BuildError::RowSecurity`].
+fn list_findings(findings: &[(String, keyroute_pool::RowSecurityFinding)]) -> String {
+    findings
+        .iter()
+        .map(|(connection, finding)| format!("connection '{connection}': {finding}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A router error in the configuration is a configuration error, named by its

@@ -120,11 +120,15 @@ pub mod auth {
 }
 
 /// The connection router: named pools, routing policies, the gateway (resolver and
-/// router together), and schema reports across connections.
+/// router together), schema reports across connections, and tenancy in the database
+/// (the request's tenant bound on its connection; see the guide's tenancy chapter).
 pub mod routing {
+    pub use keyroute_pool::{
+        Binding, BindingError, RowSecurityFinding, TENANT_SETTING, row_security_sql,
+    };
     pub use keyroute_router::{
         ByEnvironment, ConnectionRouter, ConnectionSchema, Gateway, RouteTable, RoutedConnection,
-        RouterBuilder, RoutingPolicy, SchemaDrift, SchemaReport, Template,
+        RouterBuilder, RoutingPolicy, SchemaDrift, SchemaReport, Template, Tenancy,
     };
 }
 
@@ -183,7 +187,9 @@ pub mod sections {
     #[cfg(feature = "jwt")]
     pub use keyroute_jwt::JwtSection;
     pub use keyroute_router::limits::LimitsConfig;
-    pub use keyroute_router::{PoolsConfig, ResolverConfig, RouterConfig, RoutingConfig};
+    pub use keyroute_router::{
+        PoolsConfig, ResolverConfig, RouterConfig, RoutingConfig, TenancyConfig, TenancyMode,
+    };
 }
 
 /// Usage limits and credits: rate limits per key, user or tenant

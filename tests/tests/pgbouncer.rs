@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
-use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use keyroute::store::{DatabaseUrl, Postgres};
 use keyroute::{
     AuthError, BuildError, Config, Environment, IncomingRequest, KeyType, Keyroute, NewUser,
@@ -290,5 +290,91 @@ async fn a_handler_leaves_no_session_state_behind() {
             );
             conn.commit().await.unwrap();
         }
+    }
+}
+
+/// A principal of `tenant` with a live key, as the resolver would make it.
+fn tenant_principal(tenant: &str) -> keyroute::Principal {
+    keyroute::Principal::from_claims(keyroute::auth::AuthMethod::ApiKey, Environment::LIVE)
+        .with_tenant(Some(keyroute::keys::Tenant::new(tenant).unwrap()))
+}
+
+/// Tenancy's binding is transaction-local, so it holds through the pooler: with one
+/// server connection behind four clients, requests of two tenants interleave, each
+/// sees its own schema (schema mode) and its own `keyroute.tenant` (row-security
+/// mode), though the request before it on that server connection was the other
+/// tenant's and left its own session `SET`s behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_binding_holds_through_the_pooler() {
+    use keyroute::routing::{ConnectionRouter, Tenancy};
+
+    let bouncer = bouncer(1).await;
+    let (pooled, direct, _) = database(&bouncer, "tenancy").await;
+    let mut setup = diesel_async::AsyncPgConnection::establish(direct.expose_secret())
+        .await
+        .unwrap();
+    for tenant in ["acme", "globex"] {
+        setup
+            .batch_execute(&format!(
+                "CREATE SCHEMA tenant_{tenant}; \
+                 CREATE TABLE tenant_{tenant}.notes (body TEXT NOT NULL); \
+                 INSERT INTO tenant_{tenant}.notes VALUES ('{tenant}');"
+            ))
+            .await
+            .unwrap();
+    }
+    let mut settings = keyroute::store::PoolSettings::default();
+    settings.max_size = 4;
+    settings.pooler = keyroute::store::Pooler::Transaction;
+    let router = |tenancy: Tenancy| {
+        ConnectionRouter::<Postgres>::builder()
+            .pool_settings(settings.clone())
+            .connection("live", pooled.clone())
+            .tenancy(Some(tenancy))
+            .build()
+            .unwrap()
+    };
+    let schema = router(Tenancy::schema("tenant_{tenant}").unwrap());
+    let row_security = router(Tenancy::row_security());
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let (schema, row_security) = (schema.clone(), row_security.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let (me, other) = if (i + worker) % 2 == 0 {
+                    ("acme", "globex")
+                } else {
+                    ("globex", "acme")
+                };
+                let p = tenant_principal(me);
+                let mut conn = schema.connection(&p).await.unwrap();
+                assert_eq!(text(&mut conn, "SELECT body AS value FROM notes").await, me);
+                // Left for whoever gets the server connection next.
+                conn.batch_execute(&format!("SET SESSION search_path TO tenant_{other}"))
+                    .await
+                    .unwrap();
+                if i % 2 == 0 {
+                    conn.commit().await.unwrap();
+                } else {
+                    drop(conn);
+                }
+                let mut conn = row_security.connection(&p).await.unwrap();
+                assert_eq!(
+                    text(
+                        &mut conn,
+                        "SELECT current_setting('keyroute.tenant') AS value"
+                    )
+                    .await,
+                    me
+                );
+                conn.batch_execute(&format!("SET SESSION keyroute.tenant = '{other}'"))
+                    .await
+                    .unwrap();
+                conn.commit().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
     }
 }

@@ -21,6 +21,10 @@ pub type ConnectFuture<C> =
 /// A statement on a connection that borrows it ([`Backend::begin_unit`]).
 pub type UnitFuture<'c> = Pin<Box<dyn Future<Output = diesel::QueryResult<()>> + Send + 'c>>;
 
+/// Row-security findings being gathered ([`Backend::row_security_findings`]).
+pub type FindingsFuture<'c> =
+    Pin<Box<dyn Future<Output = diesel::QueryResult<Vec<crate::RowSecurityFinding>>> + Send + 'c>>;
+
 /// A pooled connection that does not borrow its pool ([`DbPool::get_owned`](crate::DbPool::get_owned)),
 /// so it can move to a blocking thread.
 pub type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
@@ -68,12 +72,35 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn establish(url: String, pooler: Pooler) -> ConnectFuture<Self::Connection>;
 
-    /// Begins a unit of work behind a transaction pooler: a transaction, begun by
-    /// undoing what an earlier client may have left on the server connection. Only
-    /// called where [`TRANSACTION_POOLER`](Self::TRANSACTION_POOLER) holds.
+    /// Whether the backend can bind a unit of work to a tenant
+    /// ([`Binding`](crate::Binding)); [`DbPool::bound_unit`](crate::DbPool::bound_unit)
+    /// refuses where it cannot.
     #[doc(hidden)]
-    fn begin_unit(_conn: &mut Self::Connection) -> UnitFuture<'_> {
+    const BINDS_TENANTS: bool = false;
+
+    /// Begins a unit of work in one round trip: a transaction, begun by undoing what
+    /// an earlier user may have left on the connection (behind a transaction pooler,
+    /// `pooled`, also its prepared statements), then `binding`'s statements. Only
+    /// called where [`TRANSACTION_POOLER`](Self::TRANSACTION_POOLER) or
+    /// [`BINDS_TENANTS`](Self::BINDS_TENANTS) holds.
+    #[doc(hidden)]
+    fn begin_unit<'c>(
+        _conn: &'c mut Self::Connection,
+        _pooled: bool,
+        _binding: Option<&'c crate::Binding>,
+    ) -> UnitFuture<'c> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// What would let a request on `conn` escape row-level security on tables with
+    /// `column` ([`RowSecurityFinding`](crate::RowSecurityFinding)). Only called where
+    /// [`BINDS_TENANTS`](Self::BINDS_TENANTS) holds.
+    #[doc(hidden)]
+    fn row_security_findings<'c>(
+        _conn: &'c mut Self::Connection,
+        _column: &'c str,
+    ) -> FindingsFuture<'c> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// The connection manager for `url`: diesel-async's, opening each connection with

@@ -48,6 +48,7 @@ use diesel_async::pooled_connection::PoolError;
 use keyroute_core::{StoreError, StoreResult};
 
 mod backend;
+mod binding;
 pub(crate) mod connect;
 mod health;
 mod migrations;
@@ -55,6 +56,7 @@ mod migrations;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod row_security;
 mod schema;
 mod secrets;
 mod settings;
@@ -67,7 +69,12 @@ mod unit;
 mod url;
 mod watch;
 
-pub use backend::{Backend, BackendDb, ConnectFuture, ConnectSetup, OwnedConnection, UnitFuture};
+pub use backend::{
+    Backend, BackendDb, ConnectFuture, ConnectSetup, FindingsFuture, OwnedConnection, UnitFuture,
+};
+pub use binding::{
+    Binding, BindingError, ENV_SETTING, MAX_IDENTIFIER_BYTES, TENANT_SETTING, quote_identifier,
+};
 pub use connect::ConnectFailure;
 #[cfg(feature = "postgres")]
 pub use connect::{PgConnection, postgres_client};
@@ -75,6 +82,7 @@ pub use connect::{PgConnection, postgres_client};
 pub use mysql::Mysql;
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
+pub use row_security::{RowSecurityFinding, row_security_sql};
 pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use settings::{PoolSettings, Pooler, RecyclingCheck};
 #[cfg(feature = "sqlite")]
@@ -278,13 +286,67 @@ impl<B: Backend> DbPool<B> {
         if !self.transaction_pooled() {
             return self.get_owned().await.map(Checkout::direct);
         }
-        // The unit's BEGIN is the connection's check in this mode (the pool runs no
-        // SELECT 1 of its own, see `backend.rs`): a connection the server dropped fails
-        // it and is discarded, and the next one is tried, as the check would have.
+        self.begin(None).await
+    }
+
+    /// A connection for one unit of work bound to `binding` (a request's tenant), or,
+    /// with `None`, bound to nothing but begun the same way: a transaction in either
+    /// pooler mode, begun by undoing what an earlier user left on the connection
+    /// (`RESET ALL`, `RESET ROLE`), then the binding's statements, in one round trip.
+    /// The binding ends with the transaction, so it never reaches another unit.
+    ///
+    /// # Errors
+    /// [`StoreError::Misuse`] on a backend that cannot bind (only PostgreSQL can);
+    /// otherwise as [`unit`](Self::unit).
+    pub async fn bound_unit(&self, binding: Option<&Binding>) -> StoreResult<Checkout<B>> {
+        if !B::BINDS_TENANTS {
+            return Err(StoreError::Misuse(format!(
+                "{}: tenancy in the database ([tenancy] mode = \"row_security\" or \"schema\") needs PostgreSQL; \
+                 use a connection per tenant ([routing] template = \"{{tenant}}_{{env}}\") on {}",
+                B::NAME,
+                B::NAME
+            )));
+        }
+        self.begin(binding).await
+    }
+
+    /// What would let requests on this pool's connections escape row-level security
+    /// on tables with `column`: the role's rights and each such table's state. Empty
+    /// on backends without row-level security.
+    ///
+    /// # Errors
+    /// As [`unit`](Self::unit), or [`StoreError::Database`] when the catalog queries
+    /// fail.
+    pub async fn row_security_findings(
+        &self,
+        column: &str,
+    ) -> StoreResult<Vec<RowSecurityFinding>> {
+        if !B::BINDS_TENANTS {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.unit().await?;
+        let findings = B::row_security_findings(&mut conn, column)
+            .await
+            .map_err(|e| {
+                StoreError::database(format!("{}: reading row-level security: {e}", B::NAME))
+            })?;
+        conn.commit()
+            .await
+            .map_err(|e| StoreError::database(format!("{}: {e}", B::NAME)))?;
+        Ok(findings)
+    }
+
+    /// A unit transaction, begun as [`bound_unit`](Self::bound_unit) says.
+    async fn begin(&self, binding: Option<&Binding>) -> StoreResult<Checkout<B>> {
+        let pooled = self.transaction_pooled();
+        // Behind a transaction pooler the unit's BEGIN is the connection's check (the
+        // pool runs no SELECT 1 of its own, see `backend.rs`): a connection the server
+        // dropped fails it and is discarded, and the next one is tried, as the check
+        // would have.
         let mut tries = self.settings.max_size.saturating_add(1);
         loop {
             let conn = self.get_owned().await?;
-            match Checkout::begin(conn).await {
+            match Checkout::begin(conn, pooled, binding).await {
                 Ok(unit) => return Ok(unit),
                 Err(began) if began.lost && tries > 1 => tries -= 1,
                 Err(began) => return Err(began.into_store_error(B::NAME)),

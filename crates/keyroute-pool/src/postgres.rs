@@ -11,20 +11,45 @@
 //! (`SET TIME ZONE`, `SET CLIENT_ENCODING`, as named prepared statements) runs inside
 //! one transaction, whose statements are closed before it commits, and the statement
 //! cache is off. Each unit of work then begins with [`UNIT_BEGIN`].
+//!
+//! A unit bound to a tenant ([`Binding`]) is a transaction in either mode, begun the
+//! same way (its prepared statements kept where the cache is on), with the binding's
+//! statements in the same round trip.
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection};
 use keyroute_core::BoxError;
 
-use crate::Pooler;
-use crate::backend::{Backend, ConnectFuture, OwnedConnection, UnitFuture, sealed};
+use crate::backend::{Backend, ConnectFuture, FindingsFuture, OwnedConnection, UnitFuture, sealed};
+use crate::{Binding, Pooler};
 
 /// How a unit of work begins behind a transaction pooler, in one round trip: the
 /// transaction, then what an earlier client of the server connection may have left
 /// (settings such as `search_path` or `statement_timeout`, a role, prepared
 /// statements), undone inside it, so it is undone for good when the unit commits.
 /// `DISCARD ALL` would do more but cannot run inside a transaction block.
-pub(crate) const UNIT_BEGIN: &str = "BEGIN; RESET ALL; RESET ROLE; DEALLOCATE ALL";
+///
+/// `SET statement_timeout = 0` comes first: the server arms the statement timeout
+/// when a message's first statement starts, with the value the session has then, so a
+/// tiny timeout an earlier client left would otherwise cancel the `BEGIN` and
+/// `RESET ALL` meant to undo it. After it, nothing runs under the old timeout but that
+/// one `SET`; `RESET ALL` then restores the configured default.
+pub(crate) const UNIT_BEGIN: &str =
+    "SET statement_timeout = 0; BEGIN; RESET ALL; RESET ROLE; DEALLOCATE ALL";
+
+/// How a unit bound to a tenant begins on a direct connection: as [`UNIT_BEGIN`], but
+/// keeping the connection's prepared statements, which diesel-async's cache holds.
+const BOUND_BEGIN: &str = "SET statement_timeout = 0; BEGIN; RESET ALL; RESET ROLE";
+
+/// The statements that begin a unit: [`UNIT_BEGIN`] behind a transaction pooler,
+/// [`BOUND_BEGIN`] directly, then the binding's statements.
+fn unit_begin(pooled: bool, binding: Option<&Binding>) -> String {
+    let begin = if pooled { UNIT_BEGIN } else { BOUND_BEGIN };
+    match binding {
+        Some(binding) => format!("{begin}; {}", binding.sql()),
+        None => begin.to_owned(),
+    }
+}
 
 /// The PostgreSQL backend.
 #[derive(Debug, Clone, Copy)]
@@ -42,10 +67,22 @@ impl Backend for Postgres {
         Box::pin(crate::connect::postgres(url, pooler))
     }
 
-    fn begin_unit(conn: &mut Self::Connection) -> UnitFuture<'_> {
-        Box::pin(AnsiTransactionManager::begin_transaction_sql(
-            conn, UNIT_BEGIN,
-        ))
+    const BINDS_TENANTS: bool = true;
+
+    fn begin_unit<'c>(
+        conn: &'c mut Self::Connection,
+        pooled: bool,
+        binding: Option<&'c Binding>,
+    ) -> UnitFuture<'c> {
+        let sql = unit_begin(pooled, binding);
+        Box::pin(async move { AnsiTransactionManager::begin_transaction_sql(conn, &sql).await })
+    }
+
+    fn row_security_findings<'c>(
+        conn: &'c mut Self::Connection,
+        column: &'c str,
+    ) -> FindingsFuture<'c> {
+        Box::pin(crate::row_security::postgres::findings(conn, column))
     }
 
     crate::backend::app_migrations!();

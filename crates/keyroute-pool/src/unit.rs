@@ -18,6 +18,7 @@ use std::ops::{Deref, DerefMut};
 use diesel_async::{AsyncConnection, TransactionManager};
 use keyroute_core::StoreError;
 
+use crate::Binding;
 use crate::backend::{Backend, OwnedConnection};
 
 /// The transaction manager of `B`'s connections.
@@ -51,8 +52,12 @@ impl<B: Backend> Checkout<B> {
     /// Begins a unit transaction on `conn`. On failure the connection is marked
     /// broken, so the pool discards it rather than lend it again, and the error says
     /// whether the connection was lost (worth another) or the server refused.
-    pub(crate) async fn begin(mut conn: OwnedConnection<B>) -> Result<Self, Began> {
-        match B::begin_unit(&mut conn).await {
+    pub(crate) async fn begin(
+        mut conn: OwnedConnection<B>,
+        pooled: bool,
+        binding: Option<&Binding>,
+    ) -> Result<Self, Began> {
+        match B::begin_unit(&mut conn, pooled, binding).await {
             Ok(()) => Ok(Self {
                 conn: Some(conn),
                 open: true,
@@ -125,7 +130,7 @@ impl Began {
     /// The error a caller of [`DbPool::unit`](crate::DbPool::unit) sees.
     pub(crate) fn into_store_error(self, backend: &str) -> StoreError {
         let text = format!(
-            "{backend}: could not begin a unit transaction behind the pooler ([pools] pooler = \"transaction\"): {}",
+            "{backend}: could not begin the unit transaction (behind a pooler, [pools] pooler = \"transaction\", or for [tenancy]): {}",
             self.error
         );
         if self.lost {

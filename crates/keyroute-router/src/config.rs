@@ -1,6 +1,7 @@
 //! The router's and the resolver's sections of keyroute's one configuration.
 //!
-//! [`RouterConfig`] owns `[connections]`, `[routing]` ([`RoutingConfig`]) and `[pools]`
+//! [`RouterConfig`] owns `[connections]`, `[routing]` ([`RoutingConfig`]), `[tenancy]`
+//! ([`TenancyConfig`](crate::TenancyConfig)) and `[pools]`
 //! ([`PoolsConfig`]: the pool crate's [`PoolSettings`] for each pool, and the router's
 //! bounds on all of them); [`ResolverConfig`] owns `[resolver]`. Each is a serde struct
 //! whose fields are its options (`deny_unknown_fields`), read by the facade's `Config`
@@ -16,6 +17,9 @@
 //! [routing]
 //! template = "{tenant}_{env}"      # or: table = { test = "TestDb" }; default: by environment
 //! anonymous = "public"             # default: unauthenticated requests get no connection
+//!
+//! [tenancy]
+//! mode = "row_security"            # or "schema"; default "none"
 //!
 //! [pools]
 //! max_size = 10
@@ -41,6 +45,7 @@ use crate::resolver::{ProxyNet, ResolverBuilder};
 use crate::router::{
     ConnectionRouter, DEFAULT_CONNECTION_BUDGET, DEFAULT_MAX_POOLS, RouterBuilder,
 };
+use crate::tenancy::TenancyConfig;
 
 /// The router's configuration: `[connections]`, `[routing]` and `[pools]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -54,6 +59,8 @@ pub struct RouterConfig {
     pub routing: RoutingConfig,
     /// `[pools]`: the settings of every pool, and bounds on all of them together.
     pub pools: PoolsConfig,
+    /// `[tenancy]`: whether and how each request's tenant is bound in its database.
+    pub tenancy: TenancyConfig,
 }
 
 /// `[routing]`: by environment (the default), by a table, or by a template.
@@ -152,6 +159,7 @@ impl RouterConfig {
             builder = builder.anonymous_route(anonymous.clone());
         }
         Ok(builder
+            .tenancy(self.tenancy.tenancy()?)
             .max_pools(self.pools.max_pools)
             .connection_budget(self.pools.connection_budget))
     }

@@ -14,6 +14,7 @@
 //! | `router` | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
 //! | `policy` | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
 //! | `config` | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
+//! | `tenancy` | [`Tenancy`]: the request's tenant bound in its database (row-level security, schema per tenant), `[tenancy]` ([`TenancyConfig`]) |
 //! | `gateway` | [`Gateway`]: both in one call, for handlers |
 //! | [`limits`] | `[limits]`, the [`Limiter`](limits::Limiter) step of the pipeline and its engines (in process; Valkey/Redis with `valkey`) |
 //!
@@ -44,8 +45,10 @@ mod gateway;
 pub mod limits;
 mod policy;
 mod resolver;
+mod routed;
 mod router;
 mod schema;
+mod tenancy;
 
 pub use config::{PoolsConfig, ResolverConfig, RouterConfig, RoutingConfig};
 pub use error::RouteError;
@@ -56,3 +59,6 @@ pub use resolver::{
     IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder, follow_feed,
 };
 pub use router::{ConnectionRouter, RoutedConnection, RouterBuilder};
+pub use tenancy::{
+    DEFAULT_SCHEMA_TEMPLATE, DEFAULT_TENANT_COLUMN, Tenancy, TenancyConfig, TenancyMode,
+};

@@ -56,9 +56,18 @@ impl<P: RoutingPolicy + ?Sized> RoutingPolicy for Box<P> {
     }
 }
 
-fn template_error(reason: impl fmt::Display) -> RouteError {
-    ConfigError::invalid("routing", "template", reason).into()
+fn template_error(at: At, reason: impl fmt::Display) -> RouteError {
+    ConfigError::invalid(at.0, at.1, reason).into()
 }
+
+/// The section and option a template was read from, which its errors name.
+type At = (&'static str, &'static str);
+
+/// Where route templates are read from.
+const ROUTING: At = ("routing", "template");
+
+/// Where schema templates are read from ([`Template::parse_schema`]).
+const SCHEMA: At = ("tenancy", "schema");
 
 /// The connection named after the principal's environment.
 #[derive(Debug, Clone, Copy, Default)]
@@ -160,6 +169,21 @@ impl Template {
     /// an unclosed brace, a template without `{env}`, or two placeholders separated
     /// only by characters names may hold (`{tenant}-{env}`, `{tenant}{env}`).
     pub fn parse(template: &str) -> Result<Self, RouteError> {
+        Self::parse_at(template, ROUTING)
+    }
+
+    /// Parses a schema-name template such as `tenant_{tenant}` (`[tenancy] schema`):
+    /// as a route template, but it must hold `{tenant}` rather than `{env}`, so each
+    /// tenant gets a schema of its own.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse), naming `[tenancy] schema`, and for a template
+    /// without `{tenant}`.
+    pub(crate) fn parse_schema(template: &str) -> Result<Self, RouteError> {
+        Self::parse_at(template, SCHEMA)
+    }
+
+    fn parse_at(template: &str, at: At) -> Result<Self, RouteError> {
         let mut parts = Vec::new();
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -167,15 +191,15 @@ impl Template {
                 parts.push(Part::Text(rest[..open].to_owned()));
             }
             let after = &rest[open + 1..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| template_error(format_args!("{template:?} has an unclosed '{{'")))?;
+            let close = after.find('}').ok_or_else(|| {
+                template_error(at, format_args!("{template:?} has an unclosed '{{'"))
+            })?;
             parts.push(match &after[..close] {
                 "env" => Part::Environment,
                 "tenant" => Part::Tenant,
                 "key_type" => Part::KeyType,
                 other => {
-                    return Err(template_error(format_args!(
+                    return Err(template_error(at, format_args!(
                         "{template:?} has an unknown placeholder {{{other}}}; use {{env}}, {{tenant}} or {{key_type}}"
                     )));
                 }
@@ -186,9 +210,12 @@ impl Template {
             parts.push(Part::Text(rest.to_owned()));
         }
         if parts.is_empty() {
-            return Err(template_error("it is empty; use e.g. \"{tenant}_{env}\""));
+            return Err(template_error(
+                at,
+                "it is empty; use e.g. \"{tenant}_{env}\"",
+            ));
         }
-        check_unambiguous(template, &parts)?;
+        check_unambiguous(template, &parts, at)?;
         Ok(Self { parts })
     }
 }
@@ -210,11 +237,22 @@ impl Part {
 }
 
 /// Refuses templates that could give two different principals one connection name.
-fn check_unambiguous(template: &str, parts: &[Part]) -> Result<(), RouteError> {
-    if !parts.contains(&Part::Environment) {
-        return Err(template_error(format_args!(
-            "{template:?} has no {{env}}, so test and live keys would share a connection; include {{env}}, e.g. \"{{tenant}}_{{env}}\""
-        )));
+fn check_unambiguous(template: &str, parts: &[Part], at: At) -> Result<(), RouteError> {
+    if at == SCHEMA && !parts.contains(&Part::Tenant) {
+        return Err(template_error(
+            at,
+            format_args!(
+                "{template:?} has no {{tenant}}, so every tenant would share one schema; include {{tenant}}, e.g. \"tenant_{{tenant}}\""
+            ),
+        ));
+    }
+    if at == ROUTING && !parts.contains(&Part::Environment) {
+        return Err(template_error(
+            at,
+            format_args!(
+                "{template:?} has no {{env}}, so test and live keys would share a connection; include {{env}}, e.g. \"{{tenant}}_{{env}}\""
+            ),
+        ));
     }
     // The previous placeholder, and whether a character no name holds has followed it.
     let mut previous: Option<(&str, bool)> = None;
@@ -227,9 +265,12 @@ fn check_unambiguous(template: &str, parts: &[Part]) -> Result<(), RouteError> {
             }
             (_, Some(current)) => {
                 if let Some((earlier, false)) = previous {
-                    return Err(template_error(format_args!(
-                        "{template:?}: {earlier} and {current} are separated only by characters names may contain (a-z, 0-9, '-'), so different tenants or environments could share a connection (tenant acme-eu in live and acme in eu-live both give acme-eu-live); put a character names cannot contain between them, e.g. \"{{tenant}}_{{env}}\""
-                    )));
+                    return Err(template_error(
+                        at,
+                        format_args!(
+                            "{template:?}: {earlier} and {current} are separated only by characters names may contain (a-z, 0-9, '-'), so different tenants or environments could share a connection (tenant acme-eu in live and acme in eu-live both give acme-eu-live); put a character names cannot contain between them, e.g. \"{{tenant}}_{{env}}\""
+                        ),
+                    ));
                 }
                 previous = Some((current, false));
             }

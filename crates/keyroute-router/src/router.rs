@@ -18,79 +18,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use keyroute_core::{ConfigError, Environment, Principal, StoreError};
-use keyroute_pool::{Backend, Checkout, DatabaseUrl, DbPool, PoolSettings};
+use keyroute_pool::{Backend, Binding, DatabaseUrl, DbPool, PoolSettings, RowSecurityFinding};
 
 use crate::checks::{check_pool_settings, check_routes};
 use crate::error::RouteError;
 use crate::policy::{ByEnvironment, RoutingPolicy};
-
-/// A connection taken from the pool a principal was routed to. Derefs to the
-/// backend's connection; returns to its pool when dropped.
-///
-/// Behind a pooler in transaction mode (`[pools] pooler = "transaction"`) it is one
-/// transaction for the request, begun with nothing left of an earlier client's
-/// session (see [`Pooler::Transaction`](keyroute_pool::Pooler::Transaction)): the
-/// handler's own `transaction(...)` calls nest in it as savepoints, [`commit`](Self::commit)
-/// ends it and reports the outcome, and dropping it commits on a task of its own.
-/// Directly, `commit` does nothing: each statement is kept as it runs. Calling
-/// `commit` before answering is the portable way to write a handler that reports a
-/// failed commit.
-pub struct RoutedConnection<B: Backend> {
-    conn: Checkout<B>,
-    name: Arc<str>,
-}
-
-impl<B: Backend> RoutedConnection<B> {
-    /// The name of the connection this came from (`live`, `test`, ...).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Ends the request's transaction behind a transaction pooler, keeping its writes;
-    /// does nothing directly.
-    ///
-    /// # Errors
-    /// The database's answer to `COMMIT`.
-    pub async fn commit(self) -> diesel::QueryResult<()> {
-        self.conn.commit().await
-    }
-
-    /// Ends the request's transaction behind a transaction pooler, discarding its
-    /// writes; does nothing directly (each statement was kept as it ran: use
-    /// `transaction(...)` for work that must be all or nothing everywhere).
-    ///
-    /// # Errors
-    /// The database's answer to `ROLLBACK`.
-    pub async fn rollback(self) -> diesel::QueryResult<()> {
-        self.conn.rollback().await
-    }
-}
-
-impl<B: Backend> Deref for RoutedConnection<B> {
-    type Target = B::Connection;
-
-    fn deref(&self) -> &Self::Target {
-        &self.conn
-    }
-}
-
-impl<B: Backend> DerefMut for RoutedConnection<B> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn
-    }
-}
-
-impl<B: Backend> fmt::Debug for RoutedConnection<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoutedConnection")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
+pub use crate::routed::RoutedConnection;
+use crate::tenancy::Tenancy;
 
 /// A connection's shared name and its pool.
 type Named<B> = (Arc<str>, Arc<DbPool<B>>);
@@ -121,6 +58,7 @@ pub(crate) struct RouterInner<B: Backend> {
     anonymous: Option<String>,
     max_pools: usize,
     budget: u32,
+    pub(crate) tenancy: Option<Tenancy>,
     open: Mutex<OpenPools<B>>,
     /// keyroute's own migration versions, which schema reports leave out.
     pub(crate) keyroute_versions: Vec<String>,
@@ -151,6 +89,7 @@ impl<B: Backend> fmt::Debug for ConnectionRouter<B> {
             .field("anonymous", &i.anonymous)
             .field("max_pools", &i.max_pools)
             .field("connection_budget", &i.budget)
+            .field("tenancy", &i.tenancy)
             .finish()
     }
 }
@@ -172,6 +111,7 @@ pub struct RouterBuilder<B: Backend> {
     budget: u32,
     environments: Vec<Environment>,
     keyroute_versions: Vec<String>,
+    tenancy: Option<Tenancy>,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -237,6 +177,13 @@ impl<B: Backend> RouterBuilder<B> {
         self
     }
 
+    /// Binds each request's tenant in its database ([`Tenancy`]). Default: none (a
+    /// database per tenant is a routing template instead). PostgreSQL only.
+    pub fn tenancy(mut self, tenancy: Option<Tenancy>) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
     /// Checks at build time that keys of each of `environments` have a route to a
     /// configured connection, as far as the policy can tell before a request (see
     /// [`RoutingPolicy::targets`]). The front door passes the environments keys are
@@ -262,9 +209,10 @@ impl<B: Backend> RouterBuilder<B> {
     /// anonymous route names none of them, `max_pools` or `connection_budget` is zero,
     /// a pool's settings are out of bounds (`max_size` of zero or larger than the whole
     /// `connection_budget`, `min_idle` above `max_size`, a zero `connection_timeout`,
-    /// `idle_timeout` or `max_lifetime`), or an environment given to
+    /// `idle_timeout` or `max_lifetime`), an environment given to
     /// [`check_routes_for`](Self::check_routes_for) routes to a connection that does
-    /// not exist.
+    /// not exist, or [`tenancy`](Self::tenancy) is on for a backend that cannot bind
+    /// (anything but PostgreSQL).
     pub fn build(self) -> Result<ConnectionRouter<B>, RouteError> {
         if self.targets.is_empty() {
             return Err(ConfigError::missing(
@@ -299,6 +247,20 @@ impl<B: Backend> RouterBuilder<B> {
             check_pool_settings(name, &target.settings, self.budget)?;
         }
         check_routes(self.policy.as_ref(), &self.targets, &self.environments)?;
+        if let Some(tenancy) = &self.tenancy
+            && !B::BINDS_TENANTS
+        {
+            return Err(ConfigError::invalid(
+                "tenancy",
+                "mode",
+                format_args!(
+                    "\"{}\" binds the tenant in PostgreSQL, and these connections are {}; use mode = \"none\" with a connection per tenant ([routing] template = \"{{tenant}}_{{env}}\")",
+                    tenancy.mode_name(),
+                    B::NAME
+                ),
+            )
+            .into());
+        }
         Ok(ConnectionRouter {
             inner: Arc::new(RouterInner {
                 targets: self.targets,
@@ -306,6 +268,7 @@ impl<B: Backend> RouterBuilder<B> {
                 anonymous: self.anonymous,
                 max_pools: self.max_pools,
                 budget: self.budget,
+                tenancy: self.tenancy,
                 open: Mutex::new(OpenPools {
                     pools: HashMap::new(),
                     clock: 0,
@@ -329,27 +292,34 @@ impl<B: Backend> ConnectionRouter<B> {
             budget: DEFAULT_CONNECTION_BUDGET,
             environments: Vec::new(),
             keyroute_versions: Vec::new(),
+            tenancy: None,
             _backend: std::marker::PhantomData,
         }
     }
 
-    /// A connection from the pool `principal` is routed to.
+    /// A connection from the pool `principal` is routed to, bound to its tenant when
+    /// [tenancy](RouterBuilder::tenancy) is on.
     ///
     /// # Errors
-    /// [`RouteError::NoRoute`] when the policy names no configured connection;
+    /// [`RouteError::NoRoute`] when the policy names no configured connection, or
+    /// tenancy is on and the principal's tenant cannot be bound;
     /// [`RouteError::Unavailable`] with the real cause when the pool gives none.
     pub async fn connection(
         &self,
         principal: &Principal,
     ) -> Result<RoutedConnection<B>, RouteError> {
         let name = self.inner.policy.route(principal)?;
+        let binding = match &self.inner.tenancy {
+            Some(tenancy) => Some(tenancy.binding(principal)?),
+            None => None,
+        };
         let (name, pool) = self.inner.pool(&name).ok_or_else(|| {
             RouteError::no_route(
                 principal,
                 format!("no connection named '{name}' is configured"),
             )
         })??;
-        take(name, &pool).await
+        self.take(name, &pool, binding.as_ref()).await
     }
 
     /// A connection for an unauthenticated request, from the anonymous route.
@@ -364,17 +334,19 @@ impl<B: Backend> ConnectionRouter<B> {
             .as_deref()
             .ok_or(RouteError::Anonymous)?;
         let (name, pool) = self.inner.pool(name).ok_or(RouteError::Anonymous)??;
-        take(name, &pool).await
+        let nobody = self.inner.tenancy.as_ref().map(Tenancy::nobody);
+        self.take(name, &pool, nobody.as_ref()).await
     }
 
     /// A connection by name, bypassing the policy: for migrations and administration,
-    /// never for request handling.
+    /// never for request handling. With tenancy on it is bound to no tenant, but begun
+    /// with what an earlier request left on it undone.
     ///
     /// # Errors
     /// [`RouteError::Config`] for an unknown name; [`RouteError::Unavailable`] as above.
     pub async fn connection_named(&self, name: &str) -> Result<RoutedConnection<B>, RouteError> {
         let (name, pool) = self.named(name)?;
-        take(name, &pool).await
+        self.take(name, &pool, None).await
     }
 
     /// The pool of connection `name`, opened if needed: for administration and
@@ -409,18 +381,54 @@ impl<B: Backend> ConnectionRouter<B> {
         names.sort();
         names
     }
-}
 
-async fn take<B: Backend>(
-    name: Arc<str>,
-    pool: &DbPool<B>,
-) -> Result<RoutedConnection<B>, RouteError> {
-    match pool.unit().await {
-        Ok(conn) => Ok(RoutedConnection { conn, name }),
-        Err(source) => Err(RouteError::Unavailable {
-            connection: name.to_string(),
-            source,
-        }),
+    /// A unit of work on `pool`: bound to `binding` (or, with tenancy on, at least
+    /// begun clean) when tenancy is on, the pool's plain unit otherwise.
+    async fn take(
+        &self,
+        name: Arc<str>,
+        pool: &DbPool<B>,
+        binding: Option<&Binding>,
+    ) -> Result<RoutedConnection<B>, RouteError> {
+        let unit = if self.inner.tenancy.is_some() {
+            pool.bound_unit(binding).await
+        } else {
+            pool.unit().await
+        };
+        match unit {
+            Ok(conn) => Ok(RoutedConnection::new(conn, name)),
+            Err(StoreError::Misuse(reason)) => Err(RouteError::Misuse(reason)),
+            Err(source) => Err(RouteError::Unavailable {
+                connection: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// What would let requests escape row-level security, per configured connection
+    /// (name order), when tenancy is [`Tenancy::RowSecurity`]; empty otherwise. The
+    /// front door refuses to start on any finding, and `keyroute doctor` reports them.
+    ///
+    /// # Errors
+    /// [`RouteError::Unavailable`] when a connection cannot be reached or read.
+    pub async fn check_tenancy(&self) -> Result<Vec<(String, RowSecurityFinding)>, RouteError> {
+        let Some(Tenancy::RowSecurity { column }) = &self.inner.tenancy else {
+            return Ok(Vec::new());
+        };
+        let mut names: Vec<&String> = self.inner.targets.keys().collect();
+        names.sort();
+        let mut all = Vec::new();
+        for name in names {
+            let (name, pool) = self.named(name)?;
+            let findings = pool.row_security_findings(column).await.map_err(|source| {
+                RouteError::Unavailable {
+                    connection: name.to_string(),
+                    source,
+                }
+            })?;
+            all.extend(findings.into_iter().map(|f| (name.to_string(), f)));
+        }
+        Ok(all)
     }
 }
 

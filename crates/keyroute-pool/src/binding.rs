@@ -1,0 +1,220 @@
+//! [`Binding`]: what one unit of work's connection is bound to (the request's tenant),
+//! as SQL that runs inside the unit's transaction and ends with it.
+//!
+//! A binding is transaction-local by construction: `set_config(..., true)` and
+//! `SET LOCAL` last until the unit's transaction ends, and the unit begins by undoing
+//! what an earlier user of the connection left (`RESET ALL`, `RESET ROLE`), so a
+//! binding never outlives its request and no earlier handler's session `SET` reaches a
+//! later request. The values are checked here before any SQL is written: tenant and
+//! environment names hold only characters that need no escaping, and a schema name is
+//! a quoted identifier no longer than PostgreSQL keeps (a longer name would be cut to
+//! 63 bytes, so two tenants could share a schema).
+
+use std::fmt;
+
+/// The PostgreSQL setting a row-level-security binding puts the tenant in; policies
+/// read it with `current_setting('keyroute.tenant', true)`.
+pub const TENANT_SETTING: &str = "keyroute.tenant";
+
+/// The PostgreSQL setting a row-level-security binding puts the environment in
+/// (`live`, `test`, ...), for policies that also separate environments in one database.
+pub const ENV_SETTING: &str = "keyroute.env";
+
+/// Empties the session's `search_path` (see [`Binding::schema`]).
+const NO_SCHEMA: &str = "SET search_path TO ''";
+
+/// The longest identifier PostgreSQL keeps (`NAMEDATALEN - 1` bytes); longer ones are
+/// silently truncated.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// What a unit of work's connection is bound to, for exactly that unit
+/// ([`DbPool::bound_unit`](crate::DbPool::bound_unit)). Built from checked values
+/// only; `Debug` shows the SQL, which holds no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Binding {
+    sql: String,
+}
+
+/// A value a [`Binding`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindingError {
+    /// A tenant or environment name holds a character other than `a-z`, `A-Z`,
+    /// `0-9`, `-`, `_` and `.`, or is empty.
+    #[error(
+        "cannot bind {what} {value:?}: only a-z, A-Z, 0-9, '-', '_' and '.' may appear, and it may not be empty"
+    )]
+    Value {
+        /// What the value is (`tenant`, `environment`).
+        what: &'static str,
+        /// The value, which is a name, never a secret.
+        value: String,
+    },
+    /// A schema name is empty, holds a NUL, or is longer than PostgreSQL keeps.
+    #[error(
+        "cannot bind schema {schema:?}: a schema name must be 1 to {MAX_IDENTIFIER_BYTES} bytes without NUL \
+         (PostgreSQL cuts longer names, so two tenants could share a schema); shorten [tenancy] schema"
+    )]
+    Schema {
+        /// The schema name.
+        schema: String,
+    },
+}
+
+impl Binding {
+    /// Binds `keyroute.tenant` and `keyroute.env` for the unit (row-level security:
+    /// policies compare a tenant column with `current_setting('keyroute.tenant', true)`).
+    ///
+    /// # Errors
+    /// [`BindingError::Value`] for a name with a character that would need escaping.
+    pub fn row_security(tenant: &str, env: &str) -> Result<Self, BindingError> {
+        let tenant = plain("tenant", tenant)?;
+        let env = plain("environment", env)?;
+        Ok(Self {
+            sql: format!(
+                "SELECT set_config('{TENANT_SETTING}', '{tenant}', true), set_config('{ENV_SETTING}', '{env}', true)"
+            ),
+        })
+    }
+
+    /// Binds the unit to no tenant (row-level security): `keyroute.tenant` is empty, so
+    /// policies that compare with it let no row through. For connections a request
+    /// without a tenant gets (the anonymous route).
+    pub fn row_security_nobody() -> Self {
+        Self {
+            sql: format!(
+                "SELECT set_config('{TENANT_SETTING}', '', true), set_config('{ENV_SETTING}', '', true)"
+            ),
+        }
+    }
+
+    /// Sets the unit's `search_path` to `schema` alone (schema per tenant): unqualified
+    /// table names then resolve in the tenant's schema (and `pg_catalog`), nowhere else.
+    /// The session's own `search_path` is emptied first, so a handler that ends the
+    /// unit's transaction itself (a raw `COMMIT`) goes on with no schema rather than
+    /// the role's default one.
+    ///
+    /// # Errors
+    /// [`BindingError::Schema`] for an empty name, one with a NUL, or one longer than
+    /// [`MAX_IDENTIFIER_BYTES`].
+    pub fn schema(schema: &str) -> Result<Self, BindingError> {
+        if schema.is_empty() || schema.len() > MAX_IDENTIFIER_BYTES || schema.contains('\0') {
+            return Err(BindingError::Schema {
+                schema: schema.to_owned(),
+            });
+        }
+        Ok(Self {
+            sql: format!(
+                "{NO_SCHEMA}; SET LOCAL search_path TO {}",
+                quote_identifier(schema)
+            ),
+        })
+    }
+
+    /// Binds the unit to no schema (schema per tenant): an empty `search_path`, so an
+    /// unqualified table name resolves nowhere but `pg_catalog`.
+    pub fn schema_nobody() -> Self {
+        Self {
+            sql: NO_SCHEMA.to_owned(),
+        }
+    }
+
+    /// The statements that bind, run inside the unit's transaction.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Binding").field(&self.sql).finish()
+    }
+}
+
+/// `value` if it holds only characters that need no escaping in a SQL literal.
+fn plain<'v>(what: &'static str, value: &'v str) -> Result<&'v str, BindingError> {
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(value)
+    } else {
+        Err(BindingError::Value {
+            what,
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// `name` as a PostgreSQL quoted identifier: in double quotes, each double quote
+/// doubled. Quoted, the name is taken exactly (no case folding, no keyword meaning).
+pub fn quote_identifier(name: &str) -> String {
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            quoted.push('"');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_security_binds_both_settings_locally() {
+        let binding = Binding::row_security("acme-eu", "test").unwrap();
+        assert_eq!(
+            binding.sql(),
+            "SELECT set_config('keyroute.tenant', 'acme-eu', true), set_config('keyroute.env', 'test', true)"
+        );
+    }
+
+    #[test]
+    fn names_that_would_need_escaping_are_refused() {
+        for bad in ["", "a'b", "a\\b", "a b", "x';DROP TABLE t;--", "é", "a\0"] {
+            assert!(
+                matches!(
+                    Binding::row_security(bad, "live"),
+                    Err(BindingError::Value { what: "tenant", .. })
+                ),
+                "{bad:?}"
+            );
+            assert!(
+                matches!(
+                    Binding::row_security("acme", bad),
+                    Err(BindingError::Value {
+                        what: "environment",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn schema_names_are_quoted_and_bounded() {
+        assert_eq!(
+            Binding::schema("tenant_acme").unwrap().sql(),
+            "SET search_path TO ''; SET LOCAL search_path TO \"tenant_acme\""
+        );
+        assert_eq!(
+            Binding::schema("a\"; RESET ALL; --").unwrap().sql(),
+            "SET search_path TO ''; SET LOCAL search_path TO \"a\"\"; RESET ALL; --\""
+        );
+        let longest = "t".repeat(MAX_IDENTIFIER_BYTES);
+        assert!(Binding::schema(&longest).is_ok());
+        for bad in [String::new(), format!("{longest}x"), "a\0b".to_owned()] {
+            assert!(
+                matches!(Binding::schema(&bad), Err(BindingError::Schema { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}
