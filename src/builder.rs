@@ -349,14 +349,34 @@ fn accepted_environments(config: &Config) -> Result<Vec<Environment>, ConfigErro
     Ok(accepted.clone())
 }
 
-/// Opens the `[store]` database: its own `url`, or the URL of the named connection
-/// (default `live`), with the `[pools]` settings.
-async fn open_store<B: StoreBackend>(config: &Config) -> Result<SqlStore<B>, BuildError> {
-    let url = config.store_url()?;
-    let mut store = SqlStore::<B>::connect_with(url, config.router.pools.settings.clone()).await?;
-    if let Some(direct) = &config.store.direct_url {
-        store = store.with_direct_url(direct.clone());
+impl Config {
+    /// Connects to the `[store]` database as `build()` does: its own `url`, or the URL
+    /// of the named connection (default `live`), with the `[pools]` settings and
+    /// `[store] direct_url`. Only connects: `build()`'s checks (a direct URL behind a
+    /// transaction pooler, the change feed) and migrations are not run.
+    ///
+    /// For the `keyroute` command's `doctor`, which checks the store `build()` would
+    /// open; not part of the stable API.
+    ///
+    /// # Errors
+    /// [`BuildError::Config`] when `[store] connection` names no configured connection,
+    /// [`BuildError::Store`] when the database cannot be reached.
+    #[doc(hidden)]
+    pub async fn connect_store<B: StoreBackend>(&self) -> Result<SqlStore<B>, BuildError> {
+        let url = self.store_url()?;
+        let mut store =
+            SqlStore::<B>::connect_with(url, self.router.pools.settings.clone()).await?;
+        if let Some(direct) = &self.store.direct_url {
+            store = store.with_direct_url(direct.clone());
+        }
+        Ok(store)
     }
+}
+
+/// Opens the `[store]` database ([`Config::connect_store`]) and checks it can serve
+/// what the configuration asks of it.
+async fn open_store<B: StoreBackend>(config: &Config) -> Result<SqlStore<B>, BuildError> {
+    let store = config.connect_store::<B>().await?;
     // What needs a session of its own: the feed (when caches follow it) and
     // keyroute's migrations (when build() applies them).
     let needs_session = config.apikey.session_cache_duration.is_some() || config.apikey.init_schema;

@@ -52,6 +52,14 @@ pub struct StoreConfig {
     pub direct_url: Option<DatabaseUrl>,
 }
 
+/// Where keys and users live, as `[store]` says ([`Config::store_location`]).
+enum StoreLocation<'a> {
+    /// `[store] url`: a database of their own.
+    Url(&'a DatabaseUrl),
+    /// The configured connection `[store] connection` names (default `live`).
+    Connection(&'a str),
+}
+
 /// keyroute's whole configuration. `Default` is keyroute's defaults; read a file and
 /// variables with [`Config::load`] (or the other constructors), or set fields in code.
 ///
@@ -168,16 +176,36 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] for `[store] connection` when that connection is not configured.
     pub fn store_url(&self) -> Result<DatabaseUrl, ConfigError> {
-        if let Some(url) = &self.store.url {
-            return Ok(url.clone());
-        }
-        let name = self.store.connection.as_deref().unwrap_or("live");
+        let name = match self.store_location() {
+            StoreLocation::Url(url) => return Ok(url.clone()),
+            StoreLocation::Connection(name) => name,
+        };
         self.router.connections.get(name).cloned().ok_or_else(|| {
             let reason = format!(
                 "keys and users live in the database of connection '{name}', which is not configured; set [store] connection or url"
             );
             ConfigError::missing("store", "connection", reason)
         })
+    }
+
+    /// The name of the connection whose database keys and users live in: `[store]
+    /// connection` (default `live`), or `None` when `[store] url` gives them a
+    /// database of their own. The name is not checked against `[connections]`
+    /// ([`store_url`](Self::store_url) does that).
+    pub fn store_connection(&self) -> Option<&str> {
+        match self.store_location() {
+            StoreLocation::Url(_) => None,
+            StoreLocation::Connection(name) => Some(name),
+        }
+    }
+
+    /// Where `[store]` puts keys and users: the one place its rule is written, read by
+    /// [`store_url`](Self::store_url) and [`store_connection`](Self::store_connection).
+    fn store_location(&self) -> StoreLocation<'_> {
+        match &self.store.url {
+            Some(url) => StoreLocation::Url(url),
+            None => StoreLocation::Connection(self.store.connection.as_deref().unwrap_or("live")),
+        }
     }
 
     /// Checks what can be checked of each section alone; cross-references (routes to

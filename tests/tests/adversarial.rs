@@ -2,8 +2,11 @@
 //! before its fix.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::time::Duration;
 
+use common::bearer;
 use keyroute::auth::{JwtError, TokenVerifier};
 use keyroute::jwt::{IssuedToken, JwtKeyRequest};
 use keyroute::store::ApiKeyStore;
@@ -26,15 +29,6 @@ async fn handle(dir: &std::path::Path) -> Keyroute<Sqlite> {
     ))
     .unwrap();
     Keyroute::<Sqlite>::from_config(config).await.unwrap()
-}
-
-fn bearer(token: &str) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
-    headers
 }
 
 /// A fresh test key of `user`, cached by a first request; its request headers and a

@@ -3,10 +3,13 @@
 //! every listener itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::bearer;
 use keyroute::sections::ConfigErrorKind;
 use keyroute::store::{MemoryStore, Sqlite};
 use keyroute::test_util::CountingStore;
@@ -46,15 +49,6 @@ fn config_error(result: Result<Keyroute<Sqlite>, BuildError>) -> ConfigError {
         Err(BuildError::Config(e)) => e,
         other => panic!("expected a configuration error, got {other:?}"),
     }
-}
-
-fn bearer(key: &str) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        format!("Bearer {key}").parse().unwrap(),
-    );
-    headers
 }
 
 /// A routing table naming a connection that does not exist is refused at build time,

@@ -11,11 +11,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the counts are part of the result: CI prints them
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::bearer;
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use keyroute::auth::JwtError;
@@ -179,15 +182,6 @@ fn secret_of(issued: &keyroute::keys::Registration, environment: &Environment) -
         .unwrap()
         .plaintext
         .clone()
-}
-
-fn bearer(token: &str) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
-    headers
 }
 
 async fn world<B: Events>(config: Config) -> World<B> {

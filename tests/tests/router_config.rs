@@ -3,8 +3,11 @@
 //! their bounds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::Arc;
 
+use common::bearer;
 use keyroute::auth::{AuthMethod, KeyResolver};
 use keyroute::keys::{KeyOptions, KeyService, Tenant};
 use keyroute::routing::Gateway;
@@ -22,16 +25,6 @@ fn from_env<'a>(
     vars: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<RouterConfig, ConfigError> {
     Config::from_env_vars(vars).map(|c| c.router)
-}
-
-/// Headers carrying `key` as a bearer token.
-fn bearer(key: &str) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        format!("Bearer {key}").parse().unwrap(),
-    );
-    headers
 }
 
 fn principal(env: Environment, tenant: Option<&str>) -> Principal {

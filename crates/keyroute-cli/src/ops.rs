@@ -7,8 +7,8 @@ use std::sync::Arc;
 use diesel_migrations::FileBasedMigrations;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyroute::keys::KeyListener;
-use keyroute::store::{SqlStore, StoreBackend, keyroute_migration_versions};
-use keyroute::{ApiKey, Config, UserId};
+use keyroute::store::{StoreBackend, keyroute_migration_versions};
+use keyroute::{ApiKey, BuildError, Config, UserId};
 use serde_json::json;
 
 use crate::app::handle;
@@ -82,10 +82,7 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
         .map_err(|e| CliError::failed(format!("configuration: {e}")))?;
     let report = router.applied_migrations().await;
     let keyroute_versions = keyroute_migration_versions::<B>();
-    let store_connection = match (&config.store.url, &config.store.connection) {
-        (Some(_), _) => None,
-        (None, name) => Some(name.clone().unwrap_or_else(|| "live".to_owned())),
-    };
+    let store_connection = config.store_connection();
     let mut problems = Vec::new();
     let mut rows = Vec::new();
     let mut entries = Vec::new();
@@ -101,7 +98,7 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
             }
         };
         let mut keyroute_state = "-".to_owned();
-        if store_connection.as_deref() == Some(c.connection.as_str())
+        if store_connection == Some(c.connection.as_str())
             && let Ok(applied) = &c.versions
         {
             let pending: Vec<&String> = keyroute_versions
@@ -190,13 +187,14 @@ async fn feed_check<B: StoreBackend>(config: &Config) -> Result<&'static str, St
     if config.apikey.session_cache_duration.is_none() {
         return Ok("not needed (session_cache_duration = \"none\": nothing is cached)");
     }
-    let url = config.store_url().map_err(|e| e.to_string())?;
-    let mut store = SqlStore::<B>::connect_with(url, config.router.pools.settings.clone())
+    let store = config
+        .connect_store::<B>()
         .await
-        .map_err(|e| e.to_string())?;
-    if let Some(direct) = &config.store.direct_url {
-        store = store.with_direct_url(direct.clone());
-    }
+        // The store's own message, without the build error's "could not be opened".
+        .map_err(|e| match e {
+            BuildError::Store(e) => e.to_string(),
+            e => e.to_string(),
+        })?;
     store.verify_feed().await.map_err(|e| e.to_string())?;
     Ok("ok (on PostgreSQL a probe notification came back; other backends poll theirs)")
 }
