@@ -69,7 +69,8 @@ pub(crate) async fn migrate<B: StoreBackend>(
     Ok(())
 }
 
-/// `keyroute doctor`: connections, keyroute's migrations, schema parity.
+/// `keyroute doctor`: connections, keyroute's migrations, schema parity, the change
+/// feed, and (with `[tenancy] mode = "row_security"`) whether the policies hold.
 pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<(), CliError> {
     // The router alone: the doctor reads, it does not migrate or need the key store.
     let router = config
@@ -142,6 +143,15 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
     if let Err(problem) = &feed {
         problems.push(format!("the change feed: {problem}"));
     }
+    // `[tenancy] mode = "row_security"`: what build() would refuse, reported.
+    let row_security: Vec<String> = match router.check_tenancy().await {
+        Ok(findings) => findings
+            .iter()
+            .map(|(connection, finding)| format!("row-level security on '{connection}': {finding}"))
+            .collect(),
+        Err(e) => vec![format!("row-level security could not be checked: {e}")],
+    };
+    problems.extend(row_security.iter().cloned());
     out.table(
         &[
             "connection",
@@ -157,6 +167,7 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
                 "reference": d.reference, "connection": d.connection,
                 "missing": d.missing, "extra": d.extra,
             })).collect::<Vec<_>>(),
+            "row_security": row_security,
             "feed": match &feed {
                 Ok(state) => json!({ "ok": true, "state": state }),
                 Err(problem) => json!({ "ok": false, "problem": problem }),

@@ -99,3 +99,42 @@ async fn operator_session_on_postgres() {
     let password_free = |bytes: &[u8]| !String::from_utf8_lossy(bytes).contains(":keyroute@");
     assert!(password_free(&drift.stdout) && password_free(&drift.stderr));
 }
+
+/// With `[tenancy] mode = "row_security"`, doctor reports what `build()` refuses: here
+/// the connections' role is the server's superuser, which bypasses every policy, and
+/// a tenant table has row-level security off. `--json` lists them under
+/// `row_security`.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_what_would_bypass_row_security() {
+    let dbs = keyroute_testing::postgres_live_and_test().await.unwrap();
+    let toml = format!(
+        "[connections]\nlive = \"{}\"\ntest = \"{}\"\n[tenancy]\nmode = \"row_security\"\n",
+        dbs.live.url().expose_secret(),
+        dbs.test.url().expose_secret()
+    );
+    let p = Project::with_toml(&toml);
+    p.add_migration(
+        "2026-01-01-000000_notes",
+        "CREATE TABLE notes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);",
+        "DROP TABLE notes;",
+    );
+    let app = p.app_dir();
+    p.json(&["migrate", "--app", app.to_str().unwrap()]);
+    let doctor = p.keyroute(&["doctor"]).output().unwrap();
+    assert_eq!(doctor.status.code(), Some(1));
+    let line = one_error_line(&doctor);
+    assert!(line.contains("is a superuser"), "{line}");
+    assert!(
+        line.contains("public.notes has the tenant column but row-level security is off"),
+        "{line}"
+    );
+    let json = p.keyroute(&["doctor", "--json"]).output().unwrap();
+    let stdout = String::from_utf8(json.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // Two connections, each: the superuser and the unguarded table.
+    assert_eq!(
+        report["row_security"].as_array().unwrap().len(),
+        4,
+        "{report}"
+    );
+}

@@ -146,12 +146,12 @@ pub(crate) mod postgres {
         .load(conn)
         .await?;
         let mut findings = Vec::new();
+        // A superuser has BYPASSRLS too: one finding says it.
         if role.superuser {
             findings.push(RowSecurityFinding::Superuser {
                 role: role.role.clone(),
             });
-        }
-        if role.bypass {
+        } else if role.bypass {
             findings.push(RowSecurityFinding::BypassRls {
                 role: role.role.clone(),
             });
