@@ -339,10 +339,10 @@ impl<B: Backend> DbPool<B> {
     /// A unit transaction, begun as [`bound_unit`](Self::bound_unit) says.
     async fn begin(&self, binding: Option<&Binding>) -> StoreResult<Checkout<B>> {
         let pooled = self.transaction_pooled();
-        // Behind a transaction pooler the unit's BEGIN is the connection's check (the
-        // pool runs no SELECT 1 of its own, see `backend.rs`): a connection the server
-        // dropped fails it and is discarded, and the next one is tried, as the check
-        // would have.
+        // Behind a transaction pooler (and for tenancy, whose router sets the check to
+        // `Fast`) the unit's BEGIN is the connection's check (the pool runs no SELECT 1
+        // of its own, see `backend.rs`): a connection the server dropped fails it and
+        // is discarded, and the next one is tried, as the check would have.
         let mut tries = self.settings.max_size.saturating_add(1);
         loop {
             let conn = self.get_owned().await?;

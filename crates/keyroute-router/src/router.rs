@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use keyroute_core::{ConfigError, Environment, Principal, StoreError};
-use keyroute_pool::{Backend, Binding, DatabaseUrl, DbPool, PoolSettings, RowSecurityFinding};
+use keyroute_pool::{Backend, Binding, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
 
 use crate::checks::{check_pool_settings, check_routes};
 use crate::error::RouteError;
@@ -360,7 +360,7 @@ impl<B: Backend> ConnectionRouter<B> {
     }
 
     /// The pool of a connection by name, for the administrative paths.
-    fn named(&self, name: &str) -> Result<Named<B>, RouteError> {
+    pub(crate) fn named(&self, name: &str) -> Result<Named<B>, RouteError> {
         self.inner.pool(name).ok_or_else(|| {
             RouteError::Config(ConfigError::invalid(
                 "connections",
@@ -404,32 +404,6 @@ impl<B: Backend> ConnectionRouter<B> {
             }),
         }
     }
-
-    /// What would let requests escape row-level security, per configured connection
-    /// (name order), when tenancy is [`Tenancy::RowSecurity`]; empty otherwise. The
-    /// front door refuses to start on any finding, and `keyroute doctor` reports them.
-    ///
-    /// # Errors
-    /// [`RouteError::Unavailable`] when a connection cannot be reached or read.
-    pub async fn check_tenancy(&self) -> Result<Vec<(String, RowSecurityFinding)>, RouteError> {
-        let Some(Tenancy::RowSecurity { column }) = &self.inner.tenancy else {
-            return Ok(Vec::new());
-        };
-        let mut names: Vec<&String> = self.inner.targets.keys().collect();
-        names.sort();
-        let mut all = Vec::new();
-        for name in names {
-            let (name, pool) = self.named(name)?;
-            let findings = pool.row_security_findings(column).await.map_err(|source| {
-                RouteError::Unavailable {
-                    connection: name.to_string(),
-                    source,
-                }
-            })?;
-            all.extend(findings.into_iter().map(|f| (name.to_string(), f)));
-        }
-        Ok(all)
-    }
 }
 
 impl<B: Backend> RouterInner<B> {
@@ -444,7 +418,15 @@ impl<B: Backend> RouterInner<B> {
             entry.last_used = now;
             return Some(Ok((Arc::clone(&entry.name), Arc::clone(&entry.pool))));
         }
-        let pool = match DbPool::lazy(target.url.clone(), target.settings.clone()) {
+        let mut settings = target.settings.clone();
+        if self.tenancy.is_some() {
+            // Every unit begins with a round trip (the binding's transaction) that
+            // finds a dropped connection as the checkout check's `SELECT 1` would,
+            // and `bound_unit` then takes another: a check of its own would only
+            // add a round trip to every request.
+            settings.recycling_check = RecyclingCheck::Fast;
+        }
+        let pool = match DbPool::lazy(target.url.clone(), settings) {
             Ok(pool) => Arc::new(pool),
             Err(StoreError::Misuse(reason)) => return Some(Err(RouteError::Misuse(reason))),
             Err(source) => {

@@ -15,11 +15,12 @@
 //! `{tenant}_{env}` over the `max_pools` / `connection_budget` bounded pools.
 
 use keyroute_core::{ConfigError, Principal};
-use keyroute_pool::{Binding, BindingError};
+use keyroute_pool::{Backend, Binding, BindingError, RowSecurityFinding};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RouteError;
 use crate::policy::{RoutingPolicy, Template};
+use crate::router::ConnectionRouter;
 
 /// How a request's tenant is bound in its database.
 #[derive(Debug, Clone)]
@@ -96,6 +97,34 @@ impl Tenancy {
             Self::RowSecurity { .. } => "row_security",
             Self::Schema(_) => "schema",
         }
+    }
+}
+
+impl<B: Backend> ConnectionRouter<B> {
+    /// What would let requests escape row-level security, per configured connection
+    /// (name order), when tenancy is [`Tenancy::RowSecurity`]; empty otherwise. The
+    /// front door refuses to start on any finding, and `keyroute doctor` reports them.
+    ///
+    /// # Errors
+    /// [`RouteError::Unavailable`] when a connection cannot be reached or read.
+    pub async fn check_tenancy(&self) -> Result<Vec<(String, RowSecurityFinding)>, RouteError> {
+        let Some(Tenancy::RowSecurity { column }) = &self.inner.tenancy else {
+            return Ok(Vec::new());
+        };
+        let mut names: Vec<&String> = self.inner.targets.keys().collect();
+        names.sort();
+        let mut all = Vec::new();
+        for name in names {
+            let (name, pool) = self.named(name)?;
+            let findings = pool.row_security_findings(column).await.map_err(|source| {
+                RouteError::Unavailable {
+                    connection: name.to_string(),
+                    source,
+                }
+            })?;
+            all.extend(findings.into_iter().map(|f| (name.to_string(), f)));
+        }
+        Ok(all)
     }
 }
 
