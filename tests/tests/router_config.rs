@@ -289,3 +289,39 @@ fn fast_failure_settings_are_configurable() {
     let err = from_toml("[pools]\nretry_backoff = \"soon\"").unwrap_err();
     assert!(err.to_string().contains("retry_backoff"), "{err}");
 }
+
+/// `[tenancy]` reads from the file and from `KEYROUTE_TENANCY_*`, and every mistake
+/// names its option: an unknown mode, a schema template without `{tenant}`, a tenancy
+/// mode on a backend that cannot bind (SQLite).
+#[test]
+fn tenancy_is_configured_and_checked() {
+    use keyroute::sections::TenancyMode;
+
+    let env = from_env([
+        ("KEYROUTE_TENANCY_MODE", "schema"),
+        ("KEYROUTE_TENANCY_SCHEMA", "t_{tenant}"),
+    ])
+    .unwrap();
+    assert_eq!(env.tenancy.mode, TenancyMode::Schema);
+    assert_eq!(env.tenancy.schema, "t_{tenant}");
+    let file = from_toml("[tenancy]\nmode = \"row_security\"\ncolumn = \"org_id\"").unwrap();
+    assert_eq!(file.tenancy.mode, TenancyMode::RowSecurity);
+    assert_eq!(file.tenancy.column, "org_id");
+
+    let err = from_toml("[tenancy]\nmode = \"rls\"").unwrap_err();
+    assert!(err.to_string().contains("mode"), "{err}");
+    let no_tenant = from_toml(
+        "[connections]\nlive = \"x.db\"\n[tenancy]\nmode = \"schema\"\nschema = \"shared\"",
+    )
+    .unwrap();
+    let err = no_tenant.router::<Sqlite>().unwrap_err();
+    assert!(
+        err.to_string().contains("[tenancy] option `schema`"),
+        "{err}"
+    );
+    let on_sqlite =
+        from_toml("[connections]\nlive = \"x.db\"\n[tenancy]\nmode = \"row_security\"").unwrap();
+    let err = on_sqlite.router::<Sqlite>().unwrap_err();
+    assert!(err.to_string().contains("[tenancy] option `mode`"), "{err}");
+    assert!(err.to_string().contains("SQLite"), "{err}");
+}
