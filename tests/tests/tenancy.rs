@@ -9,124 +9,36 @@
 //!   is the caller's tenant's and environment's; every write lands in the caller's
 //!   tenant or is refused, typed; the counts are printed.
 //! - A key without a tenant gets no connection; an anonymous route sees no tenant.
-//! - `build()` refuses a superuser, a `BYPASSRLS` role, a table owner without
-//!   `FORCE ROW LEVEL SECURITY`, and a tenant table without a policy, naming each.
 //! - Tenant names that try to break out of quoting are bound as data or refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the counts are this test's report
+
+mod tenant_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use keyroute::routing::{ConnectionRouter, Tenancy, row_security_sql};
+use diesel::sql_types::Text;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use keyroute::routing::{ConnectionRouter, Tenancy};
 use keyroute::store::{DatabaseUrl, Postgres};
-use keyroute::{BuildError, Config, Environment, Keyroute, Principal, RouteError};
+use keyroute::RouteError;
 use keyroute_testing::TestDatabase;
-
-const TENANTS: usize = 20;
-const ENVS: [&str; 2] = ["live", "test"];
-const APP_PASSWORD: &str = "tenant-app-pw";
+use tenant_support::{
+    Body, Count, Counts, ENVS, EXPECTED_PANIC, Gen, TENANTS, WORKERS, bump, principal,
+    quiet_expected_panics, row_security_database, schema_database, superuser, tenant,
+};
 
 /// Requests per mode in the property run (two modes: 20 000 on PostgreSQL in all).
 const REQUESTS: u64 = 10_000;
-const WORKERS: u64 = 8;
-
 #[derive(QueryableByName)]
 struct Row {
     #[diesel(sql_type = Text)]
     tenant_id: String,
     #[diesel(sql_type = Text)]
     body: String,
-}
-
-#[derive(QueryableByName)]
-struct Body {
-    #[diesel(sql_type = Text)]
-    body: String,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-fn tenant(i: usize) -> String {
-    format!("t{i:02}")
-}
-
-fn principal(env: &str, tenant: Option<&str>) -> Principal {
-    Principal::from_claims(
-        keyroute::auth::AuthMethod::ApiKey,
-        Environment::new(env).unwrap(),
-    )
-    .with_tenant(tenant.map(|t| keyroute::keys::Tenant::new(t).unwrap()))
-}
-
-/// `url` with the app role's credentials instead of the superuser's.
-fn as_role(url: &DatabaseUrl, role: &str) -> DatabaseUrl {
-    let text = url.expose_secret();
-    let (scheme, rest) = text.split_once("://").unwrap();
-    let (_, host) = rest.split_once('@').unwrap();
-    DatabaseUrl::new(format!("{scheme}://{role}:{APP_PASSWORD}@{host}"))
-}
-
-async fn superuser(db: &TestDatabase<Postgres>) -> AsyncPgConnection {
-    AsyncPgConnection::establish(db.url().expose_secret())
-        .await
-        .unwrap()
-}
-
-/// A role of this database's own (roles are per server), no superuser, no BYPASSRLS.
-async fn app_role(conn: &mut AsyncPgConnection, db: &TestDatabase<Postgres>) -> String {
-    let role = format!("app_{}", db.name());
-    conn.batch_execute(&format!(
-        "CREATE ROLE \"{role}\" LOGIN PASSWORD '{APP_PASSWORD}' NOSUPERUSER NOBYPASSRLS"
-    ))
-    .await
-    .unwrap();
-    role
-}
-
-/// Shared `notes` table guarded by keyroute's row-security SQL, owned by the
-/// superuser, usable by the app role.
-async fn row_security_database(db: &TestDatabase<Postgres>) -> DatabaseUrl {
-    let mut conn = superuser(db).await;
-    let role = app_role(&mut conn, db).await;
-    conn.batch_execute(&format!(
-        "CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, \
-           tenant_id TEXT NOT NULL DEFAULT current_setting('keyroute.tenant', true), body TEXT NOT NULL);\n\
-         {}\
-         GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO \"{role}\";\n\
-         GRANT USAGE ON SEQUENCE notes_id_seq TO \"{role}\";",
-        row_security_sql("notes", "tenant_id")
-    ))
-    .await
-    .unwrap();
-    as_role(db.url(), &role)
-}
-
-/// A schema per tenant, each with its own `notes`, and none in `public`.
-async fn schema_database(db: &TestDatabase<Postgres>) -> DatabaseUrl {
-    let mut conn = superuser(db).await;
-    let role = app_role(&mut conn, db).await;
-    let mut sql = String::new();
-    for i in 0..TENANTS {
-        let schema = format!("tenant_{}", tenant(i));
-        sql.push_str(&format!(
-            "CREATE SCHEMA \"{schema}\";\
-             CREATE TABLE \"{schema}\".notes (id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL);\
-             GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\";\
-             GRANT SELECT, INSERT, UPDATE, DELETE ON \"{schema}\".notes TO \"{role}\";\
-             GRANT USAGE ON SEQUENCE \"{schema}\".notes_id_seq TO \"{role}\";"
-        ));
-    }
-    conn.batch_execute(&sql).await.unwrap();
-    as_role(db.url(), &role)
 }
 
 fn router(live: &DatabaseUrl, test: &DatabaseUrl, tenancy: Tenancy) -> ConnectionRouter<Postgres> {
@@ -139,57 +51,6 @@ fn router(live: &DatabaseUrl, test: &DatabaseUrl, tenancy: Tenancy) -> Connectio
         .tenancy(Some(tenancy))
         .build()
         .unwrap()
-}
-
-/// The message of the panics the runs cause on purpose.
-const EXPECTED_PANIC: &str = "a handler panics holding its connection";
-
-/// Keeps the panics the runs cause on purpose out of the log (thousands of
-/// backtraces), and reports every other panic as the default hook does.
-fn quiet_expected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&EXPECTED_PANIC) {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// What the property run saw.
-#[derive(Default)]
-struct Counts {
-    requests: AtomicU64,
-    reads: AtomicU64,
-    rows_read: AtomicU64,
-    writes: AtomicU64,
-    foreign_writes_refused: AtomicU64,
-    tampered: AtomicU64,
-    fail_closed: AtomicU64,
-    dropped: AtomicU64,
-    panicked: AtomicU64,
-    leaks: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// A small deterministic generator (xorshift), seeded per worker: reproducible runs.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// One generated request of `tenant` in `env`. Returns nothing: every observation is
@@ -533,236 +394,4 @@ async fn schema_names_that_try_to_break_out_are_bound_as_names() {
             .await
             .unwrap();
     assert_eq!(n.n, 1, "the schema is still there");
-}
-
-fn config(url: &DatabaseUrl, store: &str) -> Config {
-    Config::from_toml_str(&format!(
-        "[apikey]\ndangerous_accept_plain_http = true\n\
-         [store]\nurl = {store:?}\n\
-         [connections]\nlive = {:?}\ntest = {:?}\n\
-         [tenancy]\nmode = \"row_security\"\n",
-        url.expose_secret(),
-        url.expose_secret(),
-    ))
-    .unwrap()
-}
-
-/// Builds keyroute with its connections at `url` (keys in the superuser's database).
-async fn build_findings(url: &DatabaseUrl, store: &DatabaseUrl) -> Result<(), String> {
-    match Keyroute::<Postgres>::builder()
-        .config(config(url, store.expose_secret()))
-        .build()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(BuildError::RowSecurity(findings)) => {
-            Err(BuildError::RowSecurity(findings).to_string())
-        }
-        Err(e) => panic!("not a row-security refusal: {e}"),
-    }
-}
-
-/// `build()` refuses each way around the policies, naming it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn build_refuses_roles_and_tables_that_bypass_row_security() {
-    let db = keyroute_testing::postgres().await.unwrap();
-    let app = row_security_database(&db).await;
-    let mut su = superuser(&db).await;
-    let role = format!("app_{}", db.name());
-
-    // The superuser itself.
-    let refused = build_findings(db.url(), db.url()).await.unwrap_err();
-    assert!(refused.contains("is a superuser"), "{refused}");
-
-    // BYPASSRLS.
-    su.batch_execute(&format!("ALTER ROLE \"{role}\" BYPASSRLS"))
-        .await
-        .unwrap();
-    let refused = build_findings(&app, db.url()).await.unwrap_err();
-    assert!(refused.contains("has BYPASSRLS"), "{refused}");
-    su.batch_execute(&format!("ALTER ROLE \"{role}\" NOBYPASSRLS"))
-        .await
-        .unwrap();
-
-    // The app role owns a tenant table that does not force row security.
-    su.batch_execute(&format!(
-        "CREATE TABLE owned (id INT, tenant_id TEXT);\
-         ALTER TABLE owned ENABLE ROW LEVEL SECURITY;\
-         CREATE POLICY p ON owned USING (tenant_id = current_setting('keyroute.tenant', true));\
-         ALTER TABLE owned OWNER TO \"{role}\";"
-    ))
-    .await
-    .unwrap();
-    let refused = build_findings(&app, db.url()).await.unwrap_err();
-    assert!(refused.contains("owns table public.owned"), "{refused}");
-    assert!(refused.contains("FORCE ROW LEVEL SECURITY"), "{refused}");
-    su.batch_execute("ALTER TABLE owned FORCE ROW LEVEL SECURITY")
-        .await
-        .unwrap();
-
-    // A tenant table without row security, and one with it but no policy.
-    su.batch_execute(
-        "CREATE TABLE open_table (tenant_id TEXT);\
-         CREATE TABLE no_policy (tenant_id TEXT); ALTER TABLE no_policy ENABLE ROW LEVEL SECURITY;",
-    )
-    .await
-    .unwrap();
-    let refused = build_findings(&app, db.url()).await.unwrap_err();
-    assert!(
-        refused.contains("public.open_table has the tenant column but row-level security is off"),
-        "{refused}"
-    );
-    assert!(
-        refused.contains("public.no_policy has the tenant column but no policy"),
-        "{refused}"
-    );
-    assert!(refused.contains("connection 'live'"), "{refused}");
-    su.batch_execute("DROP TABLE open_table; DROP TABLE no_policy")
-        .await
-        .unwrap();
-
-    // Everything guarded: it builds.
-    build_findings(&app, db.url()).await.unwrap();
-}
-
-/// Requests in the database-per-tenant run (SQLite files): with the two PostgreSQL
-/// runs, 100 000 per CI run.
-const DATABASE_MODE_REQUESTS: u64 = 80_000;
-
-/// Database per tenant, 20 tenants × live/test through a `{tenant}_{env}` template
-/// over 40 SQLite files, with fewer pools allowed open (16) than databases, so pools
-/// are closed and reopened under load: every row read is the caller's, every write
-/// lands in the caller's database, dropped futures and panicking handlers included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_per_tenant_keeps_every_tenant_to_its_database() {
-    use keyroute::routing::Template;
-    use keyroute::store::Sqlite;
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = keyroute::store::PoolSettings::default();
-    settings.max_size = 2;
-    let mut builder = ConnectionRouter::<Sqlite>::builder()
-        .pool_settings(settings)
-        .policy(Template::parse("{tenant}_{env}").unwrap())
-        .max_pools(16)
-        .connection_budget(32);
-    let mut names = Vec::new();
-    for i in 0..TENANTS {
-        for env in ENVS {
-            let name = format!("{}_{env}", tenant(i));
-            let file = dir.path().join(format!("{name}.db")).display().to_string();
-            builder = builder.connection(name.clone(), DatabaseUrl::new(file));
-            names.push(name);
-        }
-    }
-    let router = builder.build().unwrap();
-    for name in &names {
-        let mut conn = router.connection_named(name).await.unwrap();
-        conn.batch_execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-            .await
-            .unwrap();
-    }
-
-    quiet_expected_panics();
-    let counts = Arc::new(Counts::default());
-    let mut workers = Vec::new();
-    for w in 0..WORKERS {
-        let router = router.clone();
-        let counts = Arc::clone(&counts);
-        workers.push(tokio::spawn(async move {
-            let mut g = Gen(0xD1B5_4A32_D192_ED03 ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            for _ in 0..DATABASE_MODE_REQUESTS / WORKERS {
-                let me = tenant(g.below(TENANTS as u64) as usize);
-                let env = ENVS[g.below(2) as usize];
-                let marker = format!("{me}|{env}");
-                let p = principal(env, Some(&me));
-                bump(&counts.requests);
-                match g.below(10) {
-                    0..=5 => {
-                        let mut conn = router.connection(&p).await.unwrap();
-                        // The newest rows (every stored row is checked at the end).
-                        let rows: Vec<Body> =
-                            diesel::sql_query("SELECT body FROM notes ORDER BY id DESC LIMIT 32")
-                                .load(&mut *conn)
-                                .await
-                                .unwrap();
-                        bump(&counts.reads);
-                        counts
-                            .rows_read
-                            .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                        for row in rows {
-                            if row.body != marker {
-                                bump(&counts.leaks);
-                                eprintln!("LEAK: {marker} read {}", row.body);
-                            }
-                        }
-                    }
-                    6..=7 => {
-                        let mut conn = router.connection(&p).await.unwrap();
-                        diesel::sql_query("INSERT INTO notes (body) VALUES ($1)")
-                            .bind::<Text, _>(&marker)
-                            .execute(&mut *conn)
-                            .await
-                            .unwrap();
-                        bump(&counts.writes);
-                    }
-                    8 => {
-                        let router = router.clone();
-                        let _ = tokio::time::timeout(Duration::from_micros(50), async move {
-                            let mut conn = router.connection(&p).await.unwrap();
-                            diesel::sql_query("SELECT body FROM notes")
-                                .load::<Body>(&mut *conn)
-                                .await
-                        })
-                        .await;
-                        bump(&counts.dropped);
-                    }
-                    _ => {
-                        let router = router.clone();
-                        let handler = tokio::spawn(async move {
-                            let _conn = router.connection(&p).await.unwrap();
-                            std::panic::panic_any(EXPECTED_PANIC);
-                        });
-                        assert!(handler.await.unwrap_err().is_panic());
-                        bump(&counts.panicked);
-                    }
-                }
-            }
-        }));
-    }
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let mut stored = 0;
-    for name in &names {
-        let mut conn = router.connection_named(name).await.unwrap();
-        let rows: Vec<Body> = diesel::sql_query("SELECT body FROM notes")
-            .load(&mut *conn)
-            .await
-            .unwrap();
-        let (t, env) = name.split_once('_').unwrap();
-        for row in rows {
-            stored += 1;
-            assert_eq!(
-                row.body,
-                format!("{t}|{env}"),
-                "a row in {name} written by another tenant"
-            );
-        }
-    }
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let open = router.open_pools().len();
-    println!(
-        "tenancy property (database per tenant, SQLite): {} requests over {TENANTS} tenants x live/test in 40 databases, at most 16 pools open (open now: {open}): {} reads ({} rows, all the caller's), {} writes ({stored} rows stored, all in their tenant's database), {} futures dropped, {} handlers panicked; leaks: {}",
-        get(&counts.requests),
-        get(&counts.reads),
-        get(&counts.rows_read),
-        get(&counts.writes),
-        get(&counts.dropped),
-        get(&counts.panicked),
-        get(&counts.leaks),
-    );
-    assert_eq!(get(&counts.leaks), 0);
-    assert!(open <= 16);
-    assert!(stored >= get(&counts.writes) && get(&counts.rows_read) > 0);
 }

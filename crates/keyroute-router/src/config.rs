@@ -17,6 +17,7 @@
 //! [routing]
 //! template = "{tenant}_{env}"      # or: table = { test = "TestDb" }; default: by environment
 //! anonymous = "public"             # default: unauthenticated requests get no connection
+//! # url_template = "postgres://app:secret@db/{tenant}_{env}"  # a database per tenant, no line each
 //!
 //! [tenancy]
 //! mode = "row_security"            # or "schema"; default "none"
@@ -76,6 +77,12 @@ pub struct RoutingConfig {
     pub table: BTreeMap<String, String>,
     /// The connection unauthenticated requests may use. Default: none may.
     pub anonymous: Option<String>,
+    /// A database per tenant and environment without a `[connections]` line each:
+    /// a URL holding `{tenant}` and `{env}` (`postgres://app@db/{tenant}_{env}`).
+    /// Connections are then named `{tenant}_{env}`; not with `template` or `table`.
+    pub url_template: Option<DatabaseUrl>,
+    /// Connections per pool opened from `url_template`. Default: `[pools] max_size`.
+    pub tenant_pool_size: Option<u32>,
 }
 
 /// `[pools]`: each pool's [`PoolSettings`] (`max_size`, timeouts, `check`, ...) and the
@@ -144,7 +151,25 @@ impl RouterConfig {
             )
             .into());
         }
-        if let Some(template) = &routing.template {
+        if routing.url_template.is_some() && (routing.template.is_some() || !routing.table.is_empty()) {
+            return Err(ConfigError::invalid(
+                "routing",
+                "url_template",
+                "names connections {tenant}_{env} itself; remove template and table, or url_template",
+            )
+            .into());
+        }
+        if routing.tenant_pool_size.is_some() && routing.url_template.is_none() {
+            return Err(ConfigError::invalid(
+                "routing",
+                "tenant_pool_size",
+                "sizes the pools url_template opens; set url_template, or size every pool with [pools] max_size",
+            )
+            .into());
+        }
+        if let Some(url) = &routing.url_template {
+            builder = builder.url_template(url.clone(), routing.tenant_pool_size);
+        } else if let Some(template) = &routing.template {
             builder = builder.policy(Template::parse(template)?);
         } else if !routing.table.is_empty() {
             let mut table = RouteTable::new();

@@ -49,6 +49,7 @@ mod routed;
 mod router;
 mod schema;
 mod tenancy;
+mod tenant_urls;
 
 pub use config::{PoolsConfig, ResolverConfig, RouterConfig, RoutingConfig};
 pub use error::RouteError;

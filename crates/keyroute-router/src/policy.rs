@@ -69,6 +69,9 @@ const ROUTING: At = ("routing", "template");
 /// Where schema templates are read from ([`Template::parse_schema`]).
 const SCHEMA: At = ("tenancy", "schema");
 
+/// Where database URL templates are read from ([`Template::parse_url`]).
+const URL: At = ("routing", "url_template");
+
 /// The connection named after the principal's environment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ByEnvironment;
@@ -183,6 +186,14 @@ impl Template {
         Self::parse_at(template, SCHEMA)
     }
 
+    /// Parses a database URL template such as `postgres://app@db/{tenant}_{env}`
+    /// (`[routing] url_template`): it must hold `{tenant}` and `{env}`, so each tenant
+    /// and environment gets a database of its own. Errors quote the template: the
+    /// caller redacts its password.
+    pub(crate) fn parse_url(template: &str) -> Result<Self, RouteError> {
+        Self::parse_at(template, URL)
+    }
+
     fn parse_at(template: &str, at: At) -> Result<Self, RouteError> {
         let mut parts = Vec::new();
         let mut rest = template;
@@ -238,6 +249,14 @@ impl Part {
 
 /// Refuses templates that could give two different principals one connection name.
 fn check_unambiguous(template: &str, parts: &[Part], at: At) -> Result<(), RouteError> {
+    if at == URL && !parts.contains(&Part::Tenant) {
+        return Err(template_error(
+            at,
+            format_args!(
+                "{template:?} has no {{tenant}}, so tenants would share a database; include {{tenant}}, e.g. \"postgres://app@db/{{tenant}}_{{env}}\""
+            ),
+        ));
+    }
     if at == SCHEMA && !parts.contains(&Part::Tenant) {
         return Err(template_error(
             at,
@@ -246,7 +265,7 @@ fn check_unambiguous(template: &str, parts: &[Part], at: At) -> Result<(), Route
             ),
         ));
     }
-    if at == ROUTING && !parts.contains(&Part::Environment) {
+    if (at == ROUTING || at == URL) && !parts.contains(&Part::Environment) {
         return Err(template_error(
             at,
             format_args!(

@@ -28,6 +28,7 @@ use crate::error::RouteError;
 use crate::policy::{ByEnvironment, RoutingPolicy};
 pub use crate::routed::RoutedConnection;
 use crate::tenancy::Tenancy;
+use crate::tenant_urls::UrlTemplate;
 
 /// A connection's shared name and its pool.
 type Named<B> = (Arc<str>, Arc<DbPool<B>>);
@@ -59,6 +60,10 @@ pub(crate) struct RouterInner<B: Backend> {
     max_pools: usize,
     budget: u32,
     pub(crate) tenancy: Option<Tenancy>,
+    /// `[routing] url_template`: where connections no `[connections]` entry names go.
+    url_template: Option<UrlTemplate>,
+    /// The pool settings of connections opened from the URL template.
+    tenant_settings: PoolSettings,
     open: Mutex<OpenPools<B>>,
     /// keyroute's own migration versions, which schema reports leave out.
     pub(crate) keyroute_versions: Vec<String>,
@@ -112,6 +117,7 @@ pub struct RouterBuilder<B: Backend> {
     environments: Vec<Environment>,
     keyroute_versions: Vec<String>,
     tenancy: Option<Tenancy>,
+    url_template: Option<(DatabaseUrl, Option<u32>)>,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -177,6 +183,18 @@ impl<B: Backend> RouterBuilder<B> {
         self
     }
 
+    /// Opens a database per tenant and environment at `url` (which holds `{tenant}`
+    /// and `{env}`, e.g. `postgres://app@db/{tenant}_{env}`), each pool of
+    /// `pool_size` connections (default: the builder's `max_size`), within
+    /// `max_pools` and `connection_budget`. Connections are then named
+    /// `{tenant}_{env}` (this replaces the [`policy`](Self::policy)), and a name added
+    /// with [`connection`](Self::connection) is that connection rather than the
+    /// template's.
+    pub fn url_template(mut self, url: impl Into<DatabaseUrl>, pool_size: Option<u32>) -> Self {
+        self.url_template = Some((url.into(), pool_size));
+        self
+    }
+
     /// Binds each request's tenant in its database ([`Tenancy`]). Default: none (a
     /// database per tenant is a routing template instead). PostgreSQL only.
     pub fn tenancy(mut self, tenancy: Option<Tenancy>) -> Self {
@@ -213,8 +231,24 @@ impl<B: Backend> RouterBuilder<B> {
     /// [`check_routes_for`](Self::check_routes_for) routes to a connection that does
     /// not exist, or [`tenancy`](Self::tenancy) is on for a backend that cannot bind
     /// (anything but PostgreSQL).
-    pub fn build(self) -> Result<ConnectionRouter<B>, RouteError> {
-        if self.targets.is_empty() {
+    pub fn build(mut self) -> Result<ConnectionRouter<B>, RouteError> {
+        let url_template = match &self.url_template {
+            Some((url, size)) => Some(UrlTemplate::parse(url, *size)?),
+            None => None,
+        };
+        let mut tenant_settings = self.settings.clone();
+        if let Some(size) = url_template.as_ref().and_then(|t| t.pool_size) {
+            tenant_settings.max_size = size;
+        }
+        if url_template.is_some() {
+            self.policy = Box::new(UrlTemplate::names());
+            check_pool_settings(
+                "{tenant}_{env} (url_template, sized by [routing] tenant_pool_size)",
+                &tenant_settings,
+                self.budget,
+            )?;
+        }
+        if self.targets.is_empty() && url_template.is_none() {
             return Err(ConfigError::missing(
                 "connections",
                 "",
@@ -269,6 +303,8 @@ impl<B: Backend> RouterBuilder<B> {
                 max_pools: self.max_pools,
                 budget: self.budget,
                 tenancy: self.tenancy,
+                url_template,
+                tenant_settings,
                 open: Mutex::new(OpenPools {
                     pools: HashMap::new(),
                     clock: 0,
@@ -293,6 +329,7 @@ impl<B: Backend> ConnectionRouter<B> {
             environments: Vec::new(),
             keyroute_versions: Vec::new(),
             tenancy: None,
+            url_template: None,
             _backend: std::marker::PhantomData,
         }
     }
@@ -313,12 +350,21 @@ impl<B: Backend> ConnectionRouter<B> {
             Some(tenancy) => Some(tenancy.binding(principal)?),
             None => None,
         };
-        let (name, pool) = self.inner.pool(&name).ok_or_else(|| {
-            RouteError::no_route(
-                principal,
-                format!("no connection named '{name}' is configured"),
-            )
-        })??;
+        let (name, pool) = match (self.inner.pool(&name), &self.inner.url_template) {
+            (Some(named), _) => named?,
+            (None, Some(urls)) => self.inner.open_pool(&name, || {
+                Ok(Target {
+                    url: urls.url(principal)?,
+                    settings: self.inner.tenant_settings.clone(),
+                })
+            })?,
+            (None, None) => {
+                return Err(RouteError::no_route(
+                    principal,
+                    format!("no connection named '{name}' is configured"),
+                ));
+            }
+        };
         self.take(name, &pool, binding.as_ref()).await
     }
 
@@ -411,13 +457,25 @@ impl<B: Backend> RouterInner<B> {
     /// to stay within the bounds) if needed. `None` if `name` is not configured.
     fn pool(&self, name: &str) -> Option<Result<Named<B>, RouteError>> {
         let target = self.targets.get(name)?;
+        Some(self.open_pool(name, || Ok(target.clone())))
+    }
+
+    /// The open pool for `name`, opening it at the connection `target` gives (asked
+    /// only when the pool is not open) and closing the least recently used ones to
+    /// stay within the bounds.
+    pub(crate) fn open_pool(
+        &self,
+        name: &str,
+        target: impl FnOnce() -> Result<Target, RouteError>,
+    ) -> Result<Named<B>, RouteError> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.clock += 1;
         let now = open.clock;
         if let Some(entry) = open.pools.get_mut(name) {
             entry.last_used = now;
-            return Some(Ok((Arc::clone(&entry.name), Arc::clone(&entry.pool))));
+            return Ok((Arc::clone(&entry.name), Arc::clone(&entry.pool)));
         }
+        let target = target()?;
         let mut settings = target.settings.clone();
         if self.tenancy.is_some() {
             // Every unit begins with a round trip (the binding's transaction) that
@@ -428,12 +486,12 @@ impl<B: Backend> RouterInner<B> {
         }
         let pool = match DbPool::lazy(target.url.clone(), settings) {
             Ok(pool) => Arc::new(pool),
-            Err(StoreError::Misuse(reason)) => return Some(Err(RouteError::Misuse(reason))),
+            Err(StoreError::Misuse(reason)) => return Err(RouteError::Misuse(reason)),
             Err(source) => {
-                return Some(Err(RouteError::Unavailable {
+                return Err(RouteError::Unavailable {
                     connection: name.to_owned(),
                     source,
-                }));
+                });
             }
         };
         // Sized as the backend adjusted it (an in-memory SQLite pool holds one).
@@ -470,6 +528,6 @@ impl<B: Backend> RouterInner<B> {
                 last_used: now,
             },
         );
-        Some(Ok((name, pool)))
+        Ok((name, pool))
     }
 }
