@@ -11,7 +11,7 @@
 //! | module | holds |
 //! |---|---|
 //! | `resolver` | [`KeyResolver`]: offline rejection, cache, negative cache, checks, last-used batching |
-//! | `router` | [`ConnectionRouter`], [`RoutedConnection`]: named pools, bounds, fail-closed routing |
+//! | `router` | [`ConnectionRouter`], [`RoutedConnection`], [`RouterBuilder`]: named pools, bounds, fail-closed routing, `url_template` |
 //! | `policy` | [`RoutingPolicy`]: by environment, a table, a `{tenant}_{env}` template, or your own |
 //! | `config` | the `[connections]`, `[routing]`, `[pools]` ([`RouterConfig`]) and `[resolver]` ([`ResolverConfig`]) sections |
 //! | `tenancy` | [`Tenancy`]: the request's tenant bound in its database (row-level security, schema per tenant), `[tenancy]` ([`TenancyConfig`]) |
@@ -47,6 +47,7 @@ mod policy;
 mod resolver;
 mod routed;
 mod router;
+mod router_builder;
 mod schema;
 mod tenancy;
 mod tenant_urls;

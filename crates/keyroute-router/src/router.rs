@@ -20,13 +20,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use keyroute_core::{ConfigError, Environment, Principal, StoreError};
+use keyroute_core::{ConfigError, Principal, StoreError};
 use keyroute_pool::{Backend, Binding, DatabaseUrl, DbPool, PoolSettings, RecyclingCheck};
 
-use crate::checks::{check_pool_settings, check_routes};
 use crate::error::RouteError;
-use crate::policy::{ByEnvironment, RoutingPolicy};
+use crate::policy::RoutingPolicy;
 pub use crate::routed::RoutedConnection;
+pub use crate::router_builder::RouterBuilder;
+pub(crate) use crate::router_builder::{DEFAULT_CONNECTION_BUDGET, DEFAULT_MAX_POOLS};
 use crate::tenancy::Tenancy;
 use crate::tenant_urls::UrlTemplate;
 
@@ -36,15 +37,26 @@ type Named<B> = (Arc<str>, Arc<DbPool<B>>);
 /// A configured connection: where it goes and how its pool is sized.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    url: DatabaseUrl,
-    settings: PoolSettings,
+    pub(crate) url: DatabaseUrl,
+    pub(crate) settings: PoolSettings,
 }
 
 /// The pools open now, with when each was last used.
-struct OpenPools<B: Backend> {
+pub(crate) struct OpenPools<B: Backend> {
     pools: HashMap<Arc<str>, OpenPool<B>>,
     clock: u64,
     connections: u32,
+}
+
+impl<B: Backend> OpenPools<B> {
+    /// No pool open yet.
+    pub(crate) fn none() -> Self {
+        Self {
+            pools: HashMap::new(),
+            clock: 0,
+            connections: 0,
+        }
+    }
 }
 
 struct OpenPool<B: Backend> {
@@ -56,15 +68,15 @@ struct OpenPool<B: Backend> {
 pub(crate) struct RouterInner<B: Backend> {
     pub(crate) targets: HashMap<String, Target>,
     pub(crate) policy: Box<dyn RoutingPolicy>,
-    anonymous: Option<String>,
-    max_pools: usize,
-    budget: u32,
+    pub(crate) anonymous: Option<String>,
+    pub(crate) max_pools: usize,
+    pub(crate) budget: u32,
     pub(crate) tenancy: Option<Tenancy>,
     /// `[routing] url_template`: where connections no `[connections]` entry names go.
-    url_template: Option<UrlTemplate>,
+    pub(crate) url_template: Option<UrlTemplate>,
     /// The pool settings of connections opened from the URL template.
-    tenant_settings: PoolSettings,
-    open: Mutex<OpenPools<B>>,
+    pub(crate) tenant_settings: PoolSettings,
+    pub(crate) open: Mutex<OpenPools<B>>,
     /// keyroute's own migration versions, which schema reports leave out.
     pub(crate) keyroute_versions: Vec<String>,
 }
@@ -99,239 +111,10 @@ impl<B: Backend> fmt::Debug for ConnectionRouter<B> {
     }
 }
 
-/// The most pools open at once, unless told otherwise (`[pools] max_pools`).
-pub(crate) const DEFAULT_MAX_POOLS: usize = 64;
-
-/// The most connections of all open pools together, unless told otherwise
-/// (`[pools] connection_budget`).
-pub(crate) const DEFAULT_CONNECTION_BUDGET: u32 = 512;
-
-/// Builds a [`ConnectionRouter`].
-pub struct RouterBuilder<B: Backend> {
-    targets: HashMap<String, Target>,
-    policy: Box<dyn RoutingPolicy>,
-    anonymous: Option<String>,
-    settings: PoolSettings,
-    max_pools: usize,
-    budget: u32,
-    environments: Vec<Environment>,
-    keyroute_versions: Vec<String>,
-    tenancy: Option<Tenancy>,
-    url_template: Option<(DatabaseUrl, Option<u32>)>,
-    _backend: std::marker::PhantomData<B>,
-}
-
-impl<B: Backend> fmt::Debug for RouterBuilder<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RouterBuilder")
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<B: Backend> RouterBuilder<B> {
-    /// Adds a named connection with the builder's pool settings.
-    pub fn connection(self, name: impl Into<String>, url: impl Into<DatabaseUrl>) -> Self {
-        let settings = self.settings.clone();
-        self.connection_with(name, url, settings)
-    }
-
-    /// Adds a named connection with its own pool settings.
-    pub fn connection_with(
-        mut self,
-        name: impl Into<String>,
-        url: impl Into<DatabaseUrl>,
-        settings: PoolSettings,
-    ) -> Self {
-        self.targets.insert(
-            name.into(),
-            Target {
-                url: url.into(),
-                settings,
-            },
-        );
-        self
-    }
-
-    /// Pool settings for connections added after this call. Default: [`PoolSettings::default`].
-    pub fn pool_settings(mut self, settings: PoolSettings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// How principals are routed. Default [`ByEnvironment`].
-    pub fn policy(mut self, policy: impl RoutingPolicy + 'static) -> Self {
-        self.policy = Box::new(policy);
-        self
-    }
-
-    /// Lets unauthenticated requests use the connection `name`. Default: none do.
-    pub fn anonymous_route(mut self, name: impl Into<String>) -> Self {
-        self.anonymous = Some(name.into());
-        self
-    }
-
-    /// The most pools open at once. Default 64.
-    pub fn max_pools(mut self, max_pools: usize) -> Self {
-        self.max_pools = max_pools;
-        self
-    }
-
-    /// The most connections all open pools may hold together. Default 512.
-    pub fn connection_budget(mut self, budget: u32) -> Self {
-        self.budget = budget;
-        self
-    }
-
-    /// Opens a database per tenant and environment at `url` (which holds `{tenant}`
-    /// and `{env}`, e.g. `postgres://app@db/{tenant}_{env}`), each pool of
-    /// `pool_size` connections (default: the builder's `max_size`), within
-    /// `max_pools` and `connection_budget`. Connections are then named
-    /// `{tenant}_{env}` (this replaces the [`policy`](Self::policy)), and a name added
-    /// with [`connection`](Self::connection) is that connection rather than the
-    /// template's.
-    pub fn url_template(mut self, url: impl Into<DatabaseUrl>, pool_size: Option<u32>) -> Self {
-        self.url_template = Some((url.into(), pool_size));
-        self
-    }
-
-    /// Binds each request's tenant in its database ([`Tenancy`]). Default: none (a
-    /// database per tenant is a routing template instead). PostgreSQL only.
-    pub fn tenancy(mut self, tenancy: Option<Tenancy>) -> Self {
-        self.tenancy = tenancy;
-        self
-    }
-
-    /// Checks at build time that keys of each of `environments` have a route to a
-    /// configured connection, as far as the policy can tell before a request (see
-    /// [`RoutingPolicy::targets`]). The front door passes the environments keys are
-    /// accepted for.
-    pub fn check_routes_for(mut self, environments: Vec<Environment>) -> Self {
-        self.environments = environments;
-        self
-    }
-
-    /// keyroute's own migration versions (the key store's), which
-    /// [`SchemaReport`](crate::SchemaReport)s leave out of every comparison: only the
-    /// database the key store lives in has them. The router knows no store; the front
-    /// door passes `keyroute_store::keyroute_migration_versions::<B>()`. Default: none.
-    pub fn keyroute_versions(mut self, versions: Vec<String>) -> Self {
-        self.keyroute_versions = versions;
-        self
-    }
-
-    /// The router. Opens nothing yet.
-    ///
-    /// # Errors
-    /// [`RouteError::Config`] naming the setting when there are no connections, the
-    /// anonymous route names none of them, `max_pools` or `connection_budget` is zero,
-    /// a pool's settings are out of bounds (`max_size` of zero or larger than the whole
-    /// `connection_budget`, `min_idle` above `max_size`, a zero `connection_timeout`,
-    /// `idle_timeout` or `max_lifetime`), an environment given to
-    /// [`check_routes_for`](Self::check_routes_for) routes to a connection that does
-    /// not exist, or [`tenancy`](Self::tenancy) is on for a backend that cannot bind
-    /// (anything but PostgreSQL).
-    pub fn build(mut self) -> Result<ConnectionRouter<B>, RouteError> {
-        let url_template = match &self.url_template {
-            Some((url, size)) => Some(UrlTemplate::parse(url, *size)?),
-            None => None,
-        };
-        let mut tenant_settings = self.settings.clone();
-        if let Some(size) = url_template.as_ref().and_then(|t| t.pool_size) {
-            tenant_settings.max_size = size;
-        }
-        if url_template.is_some() {
-            self.policy = Box::new(UrlTemplate::names());
-            check_pool_settings(
-                "{tenant}_{env} (url_template, sized by [routing] tenant_pool_size)",
-                &tenant_settings,
-                self.budget,
-            )?;
-        }
-        if self.targets.is_empty() && url_template.is_none() {
-            return Err(ConfigError::missing(
-                "connections",
-                "",
-                "no connections are configured; add e.g. live = \"...\" and test = \"...\"",
-            )
-            .into());
-        }
-        if let Some(anonymous) = &self.anonymous
-            && !self.targets.contains_key(anonymous)
-        {
-            return Err(ConfigError::invalid(
-                "routing",
-                "anonymous",
-                format_args!("names '{anonymous}', which is not a configured connection"),
-            )
-            .into());
-        }
-        if self.max_pools == 0 {
-            return Err(ConfigError::invalid("pools", "max_pools", "must be at least 1").into());
-        }
-        if self.budget == 0 {
-            return Err(ConfigError::invalid(
-                "pools",
-                "connection_budget",
-                "must be at least 1 (it bounds the connections of all open pools together)",
-            )
-            .into());
-        }
-        for (name, target) in &self.targets {
-            check_pool_settings(name, &target.settings, self.budget)?;
-        }
-        check_routes(self.policy.as_ref(), &self.targets, &self.environments)?;
-        if let Some(tenancy) = &self.tenancy
-            && !B::BINDS_TENANTS
-        {
-            return Err(ConfigError::invalid(
-                "tenancy",
-                "mode",
-                format_args!(
-                    "\"{}\" binds the tenant in PostgreSQL, and these connections are {}; use mode = \"none\" with a connection per tenant ([routing] template = \"{{tenant}}_{{env}}\")",
-                    tenancy.mode_name(),
-                    B::NAME
-                ),
-            )
-            .into());
-        }
-        Ok(ConnectionRouter {
-            inner: Arc::new(RouterInner {
-                targets: self.targets,
-                policy: self.policy,
-                anonymous: self.anonymous,
-                max_pools: self.max_pools,
-                budget: self.budget,
-                tenancy: self.tenancy,
-                url_template,
-                tenant_settings,
-                open: Mutex::new(OpenPools {
-                    pools: HashMap::new(),
-                    clock: 0,
-                    connections: 0,
-                }),
-                keyroute_versions: self.keyroute_versions,
-            }),
-        })
-    }
-}
-
 impl<B: Backend> ConnectionRouter<B> {
     /// A builder with no connections, routing by environment.
     pub fn builder() -> RouterBuilder<B> {
-        RouterBuilder {
-            targets: HashMap::new(),
-            policy: Box::new(ByEnvironment),
-            anonymous: None,
-            settings: PoolSettings::default(),
-            max_pools: DEFAULT_MAX_POOLS,
-            budget: DEFAULT_CONNECTION_BUDGET,
-            environments: Vec::new(),
-            keyroute_versions: Vec::new(),
-            tenancy: None,
-            url_template: None,
-            _backend: std::marker::PhantomData,
-        }
+        RouterBuilder::new()
     }
 
     /// A connection from the pool `principal` is routed to, bound to its tenant when
