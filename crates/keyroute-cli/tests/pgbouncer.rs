@@ -53,3 +53,63 @@ async fn doctor_finds_a_feed_through_the_pooler() {
     );
     assert!(stdout.contains("change feed: ok"), "{stdout}");
 }
+
+/// `keyroute migrate --app` behind the pooler: without a direct URL for a connection
+/// it refuses that connection, naming `[direct]` (diesel's harness needs a session);
+/// with `[direct]` it migrates each connection through its direct URL, and doctor
+/// reads the schemas back in step.
+#[tokio::test(flavor = "multi_thread")]
+async fn app_migrations_go_around_the_pooler() {
+    let postgres = postgres_restartable().await.unwrap();
+    let bouncer = pgbouncer(&postgres, PgBouncerOptions::default())
+        .await
+        .unwrap();
+    let (live, live_direct) = bouncer.create_database("migrate_live").await.unwrap();
+    let (test, test_direct) = bouncer.create_database("migrate_test").await.unwrap();
+    let toml = |direct: &str| {
+        format!(
+            "[store]\ndirect_url = \"{}\"\n[connections]\nlive = \"{}\"\ntest = \"{}\"\n\
+             [pools]\npooler = \"transaction\"\n{direct}",
+            live_direct.expose_secret(),
+            live.expose_secret(),
+            test.expose_secret(),
+        )
+    };
+    let migration = |p: &Project| {
+        p.add_migration(
+            "2026-01-01-000000_orders",
+            "CREATE TABLE orders (id TEXT PRIMARY KEY);",
+            "DROP TABLE orders;",
+        );
+        p.app_dir().to_str().unwrap().to_owned()
+    };
+
+    let without = Project::with_toml(&toml(""));
+    let app = migration(&without);
+    let refused = without.keyroute(&["migrate", "--app", &app]).output().unwrap();
+    assert!(!refused.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(text.contains("[direct] live"), "{text}");
+
+    let with = Project::with_toml(&toml(&format!(
+        "[direct]\nlive = \"{}\"\ntest = \"{}\"\n",
+        live_direct.expose_secret(),
+        test_direct.expose_secret()
+    )));
+    let app = migration(&with);
+    let migrated = with.json(&["migrate", "--app", &app]);
+    for c in migrated["connections"].as_array().unwrap() {
+        assert_eq!(c["status"], "migrated", "{migrated}");
+    }
+    let doctor = with.keyroute(&["doctor"]).output().unwrap();
+    assert!(
+        doctor.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&doctor.stdout),
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+}

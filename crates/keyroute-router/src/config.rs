@@ -62,6 +62,9 @@ pub struct RouterConfig {
     pub pools: PoolsConfig,
     /// `[tenancy]`: whether and how each request's tenant is bound in its database.
     pub tenancy: TenancyConfig,
+    /// `[direct]`: connection name to a direct URL around a pooler in transaction
+    /// mode, for app migrations and schema reports (never for requests).
+    pub direct: BTreeMap<String, DatabaseUrl>,
 }
 
 /// `[routing]`: by environment (the default), by a table, or by a template.
@@ -142,6 +145,9 @@ impl RouterConfig {
         for (name, url) in &self.connections {
             builder = builder.connection(name.clone(), url.clone());
         }
+        for (name, url) in &self.direct {
+            builder = builder.direct_url(name.clone(), url.clone());
+        }
         let routing = &self.routing;
         if routing.template.is_some() && !routing.table.is_empty() {
             return Err(ConfigError::invalid(
@@ -151,7 +157,9 @@ impl RouterConfig {
             )
             .into());
         }
-        if routing.url_template.is_some() && (routing.template.is_some() || !routing.table.is_empty()) {
+        if routing.url_template.is_some()
+            && (routing.template.is_some() || !routing.table.is_empty())
+        {
             return Err(ConfigError::invalid(
                 "routing",
                 "url_template",

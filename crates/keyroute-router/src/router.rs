@@ -67,6 +67,8 @@ struct OpenPool<B: Backend> {
 
 pub(crate) struct RouterInner<B: Backend> {
     pub(crate) targets: HashMap<String, Target>,
+    /// `[direct]`: connections' direct URLs around a transaction pooler.
+    pub(crate) direct: HashMap<String, DatabaseUrl>,
     pub(crate) policy: Box<dyn RoutingPolicy>,
     pub(crate) anonymous: Option<String>,
     pub(crate) max_pools: usize,

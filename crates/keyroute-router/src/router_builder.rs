@@ -25,6 +25,7 @@ pub(crate) const DEFAULT_CONNECTION_BUDGET: u32 = 512;
 /// Builds a [`ConnectionRouter`].
 pub struct RouterBuilder<B: Backend> {
     targets: HashMap<String, Target>,
+    direct: HashMap<String, DatabaseUrl>,
     policy: Box<dyn RoutingPolicy>,
     anonymous: Option<String>,
     settings: PoolSettings,
@@ -50,6 +51,7 @@ impl<B: Backend> RouterBuilder<B> {
     pub(crate) fn new() -> Self {
         Self {
             targets: HashMap::new(),
+            direct: HashMap::new(),
             policy: Box::new(ByEnvironment),
             anonymous: None,
             settings: PoolSettings::default(),
@@ -83,6 +85,15 @@ impl<B: Backend> RouterBuilder<B> {
                 settings,
             },
         );
+        self
+    }
+
+    /// A direct URL for connection `name`, around a pooler in transaction mode: app
+    /// migrations ([`migrate_each`](ConnectionRouter::migrate_each)) run on it, since
+    /// diesel's migration harness needs a session of its own, and schema reports read
+    /// through it. Requests never use it.
+    pub fn direct_url(mut self, name: impl Into<String>, url: impl Into<DatabaseUrl>) -> Self {
+        self.direct.insert(name.into(), url.into());
         self
     }
 
@@ -210,6 +221,14 @@ impl<B: Backend> RouterBuilder<B> {
             )
             .into());
         }
+        if let Some(stray) = self.direct.keys().find(|n| !self.targets.contains_key(*n)) {
+            return Err(ConfigError::invalid(
+                "direct",
+                stray,
+                "is a direct URL for a connection that is not configured; add it under [connections] or remove it",
+            )
+            .into());
+        }
         for (name, target) in &self.targets {
             check_pool_settings(name, &target.settings, self.budget)?;
         }
@@ -231,6 +250,7 @@ impl<B: Backend> RouterBuilder<B> {
         Ok(ConnectionRouter {
             inner: Arc::new(RouterInner {
                 targets: self.targets,
+                direct: self.direct,
                 policy: self.policy,
                 anonymous: self.anonymous,
                 max_pools: self.max_pools,

@@ -9,7 +9,7 @@
 
 use diesel::migration::MigrationSource;
 use keyroute_core::StoreError;
-use keyroute_pool::{Backend, BackendDb, ConnectionSchema, SchemaReport};
+use keyroute_pool::{Backend, BackendDb, ConnectionSchema, Pooler, SchemaReport};
 
 use crate::router::ConnectionRouter;
 
@@ -23,7 +23,7 @@ impl<B: Backend> ConnectionRouter<B> {
         S: MigrationSource<BackendDb<B>> + Send + Sync + 'static,
     {
         let source = Shared(std::sync::Arc::new(source));
-        self.report(|pool| {
+        self.report(true, |pool| {
             let source = Shared(std::sync::Arc::clone(&source.0));
             async move { pool.run_migrations_from(source).await }
         })
@@ -33,26 +33,55 @@ impl<B: Backend> ConnectionRouter<B> {
     /// The migration versions every configured connection has applied, for
     /// [`SchemaReport::drift`]. An unreachable connection carries its real cause.
     pub async fn applied_migrations(&self) -> SchemaReport {
-        self.report(|pool| async move { pool.applied_migrations().await })
+        self.report(false, |pool| async move { pool.applied_migrations().await })
             .await
     }
 
     /// Runs `each` on every configured connection's pool, in name order, and reports
-    /// the versions each gives; an unreachable connection carries its real cause.
-    async fn report<F, Fut>(&self, each: F) -> SchemaReport
+    /// the versions each gives; an unreachable connection carries its real cause. A
+    /// connection with a `[direct]` URL is reached through it (a pool of one, closed
+    /// after); without one, a connection behind a transaction pooler is refused when
+    /// `session` (migrations need a session) and read through the pooler otherwise.
+    async fn report<F, Fut>(&self, session: bool, each: F) -> SchemaReport
     where
         F: Fn(std::sync::Arc<keyroute_pool::DbPool<B>>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
     {
         let mut connections = Vec::new();
         for name in self.connection_names() {
-            let versions = match self.pool_named(&name) {
+            let versions = match self.schema_pool(&name, session) {
                 Ok(pool) => each(pool).await,
-                Err(e) => Err(StoreError::unavailable(e.to_string())),
+                Err(e) => Err(e),
             };
             connections.push(ConnectionSchema::new(name, versions));
         }
         SchemaReport::new(connections, self.inner.keyroute_versions.clone())
+    }
+}
+
+impl<B: Backend> ConnectionRouter<B> {
+    /// The pool schema work on connection `name` uses (see [`report`](Self::report)).
+    fn schema_pool(
+        &self,
+        name: &str,
+        session: bool,
+    ) -> Result<std::sync::Arc<keyroute_pool::DbPool<B>>, StoreError> {
+        let pool = self
+            .pool_named(name)
+            .map_err(|e| StoreError::unavailable(e.to_string()))?;
+        if let Some(direct) = self.inner.direct.get(name) {
+            let mut settings = pool.settings().clone();
+            settings.pooler = Pooler::Session;
+            settings.max_size = 1;
+            settings.min_idle = None;
+            return keyroute_pool::DbPool::lazy(direct.clone(), settings).map(std::sync::Arc::new);
+        }
+        if session && pool.transaction_pooled() {
+            return Err(StoreError::Misuse(format!(
+                "connection '{name}' goes through a pooler in transaction mode ([pools] pooler = \"transaction\"), and diesel's migration harness needs a session; set [direct] {name} = \"<its direct URL>\""
+            )));
+        }
+        Ok(pool)
     }
 }
 
