@@ -151,6 +151,19 @@ impl<B: Backend> Keyroute<B> {
         self.inner.gateway.connect(request).await
     }
 
+    /// As [`connect`](Self::connect), with a connection for reads: a `[replicas]`
+    /// replica unless the caller wrote within `read_your_writes`
+    /// ([`Gateway::connect_read`]).
+    ///
+    /// # Errors
+    /// As [`Gateway::connect_read`].
+    pub async fn connect_read(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<(Principal, RoutedConnection<B>), RouteError> {
+        self.inner.gateway.connect_read(request).await
+    }
+
     /// As [`connect`](Self::connect), and the caller must be allowed `scope`: a key
     /// must hold it, a person's session passes ([`Gateway::connect_with_scope`]).
     ///

@@ -22,9 +22,9 @@ use std::time::Duration;
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use keyroute::RouteError;
 use keyroute::routing::{ConnectionRouter, Tenancy};
 use keyroute::store::{DatabaseUrl, Postgres};
-use keyroute::RouteError;
 use keyroute_testing::TestDatabase;
 use tenant_support::{
     Body, Count, Counts, ENVS, EXPECTED_PANIC, Gen, TENANTS, WORKERS, bump, principal,

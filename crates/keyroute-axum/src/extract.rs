@@ -191,6 +191,56 @@ where
     }
 }
 
+/// The caller and a connection for reads: a read replica of their connection
+/// (`[replicas]`) when one is up and current and they have not taken a write
+/// connection within `read_your_writes`, the primary otherwise, so a caller always
+/// reads its own writes (`Gateway::connect_read`). Rejections as [`Connected`]'s.
+///
+/// ```
+/// use keyroute::axum::ConnectedRead;
+/// use keyroute::store::Sqlite;
+///
+/// async fn list_orders(ConnectedRead { caller, db }: ConnectedRead<Sqlite>) -> String {
+///     // SELECTs on `db` (a replica, or the primary right after this caller wrote)
+///     format!("{:?} reads {}", caller.user_id(), db.name())
+/// }
+/// ```
+pub struct ConnectedRead<B: Backend> {
+    /// The caller.
+    pub caller: Principal,
+    /// Their connection for reads.
+    pub db: RoutedConnection<B>,
+}
+
+impl<B: Backend> fmt::Debug for ConnectedRead<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectedRead")
+            .field("caller", &self.caller)
+            .field("db", &self.db.name())
+            .finish()
+    }
+}
+
+impl<S, B> FromRequestParts<S> for ConnectedRead<B>
+where
+    AuthState: FromRef<S>,
+    ConnectionRouter<B>: FromRef<S>,
+    S: Send + Sync,
+    B: Backend,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = AuthState::from_ref(state);
+        let (caller, db) = gateway::<S, B>(&auth, state)
+            .connect_read(&request(parts))
+            .await
+            .map_err(|e| Problem::route(&e, auth.realm()))?;
+        remember(parts, &caller);
+        Ok(Self { caller, db })
+    }
+}
+
 impl<S, B> OptionalFromRequestParts<S> for Connected<B>
 where
     AuthState: FromRef<S>,

@@ -11,7 +11,7 @@ mod problem;
 mod routes;
 mod state;
 
-pub use extract::{Caller, Connected, ScopeName, Scoped};
+pub use extract::{Caller, Connected, ConnectedRead, ScopeName, Scoped};
 pub use layer::{AuthLayer, AuthService};
 pub use limits::{RATELIMIT, RATELIMIT_POLICY, RequestCost};
 pub use problem::{Problem, http_status};

@@ -25,6 +25,10 @@ pub type UnitFuture<'c> = Pin<Box<dyn Future<Output = diesel::QueryResult<()>> +
 pub type FindingsFuture<'c> =
     Pin<Box<dyn Future<Output = diesel::QueryResult<Vec<crate::RowSecurityFinding>>> + Send + 'c>>;
 
+/// A replica's lag being measured ([`Backend::replica_lag_ms`]).
+pub type LagFuture<'c> =
+    Pin<Box<dyn Future<Output = diesel::QueryResult<Option<i64>>> + Send + 'c>>;
+
 /// A pooled connection that does not borrow its pool ([`DbPool::get_owned`](crate::DbPool::get_owned)),
 /// so it can move to a blocking thread.
 pub type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
@@ -101,6 +105,17 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
         _column: &'c str,
     ) -> FindingsFuture<'c> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// How far behind its primary the replica `conn` is, in milliseconds, by `query`
+    /// (a statement returning one `BIGINT` column `lag_ms`) or the backend's own
+    /// measure; `None` where the backend has none and no query is given.
+    #[doc(hidden)]
+    fn replica_lag_ms<'c>(
+        _conn: &'c mut Self::Connection,
+        _query: Option<&'c str>,
+    ) -> LagFuture<'c> {
+        Box::pin(async { Ok(None) })
     }
 
     /// The connection manager for `url`: diesel-async's, opening each connection with

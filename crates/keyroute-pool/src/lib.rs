@@ -70,7 +70,8 @@ mod url;
 mod watch;
 
 pub use backend::{
-    Backend, BackendDb, ConnectFuture, ConnectSetup, FindingsFuture, OwnedConnection, UnitFuture,
+    Backend, BackendDb, ConnectFuture, ConnectSetup, FindingsFuture, LagFuture, OwnedConnection,
+    UnitFuture,
 };
 pub use binding::{
     Binding, BindingError, ENV_SETTING, MAX_IDENTIFIER_BYTES, TENANT_SETTING, quote_identifier,
@@ -334,6 +335,24 @@ impl<B: Backend> DbPool<B> {
             .await
             .map_err(|e| StoreError::database(format!("{}: {e}", B::NAME)))?;
         Ok(findings)
+    }
+
+    /// How far behind its primary this pool's database (a replica) is, in
+    /// milliseconds: by `query` (one `BIGINT` column `lag_ms`) when given, else by the
+    /// backend's own measure (PostgreSQL: the standby's replay position); `None` where
+    /// there is neither.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), or [`StoreError::Database`] when the query fails.
+    pub async fn replica_lag_ms(&self, query: Option<&str>) -> StoreResult<Option<i64>> {
+        let mut conn = self.unit().await?;
+        let lag = B::replica_lag_ms(&mut conn, query).await.map_err(|e| {
+            StoreError::database(format!("{}: measuring replica lag: {e}", B::NAME))
+        })?;
+        conn.commit()
+            .await
+            .map_err(|e| StoreError::database(format!("{}: {e}", B::NAME)))?;
+        Ok(lag)
     }
 
     /// A unit transaction, begun as [`bound_unit`](Self::bound_unit) says.

@@ -20,7 +20,9 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection};
 use keyroute_core::BoxError;
 
-use crate::backend::{Backend, ConnectFuture, FindingsFuture, OwnedConnection, UnitFuture, sealed};
+use crate::backend::{
+    Backend, ConnectFuture, FindingsFuture, LagFuture, OwnedConnection, UnitFuture, sealed,
+};
 use crate::{Binding, Pooler};
 
 /// How a unit of work begins behind a transaction pooler, in one round trip: the
@@ -50,6 +52,15 @@ fn unit_begin(pooled: bool, binding: Option<&Binding>) -> String {
         None => begin.to_owned(),
     }
 }
+
+/// How far a streaming-replication standby is behind, in milliseconds: nothing when it
+/// has replayed all it received (an idle primary sends nothing, so the last replayed
+/// transaction's age would overstate it), else the age of the last replayed
+/// transaction; 0 on a server that is not a standby.
+const REPLICA_LAG: &str = "SELECT CASE WHEN NOT pg_is_in_recovery() \
+     OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+     ELSE COALESCE((EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, 0) END \
+     AS lag_ms";
 
 /// The PostgreSQL backend.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +94,21 @@ impl Backend for Postgres {
         column: &'c str,
     ) -> FindingsFuture<'c> {
         Box::pin(crate::row_security::postgres::findings(conn, column))
+    }
+
+    fn replica_lag_ms<'c>(conn: &'c mut Self::Connection, query: Option<&'c str>) -> LagFuture<'c> {
+        Box::pin(async move {
+            #[derive(diesel::QueryableByName)]
+            struct Lag {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                lag_ms: i64,
+            }
+            use diesel_async::RunQueryDsl;
+            let lag: Lag = diesel::sql_query(query.unwrap_or(REPLICA_LAG))
+                .get_result(conn)
+                .await?;
+            Ok(Some(lag.lag_ms))
+        })
     }
 
     crate::backend::app_migrations!();

@@ -65,10 +65,12 @@ pub struct RouterConfig {
     /// `[direct]`: connection name to a direct URL around a pooler in transaction
     /// mode, for app migrations and schema reports (never for requests).
     pub direct: BTreeMap<String, DatabaseUrl>,
+    /// `[replicas]`: connection name to its read replicas' URLs.
+    pub replicas: BTreeMap<String, Vec<DatabaseUrl>>,
 }
 
 /// `[routing]`: by environment (the default), by a table, or by a template.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct RoutingConfig {
@@ -86,6 +88,31 @@ pub struct RoutingConfig {
     pub url_template: Option<DatabaseUrl>,
     /// Connections per pool opened from `url_template`. Default: `[pools] max_size`.
     pub tenant_pool_size: Option<u32>,
+    /// How long after a caller takes a write connection its reads go to the primary
+    /// rather than a `[replicas]` replica. Default 2 s.
+    #[serde(with = "keyroute_core::config::duration")]
+    pub read_your_writes: Duration,
+    /// The most a replica may lag and still serve reads. Default 5 s.
+    #[serde(with = "keyroute_core::config::duration")]
+    pub replica_max_lag: Duration,
+    /// The statement that measures a replica's lag (one `BIGINT` column `lag_ms`).
+    /// Default: PostgreSQL's standby replay position.
+    pub replica_lag_query: Option<String>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            template: None,
+            table: BTreeMap::new(),
+            anonymous: None,
+            url_template: None,
+            tenant_pool_size: None,
+            read_your_writes: crate::DEFAULT_READ_YOUR_WRITES,
+            replica_max_lag: crate::DEFAULT_REPLICA_MAX_LAG,
+            replica_lag_query: None,
+        }
+    }
 }
 
 /// `[pools]`: each pool's [`PoolSettings`] (`max_size`, timeouts, `check`, ...) and the
@@ -147,6 +174,15 @@ impl RouterConfig {
         }
         for (name, url) in &self.direct {
             builder = builder.direct_url(name.clone(), url.clone());
+        }
+        for (name, urls) in &self.replicas {
+            builder = builder.replicas(name.clone(), urls.iter().cloned());
+        }
+        builder = builder
+            .read_your_writes(self.routing.read_your_writes)
+            .replica_max_lag(self.routing.replica_max_lag);
+        if let Some(query) = &self.routing.replica_lag_query {
+            builder = builder.replica_lag_query(query.clone());
         }
         let routing = &self.routing;
         if routing.template.is_some() && !routing.table.is_empty() {

@@ -109,6 +109,22 @@ impl<S: ApiKeyStore + 'static, B: Backend> Gateway<S, B> {
         Ok((principal, connection))
     }
 
+    /// As [`connect`](Self::connect), with a connection for reads: a replica of the
+    /// caller's connection when it has one that is up and current and the caller has
+    /// not written within `read_your_writes`, the primary otherwise
+    /// ([`ConnectionRouter::read_connection`]).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_read(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<(Principal, RoutedConnection<B>), RouteError> {
+        let principal = self.resolver.authenticate(request).await?;
+        let connection = self.router.read_connection(&principal).await?;
+        Ok((principal, connection))
+    }
+
     /// As [`connect`](Self::connect), and the caller must be allowed `scope`: a key
     /// must hold it, a person's session passes. One guard for endpoints that serve both.
     /// A refused caller takes no connection.

@@ -44,6 +44,7 @@ mod error;
 mod gateway;
 pub mod limits;
 mod policy;
+mod replicas;
 mod resolver;
 mod routed;
 mod router;
@@ -57,6 +58,7 @@ pub use error::RouteError;
 pub use gateway::Gateway;
 pub use keyroute_pool::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use policy::{ByEnvironment, RouteTable, RoutingPolicy, Template};
+pub use replicas::{DEFAULT_READ_YOUR_WRITES, DEFAULT_REPLICA_MAX_LAG};
 pub use resolver::{
     IncomingRequest, KeyResolver, ProxyNet, ProxyNetError, ResolverBuilder, follow_feed,
 };

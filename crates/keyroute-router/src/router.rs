@@ -25,6 +25,7 @@ use keyroute_pool::{Backend, Binding, DatabaseUrl, DbPool, PoolSettings, Recycli
 
 use crate::error::RouteError;
 use crate::policy::RoutingPolicy;
+use crate::replicas::Replicas;
 pub use crate::routed::RoutedConnection;
 pub use crate::router_builder::RouterBuilder;
 pub(crate) use crate::router_builder::{DEFAULT_CONNECTION_BUDGET, DEFAULT_MAX_POOLS};
@@ -78,6 +79,8 @@ pub(crate) struct RouterInner<B: Backend> {
     pub(crate) url_template: Option<UrlTemplate>,
     /// The pool settings of connections opened from the URL template.
     pub(crate) tenant_settings: PoolSettings,
+    /// Connections' read replicas, when any are configured.
+    pub(crate) replicas: Option<Replicas>,
     pub(crate) open: Mutex<OpenPools<B>>,
     /// keyroute's own migration versions, which schema reports leave out.
     pub(crate) keyroute_versions: Vec<String>,
@@ -120,7 +123,10 @@ impl<B: Backend> ConnectionRouter<B> {
     }
 
     /// A connection from the pool `principal` is routed to, bound to its tenant when
-    /// [tenancy](RouterBuilder::tenancy) is on.
+    /// [tenancy](RouterBuilder::tenancy) is on: the write connection, the primary
+    /// when the connection has [replicas](RouterBuilder::replicas) (the caller's
+    /// reads then go to the primary for `read_your_writes`; use
+    /// [`read_connection`](Self::read_connection) for reads).
     ///
     /// # Errors
     /// [`RouteError::NoRoute`] when the policy names no configured connection, or
@@ -130,11 +136,29 @@ impl<B: Backend> ConnectionRouter<B> {
         &self,
         principal: &Principal,
     ) -> Result<RoutedConnection<B>, RouteError> {
+        if let Some(replicas) = &self.inner.replicas {
+            replicas.wrote(principal);
+        }
+        self.primary(principal).await
+    }
+
+    /// The binding of `principal`'s requests, when tenancy is on.
+    pub(crate) fn binding(&self, principal: &Principal) -> Result<Option<Binding>, RouteError> {
+        self.inner
+            .tenancy
+            .as_ref()
+            .map(|tenancy| tenancy.binding(principal))
+            .transpose()
+    }
+
+    /// A connection to the primary `principal` is routed to, bound as `connection`
+    /// says, without remembering a write.
+    pub(crate) async fn primary(
+        &self,
+        principal: &Principal,
+    ) -> Result<RoutedConnection<B>, RouteError> {
         let name = self.inner.policy.route(principal)?;
-        let binding = match &self.inner.tenancy {
-            Some(tenancy) => Some(tenancy.binding(principal)?),
-            None => None,
-        };
+        let binding = self.binding(principal)?;
         let (name, pool) = match (self.inner.pool(&name), &self.inner.url_template) {
             (Some(named), _) => named?,
             (None, Some(urls)) => self.inner.open_pool(&name, || {
@@ -215,7 +239,7 @@ impl<B: Backend> ConnectionRouter<B> {
 
     /// A unit of work on `pool`: bound to `binding` (or, with tenancy on, at least
     /// begun clean) when tenancy is on, the pool's plain unit otherwise.
-    async fn take(
+    pub(crate) async fn take(
         &self,
         name: Arc<str>,
         pool: &DbPool<B>,

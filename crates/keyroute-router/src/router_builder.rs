@@ -11,6 +11,7 @@ use keyroute_pool::{Backend, DatabaseUrl, PoolSettings};
 use crate::checks::{check_pool_settings, check_routes};
 use crate::error::RouteError;
 use crate::policy::{ByEnvironment, RoutingPolicy};
+use crate::replicas::{ReplicaSettings, Replicas};
 use crate::router::{ConnectionRouter, OpenPools, RouterInner, Target};
 use crate::tenancy::Tenancy;
 use crate::tenant_urls::UrlTemplate;
@@ -26,6 +27,7 @@ pub(crate) const DEFAULT_CONNECTION_BUDGET: u32 = 512;
 pub struct RouterBuilder<B: Backend> {
     targets: HashMap<String, Target>,
     direct: HashMap<String, DatabaseUrl>,
+    replicas: ReplicaSettings,
     policy: Box<dyn RoutingPolicy>,
     anonymous: Option<String>,
     settings: PoolSettings,
@@ -52,6 +54,7 @@ impl<B: Backend> RouterBuilder<B> {
         Self {
             targets: HashMap::new(),
             direct: HashMap::new(),
+            replicas: ReplicaSettings::default(),
             policy: Box::new(ByEnvironment),
             anonymous: None,
             settings: PoolSettings::default(),
@@ -94,6 +97,43 @@ impl<B: Backend> RouterBuilder<B> {
     /// through it. Requests never use it.
     pub fn direct_url(mut self, name: impl Into<String>, url: impl Into<DatabaseUrl>) -> Self {
         self.direct.insert(name.into(), url.into());
+        self
+    }
+
+    /// Read replicas of connection `name`: [`read_connection`](ConnectionRouter::read_connection)
+    /// reads from them in turn, each with `name`'s pool settings, while they are up and
+    /// within [`replica_max_lag`](Self::replica_max_lag).
+    pub fn replicas(
+        mut self,
+        name: impl Into<String>,
+        urls: impl IntoIterator<Item = DatabaseUrl>,
+    ) -> Self {
+        self.replicas
+            .urls
+            .entry(name.into())
+            .or_default()
+            .extend(urls);
+        self
+    }
+
+    /// How long after a caller takes a write connection its reads go to the primary,
+    /// so it reads its own writes. Default 2 s; zero turns it off.
+    pub fn read_your_writes(mut self, delay: std::time::Duration) -> Self {
+        self.replicas.read_your_writes = delay;
+        self
+    }
+
+    /// The most a replica may lag and still serve reads. Default 5 s.
+    pub fn replica_max_lag(mut self, lag: std::time::Duration) -> Self {
+        self.replicas.max_lag = lag;
+        self
+    }
+
+    /// The statement that measures a replica's lag (one `BIGINT` column `lag_ms`),
+    /// for setups the backend's own measure does not fit (logical replication, or
+    /// backends without one). Default: PostgreSQL's standby replay position.
+    pub fn replica_lag_query(mut self, query: impl Into<String>) -> Self {
+        self.replicas.lag_query = Some(query.into());
         self
     }
 
@@ -221,6 +261,19 @@ impl<B: Backend> RouterBuilder<B> {
             )
             .into());
         }
+        if let Some(stray) = self
+            .replicas
+            .urls
+            .keys()
+            .find(|n| !self.targets.contains_key(*n))
+        {
+            return Err(ConfigError::invalid(
+                "replicas",
+                stray,
+                "lists replicas of a connection that is not configured; add it under [connections] or remove them",
+            )
+            .into());
+        }
         if let Some(stray) = self.direct.keys().find(|n| !self.targets.contains_key(*n)) {
             return Err(ConfigError::invalid(
                 "direct",
@@ -249,6 +302,9 @@ impl<B: Backend> RouterBuilder<B> {
         }
         Ok(ConnectionRouter {
             inner: Arc::new(RouterInner {
+                replicas: Replicas::new(self.replicas, |name| {
+                    self.targets.get(name).map(|t| t.settings.clone())
+                }),
                 targets: self.targets,
                 direct: self.direct,
                 policy: self.policy,
