@@ -86,7 +86,10 @@ async fn app_migrations_go_around_the_pooler() {
 
     let without = Project::with_toml(&toml(""));
     let app = migration(&without);
-    let refused = without.keyroute(&["migrate", "--app", &app]).output().unwrap();
+    let refused = without
+        .keyroute(&["migrate", "--app", &app])
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     let text = format!(
         "{}{}",
