@@ -8,7 +8,7 @@
 //! | [`routing`] | a request's path, routing connections, TLS, failing fast, the stores |
 //! | [`jwt`] | exchanged tokens, JWTs as keys, sessions, revocation |
 //! | [`many_instances`] | the change feed and the revocation bound across instances |
-//! | [`tenancy`] | one tenant never sees another's rows: row-level security, schema per tenant, database per tenant |
+//! | [`tenancy`] | one tenant never sees another's rows: row-level security, schema per tenant, database per tenant; read replicas |
 //! | [`poolers`] | behind PgBouncer in transaction mode: the setting, what changes, the cost |
 //! | [`limits`] | rate limits and credits: the pipeline step, the engines, their guarantees |
 //! | [`testing`] | real databases in tests, and keyroute's own test suite |
