@@ -102,10 +102,13 @@ pub(crate) async fn handle<B: StoreBackend>(
 ) -> Result<Keyroute<B>, CliError> {
     // The command administers: it serves no request on a routed connection, and
     // migrations run as the tables' owner, whom row-level security exempts by design,
-    // so the request-time tenancy check (a role that bypasses the policies) is not
-    // this handle's; `keyroute doctor` reports it for the service's configuration.
+    // so the request-time row-security check (a role that bypasses the policies) is
+    // not this handle's; `keyroute doctor` reports it for the service's configuration.
+    // Schema tenancy stays: `migrate --app` applies the app's migrations per schema.
     let mut config = config;
-    config.router.tenancy.mode = keyroute::sections::TenancyMode::None;
+    if config.router.tenancy.mode == keyroute::sections::TenancyMode::RowSecurity {
+        config.router.tenancy.mode = keyroute::sections::TenancyMode::None;
+    }
     let mut builder = Keyroute::<B>::builder().config(config);
     if let Some(listener) = listener {
         builder = builder.listener(listener);

@@ -33,6 +33,7 @@ mod keys;
 mod listing;
 mod ops;
 mod output;
+mod tenants;
 mod verify;
 
 /// Operate keyroute's API keys and keep the live and test databases in step.

@@ -32,6 +32,8 @@ pub(crate) async fn migrate<B: StoreBackend>(
         })
         .transpose()?;
     config.apikey.init_schema = true;
+    let per_tenant = config.router.tenancy.mode == keyroute::sections::TenancyMode::Schema
+        || config.router.routing.url_template.is_some();
     let keyroute = handle::<B>(config, None).await?;
     out.line("key store: keyroute's migrations applied")?;
     let Some(source) = source else {
@@ -41,6 +43,17 @@ pub(crate) async fn migrate<B: StoreBackend>(
         return Ok(());
     };
     let report = keyroute.router().migrate_each(source).await;
+    // The same directory again for the tenants (a source is used up by one run).
+    let tenant_source = app
+        .map(FileBasedMigrations::from_path)
+        .transpose()
+        .map_err(|e| CliError::failed(format!("--app: {e}")))?;
+    let tenants = match tenant_source {
+        Some(source) => {
+            crate::tenants::migrate_tenants(&keyroute, source, per_tenant, &out).await?
+        }
+        None => None,
+    };
     let mut failed = false;
     let mut rows = Vec::new();
     let mut entries = Vec::new();
@@ -56,11 +69,17 @@ pub(crate) async fn migrate<B: StoreBackend>(
         entries.push(json!({ "connection": c.connection, "status": status, "applied": c.versions.as_ref().ok() }));
         rows.push(vec![c.connection.clone(), status, applied]);
     }
+    let (tenant_entries, tenants_failed) = tenants.unwrap_or((json!([]), false));
     out.table(
         &["connection", "status", "applied now"],
         rows,
-        json!({ "keyroute": "current", "connections": entries }),
+        json!({ "keyroute": "current", "connections": entries, "tenants": tenant_entries }),
     )?;
+    if tenants_failed {
+        return Err(CliError::failed(
+            "the app's migrations failed in some tenants' schemas or databases (above); fix the cause and run migrate again: applied ones are skipped",
+        ));
+    }
     if failed {
         return Err(CliError::failed(
             "the app's migrations failed on some connections (above); fix the cause and run migrate again",

@@ -138,3 +138,75 @@ async fn doctor_reports_what_would_bypass_row_security() {
         "{report}"
     );
 }
+
+/// With `[tenancy] mode = "schema"`, `keyroute migrate --app` applies the app's
+/// migrations in every tenant's schema (each tenant keyroute's users belong to, in
+/// each environment's database), creating the schema; a second run finds them all
+/// current.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_applies_the_app_in_every_tenant_schema() {
+    use diesel::QueryableByName;
+    use diesel::sql_types::BigInt;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    let dbs = keyroute_testing::postgres_live_and_test().await.unwrap();
+    let toml = format!(
+        "[connections]\nlive = \"{}\"\ntest = \"{}\"\n[tenancy]\nmode = \"schema\"\n",
+        dbs.live.url().expose_secret(),
+        dbs.test.url().expose_secret()
+    );
+    let p = Project::with_toml(&toml);
+    p.json(&["migrate"]);
+    let store = PostgresStore::connect(dbs.live.url().clone())
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let users: Vec<User> = ["acme", "globex", "initech"]
+        .iter()
+        .map(|t| {
+            let mut user = User::new(UserId::random(), format!("owner-{t}"), now);
+            user.tenant = Some(keyroute::keys::Tenant::new(t).unwrap());
+            user
+        })
+        .collect();
+    store.import_users(&users).await.unwrap();
+    p.add_migration(
+        "2026-01-01-000000_orders",
+        "CREATE TABLE orders (id TEXT PRIMARY KEY);",
+        "DROP TABLE orders;",
+    );
+    let app = p.app_dir();
+    let app = app.to_str().unwrap();
+
+    let first = p.json(&["migrate", "--app", app]);
+    let tenants = first["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 6, "{first}"); // 3 tenants x live, test
+    for t in tenants {
+        assert_eq!(t["status"], "migrated", "{first}");
+    }
+    assert_eq!(tenants[0]["tenant"], "live/tenant_acme", "{first}");
+
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    for db in [&dbs.live, &dbs.test] {
+        let mut conn = AsyncPgConnection::establish(db.url().expose_secret())
+            .await
+            .unwrap();
+        let n: N = diesel::sql_query(
+            "SELECT count(*) AS n FROM information_schema.tables \
+             WHERE table_name = 'orders' AND table_schema LIKE 'tenant_%'",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(n.n, 3);
+    }
+
+    let again = p.json(&["migrate", "--app", app]);
+    for t in again["tenants"].as_array().unwrap() {
+        assert_eq!(t["status"], "current", "{again}");
+    }
+}

@@ -30,6 +30,49 @@ impl<B: Backend> DbPool<B> {
             .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
     }
 
+    /// As [`run_migrations_from`](Self::run_migrations_from), in PostgreSQL schema
+    /// `schema` (created when missing): the connection's `search_path` is that schema
+    /// alone while the harness runs, so the migrations' tables and diesel's record of
+    /// them (`__diesel_schema_migrations`) are the schema's own, and a second run
+    /// applies only what is pending there. It runs on a connection of its own, closed
+    /// afterwards, so the `search_path` reaches nothing else.
+    ///
+    /// # Errors
+    /// As [`run_migrations_from`](Self::run_migrations_from);
+    /// [`StoreError::Misuse`] on a backend without schemas.
+    pub async fn run_migrations_in_schema<S>(
+        &self,
+        source: S,
+        schema: &str,
+    ) -> StoreResult<Vec<String>>
+    where
+        S: MigrationSource<BackendDb<B>> + Send + 'static,
+    {
+        use diesel_async::SimpleAsyncConnection;
+        if !B::BINDS_TENANTS {
+            return Err(StoreError::Misuse(format!(
+                "{}: migrations per tenant schema need PostgreSQL",
+                B::NAME
+            )));
+        }
+        // A pool of one, dropped with its connection when this returns.
+        let mut settings = self.settings.clone();
+        settings.max_size = 1;
+        settings.min_idle = None;
+        let own = Self::lazy(self.url.clone(), settings)?;
+        let mut conn = own.get_owned().await?;
+        let schema = crate::quote_identifier(schema);
+        conn.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+        ))
+        .await
+        .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
+        tokio::task::spawn_blocking(move || B::run_migrations_from(conn, source))
+            .await
+            .map_err(StoreError::migration)?
+            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+    }
+
     /// Every migration version recorded in diesel's `__diesel_schema_migrations` on
     /// this database (keyroute's own included when the key store lives here), oldest
     /// first. Creates the (empty) table when the database has none.

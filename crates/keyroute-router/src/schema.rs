@@ -8,9 +8,11 @@
 //! ([`RouterBuilder::keyroute_versions`](crate::RouterBuilder::keyroute_versions)).
 
 use diesel::migration::MigrationSource;
-use keyroute_core::StoreError;
+use keyroute_core::{AuthMethod, Environment, Principal, StoreError, Tenant};
 use keyroute_pool::{Backend, BackendDb, ConnectionSchema, Pooler, SchemaReport};
 
+use crate::error::RouteError;
+use crate::policy::RoutingPolicy;
 use crate::router::ConnectionRouter;
 
 impl<B: Backend> ConnectionRouter<B> {
@@ -28,6 +30,87 @@ impl<B: Backend> ConnectionRouter<B> {
             async move { pool.run_migrations_from(source).await }
         })
         .await
+    }
+
+    /// Applies `source` to every tenant's own schema or database: with
+    /// [`Tenancy::Schema`](crate::Tenancy::Schema), each tenant's schema (created when
+    /// missing) on the connection its keys of each environment route to; with a
+    /// `[routing] url_template`, each tenant's database. One entry per tenant and
+    /// environment, named `connection/schema` or `{tenant}_{env}`, in order; a tenant
+    /// that fails does not stop the others, and a second run applies only what is
+    /// pending (diesel records each schema's and database's migrations in it), so an
+    /// interrupted run resumes. `done` is told each entry as it finishes. Empty when
+    /// neither mode is configured.
+    pub async fn migrate_tenants<S>(
+        &self,
+        source: S,
+        tenants: &[Tenant],
+        environments: &[Environment],
+        mut done: impl FnMut(&ConnectionSchema),
+    ) -> Vec<ConnectionSchema>
+    where
+        S: MigrationSource<BackendDb<B>> + Send + Sync + 'static,
+    {
+        let source = Shared(std::sync::Arc::new(source));
+        let mut entries = Vec::new();
+        for tenant in tenants {
+            for env in environments {
+                let principal = Principal::from_claims(AuthMethod::ApiKey, env.clone())
+                    .with_tenant(Some(tenant.clone()));
+                let Some(entry) = self.migrate_tenant(&source, &principal).await else {
+                    continue;
+                };
+                done(&entry);
+                entries.push(entry);
+            }
+        }
+        entries
+    }
+
+    /// One tenant's entry of [`migrate_tenants`](Self::migrate_tenants).
+    async fn migrate_tenant<S>(
+        &self,
+        source: &Shared<S>,
+        principal: &Principal,
+    ) -> Option<ConnectionSchema>
+    where
+        S: MigrationSource<BackendDb<B>> + Send + Sync + 'static,
+    {
+        let source = Shared(std::sync::Arc::clone(&source.0));
+        if let Some(crate::Tenancy::Schema(template)) = &self.inner.tenancy {
+            let outcome = async {
+                let connection = self.inner.policy.route(principal).map_err(unavailable)?;
+                let schema = template.route(principal).map_err(unavailable)?;
+                // A name PostgreSQL would cut could be another tenant's schema.
+                keyroute_pool::Binding::schema(&schema)
+                    .map_err(|e| StoreError::Misuse(e.to_string()))?;
+                let name = format!("{connection}/{schema}");
+                let versions = match self.schema_pool(&connection, true) {
+                    Ok(pool) => pool.run_migrations_in_schema(source, &schema).await,
+                    Err(e) => Err(e),
+                };
+                Ok::<_, StoreError>(ConnectionSchema::new(name, versions))
+            }
+            .await;
+            return Some(
+                outcome.unwrap_or_else(|e| ConnectionSchema::new(tenant_label(principal), Err(e))),
+            );
+        }
+        let urls = self.inner.url_template.as_ref()?;
+        let name = tenant_label(principal);
+        let versions = match urls.url(principal) {
+            Ok(url) => {
+                let mut settings = self.inner.tenant_settings.clone();
+                settings.max_size = 1;
+                settings.min_idle = None;
+                match keyroute_pool::DbPool::<B>::lazy(url, settings) {
+                    Ok(pool) => pool.run_migrations_from(source).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        };
+        Some(ConnectionSchema::new(name, versions))
     }
 
     /// The migration versions every configured connection has applied, for
@@ -83,6 +166,20 @@ impl<B: Backend> ConnectionRouter<B> {
         }
         Ok(pool)
     }
+}
+
+/// `{tenant}_{env}`, how a tenant's entry is named.
+fn tenant_label(principal: &Principal) -> String {
+    format!(
+        "{}_{}",
+        principal.tenant().map_or("-", Tenant::as_str),
+        principal.environment()
+    )
+}
+
+/// A routing failure as a report entry's cause.
+fn unavailable(e: RouteError) -> StoreError {
+    StoreError::unavailable(e.to_string())
 }
 
 /// One migration source handed to each connection in turn: diesel's
