@@ -100,7 +100,29 @@ pub(crate) async fn doctor<B: StoreBackend>(config: Config, out: Out) -> Result<
                 .build()
         })
         .map_err(|e| CliError::failed(format!("configuration: {e}")))?;
-    let report = router.applied_migrations().await;
+    let mut report = router.applied_migrations().await;
+    // Every tenant's schema or database too, when they have their own: drift across
+    // tenants is reported as across live and test.
+    if config.router.tenancy.mode == keyroute::sections::TenancyMode::Schema
+        || config.router.routing.url_template.is_some()
+    {
+        match config.connect_store::<B>().await {
+            Ok(store) => {
+                let tenants = crate::tenants::tenants(&store).await?;
+                let environments = config.apikey.environments.clone();
+                report.connections.extend(
+                    router
+                        .applied_tenant_migrations(&tenants, &environments)
+                        .await,
+                );
+            }
+            Err(e) => {
+                return Err(CliError::failed(format!(
+                    "the key store (for the tenants to check): {e}"
+                )));
+            }
+        }
+    }
     let keyroute_versions = keyroute_migration_versions::<B>();
     let store_connection = config.store_connection();
     let mut problems = Vec::new();

@@ -10,17 +10,17 @@ use diesel_migrations::FileBasedMigrations;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyroute::Keyroute;
 use keyroute::keys::Tenant;
-use keyroute::store::StoreBackend;
+use keyroute::store::{StoreBackend, UserStore};
 use serde_json::json;
 
 use crate::output::{CliError, Out};
 
 /// Every tenant keyroute's users belong to, in order (one indexed page at a time).
-async fn tenants<B: StoreBackend>(keyroute: &Keyroute<B>) -> Result<Vec<Tenant>, CliError> {
+pub(crate) async fn tenants(store: &dyn UserStore) -> Result<Vec<Tenant>, CliError> {
     let mut tenants = BTreeSet::new();
     let mut after = None;
     loop {
-        let page = keyroute.store().list_users(after.as_ref(), 5000).await?;
+        let page = store.list_users(after.as_ref(), 5000).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         tenants.extend(page.into_iter().filter_map(|user| user.tenant));
@@ -40,7 +40,7 @@ pub(crate) async fn migrate_tenants<B: StoreBackend>(
     if !per_tenant {
         return Ok(None);
     }
-    let tenants = tenants(keyroute).await?;
+    let tenants = tenants(keyroute.store().as_ref()).await?;
     let environments = keyroute.keys().options().environments.clone();
     let bar = ProgressBar::with_draw_target(
         Some((tenants.len() * environments.len()) as u64),

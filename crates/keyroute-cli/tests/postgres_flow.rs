@@ -142,7 +142,7 @@ async fn doctor_reports_what_would_bypass_row_security() {
 /// With `[tenancy] mode = "schema"`, `keyroute migrate --app` applies the app's
 /// migrations in every tenant's schema (each tenant keyroute's users belong to, in
 /// each environment's database), creating the schema; a second run finds them all
-/// current.
+/// current; doctor reports a tenant's schema that fell behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_applies_the_app_in_every_tenant_schema() {
     use diesel::QueryableByName;
@@ -209,4 +209,20 @@ async fn migrate_applies_the_app_in_every_tenant_schema() {
     for t in again["tenants"].as_array().unwrap() {
         assert_eq!(t["status"], "current", "{again}");
     }
+
+    // Doctor compares every tenant's schema with live: in step, then one that fell
+    // behind is named.
+    assert!(p.keyroute(&["doctor"]).output().unwrap().status.success());
+    let mut live = AsyncPgConnection::establish(dbs.live.url().expose_secret())
+        .await
+        .unwrap();
+    diesel::sql_query("DELETE FROM tenant_globex.__diesel_schema_migrations")
+        .execute(&mut live)
+        .await
+        .unwrap();
+    let drift = p.keyroute(&["doctor"]).output().unwrap();
+    assert_eq!(drift.status.code(), Some(1));
+    let line = one_error_line(&drift);
+    assert!(line.contains("live/tenant_globex"), "{line}");
+    assert!(line.contains("20260101000000"), "{line}");
 }

@@ -48,6 +48,34 @@ impl<B: Backend> DbPool<B> {
     where
         S: MigrationSource<BackendDb<B>> + Send + 'static,
     {
+        let conn = self.in_schema(schema, true).await?;
+        tokio::task::spawn_blocking(move || B::run_migrations_from(conn, source))
+            .await
+            .map_err(StoreError::migration)?
+            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+    }
+
+    /// The migration versions recorded in PostgreSQL schema `schema`, oldest first,
+    /// read as [`run_migrations_in_schema`](Self::run_migrations_in_schema) writes them.
+    ///
+    /// # Errors
+    /// As [`applied_migrations`](Self::applied_migrations); a schema that does not
+    /// exist is an error.
+    pub async fn applied_migrations_in_schema(&self, schema: &str) -> StoreResult<Vec<String>> {
+        let conn = self.in_schema(schema, false).await?;
+        tokio::task::spawn_blocking(move || B::applied_migrations(conn))
+            .await
+            .map_err(StoreError::migration)?
+            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+    }
+
+    /// A connection of its own (its pool of one is dropped with it) with `schema` alone
+    /// on its `search_path`, the schema created first when `create`.
+    async fn in_schema(
+        &self,
+        schema: &str,
+        create: bool,
+    ) -> StoreResult<crate::OwnedConnection<B>> {
         use diesel_async::SimpleAsyncConnection;
         if !B::BINDS_TENANTS {
             return Err(StoreError::Misuse(format!(
@@ -55,22 +83,21 @@ impl<B: Backend> DbPool<B> {
                 B::NAME
             )));
         }
-        // A pool of one, dropped with its connection when this returns.
         let mut settings = self.settings.clone();
         settings.max_size = 1;
         settings.min_idle = None;
         let own = Self::lazy(self.url.clone(), settings)?;
         let mut conn = own.get_owned().await?;
         let schema = crate::quote_identifier(schema);
-        conn.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-        ))
-        .await
-        .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
-        tokio::task::spawn_blocking(move || B::run_migrations_from(conn, source))
+        let create = if create {
+            format!("CREATE SCHEMA IF NOT EXISTS {schema}; ")
+        } else {
+            String::new()
+        };
+        conn.batch_execute(&format!("{create}SET search_path TO {schema}"))
             .await
-            .map_err(StoreError::migration)?
-            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
+        Ok(conn)
     }
 
     /// Every migration version recorded in diesel's `__diesel_schema_migrations` on

@@ -53,64 +53,96 @@ impl<B: Backend> ConnectionRouter<B> {
     {
         let source = Shared(std::sync::Arc::new(source));
         let mut entries = Vec::new();
-        for tenant in tenants {
-            for env in environments {
-                let principal = Principal::from_claims(AuthMethod::ApiKey, env.clone())
-                    .with_tenant(Some(tenant.clone()));
-                let Some(entry) = self.migrate_tenant(&source, &principal).await else {
-                    continue;
-                };
-                done(&entry);
-                entries.push(entry);
-            }
+        for (label, place) in self.tenant_places(tenants, environments) {
+            let source = Shared(std::sync::Arc::clone(&source.0));
+            let versions = match place {
+                Ok(TenantPlace::Schema { pool, schema }) => {
+                    pool.run_migrations_in_schema(source, &schema).await
+                }
+                Ok(TenantPlace::Database(pool)) => pool.run_migrations_from(source).await,
+                Err(e) => Err(e),
+            };
+            let entry = ConnectionSchema::new(label, versions);
+            done(&entry);
+            entries.push(entry);
         }
         entries
     }
 
-    /// One tenant's entry of [`migrate_tenants`](Self::migrate_tenants).
-    async fn migrate_tenant<S>(
+    /// The app migrations every tenant's schema or database has applied, one entry
+    /// per tenant and environment named as [`migrate_tenants`](Self::migrate_tenants)
+    /// names them, for drift reports across tenants. Empty when neither mode is
+    /// configured.
+    pub async fn applied_tenant_migrations(
         &self,
-        source: &Shared<S>,
+        tenants: &[Tenant],
+        environments: &[Environment],
+    ) -> Vec<ConnectionSchema> {
+        let mut entries = Vec::new();
+        for (label, place) in self.tenant_places(tenants, environments) {
+            let versions = match place {
+                Ok(TenantPlace::Schema { pool, schema }) => {
+                    pool.applied_migrations_in_schema(&schema).await
+                }
+                Ok(TenantPlace::Database(pool)) => pool.applied_migrations().await,
+                Err(e) => Err(e),
+            };
+            entries.push(ConnectionSchema::new(label, versions));
+        }
+        entries
+    }
+
+    /// Where each tenant's app schema lives, per environment, with its entry's name.
+    fn tenant_places(
+        &self,
+        tenants: &[Tenant],
+        environments: &[Environment],
+    ) -> Vec<(String, Result<TenantPlace<B>, StoreError>)> {
+        let mut places = Vec::new();
+        for tenant in tenants {
+            for env in environments {
+                let principal = Principal::from_claims(AuthMethod::ApiKey, env.clone())
+                    .with_tenant(Some(tenant.clone()));
+                if let Some(place) = self.tenant_place(&principal) {
+                    places.push(place);
+                }
+            }
+        }
+        places
+    }
+
+    /// One tenant's place in one environment; `None` without schema tenancy or a URL
+    /// template.
+    fn tenant_place(
+        &self,
         principal: &Principal,
-    ) -> Option<ConnectionSchema>
-    where
-        S: MigrationSource<BackendDb<B>> + Send + Sync + 'static,
-    {
-        let source = Shared(std::sync::Arc::clone(&source.0));
+    ) -> Option<(String, Result<TenantPlace<B>, StoreError>)> {
         if let Some(crate::Tenancy::Schema(template)) = &self.inner.tenancy {
-            let outcome = async {
+            let place = (|| {
                 let connection = self.inner.policy.route(principal).map_err(unavailable)?;
-                let schema = template.route(principal).map_err(unavailable)?;
+                let schema = template.route(principal).map_err(unavailable)?.into_owned();
                 // A name PostgreSQL would cut could be another tenant's schema.
                 keyroute_pool::Binding::schema(&schema)
                     .map_err(|e| StoreError::Misuse(e.to_string()))?;
-                let name = format!("{connection}/{schema}");
-                let versions = match self.schema_pool(&connection, true) {
-                    Ok(pool) => pool.run_migrations_in_schema(source, &schema).await,
-                    Err(e) => Err(e),
-                };
-                Ok::<_, StoreError>(ConnectionSchema::new(name, versions))
-            }
-            .await;
-            return Some(
-                outcome.unwrap_or_else(|e| ConnectionSchema::new(tenant_label(principal), Err(e))),
-            );
+                let pool = self.schema_pool(&connection, true)?;
+                Ok((
+                    format!("{connection}/{schema}"),
+                    TenantPlace::Schema { pool, schema },
+                ))
+            })();
+            return Some(match place {
+                Ok((label, place)) => (label, Ok(place)),
+                Err(e) => (tenant_label(principal), Err(e)),
+            });
         }
         let urls = self.inner.url_template.as_ref()?;
-        let name = tenant_label(principal);
-        let versions = match urls.url(principal) {
-            Ok(url) => {
-                let mut settings = self.inner.tenant_settings.clone();
-                settings.max_size = 1;
-                settings.min_idle = None;
-                match keyroute_pool::DbPool::<B>::lazy(url, settings) {
-                    Ok(pool) => pool.run_migrations_from(source).await,
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(unavailable(e)),
-        };
-        Some(ConnectionSchema::new(name, versions))
+        let place = urls.url(principal).map_err(unavailable).and_then(|url| {
+            let mut settings = self.inner.tenant_settings.clone();
+            settings.max_size = 1;
+            settings.min_idle = None;
+            keyroute_pool::DbPool::<B>::lazy(url, settings).map(TenantPlace::Database)
+        });
+        Some((tenant_label(principal), place))
     }
 
     /// The migration versions every configured connection has applied, for
@@ -166,6 +198,17 @@ impl<B: Backend> ConnectionRouter<B> {
         }
         Ok(pool)
     }
+}
+
+/// Where one tenant's app schema lives in one environment.
+enum TenantPlace<B: Backend> {
+    /// A schema on the environment's connection (a pool reaching it directly).
+    Schema {
+        pool: std::sync::Arc<keyroute_pool::DbPool<B>>,
+        schema: String,
+    },
+    /// A database of its own (a pool of one, closed after).
+    Database(keyroute_pool::DbPool<B>),
 }
 
 /// `{tenant}_{env}`, how a tenant's entry is named.
