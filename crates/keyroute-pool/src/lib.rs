@@ -360,14 +360,18 @@ impl<B: Backend> DbPool<B> {
         let pooled = self.transaction_pooled();
         // Behind a transaction pooler (and for tenancy, whose router sets the check to
         // `Fast`) the unit's BEGIN is the connection's check (the pool runs no SELECT 1
-        // of its own, see `backend.rs`): a connection the server dropped fails it and
-        // is discarded, and the next one is tried, as the check would have.
+        // of its own, see `backend.rs`): a connection whose BEGIN fails is discarded
+        // and the next one is tried, as the check would have. Not only a connection
+        // the server dropped: one an earlier handler left unusable (a session
+        // `statement_timeout` of 1 ms can cancel the very statements that undo it)
+        // fails it too. A server that refuses every BEGIN is reported after
+        // max_size + 1 tries.
         let mut tries = self.settings.max_size.saturating_add(1);
         loop {
             let conn = self.get_owned().await?;
             match Checkout::begin(conn, pooled, binding).await {
                 Ok(unit) => return Ok(unit),
-                Err(began) if began.lost && tries > 1 => tries -= 1,
+                Err(_) if tries > 1 => tries -= 1,
                 Err(began) => return Err(began.into_store_error(B::NAME)),
             }
         }

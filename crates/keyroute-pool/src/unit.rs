@@ -51,13 +51,27 @@ impl<B: Backend> Checkout<B> {
 
     /// Begins a unit transaction on `conn`. On failure the connection is marked
     /// broken, so the pool discards it rather than lend it again, and the error says
-    /// whether the connection was lost (worth another) or the server refused.
+    /// whether the connection was lost or the server refused. If this future is
+    /// dropped before the server answered, the connection is discarded too: its
+    /// transaction may have begun (or failed) on the server without the connection
+    /// knowing, and the next unit would begin inside it.
     pub(crate) async fn begin(
-        mut conn: OwnedConnection<B>,
+        conn: OwnedConnection<B>,
         pooled: bool,
         binding: Option<&Binding>,
     ) -> Result<Self, Began> {
-        match B::begin_unit(&mut conn, pooled, binding).await {
+        let mut pending = Pending::<B>(Some(conn));
+        let outcome = match pending.0.as_mut() {
+            Some(conn) => B::begin_unit(conn, pooled, binding).await,
+            None => Ok(()),
+        };
+        let Some(mut conn) = pending.0.take() else {
+            return Err(Began {
+                lost: true,
+                error: diesel::result::Error::BrokenTransactionManager,
+            });
+        };
+        match outcome {
             Ok(()) => Ok(Self {
                 conn: Some(conn),
                 open: true,
@@ -114,6 +128,18 @@ impl<B: Backend> Checkout<B> {
             Manager::<B>::commit_transaction(conn).await
         } else {
             Manager::<B>::rollback_transaction(conn).await
+        }
+    }
+}
+
+/// A connection whose unit is beginning: dropped before the server answered (its
+/// future cancelled), it is marked broken so the pool discards it.
+struct Pending<B: Backend>(Option<OwnedConnection<B>>);
+
+impl<B: Backend> Drop for Pending<B> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            Manager::<B>::transaction_manager_status_mut(conn).set_in_error();
         }
     }
 }
