@@ -27,8 +27,8 @@ use keyroute::routing::{ConnectionRouter, Tenancy};
 use keyroute::store::{DatabaseUrl, Postgres};
 use keyroute_testing::TestDatabase;
 use tenant_support::{
-    Body, Count, Counts, ENVS, EXPECTED_PANIC, Gen, TENANTS, WORKERS, bump, principal,
-    quiet_expected_panics, row_security_database, schema_database, superuser, tenant,
+    Body, Count, Counts, ENVS, Gen, TENANTS, WORKERS, bump, dropped_mid_query, panics_holding,
+    principal, quiet_expected_panics, row_security_database, schema_database, superuser, tenant,
 };
 
 /// Requests per mode in the property run (two modes: 20 000 on PostgreSQL in all).
@@ -168,29 +168,14 @@ async fn request(
         }
         // A future dropped mid-query, after tampering.
         8 => {
-            let router = router.clone();
-            let other = other.clone();
-            let _ = tokio::time::timeout(Duration::from_millis(2), async move {
-                let mut conn = router.connection(&p).await.unwrap();
-                conn.batch_execute(&format!(
-                    "SET keyroute.tenant = '{other}'; SELECT pg_sleep(0.05)"
-                ))
-                .await
-            })
-            .await;
+            let tamper = format!("SET keyroute.tenant = '{other}'; SELECT pg_sleep(0.05)");
+            dropped_mid_query(router, p, tamper, Duration::from_millis(2)).await;
             bump(&counts.dropped);
         }
         // A handler that panics holding its connection, after tampering.
         _ => {
-            let router = router.clone();
-            let handler = tokio::spawn(async move {
-                let mut conn = router.connection(&p).await.unwrap();
-                conn.batch_execute(&format!("SET keyroute.tenant = '{other}'"))
-                    .await
-                    .unwrap();
-                std::panic::panic_any(EXPECTED_PANIC);
-            });
-            assert!(handler.await.unwrap_err().is_panic());
+            let tamper = format!("SET keyroute.tenant = '{other}'");
+            panics_holding(router, p, Some(tamper)).await;
             bump(&counts.panicked);
         }
     }

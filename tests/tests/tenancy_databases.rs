@@ -16,7 +16,7 @@ use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use keyroute::routing::ConnectionRouter;
 use keyroute::store::DatabaseUrl;
 use tenant_support::{
-    Body, Counts, ENVS, EXPECTED_PANIC, Gen, TENANTS, WORKERS, bump, principal,
+    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, dropped_mid_query, panics_holding, principal,
     quiet_expected_panics, tenant,
 };
 
@@ -102,23 +102,12 @@ async fn database_per_tenant_keeps_every_tenant_to_its_database() {
                         bump(&counts.writes);
                     }
                     8 => {
-                        let router = router.clone();
-                        let _ = tokio::time::timeout(Duration::from_micros(50), async move {
-                            let mut conn = router.connection(&p).await.unwrap();
-                            diesel::sql_query("SELECT body FROM notes")
-                                .load::<Body>(&mut *conn)
-                                .await
-                        })
-                        .await;
+                        let read = "SELECT body FROM notes".to_owned();
+                        dropped_mid_query(&router, p, read, Duration::from_micros(50)).await;
                         bump(&counts.dropped);
                     }
                     _ => {
-                        let router = router.clone();
-                        let handler = tokio::spawn(async move {
-                            let _conn = router.connection(&p).await.unwrap();
-                            std::panic::panic_any(EXPECTED_PANIC);
-                        });
-                        assert!(handler.await.unwrap_err().is_panic());
+                        panics_holding(&router, p, None).await;
                         bump(&counts.panicked);
                     }
                 }

@@ -181,14 +181,40 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = AuthState::from_ref(state);
-        let (caller, db) = gateway::<S, B>(&auth, state)
-            .connect(&request(parts))
-            .await
-            .map_err(|e| Problem::route(&e, auth.realm()))?;
-        remember(parts, &caller);
+        let (caller, db) = connected::<S, B>(parts, state, Access::Write).await?;
         Ok(Self { caller, db })
     }
+}
+
+/// Which connection an extractor asks for.
+#[derive(Clone, Copy)]
+enum Access {
+    Write,
+    Read,
+}
+
+/// The caller and their connection, as [`Connected`] and [`ConnectedRead`] take them.
+async fn connected<S, B>(
+    parts: &mut Parts,
+    state: &S,
+    access: Access,
+) -> Result<(Principal, RoutedConnection<B>), Problem>
+where
+    AuthState: FromRef<S>,
+    ConnectionRouter<B>: FromRef<S>,
+    S: Send + Sync,
+    B: Backend,
+{
+    let auth = AuthState::from_ref(state);
+    let gateway = gateway::<S, B>(&auth, state);
+    let request = request(parts);
+    let connected = match access {
+        Access::Write => gateway.connect(&request).await,
+        Access::Read => gateway.connect_read(&request).await,
+    };
+    let (caller, db) = connected.map_err(|e| Problem::route(&e, auth.realm()))?;
+    remember(parts, &caller);
+    Ok((caller, db))
 }
 
 /// The caller and a connection for reads: a read replica of their connection
@@ -231,12 +257,7 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = AuthState::from_ref(state);
-        let (caller, db) = gateway::<S, B>(&auth, state)
-            .connect_read(&request(parts))
-            .await
-            .map_err(|e| Problem::route(&e, auth.realm()))?;
-        remember(parts, &caller);
+        let (caller, db) = connected::<S, B>(parts, state, Access::Read).await?;
         Ok(Self { caller, db })
     }
 }

@@ -347,11 +347,12 @@ impl RoutingPolicy for Template {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use keyroute_core::{AuthMethod, Tenant};
 
-    fn principal(env: &str, tenant: Option<&str>) -> Principal {
+    /// A principal in `env` with `tenant`, for this crate's tests.
+    pub(crate) fn principal(env: &str, tenant: Option<&str>) -> Principal {
         Principal::from_claims(AuthMethod::ApiKey, Environment::new(env).unwrap())
             .with_tenant(tenant.map(|t| Tenant::new(t).unwrap()))
     }

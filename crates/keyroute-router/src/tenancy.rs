@@ -200,14 +200,8 @@ impl TenancyConfig {
 
 #[cfg(test)]
 mod tests {
-    use keyroute_core::{AuthMethod, Environment, Tenant};
-
     use super::*;
-
-    fn principal(env: &str, tenant: Option<&str>) -> Principal {
-        Principal::from_claims(AuthMethod::ApiKey, Environment::new(env).unwrap())
-            .with_tenant(tenant.map(|t| Tenant::new(t).unwrap()))
-    }
+    use crate::policy::tests::principal;
 
     #[test]
     fn a_principal_without_a_tenant_is_not_bound() {

@@ -159,3 +159,37 @@ impl Gen {
         self.next() % n
     }
 }
+
+/// A request whose future is dropped `after` into running `sql` on its connection (a
+/// client that went away mid-query).
+pub(crate) async fn dropped_mid_query<B: keyroute::store::Backend>(
+    router: &keyroute::routing::ConnectionRouter<B>,
+    principal: Principal,
+    sql: String,
+    after: std::time::Duration,
+) {
+    let router = router.clone();
+    let _ = tokio::time::timeout(after, async move {
+        let mut conn = router.connection(&principal).await.unwrap();
+        conn.batch_execute(&sql).await
+    })
+    .await;
+}
+
+/// A handler that runs `sql` (when given) on its connection and then panics holding
+/// it; the panic is the expected one, kept out of the log.
+pub(crate) async fn panics_holding<B: keyroute::store::Backend>(
+    router: &keyroute::routing::ConnectionRouter<B>,
+    principal: Principal,
+    sql: Option<String>,
+) {
+    let router = router.clone();
+    let handler = tokio::spawn(async move {
+        let mut conn = router.connection(&principal).await.unwrap();
+        if let Some(sql) = sql {
+            conn.batch_execute(&sql).await.unwrap();
+        }
+        std::panic::panic_any(EXPECTED_PANIC);
+    });
+    assert!(handler.await.unwrap_err().is_panic());
+}
