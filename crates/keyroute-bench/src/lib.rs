@@ -14,7 +14,13 @@
 //!   settings plus one default rate limit per key that every request is checked
 //!   against and none exhausts, in process and on a Valkey server: the limiter's cost;
 //!   `keyroute-valkey` only with keyroute's `valkey` feature and a server from
-//!   keyroute-testing, else it is skipped and the run says why). On plain pools
+//!   keyroute-testing, else it is skipped and the run says why); `keyroute-rls` and
+//!   `keyroute-schema` (PostgreSQL only, skipped elsewhere with the reason printed):
+//!   `keyroute` with `[tenancy] mode = "row_security"` (one shared `orders` table per
+//!   database, row-level security on its `tenant_id`) and `mode = "schema"` (an
+//!   `orders` table in each of 20 tenants' schemas), each a front door of its own over
+//!   the same key store, connecting as a role without SUPERUSER or BYPASSRLS (see
+//!   `service/tenancy.rs`). Every key has one of the 20 tenants. On plain pools
 //!   (`bb8::Pool` of diesel-async's `AsyncDieselConnectionManager`, what a team has
 //!   before adopting keyroute): `open-plain` and `naive-plain`, the same two handlers.
 //!   The handler's own query is the same in every mode: one indexed read, an order by
@@ -29,7 +35,11 @@
 //! - [`report`]: medians across rounds, the ratios (requests/s and p99) against the
 //!   baselines measured in the same run, whether the targets are met, and
 //!   `keyroute-valkey`'s Valkey commands per request (`INFO commandstats` read before
-//!   and after each of its measurements, divided by the requests it served).
+//!   and after each of its measurements, divided by the requests it served), and on
+//!   PostgreSQL the round trips and statements per request of `keyroute`,
+//!   `keyroute-rls` and `keyroute-schema` on their routed connections, counted by a
+//!   relay that reads the wire protocol (a separate short run after the rounds; see
+//!   `service/counted.rs`).
 //! - [`run`]: per backend (SQLite files; PostgreSQL and MariaDB in containers), the
 //!   modes interleaved and repeated: round 1 runs every mode once, then round 2, and
 //!   so on, so a noisy minute on the shared machine lands on every mode alike; each
@@ -69,7 +79,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use placement::Placement;
-pub use report::{BackendReport, ModeSample, ValkeyCommands};
+pub use report::{BackendReport, ModeSample, RoundTrips, ValkeyCommands};
 pub use run::run;
 
 /// What is measured: the modes every backend serves, in the order each round runs them.
@@ -90,6 +100,13 @@ pub enum Mode {
     KeyrouteLimited,
     /// keyroute on its defaults plus the same rate limit on a Valkey server.
     KeyrouteValkey,
+    /// keyroute on its defaults with `[tenancy] mode = "row_security"`: one shared
+    /// `orders` table guarded by row-level security, the tenant bound per request
+    /// (PostgreSQL only).
+    KeyrouteRls,
+    /// keyroute on its defaults with `[tenancy] mode = "schema"`: an `orders` table in
+    /// each tenant's schema, the schema bound per request (PostgreSQL only).
+    KeyrouteSchema,
     /// No authentication on a plain bb8 pool: `open`'s work without keyroute's pools.
     OpenPlain,
     /// The hand-written lookup on plain bb8 pools: what a team has before keyroute.
@@ -98,7 +115,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in the order a round runs them.
-    pub const ALL: [Mode; 9] = [
+    pub const ALL: [Mode; 11] = [
         Mode::Open,
         Mode::Naive,
         Mode::Keyroute,
@@ -106,6 +123,8 @@ impl Mode {
         Mode::KeyrouteCached,
         Mode::KeyrouteLimited,
         Mode::KeyrouteValkey,
+        Mode::KeyrouteRls,
+        Mode::KeyrouteSchema,
         Mode::OpenPlain,
         Mode::NaivePlain,
     ];
@@ -120,6 +139,8 @@ impl Mode {
             Mode::KeyrouteCached => "keyroute-cached",
             Mode::KeyrouteLimited => "keyroute-limited",
             Mode::KeyrouteValkey => "keyroute-valkey",
+            Mode::KeyrouteRls => "keyroute-rls",
+            Mode::KeyrouteSchema => "keyroute-schema",
             Mode::OpenPlain => "open-plain",
             Mode::NaivePlain => "naive-plain",
         }

@@ -1,12 +1,17 @@
 //! What a run prints: each mode's figures per round, the medians across rounds, the
-//! ratios against the baselines measured in the same run, with their targets, and
-//! `keyroute-valkey`'s Valkey commands per request.
+//! ratios against the baselines measured in the same run, with their targets,
+//! `keyroute-valkey`'s Valkey commands per request, and on PostgreSQL the round trips
+//! per request of `keyroute` and the tenancy modes ([`RoundTrips`]).
 
 use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::load::LoadResult;
 use crate::{BackendKind, Mode};
+
+mod round_trips;
+
+pub use round_trips::RoundTrips;
 
 /// One mode in one round.
 #[derive(Debug, Clone)]
@@ -157,7 +162,9 @@ impl Ratio {
 /// against no authentication on plain pools, and `open` against `open-plain` (the same
 /// work on keyroute's pools and on plain pools). Limits: keyroute with a rate limit in
 /// process and on Valkey against keyroute on its defaults, throughput and p99.
-pub const RATIOS: [(Mode, Mode, Figure, Option<Target>); 11] = [
+/// Tenancy (PostgreSQL): keyroute with the tenant bound by row-level security and by
+/// schema against keyroute on its defaults, throughput (at least 0.9 x) and p99.
+pub const RATIOS: [(Mode, Mode, Figure, Option<Target>); 15] = [
     (
         Mode::Keyroute,
         Mode::Naive,
@@ -214,6 +221,20 @@ pub const RATIOS: [(Mode, Mode, Figure, Option<Target>); 11] = [
     ),
     (Mode::KeyrouteLimited, Mode::Keyroute, Figure::P99, None),
     (Mode::KeyrouteValkey, Mode::Keyroute, Figure::P99, None),
+    (
+        Mode::KeyrouteRls,
+        Mode::Keyroute,
+        Figure::Throughput,
+        Some(Target::AtLeast(0.9)),
+    ),
+    (
+        Mode::KeyrouteSchema,
+        Mode::Keyroute,
+        Figure::Throughput,
+        Some(Target::AtLeast(0.9)),
+    ),
+    (Mode::KeyrouteRls, Mode::Keyroute, Figure::P99, None),
+    (Mode::KeyrouteSchema, Mode::Keyroute, Figure::P99, None),
 ];
 
 /// Every round of every mode on one backend.
@@ -226,6 +247,9 @@ pub struct BackendReport {
     pub samples: Vec<ModeSample>,
     /// Modes not measured on this backend, and why.
     pub skipped: Vec<(Mode, String)>,
+    /// Round trips per request on the routed connection, per mode counted
+    /// (PostgreSQL: `keyroute` and the tenancy modes).
+    pub round_trips: Vec<(Mode, RoundTrips)>,
 }
 
 impl BackendReport {
@@ -235,6 +259,7 @@ impl BackendReport {
             backend,
             samples: Vec::new(),
             skipped: Vec::new(),
+            round_trips: Vec::new(),
         }
     }
 
@@ -333,7 +358,8 @@ impl BackendReport {
                 ratio.figure.name()
             )?;
         }
-        self.write_valkey_commands(out)
+        self.write_valkey_commands(out)?;
+        round_trips::write(self.backend.name(), &self.round_trips, out)
     }
 
     /// `keyroute-valkey`'s Valkey commands per request: the script runs (one

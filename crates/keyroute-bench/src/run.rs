@@ -1,7 +1,9 @@
 //! A whole run: per backend, set up the server, then the rounds (every mode once per
 //! round, in [`Mode::ALL`] order rotated by one each round, less the modes the server
-//! skipped), then the medians and ratios. After each mode's measurement, the server
-//! process's thread count, and for `keyroute-valkey` the Valkey commands per request.
+//! skipped), then on PostgreSQL the counted run of the round trips per request
+//! (`keyroute` and the tenancy modes), then the medians and ratios. After each mode's
+//! measurement, the server process's thread count, and for `keyroute-valkey` the
+//! Valkey commands per request.
 
 use std::io::Write;
 
@@ -10,7 +12,7 @@ use keyroute::store::{DatabaseUrl, Mysql, Postgres, Sqlite};
 use crate::load::{LoadPlan, LoadResult, drive};
 use crate::placement::process_threads;
 use crate::report::{BackendReport, ModeSample, ValkeyCommands, load_average};
-use crate::service::{Served, start};
+use crate::service::{Served, TenancyDatabases, start, start_with};
 use crate::{BackendKind, BenchError, Mode, Options};
 
 /// Runs the benchmark `options` describe and writes its report to `out` as it goes.
@@ -77,6 +79,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                 report.samples.push(sample);
             }
         }
+        count_round_trips(&served, backend, options, &mut report, out).await?;
         report.write_summary(out)?;
         writeln!(
             out,
@@ -131,6 +134,38 @@ async fn measure(
         commands,
         format!("\n    valkey per request: {note}"),
     ))
+}
+
+/// On a server that counts them (PostgreSQL), the round trips per request of
+/// `keyroute` and the tenancy modes measured, one counted run each, into `report`.
+async fn count_round_trips(
+    served: &Served,
+    backend: BackendKind,
+    options: &Options,
+    report: &mut BackendReport,
+    out: &mut dyn Write,
+) -> Result<(), BenchError> {
+    let Some(probe) = &served.round_trips else {
+        return Ok(());
+    };
+    for mode in [Mode::Keyroute, Mode::KeyrouteRls, Mode::KeyrouteSchema] {
+        if !options.modes.contains(&mode) || !probe.counts(mode) {
+            continue;
+        }
+        let counted = probe
+            .measure(backend.name(), mode, served.keys.clone(), options)
+            .await?;
+        writeln!(
+            out,
+            "{} round trips counted: {:<18} {}",
+            backend.name(),
+            mode.name(),
+            counted.summary()
+        )?;
+        out.flush()?;
+        report.round_trips.push((mode, counted));
+    }
+    Ok(())
 }
 
 /// The modes of `round` (from 1): [`Mode::ALL`] rotated by one more each round, so no
@@ -198,7 +233,30 @@ async fn serve(backend: BackendKind, options: &Options) -> Result<Served, BenchE
                 .await
                 .map_err(|e| container(backend, &e))?;
             let (live, test) = (dbs.live.url().clone(), dbs.test.url().clone());
-            start::<Postgres>(live, test, Box::new(dbs), options).await
+            // The tenancy modes' databases, on the same server.
+            let tenancy = if options.modes.contains(&Mode::KeyrouteRls)
+                || options.modes.contains(&Mode::KeyrouteSchema)
+            {
+                let rls = keyroute_testing::postgres_live_and_test()
+                    .await
+                    .map_err(|e| container(backend, &e))?;
+                let schema = keyroute_testing::postgres_live_and_test()
+                    .await
+                    .map_err(|e| container(backend, &e))?;
+                let urls = |d: &keyroute_testing::LiveAndTest<Postgres>| {
+                    (d.live.url().clone(), d.test.url().clone())
+                };
+                let role = format!("app_{}", rls.live.name());
+                let databases = TenancyDatabases::new(urls(&rls), urls(&schema), role);
+                Some((databases, rls, schema))
+            } else {
+                None
+            };
+            let Some((databases, rls, schema)) = tenancy else {
+                return start::<Postgres>(live, test, Box::new(dbs), options).await;
+            };
+            let keep = Box::new((dbs, rls, schema));
+            start_with::<Postgres>(live, test, keep, Some(&databases), options).await
         }
         BackendKind::Mariadb => {
             let dbs = keyroute_testing::mariadb_live_and_test()

@@ -17,10 +17,12 @@
 //!   resolver built over the same store with `session_cache_duration` set explicitly.
 //! - `keyroute-limited`, `keyroute-valkey`: `keyroute` plus one default rate limit
 //!   every key hits and none exhausts, in process and on Valkey (see `service/limited.rs`).
+//! - `keyroute-rls`, `keyroute-schema`: `keyroute` with the request's tenant bound in
+//!   PostgreSQL, each a front door of its own (see `service/tenancy.rs`); their round
+//!   trips, and `keyroute`'s, are counted on a second server (`service/counted.rs`).
 //! - `open-plain`, `naive-plain`: `open`'s and `naive`'s handlers on plain pools.
 
 use std::any::Any;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,17 +42,25 @@ use keyroute::limits::Limiter;
 use keyroute::routing::ConnectionRouter;
 use keyroute::store::KeyStore;
 use keyroute::store::{Backend, DatabaseUrl, DbPool};
-use keyroute::{Config, Keyroute, NewUser};
+use keyroute::{Config, Keyroute};
 
 use crate::{BenchError, Mode, Options};
 
+mod counted;
 mod db;
 mod limited;
 pub mod plain;
+mod setup;
+mod tenancy;
+mod wire;
 
+pub use counted::RoundTripProbe;
 pub use db::{BenchDb, SQLITE_PRAGMAS};
 pub use limited::{CommandCount, CommandDelta, LIMIT, ValkeyProbe};
 use plain::PlainPools;
+use setup::{describe, register_users};
+pub use tenancy::{TENANTS, TenancyDatabases, tenant_of};
+pub use wire::Tally;
 
 /// How long `keyroute-cached` keeps a resolved key: longer than any run.
 pub const CACHED_FOR: Duration = Duration::from_secs(300);
@@ -67,6 +77,9 @@ pub struct Served {
     pub skipped: Vec<(Mode, String)>,
     /// `keyroute-valkey`'s command counts, when it is served.
     pub valkey: Option<ValkeyProbe>,
+    /// Round trips per request of `keyroute` and the tenancy modes, when those are
+    /// served (PostgreSQL).
+    pub round_trips: Option<RoundTripProbe>,
     server: tokio::task::JoinHandle<()>,
     _databases: Box<dyn Any + Send>,
 }
@@ -87,9 +100,9 @@ impl Drop for Served {
 }
 
 /// Sets up the databases at `live` and `test` (keyroute's schema, `orders`,
-/// `plain_keys`, users and their keys) and serves every mode on `127.0.0.1:0`.
-/// `databases` is kept alive as long as the server (a temporary directory, a
-/// container's databases).
+/// `plain_keys`, users and their keys) and serves every mode on `127.0.0.1:0`, but
+/// the tenancy modes (skipped: see [`start_with`]). `databases` is kept alive as long
+/// as the server (a temporary directory, a container's databases).
 ///
 /// # Errors
 /// [`BenchError::Setup`] naming what failed.
@@ -99,16 +112,31 @@ pub async fn start<B: BenchDb>(
     databases: Box<dyn Any + Send>,
     options: &Options,
 ) -> Result<Served, BenchError> {
+    start_with::<B>(live, test, databases, None, options).await
+}
+
+/// As [`start`], and the tenancy modes on `tenancy` (PostgreSQL), with the round
+/// trips of `keyroute` and those modes counted ([`Served::round_trips`]).
+///
+/// # Errors
+/// [`BenchError::Setup`] naming what failed.
+pub async fn start_with<B: BenchDb>(
+    live: DatabaseUrl,
+    test: DatabaseUrl,
+    databases: Box<dyn Any + Send>,
+    tenancy: Option<&TenancyDatabases>,
+    options: &Options,
+) -> Result<Served, BenchError> {
     let fail = |reason: String| BenchError::Setup {
         backend: B::NAME,
         reason,
     };
     // Plain HTTP on loopback; everything else is keyroute's default.
-    let config = Config::from_toml_str(&format!(
+    let toml = format!(
         "[apikey]\ndangerous_accept_plain_http = true\n[pools]\nmax_size = {}\n",
         options.pool_size
-    ))
-    .map_err(|e| fail(e.to_string()))?;
+    );
+    let config = Config::from_toml_str(&toml).map_err(|e| fail(e.to_string()))?;
     let keyroute = Keyroute::<B>::builder()
         .config(config.clone())
         .connection("live", live.clone())
@@ -204,6 +232,23 @@ pub async fn start<B: BenchDb>(
         following.push(Arc::new(resolver.clone()));
     }
     tokio::spawn(keyroute::feed::follow_feed(subscription, following));
+    let tenancy = tenancy::TenancyModes::set_up(tenancy, &keyroute, &toml, options).await?;
+    let round_trips = match &tenancy.modes {
+        Ok(modes) => {
+            let mut baseline = config.clone();
+            for (name, url) in [("live", &live), ("test", &test)] {
+                baseline.router.connections.insert(name.into(), url.clone());
+            }
+            let mut twins = vec![(Mode::Keyroute, keyroute.axum_state(), baseline)];
+            twins.extend(
+                modes
+                    .iter()
+                    .map(|m| (m.mode, m.auth.clone(), m.config.clone())),
+            );
+            Some(RoundTripProbe::start::<B>(twins).await.map_err(&fail)?)
+        }
+        Err(_) => None,
+    };
     let router = keyroute.router().clone();
     let kr = |auth: AuthState| KeyrouteState {
         auth,
@@ -238,6 +283,7 @@ pub async fn start<B: BenchDb>(
                 .with_state(kr(cached)),
         )
         .merge(limited.routes::<B>(&router))
+        .merge(tenancy.routes())
         .merge(
             Router::new()
                 .route("/open-plain/orders/{id}", get(plain::open_plain::<B>))
@@ -248,6 +294,18 @@ pub async fn start<B: BenchDb>(
     let mut settings = describe(&config, &keyroute, &lookup, check);
     settings.push('\n');
     settings.push_str(&limited.settings);
+    settings.push('\n');
+    settings.push_str(&tenancy.settings);
+    // A resolver serves from its cache only while its change feed is live.
+    let mut caching = vec![format!("keyroute {}", keyroute.resolver().is_caching())];
+    for mode in tenancy.modes.iter().flatten() {
+        let on = mode.auth.resolver().is_caching();
+        caching.push(format!("{} {on}", mode.mode.name()));
+    }
+    settings.push_str(&format!(
+        "\nfront doors' resolvers caching (change feed live): {}",
+        caching.join(", ")
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| fail(format!("binding 127.0.0.1:0: {e}")))?;
@@ -264,8 +322,13 @@ pub async fn start<B: BenchDb>(
         addr,
         keys: Arc::new(keys),
         settings,
-        skipped: limited.skipped(),
+        skipped: limited
+            .skipped()
+            .into_iter()
+            .chain(tenancy.skipped())
+            .collect(),
         valkey: limited.probe(),
+        round_trips,
         server,
         _databases: databases,
     })
@@ -276,92 +339,6 @@ pub async fn start<B: BenchDb>(
 #[allow(clippy::print_stderr)]
 fn tracing_error(error: &std::io::Error) {
     eprintln!("keyroute-bench: the server stopped: {error}");
-}
-
-/// What `keyroute` on its defaults means in this build, and the pools of the modes.
-fn describe<B: Backend>(
-    config: &Config,
-    keyroute: &Keyroute<B>,
-    lookup: &DbPool<B>,
-    plain_check: keyroute::store::RecyclingCheck,
-) -> String {
-    let mut out = String::new();
-    let cache = match config.apikey.session_cache_duration {
-        Some(ttl) => format!("session_cache_duration {ttl:?} (resolver cache on)"),
-        None => "session_cache_duration none (resolver cache off)".to_owned(),
-    };
-    let _ = write!(
-        out,
-        "keyroute on its defaults: {cache}; keyroute-uncached: cache off; keyroute-cached: cache on for {CACHED_FOR:?}"
-    );
-    // What the built resolver itself says, in case a default is decided at build time
-    // rather than in the configuration.
-    let _ = write!(
-        out,
-        "\nthe front door's resolver: {:?}",
-        keyroute.resolver()
-    );
-    let routed = keyroute
-        .router()
-        .pool_named("live")
-        .map(|pool| format!("{:?}", pool.settings().recycling_check))
-        .unwrap_or_else(|e| format!("unknown ({e})"));
-    let _ = write!(
-        out,
-        "\npools: {} connections each (live, test, keyroute's store, the naive lookup); checkout check: routed {routed}, naive lookup {:?}",
-        config.router.pools.settings.max_size,
-        lookup.settings().recycling_check,
-    );
-    let _ = write!(
-        out,
-        "\nplain pools (open-plain, naive-plain): bb8 + diesel-async, {} connections each (live, test, the naive-plain lookup); checkout check {plain_check:?}{}",
-        config.router.pools.settings.max_size,
-        if B::NAME == "SQLite" {
-            "; SQLite on diesel-async's default executor (spawn_blocking), keyroute's pragmas"
-        } else {
-            ""
-        },
-    );
-    out
-}
-
-/// Registers users until `keys` keys exist (each user gets a live and a test key),
-/// eight registrations at a time; returns `(plaintext, user id, environment)` rows.
-async fn register_users<B: Backend>(
-    keyroute: &Keyroute<B>,
-    keys: usize,
-) -> Result<Vec<(String, String, String)>, String> {
-    const WORKERS: usize = 8;
-    let users = keys.div_ceil(2);
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..WORKERS {
-        let keyroute = keyroute.clone();
-        tasks.spawn(async move {
-            let mut rows = Vec::new();
-            for n in (worker..users).step_by(WORKERS) {
-                let registration = keyroute
-                    .keys()
-                    .register_user(NewUser::named(format!("user{n}")))
-                    .await
-                    .map_err(|e| format!("registering user{n}: {e}"))?;
-                let user = registration.user.id.to_string();
-                for issued in registration.keys {
-                    rows.push((
-                        issued.plaintext.expose_secret().to_owned(),
-                        user.clone(),
-                        issued.key.environment.as_str().to_owned(),
-                    ));
-                }
-            }
-            Ok::<_, String>(rows)
-        });
-    }
-    let mut rows = Vec::with_capacity(keys);
-    while let Some(done) = tasks.join_next().await {
-        rows.extend(done.map_err(|e| format!("a registration task failed: {e}"))??);
-    }
-    rows.truncate(keys);
-    Ok(rows)
 }
 
 struct OpenState<B: Backend> {

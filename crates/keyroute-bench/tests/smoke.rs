@@ -47,12 +47,21 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
     assert_eq!(reports.len(), 1, "{text}");
     let skipped = |mode: Mode| reports[0].skipped.iter().any(|(m, _)| *m == mode);
     assert!(
-        reports[0]
-            .skipped
-            .iter()
-            .all(|(m, _)| *m == Mode::KeyrouteValkey),
+        reports[0].skipped.iter().all(|(m, _)| matches!(
+            m,
+            Mode::KeyrouteValkey | Mode::KeyrouteRls | Mode::KeyrouteSchema
+        )),
         "{text}"
     );
+    // Tenancy binds the tenant in PostgreSQL only: skipped on SQLite, saying so.
+    for mode in [Mode::KeyrouteRls, Mode::KeyrouteSchema] {
+        let reason = reports[0].skipped.iter().find(|(m, _)| *m == mode);
+        assert!(
+            reason.is_some_and(|(_, why)| why.starts_with("PostgreSQL only")),
+            "{text}"
+        );
+    }
+    assert!(reports[0].round_trips.is_empty(), "{text}");
     for (mode, reason) in &reports[0].skipped {
         let line = format!("{}: skipped: {reason}", mode.name());
         assert!(text.contains(&line), "missing {line:?} in\n{text}");
@@ -88,6 +97,9 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
         "keyroute-valkey / keyroute",
         "target >= 0.70 x",
         "keyroute-limited: keyroute's settings",
+        "keyroute-rls / keyroute        req/s      n/a   target >= 0.90 x: not measured",
+        "keyroute-schema / keyroute     p99        n/a   no target",
+        "keyroute-rls: skipped: PostgreSQL only",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }

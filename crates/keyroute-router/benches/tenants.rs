@@ -57,7 +57,10 @@ async fn run(router: &ConnectionRouter<Sqlite>, callers: &[Principal]) -> (f64, 
     let mut most_open = 0;
     let start = Instant::now();
     for i in 0..REQUESTS {
-        let mut conn = router.connection(&callers[i % callers.len()]).await.unwrap();
+        let mut conn = router
+            .connection(&callers[i % callers.len()])
+            .await
+            .unwrap();
         diesel::sql_query("SELECT 1")
             .execute(&mut *conn)
             .await

@@ -159,3 +159,90 @@ fn limits_ratios_skips_and_valkey_commands() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+/// The tenancy ratios against `keyroute` (throughput with a 0.9 floor, p99 without a
+/// target), and the round trips per request, awaited ones apart from the commit.
+#[test]
+fn tenancy_ratios_and_round_trips() {
+    let mut report = BackendReport::new(BackendKind::Postgres);
+    for round in 1..=3 {
+        for (mode, rps, p99) in [
+            (Mode::Keyroute, 1000.0, 10),
+            (Mode::KeyrouteRls, 920.0, 11),
+            (Mode::KeyrouteSchema, 850.0, 12),
+        ] {
+            report.samples.push(ModeSample {
+                mode,
+                round,
+                requests: 1,
+                rps,
+                p50: Duration::from_millis(1),
+                p99: Duration::from_millis(p99),
+                non_2xx: 0,
+                valkey_commands: None,
+            });
+        }
+    }
+    let tally = |trips: &[(&str, u64)], statements: &[(&str, u64)]| {
+        let mut tally = crate::service::Tally::default();
+        for (label, n) in trips {
+            tally.round_trips.insert((*label).to_owned(), *n);
+            tally.sent += n;
+        }
+        for (tag, n) in statements {
+            tally.statements.insert((*tag).to_owned(), *n);
+        }
+        tally
+    };
+    let plain = RoundTrips::new(
+        100,
+        tally(
+            &[
+                ("prepared statement: SELECT $1", 100),
+                ("prepared statement: SELECT item FROM orders", 100),
+            ],
+            &[("SELECT", 200)],
+        ),
+    );
+    let bound = RoundTrips::new(
+        100,
+        tally(
+            &[
+                ("simple query: SET; BEGIN; RESET; RESET; SELECT", 100),
+                ("prepared statement: SELECT item FROM orders", 100),
+                ("simple query: COMMIT", 100),
+            ],
+            &[
+                ("SET", 100),
+                ("BEGIN", 100),
+                ("RESET", 200),
+                ("SELECT", 200),
+                ("COMMIT", 100),
+            ],
+        ),
+    );
+    assert!((plain.per_request() - 2.0).abs() < 1e-9);
+    assert!((plain.awaited_per_request() - 2.0).abs() < 1e-9);
+    assert!((bound.per_request() - 3.0).abs() < 1e-9);
+    assert!((bound.awaited_per_request() - 2.0).abs() < 1e-9);
+    assert!((bound.statements_per_request() - 7.0).abs() < 1e-9);
+    report.round_trips = vec![(Mode::Keyroute, plain), (Mode::KeyrouteRls, bound)];
+    let mut out = Vec::new();
+    report.write_summary(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for line in [
+        "keyroute-rls / keyroute        req/s   0.92 x   target >= 0.90 x: met",
+        "keyroute-schema / keyroute     req/s   0.85 x   target >= 0.90 x: MISSED",
+        "keyroute-rls / keyroute        p99     1.10 x   no target",
+        "keyroute-schema / keyroute     p99     1.20 x   no target",
+        "postgres: round trips per request on the routed connection",
+        "keyroute           per request: 2.00 round trips, 2.00 awaited by the request (statements 2.00: SELECT 2.00)",
+        "1.00 x prepared statement: SELECT $1 (the pool's checkout check)",
+        "keyroute-rls       per request: 3.00 round trips, 2.00 awaited by the request (statements 7.00: BEGIN 1.00, COMMIT 1.00, RESET 2.00, SELECT 2.00, SET 1.00)",
+        "1.00 x simple query: SET; BEGIN; RESET; RESET; SELECT (the unit's begin",
+        "1.00 x simple query: COMMIT (the unit's end",
+        "100 requests; 300 round trips sent, 300 answered; 0 errors; 0 connections opened",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

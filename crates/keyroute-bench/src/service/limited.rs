@@ -308,10 +308,11 @@ fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// `keyroute-valkey`'s state: `keyroute`'s, and the count of requests served.
-struct CountedState<B: keyroute::store::Backend> {
-    routed: KeyrouteState<B>,
-    served: Arc<AtomicU64>,
+/// `keyroute-valkey`'s state (and the counted run's, `service/counted.rs`):
+/// `keyroute`'s, and the count of requests served.
+pub(super) struct CountedState<B: keyroute::store::Backend> {
+    pub(super) routed: KeyrouteState<B>,
+    pub(super) served: Arc<AtomicU64>,
 }
 
 impl<B: keyroute::store::Backend> Clone for CountedState<B> {
@@ -343,7 +344,7 @@ impl<B: keyroute::store::Backend> FromRef<CountedState<B>> for Arc<AtomicU64> {
 
 /// `keyroute-valkey`: `keyroute*`'s handler, counting the requests it served (one
 /// relaxed atomic add) so the probe can divide the server's commands by them.
-async fn counted_routed<B: BenchDb>(
+pub(super) async fn counted_routed<B: BenchDb>(
     State(served): State<Arc<AtomicU64>>,
     Connected { mut db, .. }: Connected<B>,
     Path(id): Path<i64>,
