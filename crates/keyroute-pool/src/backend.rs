@@ -82,15 +82,26 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     const BINDS_TENANTS: bool = false;
 
-    /// Begins a unit of work in one round trip: a transaction, begun by undoing what
-    /// an earlier user may have left on the connection (behind a transaction pooler,
-    /// `pooled`, also its prepared statements), then `binding`'s statements. Only
-    /// called where [`TRANSACTION_POOLER`](Self::TRANSACTION_POOLER) or
-    /// [`BINDS_TENANTS`](Self::BINDS_TENANTS) holds.
+    /// Begins a unit of work behind a transaction pooler in one round trip: a
+    /// transaction, begun by undoing what an earlier client may have left on the server
+    /// connection (its settings, role and prepared statements), then `binding`'s
+    /// transaction-local statements. Only called where
+    /// [`TRANSACTION_POOLER`](Self::TRANSACTION_POOLER) holds.
     #[doc(hidden)]
     fn begin_unit<'c>(
         _conn: &'c mut Self::Connection,
-        _pooled: bool,
+        _binding: Option<&'c crate::Binding>,
+    ) -> UnitFuture<'c> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Readies a direct connection for a unit bound to `binding` (or to nothing) in one
+    /// round trip: undoes what the previous user left on the session (settings, role),
+    /// then binds for the session. No transaction: statements commit as they run, as
+    /// without tenancy. Only called where [`BINDS_TENANTS`](Self::BINDS_TENANTS) holds.
+    #[doc(hidden)]
+    fn bind_session<'c>(
+        _conn: &'c mut Self::Connection,
         _binding: Option<&'c crate::Binding>,
     ) -> UnitFuture<'c> {
         Box::pin(async { Ok(()) })

@@ -1,11 +1,13 @@
 //! [`Binding`]: what one unit of work's connection is bound to (the request's tenant),
 //! as SQL that runs inside the unit's transaction and ends with it.
 //!
-//! A binding is transaction-local by construction: `set_config(..., true)` and
-//! `SET LOCAL` last until the unit's transaction ends, and the unit begins by undoing
-//! what an earlier user of the connection left (`RESET ALL`, `RESET ROLE`), so a
-//! binding never outlives its request and no earlier handler's session `SET` reaches a
-//! later request. The values are checked here before any SQL is written: tenant and
+//! A binding never outlives its request's hold on the connection: behind a
+//! transaction pooler it is transaction-local (`set_config(..., true)`, `SET LOCAL`,
+//! ending with the unit's transaction, as the server connection is shared with other
+//! clients); directly it is set for the session, and every unit of a tenancy pool
+//! begins by undoing what the previous user left (`RESET ALL`, `RESET ROLE`) and
+//! binding again, in one round trip, before the handler runs a statement, so no
+//! earlier handler's binding or session `SET` reaches a later request. The values are checked here before any SQL is written: tenant and
 //! environment names hold only characters that need no escaping, and a schema name is
 //! a quoted identifier no longer than PostgreSQL keeps (a longer name would be cut to
 //! 63 bytes, so two tenants could share a schema).
@@ -32,7 +34,10 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// only; `Debug` shows the SQL, which holds no secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Binding {
+    /// Bound for the unit's transaction (behind a transaction pooler).
     sql: String,
+    /// Bound for the session, until the next unit binds again (directly).
+    session: String,
 }
 
 /// A value a [`Binding`] refused.
@@ -70,10 +75,14 @@ impl Binding {
     pub fn row_security(tenant: &str, env: &str) -> Result<Self, BindingError> {
         let tenant = plain("tenant", tenant)?;
         let env = plain("environment", env)?;
+        let set = |local: bool| {
+            format!(
+                "SELECT set_config('{TENANT_SETTING}', '{tenant}', {local}), set_config('{ENV_SETTING}', '{env}', {local})"
+            )
+        };
         Ok(Self {
-            sql: format!(
-                "SELECT set_config('{TENANT_SETTING}', '{tenant}', true), set_config('{ENV_SETTING}', '{env}', true)"
-            ),
+            sql: set(true),
+            session: set(false),
         })
     }
 
@@ -81,10 +90,14 @@ impl Binding {
     /// policies that compare with it let no row through. For connections a request
     /// without a tenant gets (the anonymous route).
     pub fn row_security_nobody() -> Self {
+        let set = |local: bool| {
+            format!(
+                "SELECT set_config('{TENANT_SETTING}', '', {local}), set_config('{ENV_SETTING}', '', {local})"
+            )
+        };
         Self {
-            sql: format!(
-                "SELECT set_config('{TENANT_SETTING}', '', true), set_config('{ENV_SETTING}', '', true)"
-            ),
+            sql: set(true),
+            session: set(false),
         }
     }
 
@@ -103,11 +116,10 @@ impl Binding {
                 schema: schema.to_owned(),
             });
         }
+        let schema = quote_identifier(schema);
         Ok(Self {
-            sql: format!(
-                "{NO_SCHEMA}; SET LOCAL search_path TO {}",
-                quote_identifier(schema)
-            ),
+            sql: format!("{NO_SCHEMA}; SET LOCAL search_path TO {schema}"),
+            session: format!("SET search_path TO {schema}"),
         })
     }
 
@@ -116,12 +128,21 @@ impl Binding {
     pub fn schema_nobody() -> Self {
         Self {
             sql: NO_SCHEMA.to_owned(),
+            session: NO_SCHEMA.to_owned(),
         }
     }
 
-    /// The statements that bind, run inside the unit's transaction.
+    /// The statements that bind for the unit's transaction alone (behind a
+    /// transaction pooler, where the server connection is shared between clients).
     pub fn sql(&self) -> &str {
         &self.sql
+    }
+
+    /// The statements that bind for the session, until the next unit on the
+    /// connection binds again (directly, where keyroute's pool owns the connection and
+    /// every unit of a tenancy pool begins by binding).
+    pub fn session_sql(&self) -> &str {
+        &self.session
     }
 }
 

@@ -291,10 +291,12 @@ impl<B: Backend> DbPool<B> {
     }
 
     /// A connection for one unit of work bound to `binding` (a request's tenant), or,
-    /// with `None`, bound to nothing but begun the same way: a transaction in either
-    /// pooler mode, begun by undoing what an earlier user left on the connection
-    /// (`RESET ALL`, `RESET ROLE`), then the binding's statements, in one round trip.
-    /// The binding ends with the transaction, so it never reaches another unit.
+    /// with `None`, to nothing, in one round trip that first undoes what an earlier
+    /// user left on the connection (`RESET ALL`, `RESET ROLE`). Behind a transaction
+    /// pooler the unit is a transaction and the binding local to it; directly the
+    /// binding is the session's until the next unit binds again (every unit of a
+    /// tenancy pool does, before its first statement), and statements commit as they
+    /// run. Either way no binding reaches another request.
     ///
     /// # Errors
     /// [`StoreError::Misuse`] on a backend that cannot bind (only PostgreSQL can);

@@ -12,9 +12,10 @@
 //! one transaction, whose statements are closed before it commits, and the statement
 //! cache is off. Each unit of work then begins with [`UNIT_BEGIN`].
 //!
-//! A unit bound to a tenant ([`Binding`]) is a transaction in either mode, begun the
-//! same way (its prepared statements kept where the cache is on), with the binding's
-//! statements in the same round trip.
+//! A unit bound to a tenant ([`Binding`]) is, behind the pooler, that transaction with
+//! the binding's transaction-local statements in the same round trip; directly, one
+//! round trip that resets the session ([`SESSION_RESET`]) and binds it, with no
+//! transaction.
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection};
@@ -39,17 +40,16 @@ use crate::{Binding, Pooler};
 pub(crate) const UNIT_BEGIN: &str =
     "SET statement_timeout = 0; BEGIN; RESET ALL; RESET ROLE; DEALLOCATE ALL";
 
-/// How a unit bound to a tenant begins on a direct connection: as [`UNIT_BEGIN`], but
-/// keeping the connection's prepared statements, which diesel-async's cache holds.
-const BOUND_BEGIN: &str = "SET statement_timeout = 0; BEGIN; RESET ALL; RESET ROLE";
+/// How a direct connection of a tenancy pool is readied for a unit, before the
+/// binding's session statements: what the previous user left is undone (see
+/// [`UNIT_BEGIN`] for why `SET statement_timeout = 0` comes first).
+const SESSION_RESET: &str = "SET statement_timeout = 0; RESET ALL; RESET ROLE";
 
-/// The statements that begin a unit: [`UNIT_BEGIN`] behind a transaction pooler,
-/// [`BOUND_BEGIN`] directly, then the binding's statements.
-fn unit_begin(pooled: bool, binding: Option<&Binding>) -> String {
-    let begin = if pooled { UNIT_BEGIN } else { BOUND_BEGIN };
+/// `first`, then `binding`'s statements (`sql` of it), as one batch.
+fn then_bind(first: &str, binding: Option<&str>) -> String {
     match binding {
-        Some(binding) => format!("{begin}; {}", binding.sql()),
-        None => begin.to_owned(),
+        Some(binding) => format!("{first}; {binding}"),
+        None => first.to_owned(),
     }
 }
 
@@ -82,11 +82,19 @@ impl Backend for Postgres {
 
     fn begin_unit<'c>(
         conn: &'c mut Self::Connection,
-        pooled: bool,
         binding: Option<&'c Binding>,
     ) -> UnitFuture<'c> {
-        let sql = unit_begin(pooled, binding);
+        let sql = then_bind(UNIT_BEGIN, binding.map(Binding::sql));
         Box::pin(async move { AnsiTransactionManager::begin_transaction_sql(conn, &sql).await })
+    }
+
+    fn bind_session<'c>(
+        conn: &'c mut Self::Connection,
+        binding: Option<&'c Binding>,
+    ) -> UnitFuture<'c> {
+        use diesel_async::SimpleAsyncConnection;
+        let sql = then_bind(SESSION_RESET, binding.map(Binding::session_sql));
+        Box::pin(async move { conn.batch_execute(&sql).await })
     }
 
     fn row_security_findings<'c>(

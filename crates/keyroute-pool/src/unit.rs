@@ -49,12 +49,13 @@ impl<B: Backend> Checkout<B> {
         }
     }
 
-    /// Begins a unit transaction on `conn`. On failure the connection is marked
-    /// broken, so the pool discards it rather than lend it again, and the error says
-    /// whether the connection was lost or the server refused. If this future is
-    /// dropped before the server answered, the connection is discarded too: its
-    /// transaction may have begun (or failed) on the server without the connection
-    /// knowing, and the next unit would begin inside it.
+    /// Begins a unit on `conn`: behind a transaction pooler (`pooled`) a transaction
+    /// with `binding` local to it; directly, the session reset and bound, with no
+    /// transaction. On failure the connection is marked broken, so the pool discards
+    /// it rather than lend it again, and the error says whether the connection was
+    /// lost or the server refused. If this future is dropped before the server
+    /// answered, the connection is discarded too: its transaction or binding may have
+    /// happened (or failed) on the server without the connection knowing.
     pub(crate) async fn begin(
         conn: OwnedConnection<B>,
         pooled: bool,
@@ -62,7 +63,8 @@ impl<B: Backend> Checkout<B> {
     ) -> Result<Self, Began> {
         let mut pending = Pending::<B>(Some(conn));
         let outcome = match pending.0.as_mut() {
-            Some(conn) => B::begin_unit(conn, pooled, binding).await,
+            Some(conn) if pooled => B::begin_unit(conn, binding).await,
+            Some(conn) => B::bind_session(conn, binding).await,
             None => Ok(()),
         };
         let Some(mut conn) = pending.0.take() else {
@@ -74,7 +76,7 @@ impl<B: Backend> Checkout<B> {
         match outcome {
             Ok(()) => Ok(Self {
                 conn: Some(conn),
-                open: true,
+                open: pooled,
             }),
             Err(error) => {
                 Manager::<B>::transaction_manager_status_mut(&mut conn).set_in_error();

@@ -184,7 +184,16 @@ impl<B: Backend> ConnectionRouter<B> {
         let pool = self
             .pool_named(name)
             .map_err(|e| StoreError::unavailable(e.to_string()))?;
-        if let Some(direct) = self.inner.direct.get(name) {
+        // With tenancy on, a direct pooled connection carries the last request's
+        // binding for its session (a tenant's `search_path`): schema work reads the
+        // connection's own schema through a connection of its own. (Behind a
+        // transaction pooler bindings end with their transaction.)
+        let own_url = self.inner.direct.get(name).or_else(|| {
+            (self.inner.tenancy.is_some() && !pool.transaction_pooled())
+                .then(|| self.inner.targets.get(name).map(|t| &t.url))
+                .flatten()
+        });
+        if let Some(direct) = own_url {
             let mut settings = pool.settings().clone();
             settings.pooler = Pooler::Session;
             settings.max_size = 1;
