@@ -18,9 +18,10 @@ use keyroute_pool::{Backend, Checkout};
 /// `commit` before answering is the portable way to write a handler that reports a
 /// failed commit.
 ///
-/// With [tenancy](crate::Tenancy) on it is one transaction in either pooler mode,
-/// bound to the request's tenant for exactly that transaction; it cannot be bound to
-/// another, and the binding ends with it.
+/// With [tenancy](crate::Tenancy) on it is bound to the request's tenant before the
+/// handler's first statement (behind a transaction pooler, for the request's
+/// transaction only); it cannot be bound to another, and the next request on the
+/// connection binds its own.
 pub struct RoutedConnection<B: Backend> {
     conn: Checkout<B>,
     name: Arc<str>,

@@ -3,16 +3,17 @@
 //!
 //! With [`Tenancy::RowSecurity`] every tenant's rows share tables with a tenant column,
 //! and PostgreSQL's row-level security policies compare it with `keyroute.tenant`,
-//! which keyroute sets for exactly the request's transaction. With [`Tenancy::Schema`]
-//! each tenant has a schema (`tenant_{tenant}`) and the request's transaction has it
-//! alone on its `search_path`. Either way the connection a handler gets is one
-//! transaction, begun by undoing whatever an earlier request left on the connection
-//! and binding the tenant in the same round trip
-//! ([`DbPool::bound_unit`](keyroute_pool::DbPool::bound_unit)); the binding ends with
-//! the transaction. A request whose tenant cannot be bound gets no connection.
+//! which keyroute sets for the request. With [`Tenancy::Schema`] each tenant has a
+//! schema (`tenant_{tenant}`) and the request's connection has it alone on its
+//! `search_path`. Either way the connection a handler gets is readied in one round
+//! trip that undoes whatever an earlier request left on it and binds the tenant
+//! ([`DbPool::bound_unit`](keyroute_pool::DbPool::bound_unit)); behind a transaction
+//! pooler the request is one transaction and the binding local to it. A request whose
+//! tenant cannot be bound gets no connection.
 //!
-//! A database per tenant is routing, not binding: a `[routing] template` such as
-//! `{tenant}_{env}` over the `max_pools` / `connection_budget` bounded pools.
+//! A database per tenant is routing, not binding: a `[routing] url_template` (or a
+//! `template` such as `{tenant}_{env}` over `[connections]`) within the `max_pools` /
+//! `connection_budget` bounds.
 
 use keyroute_core::{ConfigError, Principal};
 use keyroute_pool::{Backend, Binding, BindingError, RowSecurityFinding};
