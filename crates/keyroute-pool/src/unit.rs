@@ -158,7 +158,7 @@ impl Began {
     /// The error a caller of [`DbPool::unit`](crate::DbPool::unit) sees.
     pub(crate) fn into_store_error(self, backend: &str) -> StoreError {
         let text = format!(
-            "{backend}: could not begin the unit transaction (behind a pooler, [pools] pooler = \"transaction\", or for [tenancy]): {}",
+            "{backend}: could not begin the unit of work (its transaction behind a pooler, [pools] pooler = \"transaction\", or its [tenancy] binding): {}",
             self.error
         );
         if self.lost {
