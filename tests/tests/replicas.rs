@@ -154,4 +154,12 @@ fn replicas_of_an_unknown_connection_are_refused() {
     .unwrap();
     let err = config.router.router::<Postgres>().unwrap_err();
     assert!(err.to_string().contains("[replicas] option `lve`"), "{err}");
+    // A delay the write memory cannot hold is a configuration error, not a panic.
+    let err = ConnectionRouter::<Postgres>::builder()
+        .connection("live", DatabaseUrl::new("postgres://db/live"))
+        .replicas("live", [DatabaseUrl::new("postgres://r/live")])
+        .read_your_writes(Duration::MAX)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("read_your_writes"), "{err}");
 }
