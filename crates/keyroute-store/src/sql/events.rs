@@ -89,11 +89,14 @@ impl FeedQueries for Marker {
 
     async fn purge_events(store: &SqlStore<Self>, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut conn = store.conn().await?;
-        diesel::delete(events::table.filter(events::created_at.lt(Ts::from_instant(before))))
-            .execute(&mut *conn)
-            .await
-            .map(|n| n as u64)
-            .map_err(map_error)
+        let purged =
+            diesel::delete(events::table.filter(events::created_at.lt(Ts::from_instant(before))))
+                .execute(&mut *conn)
+                .await
+                .map(|n| n as u64)
+                .map_err(map_error)?;
+        crate::sql::done(conn).await?;
+        Ok(purged)
     }
 }
 

@@ -526,7 +526,10 @@ impl UserQueries for Marker {
             insert_audit(conn, audit).await
         })
         .await
-        .map_err(map_error)
+        .map_err(map_error)?;
+        // Committed before returning (behind a transaction pooler the unit is a
+        // transaction; dropped, it would commit later, on a task of its own).
+        done(conn).await
     }
 
     async fn import_users(store: &SqlStore<Self>, new_users: &[User]) -> StoreResult<()> {
