@@ -135,7 +135,7 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// so it compiles (and is checked) even when no backend feature is on.
     #[doc(hidden)]
     fn manager(url: &DatabaseUrl, setup: ConnectSetup) -> Self::Manager {
-        manager(url, setup, Self::establish).into()
+        manager(url, setup, Self::establish, RecyclingMethod::Verified).into()
     }
 
     /// Runs the pending migrations of `source` (an app's own) on `conn` and returns
@@ -203,10 +203,14 @@ pub struct ConnectSetup {
 
 /// diesel-async's connection manager, opening connections with `establish` within
 /// the connect timeout and reporting each outcome to the pool's circuit breaker.
-fn manager<C: AsyncConnection + 'static>(
+///
+/// `verified` is the backend's `Verified` check (diesel-async's `SELECT 1`, or a check
+/// of the backend's own).
+pub(crate) fn manager<C: AsyncConnection + 'static>(
     url: &DatabaseUrl,
     setup: ConnectSetup,
     establish: fn(String, Pooler) -> ConnectFuture<C>,
+    verified: RecyclingMethod<C>,
 ) -> AsyncDieselConnectionManager<C> {
     use super::connect::ConnectFailure;
     let mut config = ManagerConfig::<C>::default();
@@ -248,7 +252,7 @@ fn manager<C: AsyncConnection + 'static>(
         _ if pooler == Pooler::Transaction => RecyclingMethod::Fast,
         // `Auto` is resolved by the pool before it builds a manager; if it ever
         // arrives here, the safe choice is the check that verifies.
-        RecyclingCheck::Verified | RecyclingCheck::Auto => RecyclingMethod::Verified,
+        RecyclingCheck::Verified | RecyclingCheck::Auto => verified,
     };
     AsyncDieselConnectionManager::new_with_config(url.expose_secret(), config)
 }

@@ -26,6 +26,11 @@ pub enum RecyclingCheck {
     /// server dropped fails its first query and is then discarded.
     Fast,
     /// Also run `SELECT 1` on every checkout: one more round trip, no stale connections.
+    /// On MySQL / MariaDB the check is an echo of a number unique to it instead: a
+    /// query whose future was dropped midway can leave a connection out of step (its
+    /// driver is not cancel-safe), and only an answer that must be the check's own
+    /// finds that, so the connection is discarded rather than handing the next
+    /// request an answer that is not its own. With `Fast` on MySQL that protection is off.
     Verified,
 }
 
