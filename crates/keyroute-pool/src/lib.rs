@@ -305,7 +305,7 @@ impl<B: Backend> DbPool<B> {
         if !B::BINDS_TENANTS {
             return Err(StoreError::Misuse(format!(
                 "{}: tenancy in the database ([tenancy] mode = \"row_security\" or \"schema\") needs PostgreSQL; \
-                 use a connection per tenant ([routing] template = \"{{tenant}}_{{env}}\") on {}",
+                 use a database per tenant ([routing] url_template = \"...://app@db/{{tenant}}_{{env}}\") on {}",
                 B::NAME,
                 B::NAME
             )));

@@ -311,7 +311,7 @@ impl<B: Backend> RouterBuilder<B> {
                 "tenancy",
                 "mode",
                 format_args!(
-                    "\"{}\" binds the tenant in PostgreSQL, and these connections are {}; use mode = \"none\" with a connection per tenant ([routing] template = \"{{tenant}}_{{env}}\")",
+                    "\"{}\" binds the tenant in PostgreSQL, and these connections are {}; use mode = \"none\" with a database per tenant: [routing] url_template = \"...://app@db/{{tenant}}_{{env}}\" (on MySQL / MariaDB this is schema per tenant: a schema is a database there)",
                     tenancy.mode_name(),
                     B::NAME
                 ),
