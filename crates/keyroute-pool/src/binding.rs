@@ -75,14 +75,9 @@ impl Binding {
     pub fn row_security(tenant: &str, env: &str) -> Result<Self, BindingError> {
         let tenant = plain("tenant", tenant)?;
         let env = plain("environment", env)?;
-        let set = |local: bool| {
-            format!(
-                "SELECT set_config('{TENANT_SETTING}', '{tenant}', {local}), set_config('{ENV_SETTING}', '{env}', {local})"
-            )
-        };
         Ok(Self {
-            sql: set(true),
-            session: set(false),
+            sql: set_settings("SET LOCAL", tenant, env),
+            session: set_settings("SET", tenant, env),
         })
     }
 
@@ -90,14 +85,9 @@ impl Binding {
     /// policies that compare with it let no row through. For connections a request
     /// without a tenant gets (the anonymous route).
     pub fn row_security_nobody() -> Self {
-        let set = |local: bool| {
-            format!(
-                "SELECT set_config('{TENANT_SETTING}', '', {local}), set_config('{ENV_SETTING}', '', {local})"
-            )
-        };
         Self {
-            sql: set(true),
-            session: set(false),
+            sql: set_settings("SET LOCAL", "", ""),
+            session: set_settings("SET", "", ""),
         }
     }
 
@@ -152,6 +142,15 @@ impl fmt::Debug for Binding {
     }
 }
 
+/// `keyroute.tenant` and `keyroute.env` set by `set` (`SET` for the session, `SET LOCAL`
+/// for the transaction) to values that need no escaping. Plain `SET`s rather than
+/// `SELECT set_config(...)`: a utility statement runs no planner or executor and
+/// returns no row, which halves what PostgreSQL spends on the binding
+/// (`BENCHMARKS.md`, "Tenancy in PostgreSQL").
+fn set_settings(set: &str, tenant: &str, env: &str) -> String {
+    format!("{set} {TENANT_SETTING} = '{tenant}'; {set} {ENV_SETTING} = '{env}'")
+}
+
 /// `value` if it holds only characters that need no escaping in a SQL literal.
 fn plain<'v>(what: &'static str, value: &'v str) -> Result<&'v str, BindingError> {
     let ok = !value.is_empty()
@@ -192,7 +191,15 @@ mod tests {
         let binding = Binding::row_security("acme-eu", "test").unwrap();
         assert_eq!(
             binding.sql(),
-            "SELECT set_config('keyroute.tenant', 'acme-eu', true), set_config('keyroute.env', 'test', true)"
+            "SET LOCAL keyroute.tenant = 'acme-eu'; SET LOCAL keyroute.env = 'test'"
+        );
+        assert_eq!(
+            binding.session_sql(),
+            "SET keyroute.tenant = 'acme-eu'; SET keyroute.env = 'test'"
+        );
+        assert_eq!(
+            Binding::row_security_nobody().session_sql(),
+            "SET keyroute.tenant = ''; SET keyroute.env = ''"
         );
     }
 

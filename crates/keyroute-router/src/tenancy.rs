@@ -223,7 +223,7 @@ mod tests {
                 .binding(&p)
                 .unwrap()
                 .sql()
-                .contains("'keyroute.tenant', 'acme-eu', true")
+                .contains("SET LOCAL keyroute.tenant = 'acme-eu'")
         );
         assert!(
             Tenancy::schema("t_{tenant}_{env}")
