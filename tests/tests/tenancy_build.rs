@@ -100,3 +100,21 @@ async fn build_refuses_roles_and_tables_that_bypass_row_security() {
     // Everything guarded: it builds.
     build_findings(&app, db.url()).await.unwrap();
 }
+
+/// A tenancy mode with `[routing] url_template` is refused, naming `[tenancy] mode`:
+/// each tenant already has a database of its own, which opens on first use, so the
+/// row-security check could not have looked at any of them before requests came.
+#[test]
+fn a_tenancy_mode_with_a_url_template_is_refused() {
+    for mode in ["row_security", "schema"] {
+        let config = Config::from_toml_str(&format!(
+            "[routing]\nurl_template = \"postgres://app:secret@db/{{tenant}}_{{env}}\"\n\
+             [tenancy]\nmode = \"{mode}\"\n"
+        ))
+        .unwrap();
+        let err = config.router.router::<Postgres>().unwrap_err().to_string();
+        assert!(err.contains("[tenancy] option `mode`"), "{mode}: {err}");
+        assert!(err.contains("url_template"), "{mode}: {err}");
+        assert!(!err.contains("secret"), "{mode}: {err}");
+    }
+}

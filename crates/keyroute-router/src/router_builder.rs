@@ -217,7 +217,7 @@ impl<B: Backend> RouterBuilder<B> {
     /// `idle_timeout` or `max_lifetime`), an environment given to
     /// [`check_routes_for`](Self::check_routes_for) routes to a connection that does
     /// not exist, or [`tenancy`](Self::tenancy) is on for a backend that cannot bind
-    /// (anything but PostgreSQL).
+    /// (anything but PostgreSQL) or together with a [`url_template`](Self::url_template).
     pub fn build(mut self) -> Result<ConnectionRouter<B>, RouteError> {
         let url_template = match &self.url_template {
             Some((url, size)) => Some(UrlTemplate::parse(url, *size)?),
@@ -304,6 +304,20 @@ impl<B: Backend> RouterBuilder<B> {
             check_pool_settings(name, &target.settings, self.budget)?;
         }
         check_routes(self.policy.as_ref(), &self.targets, &self.environments)?;
+        if let (Some(tenancy), Some(_)) = (&self.tenancy, &url_template) {
+            // Each tenant already has a database of its own, which no build-time check
+            // could read (they open on first use): the row-security check would pass
+            // without having looked, and a schema would separate nothing more.
+            return Err(ConfigError::invalid(
+                "tenancy",
+                "mode",
+                format_args!(
+                    "\"{}\" binds tenants inside a shared database, and [routing] url_template already gives each tenant a database of its own; use mode = \"none\" with url_template, or [connections] with the tenancy mode",
+                    tenancy.mode_name()
+                ),
+            )
+            .into());
+        }
         if let Some(tenancy) = &self.tenancy
             && !B::BINDS_TENANTS
         {
