@@ -9,15 +9,14 @@ mod tenant_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use keyroute::routing::ConnectionRouter;
 use keyroute::store::DatabaseUrl;
 use tenant_support::{
-    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, dropped_mid_query, panics_holding, principal,
-    quiet_expected_panics, tenant,
+    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, principal, quiet_expected_panics, stored_in,
+    tenant,
 };
 
 /// Requests in the database-per-tenant run (SQLite files): with the two PostgreSQL
@@ -81,16 +80,7 @@ async fn database_per_tenant_keeps_every_tenant_to_its_database() {
                                 .load(&mut *conn)
                                 .await
                                 .unwrap();
-                        bump(&counts.reads);
-                        counts
-                            .rows_read
-                            .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                        for row in rows {
-                            if row.body != marker {
-                                bump(&counts.leaks);
-                                eprintln!("LEAK: {marker} read {}", row.body);
-                            }
-                        }
+                        counts.read(&marker, rows.iter().map(|r| r.body.as_str()));
                     }
                     6..=7 => {
                         let mut conn = router.connection(&p).await.unwrap();
@@ -101,15 +91,7 @@ async fn database_per_tenant_keeps_every_tenant_to_its_database() {
                             .unwrap();
                         bump(&counts.writes);
                     }
-                    8 => {
-                        let read = "SELECT body FROM notes".to_owned();
-                        dropped_mid_query(&router, p, read, Duration::from_micros(50)).await;
-                        bump(&counts.dropped);
-                    }
-                    _ => {
-                        panics_holding(&router, p, None).await;
-                        bump(&counts.panicked);
-                    }
+                    n => counts.interrupted(&router, p, n == 8).await,
                 }
             }
         }));
@@ -124,15 +106,7 @@ async fn database_per_tenant_keeps_every_tenant_to_its_database() {
             .load(&mut *conn)
             .await
             .unwrap();
-        let (t, env) = name.split_once('_').unwrap();
-        for row in rows {
-            stored += 1;
-            assert_eq!(
-                row.body,
-                format!("{t}|{env}"),
-                "a row in {name} written by another tenant"
-            );
-        }
+        stored += stored_in(name, &rows);
     }
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let open = router.open_pools().len();

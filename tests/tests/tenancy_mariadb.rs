@@ -20,15 +20,14 @@ mod tenant_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use keyroute::Config;
 use keyroute::store::Mysql;
 use tenant_support::{
-    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, dropped_mid_query, panics_holding, principal,
-    quiet_expected_panics, tenant,
+    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, principal, quiet_expected_panics, stored_in,
+    tenant,
 };
 
 /// Generated requests in the MariaDB run (the SQLite and PostgreSQL runs make up the
@@ -156,16 +155,7 @@ async fn a_database_per_tenant_on_one_mariadb_server_keeps_every_tenant_to_its_d
                             .load(&mut *conn)
                             .await
                             .unwrap();
-                        bump(&counts.reads);
-                        counts
-                            .rows_read
-                            .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                        for row in rows {
-                            if row != marker {
-                                bump(&counts.leaks);
-                                eprintln!("LEAK: {marker} read {row}");
-                            }
-                        }
+                        counts.read(&marker, rows.iter().map(String::as_str));
                     }
                     5..=6 => {
                         let mut conn = router.connection(&p).await.unwrap();
@@ -189,15 +179,7 @@ async fn a_database_per_tenant_on_one_mariadb_server_keeps_every_tenant_to_its_d
                         assert!(err.to_string().contains("denied"), "{err}");
                         refused_use.fetch_add(1, Ordering::Relaxed);
                     }
-                    8 => {
-                        let read = "SELECT body FROM notes".to_owned();
-                        dropped_mid_query(&router, p, read, Duration::from_micros(50)).await;
-                        bump(&counts.dropped);
-                    }
-                    _ => {
-                        panics_holding(&router, p, None).await;
-                        bump(&counts.panicked);
-                    }
+                    n => counts.interrupted(&router, p, n == 8).await,
                 }
             }
         }));
@@ -214,15 +196,7 @@ async fn a_database_per_tenant_on_one_mariadb_server_keeps_every_tenant_to_its_d
                 .load(&mut admin)
                 .await
                 .unwrap();
-        let (t, env) = name.split_once('_').unwrap();
-        for row in rows {
-            stored += 1;
-            assert_eq!(
-                row.body,
-                format!("{t}|{env}"),
-                "a row in {name} by another tenant"
-            );
-        }
+        stored += stored_in(name, &rows);
     }
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(

@@ -145,6 +145,59 @@ pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+impl Counts {
+    /// One read that returned `bodies`: each must be the reader's `marker`
+    /// (`tenant|env`), or it is a leak, counted and told.
+    pub(crate) fn read<'b>(&self, marker: &str, bodies: impl IntoIterator<Item = &'b str>) {
+        bump(&self.reads);
+        for body in bodies {
+            bump(&self.rows_read);
+            if body != marker {
+                bump(&self.leaks);
+                eprintln!("LEAK: {marker} read {body}");
+            }
+        }
+    }
+
+    /// A generated request that never finishes: its future dropped mid-query
+    /// (`dropped`), or its handler panicking while it holds the connection.
+    pub(crate) async fn interrupted<B: keyroute::store::Backend>(
+        &self,
+        router: &keyroute::routing::ConnectionRouter<B>,
+        principal: Principal,
+        dropped: bool,
+    ) {
+        if dropped {
+            let read = "SELECT body FROM notes".to_owned();
+            dropped_mid_query(
+                router,
+                principal,
+                read,
+                std::time::Duration::from_micros(50),
+            )
+            .await;
+            bump(&self.dropped);
+        } else {
+            panics_holding(router, principal, None).await;
+            bump(&self.panicked);
+        }
+    }
+}
+
+/// Checks the rows stored in the database of connection `name` (`{tenant}_{env}`):
+/// each was written by that tenant in that environment. Returns how many there are.
+pub(crate) fn stored_in(name: &str, rows: &[Body]) -> u64 {
+    let (tenant, env) = name.split_once('_').unwrap();
+    for row in rows {
+        assert_eq!(
+            row.body,
+            format!("{tenant}|{env}"),
+            "a row in {name} written by another tenant"
+        );
+    }
+    rows.len() as u64
+}
+
 /// A small deterministic generator (xorshift), seeded per worker: reproducible runs.
 pub(crate) struct Gen(pub(crate) u64);
 
