@@ -12,9 +12,6 @@ use crate::checks::{check_pool_settings, check_routes};
 use crate::error::RouteError;
 use crate::policy::{ByEnvironment, RoutingPolicy};
 use crate::replicas::{ReplicaSettings, Replicas};
-
-/// The longest delay the router's settings take (as the configuration's durations).
-const LONGEST_DELAY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
 use crate::router::{ConnectionRouter, OpenPools, RouterInner, Target};
 use crate::tenancy::Tenancy;
 use crate::tenant_urls::UrlTemplate;
@@ -265,18 +262,14 @@ impl<B: Backend> RouterBuilder<B> {
             .into());
         }
         // The write memory's expiry: its cache refuses (panics on) a lifetime over
-        // 1000 years, so durations are held to the configuration's bound.
+        // 1000 years, so durations are held to the configuration's bound (zero is
+        // allowed: no read-your-writes delay, or no lag tolerated).
         for (option, value) in [
             ("read_your_writes", self.replicas.read_your_writes),
             ("replica_max_lag", self.replicas.max_lag),
         ] {
-            if value >= LONGEST_DELAY {
-                return Err(ConfigError::invalid(
-                    "routing",
-                    option,
-                    "must be under 100 years (e.g. 2s)",
-                )
-                .into());
+            if !value.is_zero() {
+                keyroute_core::config::check_duration("routing", option, value)?;
             }
         }
         if let Some(stray) = self
