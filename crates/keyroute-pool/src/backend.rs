@@ -7,7 +7,7 @@ use bb8::PooledConnection;
 use diesel::migration::MigrationSource;
 use diesel_async::AsyncConnection;
 use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod,
+    AsyncDieselConnectionManager, ManagerConfig, PoolError, PoolableConnection, RecyclingMethod,
 };
 use keyroute_core::BoxError;
 
@@ -38,7 +38,7 @@ pub type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>
 /// each behind its feature.
 pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// The diesel-async connection type.
-    type Connection: AsyncConnection + Send + 'static;
+    type Connection: AsyncConnection + PoolableConnection + Send + 'static;
 
     /// The bb8 connection manager: diesel-async's, with keyroute's connection set-up
     /// (see [`manager`](Self::manager)).

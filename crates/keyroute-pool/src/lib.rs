@@ -47,6 +47,7 @@ use bb8::PooledConnection;
 use diesel_async::pooled_connection::PoolError;
 use keyroute_core::{StoreError, StoreResult};
 
+mod affinity;
 mod backend;
 mod binding;
 pub(crate) mod connect;
@@ -166,6 +167,8 @@ pub struct DbPool<B: Backend> {
     health: Arc<health::Health>,
     /// The database file, for embedded databases: checked on every checkout.
     file: Option<Arc<FileWatch>>,
+    /// Units bound directly waiting for a connection (tenant affinity).
+    affinity: Arc<affinity::Affinity<B>>,
 }
 
 impl<B: Backend> Clone for DbPool<B> {
@@ -177,6 +180,7 @@ impl<B: Backend> Clone for DbPool<B> {
             last_error: self.last_error.clone(),
             health: Arc::clone(&self.health),
             file: self.file.clone(),
+            affinity: Arc::clone(&self.affinity),
         }
     }
 }
@@ -241,6 +245,7 @@ impl<B: Backend> DbPool<B> {
             last_error,
             health,
             file,
+            affinity: Arc::default(),
         })
     }
 
@@ -297,6 +302,11 @@ impl<B: Backend> DbPool<B> {
     /// binding is the session's until the next unit binds again (every unit of a
     /// tenancy pool does, before its first statement), and statements commit as they
     /// run. Either way no binding reaches another request.
+    ///
+    /// Directly, a connection given back goes first to a waiting unit of the same
+    /// binding (tenant affinity: its `search_path` and cached plans stay), passing no
+    /// waiting unit more than four times; see
+    /// [`bound_units_waiting`](Self::bound_units_waiting).
     ///
     /// # Errors
     /// [`StoreError::Misuse`] on a backend that cannot bind (only PostgreSQL can);
@@ -369,10 +379,15 @@ impl<B: Backend> DbPool<B> {
         // fails it too. A server that refuses every BEGIN is reported after
         // max_size + 1 tries.
         let mut tries = self.settings.max_size.saturating_add(1);
+        // Directly, a bound unit's connection has tenant affinity (`affinity.rs`).
+        let key = binding.filter(|_| !pooled).map(affinity::key);
         loop {
-            let conn = self.get_owned().await?;
-            match Checkout::begin(conn, pooled, binding).await {
-                Ok(unit) => return Ok(unit),
+            let handed = match key {
+                Some(key) => self.get_affine(key).await?,
+                None => affinity::Handed::fresh(self.get_owned().await?),
+            };
+            match Checkout::begin(handed.conn, pooled, binding).await {
+                Ok(unit) => return Ok(self.hand_back(unit, key, handed.handoffs)),
                 Err(_) if tries > 1 => tries -= 1,
                 Err(began) => return Err(began.into_store_error(B::NAME)),
             }

@@ -14,11 +14,13 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use diesel_async::{AsyncConnection, TransactionManager};
 use keyroute_core::StoreError;
 
 use crate::Binding;
+use crate::affinity::{Affinity, Handed};
 use crate::backend::{Backend, OwnedConnection};
 
 /// The transaction manager of `B`'s connections.
@@ -38,6 +40,10 @@ pub struct Checkout<B: Backend> {
     conn: Option<OwnedConnection<B>>,
     /// A unit transaction this checkout began is still open.
     open: bool,
+    /// Where the connection goes when the checkout is dropped, for a unit bound
+    /// directly (tenant affinity, see `affinity.rs`): the pool's queue, the binding's
+    /// key, and how many times in a row the connection has been handed on.
+    back: Option<(Arc<Affinity<B>>, u64, u32)>,
 }
 
 impl<B: Backend> Checkout<B> {
@@ -46,7 +52,19 @@ impl<B: Backend> Checkout<B> {
         Self {
             conn: Some(conn),
             open: false,
+            back: None,
         }
+    }
+
+    /// This checkout, giving its connection to `affinity` under `key` when dropped.
+    pub(crate) fn handing_back(
+        mut self,
+        affinity: Arc<Affinity<B>>,
+        key: u64,
+        handoffs: u32,
+    ) -> Self {
+        self.back = Some((affinity, key, handoffs));
+        self
     }
 
     /// Begins a unit on `conn`: behind a transaction pooler (`pooled`) a transaction
@@ -77,6 +95,7 @@ impl<B: Backend> Checkout<B> {
             Ok(()) => Ok(Self {
                 conn: Some(conn),
                 open: pooled,
+                back: None,
             }),
             Err(error) => {
                 Manager::<B>::transaction_manager_status_mut(&mut conn).set_in_error();
@@ -192,6 +211,11 @@ impl<B: Backend> DerefMut for Checkout<B> {
 impl<B: Backend> Drop for Checkout<B> {
     fn drop(&mut self) {
         if !self.open {
+            if let (Some((affinity, key, handoffs)), Some(conn)) =
+                (self.back.take(), self.conn.take())
+            {
+                affinity.give_back(key, Handed { conn, handoffs });
+            }
             return;
         }
         let Some(mut conn) = self.conn.take() else {
