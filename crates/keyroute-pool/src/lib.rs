@@ -305,7 +305,7 @@ impl<B: Backend> DbPool<B> {
     ///
     /// Directly, a connection given back goes first to a waiting unit of the same
     /// binding (tenant affinity: its `search_path` and cached plans stay), passing no
-    /// waiting unit more than four times; see
+    /// waiting unit more than 32 times; see
     /// [`bound_units_waiting`](Self::bound_units_waiting).
     ///
     /// # Errors
