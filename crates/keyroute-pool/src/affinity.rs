@@ -1,6 +1,6 @@
 //! Tenant affinity: a connection a tenant's unit gives back goes straight to a unit of
-//! the same tenant that is waiting for one, when there is such a unit, instead of back
-//! to the pool for whoever is first.
+//! the same tenant that is waiting for one, when there is such a unit, else to the unit
+//! that has waited longest, instead of back to the pool for whoever is first.
 //!
 //! Why: in schema mode ([`Binding::schema`](crate::Binding::schema)) a connection that
 //! serves another tenant than last time gets another `search_path`, and PostgreSQL
@@ -112,9 +112,10 @@ impl<B: Backend> DbPool<B> {
 
     /// How many units bound to a tenant ([`bound_unit`](Self::bound_unit), on a direct
     /// connection) are waiting for a connection because none was free: each gets the
-    /// first of a connection the pool frees and one a unit of its own tenant gives
-    /// back. A steady count near the number of concurrent requests means the pool is
-    /// too small for the load.
+    /// first of a connection the pool frees and one a unit that ends hands on (to a
+    /// unit of its own tenant first, else to the unit that has waited longest). A
+    /// steady count near the number of concurrent requests means the pool is too small
+    /// for the load.
     pub fn bound_units_waiting(&self) -> usize {
         self.affinity.waiting()
     }
@@ -151,8 +152,8 @@ impl<B: Backend> Default for Affinity<B> {
 
 impl<B: Backend> Affinity<B> {
     /// A connection for a unit bound to `key`: at once if `get` (a checkout of the
-    /// pool) has one ready, else whichever comes first of `get` and a connection a unit
-    /// of the same binding hands on.
+    /// pool) has one ready, else whichever comes first of `get` and a connection a
+    /// unit that ends hands on ([`give_back`](Self::give_back)).
     pub(crate) async fn get<E>(
         &self,
         key: u64,

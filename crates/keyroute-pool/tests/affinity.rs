@@ -145,8 +145,10 @@ async fn no_waiting_unit_is_passed_over_more_than_32_times() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_given_back_by_a_panicking_unit_is_not_handed_on() {
+/// Holds a connection bound to `a` while another unit of `a` waits, ends the holder
+/// with `end`, and checks that the waiting unit got another connection (the pool
+/// discarded the holder's), bound to `a`.
+async fn not_handed_on(end: impl AsyncFnOnce(Checkout<Postgres>), what: &str) {
     let (_db, pool) = one_connection().await;
     let a = Binding::schema("a").unwrap();
     let mut held = pool.bound_unit(Some(&a)).await.unwrap();
@@ -155,60 +157,54 @@ async fn a_connection_given_back_by_a_panicking_unit_is_not_handed_on() {
     let served = Arc::new(Mutex::new(Vec::new()));
     let waiting = unit(&pool, "a", "a1", &served);
     until_waiting(&pool, 1).await;
-    // The holder panics with its connection: neither handed on nor kept by the pool.
-    let panicked = tokio::spawn(async move {
-        let _conn = held;
-        panic!("a handler panicked holding its connection");
-    })
-    .await;
-    assert!(panicked.unwrap_err().is_panic());
+    end(held).await;
     waiting.await.unwrap();
 
     let served = served.lock().unwrap().clone();
     assert_eq!(served.len(), 1);
-    assert_ne!(
-        served[0].1, held_pid,
-        "a1 got the panicking unit's connection"
-    );
+    assert_ne!(served[0].1, held_pid, "a1 got {what}");
     assert_eq!(served[0].2, "a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_given_back_by_a_panicking_unit_is_not_handed_on() {
+    // The holder panics with its connection: neither handed on nor kept by the pool.
+    let panics = async |held: Checkout<Postgres>| {
+        let panicked = tokio::spawn(async move {
+            let _conn = held;
+            panic!("a handler panicked holding its connection");
+        })
+        .await;
+        assert!(panicked.unwrap_err().is_panic());
+    };
+    not_handed_on(panics, "the panicking unit's connection").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_left_inside_a_transaction_is_not_handed_on() {
     use diesel_async::AsyncConnection;
 
-    let (_db, pool) = one_connection().await;
-    let a = Binding::schema("a").unwrap();
-    let mut held = pool.bound_unit(Some(&a)).await.unwrap();
-    let (held_pid, _) = session(&mut held).await;
-
-    let served = Arc::new(Mutex::new(Vec::new()));
-    let waiting = unit(&pool, "a", "a1", &served);
-    until_waiting(&pool, 1).await;
     // The holder's transaction is dropped midway (its client went away): the
     // connection is still inside it, so the next unit must not get it.
-    let dropped = tokio::time::timeout(
-        Duration::from_millis(100),
-        held.transaction::<(), diesel::result::Error, _>(async |conn| {
-            conn.batch_execute("SELECT pg_sleep(2)").await?;
-            Ok(())
-        }),
+    let drops_midway = async |mut held: Checkout<Postgres>| {
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(100),
+            held.transaction::<(), diesel::result::Error, _>(async |conn| {
+                conn.batch_execute("SELECT pg_sleep(2)").await?;
+                Ok(())
+            }),
+        )
+        .await;
+        assert!(
+            dropped.is_err(),
+            "the transaction was meant to be dropped midway"
+        );
+    };
+    not_handed_on(
+        drops_midway,
+        "a connection inside another unit's transaction",
     )
     .await;
-    assert!(
-        dropped.is_err(),
-        "the transaction was meant to be dropped midway"
-    );
-    drop(held);
-    waiting.await.unwrap();
-
-    let served = served.lock().unwrap().clone();
-    assert_eq!(served.len(), 1);
-    assert_ne!(
-        served[0].1, held_pid,
-        "a1 got a connection inside another unit's transaction"
-    );
-    assert_eq!(served[0].2, "a");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
