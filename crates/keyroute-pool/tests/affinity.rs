@@ -36,8 +36,14 @@ async fn session(conn: &mut Checkout<Postgres>) -> (i32, String) {
 
 /// A pool of one connection on a fresh database with schemas `a` and `b`.
 async fn one_connection() -> (keyroute_testing::TestDatabase<Postgres>, DbPool<Postgres>) {
+    one_connection_with(PoolSettings::default()).await
+}
+
+/// [`one_connection`] on `settings` otherwise.
+async fn one_connection_with(
+    mut settings: PoolSettings,
+) -> (keyroute_testing::TestDatabase<Postgres>, DbPool<Postgres>) {
     let db = keyroute_testing::postgres().await.unwrap();
-    let mut settings = PoolSettings::default();
     settings.max_size = 1;
     settings.connection_timeout = Duration::from_secs(20);
     let pool = DbPool::<Postgres>::connect(db.url().clone(), settings)
@@ -209,16 +215,9 @@ async fn a_connection_left_inside_a_transaction_is_not_handed_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_handed_on_and_on_still_reaches_its_max_lifetime() {
-    let db = keyroute_testing::postgres().await.unwrap();
     let mut settings = PoolSettings::default();
-    settings.max_size = 1;
     settings.max_lifetime = Some(Duration::from_millis(300));
-    let pool = DbPool::<Postgres>::connect(db.url().clone(), settings)
-        .await
-        .unwrap();
-    let mut conn = pool.unit().await.unwrap();
-    conn.batch_execute("CREATE SCHEMA a").await.unwrap();
-    drop(conn);
+    let (_db, pool) = one_connection_with(settings).await;
 
     // Two units of one tenant take turns on the one connection for 1.5 s: each hands
     // it to the other, which is always waiting.
