@@ -203,6 +203,10 @@ pub struct Options {
     pub orders: u64,
     /// Connections per pool (`[pools] max_size`), the same for every pool of every mode.
     pub pool_size: u32,
+    /// Requests carry only the live keys, so every authenticated request reads the
+    /// live database as `open`'s do: separates what spreading requests over two
+    /// databases costs from what authenticating them costs.
+    pub live_only: bool,
     /// The program run as the load generator's process, given the hidden `client`
     /// subcommand. `None`: this process's own executable (`std::env::current_exe`),
     /// which is the benchmark binary when it runs; tests name the binary themselves.
@@ -228,6 +232,7 @@ impl Default for Options {
             keys: 10_000,
             orders: 10_000,
             pool_size: 8,
+            live_only: false,
             client_program: None,
             placement: Placement::shared(),
         }

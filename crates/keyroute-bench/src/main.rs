@@ -56,6 +56,10 @@ struct Args {
     /// Connections per pool (`[pools] max_size`), the same for every pool.
     #[arg(long, default_value_t = 8)]
     pool_size: u32,
+    /// Send only the live keys: every authenticated request then reads the live
+    /// database, as `open` does (by default half the keys are test keys).
+    #[arg(long)]
+    live_only: bool,
     /// Do not pin the server and the client apart, even on 4 cores or more.
     #[arg(long)]
     no_pin: bool,
@@ -130,6 +134,7 @@ fn bench(args: &Args) -> ExitCode {
     options.keys = args.keys;
     options.orders = args.orders;
     options.pool_size = args.pool_size;
+    options.live_only = args.live_only;
     match runtime.block_on(keyroute_bench::run(&options, &mut std::io::stdout())) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(&error),

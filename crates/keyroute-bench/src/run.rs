@@ -27,13 +27,18 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     writeln!(
         out,
-        "keyroute HTTP benchmark: {} connections, {} rounds x {} modes, warm-up {:?} + {:?} measured per mode; {} keys, {} orders per database; {cores} cores, load average {}",
+        "keyroute HTTP benchmark: {} connections, {} rounds x {} modes, warm-up {:?} + {:?} measured per mode; {} keys{}, {} orders per database; {cores} cores, load average {}",
         options.connections,
         options.rounds,
         options.modes.len(),
         options.warmup,
         options.duration,
         options.keys,
+        if options.live_only {
+            " (requests carry only the live ones)"
+        } else {
+            ""
+        },
         options.orders,
         load_average(),
     )?;

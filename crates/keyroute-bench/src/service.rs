@@ -178,6 +178,7 @@ pub async fn start_with<B: BenchDb>(
     }
     let keys = rows
         .iter()
+        .filter(|(_, _, environment)| !options.live_only || environment == "live")
         .map(|(key, _, _)| {
             let mut value = HeaderValue::from_str(key)
                 .map_err(|_| fail("a generated key is not a header value".into()))?;
