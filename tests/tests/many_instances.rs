@@ -324,10 +324,14 @@ async fn mariadb_narrowing_updates_reach_every_instance() {
     update_propagation::<Mysql>("MariaDB", db.url().clone()).await;
 }
 
-/// Terminates every keyroute `LISTEN` connection's backend; how many.
+/// Terminates the backend of every keyroute `LISTEN` connection to `conn`'s database;
+/// how many. Only this database's: the server is shared by every test of the binary
+/// (`pg_stat_activity` shows them all), and another test's listeners must neither be
+/// cut nor counted.
 async fn terminate_listeners(conn: &mut diesel_async::AsyncPgConnection) -> usize {
     let query = diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}'",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = '{}' AND datname = current_database()",
         keyroute::store::POSTGRES_FEED_APPLICATION_NAME
     ));
     diesel_async::RunQueryDsl::execute(query, conn)
