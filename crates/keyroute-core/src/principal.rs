@@ -3,7 +3,10 @@
 //! Every way of authenticating (an API key, a JWT exchanged for one, a JWT issued as a
 //! scoped key, a person's session token) ends in the same `Principal`, so handlers and
 //! the connection router treat them alike. It is cheap to clone: the key and user
-//! records are shared.
+//! records are shared, and a key's principal reads its id, type, user, tenant and
+//! scopes from the record rather than holding copies (one reference count to take
+//! per clone, not six: the request pipeline clones the caller into the request's
+//! extensions, and with many keys in use each count is a cache line of its own).
 
 use std::sync::Arc;
 
@@ -43,12 +46,10 @@ pub struct Principal {
     method: AuthMethod,
     environment: Environment,
     key: Option<Arc<ApiKey>>,
-    key_id: Option<KeyId>,
-    key_type: Option<KeyType>,
-    user_id: Option<UserId>,
     user: Option<Arc<User>>,
-    tenant: Option<Tenant>,
-    scopes: Scopes,
+    /// What the credential's claims say (a JWT), or what a `with_*` method set; for a
+    /// key's principal these start empty and the key record answers.
+    claimed: Claimed,
     expires_at: Option<DateTime<Utc>>,
     /// When the authority behind the credential ends, when it differs from the
     /// credential's own expiry (a JWT exchanged from a key: the key's expiry).
@@ -56,6 +57,37 @@ pub struct Principal {
     /// The usage limits' state after this request was admitted (`None` when no limit
     /// applies, or limits are off: no allocation for the common case).
     usage: Option<Arc<[LimitUsage]>>,
+}
+
+/// The fields a principal may carry of its own: `None` where the key record (if any)
+/// answers. Each is set at most once by a `with_*` method, which then overrides the
+/// record.
+#[derive(Debug, Clone, Default)]
+struct Claimed {
+    key_id: Option<Option<KeyId>>,
+    key_type: Option<Option<KeyType>>,
+    user_id: Option<Option<UserId>>,
+    tenant: Option<Option<Tenant>>,
+    scopes: Option<Scopes>,
+}
+
+/// The empty scope list, for a principal with neither a key nor scopes of its own.
+fn no_scopes() -> &'static Scopes {
+    static NONE: std::sync::LazyLock<Scopes> = std::sync::LazyLock::new(Scopes::none);
+    &NONE
+}
+
+/// What the principal carries for a field: its own value if one was set, else the
+/// key record's.
+fn own_or_key<'a, T>(
+    own: &'a Option<Option<T>>,
+    key: Option<&'a ApiKey>,
+    field: impl FnOnce(&'a ApiKey) -> Option<&'a T>,
+) -> Option<&'a T> {
+    match own {
+        Some(value) => value.as_ref(),
+        None => key.and_then(field),
+    }
 }
 
 /// The earlier of two optional instants; `None` means "no limit".
@@ -73,15 +105,11 @@ impl Principal {
         Self {
             method: AuthMethod::ApiKey,
             environment: key.environment.clone(),
-            key_id: Some(key.id.clone()),
-            key_type: Some(key.key_type.clone()),
-            user_id: key.user_id.clone(),
-            tenant: key.tenant.clone(),
-            scopes: key.scopes.clone(),
             expires_at: earliest(key.expires_at, key.cancelled_at),
             authority_expires_at: None,
             key: Some(key),
             user,
+            claimed: Claimed::default(),
             usage: None,
         }
     }
@@ -93,12 +121,8 @@ impl Principal {
             method,
             environment,
             key: None,
-            key_id: None,
-            key_type: None,
-            user_id: None,
             user: None,
-            tenant: None,
-            scopes: Scopes::none(),
+            claimed: Claimed::default(),
             expires_at: None,
             authority_expires_at: None,
             usage: None,
@@ -136,31 +160,31 @@ impl Principal {
 
     /// Sets the id of the API key behind the claims.
     pub fn with_key_id(mut self, key_id: Option<KeyId>) -> Self {
-        self.key_id = key_id;
+        self.claimed.key_id = Some(key_id);
         self
     }
 
     /// Sets the key type named by the claims.
     pub fn with_key_type(mut self, key_type: Option<KeyType>) -> Self {
-        self.key_type = key_type;
+        self.claimed.key_type = Some(key_type);
         self
     }
 
     /// Sets the user the claims name.
     pub fn with_user_id(mut self, user_id: Option<UserId>) -> Self {
-        self.user_id = user_id;
+        self.claimed.user_id = Some(user_id);
         self
     }
 
     /// Sets the tenant the claims name.
     pub fn with_tenant(mut self, tenant: Option<Tenant>) -> Self {
-        self.tenant = tenant;
+        self.claimed.tenant = Some(tenant);
         self
     }
 
     /// Sets the granted scopes.
     pub fn with_scopes(mut self, scopes: Scopes) -> Self {
-        self.scopes = scopes;
+        self.claimed.scopes = Some(scopes);
         self
     }
 
@@ -198,17 +222,21 @@ impl Principal {
 
     /// The id of the key the caller used, directly or through a JWT.
     pub fn key_id(&self) -> Option<&KeyId> {
-        self.key_id.as_ref()
+        own_or_key(&self.claimed.key_id, self.api_key(), |k| Some(&k.id))
     }
 
     /// The type of the key the caller used.
     pub fn key_type(&self) -> Option<&KeyType> {
-        self.key_type.as_ref()
+        own_or_key(&self.claimed.key_type, self.api_key(), |k| {
+            Some(&k.key_type)
+        })
     }
 
     /// The calling user's id, if the credential belongs to a user.
     pub fn user_id(&self) -> Option<&UserId> {
-        self.user_id.as_ref()
+        own_or_key(&self.claimed.user_id, self.api_key(), |k| {
+            k.user_id.as_ref()
+        })
     }
 
     /// The owning user's record, when it was loaded with the key.
@@ -218,19 +246,23 @@ impl Principal {
 
     /// The caller's tenant.
     pub fn tenant(&self) -> Option<&Tenant> {
-        self.tenant.as_ref()
+        own_or_key(&self.claimed.tenant, self.api_key(), |k| k.tenant.as_ref())
     }
 
     /// The scopes the credential grants.
     pub fn scopes(&self) -> &Scopes {
-        &self.scopes
+        match (&self.claimed.scopes, self.api_key()) {
+            (Some(scopes), _) => scopes,
+            (None, Some(key)) => &key.scopes,
+            (None, None) => no_scopes(),
+        }
     }
 
     /// Whether the credential's scopes grant `required` (`orders:*` and the admin scope
     /// included). A pure check of the scopes; see [`require_scope`](Self::require_scope)
     /// for the rule endpoints apply.
     pub fn has_scope(&self, required: &str) -> bool {
-        self.scopes.grants(required)
+        self.scopes().grants(required)
     }
 
     /// The rule an endpoint serving both people and keys applies: a user session passes
@@ -254,9 +286,7 @@ impl Principal {
     /// # Errors
     /// [`AuthError::NotAssociatedWithUser`] for a key that belongs to no user.
     pub fn required_user_id(&self) -> Result<&UserId, AuthError> {
-        self.user_id
-            .as_ref()
-            .ok_or(AuthError::NotAssociatedWithUser)
+        self.user_id().ok_or(AuthError::NotAssociatedWithUser)
     }
 }
 
@@ -291,6 +321,44 @@ mod tests {
             Err(AuthError::InsufficientScope { required }) if required == "users:read"
         ));
         assert_eq!(p.required_user_id().unwrap().as_str(), "u1");
+    }
+
+    /// A key's principal answers with its record's id, type, user, tenant and scopes;
+    /// a `with_*` method overrides the record (`None` included), as it sets a field of
+    /// a principal made from claims, which has no scopes until given some.
+    #[test]
+    fn record_answers_until_overridden() {
+        let record = key(&["orders:read"], Some("u1"));
+        let mut with_tenant = (*record).clone();
+        with_tenant.tenant = Some(Tenant::new("acme").unwrap());
+        let p = Principal::from_api_key(Arc::new(with_tenant), None);
+        assert_eq!(p.key_id(), Some(&record.id));
+        assert_eq!(p.key_type(), Some(&KeyType::SECRET));
+        assert_eq!(p.user_id().map(UserId::as_str), Some("u1"));
+        assert_eq!(p.tenant().map(Tenant::as_str), Some("acme"));
+        assert!(p.has_scope("orders:read") && !p.has_scope("orders:write"));
+
+        let narrowed = p
+            .clone()
+            .with_scopes(Scopes::none())
+            .with_tenant(None)
+            .with_user_id(Some(UserId::new("u2").unwrap()))
+            .with_key_type(None)
+            .with_key_id(None);
+        assert!(!narrowed.has_scope("orders:read"));
+        assert_eq!(narrowed.tenant(), None);
+        assert_eq!(narrowed.user_id().map(UserId::as_str), Some("u2"));
+        assert_eq!((narrowed.key_type(), narrowed.key_id()), (None, None));
+        // The principal it was cloned from still answers from the record.
+        assert!(p.has_scope("orders:read"));
+        assert_eq!(p.tenant().map(Tenant::as_str), Some("acme"));
+
+        let claims = Principal::from_claims(AuthMethod::ScopedJwt, Environment::LIVE);
+        assert!(claims.scopes().is_empty());
+        assert_eq!(
+            (claims.key_id(), claims.tenant(), claims.user_id()),
+            (None, None, None)
+        );
     }
 
     /// A key without a user is refused where a user is required; a session skips scope checks.
