@@ -13,12 +13,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the measured figures are this test's report
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::bearer;
+use crate::common::bearer;
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};

@@ -3,11 +3,9 @@
 //! failed before the rules moved into core (`KeyService::acting_as`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
 use std::time::Duration;
 
-use axum_support::{Running, start, start_with};
+use crate::axum_support::{Running, start, start_with};
 use http::{Method, StatusCode};
 use keyroute::jwt::SessionRequest;
 use keyroute::keys::KeyQuery;

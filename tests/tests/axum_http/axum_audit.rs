@@ -4,9 +4,7 @@
 //! are typed answers. Nothing secret is ever in a record.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
-use axum_support::start;
+use crate::axum_support::start;
 use http::{Method, StatusCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

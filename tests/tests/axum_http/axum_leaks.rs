@@ -4,9 +4,7 @@
 //! unknown signing key, a replay or a malformed body are refused and revoke nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
-use axum_support::{Client, service};
+use crate::axum_support::{Client, service};
 use base64::Engine as _;
 use http::{Method, StatusCode};
 use keyroute::Keyroute;
@@ -72,7 +70,7 @@ async fn alert(
     body: &str,
     identifier: &str,
     key: &SigningKey,
-) -> axum_support::Reply {
+) -> crate::axum_support::Reply {
     let signature: Signature = key.sign(body.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
     client
@@ -255,13 +253,13 @@ fn bad_key_files_are_typed_errors() {
 /// live key, see it refused and find the leak in the audit trail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_leak_walk_through_works_as_written() {
-    let blocks = axum_support::readme_sh_blocks("### Leak response");
+    let blocks = crate::axum_support::readme_sh_blocks("### Leak response");
     assert_eq!(
         blocks.len(),
         2,
         "a set-up block and a curl block: {blocks:?}"
     );
-    let run = axum_support::run_readme_line;
+    let run = crate::axum_support::run_readme_line;
     let work = tempfile::tempdir().unwrap();
     let (set_up, start_line) = blocks[0].split_at(blocks[0].len() - 1);
     assert!(start_line[0].contains("KEYROUTE_GITHUB_KEYS=github-keys.json"));

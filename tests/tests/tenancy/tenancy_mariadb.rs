@@ -16,19 +16,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the counts are this test's report
 
-mod tenant_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::tenant_support::{
+    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, principal, quiet_expected_panics, stored_in,
+    tenant,
+};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use keyroute::Config;
 use keyroute::store::Mysql;
-use tenant_support::{
-    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, principal, quiet_expected_panics, stored_in,
-    tenant,
-};
 
 /// Generated requests in the MariaDB run (the SQLite and PostgreSQL runs make up the
 /// issue's 100 000; this one shows the same on a server where a schema is a database).

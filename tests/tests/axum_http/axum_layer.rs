@@ -3,11 +3,9 @@
 //! request with no credential gets the anonymous route, a bad one never does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
+use crate::axum_support::{Client, start_with};
 use axum::Router;
 use axum::routing::get;
-use axum_support::{Client, start_with};
 use http::{Method, StatusCode};
 use keyroute::Principal;
 use keyroute::axum::{AuthLayer, Connected};
@@ -25,7 +23,7 @@ async fn maybe(Connected { caller, db }: Connected<Sqlite, Option<Principal>>) -
 async fn serve(router: Router) -> Client {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum_support::service::serve(listener, router));
+    tokio::spawn(crate::axum_support::service::serve(listener, router));
     Client::new(addr)
 }
 

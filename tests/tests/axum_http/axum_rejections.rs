@@ -2,11 +2,9 @@
 //! problem code, and that the secret presented appears nowhere in the response.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
 use std::time::Duration;
 
-use axum_support::start_with;
+use crate::axum_support::start_with;
 use base64::Engine as _;
 use http::{Method, StatusCode};
 use keyroute::{Environment, KeyRequest, KeyType};
@@ -250,5 +248,9 @@ async fn scope_guard_and_no_anonymous_route() {
         "Bearer realm=\"keyroute\", error=\"insufficient_scope\", scope=\"orders:write\""
     );
     assert!(!reply.mentions(pk));
-    assert!(axum_support::items_in(&s.keyroute, "test").await.is_empty());
+    assert!(
+        crate::axum_support::items_in(&s.keyroute, "test")
+            .await
+            .is_empty()
+    );
 }

@@ -4,9 +4,7 @@
 //! proxies. Every refusal is core's typed answer, and nothing is half-applied.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
-use axum_support::{start, start_with};
+use crate::axum_support::{start, start_with};
 use http::{Method, StatusCode};
 use keyroute::KeyId;
 

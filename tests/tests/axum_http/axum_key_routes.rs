@@ -3,9 +3,7 @@
 //! validation, and the secrets they return only once and never cached.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
-use axum_support::{Reply, start};
+use crate::axum_support::{Reply, start};
 use http::{Method, StatusCode};
 use keyroute::jwt::SessionRequest;
 use keyroute::{Environment, KeyRequest, KeyType, NewUser};

@@ -3,13 +3,11 @@
 //! every listener itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::bearer;
+use crate::common::bearer;
 use keyroute::sections::ConfigErrorKind;
 use keyroute::store::{MemoryStore, Sqlite};
 use keyroute::test_util::CountingStore;

@@ -5,9 +5,7 @@
 //! (`ConnectedRead`); a key without a tenant gets 403 `no_route`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-mod tenant_support;
-
+use crate::tenant_support::{Body, row_security_database};
 use axum::Router;
 use axum::routing::get;
 use diesel::sql_types::Text;
@@ -17,7 +15,6 @@ use keyroute::axum::{Connected, ConnectedRead};
 use keyroute::keys::Tenant;
 use keyroute::store::Postgres;
 use keyroute::{Config, Environment, KeyType, Keyroute, NewUser};
-use tenant_support::{Body, row_security_database};
 
 /// Every note the caller's connection shows: no `WHERE tenant_id = ...` here.
 async fn list(Connected { db, .. }: Connected<Postgres>) -> String {
@@ -92,8 +89,8 @@ async fn each_key_sees_only_its_tenants_rows_over_http() {
         .with_state(keyroute.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum_support::service::serve(listener, router));
-    let client = axum_support::Client::new(addr);
+    tokio::spawn(crate::axum_support::service::serve(listener, router));
+    let client = crate::axum_support::Client::new(addr);
     let (ada, bob, eve) = (&keys[0], &keys[1], &keys[2]);
 
     for (key, body) in [(ada, "acme-1"), (bob, "globex-1"), (ada, "acme-2")] {

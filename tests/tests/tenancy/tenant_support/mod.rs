@@ -2,10 +2,12 @@
 //! counters and generator, principals, PostgreSQL databases with an app role (row
 //! security or a schema per tenant), and the panic hook that keeps the runs' deliberate
 //! panics out of the log.
-// Each test binary that includes this module uses a part of it (the SQLite one none of
-// the PostgreSQL set-up), so unused items are expected per binary.
+// Declared in the `tenancy` binary, and in `axum_http` for `axum_tenancy`'s PostgreSQL
+// set-up, which uses a small part of it: unused items are expected there.
 #![allow(dead_code)]
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+// Test code: a failed unwrap is a failed test, and the runs panic on purpose
+// (`panic_any(EXPECTED_PANIC)`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

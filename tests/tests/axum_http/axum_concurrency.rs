@@ -2,11 +2,9 @@
 //! errors, and not one row in the wrong database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
 use std::sync::Arc;
 
-use axum_support::{items_in, start};
+use crate::axum_support::{items_in, start};
 use http::{Method, StatusCode};
 use tokio::sync::Semaphore;
 

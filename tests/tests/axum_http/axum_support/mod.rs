@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-#[path = "../../../examples/service.rs"]
+#[path = "../../../../examples/service.rs"]
 pub mod service;
 
 use std::net::SocketAddr;
@@ -235,7 +235,7 @@ pub fn shown(dir: &Path) -> String {
 /// The `sh` blocks of the README section under `heading` (up to the next `## `), each
 /// as its non-empty lines.
 pub fn readme_sh_blocks(heading: &str) -> Vec<Vec<&'static str>> {
-    let readme: &'static str = include_str!("../../../README.md");
+    let readme: &'static str = include_str!("../../../../README.md");
     let section = readme
         .split(&format!("\n{heading}\n"))
         .nth(1)

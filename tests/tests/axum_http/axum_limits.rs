@@ -4,11 +4,9 @@
 //! update and roll, and the README's walk-through run as written with the real curl.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
+use crate::axum_support::{Client, start, start_with};
 use axum::routing::get;
 use axum::{Extension, Router};
-use axum_support::{Client, start, start_with};
 use http::{Method, StatusCode};
 use keyroute::axum::{AuthLayer, Caller, RequestCost};
 
@@ -41,7 +39,7 @@ async fn a_route_charges_its_cost_and_the_layer_adds_the_headers() {
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let client = Client::new(listener.local_addr().unwrap());
-    tokio::spawn(axum_support::service::serve(listener, router));
+    tokio::spawn(crate::axum_support::service::serve(listener, router));
     let key = s.keys.test.expose_secret().to_owned();
     for (path, expected) in [
         ("/peek", "requests=10"),
@@ -378,7 +376,7 @@ async fn limits_and_credits_stay_within_the_callers() {
 /// The README's limits walk-through, run as written with the real curl.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_limits_walk_through_works_as_written() {
-    let blocks = axum_support::readme_sh_blocks("### Usage limits");
+    let blocks = crate::axum_support::readme_sh_blocks("### Usage limits");
     let s = start().await;
     let envs = [
         ("LIVE_KEY", s.keys.live.expose_secret().to_owned()),
@@ -387,7 +385,7 @@ async fn the_readmes_limits_walk_through_works_as_written() {
     let mut outputs = Vec::new();
     for line in &blocks[0] {
         let line = line.replace("localhost:8080", &s.addr.to_string());
-        outputs.push(axum_support::run_readme_line(&line, s.dir.path(), &envs).await);
+        outputs.push(crate::axum_support::run_readme_line(&line, s.dir.path(), &envs).await);
     }
     let last = outputs.last().unwrap().to_ascii_lowercase();
     assert!(last.starts_with("http/1.1 429"), "{last}");

@@ -5,19 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the counts are this test's report
 
-mod tenant_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::tenant_support::{
+    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, principal, quiet_expected_panics, stored_in,
+    tenant,
+};
 use diesel::sql_types::Text;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use keyroute::routing::ConnectionRouter;
 use keyroute::store::DatabaseUrl;
-use tenant_support::{
-    Body, Counts, ENVS, Gen, TENANTS, WORKERS, bump, principal, quiet_expected_panics, stored_in,
-    tenant,
-};
 
 /// Requests in the database-per-tenant run (SQLite files): with the two PostgreSQL
 /// runs, 100 000 per CI run.

@@ -4,12 +4,10 @@
 //! table with row security off or without a policy; with all of them mended it builds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod tenant_support;
-
+use crate::tenant_support::{row_security_database, superuser};
 use diesel_async::SimpleAsyncConnection;
 use keyroute::store::{DatabaseUrl, Postgres};
 use keyroute::{BuildError, Config, Keyroute};
-use tenant_support::{row_security_database, superuser};
 
 fn config(url: &DatabaseUrl, store: &str) -> Config {
     Config::from_toml_str(&format!(

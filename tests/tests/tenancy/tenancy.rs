@@ -13,12 +13,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the counts are this test's report
 
-mod tenant_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::tenant_support::{
+    Body, Count, Counts, ENVS, Gen, TENANTS, WORKERS, bump, dropped_mid_query, panics_holding,
+    principal, quiet_expected_panics, row_security_database, schema_database, superuser, tenant,
+};
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
@@ -26,10 +28,6 @@ use keyroute::RouteError;
 use keyroute::routing::{ConnectionRouter, Tenancy};
 use keyroute::store::{DatabaseUrl, Postgres};
 use keyroute_testing::TestDatabase;
-use tenant_support::{
-    Body, Count, Counts, ENVS, Gen, TENANTS, WORKERS, bump, dropped_mid_query, panics_holding,
-    principal, quiet_expected_panics, row_security_database, schema_database, superuser, tenant,
-};
 
 /// Requests per mode in the property run (two modes: 20 000 on PostgreSQL in all).
 const REQUESTS: u64 = 10_000;

@@ -4,9 +4,7 @@
 //! answer the status and problem code the guide prints.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
-use axum_support::{Reply, Running, start};
+use crate::axum_support::{Reply, Running, start};
 use http::{Method, StatusCode};
 use keyroute::jwt::SessionRequest;
 use keyroute::{ApiKey, Environment, KeyRequest, KeyType, NewUser, Scopes, UserId};
@@ -14,7 +12,7 @@ use keyroute::{ApiKey, Environment, KeyRequest, KeyType, NewUser, Scopes, UserId
 /// The table under "## What each caller may do" in the guide's authority chapter: the header's columns and each
 /// row's caller and cells.
 fn table() -> (Vec<String>, Vec<(String, Vec<String>)>) {
-    let readme = include_str!("../../src/guide/authority.md");
+    let readme = include_str!("../../../src/guide/authority.md");
     let section = readme
         .split("## What each caller may do")
         .nth(1)

@@ -2,9 +2,7 @@
 //! admin key only through its tenant's, and everyone else is refused with core's code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
-use axum_support::{Client, start};
+use crate::axum_support::{Client, start};
 use http::StatusCode;
 use keyroute::keys::Tenant;
 use keyroute::{Environment, KeyRequest, KeyType, NewUser, Scopes};

@@ -3,9 +3,7 @@
 //! `-u key:`; and every `curl` line of the README's service section, run as written.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod axum_support;
-
-use axum_support::{items_in, start};
+use crate::axum_support::{items_in, start};
 use http::{Method, StatusCode};
 
 /// Live-key orders only in the live database, test-key orders only in the test
@@ -83,7 +81,7 @@ async fn curl_with_the_key_as_user_name() {
 /// the orders they place land where the README says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_curl_lines_work_as_written() {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../../README.md");
     let section = readme
         .split("## An HTTP service")
         .nth(1)
@@ -92,8 +90,8 @@ async fn the_readmes_curl_lines_work_as_written() {
         .next()
         .unwrap()
         // Its walk-throughs that follow run in tests of their own: usage limits in
-        // tests/axum_limits.rs (its last line answers 429 on purpose), leak response
-        // in tests/axum_leaks.rs (on a service started with the key file it makes).
+        // axum_limits.rs (its last line answers 429 on purpose), leak response in
+        // axum_leaks.rs (on a service started with the key file it makes).
         .split("\n### Usage limits")
         .next()
         .unwrap()

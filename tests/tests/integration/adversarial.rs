@@ -2,11 +2,9 @@
 //! before its fix.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::time::Duration;
 
-use common::bearer;
+use crate::common::bearer;
 use keyroute::auth::{JwtError, TokenVerifier};
 use keyroute::jwt::{IssuedToken, JwtKeyRequest};
 use keyroute::store::ApiKeyStore;

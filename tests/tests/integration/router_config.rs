@@ -3,11 +3,9 @@
 //! their bounds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::sync::Arc;
 
-use common::bearer;
+use crate::common::bearer;
 use keyroute::auth::{AuthMethod, KeyResolver};
 use keyroute::keys::{KeyOptions, KeyService, Tenant};
 use keyroute::routing::Gateway;
