@@ -2,6 +2,10 @@
 //! router's connections and policy, and optionally JWTs, into a [`Keyroute`] handle,
 //! registering every listener itself and checking every cross-reference before the
 //! first request.
+//!
+//! Just past 500 lines on purpose: the builder's setters and `build`'s checks are the
+//! front door's one list of what a service configures, read top to bottom; splitting
+//! the checks from the setters would separate each option from the rule it must pass.
 
 use std::fmt;
 use std::marker::PhantomData;

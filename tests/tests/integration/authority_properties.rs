@@ -8,6 +8,9 @@
 //! scopes, expiry, owner, tenant); an operation on a target beyond the caller's
 //! authority (by an independent model of the rules written here) never succeeds; every
 //! refusal is one of the typed errors, and leaves the store as it was.
+//!
+//! Past 500 lines on purpose: the independent model of the rules is most of the file,
+//! and it is checked against the code only if it is read next to the generator.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;

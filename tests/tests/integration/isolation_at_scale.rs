@@ -8,6 +8,9 @@
 //!
 //! The sequences come from proptest with a fixed seed, so a CI run cannot meet a new
 //! case by chance; a failure shrinks to the shortest sequence that shows it.
+//!
+//! Just past 500 lines on purpose: the credential kinds, the generator and the
+//! checks of each outcome are one property, read together.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![allow(clippy::print_stdout)] // the counts are part of the result: CI prints them
 
