@@ -4,9 +4,10 @@
 //! scoped key, a person's session token) ends in the same `Principal`, so handlers and
 //! the connection router treat them alike. It is cheap to clone: the key and user
 //! records are shared, and a key's principal reads its id, type, user, tenant and
-//! scopes from the record rather than holding copies (one reference count to take
-//! per clone, not six: the request pipeline clones the caller into the request's
-//! extensions, and with many keys in use each count is a cache line of its own).
+//! scopes from the record rather than holding copies (a clone takes the record's
+//! and the user's reference counts, not one more per field: the request pipeline
+//! clones the caller into the request's extensions, and with many keys in use each
+//! count is a cache line of its own).
 
 use std::sync::Arc;
 
@@ -60,8 +61,8 @@ pub struct Principal {
 }
 
 /// The fields a principal may carry of its own: `None` where the key record (if any)
-/// answers. Each is set at most once by a `with_*` method, which then overrides the
-/// record.
+/// answers. A `with_*` method sets one (the last call wins), and it then overrides
+/// the record, `Some(None)` included.
 #[derive(Debug, Clone, Default)]
 struct Claimed {
     key_id: Option<Option<KeyId>>,
