@@ -186,7 +186,7 @@ impl BackendKind {
 pub struct Options {
     /// The backends to measure, in order.
     pub backends: Vec<BackendKind>,
-    /// The modes measured each round (in [`Mode::ALL`]'s rotating order whatever
+    /// The modes measured each round (in the order each round takes, whatever
     /// order they are given in); ratios need both of their modes.
     pub modes: Vec<Mode>,
     /// Rounds per backend; each round runs every mode once.

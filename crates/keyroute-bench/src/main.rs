@@ -35,14 +35,16 @@ struct Args {
     /// printed for the pairs both measured, e.g. `--modes keyroute,keyroute-valkey`.
     #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
     modes: Vec<Mode>,
-    /// Rounds per backend; each round runs every mode once, interleaved.
-    #[arg(long, default_value_t = 5)]
+    /// Rounds per backend; each round runs every mode once, interleaved. Many short
+    /// rounds rather than a few long ones: on a shared machine the host's load drifts
+    /// over tens of seconds, and more rounds sample each mode at more moments.
+    #[arg(long, default_value_t = 8)]
     rounds: u32,
     /// Measured time per mode per round.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
     duration: Duration,
     /// Unmeasured load before each measurement.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     warmup: Duration,
     /// Keep-alive connections (one client task each).
     #[arg(long, default_value_t = 64)]

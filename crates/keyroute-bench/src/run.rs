@@ -1,5 +1,5 @@
 //! A whole run: per backend, set up the server, then the rounds (every mode once per
-//! round, in [`Mode::ALL`] order rotated by one each round, less the modes the server
+//! round, in an order that changes each round (see [`round_order`]), less the modes the server
 //! skipped), then on PostgreSQL the counted run of the round trips per request
 //! (`keyroute` and the tenancy modes), then the medians and ratios. After each mode's
 //! measurement, the server process's thread count, and for `keyroute-valkey` the
@@ -173,15 +173,27 @@ async fn count_round_trips(
     Ok(())
 }
 
-/// The modes of `round` (from 1): [`Mode::ALL`] rotated by one more each round, so no
-/// mode always runs first (right after set-up) or always after the same neighbour.
+/// The modes of `round` (from 1), each once: [`Mode::ALL`] walked from a start one
+/// later each round, in steps of a stride that changes each round (1, 2, 3, ..., each
+/// coprime with the number of modes, so the walk visits every mode).
+///
+/// Rotation alone keeps neighbours: `keyroute` ran right after `naive` in every round,
+/// so whatever one mode leaves behind (threads, a write-ahead log to checkpoint, a
+/// host that has just got busy) was charged to the same next mode every time. With a
+/// new stride each round, a mode follows a different mode in each of the first
+/// `Mode::ALL.len() - 1` rounds.
 fn round_order(round: u32) -> impl Iterator<Item = Mode> {
-    let shift = usize::try_from(round.saturating_sub(1)).unwrap_or(0) % Mode::ALL.len();
-    Mode::ALL
-        .into_iter()
-        .cycle()
-        .skip(shift)
-        .take(Mode::ALL.len())
+    let n = Mode::ALL.len();
+    let r = usize::try_from(round.saturating_sub(1)).unwrap_or(0);
+    let strides: Vec<usize> = (1..n).filter(|&s| gcd(s, n) == 1).collect();
+    let stride = strides.get(r % strides.len().max(1)).copied().unwrap_or(1);
+    let start = r % n;
+    (0..n).map(move |i| Mode::ALL[(start + i * stride) % n])
+}
+
+/// The greatest common divisor of `a` and `b`.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 fn check(options: &Options) -> Result<(), BenchError> {
@@ -284,20 +296,38 @@ fn container(backend: BackendKind, error: &dyn std::fmt::Display) -> BenchError 
 mod tests {
     use super::*;
 
-    /// Each round runs every mode once, and each round starts with a different mode.
+    /// Each round runs every mode once, starts with a different mode, and puts each
+    /// mode after a different neighbour than in every earlier round.
     #[test]
-    fn rounds_rotate_the_order() {
+    fn rounds_change_order_and_neighbours() {
         let first: Vec<Mode> = round_order(1).collect();
         assert_eq!(first, Mode::ALL);
-        let second: Vec<Mode> = round_order(2).collect();
-        assert_eq!(second[0], Mode::Naive);
-        assert_eq!(second[Mode::ALL.len() - 1], Mode::Open);
-        for round in 1..=9 {
-            let mut modes: Vec<Mode> = round_order(round).collect();
-            modes.sort();
-            assert_eq!(modes, Mode::ALL, "round {round}");
+        let n = u32::try_from(Mode::ALL.len()).unwrap();
+        let mut before: Vec<Vec<Mode>> = vec![Vec::new(); Mode::ALL.len()];
+        let mut starts = Vec::new();
+        for round in 1..n {
+            let modes: Vec<Mode> = round_order(round).collect();
+            let mut sorted = modes.clone();
+            sorted.sort();
+            assert_eq!(sorted, Mode::ALL, "round {round}");
+            starts.push(modes[0]);
+            for pair in modes.windows(2) {
+                let seen = &mut before[pair[1] as usize];
+                assert!(
+                    !seen.contains(&pair[0]),
+                    "round {round}: {:?} after {:?} again",
+                    pair[1],
+                    pair[0]
+                );
+                seen.push(pair[0]);
+            }
         }
-        let modes = u32::try_from(Mode::ALL.len()).unwrap();
-        assert_eq!(round_order(modes + 1).next(), Some(Mode::Open));
+        starts.sort();
+        starts.dedup();
+        assert_eq!(
+            starts.len(),
+            Mode::ALL.len() - 1,
+            "a new first mode each round"
+        );
     }
 }
