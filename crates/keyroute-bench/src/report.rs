@@ -141,6 +141,9 @@ pub struct Ratio {
     pub target: Option<Target>,
     /// `mode / baseline`, when both were measured.
     pub value: Option<f64>,
+    /// The same ratio in each round that measured both modes, in round order: how far
+    /// one round's pair can be from the medians' ratio on this host.
+    pub rounds: Vec<f64>,
 }
 
 impl Ratio {
@@ -152,6 +155,42 @@ impl Ratio {
             Target::AtLeast(t) => value >= t,
             Target::AtMost(t) => value <= t,
         })
+    }
+
+    /// The lowest and highest of the rounds' ratios; `None` when no round measured both.
+    pub fn spread(&self) -> Option<(f64, f64)> {
+        let first = *self.rounds.first()?;
+        Some(
+            self.rounds
+                .iter()
+                .fold((first, first), |(lo, hi), &r| (lo.min(r), hi.max(r))),
+        )
+    }
+
+    /// In how many rounds the round's own ratio met the target; `None` without one.
+    pub fn rounds_met(&self) -> Option<usize> {
+        let target = self.target?;
+        Some(
+            self.rounds
+                .iter()
+                .filter(|&&r| match target {
+                    Target::AtLeast(t) => r >= t,
+                    Target::AtMost(t) => r <= t,
+                })
+                .count(),
+        )
+    }
+
+    /// `(rounds 0.82-1.25 x, met in 5 of 8)`, or nothing without a round.
+    fn describe_rounds(&self) -> String {
+        let Some((lo, hi)) = self.spread() else {
+            return String::new();
+        };
+        let met = self
+            .rounds_met()
+            .map(|n| format!(", met in {n} of {}", self.rounds.len()))
+            .unwrap_or_default();
+        format!("   (rounds {lo:.2}-{hi:.2} x{met})")
     }
 }
 
@@ -290,7 +329,7 @@ impl BackendReport {
         self.median_of(mode, |s| s.p99.as_secs_f64())
     }
 
-    /// The ratios of [`RATIOS`] on this backend's medians.
+    /// The ratios of [`RATIOS`] on this backend's medians, each with its rounds' own.
     pub fn ratios(&self) -> Vec<Ratio> {
         RATIOS
             .iter()
@@ -308,7 +347,32 @@ impl BackendReport {
                         (Some(m), Some(b)) if b > 0.0 => Some(m / b),
                         _ => None,
                     },
+                    rounds: self.round_ratios(mode, baseline, figure),
                 }
+            })
+            .collect()
+    }
+
+    /// `mode / baseline` of `figure` in each round that measured both, in round order.
+    fn round_ratios(&self, mode: Mode, baseline: Mode, figure: Figure) -> Vec<f64> {
+        let value = |s: &ModeSample| match figure {
+            Figure::Throughput => s.rps,
+            Figure::P99 => s.p99.as_secs_f64(),
+        };
+        let of = |m: Mode, round: u32| {
+            self.samples
+                .iter()
+                .find(|s| s.mode == m && s.round == round)
+                .map(value)
+        };
+        let mut rounds: Vec<u32> = self.samples.iter().map(|s| s.round).collect();
+        rounds.sort_unstable();
+        rounds.dedup();
+        rounds
+            .into_iter()
+            .filter_map(|round| match (of(mode, round), of(baseline, round)) {
+                (Some(m), Some(b)) if b > 0.0 => Some(m / b),
+                _ => None,
             })
             .collect()
     }
@@ -339,7 +403,7 @@ impl BackendReport {
         }
         writeln!(
             out,
-            "{backend}: ratios of medians (req/s: higher is better; p99: lower is better)"
+            "{backend}: ratios of medians (req/s: higher is better; p99: lower is better), and the same ratio's lowest and highest in one round"
         )?;
         for ratio in self.ratios() {
             let label = format!("{} / {}", ratio.mode.name(), ratio.baseline.name());
@@ -354,8 +418,9 @@ impl BackendReport {
             };
             writeln!(
                 out,
-                "  {label:<30} {:<5} {value:>8}   {verdict}",
-                ratio.figure.name()
+                "  {label:<30} {:<5} {value:>8}   {verdict}{}",
+                ratio.figure.name(),
+                ratio.describe_rounds()
             )?;
         }
         self.write_valkey_commands(out)?;

@@ -47,11 +47,34 @@ fn ratios_and_targets() {
     assert_eq!(ratios[1].met(), None);
     // cached 950 / open 1000 = 0.95: met at the floor exactly.
     assert_eq!(ratios[2].met(), Some(true));
+    // Each round's own ratio: 600/500, 500/400, 9000/450; the floor of 1.2 met in all
+    // three, 1.2 itself included.
+    assert_eq!(ratios[0].rounds, vec![1.2, 1.25, 20.0]);
+    assert_eq!(ratios[0].spread(), Some((1.2, 20.0)));
+    assert_eq!(ratios[0].rounds_met(), Some(3));
+    // cached / open: 0.95, 0.82, 1.11 per round; met in two. No target, no count.
+    assert_eq!(ratios[2].rounds_met(), Some(2));
+    assert_eq!(ratios[1].rounds_met(), None);
+    assert_eq!(ratios[1].rounds.len(), 3);
     let mut out = Vec::new();
     report.write_summary(&mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("keyroute / naive"), "{text}");
     assert!(text.contains("1.33 x"), "{text}");
+    assert!(
+        text.contains("target >= 0.95 x: met   (rounds 0.82-1.11 x, met in 2 of 3)"),
+        "{text}"
+    );
+    assert!(text.contains("no target   (rounds 0.50-0.67 x)"), "{text}");
+
+    // A round that measured only one of the two modes has no ratio of its own.
+    report.samples.push(sample(Mode::Keyroute, 4, 100.0));
+    let ratios = report.ratios();
+    assert_eq!(ratios[0].rounds.len(), 3);
+    // And a ratio no round measured has no spread and prints none.
+    assert!(ratios[3].rounds.is_empty());
+    assert_eq!(ratios[3].spread(), None);
+    assert_eq!(ratios[3].describe_rounds(), "");
 }
 
 /// The plain-pool ratios: throughput against `naive-plain` and `open-plain` with
