@@ -99,6 +99,14 @@ pub enum Figure {
 }
 
 impl Figure {
+    /// This figure of one sample: its requests/s, or its p99 in seconds.
+    fn of(self, sample: &ModeSample) -> f64 {
+        match self {
+            Figure::Throughput => sample.rps,
+            Figure::P99 => sample.p99.as_secs_f64(),
+        }
+    }
+
     /// The figure's name in the report.
     pub fn name(self) -> &'static str {
         match self {
@@ -119,6 +127,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// Whether `value` is at or inside the bound.
+    fn holds(self, value: f64) -> bool {
+        match self {
+            Target::AtLeast(t) => value >= t,
+            Target::AtMost(t) => value <= t,
+        }
+    }
+
     fn describe(self) -> String {
         match self {
             Target::AtLeast(t) => format!("target >= {t:.2} x"),
@@ -150,11 +166,7 @@ impl Ratio {
     /// Whether the target is met (at or inside its bound); `None` without a target or
     /// a value.
     pub fn met(&self) -> Option<bool> {
-        let value = self.value?;
-        Some(match self.target? {
-            Target::AtLeast(t) => value >= t,
-            Target::AtMost(t) => value <= t,
-        })
+        Some(self.target?.holds(self.value?))
     }
 
     /// The lowest and highest of the rounds' ratios; `None` when no round measured both.
@@ -170,15 +182,7 @@ impl Ratio {
     /// In how many rounds the round's own ratio met the target; `None` without one.
     pub fn rounds_met(&self) -> Option<usize> {
         let target = self.target?;
-        Some(
-            self.rounds
-                .iter()
-                .filter(|&&r| match target {
-                    Target::AtLeast(t) => r >= t,
-                    Target::AtMost(t) => r <= t,
-                })
-                .count(),
-        )
+        Some(self.rounds.iter().filter(|&&r| target.holds(r)).count())
     }
 
     /// `(rounds 0.82-1.25 x, met in 5 of 8)`, or nothing without a round.
@@ -324,29 +328,18 @@ impl BackendReport {
         Some((Duration::from_secs_f64(p50), Duration::from_secs_f64(p99)))
     }
 
-    /// The median p99 latency of `mode` across rounds, in seconds.
-    fn median_p99(&self, mode: Mode) -> Option<f64> {
-        self.median_of(mode, |s| s.p99.as_secs_f64())
-    }
-
     /// The ratios of [`RATIOS`] on this backend's medians, each with its rounds' own.
     pub fn ratios(&self) -> Vec<Ratio> {
         RATIOS
             .iter()
             .map(|&(mode, baseline, figure, target)| {
-                let median = |m| match figure {
-                    Figure::Throughput => self.median_rps(m),
-                    Figure::P99 => self.median_p99(m),
-                };
+                let median = |m| self.median_of(m, |s| figure.of(s));
                 Ratio {
                     mode,
                     baseline,
                     figure,
                     target,
-                    value: match (median(mode), median(baseline)) {
-                        (Some(m), Some(b)) if b > 0.0 => Some(m / b),
-                        _ => None,
-                    },
+                    value: divide(median(mode), median(baseline)),
                     rounds: self.round_ratios(mode, baseline, figure),
                 }
             })
@@ -355,25 +348,18 @@ impl BackendReport {
 
     /// `mode / baseline` of `figure` in each round that measured both, in round order.
     fn round_ratios(&self, mode: Mode, baseline: Mode, figure: Figure) -> Vec<f64> {
-        let value = |s: &ModeSample| match figure {
-            Figure::Throughput => s.rps,
-            Figure::P99 => s.p99.as_secs_f64(),
-        };
         let of = |m: Mode, round: u32| {
             self.samples
                 .iter()
                 .find(|s| s.mode == m && s.round == round)
-                .map(value)
+                .map(|s| figure.of(s))
         };
         let mut rounds: Vec<u32> = self.samples.iter().map(|s| s.round).collect();
         rounds.sort_unstable();
         rounds.dedup();
         rounds
             .into_iter()
-            .filter_map(|round| match (of(mode, round), of(baseline, round)) {
-                (Some(m), Some(b)) if b > 0.0 => Some(m / b),
-                _ => None,
-            })
+            .filter_map(|round| divide(of(mode, round), of(baseline, round)))
             .collect()
     }
 
@@ -452,6 +438,14 @@ impl BackendReport {
             figure(|c| c.scripts),
             figure(|c| c.total),
         )
+    }
+}
+
+/// `m / b` when both are there and `b` is above zero.
+fn divide(m: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (m, b) {
+        (Some(m), Some(b)) if b > 0.0 => Some(m / b),
+        _ => None,
     }
 }
 
