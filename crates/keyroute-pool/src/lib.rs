@@ -15,8 +15,9 @@
 //! - [`DbPool`]: a bb8 pool of one backend's connections, whose failed checkouts report
 //!   the real cause as [`StoreError::Unavailable`] instead of a bare timeout, behind a
 //!   circuit breaker that fails fast while the database is down. For a SQLite file it
-//!   also checks, on every checkout, that the file is still the one first opened (one
-//!   `stat`): a removed or replaced file is `Unavailable`.
+//!   also checks, on every checkout, that the file is still the one first opened (on
+//!   Linux one inotify `read`, elsewhere one `stat`): a removed or replaced file is
+//!   `Unavailable`.
 //! - TLS to PostgreSQL and MySQL/MariaDB on rustls (`sslmode` / `ssl-mode`), with a
 //!   typed [`TlsError`] saying which option to change ([`tls_error`] finds it).
 //! - An app's own diesel migrations on a pool ([`DbPool::run_migrations_from`],

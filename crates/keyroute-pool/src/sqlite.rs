@@ -16,10 +16,12 @@
 //! URLs: a path (`keys.db`), `sqlite://keys.db`, a `file:` URI, or `:memory:`.
 //!
 //! A file database is watched: every checkout compares the file's identity (device
-//! and inode; one `stat` call) with the one first seen, and a file that was removed or
-//! replaced while the pool had it open is [`StoreError::Unavailable`](keyroute_core::StoreError::Unavailable),
-//! where its connections would otherwise go on writing to the old, unreachable file
-//! and report success. Restoring the file brings the store back; a new file needs a
+//! and inode) with the one first seen (on Linux through inotify, with a `stat` only
+//! after the path changed and once a second; elsewhere a `stat` each time). A file
+//! that was removed or replaced while the pool had it open is
+//! [`StoreError::Unavailable`](keyroute_core::StoreError::Unavailable), where its
+//! connections would otherwise go on writing to the old, unreachable file and report
+//! success. Restoring the file brings the store back; a new file needs a
 //! new store.
 
 use diesel::SqliteConnection;

@@ -4,12 +4,26 @@
 //! A connection keeps its file open by descriptor, so if the file is deleted or
 //! replaced (a cleanup job, a restore that copies a backup over it) the connection
 //! goes on reading and writing the old, now nameless file: every write succeeds and
-//! is lost. [`FileWatch::check`] runs on every checkout and costs one `stat` call:
-//! it compares the file's identity (device and inode on Unix, existence elsewhere)
-//! with the one first seen.
+//! is lost. [`FileWatch::check`] runs on every checkout: it compares the file's
+//! identity (device and inode on Unix, existence elsewhere) with the one first seen.
+//!
+//! Where the file's path can be watched (Linux, module [`inotify`]), a check `stat`s
+//! the path only after something on it changed, and at least once per
+//! [`RESTAT_EVERY`]; a quiet check costs one `read` that finds no event. Elsewhere, or
+//! when no watch can be placed, every check `stat`s the path.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[cfg(target_os = "linux")]
+mod inotify;
+
+/// The longest a watched pool goes without `stat`ing its file, for the changes inotify
+/// cannot see (a mount over the path, another machine's change on a network file
+/// system).
+pub(crate) const RESTAT_EVERY: Duration = Duration::from_secs(1);
 
 /// What identifies a file: device and inode on Unix; elsewhere only that it exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,22 +55,71 @@ impl FileId {
 /// A pool's database file and the identity it had when the pool first used it.
 #[derive(Debug)]
 pub(crate) struct FileWatch {
+    /// Made absolute when the pool is made, so a later change of the working directory
+    /// cannot point the check at another file.
     path: PathBuf,
     seen: OnceLock<FileId>,
+    /// Change notices for the path; `None` where there are none, and every check
+    /// `stat`s.
+    #[cfg(target_os = "linux")]
+    notices: Option<inotify::Subscription>,
+    born: Instant,
+    /// When the next `stat` is due regardless of notices, in nanoseconds after `born`.
+    restat_at: AtomicU64,
 }
 
 impl FileWatch {
     /// Watches `path`; its identity is taken at the first [`check`](Self::check).
     pub(crate) fn new(path: PathBuf) -> Self {
         Self {
-            path,
+            path: std::path::absolute(&path).unwrap_or(path),
             seen: OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            notices: inotify::Subscription::new(),
+            born: Instant::now(),
+            restat_at: AtomicU64::new(0),
         }
     }
 
     /// `Ok` while the file is the one first seen; otherwise what happened to it, as
     /// the message of an `Unavailable` error.
     pub(crate) fn check(&self) -> Result<(), String> {
+        if self.unchanged() {
+            return Ok(());
+        }
+        let result = self.compare();
+        #[cfg(target_os = "linux")]
+        if let (Err(_), Some(notices)) = (&result, &self.notices) {
+            // Until the file is back, every check looks again.
+            notices.mark_stale();
+        }
+        result
+    }
+
+    /// `true` when the path's notices say nothing changed and no `stat` is due. When
+    /// it returns `false` the caller must `stat`; if something changed, the notices
+    /// have been re-armed on the path as it is now.
+    fn unchanged(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(notices) = &self.notices {
+            let now = u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let due = now >= self.restat_at.load(Ordering::Relaxed);
+            if !notices.quiet() {
+                notices.arm(&self.path);
+            } else if !due {
+                return true;
+            }
+            if due {
+                let every = u64::try_from(RESTAT_EVERY.as_nanos()).unwrap_or(u64::MAX);
+                self.restat_at
+                    .store(now.saturating_add(every), Ordering::Relaxed);
+            }
+        }
+        false
+    }
+
+    /// Compares the file's identity now with the one first seen.
+    fn compare(&self) -> Result<(), String> {
         let now = std::fs::metadata(&self.path).ok().map(|m| FileId::of(&m));
         let what = match (self.seen.get(), now) {
             (Some(seen), Some(now)) if *seen == now => return Ok(()),
@@ -77,3 +140,6 @@ impl FileWatch {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,8 @@
 //! one-column indexed `SELECT` through the same path (keyroute's checkout from the
 //! same pool, the same diesel-async connection: on SQLite the same thread). Prints
 //! each ratio with both medians, the 1 M / 1 k ratio (flat means about 1), and the
-//! cost of keyroute's checkout (SQLite's file check) over a bare bb8 checkout.
+//! cost of keyroute's checkout (SQLite's file check) over a bare bb8 checkout, and
+//! that check against the one `stat` per checkout it used to be.
 //!
 //! Run with `bash scripts/bench store` (it brings up Docker for PostgreSQL), or
 //! `cargo bench -p keyroute-store --all-features --bench lookup` where an engine runs.
@@ -161,6 +162,14 @@ fn bench_checkout<B: Backend>(c: &mut Criterion, rt: &Runtime, backend: &str, db
         b.to_async(rt)
             .iter(|| async { drop(black_box(db.get().await.unwrap())) })
     });
+    if backend == "sqlite" {
+        // What the file check cost per checkout when it was one `stat` each time.
+        let url = db.url().expose_secret();
+        let path = std::path::absolute(url.strip_prefix("sqlite://").unwrap_or(url)).unwrap();
+        g.bench_function("stat", |b| {
+            b.iter(|| black_box(std::fs::metadata(black_box(&path)).unwrap()))
+        });
+    }
     g.finish();
 }
 
@@ -205,6 +214,9 @@ fn main() {
             "  {}",
             ratio_line(&dir, &label, (&group, "db_get"), (&group, "bb8_get"))
         );
+        if backend == "sqlite" {
+            println!("  {}", file_check_line(&dir, &group));
+        }
         let (big, small) = (format!("{backend}_1m"), format!("{backend}_1k"));
         let label = format!("{backend}: lookup at 1 M keys vs 1 k keys");
         println!(
@@ -216,5 +228,21 @@ fn main() {
                 (&small, "get_api_key_by_hash")
             )
         );
+    }
+}
+
+/// The SQLite checkout's file check (keyroute's checkout less a bare one) against the
+/// one `stat` per checkout it replaces.
+fn file_check_line(dir: &std::path::Path, group: &str) -> String {
+    let m = |f| keyroute_testing::bench::median(dir, group, f);
+    match (m("db_get"), m("bb8_get"), m("stat")) {
+        (Some(ours), Some(bare), Some(stat)) if !stat.is_zero() => {
+            let check = ours.saturating_sub(bare);
+            format!(
+                "sqlite: the file check (db_get - bb8_get) {check:?} vs one stat {stat:?} = {:.2} x",
+                check.as_secs_f64() / stat.as_secs_f64()
+            )
+        }
+        _ => format!("sqlite: no estimates for {group}/db_get, bb8_get and stat"),
     }
 }
