@@ -14,7 +14,9 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
@@ -23,6 +25,7 @@ mod inotify;
 /// The longest a watched pool goes without `stat`ing its file, for the changes inotify
 /// cannot see (a mount over the path, another machine's change on a network file
 /// system).
+#[cfg(target_os = "linux")]
 pub(crate) const RESTAT_EVERY: Duration = Duration::from_secs(1);
 
 /// What identifies a file: device and inode on Unix; elsewhere only that it exists.
@@ -63,8 +66,10 @@ pub(crate) struct FileWatch {
     /// `stat`s.
     #[cfg(target_os = "linux")]
     notices: Option<inotify::Subscription>,
+    #[cfg(target_os = "linux")]
     born: Instant,
     /// When the next `stat` is due regardless of notices, in nanoseconds after `born`.
+    #[cfg(target_os = "linux")]
     restat_at: AtomicU64,
 }
 
@@ -76,7 +81,9 @@ impl FileWatch {
             seen: OnceLock::new(),
             #[cfg(target_os = "linux")]
             notices: inotify::Subscription::new(),
+            #[cfg(target_os = "linux")]
             born: Instant::now(),
+            #[cfg(target_os = "linux")]
             restat_at: AtomicU64::new(0),
         }
     }
@@ -84,38 +91,42 @@ impl FileWatch {
     /// `Ok` while the file is the one first seen; otherwise what happened to it, as
     /// the message of an `Unavailable` error.
     pub(crate) fn check(&self) -> Result<(), String> {
-        if self.unchanged() {
-            return Ok(());
-        }
-        let result = self.compare();
-        #[cfg(target_os = "linux")]
-        if let (Err(_), Some(notices)) = (&result, &self.notices) {
-            // Until the file is back, every check looks again.
-            notices.mark_stale();
-        }
-        result
-    }
-
-    /// `true` when the path's notices say nothing changed and no `stat` is due. When
-    /// it returns `false` the caller must `stat`; if something changed, the notices
-    /// have been re-armed on the path as it is now.
-    fn unchanged(&self) -> bool {
         #[cfg(target_os = "linux")]
         if let Some(notices) = &self.notices {
-            let now = u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let due = now >= self.restat_at.load(Ordering::Relaxed);
-            if !notices.quiet() {
-                notices.arm(&self.path);
-            } else if !due {
-                return true;
+            let due = self.restat_due();
+            if notices.quiet() {
+                if !due {
+                    return Ok(());
+                }
+                let result = self.compare();
+                if result.is_err() {
+                    notices.mark_stale();
+                }
+                return result;
             }
-            if due {
-                let every = u64::try_from(RESTAT_EVERY.as_nanos()).unwrap_or(u64::MAX);
-                self.restat_at
-                    .store(now.saturating_add(every), Ordering::Relaxed);
+            // Something changed on the path: watch it as it is now, then look.
+            let began = notices.arm(&self.path);
+            let result = self.compare();
+            if let (Ok(()), Some(began)) = (&result, began) {
+                notices.confirm(began);
             }
+            return result;
         }
-        false
+        self.compare()
+    }
+
+    /// Whether the once-a-[`RESTAT_EVERY`] `stat` is due; if so, the next one is
+    /// scheduled.
+    #[cfg(target_os = "linux")]
+    fn restat_due(&self) -> bool {
+        let now = u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if now < self.restat_at.load(Ordering::Relaxed) {
+            return false;
+        }
+        let every = u64::try_from(RESTAT_EVERY.as_nanos()).unwrap_or(u64::MAX);
+        self.restat_at
+            .store(now.saturating_add(every), Ordering::Relaxed);
+        true
     }
 
     /// Compares the file's identity now with the one first seen.

@@ -7,9 +7,12 @@
 //! the way (the link itself, then the chain of its target). The mask is `ATTRIB` (a
 //! link count change: the file unlinked, or another file renamed over it),
 //! `MOVE_SELF` and `DELETE_SELF`, so SQLite's own writes and its `-wal`/`-shm` files
-//! raise nothing. An event on any watched inode marks the subscriptions on it stale;
-//! the next check of a stale subscription watches the path's chain again and then
-//! `stat`s the path, as every check did before.
+//! raise nothing. An event on any watched inode advances the epoch of the
+//! subscriptions on it. A subscription is quiet while its epoch is the one its last
+//! good `stat` confirmed; otherwise a check watches the path's chain again and then
+//! `stat`s the path, as every check did before, and only a `stat` that finds the file
+//! unchanged confirms the epoch it began at. Until then every concurrent check `stat`s
+//! too, so none passes on the strength of watches another check has just placed.
 //!
 //! Exactness: the queue is drained by whoever checks, under one lock, with a read that
 //! does not block. The kernel queues an event before the call that caused it (an
@@ -25,7 +28,7 @@ use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rustix::fd::OwnedFd;
@@ -39,13 +42,13 @@ const MASK: WatchFlags = WatchFlags::ATTRIB
     .union(WatchFlags::MOVE_SELF)
     .union(WatchFlags::DELETE_SELF);
 
-/// The process's inotify instance and, per watch descriptor, the stale flags of the
+/// The process's inotify instance and, per watch descriptor, the epochs of the
 /// subscriptions that watch its inode, by subscription. Thousands of pools (a database
 /// per tenant) may share a directory's watch, so joining and leaving it is a map
 /// operation, not a search.
 struct Watcher {
     fd: OwnedFd,
-    watches: HashMap<i32, HashMap<u64, Arc<AtomicBool>>>,
+    watches: HashMap<i32, HashMap<u64, Arc<AtomicU64>>>,
 }
 
 /// The shared watcher, made on first use; `None` when inotify is unavailable (the
@@ -73,7 +76,8 @@ fn watcher() -> Option<MutexGuard<'static, Watcher>> {
 }
 
 impl Watcher {
-    /// Reads every queued event and marks the subscriptions they concern stale.
+    /// Reads every queued event and advances the epochs of the subscriptions they
+    /// concern.
     fn drain(&mut self) {
         let mut buffer = [MaybeUninit::<u8>::uninit(); 4096];
         let mut events = inotify::Reader::new(&self.fd, &mut buffer);
@@ -111,11 +115,11 @@ impl Watcher {
     }
 
     /// Puts subscription `id` on the watch `wd`.
-    fn register(&mut self, wd: i32, id: u64, stale: &Arc<AtomicBool>) {
+    fn register(&mut self, wd: i32, id: u64, epoch: &Arc<AtomicU64>) {
         self.watches
             .entry(wd)
             .or_default()
-            .insert(id, Arc::clone(stale));
+            .insert(id, Arc::clone(epoch));
     }
 
     /// Takes subscription `id` off the watch `wd`, and removes the watch when nobody is
@@ -133,8 +137,9 @@ impl Watcher {
     }
 }
 
-fn mark(stale: &AtomicBool) {
-    stale.store(true, Ordering::Release);
+/// Something changed on `epoch`'s path: its subscription is no longer quiet.
+fn mark(epoch: &AtomicU64) {
+    epoch.fetch_add(1, Ordering::AcqRel);
 }
 
 /// One pool's watches on its database file's path.
@@ -142,48 +147,53 @@ fn mark(stale: &AtomicBool) {
 pub(super) struct Subscription {
     /// Tells this subscription from the others on a watch.
     id: u64,
-    /// Set by an event on any watched inode, and while the watches are not all placed.
-    stale: Arc<AtomicBool>,
+    /// Advanced by every event on a watched inode.
+    epoch: Arc<AtomicU64>,
+    /// The epoch a `stat` last found the file unchanged at, with every watch placed.
+    confirmed: AtomicU64,
     /// The watch descriptors this subscription is on.
     wds: Mutex<Vec<i32>>,
 }
 
 impl Subscription {
-    /// A subscription that watches nothing yet (stale, so the first check arms it), or
-    /// `None` when inotify is unavailable.
+    /// A subscription that watches nothing yet (not quiet, so the first check arms it),
+    /// or `None` when inotify is unavailable.
     pub(super) fn new() -> Option<Self> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         watcher().map(|_| Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            stale: Arc::new(AtomicBool::new(true)),
+            epoch: Arc::new(AtomicU64::new(1)),
+            confirmed: AtomicU64::new(0),
             wds: Mutex::new(Vec::new()),
         })
     }
 
-    /// `true` when no watched inode changed since the last [`arm`](Self::arm): every
-    /// event queued before this call is read first.
+    /// `true` when no watched inode changed since a `stat` last
+    /// [confirmed](Self::confirm) the file: every event queued before this call is
+    /// read first.
     pub(super) fn quiet(&self) -> bool {
-        if self.stale.load(Ordering::Acquire) {
+        let quiet = || self.epoch.load(Ordering::Acquire) == self.confirmed.load(Ordering::Acquire);
+        if !quiet() {
             return false;
         }
         let Some(mut watcher) = watcher() else {
             return false;
         };
         watcher.drain();
-        !self.stale.load(Ordering::Acquire)
+        quiet()
     }
 
     /// Watches the inodes `path` resolves through now, in place of the ones watched
-    /// before. The caller `stat`s the path afterwards, so a change made while this
-    /// runs is seen by that `stat` or raises an event. The subscription stays stale
-    /// when a watch cannot be placed (the path is gone, or the watch limit
-    /// `fs.inotify.max_user_watches` is reached), and checks go on `stat`ing.
-    pub(super) fn arm(&self, path: &Path) {
-        let Some(mut watcher) = watcher() else {
-            return;
-        };
+    /// before, and returns the epoch this began at, for [`confirm`](Self::confirm)
+    /// once a `stat` afterwards finds the file unchanged: a change made while this
+    /// runs is seen by that `stat` or advances the epoch. `None` when a watch cannot
+    /// be placed (the path is gone, or the watch limit `fs.inotify.max_user_watches`
+    /// is reached): nothing can be confirmed, and checks go on `stat`ing.
+    pub(super) fn arm(&self, path: &Path) -> Option<u64> {
+        let mut watcher = watcher()?;
         watcher.drain();
-        self.stale.store(false, Ordering::Release);
+        let began = self.epoch.load(Ordering::Acquire);
+        let mut complete = true;
         let mut placed = Vec::new();
         let mut chain = Vec::new();
         let listed = links_and_dirs(path, 0, &mut chain);
@@ -198,29 +208,33 @@ impl Subscription {
                 Ok(_) => {}
                 Err(error) => {
                     tracing::debug!(%error, path = %inode.display(), "cannot watch; stat on every checkout until it can");
-                    mark(&self.stale);
+                    complete = false;
                 }
             }
-        }
-        if listed.is_err() {
-            mark(&self.stale);
         }
         let mut wds = self
             .wds
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for &wd in placed.iter().filter(|wd| !wds.contains(wd)) {
-            watcher.register(wd, self.id, &self.stale);
+            watcher.register(wd, self.id, &self.epoch);
         }
         for &wd in wds.iter().filter(|wd| !placed.contains(wd)) {
             watcher.unregister(wd, self.id);
         }
         *wds = placed;
+        (complete && listed.is_ok()).then_some(began)
+    }
+
+    /// A `stat` after [`arm`](Self::arm) returned `began` found the file unchanged:
+    /// quiet from here, unless an event came since.
+    pub(super) fn confirm(&self, began: u64) {
+        self.confirmed.fetch_max(began, Ordering::AcqRel);
     }
 
     /// Makes the next check `stat` again.
     pub(super) fn mark_stale(&self) {
-        mark(&self.stale);
+        mark(&self.epoch);
     }
 }
 
