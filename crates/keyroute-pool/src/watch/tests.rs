@@ -76,15 +76,22 @@ fn a_removed_file_is_refused_at_once_and_a_restored_one_accepted() {
     refused(&watch, "removed");
 }
 
-#[test]
-fn a_file_renamed_over_the_database_is_refused() {
+/// A watched `keys.db` that a copy was renamed over after the watch's first check (the
+/// copy made before, so the rename is the only change the watch can see).
+fn watched_then_replaced() -> (tempfile::TempDir, FileWatch, fs::File) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
     let copy = dir.path().join("copy.db");
     fs::write(&path, b"x").unwrap();
     fs::copy(&path, &copy).unwrap();
-    let (watch, _held) = watched(&path);
+    let (watch, held) = watched(&path);
     fs::rename(&copy, &path).unwrap();
+    (dir, watch, held)
+}
+
+#[test]
+fn a_file_renamed_over_the_database_is_refused() {
+    let (_dir, watch, _held) = watched_then_replaced();
     refused(&watch, "replaced");
 }
 
@@ -199,13 +206,7 @@ fn a_stat_is_due_once_a_second_without_events() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_check_racing_a_rearm_still_sees_the_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
-    let copy = dir.path().join("copy.db");
-    fs::write(&path, b"x").unwrap();
-    fs::copy(&path, &copy).unwrap();
-    let (watch, _held) = watched(&path);
-    fs::rename(&copy, &path).unwrap();
+    let (_dir, watch, _held) = watched_then_replaced();
     // One check reads the event and re-arms the watches, and has not `stat`ed yet...
     let notices = watch.notices.as_ref().unwrap();
     assert!(!notices.quiet());
