@@ -68,7 +68,7 @@ fn watcher() -> Option<MutexGuard<'static, Watcher>> {
         }
     });
     // A panic while the lock was held left no half-made state worth refusing: at worst
-    // a flag that stayed stale, which costs a `stat`.
+    // an epoch advanced or a watch left placed, which costs a `stat` or a watch.
     watcher.as_ref().map(|lock| {
         lock.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -97,11 +97,11 @@ impl Watcher {
                 self.mark_all();
             } else if flags.contains(ReadFlags::IGNORED) {
                 // The kernel dropped the watch (its inode is gone, or we removed it).
-                if let Some(stale) = self.watches.remove(&wd) {
-                    stale.values().for_each(|s| mark(s));
+                if let Some(epochs) = self.watches.remove(&wd) {
+                    epochs.values().for_each(|e| mark(e));
                 }
-            } else if let Some(stale) = self.watches.get(&wd) {
-                stale.values().for_each(|s| mark(s));
+            } else if let Some(epochs) = self.watches.get(&wd) {
+                epochs.values().for_each(|e| mark(e));
             }
         }
     }
@@ -111,7 +111,7 @@ impl Watcher {
         self.watches
             .values()
             .flat_map(HashMap::values)
-            .for_each(|s| mark(s));
+            .for_each(|e| mark(e));
     }
 
     /// Puts subscription `id` on the watch `wd`.
