@@ -231,15 +231,16 @@ fn main() {
     }
 }
 
-/// The SQLite checkout's file check (keyroute's checkout less a bare one) against the
-/// one `stat` per checkout it replaces.
+/// What keyroute's SQLite checkout adds to a bare one (the file check and the circuit
+/// breaker's admission) against one `stat`, which the file check was until it read
+/// inotify events instead.
 fn file_check_line(dir: &std::path::Path, group: &str) -> String {
     let m = |f| keyroute_testing::bench::median(dir, group, f);
     match (m("db_get"), m("bb8_get"), m("stat")) {
         (Some(ours), Some(bare), Some(stat)) if !stat.is_zero() => {
             let check = ours.saturating_sub(bare);
             format!(
-                "sqlite: the file check (db_get - bb8_get) {check:?} vs one stat {stat:?} = {:.2} x",
+                "sqlite: keyroute's checks on a checkout (db_get - bb8_get: file check, breaker) {check:?} vs one stat {stat:?} = {:.2} x",
                 check.as_secs_f64() / stat.as_secs_f64()
             )
         }
