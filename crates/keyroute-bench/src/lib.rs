@@ -32,7 +32,12 @@
 //!   client (a hidden `client` subcommand), hands it the keys on its stdin (never on
 //!   its command line or in its environment) and reads one line of JSON back.
 //! - [`placement`]: which cores the server and the client run on.
-//! - [`report`]: medians across rounds, the ratios (requests/s and p99) against the
+//! - [`cpu`]: CPU time over each measured window, read by the client from `/proc`:
+//!   the server process's, its own, and the rest of the machine's busy time (the
+//!   database's processes, the kernel's network work), with idle and stolen time, so
+//!   each mode's cost per request is printed beside its throughput.
+//! - [`report`]: medians across rounds, the ratios (requests/s, p99 and CPU per
+//!   request served) against the
 //!   baselines measured in the same run, whether the targets are met, and
 //!   `keyroute-valkey`'s Valkey commands per request (`INFO commandstats` read before
 //!   and after each of its measurements, divided by the requests it served), and on
@@ -68,6 +73,7 @@
 //! executor (`spawn_blocking`), keyroute's on its own. So `open` against `open-plain`
 //! is keyroute's pools against plain pools, on the same work.
 
+pub mod cpu;
 pub mod load;
 pub mod placement;
 pub mod report;

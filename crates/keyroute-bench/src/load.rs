@@ -24,6 +24,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
+use crate::cpu::{Clock, CpuWindow};
 use crate::{BenchError, Mode, Placement};
 
 pub mod process;
@@ -94,6 +95,10 @@ pub struct LoadResult {
     pub non_2xx: u64,
     /// The first of those: its status and the start of its body, or the error.
     pub first_failure: Option<String>,
+    /// CPU time over the measured window: the server's, the client's and the
+    /// machine's (see [`crate::cpu`]); `None` where it could not be read.
+    #[serde(default)]
+    pub cpu: Option<CpuWindow>,
 }
 
 /// Latency percentiles of the measured responses from the HDR histogram, in
@@ -168,7 +173,9 @@ struct TaskResult {
     first_failure: Option<String>,
 }
 
-async fn generate(plan: LoadPlan) -> Result<LoadResult, BenchError> {
+/// Runs `plan` in this process; with `server` (the server's pid), also measures the
+/// CPU time spent over the measured window.
+async fn generate(plan: LoadPlan, server: Option<u32>) -> Result<LoadResult, BenchError> {
     if plan.keys.is_empty() || plan.orders == 0 || plan.connections == 0 {
         return Err(BenchError::Load(
             "a load run needs keys, orders and connections".into(),
@@ -182,6 +189,16 @@ async fn generate(plan: LoadPlan) -> Result<LoadResult, BenchError> {
     for index in 0..plan.connections {
         tasks.spawn(connection(index, Arc::clone(&plan), measure_from, until));
     }
+    // The CPU counters at the window's two ends, beside the requests it counts.
+    let cpu = server.map(|pid| {
+        let clock = Clock::new(pid);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let start = clock.now()?;
+            tokio::time::sleep_until(until.into()).await;
+            CpuWindow::between(start, clock.now()?)
+        })
+    });
     let mut total = TaskResult {
         requests: 0,
         latencies: histogram()?,
@@ -200,12 +217,17 @@ async fn generate(plan: LoadPlan) -> Result<LoadResult, BenchError> {
             .add(&task.latencies)
             .map_err(|e| BenchError::Load(format!("merging latencies: {e}")))?;
     }
+    let cpu = match cpu {
+        Some(sampler) => sampler.await.ok().flatten(),
+        None => None,
+    };
     Ok(LoadResult {
         requests: total.requests,
         duration: plan.duration,
         latency_us: Percentiles::of(&total.latencies),
         non_2xx: total.non_2xx,
         first_failure: total.first_failure,
+        cpu,
     })
 }
 

@@ -6,11 +6,14 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use crate::cpu::CpuPerRequest;
 use crate::load::LoadResult;
 use crate::{BackendKind, Mode};
 
+mod ratios;
 mod round_trips;
 
+pub use ratios::{RATIOS, Ratio, Target};
 pub use round_trips::RoundTrips;
 
 /// One mode in one round.
@@ -34,6 +37,8 @@ pub struct ModeSample {
     /// `keyroute-valkey` only: the Valkey server's commands per request served over
     /// the mode's run (warm-up included), when they could be read.
     pub valkey_commands: Option<ValkeyCommands>,
+    /// CPU time per request over the measured window, when it could be read.
+    pub cpu: Option<CpuPerRequest>,
 }
 
 /// `keyroute-valkey`'s commands on the Valkey server per request served, from its
@@ -68,6 +73,9 @@ impl ModeSample {
             p99: result.p99(),
             non_2xx: result.non_2xx,
             valkey_commands: None,
+            cpu: result
+                .cpu
+                .and_then(|window| window.per_request(result.requests)),
         }
     }
 
@@ -88,7 +96,8 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// What a ratio divides: two modes' median requests/s, or their median p99 latencies.
+/// What a ratio divides: two modes' median requests/s, their median p99 latencies, or
+/// their median CPU time per request served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Figure {
@@ -96,14 +105,19 @@ pub enum Figure {
     Throughput,
     /// Median of the rounds' 99th-percentile latencies: lower is better.
     P99,
+    /// Median of the rounds' CPU time per request served, the load generator's own
+    /// left out ([`CpuPerRequest::serving_us`]): lower is better.
+    Cpu,
 }
 
 impl Figure {
-    /// This figure of one sample: its requests/s, or its p99 in seconds.
-    fn of(self, sample: &ModeSample) -> f64 {
+    /// This figure of one sample: its requests/s, its p99 in seconds, or its CPU
+    /// microseconds per request (`None` when they were not measured).
+    fn of(self, sample: &ModeSample) -> Option<f64> {
         match self {
-            Figure::Throughput => sample.rps,
-            Figure::P99 => sample.p99.as_secs_f64(),
+            Figure::Throughput => Some(sample.rps),
+            Figure::P99 => Some(sample.p99.as_secs_f64()),
+            Figure::Cpu => sample.cpu.as_ref().map(CpuPerRequest::serving_us),
         }
     }
 
@@ -112,173 +126,10 @@ impl Figure {
         match self {
             Figure::Throughput => "req/s",
             Figure::P99 => "p99",
+            Figure::Cpu => "cpu",
         }
     }
 }
-
-/// The bound a ratio should keep.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Target {
-    /// At least this (throughput).
-    AtLeast(f64),
-    /// At most this (latency).
-    AtMost(f64),
-}
-
-impl Target {
-    /// Whether `value` is at or inside the bound.
-    fn holds(self, value: f64) -> bool {
-        match self {
-            Target::AtLeast(t) => value >= t,
-            Target::AtMost(t) => value <= t,
-        }
-    }
-
-    fn describe(self) -> String {
-        match self {
-            Target::AtLeast(t) => format!("target >= {t:.2} x"),
-            Target::AtMost(t) => format!("target <= {t:.2} x"),
-        }
-    }
-}
-
-/// A ratio of two modes' medians, and the bound it should keep.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Ratio {
-    /// The mode measured.
-    pub mode: Mode,
-    /// The baseline it is divided by.
-    pub baseline: Mode,
-    /// What is divided.
-    pub figure: Figure,
-    /// The bound, when there is a target.
-    pub target: Option<Target>,
-    /// `mode / baseline`, when both were measured.
-    pub value: Option<f64>,
-    /// The same ratio in each round that measured both modes, in round order: how far
-    /// one round's pair can be from the medians' ratio on this host.
-    pub rounds: Vec<f64>,
-}
-
-impl Ratio {
-    /// Whether the target is met (at or inside its bound); `None` without a target or
-    /// a value.
-    pub fn met(&self) -> Option<bool> {
-        Some(self.target?.holds(self.value?))
-    }
-
-    /// The lowest and highest of the rounds' ratios; `None` when no round measured both.
-    pub fn spread(&self) -> Option<(f64, f64)> {
-        let first = *self.rounds.first()?;
-        Some(
-            self.rounds
-                .iter()
-                .fold((first, first), |(lo, hi), &r| (lo.min(r), hi.max(r))),
-        )
-    }
-
-    /// In how many rounds the round's own ratio met the target; `None` without one.
-    pub fn rounds_met(&self) -> Option<usize> {
-        let target = self.target?;
-        Some(self.rounds.iter().filter(|&&r| target.holds(r)).count())
-    }
-
-    /// `(rounds 0.82-1.25 x, met in 5 of 8)`, or nothing without a round.
-    fn describe_rounds(&self) -> String {
-        let Some((lo, hi)) = self.spread() else {
-            return String::new();
-        };
-        let met = self
-            .rounds_met()
-            .map(|n| format!(", met in {n} of {}", self.rounds.len()))
-            .unwrap_or_default();
-        format!("   (rounds {lo:.2}-{hi:.2} x{met})")
-    }
-}
-
-/// The ratios every backend reports. Throughput: keyroute on its defaults and
-/// uncached against the hand-written lookup on keyroute's pools, keyroute cached
-/// against no authentication, and keyroute on its defaults against the two modes on
-/// plain pools (what a team has before adopting it). p99: keyroute on its defaults
-/// against no authentication on plain pools, and `open` against `open-plain` (the same
-/// work on keyroute's pools and on plain pools). Limits: keyroute with a rate limit in
-/// process and on Valkey against keyroute on its defaults, throughput and p99.
-/// Tenancy (PostgreSQL): keyroute with the tenant bound by row-level security and by
-/// schema against keyroute on its defaults, throughput (at least 0.9 x) and p99.
-pub const RATIOS: [(Mode, Mode, Figure, Option<Target>); 15] = [
-    (
-        Mode::Keyroute,
-        Mode::Naive,
-        Figure::Throughput,
-        Some(Target::AtLeast(1.2)),
-    ),
-    (
-        Mode::KeyrouteUncached,
-        Mode::Naive,
-        Figure::Throughput,
-        None,
-    ),
-    (
-        Mode::KeyrouteCached,
-        Mode::Open,
-        Figure::Throughput,
-        Some(Target::AtLeast(0.95)),
-    ),
-    (
-        Mode::Keyroute,
-        Mode::NaivePlain,
-        Figure::Throughput,
-        Some(Target::AtLeast(1.5)),
-    ),
-    (
-        Mode::Keyroute,
-        Mode::OpenPlain,
-        Figure::Throughput,
-        Some(Target::AtLeast(0.95)),
-    ),
-    (
-        Mode::Keyroute,
-        Mode::OpenPlain,
-        Figure::P99,
-        Some(Target::AtMost(1.2)),
-    ),
-    (
-        Mode::Open,
-        Mode::OpenPlain,
-        Figure::P99,
-        Some(Target::AtMost(1.2)),
-    ),
-    (
-        Mode::KeyrouteLimited,
-        Mode::Keyroute,
-        Figure::Throughput,
-        Some(Target::AtLeast(0.95)),
-    ),
-    (
-        Mode::KeyrouteValkey,
-        Mode::Keyroute,
-        Figure::Throughput,
-        Some(Target::AtLeast(0.7)),
-    ),
-    (Mode::KeyrouteLimited, Mode::Keyroute, Figure::P99, None),
-    (Mode::KeyrouteValkey, Mode::Keyroute, Figure::P99, None),
-    (
-        Mode::KeyrouteRls,
-        Mode::Keyroute,
-        Figure::Throughput,
-        Some(Target::AtLeast(0.9)),
-    ),
-    (
-        Mode::KeyrouteSchema,
-        Mode::Keyroute,
-        Figure::Throughput,
-        Some(Target::AtLeast(0.9)),
-    ),
-    (Mode::KeyrouteRls, Mode::Keyroute, Figure::P99, None),
-    (Mode::KeyrouteSchema, Mode::Keyroute, Figure::P99, None),
-];
 
 /// Every round of every mode on one backend.
 #[derive(Debug, Clone)]
@@ -306,26 +157,44 @@ impl BackendReport {
         }
     }
 
-    fn median_of(&self, mode: Mode, figure: impl Fn(&ModeSample) -> f64) -> Option<f64> {
+    fn median_of(&self, mode: Mode, figure: impl Fn(&ModeSample) -> Option<f64>) -> Option<f64> {
         let mut values: Vec<f64> = self
             .samples
             .iter()
             .filter(|s| s.mode == mode)
-            .map(figure)
+            .filter_map(figure)
             .collect();
         median(&mut values)
     }
 
     /// The median requests/s of `mode` across rounds.
     pub fn median_rps(&self, mode: Mode) -> Option<f64> {
-        self.median_of(mode, |s| s.rps)
+        self.median_of(mode, |s| Some(s.rps))
     }
 
     /// The median of `mode`'s per-round p50 and p99 latencies.
     pub fn median_latencies(&self, mode: Mode) -> Option<(Duration, Duration)> {
-        let p50 = self.median_of(mode, |s| s.p50.as_secs_f64())?;
-        let p99 = self.median_of(mode, |s| s.p99.as_secs_f64())?;
+        let p50 = self.median_of(mode, |s| Some(s.p50.as_secs_f64()))?;
+        let p99 = self.median_of(mode, |s| Some(s.p99.as_secs_f64()))?;
         Some((Duration::from_secs_f64(p50), Duration::from_secs_f64(p99)))
+    }
+
+    /// `mode`'s CPU figures, each the median over the rounds that measured them:
+    /// `   cpu/req 52.1 us (server 40.3, rest 11.8; client 12.0), idle 2 %, steal 1 %`
+    /// (the first figure is the median of the rounds' server + rest, so the parts,
+    /// medians of their own, need not add up to it exactly).
+    fn median_cpu(&self, mode: Mode) -> Option<String> {
+        let of =
+            |part: fn(&CpuPerRequest) -> f64| self.median_of(mode, |s| s.cpu.as_ref().map(part));
+        Some(format!(
+            "   cpu/req {:.1} us (server {:.1}, rest {:.1}; client {:.1}), idle {:.0} %, steal {:.0} %",
+            of(CpuPerRequest::serving_us)?,
+            of(|c| c.server_us)?,
+            of(|c| c.rest_us)?,
+            of(|c| c.client_us)?,
+            of(|c| c.idle)? * 100.0,
+            of(|c| c.steal)? * 100.0,
+        ))
     }
 
     /// The ratios of [`RATIOS`] on this backend's medians, each with its rounds' own.
@@ -352,7 +221,7 @@ impl BackendReport {
             self.samples
                 .iter()
                 .find(|s| s.mode == m && s.round == round)
-                .map(|s| figure.of(s))
+                .and_then(|s| figure.of(s))
         };
         let mut rounds: Vec<u32> = self.samples.iter().map(|s| s.round).collect();
         rounds.sort_unstable();
@@ -377,11 +246,12 @@ impl BackendReport {
             {
                 writeln!(
                     out,
-                    "  {:<18} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+                    "  {:<18} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms{}",
                     mode.name(),
                     rps,
                     millis(p50),
-                    millis(p99)
+                    millis(p99),
+                    self.median_cpu(mode).unwrap_or_default()
                 )?;
             } else if let Some((_, reason)) = self.skipped.iter().find(|(m, _)| *m == mode) {
                 writeln!(out, "  {:<18} skipped: {reason}", mode.name())?;
@@ -389,7 +259,7 @@ impl BackendReport {
         }
         writeln!(
             out,
-            "{backend}: ratios of medians (req/s: higher is better; p99: lower is better), and the same ratio's lowest and highest in one round"
+            "{backend}: ratios of medians (req/s: higher is better; p99 and cpu per request served: lower is better), and the same ratio's lowest and highest in one round"
         )?;
         for ratio in self.ratios() {
             let label = format!("{} / {}", ratio.mode.name(), ratio.baseline.name());

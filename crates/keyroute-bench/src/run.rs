@@ -65,9 +65,13 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                 let mut sample = ModeSample::new(mode, round, &result);
                 sample.valkey_commands = commands;
                 let threads = process_threads().map_or_else(|| "?".to_owned(), |n| n.to_string());
+                let cpu = sample
+                    .cpu
+                    .map(|c| format!("\n    {}", c.describe()))
+                    .unwrap_or_default();
                 writeln!(
                     out,
-                    "{}   p99.9 {:>7.2} ms   server threads {threads}{}",
+                    "{}   p99.9 {:>7.2} ms   server threads {threads}{cpu}{}",
                     sample.line(),
                     result.latency_us.p99_9 as f64 / 1e3,
                     note,

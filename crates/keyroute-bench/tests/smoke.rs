@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use keyroute::store::{DatabaseUrl, Sqlite};
 use keyroute_bench::load::{self, ClientArgs, LoadPlan, LoadResult};
+use keyroute_bench::report::Figure;
 use keyroute_bench::{BackendKind, BenchError, Mode, Options, service};
 
 /// The benchmark binary: the client process it starts is itself, which from a test
@@ -75,6 +76,19 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
         assert!(sample.requests > 0, "{}: no requests\n{text}", mode.name());
         assert_eq!(sample.non_2xx, 0, "{}\n{text}", mode.name());
         assert!(text.contains(&sample.line()), "{text}");
+        // On Linux the client reads the server's CPU time and the machine's from
+        // /proc over its measured window; serving a request costs the server something.
+        if cfg!(target_os = "linux") {
+            let cpu = sample
+                .cpu
+                .unwrap_or_else(|| panic!("{}: no CPU figures\n{text}", mode.name()));
+            assert!(
+                cpu.server_us > 0.0 && cpu.serving_us() >= cpu.server_us,
+                "{}: {cpu:?}\n{text}",
+                mode.name()
+            );
+            assert!(text.contains(&cpu.describe()), "{text}");
+        }
     }
     for line in [
         "sqlite: medians over 1 rounds",
@@ -100,6 +114,8 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
         "keyroute-rls / keyroute        req/s      n/a   target >= 0.90 x: not measured",
         "keyroute-schema / keyroute     p99        n/a   no target",
         "keyroute-rls: skipped: PostgreSQL only",
+        "p99 and cpu per request served: lower is better",
+        "keyroute / open-plain          cpu ",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
@@ -108,6 +124,7 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
             .ratios()
             .iter()
             .filter(|r| !skipped(r.mode) && !skipped(r.baseline))
+            .filter(|r| r.figure != Figure::Cpu || cfg!(target_os = "linux"))
             .all(|r| r.value.is_some()),
         "{text}"
     );
@@ -278,11 +295,25 @@ async fn the_client_process_reads_keys_on_stdin_and_answers_json() {
     let result: LoadResult = serde_json::from_str(stdout.trim()).unwrap();
     assert!(result.requests > 0, "{stdout}");
     assert_eq!(result.non_2xx, 0, "{stdout}");
+    // The server is this test's process, named on the client's command line: the
+    // client measured its CPU time over the window.
+    assert!(argv_names_this_process(&ClientArgs::of(&plan).to_argv()));
+    if cfg!(target_os = "linux") {
+        let cpu = result.cpu.expect("CPU figures on Linux");
+        assert!(cpu.server_us > 0.0 && cpu.client_us > 0.0, "{stdout}");
+    }
     let l = result.latency_us;
     assert!(
         0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p99_9 && l.p99_9 <= l.max,
         "{stdout}"
     );
+}
+
+/// `--server-pid <this process>` is on the client's command line.
+fn argv_names_this_process(argv: &[String]) -> bool {
+    let pid = std::process::id().to_string();
+    argv.windows(2)
+        .any(|pair| pair[0] == "--server-pid" && pair[1] == pid)
 }
 
 /// A client process that fails (nothing listens at its address) is an error that

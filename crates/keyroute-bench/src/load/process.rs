@@ -49,6 +49,10 @@ pub struct ClientArgs {
     /// The client's runtime threads (1: a current-thread runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// The server's process id: its CPU time over the measured window is read from
+    /// `/proc` (see [`crate::cpu`]); without it no CPU figures are measured.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 fn parse_mode(name: &str) -> Result<Mode, String> {
@@ -59,7 +63,8 @@ fn parse_mode(name: &str) -> Result<Mode, String> {
 }
 
 impl ClientArgs {
-    /// The arguments of `plan`, for its client.
+    /// The arguments of `plan`, for its client, started by the server's process (this
+    /// one, whose CPU time the client then measures).
     pub fn of(plan: &LoadPlan) -> Self {
         Self {
             addr: plan.addr,
@@ -69,12 +74,13 @@ impl ClientArgs {
             warmup: plan.warmup,
             duration: plan.duration,
             threads: plan.placement.client_threads.max(1),
+            server_pid: Some(std::process::id()),
         }
     }
 
     /// The command line after `client`, as the child parses it back.
     pub fn to_argv(&self) -> Vec<String> {
-        vec![
+        let mut argv = vec![
             "--addr".into(),
             self.addr.to_string(),
             "--mode".into(),
@@ -89,7 +95,11 @@ impl ClientArgs {
             humantime::format_duration(self.duration).to_string(),
             "--threads".into(),
             self.threads.to_string(),
-        ]
+        ];
+        if let Some(pid) = self.server_pid {
+            argv.extend(["--server-pid".into(), pid.to_string()]);
+        }
+        argv
     }
 }
 
@@ -129,7 +139,7 @@ pub fn client_main(
             .build()
     }
     .map_err(|e| BenchError::Load(format!("cannot start the client runtime: {e}")))?;
-    let result = runtime.block_on(generate(plan))?;
+    let result = runtime.block_on(generate(plan, args.server_pid))?;
     let line = serde_json::to_string(&result)
         .map_err(|e| BenchError::Load(format!("cannot write the result as JSON: {e}")))?;
     writeln!(out, "{line}")?;
@@ -240,6 +250,7 @@ mod tests {
             warmup: Duration::from_millis(1500),
             duration: Duration::from_secs(2),
             threads: 2,
+            server_pid: Some(4242),
         }
     }
 
@@ -254,6 +265,13 @@ mod tests {
         let argv = std::iter::once("client".to_owned()).chain(args().to_argv());
         let parsed = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
         assert_eq!(parsed.args, args());
+        let without = ClientArgs {
+            server_pid: None,
+            ..args()
+        };
+        let argv = std::iter::once("client".to_owned()).chain(without.to_argv());
+        let parsed = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        assert_eq!(parsed.args, without);
     }
 
     /// Keys are read one per line (blank lines and CRs ignored) and marked sensitive.

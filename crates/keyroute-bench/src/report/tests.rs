@@ -23,6 +23,7 @@ fn ratios_and_targets() {
         p99: Duration::from_millis(2),
         non_2xx: 0,
         valkey_commands: None,
+        cpu: None,
     };
     for (round, open, naive, kr, uncached, cached) in [
         (1, 1000.0, 500.0, 600.0, 250.0, 950.0),
@@ -91,6 +92,7 @@ fn plain_pool_ratios_and_p99_ceilings() {
         p99: Duration::from_millis(p99_ms),
         non_2xx: 0,
         valkey_commands: (mode == Mode::KeyrouteValkey).then_some(ValkeyCommands::new(4.0, 1.0)),
+        cpu: None,
     };
     // (mode, [(rps, p99 ms) per round])
     for (mode, rounds) in [
@@ -147,6 +149,75 @@ fn plain_pool_ratios_and_p99_ceilings() {
     assert!(text.contains("not measured"), "{text}");
 }
 
+/// CPU per request served: the medians of server + rest (the client's own left out),
+/// their ratio with each round's, the parts in the medians' lines, and `n/a` for a
+/// pair whose baseline has no CPU figures.
+#[test]
+fn cpu_ratios_leave_the_client_out() {
+    let mut report = BackendReport::new(BackendKind::Sqlite);
+    let cpu = |server_us, rest_us| CpuPerRequest {
+        server_us,
+        client_us: 100.0,
+        rest_us,
+        idle: 0.02,
+        steal: 0.01,
+    };
+    for (round, keyroute, plain) in [
+        (1, cpu(40.0, 10.0), cpu(40.0, 5.0)),
+        (2, cpu(42.0, 10.0), cpu(38.0, 2.0)),
+        (3, cpu(60.0, 20.0), cpu(45.0, 5.0)),
+    ] {
+        for (mode, figures) in [(Mode::Keyroute, keyroute), (Mode::OpenPlain, plain)] {
+            report.samples.push(ModeSample {
+                mode,
+                round,
+                requests: 1,
+                rps: 1000.0,
+                p50: Duration::from_millis(1),
+                p99: Duration::from_millis(2),
+                non_2xx: 0,
+                valkey_commands: None,
+                cpu: Some(figures),
+            });
+        }
+    }
+    // A naive-plain measured without CPU figures.
+    report.samples.push(ModeSample {
+        mode: Mode::NaivePlain,
+        round: 1,
+        requests: 1,
+        rps: 500.0,
+        p50: Duration::from_millis(1),
+        p99: Duration::from_millis(2),
+        non_2xx: 0,
+        valkey_commands: None,
+        cpu: None,
+    });
+    let ratios = report.ratios();
+    let find = |mode, baseline| {
+        ratios
+            .iter()
+            .find(|r| r.mode == mode && r.baseline == baseline && r.figure == Figure::Cpu)
+            .unwrap()
+    };
+    // keyroute: 50, 52, 80 (median 52); open-plain: 45, 40, 50 (median 45).
+    let r = find(Mode::Keyroute, Mode::OpenPlain);
+    assert!((r.value.unwrap() - 52.0 / 45.0).abs() < 1e-9);
+    assert_eq!(r.rounds, vec![50.0 / 45.0, 52.0 / 40.0, 80.0 / 50.0]);
+    assert_eq!(r.met(), None);
+    assert_eq!(find(Mode::Keyroute, Mode::NaivePlain).value, None);
+    let mut out = Vec::new();
+    report.write_summary(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for line in [
+        "cpu/req 52.0 us (server 42.0, rest 10.0; client 100.0), idle 2 %, steal 1 %",
+        "keyroute / open-plain          cpu     1.16 x   no target   (rounds 1.11-1.60 x)",
+        "keyroute / naive-plain         cpu        n/a   no target",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
 /// The limits' ratios against `keyroute`, a skipped mode's reason, and
 /// `keyroute-valkey`'s commands per request (the median of its rounds).
 #[test]
@@ -164,6 +235,7 @@ fn limits_ratios_skips_and_valkey_commands() {
                 non_2xx: 0,
                 valkey_commands: (mode == Mode::KeyrouteValkey)
                     .then_some(ValkeyCommands::new(commands + 3.0, commands)),
+                cpu: None,
             });
         }
     }
@@ -203,6 +275,7 @@ fn tenancy_ratios_and_round_trips() {
                 p99: Duration::from_millis(p99),
                 non_2xx: 0,
                 valkey_commands: None,
+                cpu: None,
             });
         }
     }
