@@ -111,10 +111,7 @@ impl<B: BenchDb> TenancyModes<B> {
         let databases = match databases {
             Some(databases) if B::BINDS_TENANTS => databases,
             _ => {
-                let reason = format!(
-                    "PostgreSQL only: [tenancy] binds the tenant in PostgreSQL (row-level security, search_path); on {} a tenant gets a database of its own ([routing] template)",
-                    B::NAME
-                );
+                let reason = not_served(B::BINDS_TENANTS, B::NAME);
                 let settings =
                     format!("keyroute-rls: skipped: {reason}\nkeyroute-schema: skipped: {reason}");
                 return Ok(Self {
@@ -343,9 +340,34 @@ fn split_url(url: &DatabaseUrl) -> Result<(&str, &str, &str, &str), String> {
     Ok((scheme, user, host, path))
 }
 
+/// Why the tenancy modes are not served on backend `name`: the backend cannot bind a
+/// tenant, or (PostgreSQL, whose databases for them are made only when `--modes`
+/// names one) they were not asked for.
+fn not_served(binds_tenants: bool, name: &str) -> String {
+    if binds_tenants {
+        "not asked for (--modes names neither keyroute-rls nor keyroute-schema)".to_owned()
+    } else {
+        format!(
+            "PostgreSQL only: [tenancy] binds the tenant in PostgreSQL (row-level security, search_path); on {name} a tenant gets a database of its own ([routing] template)"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On PostgreSQL the modes are left out only when not asked for, and the reason
+    /// says so rather than "PostgreSQL only"; elsewhere it names the backend.
+    #[test]
+    fn unserved_tenancy_modes_say_why() {
+        let postgres = not_served(true, "PostgreSQL");
+        assert!(postgres.starts_with("not asked for"), "{postgres}");
+        assert!(!postgres.contains("PostgreSQL only"), "{postgres}");
+        let sqlite = not_served(false, "SQLite");
+        assert!(sqlite.starts_with("PostgreSQL only"), "{sqlite}");
+        assert!(sqlite.contains("on SQLite a tenant"), "{sqlite}");
+    }
 
     /// Logins and hosts are replaced apart, and the rest of the URL is kept.
     #[test]
