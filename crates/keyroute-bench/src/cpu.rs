@@ -31,7 +31,7 @@ pub struct Snapshot {
 }
 
 /// The machine-wide counters of `/proc/stat`'s `cpu` line, in ticks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Machine {
     /// user + nice + system + irq + softirq (guest time is already in user).
     busy: u64,
@@ -71,8 +71,8 @@ fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-/// What the machine spent between two snapshots, in microseconds, and the requests
-/// served in between: what the client sends back with its result.
+/// What the machine spent between two snapshots, in microseconds: what the client
+/// sends back with its result, divided per request by the report.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CpuWindow {
