@@ -151,9 +151,15 @@ impl CpuPerRequest {
 
     /// `cpu/req 52.1 us (server 40.3, rest 11.8; client 12.0), idle 2 %, steal 1 %`.
     pub fn describe(&self) -> String {
+        self.describe_serving(self.serving_us())
+    }
+
+    /// As [`describe`](Self::describe), with `serving_us` as the first figure: for
+    /// medians taken part by part, whose parts need not add up to the median served.
+    pub(crate) fn describe_serving(&self, serving_us: f64) -> String {
         format!(
             "cpu/req {:.1} us (server {:.1}, rest {:.1}; client {:.1}), idle {:.0} %, steal {:.0} %",
-            self.serving_us(),
+            serving_us,
             self.server_us,
             self.rest_us,
             self.client_us,

@@ -186,14 +186,16 @@ impl BackendReport {
     fn median_cpu(&self, mode: Mode) -> Option<String> {
         let of =
             |part: fn(&CpuPerRequest) -> f64| self.median_of(mode, |s| s.cpu.as_ref().map(part));
+        let parts = CpuPerRequest {
+            server_us: of(|c| c.server_us)?,
+            client_us: of(|c| c.client_us)?,
+            rest_us: of(|c| c.rest_us)?,
+            idle: of(|c| c.idle)?,
+            steal: of(|c| c.steal)?,
+        };
         Some(format!(
-            "   cpu/req {:.1} us (server {:.1}, rest {:.1}; client {:.1}), idle {:.0} %, steal {:.0} %",
-            of(CpuPerRequest::serving_us)?,
-            of(|c| c.server_us)?,
-            of(|c| c.rest_us)?,
-            of(|c| c.client_us)?,
-            of(|c| c.idle)? * 100.0,
-            of(|c| c.steal)? * 100.0,
+            "   {}",
+            parts.describe_serving(of(CpuPerRequest::serving_us)?)
         ))
     }
 

@@ -162,37 +162,32 @@ fn cpu_ratios_leave_the_client_out() {
         idle: 0.02,
         steal: 0.01,
     };
+    let sample = |mode, round, rps, cpu| ModeSample {
+        mode,
+        round,
+        requests: 1,
+        rps,
+        p50: Duration::from_millis(1),
+        p99: Duration::from_millis(2),
+        non_2xx: 0,
+        valkey_commands: None,
+        cpu,
+    };
     for (round, keyroute, plain) in [
         (1, cpu(40.0, 10.0), cpu(40.0, 5.0)),
         (2, cpu(42.0, 10.0), cpu(38.0, 2.0)),
         (3, cpu(60.0, 20.0), cpu(45.0, 5.0)),
     ] {
         for (mode, figures) in [(Mode::Keyroute, keyroute), (Mode::OpenPlain, plain)] {
-            report.samples.push(ModeSample {
-                mode,
-                round,
-                requests: 1,
-                rps: 1000.0,
-                p50: Duration::from_millis(1),
-                p99: Duration::from_millis(2),
-                non_2xx: 0,
-                valkey_commands: None,
-                cpu: Some(figures),
-            });
+            report
+                .samples
+                .push(sample(mode, round, 1000.0, Some(figures)));
         }
     }
     // A naive-plain measured without CPU figures.
-    report.samples.push(ModeSample {
-        mode: Mode::NaivePlain,
-        round: 1,
-        requests: 1,
-        rps: 500.0,
-        p50: Duration::from_millis(1),
-        p99: Duration::from_millis(2),
-        non_2xx: 0,
-        valkey_commands: None,
-        cpu: None,
-    });
+    report
+        .samples
+        .push(sample(Mode::NaivePlain, 1, 500.0, None));
     let ratios = report.ratios();
     let find = |mode, baseline| {
         ratios
