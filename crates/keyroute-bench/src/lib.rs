@@ -213,6 +213,12 @@ pub struct Options {
     /// live database as `open`'s do: separates what spreading requests over two
     /// databases costs from what authenticating them costs.
     pub live_only: bool,
+    /// Before the rounds, each mode is sent every key once, unmeasured (see
+    /// [`LoadPlan::priming`](load::LoadPlan::priming)), so the rounds measure the steady
+    /// state (caches filled) and the first round no cold start; the priming runs'
+    /// throughput is printed as the cold figure. `false` leaves the filling to the
+    /// rounds.
+    pub prime: bool,
     /// The program run as the load generator's process, given the hidden `client`
     /// subcommand. `None`: this process's own executable (`std::env::current_exe`),
     /// which is the benchmark binary when it runs; tests name the binary themselves.
@@ -239,6 +245,7 @@ impl Default for Options {
             orders: 10_000,
             pool_size: 8,
             live_only: false,
+            prime: true,
             client_program: None,
             placement: Placement::shared(),
         }

@@ -8,6 +8,7 @@
 //!
 //! Each mode's run opens fresh connections, loads for `warmup` unmeasured, then for
 //! `duration`; a request counts when its response completes inside the measured window.
+//! A priming run ([`LoadPlan::priming`]) instead sends each key once and stops.
 //! Every response that is not 2xx (or a request that fails outright) is counted,
 //! warm-up included, so a run that served errors cannot pass for a fast one.
 
@@ -56,6 +57,9 @@ pub struct LoadPlan {
     pub program: Option<PathBuf>,
     /// The cores and threads the client gets.
     pub placement: Placement,
+    /// A priming run: each key once, spread over the connections, then stop (or at
+    /// `duration`, whichever is first); no warm-up, every request counted.
+    pub prime: bool,
 }
 
 impl LoadPlan {
@@ -77,9 +81,31 @@ impl LoadPlan {
             duration: options.duration,
             program: options.client_program.clone(),
             placement: options.placement.clone(),
+            prime: false,
+        }
+    }
+
+    /// A priming run of `mode`: every one of `keys` sent once, so that the rounds
+    /// after it find what a server in steady state has (each caching resolver's
+    /// cache filled, each pool's connections open). [`PRIME_LIMIT`] bounds it.
+    pub fn priming(
+        addr: SocketAddr,
+        mode: Mode,
+        keys: Arc<Vec<HeaderValue>>,
+        options: &crate::Options,
+    ) -> Self {
+        Self {
+            warmup: Duration::ZERO,
+            duration: PRIME_LIMIT,
+            prime: true,
+            ..Self::new(addr, mode, keys, options)
         }
     }
 }
+
+/// The longest a priming run may take: the default 10 000 keys at under 100 requests
+/// per second, far below any backend measured here.
+pub const PRIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// What one load run measured: the client process's answer, one line of JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +113,7 @@ impl LoadPlan {
 pub struct LoadResult {
     /// Responses completed in the measured window.
     pub requests: u64,
-    /// The measured window.
+    /// The measured window (a priming run: the time it took).
     pub duration: Duration,
     /// Latencies of the measured responses.
     pub latency_us: Percentiles,
@@ -189,8 +215,9 @@ async fn generate(plan: LoadPlan, server: Option<u32>) -> Result<LoadResult, Ben
     for index in 0..plan.connections {
         tasks.spawn(connection(index, Arc::clone(&plan), measure_from, until));
     }
-    // The CPU counters at the window's two ends, beside the requests it counts.
-    let cpu = server.map(|pid| {
+    // The CPU counters at the window's two ends, beside the requests it counts. A
+    // priming run ends when its keys are sent, not at a known time: not measured.
+    let cpu = server.filter(|_| !plan.prime).map(|pid| {
         let clock = Clock::new(pid);
         tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
@@ -223,7 +250,11 @@ async fn generate(plan: LoadPlan, server: Option<u32>) -> Result<LoadResult, Ben
     };
     Ok(LoadResult {
         requests: total.requests,
-        duration: plan.duration,
+        duration: if plan.prime {
+            start.elapsed()
+        } else {
+            plan.duration
+        },
         latency_us: Percentiles::of(&total.latencies),
         non_2xx: total.non_2xx,
         first_failure: total.first_failure,
@@ -264,8 +295,19 @@ async fn connection(
     };
     let mut rng = XorShift::seeded(index);
     let keys = plan.keys.len() as u64;
+    // Priming: this connection's share of the keys (every `connections`-th from
+    // `index`), each once.
+    let mut share = plan
+        .prime
+        .then(|| (index..plan.keys.len()).step_by(plan.connections.max(1)));
     while Instant::now() < until {
-        let key = &plan.keys[(rng.next() % keys) as usize];
+        let key = match share.as_mut() {
+            Some(share) => match share.next().and_then(|i| plan.keys.get(i)) {
+                Some(key) => key,
+                None => break,
+            },
+            None => &plan.keys[(rng.next() % keys) as usize],
+        };
         let id = rng.next() % plan.orders + 1;
         let request = Request::get(plan.mode.path(id))
             .header(HOST, host.clone())
@@ -354,5 +396,64 @@ impl XorShift {
         x ^= x >> 27;
         self.0 = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::extract::State;
+    use axum::routing::get;
+    use http::HeaderMap;
+
+    use super::*;
+
+    /// A priming run sends every key exactly once, over connections that do not
+    /// divide the keys evenly, counts every response and takes as long as it takes:
+    /// a server that records each request's key sees the keys, no more, no fewer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn priming_sends_each_key_once() {
+        type Seen = Arc<Mutex<Vec<String>>>;
+        async fn record(State(seen): State<Seen>, headers: HeaderMap) -> &'static str {
+            let key = headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)")
+                .to_owned();
+            seen.lock().unwrap().push(key);
+            "ok"
+        }
+        let seen = Seen::default();
+        let app = axum::Router::new()
+            .route("/open/orders/{id}", get(record))
+            .with_state(Arc::clone(&seen));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let keys: Vec<String> = (0..103).map(|i| format!("sk_test_{i:03}")).collect();
+        let values = keys
+            .iter()
+            .map(|k| HeaderValue::from_str(k).unwrap())
+            .collect();
+        let options = crate::Options {
+            connections: 8,
+            ..crate::Options::default()
+        };
+        let plan = LoadPlan::priming(addr, Mode::Open, Arc::new(values), &options);
+        assert!(plan.prime && plan.warmup.is_zero());
+        let result = generate(plan, Some(std::process::id())).await.unwrap();
+        server.abort();
+
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, keys);
+        assert_eq!(result.requests, 103);
+        assert_eq!(result.non_2xx, 0);
+        assert!(result.duration < PRIME_LIMIT, "{:?}", result.duration);
+        assert!(result.requests_per_second() > 0.0);
+        // It ends when its keys are sent: no CPU window to measure.
+        assert!(result.cpu.is_none());
     }
 }

@@ -62,6 +62,10 @@ struct Args {
     /// database, as `open` does (by default half the keys are test keys).
     #[arg(long)]
     live_only: bool,
+    /// Skip the priming pass (each mode sent every key once before the rounds): the
+    /// first rounds then measure the resolvers' caches being filled.
+    #[arg(long)]
+    no_prime: bool,
     /// Do not pin the server and the client apart, even on 4 cores or more.
     #[arg(long)]
     no_pin: bool,
@@ -137,6 +141,7 @@ fn bench(args: &Args) -> ExitCode {
     options.orders = args.orders;
     options.pool_size = args.pool_size;
     options.live_only = args.live_only;
+    options.prime = !args.no_prime;
     match runtime.block_on(keyroute_bench::run(&options, &mut std::io::stdout())) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(&error),

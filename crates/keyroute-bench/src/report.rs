@@ -144,6 +144,9 @@ pub struct BackendReport {
     /// Round trips per request on the routed connection, per mode counted
     /// (PostgreSQL: `keyroute` and the tenancy modes).
     pub round_trips: Vec<(Mode, RoundTrips)>,
+    /// Each mode's priming run (every key once, before the rounds; see
+    /// [`Options::prime`](crate::Options::prime)): the cold figures.
+    pub primed: Vec<(Mode, crate::load::LoadResult)>,
 }
 
 impl BackendReport {
@@ -154,6 +157,7 @@ impl BackendReport {
             samples: Vec::new(),
             skipped: Vec::new(),
             round_trips: Vec::new(),
+            primed: Vec::new(),
         }
     }
 

@@ -50,6 +50,9 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
         writeln!(out, "{}", served.settings)?;
         let mut report = BackendReport::new(backend);
         report.skipped.clone_from(&served.skipped);
+        if options.prime {
+            report.primed = prime(&served, backend, options, out).await?;
+        }
         for round in 1..=options.rounds {
             writeln!(
                 out,
@@ -58,9 +61,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                 options.rounds,
                 load_average()
             )?;
-            let served_modes = round_order(round)
-                .filter(|m| options.modes.contains(m) && served.skipped.iter().all(|s| s.0 != *m));
-            for mode in served_modes {
+            for mode in served_modes(&served, options, round) {
                 let (result, commands, note) = measure(&served, mode, options).await?;
                 let mut sample = ModeSample::new(mode, round, &result);
                 sample.valkey_commands = commands;
@@ -77,14 +78,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
                     note,
                 )?;
                 out.flush()?;
-                if result.non_2xx > 0 {
-                    return Err(BenchError::Non2xx {
-                        backend: backend.name(),
-                        mode: mode.name(),
-                        count: result.non_2xx,
-                        first: result.first_failure.unwrap_or_default(),
-                    });
-                }
+                all_2xx(backend, mode, &result)?;
                 report.samples.push(sample);
             }
         }
@@ -100,6 +94,64 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Vec<BackendRe
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Sends every key once to each mode `options` measures on `served`, unmeasured (see
+/// [`LoadPlan::priming`]), and prints how fast each went: the cold figures, caches
+/// filling. A mode that answers anything but 2xx ends the run, as in a round.
+async fn prime(
+    served: &Served,
+    backend: BackendKind,
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<Vec<(Mode, LoadResult)>, BenchError> {
+    writeln!(
+        out,
+        "{} priming: each mode sent every one of the {} keys once, unmeasured, so the rounds see filled caches; the rates are the cold figures",
+        backend.name(),
+        served.keys.len()
+    )?;
+    let mut primed = Vec::new();
+    for mode in served_modes(served, options, 1) {
+        let plan = LoadPlan::priming(served.addr, mode, served.keys.clone(), options);
+        let result = drive(plan).await?;
+        writeln!(
+            out,
+            "  {:<18} {:>7} requests in {:>6.2} s   {:>7.0} req/s",
+            mode.name(),
+            result.requests,
+            result.duration.as_secs_f64(),
+            result.requests_per_second()
+        )?;
+        out.flush()?;
+        all_2xx(backend, mode, &result)?;
+        primed.push((mode, result));
+    }
+    Ok(primed)
+}
+
+/// [`BenchError::Non2xx`] if `mode`'s run answered anything but 2xx: its figures would
+/// measure errors.
+fn all_2xx(backend: BackendKind, mode: Mode, result: &LoadResult) -> Result<(), BenchError> {
+    if result.non_2xx == 0 {
+        return Ok(());
+    }
+    Err(BenchError::Non2xx {
+        backend: backend.name(),
+        mode: mode.name(),
+        count: result.non_2xx,
+        first: result.first_failure.clone().unwrap_or_default(),
+    })
+}
+
+/// The modes of `round` that `options` asks for and `served` serves, in the round's order.
+fn served_modes<'a>(
+    served: &'a Served,
+    options: &'a Options,
+    round: u32,
+) -> impl Iterator<Item = Mode> + 'a {
+    round_order(round)
+        .filter(|m| options.modes.contains(m) && served.skipped.iter().all(|s| s.0 != *m))
 }
 
 /// Drives `mode`'s load on `served`; for `keyroute-valkey`, also the server's commands

@@ -76,6 +76,16 @@ async fn every_mode_serves_2xx_and_the_report_prints() {
         assert!(sample.requests > 0, "{}: no requests\n{text}", mode.name());
         assert_eq!(sample.non_2xx, 0, "{}\n{text}", mode.name());
         assert!(text.contains(&sample.line()), "{text}");
+        // Primed first: every key sent once, each response counted.
+        let (_, primed) = reports[0]
+            .primed
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .unwrap_or_else(|| panic!("{} not primed\n{text}", mode.name()));
+        assert_eq!(primed.requests, small().keys as u64, "{text}");
+        assert_eq!(primed.non_2xx, 0, "{text}");
+        let line = format!("  {:<18} {:>7} requests in", mode.name(), small().keys);
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
         // On Linux the client reads the server's CPU time and the machine's from
         // /proc over its measured window; serving a request costs the server something.
         if cfg!(target_os = "linux") {
@@ -204,6 +214,15 @@ async fn only_the_modes_named_are_measured() {
         "{text}"
     );
     assert!(text.contains("not measured"), "{text}");
+    // Only the modes named are primed; without priming no mode is.
+    let primed = text.lines().filter(|l| l.contains(" requests in ")).count();
+    assert!(text.contains("sqlite priming: "), "{text}");
+    assert_eq!(primed, 2, "{text}");
+    options.prime = false;
+    let mut out = Vec::new();
+    keyroute_bench::run(&options, &mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("priming"), "{text}");
 
     options.modes.clear();
     let error = keyroute_bench::run(&options, &mut Vec::new())

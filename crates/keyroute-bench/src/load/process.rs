@@ -53,6 +53,9 @@ pub struct ClientArgs {
     /// `/proc` (see [`crate::cpu`]); without it no CPU figures are measured.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// A priming run: each key once, then stop (see [`LoadPlan::priming`]).
+    #[arg(long)]
+    pub prime: bool,
 }
 
 fn parse_mode(name: &str) -> Result<Mode, String> {
@@ -75,6 +78,7 @@ impl ClientArgs {
             duration: plan.duration,
             threads: plan.placement.client_threads.max(1),
             server_pid: Some(std::process::id()),
+            prime: plan.prime,
         }
     }
 
@@ -98,6 +102,9 @@ impl ClientArgs {
         ];
         if let Some(pid) = self.server_pid {
             argv.extend(["--server-pid".into(), pid.to_string()]);
+        }
+        if self.prime {
+            argv.push("--prime".into());
         }
         argv
     }
@@ -127,6 +134,7 @@ pub fn client_main(
         duration: args.duration,
         program: None,
         placement: Placement::shared(),
+        prime: args.prime,
     };
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -251,6 +259,7 @@ mod tests {
             duration: Duration::from_secs(2),
             threads: 2,
             server_pid: Some(4242),
+            prime: false,
         }
     }
 
@@ -267,6 +276,7 @@ mod tests {
         assert_eq!(parsed.args, args());
         let without = ClientArgs {
             server_pid: None,
+            prime: true,
             ..args()
         };
         let argv = std::iter::once("client".to_owned()).chain(without.to_argv());
