@@ -85,20 +85,17 @@ impl LoadPlan {
         }
     }
 
-    /// A priming run of `mode`: every one of `keys` sent once, so that the rounds
-    /// after it find what a server in steady state has (each caching resolver's
-    /// cache filled, each pool's connections open). [`PRIME_LIMIT`] bounds it.
-    pub fn priming(
-        addr: SocketAddr,
-        mode: Mode,
-        keys: Arc<Vec<HeaderValue>>,
-        options: &crate::Options,
-    ) -> Self {
+    /// This plan as a priming run: every one of its keys sent once, so that the
+    /// rounds after it find what a server in steady state has (each caching
+    /// resolver's cache filled, each pool's connections open). [`PRIME_LIMIT`]
+    /// bounds it.
+    #[must_use]
+    pub fn priming(self) -> Self {
         Self {
             warmup: Duration::ZERO,
             duration: PRIME_LIMIT,
             prime: true,
-            ..Self::new(addr, mode, keys, options)
+            ..self
         }
     }
 }
@@ -441,7 +438,7 @@ mod tests {
             connections: 8,
             ..crate::Options::default()
         };
-        let plan = LoadPlan::priming(addr, Mode::Open, Arc::new(values), &options);
+        let plan = LoadPlan::new(addr, Mode::Open, Arc::new(values), &options).priming();
         assert!(plan.prime && plan.warmup.is_zero());
         let result = generate(plan, Some(std::process::id())).await.unwrap();
         server.abort();

@@ -113,7 +113,7 @@ async fn prime(
     )?;
     let mut primed = Vec::new();
     for mode in served_modes(served, options, 1) {
-        let plan = LoadPlan::priming(served.addr, mode, served.keys.clone(), options);
+        let plan = LoadPlan::new(served.addr, mode, served.keys.clone(), options).priming();
         let result = drive(plan).await?;
         writeln!(
             out,
