@@ -2,6 +2,22 @@
 
 use super::*;
 
+/// One sample of `mode` in `round` at `rps`: 1 ms p50, 2 ms p99, no errors, no Valkey
+/// or CPU figures. Tests change the fields they are about.
+fn sample(mode: Mode, round: u32, rps: f64) -> ModeSample {
+    ModeSample {
+        mode,
+        round,
+        requests: 1,
+        rps,
+        p50: Duration::from_millis(1),
+        p99: Duration::from_millis(2),
+        non_2xx: 0,
+        valkey_commands: None,
+        cpu: None,
+    }
+}
+
 /// Medians of odd and even counts, and none of nothing.
 #[test]
 fn median_of_rounds() {
@@ -14,17 +30,6 @@ fn median_of_rounds() {
 #[test]
 fn ratios_and_targets() {
     let mut report = BackendReport::new(BackendKind::Sqlite);
-    let sample = |mode, round, rps| ModeSample {
-        mode,
-        round,
-        requests: 1,
-        rps,
-        p50: Duration::from_millis(1),
-        p99: Duration::from_millis(2),
-        non_2xx: 0,
-        valkey_commands: None,
-        cpu: None,
-    };
     for (round, open, naive, kr, uncached, cached) in [
         (1, 1000.0, 500.0, 600.0, 250.0, 950.0),
         (2, 1100.0, 400.0, 500.0, 200.0, 900.0),
@@ -84,15 +89,9 @@ fn ratios_and_targets() {
 fn plain_pool_ratios_and_p99_ceilings() {
     let mut report = BackendReport::new(BackendKind::Sqlite);
     let sample = |mode, round, rps, p99_ms| ModeSample {
-        mode,
-        round,
-        requests: 1,
-        rps,
-        p50: Duration::from_millis(1),
         p99: Duration::from_millis(p99_ms),
-        non_2xx: 0,
         valkey_commands: (mode == Mode::KeyrouteValkey).then_some(ValkeyCommands::new(4.0, 1.0)),
-        cpu: None,
+        ..sample(mode, round, rps)
     };
     // (mode, [(rps, p99 ms) per round])
     for (mode, rounds) in [
@@ -163,15 +162,8 @@ fn cpu_ratios_leave_the_client_out() {
         steal: 0.01,
     };
     let sample = |mode, round, rps, cpu| ModeSample {
-        mode,
-        round,
-        requests: 1,
-        rps,
-        p50: Duration::from_millis(1),
-        p99: Duration::from_millis(2),
-        non_2xx: 0,
-        valkey_commands: None,
         cpu,
+        ..sample(mode, round, rps)
     };
     for (round, keyroute, plain) in [
         (1, cpu(40.0, 10.0), cpu(40.0, 5.0)),
@@ -221,16 +213,9 @@ fn limits_ratios_skips_and_valkey_commands() {
     for (round, commands) in [(1, 1.0), (2, 1.5), (3, 1.02)] {
         for (mode, rps) in [(Mode::Keyroute, 1000.0), (Mode::KeyrouteValkey, 690.0)] {
             report.samples.push(ModeSample {
-                mode,
-                round,
-                requests: 1,
-                rps,
-                p50: Duration::from_millis(1),
-                p99: Duration::from_millis(2),
-                non_2xx: 0,
                 valkey_commands: (mode == Mode::KeyrouteValkey)
                     .then_some(ValkeyCommands::new(commands + 3.0, commands)),
-                cpu: None,
+                ..sample(mode, round, rps)
             });
         }
     }
@@ -262,15 +247,8 @@ fn tenancy_ratios_and_round_trips() {
             (Mode::KeyrouteSchema, 850.0, 12),
         ] {
             report.samples.push(ModeSample {
-                mode,
-                round,
-                requests: 1,
-                rps,
-                p50: Duration::from_millis(1),
                 p99: Duration::from_millis(p99),
-                non_2xx: 0,
-                valkey_commands: None,
-                cpu: None,
+                ..sample(mode, round, rps)
             });
         }
     }
