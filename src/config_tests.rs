@@ -249,6 +249,32 @@ fn a_variable_overlays_a_file_value() {
     assert_eq!(config.router.connections["test"].expose_secret(), "test.db");
 }
 
+/// The checkout check and its window, from the file and from variables.
+#[test]
+fn the_idle_check_and_its_window_are_read() {
+    use crate::store::RecyclingCheck;
+    let config =
+        Config::from_toml_str("[pools]\ncheck = \"idle\"\nidle_check_after = \"250ms\"\n").unwrap();
+    assert_eq!(
+        config.router.pools.settings.recycling_check,
+        RecyclingCheck::Idle
+    );
+    assert_eq!(
+        config.router.pools.settings.idle_check_after,
+        std::time::Duration::from_millis(250)
+    );
+    let config = Config::from_env_vars([
+        ("KEYROUTE_POOLS_CHECK", "verified"),
+        ("KEYROUTE_POOLS_IDLE_CHECK_AFTER", "0s"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.router.pools.settings.recycling_check,
+        RecyclingCheck::Verified
+    );
+    assert!(config.router.pools.settings.idle_check_after.is_zero());
+}
+
 /// A value of the wrong kind is refused naming its section and option, wherever the
 /// option is declared (the pool crate's `max_size` beside the router's `max_pools`,
 /// JWT options beside the service's).

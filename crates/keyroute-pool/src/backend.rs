@@ -195,6 +195,7 @@ pub(crate) use app_migrations;
 #[derive(Debug, Clone)]
 pub struct ConnectSetup {
     pub(crate) recycling: RecyclingCheck,
+    pub(crate) idle_check_after: std::time::Duration,
     pub(crate) pooler: Pooler,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) health: std::sync::Arc<super::health::Health>,
@@ -205,8 +206,12 @@ pub struct ConnectSetup {
 /// the connect timeout and reporting each outcome to the pool's circuit breaker.
 ///
 /// `verified` is the backend's `Verified` check (diesel-async's `SELECT 1`, or a check
-/// of the backend's own).
-pub(crate) fn manager<C: AsyncConnection + 'static>(
+/// of the backend's own). Under [`RecyclingCheck::Idle`] each connection is opened
+/// with a [`Freshness`](crate::freshness::Freshness) and `verified` runs only on one
+/// that did not answer a query within `idle_check_after`; a backend whose `verified`
+/// is diesel-async's own (SQLite's: not a function this check can call) verifies
+/// every checkout.
+pub(crate) fn manager<C: AsyncConnection + PoolableConnection + 'static>(
     url: &DatabaseUrl,
     setup: ConnectSetup,
     establish: fn(String, Pooler) -> ConnectFuture<C>,
@@ -216,6 +221,14 @@ pub(crate) fn manager<C: AsyncConnection + 'static>(
     let mut config = ManagerConfig::<C>::default();
     let recycling = setup.recycling;
     let pooler = setup.pooler;
+    let idle_check_after = setup.idle_check_after;
+    // Only where the backend's check is a function the `Idle` check can call (PostgreSQL,
+    // MySQL): SQLite's connections run queries on a thread that can still hold the
+    // connection when a dropped query's connection is back in the pool, and diesel-async
+    // panics when the instrumentation of such a connection is read.
+    let track = recycling == RecyclingCheck::Idle
+        && pooler != Pooler::Transaction
+        && matches!(verified, RecyclingMethod::CustomFunction(_));
     config.custom_setup = Box::new(move |url| {
         let opening = establish(url.to_owned(), setup.pooler);
         let setup = setup.clone();
@@ -229,7 +242,10 @@ pub(crate) fn manager<C: AsyncConnection + 'static>(
                 ))),
             };
             match outcome {
-                Ok(conn) => {
+                Ok(mut conn) => {
+                    if track {
+                        crate::freshness::install(&mut conn);
+                    }
                     setup.health.connected();
                     Ok(conn)
                 }
@@ -250,6 +266,18 @@ pub(crate) fn manager<C: AsyncConnection + 'static>(
         // (diesel-async's check would also prepare a named statement outside a
         // transaction, which the pooler may split across server connections.)
         _ if pooler == Pooler::Transaction => RecyclingMethod::Fast,
+        RecyclingCheck::Idle => match verified {
+            RecyclingMethod::CustomFunction(verify) if track => {
+                RecyclingMethod::CustomFunction(Box::new(move |conn| {
+                    if crate::freshness::answered_within(conn, idle_check_after) {
+                        Box::pin(std::future::ready(Ok(())))
+                    } else {
+                        verify(conn)
+                    }
+                }))
+            }
+            verified => verified,
+        },
         // `Auto` is resolved by the pool before it builds a manager; if it ever
         // arrives here, the safe choice is the check that verifies.
         RecyclingCheck::Verified | RecyclingCheck::Auto => verified,

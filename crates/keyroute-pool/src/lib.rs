@@ -56,6 +56,7 @@ mod affinity;
 mod backend;
 mod binding;
 pub(crate) mod connect;
+mod freshness;
 mod health;
 mod migrations;
 #[cfg(feature = "mysql")]
@@ -228,6 +229,7 @@ impl<B: Backend> DbPool<B> {
             &url,
             ConnectSetup {
                 recycling: settings.recycling_check,
+                idle_check_after: settings.idle_check_after,
                 pooler: settings.pooler,
                 connect_timeout: settings.connect_timeout,
                 health: Arc::clone(&health),

@@ -17,14 +17,14 @@
 //! round trip that resets the session ([`SESSION_RESET`]) and binds it, with no
 //! transaction.
 
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, RecyclingMethod};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection};
 use keyroute_core::BoxError;
 
 use crate::backend::{
     Backend, ConnectFuture, FindingsFuture, LagFuture, OwnedConnection, UnitFuture, sealed,
 };
-use crate::{Binding, Pooler};
+use crate::{Binding, DatabaseUrl, Pooler, RecyclingCheck};
 
 /// How a unit of work begins behind a transaction pooler, in one round trip: the
 /// transaction, then what an earlier client of the server connection may have left
@@ -62,6 +62,16 @@ const REPLICA_LAG: &str = "SELECT CASE WHEN NOT pg_is_in_recovery() \
      ELSE COALESCE((EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, 0) END \
      AS lag_ms";
 
+/// The `Verified` checkout check: `SELECT 1`, as diesel-async's own.
+async fn select_one(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    use diesel::IntoSql;
+    use diesel_async::RunQueryDsl;
+    diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
+        .get_result::<i32>(conn)
+        .await
+        .map(|_| ())
+}
+
 /// The PostgreSQL backend.
 #[derive(Debug, Clone, Copy)]
 pub struct Postgres;
@@ -73,9 +83,20 @@ impl Backend for Postgres {
     type Manager = AsyncDieselConnectionManager<Self::Connection>;
     const NAME: &'static str = "PostgreSQL";
     const TRANSACTION_POOLER: bool = true;
+    /// A checkout verifies only a connection that has sat idle: tokio-postgres reads
+    /// a server's close in the background, so a connection that answered a moment
+    /// ago and is still open is handed out without a round trip.
+    const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Idle;
 
     fn establish(url: String, pooler: Pooler) -> ConnectFuture<Self::Connection> {
         Box::pin(crate::connect::postgres(url, pooler))
+    }
+
+    /// The `Verified` check is diesel-async's `SELECT 1`, given as a function so the
+    /// `Idle` check can run it on the checkouts it verifies.
+    fn manager(url: &DatabaseUrl, setup: crate::backend::ConnectSetup) -> Self::Manager {
+        let verified = RecyclingMethod::CustomFunction(Box::new(|conn| Box::pin(select_one(conn))));
+        crate::backend::manager(url, setup, Self::establish, verified)
     }
 
     const BINDS_TENANTS: bool = true;

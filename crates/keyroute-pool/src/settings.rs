@@ -8,18 +8,22 @@ use serde::{Deserialize, Serialize};
 
 /// How pooled connections are checked when taken from the pool.
 ///
-/// The default, [`Auto`](Self::Auto), lets the backend choose: PostgreSQL and MySQL
-/// use [`Verified`](Self::Verified), since a server can drop a connection (restart,
-/// idle timeout, failover) and a `SELECT 1` finds out before a request does. SQLite
-/// uses [`Fast`](Self::Fast): its database is a file opened in-process, so a
-/// `SELECT 1` can find nothing wrong and only costs a hop to a blocking thread
-/// (24-45 us against 0.25 us per checkout, measured on the lookup benchmark).
+/// The default, [`Auto`](Self::Auto), lets the backend choose:
+/// - PostgreSQL, MySQL and MariaDB use [`Idle`](Self::Idle): a server can drop a
+///   connection (restart, idle timeout, failover), so one that has sat idle is
+///   verified before a request gets it; one that answered a query a moment ago is
+///   not, which saves a round trip on most checkouts of a busy pool (on PostgreSQL
+///   over HTTP at 64 concurrent requests, about 40 % of the CPU per request; see
+///   `BENCHMARKS.md`).
+/// - SQLite uses [`Fast`](Self::Fast): its database is a file opened in-process, so
+///   a `SELECT 1` can find nothing wrong and only costs a hop to a blocking thread
+///   (24-45 us against 0.25 us per checkout, measured on the lookup benchmark).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum RecyclingCheck {
-    /// The backend's choice: `Verified` for PostgreSQL and MySQL, `Fast` for SQLite.
-    /// A pool's [`settings`](crate::DbPool::settings) show the check it resolved to.
+    /// The backend's choice: `Idle` for PostgreSQL and MySQL, `Fast` for SQLite. A
+    /// pool's [`settings`](crate::DbPool::settings) show the check it resolved to.
     #[default]
     Auto,
     /// Only check the connection is not mid-transaction. Fastest; a connection the
@@ -32,6 +36,29 @@ pub enum RecyclingCheck {
     /// finds that, so the connection is discarded rather than handing the next
     /// request an answer that is not its own. With `Fast` on MySQL that protection is off.
     Verified,
+    /// `Verified`, but only for a connection that may have gone stale: one whose last
+    /// query finished more than [`PoolSettings::idle_check_after`] ago (500 ms by
+    /// default), failed, or was abandoned midway (its future dropped), or whose socket
+    /// the driver has seen close. A connection that answered a query within that
+    /// window is handed out at once, with no round trip.
+    ///
+    /// What it gives up against `Verified`: a server that drops a connection within
+    /// the window, before the driver has read the close, fails that one request's
+    /// first query (and the connection is then discarded). PostgreSQL's driver reads
+    /// a close as it arrives, in the background, so on a restart or a terminated
+    /// backend that is a window of milliseconds, not the whole 500. MySQL's driver
+    /// reads nothing between queries: a MySQL server that restarts fails the next
+    /// request on each connection that answered within the window before it (at most
+    /// `max_size` requests per pool).
+    ///
+    /// On MySQL / MariaDB a query dropped before it finished is what can leave a
+    /// connection out of step, and its connection is verified (the echo) at the next
+    /// checkout. A query dropped later, while its rows are read, is not seen as
+    /// abandoned: mysql_async drains its rows before the connection's next command,
+    /// and `crates/keyroute-pool/tests/dropped_query.rs` drops 300 queries at every
+    /// stage under this check. SQLite, whose default `Fast` is right for a file,
+    /// checks every checkout under `Idle`, as under `Verified`.
+    Idle,
 }
 
 impl RecyclingCheck {
@@ -92,11 +119,18 @@ pub struct PoolSettings {
     /// Connections are replaced after this long. Default 30 minutes.
     #[serde(with = "keyroute_core::config::optional_duration")]
     pub max_lifetime: Option<Duration>,
-    /// The check run on checkout (`auto`, `fast` or `verified`). Default
-    /// [`RecyclingCheck::Auto`]: `Verified` for PostgreSQL and MySQL, `Fast` for SQLite
+    /// The check run on checkout (`auto`, `fast`, `verified` or `idle`). Default
+    /// [`RecyclingCheck::Auto`]: `Idle` for PostgreSQL and MySQL, `Fast` for SQLite
     /// (see [`RecyclingCheck`] for why).
     #[serde(rename = "check")]
     pub recycling_check: RecyclingCheck,
+    /// Under the [`Idle`](RecyclingCheck::Idle) check, a connection whose last query
+    /// finished longer ago than this is verified on checkout; a more recent one is
+    /// not. Default 500 ms: long enough that a busy pool's connections skip the
+    /// check, short enough that one idle through a restart or a failover is checked.
+    /// `0s` verifies every checkout. Other checks ignore it.
+    #[serde(with = "keyroute_core::config::duration")]
+    pub idle_check_after: Duration,
     /// How long opening one connection (TCP, TLS, authentication) may take. Default
     /// 2 s: a host that drops packets fails the request after this, not after the
     /// whole `connection_timeout`, and opens the circuit breaker.
@@ -124,6 +158,7 @@ impl Default for PoolSettings {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             recycling_check: RecyclingCheck::Auto,
+            idle_check_after: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
             retry_backoff: Duration::from_millis(250),
             retry_backoff_max: Duration::from_secs(5),

@@ -24,8 +24,11 @@
 //!   first locks the rows no other instance is stamping (`SELECT ... FOR UPDATE SKIP
 //!   LOCKED`, in id order), then stamps those: two statements.
 //! - Per operation (a lookup, a last-used batch), from keyroute's pools as built:
-//!   directly, each checkout first runs `SELECT 1` (the `verified` check), its own
-//!   transaction, so an operation is 2 transactions; a batch is `BEGIN`, `UPDATE`,
+//!   directly, a checkout first runs `SELECT 1`, its own transaction, when its
+//!   connection sat idle past `idle_check_after` (500 ms; PostgreSQL's default `idle`
+//!   check). At steady state that is every operation, since an instance's pools see
+//!   a lookup or a batch far less often than every 500 ms, so an operation is 2
+//!   transactions; a batch is `BEGIN`, `UPDATE`,
 //!   `COMMIT`. Behind a transaction pooler an operation is one unit: `BEGIN; RESET
 //!   ALL; RESET ROLE; DEALLOCATE ALL`, its statements (a transaction of its own nests
 //!   as a savepoint), `COMMIT`; the unit's `BEGIN` is the checkout check, so 1
