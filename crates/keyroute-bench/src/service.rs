@@ -41,7 +41,7 @@ use keyroute::keys::KeyService;
 use keyroute::limits::Limiter;
 use keyroute::routing::ConnectionRouter;
 use keyroute::store::KeyStore;
-use keyroute::store::{Backend, DatabaseUrl, DbPool};
+use keyroute::store::{Backend, DatabaseUrl, DbPool, RecyclingCheck};
 use keyroute::{Config, Keyroute};
 
 use crate::{BenchError, Mode, Options};
@@ -190,11 +190,16 @@ pub async fn start_with<B: BenchDb>(
     let lookup = DbPool::<B>::connect(live.clone(), config.router.pools.settings.clone())
         .await
         .map_err(|e| fail(format!("opening the naive lookup pool: {e}")))?;
-    // The plain pools check connections on checkout as keyroute's pools resolved to.
+    // The plain pools check connections on checkout as keyroute's pools resolved to
+    // where diesel-async can (`Fast`), else with diesel-async's default `Verified`
+    // (`Idle` is keyroute's own; see service/plain.rs).
     let check = keyroute
         .router()
         .pool_named("live")
-        .map(|pool| pool.settings().recycling_check)
+        .map(|pool| match pool.settings().recycling_check {
+            RecyclingCheck::Fast => RecyclingCheck::Fast,
+            _ => RecyclingCheck::Verified,
+        })
         .map_err(|e| fail(e.to_string()))?;
     let plain = PlainPools::<B>::open(&live, &test, &config.router.pools.settings, check)
         .await

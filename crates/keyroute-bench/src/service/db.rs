@@ -130,7 +130,8 @@ macro_rules! multi_row_insert {
     };
 }
 
-/// The plain pools' manager: `setup` opens a connection, the check is keyroute's.
+/// The plain pools' manager: `setup` opens a connection; the check is keyroute's
+/// where diesel-async has it (`Fast`), else diesel-async's default `Verified`.
 macro_rules! plain_manager {
     ($setup:expr) => {
         fn plain_manager(url: &str, check: RecyclingCheck) -> Self::PlainManager {

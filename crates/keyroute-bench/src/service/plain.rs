@@ -3,9 +3,11 @@
 //! own connection types, what a team has before adopting keyroute.
 //!
 //! Each plain pool gets keyroute's pool settings (`max_size`, `min_idle`, the
-//! timeouts) and the checkout check keyroute's pools resolved to, and SQLite's
-//! connections the pragmas keyroute sets, so the pool and the executor are the only
-//! difference from the keyroute-pool modes.
+//! timeouts) and SQLite's connections the pragmas keyroute sets. Its checkout check is
+//! the one keyroute's pools resolved to where a plain pool has it (`Fast` on SQLite),
+//! and otherwise diesel-async's default, `Verified`: keyroute's PostgreSQL default,
+//! `Idle`, is keyroute's own, and skipping the check on a connection that answered a
+//! moment ago is part of what keyroute's pools do differently.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
