@@ -48,8 +48,9 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
     /// The backend's name, for messages.
     const NAME: &'static str;
 
-    /// The checkout check [`RecyclingCheck::Auto`] stands for on this backend:
-    /// `Verified` where a server can drop connections, `Fast` for SQLite.
+    /// The checkout check [`RecyclingCheck::Auto`] stands for on this backend: `Idle`
+    /// for PostgreSQL and MySQL, `Fast` for SQLite; `Verified`, the check that always
+    /// verifies, for a backend that does not choose.
     const DEFAULT_CHECK: RecyclingCheck = RecyclingCheck::Verified;
 
     /// Whether the backend honours [`Pooler::Transaction`]; the pool treats the
