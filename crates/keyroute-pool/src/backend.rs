@@ -29,6 +29,10 @@ pub type FindingsFuture<'c> =
 pub type LagFuture<'c> =
     Pin<Box<dyn Future<Output = diesel::QueryResult<Option<i64>>> + Send + 'c>>;
 
+/// Applied migration versions being read in a unit ([`Backend::applied_versions`]).
+pub type VersionsFuture<'c> =
+    Pin<Box<dyn Future<Output = diesel::QueryResult<Vec<String>>> + Send + 'c>>;
+
 /// A pooled connection that does not borrow its pool ([`DbPool::get_owned`](crate::DbPool::get_owned)),
 /// so it can move to a blocking thread.
 pub type OwnedConnection<B> = PooledConnection<'static, <B as Backend>::Manager>;
@@ -128,6 +132,17 @@ pub trait Backend: sealed::Sealed + Send + Sync + 'static {
         _query: Option<&'c str>,
     ) -> LagFuture<'c> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// The versions recorded in diesel's `__diesel_schema_migrations` on `conn` (none
+    /// when the table does not exist), read with plain statements inside the unit
+    /// `conn` is, as a pool behind a transaction pooler must: diesel's harness
+    /// prepares a named statement and executes it in two exchanges outside a
+    /// transaction, which the pooler may send to two server connections. Only called
+    /// where [`TRANSACTION_POOLER`](Self::TRANSACTION_POOLER) holds.
+    #[doc(hidden)]
+    fn applied_versions<'c>(_conn: &'c mut Self::Connection) -> VersionsFuture<'c> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// The connection manager for `url`: diesel-async's, opening each connection with

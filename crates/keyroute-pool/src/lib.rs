@@ -78,7 +78,7 @@ mod watch;
 
 pub use backend::{
     Backend, BackendDb, ConnectFuture, ConnectSetup, FindingsFuture, LagFuture, OwnedConnection,
-    UnitFuture,
+    UnitFuture, VersionsFuture,
 };
 pub use binding::{
     Binding, BindingError, ENV_SETTING, MAX_IDENTIFIER_BYTES, TENANT_SETTING, quote_identifier,

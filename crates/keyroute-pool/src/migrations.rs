@@ -107,6 +107,21 @@ impl<B: Backend> DbPool<B> {
     /// # Errors
     /// As [`run_migrations_from`](Self::run_migrations_from).
     pub async fn applied_migrations(&self) -> StoreResult<Vec<String>> {
+        if self.transaction_pooled() && B::TRANSACTION_POOLER {
+            // Not diesel's harness: behind a transaction pooler its prepare and
+            // execute, two exchanges outside a transaction, can reach two server
+            // connections ("prepared statement \"s5\" does not exist" in `keyroute
+            // doctor`). A unit keeps them on one.
+            let mut unit = self.unit().await?;
+            let mut versions = B::applied_versions(&mut unit)
+                .await
+                .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
+            unit.commit()
+                .await
+                .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
+            versions.sort();
+            return Ok(versions);
+        }
         let conn = self.get_owned().await?;
         tokio::task::spawn_blocking(move || B::applied_migrations(conn))
             .await

@@ -22,7 +22,8 @@ use diesel_async::{AnsiTransactionManager, AsyncPgConnection};
 use keyroute_core::BoxError;
 
 use crate::backend::{
-    Backend, ConnectFuture, FindingsFuture, LagFuture, OwnedConnection, UnitFuture, sealed,
+    Backend, ConnectFuture, FindingsFuture, LagFuture, OwnedConnection, UnitFuture, VersionsFuture,
+    sealed,
 };
 use crate::{Binding, DatabaseUrl, Pooler, RecyclingCheck};
 
@@ -137,6 +138,36 @@ impl Backend for Postgres {
                 .get_result(conn)
                 .await?;
             Ok(Some(lag.lag_ms))
+        })
+    }
+
+    fn applied_versions<'c>(conn: &'c mut Self::Connection) -> VersionsFuture<'c> {
+        Box::pin(async move {
+            use diesel::sql_types::{Bool, Text};
+            use diesel_async::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Present {
+                #[diesel(sql_type = Bool)]
+                present: bool,
+            }
+            #[derive(diesel::QueryableByName)]
+            struct Version {
+                #[diesel(sql_type = Text)]
+                version: String,
+            }
+            let table: Present = diesel::sql_query(
+                "SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS present",
+            )
+            .get_result(conn)
+            .await?;
+            if !table.present {
+                return Ok(Vec::new());
+            }
+            let rows: Vec<Version> =
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+                    .load(conn)
+                    .await?;
+            Ok(rows.into_iter().map(|row| row.version).collect())
         })
     }
 
