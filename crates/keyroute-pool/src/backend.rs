@@ -282,8 +282,10 @@ pub(crate) fn manager<C: AsyncConnection + PoolableConnection + 'static>(
         // (diesel-async's check would also prepare a named statement outside a
         // transaction, which the pooler may split across server connections.)
         _ if pooler == Pooler::Transaction => RecyclingMethod::Fast,
+        // `track` holds here exactly when `verified` is a function: a transaction
+        // pooler was matched above.
         RecyclingCheck::Idle => match verified {
-            RecyclingMethod::CustomFunction(verify) if track => {
+            RecyclingMethod::CustomFunction(verify) => {
                 RecyclingMethod::CustomFunction(Box::new(move |conn| {
                     if crate::freshness::answered_within(conn, idle_check_after) {
                         Box::pin(std::future::ready(Ok(())))

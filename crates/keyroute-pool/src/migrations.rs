@@ -107,7 +107,7 @@ impl<B: Backend> DbPool<B> {
     /// # Errors
     /// As [`run_migrations_from`](Self::run_migrations_from).
     pub async fn applied_migrations(&self) -> StoreResult<Vec<String>> {
-        if self.transaction_pooled() && B::TRANSACTION_POOLER {
+        if self.transaction_pooled() {
             // Not diesel's harness: behind a transaction pooler its prepare and
             // execute, two exchanges outside a transaction, can reach two server
             // connections ("prepared statement \"s5\" does not exist" in `keyroute
