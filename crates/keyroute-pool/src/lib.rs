@@ -94,7 +94,10 @@ pub use row_security::{RowSecurityFinding, row_security_sql};
 pub use schema::{ConnectionSchema, SchemaDrift, SchemaReport};
 pub use settings::{PoolSettings, Pooler, RecyclingCheck};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{ConnectionThread, SQLITE_THREAD_NAME, Sqlite};
+pub use sqlite::{
+    ConnectionThread, SQLITE_COOL_DOWN, SQLITE_INLINE_LIMIT, SQLITE_LONG_QUERY,
+    SQLITE_SLOW_IN_WINDOW, SQLITE_THREAD_NAME, SQLITE_WINDOW, Sqlite,
+};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsMode};
 // `tls_error` is defined below.

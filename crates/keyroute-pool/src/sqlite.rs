@@ -1,9 +1,10 @@
 //! SQLite, the embedded default: a file or an in-memory database, no server.
 //!
 //! Connections are diesel's synchronous `SqliteConnection` in diesel-async's
-//! `SyncConnectionWrapper`, whose queries run on a thread of the connection's own
-//! ([`ConnectionThread`]), so a query that waits for the database never blocks a
-//! Tokio worker. Each connection enables foreign keys, waits up to 5 s for a busy
+//! `SyncConnectionWrapper`. A query runs on the calling Tokio worker while no
+//! transaction is open on its file and the file's queries stay short, and on a thread
+//! of the connection's own ([`ConnectionThread`]) otherwise, so a query that waits for
+//! a transaction's lock never blocks a worker (`sqlite_gate.rs`). Each connection enables foreign keys, waits up to 5 s for a busy
 //! database instead of failing, and (for files) uses WAL so readers never block the
 //! writer. An in-memory database exists only inside its one connection,
 //! so its pool holds exactly one connection and never recycles it.
@@ -24,14 +25,19 @@
 //! success. Restoring the file brings the store back; a new file needs a
 //! new store.
 
-use diesel::SqliteConnection;
+use diesel::{Connection, SqliteConnection};
+use diesel_async::SimpleAsyncConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use keyroute_core::BoxError;
 
 use crate::backend::{Backend, ConnectFuture, OwnedConnection, sealed};
 use crate::{DatabaseUrl, PoolSettings, Pooler, RecyclingCheck};
+pub use gate::{
+    COOL_DOWN as SQLITE_COOL_DOWN, INLINE_LIMIT as SQLITE_INLINE_LIMIT,
+    LONG_QUERY as SQLITE_LONG_QUERY, SLOW_IN_WINDOW as SQLITE_SLOW_IN_WINDOW,
+    WINDOW as SQLITE_WINDOW,
+};
 pub use thread::{ConnectionThread, THREAD_NAME as SQLITE_THREAD_NAME};
 
 /// The SQLite backend.
@@ -65,27 +71,29 @@ impl Backend for Sqlite {
     }
 
     fn database_file(url: &DatabaseUrl) -> Option<std::path::PathBuf> {
-        let url = url.expose_secret();
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        if is_in_memory(path) {
-            return None;
-        }
-        // A `file:` URI names its file before any `?` parameters.
-        let path = match path.strip_prefix("file:") {
-            Some(uri) => uri.split(['?', '#']).next().unwrap_or_default(),
-            None => path,
-        };
-        // An empty name is a private temporary database, like `:memory:`.
-        (!path.is_empty()).then(|| std::path::PathBuf::from(path))
+        file_of(url.expose_secret())
     }
 
-    /// Opens a connection and applies [`PRAGMAS`].
+    /// Opens a connection on its own thread, watches its transactions for its file's
+    /// gate (see `sqlite_gate.rs`), and applies [`PRAGMAS`].
     fn establish(url: String, _pooler: Pooler) -> ConnectFuture<Self::Connection> {
         Box::pin(async move {
-            let path = url.strip_prefix("sqlite://").unwrap_or(&url);
-            let mut conn =
-                SyncConnectionWrapper::<SqliteConnection, ConnectionThread>::establish(path)
-                    .await?;
+            let path = url.strip_prefix("sqlite://").unwrap_or(&url).to_owned();
+            let file = file_of(&url);
+            let mut runtime = ConnectionThread::default();
+            let (mut opened, gate) = runtime
+                .on_thread(move || {
+                    let conn = SqliteConnection::establish(&path)?;
+                    // After opening: a new file exists only now, and its gate is keyed
+                    // by its canonical path.
+                    Ok((conn, gate::Gate::of(file)))
+                })
+                .await
+                .unwrap_or_else(|e| Err(diesel::ConnectionError::BadConnection(e.to_string())))?;
+            let watched = gate::Watched::new(gate);
+            opened.set_instrumentation(gate::TxWatch::new(std::sync::Arc::clone(&watched)));
+            runtime.gate(watched);
+            let mut conn = SyncConnectionWrapper::with_runtime(opened, runtime);
             conn.batch_execute(PRAGMAS)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -96,5 +104,22 @@ impl Backend for Sqlite {
     crate::backend::app_migrations!();
 }
 
+#[path = "sqlite_gate.rs"]
+mod gate;
 #[path = "sqlite_thread.rs"]
 mod thread;
+
+/// The file a SQLite URL names, or `None` for an in-memory database.
+fn file_of(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if is_in_memory(path) {
+        return None;
+    }
+    // A `file:` URI names its file before any `?` parameters.
+    let path = match path.strip_prefix("file:") {
+        Some(uri) => uri.split(['?', '#']).next().unwrap_or_default(),
+        None => path,
+    };
+    // An empty name is a private temporary database, like `:memory:`.
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path))
+}

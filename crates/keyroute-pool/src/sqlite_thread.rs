@@ -2,36 +2,44 @@
 //! SQLite connections.
 //!
 //! diesel's `SqliteConnection` is synchronous; diesel-async's `SyncConnectionWrapper`
-//! makes it usable from async code by handing every query to a [`SpawnBlocking`]. Each
-//! SQLite connection keyroute opens has a thread of its own, started with the
-//! connection and ended when it closes, and all of the connection's queries run there
-//! in turn. A query waiting for SQLite's write lock (up to `busy_timeout`), a
-//! checkpoint's `fsync`, or a cold page read therefore blocks only that connection's
-//! thread, never a Tokio worker and the tasks queued behind it.
+//! makes it usable from async code by handing every query to a [`SpawnBlocking`].
+//! A connection keyroute opens runs a query on the calling Tokio worker when its
+//! file's gate allows (`sqlite_gate.rs`: no transaction open on the file, no query of
+//! the file ran long in the last second, a multi-threaded runtime), and otherwise on
+//! a thread of the connection's own, started with its first such query and ended when
+//! the connection closes. A query waiting for SQLite's write lock behind a
+//! transaction (up to `busy_timeout`) therefore blocks only that connection's thread,
+//! never a Tokio worker and the tasks queued behind it. A connection opened some other
+//! way (`ConnectionThread::default()`) runs every query on its thread.
 //!
 //! Why not the alternatives (measured with `bash scripts/bench http` on SQLite, 64
 //! connections, pools of 8; see BENCHMARKS.md):
-//! - **`block_in_place` on the calling worker** (keyroute's executor until this one):
-//!   no hop for the query itself, but every call hands the worker's run queue to
-//!   another thread taken from, or started in, Tokio's blocking pool. Under load that
-//!   meant 300-380 threads, a third of the CPU in the kernel switching between them,
-//!   and about twice the p99 latency of plain pools for the same work.
+//! - **`block_in_place` on the calling worker** (keyroute's executor before the
+//!   threads): no hop for the query itself, but every call hands the worker's run
+//!   queue to another thread taken from, or started in, Tokio's blocking pool. Under
+//!   load that meant 300-380 threads, a third of the CPU in the kernel switching
+//!   between them, and about twice the p99 latency of plain pools for the same work.
 //! - **Tokio's blocking pool** (`spawn_blocking`, diesel-async's default): two hops per
 //!   query and a thread count that follows bursts (about 100 threads in the same run),
 //!   the shared queue contended by every connection.
-//! - **Inline, on the worker**: the fastest single query, but a write waiting for the
-//!   lock, or a checkpoint, stalls the worker and every task queued on it; two writers
-//!   waiting on a 2-worker runtime can stall the task that holds the lock until
-//!   `busy_timeout` ends.
+//! - **Always on the connection's thread** (keyroute's executor from 2026-12-02 to
+//!   2026-12-05): two thread wake-ups per query, 12-15 µs of CPU per request on these
+//!   VMs, about a quarter of a whole SQLite request over HTTP.
+//! - **Always inline, on the worker**: a write waiting for the lock behind a
+//!   transaction stalls the worker and every task queued on it; with every worker
+//!   stalled so, the transaction's own task cannot reach its `COMMIT` until
+//!   `busy_timeout` ends. The gate sends exactly those queries to the threads.
 //!
-//! With a thread per connection the process runs the Tokio workers, one thread per
-//! open SQLite connection (at most the sum of the SQLite pools' `max_size`), and
-//! whatever else the application starts, however heavy the load.
+//! The process runs the Tokio workers, at most one thread per open SQLite connection
+//! (at most the sum of the SQLite pools' `max_size`; none for a connection whose
+//! queries all ran inline), and whatever else the application starts, however heavy
+//! the load.
 //!
 //! Outside any runtime (a plain thread, `futures::executor::block_on`) a query runs on
 //! the calling thread: nothing else is scheduled there.
 //!
-//! Cancellation: a query future dropped while its query runs waits, in the drop, for
+//! Cancellation: a query that runs inline is finished before its future exists. A
+//! query future dropped while its query runs on the thread waits, in the drop, for
 //! that one statement to finish. The connection is shared with the running query
 //! (diesel-async keeps it in an `Arc<Mutex<_>>`), and handing it back to the pool
 //! while shared would make diesel-async panic on its next use. A panic inside a query
@@ -44,9 +52,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use std::time::Instant;
+
 use diesel_async::sync_connection_wrapper::SpawnBlocking;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
+
+use super::gate::Watched;
 
 /// What a query that could not run reports (diesel-async turns it into a
 /// `DatabaseError(UnableToSendCommand, ..)`).
@@ -66,6 +78,10 @@ pub struct ConnectionThread {
     /// The thread's mailbox and the thread, to wake it; `None` until the first query
     /// starts it.
     thread: Option<(Arc<Mailbox>, std::thread::Thread)>,
+    /// The connection's standing with its file's gate, which says when a query may run
+    /// on the calling worker instead; `None` (every query on the thread) for a
+    /// connection keyroute did not open itself.
+    watched: Option<Arc<Watched>>,
 }
 
 /// Where a connection's queries wait for its thread.
@@ -139,6 +155,38 @@ impl std::fmt::Debug for ConnectionThread {
 }
 
 impl ConnectionThread {
+    /// Makes this the executor of a connection keyroute opened: its queries run on the
+    /// calling worker while `watched`'s gate allows, on the connection's thread
+    /// otherwise.
+    pub(crate) fn gate(&mut self, watched: Arc<Watched>) {
+        self.watched = Some(watched);
+    }
+
+    /// Runs `task` on the connection's thread, whatever the gate says (opening the
+    /// connection: file I/O, before any gate applies).
+    pub(crate) fn on_thread<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> Pin<Box<dyn Future<Output = Result<R, TaskError>> + Send + 'a>>
+    where
+        R: Send + 'static,
+    {
+        let finished = Arc::new(Finished::default());
+        let (answer, answered) = oneshot::channel();
+        let job = Query {
+            task,
+            answer,
+            _signal: Signal(Arc::clone(&finished)),
+        };
+        match self.send(Box::new(move || job.run())) {
+            Ok(()) => Box::pin(Answer {
+                answered,
+                finished: Some(finished),
+            }),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
     /// Hands `job` to the connection's thread, starting it on the first query and again
     /// if it has gone.
     fn send(&mut self, job: Job) -> Result<(), TaskError> {
@@ -169,6 +217,9 @@ impl ConnectionThread {
 
 impl Drop for ConnectionThread {
     fn drop(&mut self) {
+        if let Some(watched) = &self.watched {
+            watched.close();
+        }
         // The thread finishes what it was given (a query dropped midway is waited for
         // by its caller), then ends.
         if let Some((mailbox, thread)) = self.thread.take() {
@@ -186,23 +237,19 @@ impl SpawnBlocking for ConnectionThread {
     where
         R: Send + 'static,
     {
-        if Handle::try_current().is_err() {
+        let Ok(runtime) = Handle::try_current() else {
             return Box::pin(std::future::ready(run(task)));
-        }
-        let finished = Arc::new(Finished::default());
-        let (answer, answered) = oneshot::channel();
-        let job = Query {
-            task,
-            answer,
-            _signal: Signal(Arc::clone(&finished)),
         };
-        match self.send(Box::new(move || job.run())) {
-            Ok(()) => Box::pin(Answer {
-                answered,
-                finished: Some(finished),
-            }),
-            Err(error) => Box::pin(std::future::ready(Err(error))),
+        if let Some(watched) = &self.watched
+            && runtime.runtime_flavor() == RuntimeFlavor::MultiThread
+            && watched.gate.inline_now()
+        {
+            let started = Instant::now();
+            let answer = run(task);
+            watched.gate.ran_inline(started.elapsed());
+            return Box::pin(std::future::ready(answer));
         }
+        self.on_thread(task)
     }
 
     fn get_runtime() -> Self {

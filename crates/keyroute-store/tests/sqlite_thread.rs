@@ -1,8 +1,13 @@
-//! Where SQLite queries run (see keyroute-pool's `sqlite_thread.rs`): each connection's
-//! queries on a thread of its own, never on a Tokio worker nor in Tokio's blocking
-//! pool; threads bounded by the connections and gone with them; a query waiting for
-//! the write lock leaves the workers free; and a future dropped mid-query leaves its
-//! connection whole on both runtime flavours.
+//! Where SQLite queries run (see keyroute-pool's `sqlite_gate.rs` and
+//! `sqlite_thread.rs`): on the calling worker while that cannot stall the runtime, and
+//! otherwise on a thread of the connection's own, never in Tokio's blocking pool:
+//! - a short query runs on the calling worker; inside a transaction, on a file where
+//!   another connection holds one, after a query ran long, on a connection whose
+//!   instrumentation was replaced, and on a current-thread runtime, on the
+//!   connection's thread;
+//! - writers waiting for a transaction held across an `.await` leave the workers free;
+//! - threads are bounded by the connections and gone with them;
+//! - a future dropped mid-query leaves its connection whole on both runtime flavours.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
@@ -14,7 +19,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
-use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, SimpleAsyncConnection, TransactionManager};
 use keyroute_core::{
     ApiKey, ApiKeyStore, Environment, KeyHash, KeyId, KeyQuery, KeyType, User, UserId, UserStore,
 };
@@ -240,6 +245,11 @@ async fn drop_listings_mid_flight() {
     let (ada, key) = user_with_keys(&store, 20_000).await;
 
     let all = KeyQuery::default();
+    // A transaction open on another connection of the file sends this one's queries to
+    // its thread (on a current-thread runtime they go there anyway).
+    let other = db.store_with(pool_of(1)).await.unwrap();
+    let mut holder = other.pool().get().await.unwrap();
+    Tm::begin_transaction(&mut holder).await.unwrap();
     for _ in 0..3 {
         let mut listing = pin!(store.get_user_api_keys(&ada.id, &all));
         // Poll until the query has been handed to the connection's thread, then drop it.
@@ -260,6 +270,7 @@ async fn drop_listings_mid_flight() {
     );
     let listed = store.get_user_api_keys(&ada.id, &all).await.unwrap();
     assert_eq!(listed.len(), 20_000);
+    Tm::rollback_transaction(&mut holder).await.unwrap();
 }
 
 /// On the multi-threaded runtime, a query future dropped while its query runs does
@@ -275,4 +286,265 @@ async fn query_dropped_mid_flight_on_the_multi_thread_runtime_leaves_the_connect
 #[tokio::test(flavor = "current_thread")]
 async fn query_dropped_mid_flight_on_a_current_thread_runtime_leaves_the_connection_whole() {
     drop_listings_mid_flight().await;
+}
+
+/// A pooled SQLite connection, as the store's pool lends it.
+type Conn = <keyroute_pool::Sqlite as keyroute_pool::Backend>::Connection;
+/// Its transaction manager: transactions opened through it are the ones the gate sees.
+type Tm = <Conn as AsyncConnection>::TransactionManager;
+
+/// Waits out the cool-down that opening a store starts: its migrations run long.
+async fn settled() {
+    tokio::time::sleep(keyroute_pool::SQLITE_COOL_DOWN + Duration::from_millis(50)).await;
+}
+
+/// Where a job on `conn` ran.
+#[derive(Debug, PartialEq, Eq)]
+enum Ran {
+    /// On the calling worker.
+    Inline,
+    /// On the connection's own thread.
+    OnItsThread,
+}
+
+async fn where_it_runs(conn: &mut Conn) -> Ran {
+    let caller = std::thread::current().id();
+    let (id, name) = conn
+        .spawn_blocking(|_| {
+            let here = std::thread::current();
+            Ok((here.id(), here.name().map(str::to_owned)))
+        })
+        .await
+        .unwrap();
+    if id == caller {
+        return Ran::Inline;
+    }
+    assert_eq!(
+        name.as_deref(),
+        Some(keyroute_pool::SQLITE_THREAD_NAME),
+        "neither the caller's thread nor the connection's"
+    );
+    Ran::OnItsThread
+}
+
+/// A short query runs on the calling worker; inside a transaction it runs on the
+/// connection's thread, and so do the queries of every other connection of the same
+/// file, until the transaction has committed or rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_run_on_the_worker_unless_a_transaction_is_open_on_the_file() {
+    let db = keyroute_testing::sqlite().unwrap();
+    let store = db.store_with(pool_of(2)).await.unwrap();
+    // Another pool on the same file shares its gate.
+    let other = db.store_with(pool_of(1)).await.unwrap();
+    let mut a = store.pool().get().await.unwrap();
+    let mut b = store.pool().get().await.unwrap();
+    let mut c = other.pool().get().await.unwrap();
+    settled().await;
+    assert_eq!(where_it_runs(&mut a).await, Ran::Inline);
+    assert_eq!(where_it_runs(&mut c).await, Ran::Inline);
+
+    for commit in [true, false] {
+        Tm::begin_transaction(&mut a).await.unwrap();
+        a.batch_execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+            .await
+            .unwrap();
+        assert_eq!(where_it_runs(&mut a).await, Ran::OnItsThread);
+        assert_eq!(where_it_runs(&mut b).await, Ran::OnItsThread);
+        assert_eq!(where_it_runs(&mut c).await, Ran::OnItsThread);
+        if commit {
+            Tm::commit_transaction(&mut a).await.unwrap();
+        } else {
+            Tm::rollback_transaction(&mut a).await.unwrap();
+        }
+        for conn in [&mut a, &mut b, &mut c] {
+            assert_eq!(where_it_runs(conn).await, Ran::Inline, "commit: {commit}");
+        }
+    }
+
+    // A transaction through the closure API, nested savepoints included.
+    let conn: &mut Conn = &mut a;
+    let inside = conn
+        .transaction::<_, diesel::result::Error, _>(async |a| {
+            let outer = where_it_runs(a).await;
+            let inner = a
+                .transaction::<_, diesel::result::Error, _>(async |a| Ok(where_it_runs(a).await))
+                .await?;
+            Ok((outer, inner, where_it_runs(a).await))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        inside,
+        (Ran::OnItsThread, Ran::OnItsThread, Ran::OnItsThread)
+    );
+    assert_eq!(where_it_runs(&mut b).await, Ran::Inline);
+}
+
+/// A query as slow as `rows` makes it: a recursive count, no table.
+fn counting(rows: u32) -> String {
+    format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) \
+         SELECT count(*) FROM c"
+    )
+}
+
+/// One query that ran longer than `SQLITE_LONG_QUERY` on the worker sends the file's
+/// queries to their threads for `SQLITE_COOL_DOWN`, then they run on the worker again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_ran_long_sends_the_file_to_threads_for_a_while() {
+    let db = keyroute_testing::sqlite().unwrap();
+    let store = db.store_with(pool_of(2)).await.unwrap();
+    let mut a = store.pool().get().await.unwrap();
+    let mut b = store.pool().get().await.unwrap();
+    settled().await;
+    assert_eq!(where_it_runs(&mut b).await, Ran::Inline);
+
+    let started = std::time::Instant::now();
+    a.batch_execute(&counting(2_000_000)).await.unwrap();
+    assert!(started.elapsed() > keyroute_pool::SQLITE_LONG_QUERY);
+    assert_eq!(where_it_runs(&mut a).await, Ran::OnItsThread);
+    assert_eq!(where_it_runs(&mut b).await, Ran::OnItsThread);
+
+    settled().await;
+    assert_eq!(where_it_runs(&mut a).await, Ran::Inline);
+    assert_eq!(where_it_runs(&mut b).await, Ran::Inline);
+}
+
+/// Queries over `SQLITE_INLINE_LIMIT` but short of `SQLITE_LONG_QUERY`: one alone (a
+/// worker preempted mid-query looks the same) changes nothing; `SQLITE_SLOW_IN_WINDOW`
+/// of them send the file's queries to their threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_slow_queries_send_the_file_to_threads() {
+    let db = keyroute_testing::sqlite().unwrap();
+    let store = db.store_with(pool_of(1)).await.unwrap();
+    let mut a = store.pool().get().await.unwrap();
+    let slow = counting(20_000);
+    settled().await;
+    // A window of short queries: the slow ones of opening the store are forgotten.
+    for _ in 0..keyroute_pool::SQLITE_WINDOW {
+        assert_eq!(where_it_runs(&mut a).await, Ran::Inline);
+    }
+    for i in 1..=keyroute_pool::SQLITE_SLOW_IN_WINDOW {
+        let started = std::time::Instant::now();
+        a.batch_execute(&slow).await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took > keyroute_pool::SQLITE_INLINE_LIMIT && took < keyroute_pool::SQLITE_LONG_QUERY,
+            "the slow query took {took:?}"
+        );
+        let expected = if i < keyroute_pool::SQLITE_SLOW_IN_WINDOW {
+            Ran::Inline
+        } else {
+            Ran::OnItsThread
+        };
+        assert_eq!(
+            where_it_runs(&mut a).await,
+            expected,
+            "after {i} slow queries"
+        );
+    }
+}
+
+/// On a current-thread runtime every query runs on its connection's thread: waiting
+/// there for a lock would otherwise block the runtime's only thread.
+#[tokio::test(flavor = "current_thread")]
+async fn on_a_current_thread_runtime_queries_run_on_their_threads() {
+    let db = keyroute_testing::sqlite().unwrap();
+    let store = db.store_with(pool_of(1)).await.unwrap();
+    let mut a = store.pool().get().await.unwrap();
+    assert_eq!(where_it_runs(&mut a).await, Ran::OnItsThread);
+}
+
+/// A connection whose instrumentation was replaced hides its transactions: the file's
+/// queries run on their threads until that connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_connections_instrumentation_sends_the_file_to_threads() {
+    let db = keyroute_testing::sqlite().unwrap();
+    let store = db.store_with(pool_of(2)).await.unwrap();
+    let mut a = store.pool().get().await.unwrap();
+    let mut b = store.pool().get().await.unwrap();
+    settled().await;
+    assert_eq!(where_it_runs(&mut b).await, Ran::Inline);
+    a.set_instrumentation(QueryPlaces::default());
+    assert_eq!(where_it_runs(&mut b).await, Ran::OnItsThread);
+    drop(a);
+    assert_eq!(
+        where_it_runs(&mut b).await,
+        Ran::OnItsThread,
+        "a is still open"
+    );
+    drop(b);
+    drop(store);
+
+    // Once the pool has closed its connections, a new one runs on the worker again.
+    let store = db.store_with(pool_of(1)).await.unwrap();
+    let mut c = store.pool().get().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while where_it_runs(&mut c).await != Ran::Inline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replaced connection still counts 10 s after its pool was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A transaction that holds the write lock across an `.await` while other tasks write:
+/// the writers wait on their connections' threads, so the workers stay free to finish
+/// the transaction, and every write completes long before `busy_timeout` (5 s). Were
+/// the writers to wait on the two workers, nothing would run the transaction's task
+/// until their waits timed out, and they would fail with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_waiting_for_a_transaction_leave_the_workers_free() {
+    let db = keyroute_testing::sqlite().unwrap();
+    let store = Arc::new(db.store_with(pool_of(10)).await.unwrap());
+    {
+        let mut conn = store.pool().get().await.unwrap();
+        conn.batch_execute("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+        // The file's first writes grow it and its WAL, and may run long enough to
+        // start a cool-down; the writes below are short.
+        for i in 0..20 {
+            conn.batch_execute(&format!("INSERT INTO t VALUES ({i})"))
+                .await
+                .unwrap();
+        }
+    }
+    settled().await;
+    let started = std::time::Instant::now();
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let holder = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut conn = store.pool().get().await.unwrap();
+            Tm::begin_transaction(&mut conn).await.unwrap();
+            conn.batch_execute("INSERT INTO t VALUES (0)")
+                .await
+                .unwrap();
+            locked.send(()).unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Tm::commit_transaction(&mut conn).await.unwrap();
+        })
+    };
+    is_locked.await.unwrap();
+    let writers: Vec<_> = (1..=8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut conn = store.pool().get().await.unwrap();
+                conn.batch_execute(&format!("INSERT INTO t VALUES ({i})"))
+                    .await
+            })
+        })
+        .collect();
+    holder.await.unwrap();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
 }
