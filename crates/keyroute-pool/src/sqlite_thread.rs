@@ -71,8 +71,10 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 /// show it.
 pub const THREAD_NAME: &str = "keyroute-sqlite";
 
-/// Runs each query of one SQLite connection on that connection's own thread (see the
-/// module docs). diesel-async makes one per connection.
+/// Runs each query of one SQLite connection on the calling worker when its file's gate
+/// allows, and on that connection's own thread otherwise (see the module docs); every
+/// query on the thread for a connection keyroute did not open. diesel-async makes one
+/// per connection.
 #[derive(Default)]
 pub struct ConnectionThread {
     /// The thread's mailbox and the thread, to wake it; `None` until the first query

@@ -97,8 +97,9 @@ async fn user_with_keys(store: &SqliteStore, count: usize) -> (User, ApiKey) {
     (ada, keys[0].clone())
 }
 
-/// Every query of a connection runs on that connection's own thread, named
-/// `keyroute-sqlite`: not on the calling worker, not in Tokio's blocking pool.
+/// Every query of a connection that runs on a thread runs on that connection's own,
+/// named `keyroute-sqlite`, never in Tokio's blocking pool. (Replacing the
+/// instrumentation, as this test does to see where queries run, sends them all there.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connections_queries_run_on_its_own_thread() {
     let db = keyroute_testing::sqlite().unwrap();

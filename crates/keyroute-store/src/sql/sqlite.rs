@@ -43,8 +43,8 @@ macro_rules! insert_rows {
 
 /// A read of at most one row (used by `queries.rs` for the key lookup), `None` when
 /// there is none, run on diesel's synchronous connection inside the wrapper's
-/// `spawn_blocking` (on the connection's own thread, keyroute-pool's
-/// [`ConnectionThread`](keyroute_pool::ConnectionThread)).
+/// `spawn_blocking` (on the calling worker or on the connection's own thread, as
+/// keyroute-pool's [`ConnectionThread`](keyroute_pool::ConnectionThread) decides).
 ///
 /// Why not diesel-async's `get_result`: `SyncConnectionWrapper` renders every query to
 /// its SQL text and collects its binds before handing it to its thread, and diesel's
