@@ -6,8 +6,8 @@
 //! A connection keyroute opens runs a query on the calling Tokio worker when its
 //! file's gate allows (`sqlite_gate.rs`: no transaction open on the file, no query of
 //! the file ran long in the last second, a multi-threaded runtime), and otherwise on
-//! a thread of the connection's own, started with its first such query and ended when
-//! the connection closes. A query waiting for SQLite's write lock behind a
+//! a thread of the connection's own, started when the connection opens (opening a
+//! file is I/O) and ended when it closes. A query waiting for SQLite's write lock behind a
 //! transaction (up to `busy_timeout`) therefore blocks only that connection's thread,
 //! never a Tokio worker and the tasks queued behind it. A connection opened some other
 //! way (`ConnectionThread::default()`) runs every query on its thread.
@@ -30,10 +30,9 @@
 //!   stalled so, the transaction's own task cannot reach its `COMMIT` until
 //!   `busy_timeout` ends. The gate sends exactly those queries to the threads.
 //!
-//! The process runs the Tokio workers, at most one thread per open SQLite connection
-//! (at most the sum of the SQLite pools' `max_size`; none for a connection whose
-//! queries all ran inline), and whatever else the application starts, however heavy
-//! the load.
+//! The process runs the Tokio workers, one thread per open SQLite connection (at most
+//! the sum of the SQLite pools' `max_size`; parked while the connection's queries run
+//! inline), and whatever else the application starts, however heavy the load.
 //!
 //! Outside any runtime (a plain thread, `futures::executor::block_on`) a query runs on
 //! the calling thread: nothing else is scheduled there.
@@ -51,7 +50,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
-
 use std::time::Instant;
 
 use diesel_async::sync_connection_wrapper::SpawnBlocking;
