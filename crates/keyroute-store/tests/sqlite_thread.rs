@@ -76,6 +76,18 @@ async fn watch_every_connection(store: &SqliteStore, size: u32, places: &QueryPl
     }
 }
 
+/// Polls `done` every 10 ms until it holds; fails if it still does not after 10 s.
+async fn within_10_s(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A user with `count` keys; returns the user and the first key.
 async fn user_with_keys(store: &SqliteStore, count: usize) -> (User, ApiKey) {
     let ada = User::new(UserId::new("user-ada").unwrap(), "ada", Utc::now());
@@ -195,14 +207,10 @@ async fn the_thread_ends_with_its_connection() {
 
     drop(store);
     // The pool closes its connections as it drops; the thread then sees its queue end.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{task} still runs 10 s after its connection closed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    within_10_s(&format!("{task} ends with its connection"), async || {
+        !path.exists()
+    })
+    .await;
 }
 
 /// A query waiting for SQLite's write lock blocks its connection's thread only: on a
@@ -503,14 +511,10 @@ async fn replacing_a_connections_instrumentation_sends_the_file_to_threads() {
     // Once the pool has closed its connections, a new one runs on the worker again.
     let store = db.store_with(pool_of(1)).await.unwrap();
     let mut c = store.pool().get().await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while where_it_runs(&mut c).await != Ran::Inline {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replaced connection still counts 10 s after its pool was dropped"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    within_10_s("the replaced connection stops counting", async || {
+        where_it_runs(&mut c).await == Ran::Inline
+    })
+    .await;
 }
 
 /// A transaction that holds the write lock across an `.await` while other tasks write:
