@@ -299,6 +299,9 @@ async fn query_dropped_mid_flight_on_a_current_thread_runtime_leaves_the_connect
 
 /// A pooled SQLite connection, as the store's pool lends it.
 type Conn = <keyroute_pool::Sqlite as keyroute_pool::Backend>::Connection;
+/// A connection lent by the store's pool without borrowing it.
+type Pooled =
+    bb8::PooledConnection<'static, <keyroute_pool::Sqlite as keyroute_pool::Backend>::Manager>;
 /// Its transaction manager: transactions opened through it are the ones the gate sees.
 type Tm = <Conn as AsyncConnection>::TransactionManager;
 
@@ -345,6 +348,24 @@ async fn runs_inline(conn: &mut Conn) -> bool {
     }
     settled().await;
     where_it_runs(conn).await == Ran::Inline
+}
+
+/// A store of two connections on a fresh file, both connections, and the cool-down of
+/// opening it waited out: a job on either runs on the calling worker.
+async fn settled_pair() -> (
+    keyroute_testing::TestDatabase<keyroute_pool::Sqlite>,
+    SqliteStore,
+    Pooled,
+    Pooled,
+) {
+    let db = keyroute_testing::sqlite().unwrap();
+    let store = db.store_with(pool_of(2)).await.unwrap();
+    let mut a = store.pool().get_owned().await.unwrap();
+    let mut b = store.pool().get_owned().await.unwrap();
+    settled().await;
+    assert!(runs_inline(&mut a).await);
+    assert!(runs_inline(&mut b).await);
+    (db, store, a, b)
 }
 
 /// A short query runs on the calling worker; inside a transaction it runs on the
@@ -412,12 +433,7 @@ fn counting(rows: u32) -> String {
 /// queries to their threads for `SQLITE_COOL_DOWN`, then they run on the worker again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_that_ran_long_sends_the_file_to_threads_for_a_while() {
-    let db = keyroute_testing::sqlite().unwrap();
-    let store = db.store_with(pool_of(2)).await.unwrap();
-    let mut a = store.pool().get().await.unwrap();
-    let mut b = store.pool().get().await.unwrap();
-    settled().await;
-    assert!(runs_inline(&mut b).await);
+    let (_db, _store, mut a, mut b) = settled_pair().await;
 
     let started = std::time::Instant::now();
     a.batch_execute(&counting(2_000_000)).await.unwrap();
@@ -491,12 +507,7 @@ async fn on_a_current_thread_runtime_queries_run_on_their_threads() {
 /// queries run on their threads until that connection closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_a_connections_instrumentation_sends_the_file_to_threads() {
-    let db = keyroute_testing::sqlite().unwrap();
-    let store = db.store_with(pool_of(2)).await.unwrap();
-    let mut a = store.pool().get().await.unwrap();
-    let mut b = store.pool().get().await.unwrap();
-    settled().await;
-    assert!(runs_inline(&mut b).await);
+    let (db, store, mut a, mut b) = settled_pair().await;
     a.set_instrumentation(QueryPlaces::default());
     assert_eq!(where_it_runs(&mut b).await, Ran::OnItsThread);
     drop(a);
