@@ -61,11 +61,14 @@ pub const LONG_QUERY: Duration = Duration::from_millis(20);
 pub const WINDOW: u32 = 128;
 
 /// How many slow queries among [`WINDOW`] send the file's queries to their threads: a
-/// quarter. With 4 the HTTP benchmark's point queries, slow only when the OS
-/// preempted their worker, sent a SQLite service to the threads about once a second.
+/// quarter. The HTTP benchmark's point queries are slow only when the OS preempts
+/// their worker mid-query; with 4 that still sent them to the threads often enough
+/// that its `open` mode cost 39.4 µs of server CPU per request, against 34.2 with 32
+/// and 44-46 with every query on the threads (BENCHMARKS.md).
 pub const SLOW_IN_WINDOW: u32 = 32;
 
-/// How long a file's queries go to their threads after one ran long inline.
+/// How long a file's queries go to their threads after they ran long inline
+/// ([`LONG_QUERY`], [`SLOW_IN_WINDOW`]).
 pub const COOL_DOWN: Duration = Duration::from_secs(1);
 
 /// What every connection of one database file shares: whether its queries may run
