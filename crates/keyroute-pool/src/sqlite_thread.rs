@@ -37,6 +37,10 @@
 //! Outside any runtime (a plain thread, `futures::executor::block_on`) a query runs on
 //! the calling thread: nothing else is scheduled there.
 //!
+//! Yielding: awaiting a query that ran inline spends the task's Tokio budget, as
+//! awaiting the thread's answer does, so a loop of short queries yields to the worker's
+//! other tasks now and then.
+//!
 //! Cancellation: a query that runs inline is finished before its future exists. A
 //! query future dropped while its query runs on the thread waits, in the drop, for
 //! that one statement to finish. The connection is shared with the running query
@@ -247,7 +251,10 @@ impl SpawnBlocking for ConnectionThread {
             let started = Instant::now();
             let answer = run(task);
             watched.gate.ran_inline(started.elapsed());
-            return Box::pin(std::future::ready(answer));
+            // The answer is ready, but awaiting it spends the task's Tokio budget as
+            // awaiting the thread's did: a loop of short queries still yields to the
+            // worker's other tasks every so often instead of holding the worker.
+            return Box::pin(tokio::task::coop::cooperative(std::future::ready(answer)));
         }
         self.on_thread(task)
     }

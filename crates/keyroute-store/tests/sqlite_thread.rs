@@ -503,6 +503,52 @@ async fn on_a_current_thread_runtime_queries_run_on_their_threads() {
     assert_eq!(where_it_runs(&mut a).await, Ran::OnItsThread);
 }
 
+/// A loop of short queries, all run on the worker, still lets the worker's other tasks
+/// run: awaiting each spends the task's Tokio budget, so the loop yields now and then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_loop_of_inline_queries_yields_to_other_tasks() {
+    let (_db, _store, a, _b) = settled_pair().await;
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ticker = {
+        let ticks = Arc::clone(&ticks);
+        tokio::spawn(async move {
+            loop {
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut a = Some(a);
+    // An attempt counts when all of its 1 000 queries ran on the worker: a machine that
+    // stalls one past 20 ms starts a cool-down, and the rest run on the thread.
+    for _ in 0..3 {
+        let (conn, inline, during) = {
+            let (mut conn, ticks) = (a.take().unwrap(), Arc::clone(&ticks));
+            tokio::spawn(async move {
+                assert!(runs_inline(&mut conn).await);
+                let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+                let mut inline = 0;
+                for _ in 0..1_000 {
+                    if where_it_runs(&mut conn).await == Ran::Inline {
+                        inline += 1;
+                    }
+                }
+                let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+                (conn, inline, during)
+            })
+            .await
+            .unwrap()
+        };
+        a = Some(conn);
+        if inline == 1_000 {
+            ticker.abort();
+            assert!(during > 0, "the other task never ran during the loop");
+            return;
+        }
+    }
+    panic!("no attempt ran all of its queries on the worker");
+}
+
 /// A connection whose instrumentation was replaced hides its transactions: the file's
 /// queries run on their threads until that connection closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
