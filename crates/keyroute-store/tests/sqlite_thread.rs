@@ -6,6 +6,7 @@
 //!   instrumentation was replaced, and on a current-thread runtime, on the
 //!   connection's thread;
 //! - writers waiting for a transaction held across an `.await` leave the workers free;
+//! - a loop of queries that run on the worker still yields to its other tasks;
 //! - threads are bounded by the connections and gone with them;
 //! - a future dropped mid-query leaves its connection whole on both runtime flavours.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
