@@ -27,7 +27,7 @@ impl<B: Backend> DbPool<B> {
         tokio::task::spawn_blocking(move || B::run_migrations_from(conn, source))
             .await
             .map_err(StoreError::migration)?
-            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+            .map_err(|e| self.migration_error(e))
     }
 
     /// As [`run_migrations_from`](Self::run_migrations_from), in PostgreSQL schema
@@ -52,7 +52,7 @@ impl<B: Backend> DbPool<B> {
         tokio::task::spawn_blocking(move || B::run_migrations_from(conn, source))
             .await
             .map_err(StoreError::migration)?
-            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+            .map_err(|e| self.migration_error(e))
     }
 
     /// The migration versions recorded in PostgreSQL schema `schema`, oldest first,
@@ -66,7 +66,7 @@ impl<B: Backend> DbPool<B> {
         tokio::task::spawn_blocking(move || B::applied_migrations(conn))
             .await
             .map_err(StoreError::migration)?
-            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+            .map_err(|e| self.migration_error(e))
     }
 
     /// A connection of its own (its pool of one is dropped with it) with `schema` alone
@@ -96,7 +96,7 @@ impl<B: Backend> DbPool<B> {
         };
         conn.batch_execute(&format!("{create}SET search_path TO {schema}"))
             .await
-            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
+            .map_err(|e| self.migration_error(e))?;
         Ok(conn)
     }
 
@@ -115,10 +115,8 @@ impl<B: Backend> DbPool<B> {
             let mut unit = self.unit().await?;
             let mut versions = B::applied_versions(&mut unit)
                 .await
-                .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
-            unit.commit()
-                .await
-                .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))?;
+                .map_err(|e| self.migration_error(e))?;
+            unit.commit().await.map_err(|e| self.migration_error(e))?;
             versions.sort();
             return Ok(versions);
         }
@@ -126,6 +124,11 @@ impl<B: Backend> DbPool<B> {
         tokio::task::spawn_blocking(move || B::applied_migrations(conn))
             .await
             .map_err(StoreError::migration)?
-            .map_err(|e| StoreError::migration(self.url().redact(&e.to_string())))
+            .map_err(|e| self.migration_error(e))
+    }
+
+    /// A migration failure, its message redacted of the pool's URL.
+    fn migration_error(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::migration(self.url().redact(&e.to_string()))
     }
 }
