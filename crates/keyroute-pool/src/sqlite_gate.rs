@@ -117,14 +117,16 @@ impl Gate {
         gate
     }
 
-    fn since_epoch(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    /// Nanoseconds from the gate's epoch to `now`.
+    fn since_epoch(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Whether a query may run inline now.
-    pub(crate) fn inline_now(&self) -> bool {
+    /// Whether a query may run inline at `now` (the caller's one clock reading, which
+    /// also times the query).
+    pub(crate) fn inline_at(&self, now: Instant) -> bool {
         self.open.load(Ordering::Acquire) == 0
-            && self.threads_until.load(Ordering::Relaxed) <= self.since_epoch()
+            && self.threads_until.load(Ordering::Relaxed) <= self.since_epoch(now)
     }
 
     /// Records how long a query took inline.
@@ -140,7 +142,7 @@ impl Gate {
         }
         if cool {
             let until = self
-                .since_epoch()
+                .since_epoch(Instant::now())
                 .saturating_add(u64::try_from(COOL_DOWN.as_nanos()).unwrap_or(u64::MAX));
             self.threads_until.fetch_max(until, Ordering::Relaxed);
             tracing::debug!(

@@ -244,11 +244,11 @@ impl SpawnBlocking for ConnectionThread {
         let Ok(runtime) = Handle::try_current() else {
             return Box::pin(std::future::ready(run(task)));
         };
+        let started = Instant::now();
         if let Some(watched) = &self.watched
             && runtime.runtime_flavor() == RuntimeFlavor::MultiThread
-            && watched.gate.inline_now()
+            && watched.gate.inline_at(started)
         {
-            let started = Instant::now();
             let answer = run(task);
             watched.gate.ran_inline(started.elapsed());
             // The answer is ready, but awaiting it spends the task's Tokio budget as
