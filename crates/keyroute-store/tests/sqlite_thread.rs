@@ -9,6 +9,10 @@
 //! - a loop of queries that run on the worker still yields to its other tasks;
 //! - threads are bounded by the connections and gone with them;
 //! - a future dropped mid-query leaves its connection whole on both runtime flavours.
+//!
+//! Past 500 lines on purpose: every test here shares the same set-up and the same
+//! probe of where a job ran (`settled_pair`, `where_it_runs`, `runs_inline`), and one
+//! file is one test binary to build.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
