@@ -131,9 +131,11 @@ impl Principal {
     }
 
     /// Records where the usage limits stood when this request was admitted (the
-    /// resolver does this; the HTTP layer turns it into `RateLimit` headers).
-    pub fn with_usage(mut self, usage: Vec<LimitUsage>) -> Self {
-        self.usage = (!usage.is_empty()).then(|| usage.into());
+    /// resolver does this; the HTTP layer turns it into `RateLimit` headers). A
+    /// `Vec` will do; an `Arc<[LimitUsage]>` is kept as it is, with no copy.
+    pub fn with_usage(mut self, usage: impl Into<Arc<[LimitUsage]>>) -> Self {
+        let usage = usage.into();
+        self.usage = (!usage.is_empty()).then_some(usage);
         self
     }
 

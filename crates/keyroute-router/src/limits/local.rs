@@ -8,6 +8,8 @@
 //! dropped (they start full again: lenient, never stricter), and a warning is logged.
 
 use std::hash::BuildHasher as _;
+
+use hashbrown::hash_table::Entry as Slot;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -85,12 +87,7 @@ impl LocalLimiter {
     /// together (in order), so concurrent checks of shared limiters are exact.
     pub fn check(&self, checks: &[Check<'_>], cost: u64) -> Verdict {
         if let [one] = checks {
-            // The common case: one limit, one shard, no allocation but a new entry.
-            let hash = self.hash(one.subject);
-            let mut shard = self.lock(Self::shard_of(hash));
-            let now = self.now();
-            let decision = decide(&shard, one, hash, now, cost);
-            return self.conclude(&mut [&mut shard], &[(0, hash, decision)], checks, now, cost);
+            return self.check_one(one, cost);
         }
         let hashes: Vec<u64> = checks.iter().map(|c| self.hash(c.subject)).collect();
         let mut order: Vec<usize> = hashes.iter().map(|&h| Self::shard_of(h)).collect();
@@ -108,6 +105,47 @@ impl LocalLimiter {
             .collect();
         let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         self.conclude(&mut shards, &decisions, checks, now, cost)
+    }
+
+    /// The common case: one limit, one shard, one probe of its table, no allocation
+    /// but a new entry.
+    fn check_one(&self, check: &Check<'_>, cost: u64) -> Verdict {
+        let hash = self.hash(check.subject);
+        let mut shard = self.lock(Self::shard_of(hash));
+        let now = self.now();
+        let room = shard.len() < self.per_shard;
+        let eq = |e: &Entry| *e.subject == *check.subject;
+        let entry = shard.entry(hash, eq, |e| self.hash(&e.subject));
+        let tat = match &entry {
+            Slot::Occupied(found) => found.get().tat,
+            Slot::Vacant(_) => 0,
+        };
+        let decision = check.gcra.check(tat, now, cost);
+        let statuses = smallvec::smallvec![status(&decision)];
+        match decision {
+            GcraDecision::Refuse { retry_after, .. } => {
+                return Verdict::Refused {
+                    index: 0,
+                    retry_after: Duration::from_nanos(retry_after),
+                    statuses,
+                };
+            }
+            GcraDecision::Admit { tat, .. } if cost > 0 => match entry {
+                Slot::Occupied(mut found) => found.get_mut().tat = tat,
+                Slot::Vacant(free) if room => {
+                    free.insert(Entry {
+                        subject: check.subject.into(),
+                        tat,
+                    });
+                }
+                // A full shard: `store` makes room first.
+                Slot::Vacant(_) => {
+                    self.store(&mut shard, check.subject, hash, tat, now);
+                }
+            },
+            _ => {}
+        }
+        Verdict::Admitted(statuses)
     }
 
     /// Returns `cost` to every limiter in `checks` (the request was admitted by the
@@ -263,6 +301,31 @@ mod tests {
             assert!(engine.check(&[fast], 1).admitted());
         }
         assert!(engine.tracked() <= 640 + SHARDS, "{}", engine.tracked());
+    }
+
+    proptest::proptest! {
+        /// One limit alone (the single-probe path) decides as it does among several
+        /// (the general path), whatever the order of subjects and costs (0 included,
+        /// which checks without spending).
+        #[test]
+        fn one_limit_decides_as_several_do(
+            steps in proptest::collection::vec((0usize..3, 0u64..4), 1..120),
+        ) {
+            let alone = LocalLimiter::new(1000);
+            let among = LocalLimiter::new(1000);
+            let subjects = ["key:a:r", "key:b:r", "user:c:r"];
+            let roomy = check("key:roomy:r", 1_000_000, 1_000_000);
+            for (i, cost) in steps {
+                let limit = check(subjects[i], 1, 5);
+                let one = alone.check(&[limit], cost);
+                let several = among.check(&[limit, roomy], cost);
+                proptest::prop_assert_eq!(one.admitted(), several.admitted());
+                let remaining = |v: &Verdict| match v {
+                    Verdict::Admitted(s) | Verdict::Refused { statuses: s, .. } => s[0].remaining,
+                };
+                proptest::prop_assert_eq!(remaining(&one), remaining(&several));
+            }
+        }
     }
 
     /// Refund gives back what was spent.

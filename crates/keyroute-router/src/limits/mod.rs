@@ -234,7 +234,7 @@ impl Limiter {
         }
         let checks = checks(&limits);
         let decided = match self.inner.local.check(&checks, cost) {
-            Verdict::Admitted(statuses) => Ok(usage(&limits, &statuses)),
+            Verdict::Admitted(statuses) => Ok(usage::<Arc<[LimitUsage]>>(&limits, &statuses)),
             Verdict::Refused {
                 index,
                 retry_after,
@@ -289,7 +289,7 @@ impl Limiter {
                 return Err(AuthError::Store(error));
             }
         }
-        let usage = usage(&limits, &statuses);
+        let usage = usage::<Arc<[LimitUsage]>>(&limits, &statuses);
         drop(checks);
         drop(limits);
         Ok(principal.with_usage(usage))
@@ -354,11 +354,20 @@ fn subject(limit: &RateLimit, principal: &Principal) -> String {
         LimitScope::Tenant => tenant.unwrap_or(own),
         _ => own,
     };
-    format!(
-        "{scope}:{}:{owner}:{}",
+    // Pieced together at its exact length: this runs for every limit of every limited
+    // request, and `format!` would grow its buffer and go through the formatter.
+    let parts = [
+        scope,
+        ":",
         principal.environment().as_str(),
-        limit.name()
-    )
+        ":",
+        owner,
+        ":",
+        limit.name(),
+    ];
+    let mut subject = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    parts.iter().for_each(|p| subject.push_str(p));
+    subject
 }
 
 /// What the step decided without awaiting anything ([`Limiter::admit_in_process`]).
@@ -382,8 +391,9 @@ fn checks<'a>(limits: &'a [Applicable<'_>]) -> smallvec::SmallVec<[Check<'a>; 4]
         .collect()
 }
 
-/// Where each limit stands after an admitted request.
-fn usage(limits: &[Applicable<'_>], statuses: &[LimitStatus]) -> Vec<LimitUsage> {
+/// Where each limit stands after an admitted request, collected straight into what
+/// the caller keeps (the principal's `Arc<[LimitUsage]>`: one allocation).
+fn usage<C: FromIterator<LimitUsage>>(limits: &[Applicable<'_>], statuses: &[LimitStatus]) -> C {
     limits
         .iter()
         .zip(statuses)
