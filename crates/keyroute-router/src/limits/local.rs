@@ -8,10 +8,10 @@
 //! dropped (they start full again: lenient, never stricter), and a warning is logged.
 
 use std::hash::BuildHasher as _;
-
-use hashbrown::hash_table::Entry as Slot;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use hashbrown::hash_table::Entry as Slot;
 
 #[cfg(test)]
 use keyroute_core::limits::Gcra;
