@@ -244,17 +244,19 @@ impl SpawnBlocking for ConnectionThread {
         let Ok(runtime) = Handle::try_current() else {
             return Box::pin(std::future::ready(run(task)));
         };
-        let started = Instant::now();
         if let Some(watched) = &self.watched
             && runtime.runtime_flavor() == RuntimeFlavor::MultiThread
-            && watched.gate.inline_at(started)
         {
-            let answer = run(task);
-            watched.gate.ran_inline(started.elapsed());
-            // The answer is ready, but awaiting it spends the task's Tokio budget as
-            // awaiting the thread's did: a loop of short queries still yields to the
-            // worker's other tasks every so often instead of holding the worker.
-            return Box::pin(tokio::task::coop::cooperative(std::future::ready(answer)));
+            // Read only for a query that may run inline: it decides, then times it.
+            let started = Instant::now();
+            if watched.gate.inline_at(started) {
+                let answer = run(task);
+                watched.gate.ran_inline(started.elapsed());
+                // The answer is ready, but awaiting it spends the task's Tokio budget as
+                // awaiting the thread's did: a loop of short queries still yields to the
+                // worker's other tasks every so often instead of holding the worker.
+                return Box::pin(tokio::task::coop::cooperative(std::future::ready(answer)));
+            }
         }
         self.on_thread(task)
     }
