@@ -6,8 +6,9 @@
 //! of the connection's own ([`ConnectionThread`]) otherwise, so a query that waits for
 //! a transaction's lock never blocks a worker (`sqlite_gate.rs`). Each connection
 //! enables foreign keys, waits up to 5 s for a busy database instead of failing, and
-//! (for files) uses WAL so readers never block the writer. An in-memory database exists only inside its one connection,
-//! so its pool holds exactly one connection and never recycles it.
+//! (for files) uses WAL so readers never block the writer. An in-memory database
+//! exists only inside its one connection, so its pool holds exactly one connection and
+//! never recycles it.
 //!
 //! Checkouts use [`RecyclingCheck::Fast`] unless told otherwise: the database is a
 //! file opened in this process, so the `SELECT 1` of `Verified` can find nothing
